@@ -1,0 +1,70 @@
+# phoenix: `make demo` and `make test` are the two commands; both set up what they need.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+ENV ?= sandbox
+
+# Quiet and offline: the node 20 end-of-life banner from jsii, the CDK CLI's version
+# check and telemetry, npm's update notifier, and the AWS SDKs' probe of the EC2
+# instance metadata endpoint (synthesis needs no credentials) are all switched off.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export CDK_DISABLE_VERSION_CHECK := 1
+export CDK_DISABLE_CLI_TELEMETRY := true
+export NPM_CONFIG_UPDATE_NOTIFIER := false
+export NPM_CONFIG_FUND := false
+export NPM_CONFIG_AUDIT := false
+export AWS_EC2_METADATA_DISABLED := true
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+PY_STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+
+.PHONY: help setup demo test lint typecheck unit synth bench clean
+
+help:
+	@echo "make demo   set up, synthesize the '$(ENV)' environment and summarize it"
+	@echo "make test   set up, then lint, type-check and run every test"
+	@echo "make synth  synthesize ENV=$(ENV) with the CDK CLI into cdk.out/"
+	@echo "make lint   ruff (lint and format check) and mypy"
+	@echo "make bench  run the benchmarks in bench/"
+	@echo "make clean  remove cdk.out, .venv, node_modules and caches"
+
+# Set-up is keyed on the requirement and lock files: it runs again only when they change.
+$(PY_STAMP): requirements.txt requirements-dev.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "phoenix needs Python 3.11 or newer")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+setup: $(PY_STAMP) $(NODE_STAMP)
+
+synth: setup
+	npx cdk synth --quiet -c env=$(ENV) '**'
+	$(BIN)/cfn-lint --non-zero-exit-code error -- cdk.out/assembly-*/*.template.json
+
+demo: synth
+	$(BIN)/python -m infra.summary cdk.out
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy --strict functions local
+	$(BIN)/mypy app.py infra tests bench
+
+test: lint
+	$(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/python bench/synth.py
+
+clean:
+	rm -rf cdk.out $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

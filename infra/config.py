@@ -1,0 +1,380 @@
+"""The environment config: pydantic models, loading from `config/<name>.yaml`, and errors.
+
+Every value a stack uses comes from here, validated before any construct is built, so
+a bad config stops synthesis with one line naming the file, the field and the value.
+Durations and sizes carry their unit in the field name (`bake_time_minutes`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import itertools
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+DEFAULT_ENVIRONMENT = "sandbox"
+
+# CloudWatch Logs accepts only these retention periods (PutRetentionPolicy).
+LOG_RETENTION_DAYS = (
+    *(1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731),
+    *(1096, 1827, 2192, 2557, 2922, 3288, 3653),
+)
+
+_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
+
+
+class ConfigError(Exception):
+    """A config that cannot be used; the message is one line fit for a terminal."""
+
+
+def _region(value: str) -> str:
+    if not _REGION.match(value):
+        raise ValueError("is not an AWS region name such as us-east-1")
+    return value
+
+
+def _private_cidr(value: str) -> str:
+    try:
+        network = ipaddress.IPv4Network(value, strict=True)
+    except ValueError as err:
+        raise ValueError(f"is not an IPv4 CIDR block ({err})") from None
+    if not 16 <= network.prefixlen <= 24:
+        raise ValueError("must have a prefix between /16 and /24 (VPC limits, room for subnets)")
+    if not network.is_private:
+        raise ValueError("must be a private (RFC 1918) range")
+    return str(network)
+
+
+Region = Annotated[str, AfterValidator(_region)]
+Cidr = Annotated[str, AfterValidator(_private_cidr)]
+Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,23}$")]
+AccountId = Annotated[str, Field(pattern=r"^\d{12}$")]
+Architecture = Literal["arm64", "x86_64"]
+Percent = Annotated[int, Field(ge=1, le=100)]
+
+
+class StrictModel(BaseModel):
+    """Unknown keys are errors: a misspelt option must never be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NetworkConfig(StrictModel):
+    """The VPC of one region: public subnets for the load balancer, private ones for instances.
+
+    The zones are the first `availability_zones` of the region at deploy time
+    (`Fn::GetAZs`): synthesis never looks them up in an account, and no zone name is
+    hard-coded into a template.
+    """
+
+    cidr: Cidr
+    availability_zones: Annotated[int, Field(ge=2, le=6)] = 2
+    nat_gateways: Annotated[int, Field(ge=1, le=6)] = 1
+
+    @model_validator(mode="after")
+    def _nat_per_zone_at_most(self) -> NetworkConfig:
+        if self.nat_gateways > self.availability_zones:
+            raise ValueError(
+                f"nat_gateways ({self.nat_gateways}) cannot exceed "
+                f"availability_zones ({self.availability_zones})"
+            )
+        return self
+
+
+class DisasterRecoveryRegion(StrictModel):
+    region: Region
+    network: NetworkConfig
+
+
+class NotificationsConfig(StrictModel):
+    emails: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]] = []
+
+
+class LambdaConfig(StrictModel):
+    """Settings shared by every phoenix Lambda function."""
+
+    # Version of the AWS-managed layer AWSLambdaPowertoolsPythonV3-<runtime>-arm64.
+    powertools_layer_version: Annotated[int, Field(ge=1)] = 27
+    log_retention_days: int = 365
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _known_retention(cls, value: int) -> int:
+        if value not in LOG_RETENTION_DAYS:
+            raise ValueError(
+                f"must be one of the CloudWatch Logs retention periods {LOG_RETENTION_DAYS}"
+            )
+        return value
+
+
+class ImagePipelineConfig(StrictModel):
+    """One EC2 Image Builder pipeline baking a golden AMI."""
+
+    name: Name
+    version: Annotated[str, Field(pattern=r"^\d+\.\d+\.\d+$")] = "1.0.0"
+    architecture: Architecture = "arm64"
+    parent_image_ssm_parameter: Annotated[str, Field(pattern=r"^/[A-Za-z0-9_./-]+$")] = (
+        "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64"
+    )
+    build_instance_types: Annotated[list[str], Field(min_length=1)] = ["t4g.medium"]
+    schedule: Annotated[str, Field(pattern=r"^cron\(.+\)$")] = "cron(0 4 ? * MON *)"
+    keep_images: Annotated[int, Field(ge=3, le=50)] = 5
+
+
+class CapacityConfig(StrictModel):
+    min: Annotated[int, Field(ge=0)] = 2
+    max: Annotated[int, Field(ge=1)] = 4
+
+    @model_validator(mode="after")
+    def _min_not_above_max(self) -> CapacityConfig:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
+class HealthCheckConfig(StrictModel):
+    path: Annotated[str, Field(pattern=r"^/\S*$")] = "/health"
+    interval_seconds: Annotated[int, Field(ge=5, le=300)] = 15
+    healthy_threshold: Annotated[int, Field(ge=2, le=10)] = 2
+    unhealthy_threshold: Annotated[int, Field(ge=2, le=10)] = 2
+    grace_period_seconds: Annotated[int, Field(ge=0, le=7200)] = 120
+    deregistration_delay_seconds: Annotated[int, Field(ge=0, le=3600)] = 30
+
+
+class AlarmThresholds(StrictModel):
+    """What "unhealthy" means for a fleet; every release gate and rollback reads these."""
+
+    error_rate_percent: Annotated[float, Field(gt=0, le=100)] = 5.0
+    p99_latency_ms: Annotated[int, Field(ge=1)] = 1000
+    unhealthy_hosts: Annotated[int, Field(ge=1)] = 1
+    evaluation_periods: Annotated[int, Field(ge=1, le=10)] = 2
+
+
+class RollingSettings(StrictModel):
+    """Instance Refresh settings; launch before terminate by default (100 / 200 percent)."""
+
+    min_healthy_percentage: Annotated[int, Field(ge=0, le=100)] = 100
+    max_healthy_percentage: Annotated[int, Field(ge=100, le=200)] = 200
+    checkpoint_percentages: list[Percent] = [50, 100]
+    checkpoint_delay_minutes: Annotated[int, Field(ge=0, le=120)] = 5
+    bake_time_minutes: Annotated[int, Field(ge=0, le=120)] = 5
+
+    @field_validator("checkpoint_percentages")
+    @classmethod
+    def _ascending_to_100(cls, steps: list[int]) -> list[int]:
+        return _ascending_steps_ending_at_100(steps)
+
+    @model_validator(mode="after")
+    def _room_to_replace(self) -> RollingSettings:
+        if self.max_healthy_percentage - self.min_healthy_percentage < 10:
+            raise ValueError(
+                "max_healthy_percentage must exceed min_healthy_percentage by at least 10"
+            )
+        return self
+
+
+class BlueGreenSettings(StrictModel):
+    bake_time_minutes: Annotated[int, Field(ge=0, le=120)] = 10
+    rollback_window_minutes: Annotated[int, Field(ge=0, le=1440)] = 30
+
+
+class CanarySettings(StrictModel):
+    steps: list[Percent] = [5, 25, 50, 100]
+    step_bake_time_minutes: Annotated[int, Field(ge=1, le=120)] = 5
+    rollback_window_minutes: Annotated[int, Field(ge=0, le=1440)] = 30
+
+    @field_validator("steps")
+    @classmethod
+    def _ascending_to_100(cls, steps: list[int]) -> list[int]:
+        return _ascending_steps_ending_at_100(steps)
+
+
+def _ascending_steps_ending_at_100(steps: list[int]) -> list[int]:
+    if not steps or steps[-1] != 100:
+        raise ValueError("must end at 100")
+    if any(later <= earlier for earlier, later in itertools.pairwise(steps)):
+        raise ValueError("must be strictly increasing")
+    return steps
+
+
+class FleetBase(StrictModel):
+    name: Name
+    image_pipeline: Name
+    instance_type: Annotated[str, Field(pattern=r"^[a-z0-9-]+\.[a-z0-9]+$")] = "t4g.small"
+    architecture: Architecture = "arm64"
+    bootstrap_ami: Annotated[str, Field(pattern=r"^ami-[0-9a-f]{8,17}$")] | None = None
+    capacity: CapacityConfig = CapacityConfig()
+    health_check: HealthCheckConfig = HealthCheckConfig()
+    alarms: AlarmThresholds = AlarmThresholds()
+    max_instance_lifetime_days: Annotated[int, Field(ge=1, le=365)] = 14
+    internet_facing: bool = True
+    certificate_arn: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:acm:")] | None = None
+
+
+class RollingFleet(FleetBase):
+    strategy: Literal["rolling"]
+    rolling: RollingSettings = RollingSettings()
+
+
+class BlueGreenFleet(FleetBase):
+    strategy: Literal["blue_green"]
+    blue_green: BlueGreenSettings = BlueGreenSettings()
+
+
+class CanaryFleet(FleetBase):
+    strategy: Literal["canary"]
+    canary: CanarySettings = CanarySettings()
+
+
+FleetConfig = Annotated[
+    RollingFleet | BlueGreenFleet | CanaryFleet, Field(discriminator="strategy")
+]
+STRATEGIES = ("rolling", "blue_green", "canary")
+
+
+class EnvironmentConfig(StrictModel):
+    """One environment: where it deploys, its network, its image pipelines and fleets.
+
+    `account` and `region` left out make the stacks environment-agnostic (the sandbox):
+    `cdk deploy` then takes them from the credentials in use. The account is never
+    looked up at synthesis; `CDK_DEFAULT_ACCOUNT` fills it in when set (see app.py).
+    """
+
+    name: Name
+    description: str = ""
+    account: AccountId | None = None
+    region: Region | None = None
+    deletion_protection: bool = True
+    network: NetworkConfig
+    disaster_recovery: list[DisasterRecoveryRegion] = []
+    notifications: NotificationsConfig = NotificationsConfig()
+    functions: LambdaConfig = LambdaConfig()
+    image_pipelines: Annotated[list[ImagePipelineConfig], Field(min_length=1)]
+    fleets: Annotated[list[FleetConfig], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EnvironmentConfig:
+        _unique("image_pipelines", [p.name for p in self.image_pipelines])
+        _unique("fleets", [f.name for f in self.fleets])
+        pipelines = {p.name: p for p in self.image_pipelines}
+        for index, fleet in enumerate(self.fleets):
+            pipeline = pipelines.get(fleet.image_pipeline)
+            if pipeline is None:
+                raise ValueError(
+                    f"fleets[{index}].image_pipeline: {fleet.image_pipeline!r} is not one of "
+                    f"the image_pipelines {sorted(pipelines)}"
+                )
+            if pipeline.architecture != fleet.architecture:
+                raise ValueError(
+                    f"fleets[{index}].architecture: {fleet.architecture!r} does not match "
+                    f"image pipeline {pipeline.name!r} ({pipeline.architecture!r})"
+                )
+        if self.disaster_recovery and self.region is None:
+            raise ValueError("disaster_recovery needs a primary region: set region")
+        _unique("disaster_recovery[].region", self.regions)
+        return self
+
+    @property
+    def regions(self) -> list[str | None]:
+        """The primary region (None when environment-agnostic), then the DR regions."""
+        return [self.region] + [dr.region for dr in self.disaster_recovery]
+
+
+def _unique(field: str, names: list[Any]) -> None:
+    seen: set[Any] = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"{field}: {name!r} appears more than once")
+        seen.add(name)
+
+
+def config_path(name: str, config_dir: Path = CONFIG_DIR) -> Path:
+    return config_dir / f"{name}.yaml"
+
+
+def available_environments(config_dir: Path = CONFIG_DIR) -> list[str]:
+    return sorted(path.stem for path in config_dir.glob("*.yaml"))
+
+
+def load_environment(name: str, config_dir: Path = CONFIG_DIR) -> EnvironmentConfig:
+    """Read and validate `config/<name>.yaml`; raise ConfigError with a one-line reason."""
+    path = config_path(name, config_dir)
+    shown = _shown(path)
+    if not path.is_file():
+        raise ConfigError(
+            f"{shown}: no such environment {name!r}; "
+            f"known: {', '.join(available_environments(config_dir)) or 'none'}"
+        )
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{shown}: not valid YAML: {' '.join(str(err).split())}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{shown}: expected a mapping of settings at the top level")
+    if raw.get("name", name) != name:
+        raise ConfigError(f"{shown}: name: {raw['name']!r} must match the file name {name!r}")
+    try:
+        return EnvironmentConfig.model_validate({"name": name, **raw})
+    except ValidationError as err:
+        raise ConfigError(f"{shown}: {describe_errors(err)}") from None
+
+
+def describe_errors(err: ValidationError) -> str:
+    """Flatten pydantic's errors into `field: value: reason` clauses joined on one line."""
+    clauses = []
+    for error in err.errors(include_url=False):
+        location = list(error["loc"])
+        value = error.get("input")
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "union_tag_invalid":
+            location.append(error["ctx"]["discriminator"].strip("'"))
+            value = error["ctx"]["tag"]
+            message = f"must be one of {', '.join(STRATEGIES)}"
+        elif error["type"] == "extra_forbidden":
+            message = "is not a known setting"
+        field = _dotted(location)
+        if error["type"] == "missing":
+            clauses.append(f"{field}: is required")
+        elif isinstance(value, dict):
+            # A check across several fields: its message names them.
+            clauses.append(f"{field}: {message}" if field else message)
+        else:
+            clauses.append(f"{field}: {_short(value)}: {message}")
+    return "; ".join(clauses)
+
+
+def _dotted(location: list[int | str]) -> str:
+    text = ""
+    for position, part in enumerate(location):
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif part in STRATEGIES and position > 0 and isinstance(location[position - 1], int):
+            continue  # pydantic's tag for the fleet's union member, not a key in the file
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

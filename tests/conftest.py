@@ -1,0 +1,64 @@
+"""Session fixtures: every phoenix app is synthesized once per test session."""
+
+from __future__ import annotations
+
+import os
+
+# Before jsii starts node: this machine's node 20 is past end of life, and the banner
+# jsii prints about it on every start would bury the test output.
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import cx_api
+
+from app import add_environments, new_app
+from infra.config import EnvironmentConfig, available_environments, load_environment
+from infra.stage import PhoenixStack, PhoenixStage
+
+
+@dataclass(frozen=True)
+class SynthesizedApp:
+    """A synthesized app and what tests ask of it."""
+
+    app: cdk.App
+    assembly: cx_api.CloudAssembly
+    configs: dict[str, EnvironmentConfig]
+
+    def stages(self) -> list[PhoenixStage]:
+        return [c for c in self.app.node.children if isinstance(c, PhoenixStage)]
+
+    def stacks(self) -> list[PhoenixStack]:
+        return [stack for stage in self.stages() for stack in stage.stacks]
+
+    def stack_artifacts(self) -> Iterator[cx_api.CloudFormationStackArtifact]:
+        yield from self.assembly.stacks_recursively
+
+    def template(self, stack_name: str) -> dict[str, Any]:
+        for artifact in self.stack_artifacts():
+            if artifact.stack_name == stack_name:
+                template: dict[str, Any] = artifact.template
+                return template
+        raise KeyError(stack_name)
+
+
+@pytest.fixture(scope="session")
+def environment_configs() -> dict[str, EnvironmentConfig]:
+    return {name: load_environment(name) for name in available_environments()}
+
+
+@pytest.fixture(scope="session")
+def synthesized(
+    tmp_path_factory: pytest.TempPathFactory, environment_configs: dict[str, EnvironmentConfig]
+) -> SynthesizedApp:
+    """Every config in config/, synthesized once, with cdk-nag applied as app.py does."""
+    outdir: Path = tmp_path_factory.mktemp("cdk.out")
+    app = new_app(outdir=str(outdir))
+    add_environments(app, list(environment_configs.values()))
+    return SynthesizedApp(app=app, assembly=app.synth(), configs=environment_configs)

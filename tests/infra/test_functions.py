@@ -1,0 +1,222 @@
+"""The Lambda factory: runtime, layer, tracing, logs, least privilege, typed environment."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk.assertions import Match, Template
+from cdk_nag import AwsSolutionsChecks
+
+from functions.common.settings import FunctionSettings
+from infra.config import LambdaConfig
+from infra.encryption import EnvironmentKey
+from infra.functions import FUNCTIONS_DIR, PhoenixFunction
+
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "probe"
+
+
+class ProbeSettings(FunctionSettings):
+    table_name: str
+
+
+@dataclass(frozen=True)
+class FactoryStack:
+    template: dict[str, Any]
+    asset_dir: Path
+    stack: cdk.Stack
+    config: LambdaConfig
+
+
+@pytest.fixture(scope="session")
+def factory_stack(tmp_path_factory: pytest.TempPathFactory) -> FactoryStack:
+    """One function built by the factory in its own app, synthesized once."""
+    # Given a source tree with the real common package and the probe handler
+    source = tmp_path_factory.mktemp("functions")
+    shutil.copy2(FUNCTIONS_DIR / "__init__.py", source / "__init__.py")
+    shutil.copytree(FUNCTIONS_DIR / "common", source / "common")
+    shutil.copytree(FIXTURE, source / "probe")
+    (source / "probe" / "__pycache__").mkdir(exist_ok=True)
+    (source / "probe" / "__pycache__" / "stale.pyc").write_bytes(b"not code")
+
+    outdir = tmp_path_factory.mktemp("cdk.out")
+    app = cdk.App(outdir=str(outdir), builtin_cloud_formation_validation=False)
+    stack = cdk.Stack(app, "FactoryTest", env=cdk.Environment(region="eu-west-1"))
+    config = LambdaConfig(powertools_layer_version=33, log_retention_days=90)
+    PhoenixFunction(
+        stack,
+        "Probe",
+        name="probe",
+        description="factory test",
+        settings=ProbeSettings(
+            environment="sandbox", service_name="phoenix-probe", table_name="ledger"
+        ),
+        config=config,
+        key=EnvironmentKey(stack, "Encryption", environment="sandbox").key,
+        source_root=source,
+    )
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    artifact = app.synth().get_stack_artifact("FactoryTest")
+    assets = json.loads((outdir / "FactoryTest.assets.json").read_text())
+    (asset,) = [a for a in assets["files"].values() if a["source"]["packaging"] == "zip"]
+    return FactoryStack(artifact.template, outdir / asset["source"]["path"], stack, config)
+
+
+def test_runtime_architecture_and_tracing(factory_stack: FactoryStack) -> None:
+    Template.from_json(factory_stack.template).has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Runtime": "python3.14",
+            "Architectures": ["arm64"],
+            "TracingConfig": {"Mode": "Active"},
+            "Handler": "functions.probe.handler.lambda_handler",
+        },
+    )
+
+
+def test_powertools_layer_is_the_managed_one_for_the_stack_region(
+    factory_stack: FactoryStack,
+) -> None:
+    function = next(
+        iter(
+            Template.from_json(factory_stack.template)
+            .find_resources("AWS::Lambda::Function")
+            .values()
+        )
+    )
+    (layer,) = function["Properties"]["Layers"]
+    arn = cdk.Stack.of(factory_stack.stack).resolve(layer)
+    text = json.dumps(arn)
+    assert "017000801446:layer:AWSLambdaPowertoolsPythonV3-python314-arm64:33" in text
+    assert "eu-west-1" in text or "AWS::Region" in text
+
+
+def test_logs_go_to_an_encrypted_group_with_the_configured_retention(
+    factory_stack: FactoryStack,
+) -> None:
+    template = Template.from_json(factory_stack.template)
+    template.has_resource_properties(
+        "AWS::Logs::LogGroup",
+        {"RetentionInDays": factory_stack.config.log_retention_days, "KmsKeyId": Match.any_value()},
+    )
+    template.has_resource_properties(
+        "AWS::Lambda::Function", {"LoggingConfig": {"LogGroup": Match.any_value()}}
+    )
+
+
+def test_role_may_write_only_to_its_own_log_group_and_x_ray(factory_stack: FactoryStack) -> None:
+    template = Template.from_json(factory_stack.template)
+    role = next(iter(template.find_resources("AWS::IAM::Role").values()))
+    assert "ManagedPolicyArns" not in role["Properties"]
+    (policy,) = template.find_resources("AWS::IAM::Policy").values()
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    granted = {
+        action
+        for statement in statements
+        for action in (
+            [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
+        )
+    }
+    assert granted == {
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+    }
+    for statement in statements:
+        actions = json.dumps(statement["Action"])
+        if "logs:" in actions:
+            assert statement["Resource"] != "*"
+
+
+def test_environment_comes_from_the_settings_model(factory_stack: FactoryStack) -> None:
+    Template.from_json(factory_stack.template).has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Environment": {
+                "Variables": {
+                    "PHOENIX_ENVIRONMENT": "sandbox",
+                    "PHOENIX_TABLE_NAME": "ledger",
+                    "POWERTOOLS_SERVICE_NAME": "phoenix-probe",
+                    "POWERTOOLS_METRICS_NAMESPACE": "Phoenix",
+                    "POWERTOOLS_LOG_LEVEL": "INFO",
+                }
+            }
+        },
+    )
+
+
+def test_package_holds_the_handler_and_common_and_nothing_stale(
+    factory_stack: FactoryStack,
+) -> None:
+    files = {
+        p.relative_to(factory_stack.asset_dir).as_posix()
+        for p in factory_stack.asset_dir.rglob("*")
+        if p.is_file()
+    }
+    assert "functions/__init__.py" in files
+    assert "functions/common/settings.py" in files
+    assert "functions/probe/handler.py" in files
+    assert not [f for f in files if "__pycache__" in f or f.endswith(".pyc")]
+
+
+def test_packaged_handler_runs_with_the_environment_the_template_gives_it(
+    factory_stack: FactoryStack,
+) -> None:
+    # Given the function's environment exactly as the template sets it
+    function = next(
+        iter(
+            Template.from_json(factory_stack.template)
+            .find_resources("AWS::Lambda::Function")
+            .values()
+        )
+    )
+    variables = function["Properties"]["Environment"]["Variables"]
+
+    # When the packaged handler is imported from the asset, as Lambda would, and invoked
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import json; from functions.probe.handler import lambda_handler; "
+            "print(json.dumps(lambda_handler({}, None)))",
+        ],
+        cwd=factory_stack.asset_dir,
+        env={"PATH": os.environ["PATH"], **variables},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+
+    # Then it reads back the settings the infrastructure gave it
+    assert json.loads(result.stdout) == {
+        "environment": "sandbox",
+        "service_name": "phoenix-probe",
+        "metrics_namespace": "Phoenix",
+        "log_level": "INFO",
+        "table_name": "ledger",
+    }
+
+
+def test_a_function_without_a_handler_is_refused(tmp_path: Path) -> None:
+    stack = cdk.Stack(cdk.App(), "Missing")
+    with pytest.raises(ValueError, match=r"nothere/handler\.py is missing"):
+        PhoenixFunction(
+            stack,
+            "Missing",
+            name="nothere",
+            description="x",
+            settings=ProbeSettings(environment="e", service_name="s", table_name="t"),
+            config=LambdaConfig(),
+            key=EnvironmentKey(stack, "K", environment="e").key,
+            source_root=tmp_path,
+        )
