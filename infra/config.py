@@ -7,22 +7,40 @@ Durations and sizes carry their unit in the field name (`bake_time_minutes`).
 
 from __future__ import annotations
 
-import ipaddress
-import itertools
-import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import yaml
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from infra.config_types import (
+    AccountId,
+    Architecture,
+    Cidr,
+    Name,
+    Region,
+    StrictModel,
+    unique_names,
 )
+from infra.fleet_config import (
+    STRATEGIES,
+    BlueGreenFleet,
+    CanaryFleet,
+    CanarySettings,
+    FleetConfig,
+    RollingFleet,
+)
+
+__all__ = [
+    "BlueGreenFleet",
+    "CanaryFleet",
+    "CanarySettings",
+    "ConfigError",
+    "EnvironmentConfig",
+    "FleetConfig",
+    "RollingFleet",
+    "load_environment",
+]
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 DEFAULT_ENVIRONMENT = "sandbox"
@@ -33,43 +51,9 @@ LOG_RETENTION_DAYS = (
     *(1096, 1827, 2192, 2557, 2922, 3288, 3653),
 )
 
-_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
-
 
 class ConfigError(Exception):
     """A config that cannot be used; the message is one line fit for a terminal."""
-
-
-def _region(value: str) -> str:
-    if not _REGION.match(value):
-        raise ValueError("is not an AWS region name such as us-east-1")
-    return value
-
-
-def _private_cidr(value: str) -> str:
-    try:
-        network = ipaddress.IPv4Network(value, strict=True)
-    except ValueError as err:
-        raise ValueError(f"is not an IPv4 CIDR block ({err})") from None
-    if not 16 <= network.prefixlen <= 24:
-        raise ValueError("must have a prefix between /16 and /24 (VPC limits, room for subnets)")
-    if not network.is_private:
-        raise ValueError("must be a private (RFC 1918) range")
-    return str(network)
-
-
-Region = Annotated[str, AfterValidator(_region)]
-Cidr = Annotated[str, AfterValidator(_private_cidr)]
-Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,23}$")]
-AccountId = Annotated[str, Field(pattern=r"^\d{12}$")]
-Architecture = Literal["arm64", "x86_64"]
-Percent = Annotated[int, Field(ge=1, le=100)]
-
-
-class StrictModel(BaseModel):
-    """Unknown keys are errors: a misspelt option must never be silently ignored."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class NetworkConfig(StrictModel):
@@ -134,117 +118,6 @@ class ImagePipelineConfig(StrictModel):
     keep_images: Annotated[int, Field(ge=3, le=50)] = 5
 
 
-class CapacityConfig(StrictModel):
-    min: Annotated[int, Field(ge=0)] = 2
-    max: Annotated[int, Field(ge=1)] = 4
-
-    @model_validator(mode="after")
-    def _min_not_above_max(self) -> CapacityConfig:
-        if self.min > self.max:
-            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
-        return self
-
-
-class HealthCheckConfig(StrictModel):
-    path: Annotated[str, Field(pattern=r"^/\S*$")] = "/health"
-    interval_seconds: Annotated[int, Field(ge=5, le=300)] = 15
-    healthy_threshold: Annotated[int, Field(ge=2, le=10)] = 2
-    unhealthy_threshold: Annotated[int, Field(ge=2, le=10)] = 2
-    grace_period_seconds: Annotated[int, Field(ge=0, le=7200)] = 120
-    deregistration_delay_seconds: Annotated[int, Field(ge=0, le=3600)] = 30
-
-
-class AlarmThresholds(StrictModel):
-    """What "unhealthy" means for a fleet; every release gate and rollback reads these."""
-
-    error_rate_percent: Annotated[float, Field(gt=0, le=100)] = 5.0
-    p99_latency_ms: Annotated[int, Field(ge=1)] = 1000
-    unhealthy_hosts: Annotated[int, Field(ge=1)] = 1
-    evaluation_periods: Annotated[int, Field(ge=1, le=10)] = 2
-
-
-class RollingSettings(StrictModel):
-    """Instance Refresh settings; launch before terminate by default (100 / 200 percent)."""
-
-    min_healthy_percentage: Annotated[int, Field(ge=0, le=100)] = 100
-    max_healthy_percentage: Annotated[int, Field(ge=100, le=200)] = 200
-    checkpoint_percentages: list[Percent] = [50, 100]
-    checkpoint_delay_minutes: Annotated[int, Field(ge=0, le=120)] = 5
-    bake_time_minutes: Annotated[int, Field(ge=0, le=120)] = 5
-
-    @field_validator("checkpoint_percentages")
-    @classmethod
-    def _ascending_to_100(cls, steps: list[int]) -> list[int]:
-        return _ascending_steps_ending_at_100(steps)
-
-    @model_validator(mode="after")
-    def _room_to_replace(self) -> RollingSettings:
-        if self.max_healthy_percentage - self.min_healthy_percentage < 10:
-            raise ValueError(
-                "max_healthy_percentage must exceed min_healthy_percentage by at least 10"
-            )
-        return self
-
-
-class BlueGreenSettings(StrictModel):
-    bake_time_minutes: Annotated[int, Field(ge=0, le=120)] = 10
-    rollback_window_minutes: Annotated[int, Field(ge=0, le=1440)] = 30
-
-
-class CanarySettings(StrictModel):
-    steps: list[Percent] = [5, 25, 50, 100]
-    step_bake_time_minutes: Annotated[int, Field(ge=1, le=120)] = 5
-    rollback_window_minutes: Annotated[int, Field(ge=0, le=1440)] = 30
-
-    @field_validator("steps")
-    @classmethod
-    def _ascending_to_100(cls, steps: list[int]) -> list[int]:
-        return _ascending_steps_ending_at_100(steps)
-
-
-def _ascending_steps_ending_at_100(steps: list[int]) -> list[int]:
-    if not steps or steps[-1] != 100:
-        raise ValueError("must end at 100")
-    if any(later <= earlier for earlier, later in itertools.pairwise(steps)):
-        raise ValueError("must be strictly increasing")
-    return steps
-
-
-class FleetBase(StrictModel):
-    name: Name
-    image_pipeline: Name
-    instance_type: Annotated[str, Field(pattern=r"^[a-z0-9-]+\.[a-z0-9]+$")] = "t4g.small"
-    architecture: Architecture = "arm64"
-    bootstrap_ami: Annotated[str, Field(pattern=r"^ami-[0-9a-f]{8,17}$")] | None = None
-    capacity: CapacityConfig = CapacityConfig()
-    health_check: HealthCheckConfig = HealthCheckConfig()
-    alarms: AlarmThresholds = AlarmThresholds()
-    max_instance_lifetime_days: Annotated[int, Field(ge=1, le=365)] = 14
-    internet_facing: bool = True
-    certificate_arn: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:acm:")] | None = None
-
-
-class RollingFleet(FleetBase):
-    strategy: Literal["rolling"]
-    rolling: RollingSettings = RollingSettings()
-
-
-class BlueGreenFleet(FleetBase):
-    strategy: Literal["blue_green"]
-    blue_green: BlueGreenSettings = BlueGreenSettings()
-
-
-class CanaryFleet(FleetBase):
-    strategy: Literal["canary"]
-    canary: CanarySettings = CanarySettings()
-
-
-FleetConfig = Annotated[
-    RollingFleet | BlueGreenFleet | CanaryFleet, Field(discriminator="strategy")
-]
-STRATEGIES = ("rolling", "blue_green", "canary")
-
-
 class EnvironmentConfig(StrictModel):
     """One environment: where it deploys, its network, its image pipelines and fleets.
 
@@ -258,6 +131,7 @@ class EnvironmentConfig(StrictModel):
     account: AccountId | None = None
     region: Region | None = None
     deletion_protection: bool = True
+    access_logs_retention_days: Annotated[int, Field(ge=1, le=3653)] = 90
     network: NetworkConfig
     disaster_recovery: list[DisasterRecoveryRegion] = []
     notifications: NotificationsConfig = NotificationsConfig()
@@ -267,8 +141,8 @@ class EnvironmentConfig(StrictModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> EnvironmentConfig:
-        _unique("image_pipelines", [p.name for p in self.image_pipelines])
-        _unique("fleets", [f.name for f in self.fleets])
+        unique_names("image_pipelines", [p.name for p in self.image_pipelines])
+        unique_names("fleets", [f.name for f in self.fleets])
         pipelines = {p.name: p for p in self.image_pipelines}
         for index, fleet in enumerate(self.fleets):
             pipeline = pipelines.get(fleet.image_pipeline)
@@ -284,21 +158,13 @@ class EnvironmentConfig(StrictModel):
                 )
         if self.disaster_recovery and self.region is None:
             raise ValueError("disaster_recovery needs a primary region: set region")
-        _unique("disaster_recovery[].region", self.regions)
+        unique_names("disaster_recovery[].region", self.regions)
         return self
 
     @property
     def regions(self) -> list[str | None]:
         """The primary region (None when environment-agnostic), then the DR regions."""
         return [self.region] + [dr.region for dr in self.disaster_recovery]
-
-
-def _unique(field: str, names: list[Any]) -> None:
-    seen: set[Any] = set()
-    for name in names:
-        if name in seen:
-            raise ValueError(f"{field}: {name!r} appears more than once")
-        seen.add(name)
 
 
 def config_path(name: str, config_dir: Path = CONFIG_DIR) -> Path:
