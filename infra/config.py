@@ -20,6 +20,7 @@ from infra.config_types import (
     Name,
     Region,
     StrictModel,
+    SubnetId,
     unique_names,
 )
 from infra.fleet_config import (
@@ -57,24 +58,39 @@ class ConfigError(Exception):
 
 
 class NetworkConfig(StrictModel):
-    """The VPC of one region: public subnets for the load balancer, private ones for instances.
+    """The VPC of one region: public subnets for load balancers, private ones for instances.
 
-    The zones are the first `availability_zones` of the region at deploy time
-    (`Fn::GetAZs`): synthesis never looks them up in an account, and no zone name is
-    hard-coded into a template.
+    By default phoenix creates the VPC (`cidr`, `availability_zones`, `nat_gateways`). To
+    use an existing one, give `vpc_id` with one public and one private subnet id per
+    availability zone; `cidr` is then the VPC's CIDR block (internal load balancers admit
+    it). Either way synthesis looks nothing up: zones are the region's first
+    `availability_zones` (`Fn::GetAZs`), resolved by CloudFormation at deploy time.
     """
 
     cidr: Cidr
     availability_zones: Annotated[int, Field(ge=2, le=6)] = 2
     nat_gateways: Annotated[int, Field(ge=1, le=6)] = 1
+    vpc_id: Annotated[str, Field(pattern=r"^vpc-[0-9a-f]{8,17}$")] | None = None
+    public_subnet_ids: list[SubnetId] = []
+    private_subnet_ids: list[SubnetId] = []
 
     @model_validator(mode="after")
-    def _nat_per_zone_at_most(self) -> NetworkConfig:
+    def _consistent(self) -> NetworkConfig:
         if self.nat_gateways > self.availability_zones:
             raise ValueError(
                 f"nat_gateways ({self.nat_gateways}) cannot exceed "
                 f"availability_zones ({self.availability_zones})"
             )
+        subnets = {"public_subnet_ids": self.public_subnet_ids}
+        subnets["private_subnet_ids"] = self.private_subnet_ids
+        for field, ids in subnets.items():
+            if self.vpc_id is None and ids:
+                raise ValueError(f"{field}: only with vpc_id (an existing VPC)")
+            if self.vpc_id is not None and len(ids) != self.availability_zones:
+                raise ValueError(
+                    f"{field}: an existing VPC needs one subnet per availability zone "
+                    f"({self.availability_zones}), got {len(ids)}"
+                )
         return self
 
 

@@ -33,6 +33,7 @@ Region = Annotated[str, AfterValidator(_region)]
 Cidr = Annotated[str, AfterValidator(_private_cidr)]
 Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,23}$")]
 AccountId = Annotated[str, Field(pattern=r"^\d{12}$")]
+SubnetId = Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]
 Architecture = Literal["arm64", "x86_64"]
 Percent = Annotated[int, Field(ge=1, le=100)]
 

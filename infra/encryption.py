@@ -11,8 +11,9 @@ from constructs import Construct
 class EnvironmentKey(Construct):
     """A rotating KMS key that encrypts the environment's logs, topics, volumes and tables.
 
-    The key policy lets CloudWatch Logs use it for this account's log groups only, and
-    CloudWatch alarms publish to topics encrypted with it. The key is retained when the
+    The key policy lets CloudWatch Logs use it for this account's log groups only,
+    CloudWatch alarms publish to topics encrypted with it, and Auto Scaling launch
+    instances whose volumes it encrypts. The key is retained when the
     stack is deleted (data it encrypted may outlive the stack) and, once scheduled for
     deletion, waits `pending_window` (default 30 days) so a mistake can be undone.
     """
@@ -64,5 +65,41 @@ class EnvironmentKey(Construct):
                 actions=["kms:Decrypt", "kms:GenerateDataKey*"],
                 resources=["*"],
                 conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
+            )
+        )
+        # Auto Scaling's service-linked role must use the key to launch instances with
+        # encrypted volumes. It is named by condition, not as the principal: the role
+        # is created on first use, and KMS rejects a policy naming a role not yet there.
+        auto_scaling = stack.format_arn(
+            service="iam",
+            region="",
+            resource="role",
+            resource_name="aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling",
+        )
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AutoScalingEncryptedVolumes",
+                principals=[iam.AnyPrincipal()],
+                actions=[
+                    "kms:Encrypt",
+                    "kms:Decrypt",
+                    "kms:ReEncrypt*",
+                    "kms:GenerateDataKey*",
+                    "kms:DescribeKey",
+                ],
+                resources=["*"],
+                conditions={"ArnEquals": {"aws:PrincipalArn": auto_scaling}},
+            )
+        )
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AutoScalingEncryptedVolumeGrants",
+                principals=[iam.AnyPrincipal()],
+                actions=["kms:CreateGrant"],
+                resources=["*"],
+                conditions={
+                    "ArnEquals": {"aws:PrincipalArn": auto_scaling},
+                    "Bool": {"kms:GrantIsForAWSResource": "true"},
+                },
             )
         )

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from functions.common.names import Slot
 from infra.config_types import Architecture, Name, Percent, StrictModel
 
 
@@ -100,7 +101,9 @@ class FleetBase(StrictModel):
         Annotated[str, Field(pattern=r"^(ami-[0-9a-f]{8,17}|/[A-Za-z0-9_./-]+)$")] | None
     ) = None
     instance_port: Annotated[int, Field(ge=1, le=65535)] = 80
-    target_requests_per_instance: Annotated[int, Field(ge=1)] = 500
+    # Target tracking: requests per instance per minute the active slot scales to hold.
+    target_requests_per_minute: Annotated[int, Field(ge=1)] = 1000
+    root_volume_gib: Annotated[int, Field(ge=8, le=16384)] = 16
     capacity: CapacityConfig = CapacityConfig()
     health_check: HealthCheckConfig = HealthCheckConfig()
     alarms: AlarmThresholds = AlarmThresholds()
@@ -116,7 +119,7 @@ class FleetBase(StrictModel):
         return f"/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-{kernel}"
 
     @property
-    def slots(self) -> tuple[str, ...]:
+    def slots(self) -> tuple[Slot, ...]:
         """The fleet's Auto Scaling slots: blue and green (one serves, one waits)."""
         return ("blue", "green")
 
@@ -126,7 +129,7 @@ class RollingFleet(FleetBase):
     rolling: RollingSettings = RollingSettings()
 
     @property
-    def slots(self) -> tuple[str, ...]:
+    def slots(self) -> tuple[Slot, ...]:
         """A rolling fleet refreshes its instances in place: one slot, blue."""
         return ("blue",)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy
+from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
@@ -13,12 +13,14 @@ from infra.observability import log_retention
 
 
 class Network(Construct):
-    """A VPC with public subnets (load balancers, NAT) and private subnets (instances).
+    """The environment's VPC in one region, created here or, with `config.vpc_id`, imported.
 
-    Instances never get public addresses: they reach AWS and package mirrors through
-    NAT gateways (`config.nat_gateways`) and S3 through a gateway endpoint. Every flow
-    is logged to a log group encrypted with `key`, kept `log_retention_days`. The
-    default security group is stripped of all rules, so nothing can use it by accident.
+    A created VPC has public subnets (load balancers, NAT) and private subnets
+    (instances) over `config.availability_zones` zones, NAT gateways
+    (`config.nat_gateways`), an S3 gateway endpoint, and a default security group
+    stripped of all rules. An imported VPC is taken as it is, from its ids alone (no
+    lookup at synthesis). Instances never get public addresses. Either way every flow is
+    logged to a log group encrypted with `key`, kept `log_retention_days`.
     """
 
     def __init__(
@@ -38,6 +40,26 @@ class Network(Construct):
             retention=log_retention(log_retention_days),
             removal_policy=RemovalPolicy.RETAIN,
         )
+        destination = ec2.FlowLogDestination.to_cloud_watch_logs(flow_logs)
+        self.vpc: ec2.IVpc
+        if config.vpc_id:
+            self.vpc = ec2.Vpc.from_vpc_attributes(
+                self,
+                "Vpc",
+                vpc_id=config.vpc_id,
+                vpc_cidr_block=config.cidr,
+                availability_zones=Stack.of(self).availability_zones,
+                public_subnet_ids=config.public_subnet_ids,
+                private_subnet_ids=config.private_subnet_ids,
+            )
+            ec2.FlowLog(
+                self,
+                "FlowLog",
+                resource_type=ec2.FlowLogResourceType.from_vpc(self.vpc),
+                destination=destination,
+                traffic_type=ec2.FlowLogTrafficType.ALL,
+            )
+            return
         self.vpc = ec2.Vpc(
             self,
             "Vpc",
@@ -56,8 +78,7 @@ class Network(Construct):
             },
             flow_logs={
                 "All": ec2.FlowLogOptions(
-                    destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_logs),
-                    traffic_type=ec2.FlowLogTrafficType.ALL,
+                    destination=destination, traffic_type=ec2.FlowLogTrafficType.ALL
                 )
             },
         )

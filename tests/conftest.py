@@ -16,6 +16,7 @@ from typing import Any
 
 import aws_cdk as cdk
 import pytest
+from aws_cdk import aws_iam as iam
 from aws_cdk import cx_api
 
 from app import add_environments, new_app
@@ -62,3 +63,43 @@ def synthesized(
     app = new_app(outdir=str(outdir))
     add_environments(app, list(environment_configs.values()))
     return SynthesizedApp(app=app, assembly=app.synth(), configs=environment_configs)
+
+
+@dataclass(frozen=True)
+class ChangedSandbox:
+    """The sandbox as a later deploy would see it: changed for reasons other than releases."""
+
+    synthesized: SynthesizedApp
+    config: EnvironmentConfig
+
+
+@pytest.fixture(scope="session")
+def changed_sandbox(
+    tmp_path_factory: pytest.TempPathFactory, environment_configs: dict[str, EnvironmentConfig]
+) -> ChangedSandbox:
+    """The sandbox with its launch template, listener, groups and bootstrap AMI changed,
+    HTTPS on, and a release controller role granted on the fleet. Synthesized once."""
+    raw = environment_configs["sandbox"].model_dump(mode="json")
+    fleet = raw["fleets"][0]
+    fleet |= {
+        "instance_type": "t4g.large",
+        "bootstrap_ami": "ami-0123456789abcdef0",
+        "certificate_arn": "arn:aws:acm:eu-west-1:111122223333:certificate/example",
+        "root_volume_gib": 32,
+    }
+    fleet["capacity"] = {"min": 3, "max": 9}
+    fleet["health_check"] |= {"path": "/ready", "interval_seconds": 10}
+    fleet["alarms"] |= {"error_rate_percent": 1.5, "p99_latency_ms": 250}
+    config = EnvironmentConfig.model_validate(raw)
+
+    outdir: Path = tmp_path_factory.mktemp("cdk.out.changed")
+    app = new_app(outdir=str(outdir))
+    add_environments(app, [config])
+    (stage,) = [child for child in app.node.children if isinstance(child, PhoenixStage)]
+    stack = stage.stacks[0]
+    controller = iam.Role(
+        stack, "ReleaseController", assumed_by=iam.ServicePrincipal("states.amazonaws.com")
+    )
+    stack.fleets["web"].grant_release(controller)
+    synthesized = SynthesizedApp(app=app, assembly=app.synth(), configs={"sandbox": config})
+    return ChangedSandbox(synthesized=synthesized, config=config)

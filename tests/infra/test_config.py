@@ -80,6 +80,19 @@ BAD_CONFIGS = {
         lambda c: c["network"].update(nat_gateways=3),
         "network: nat_gateways (3) cannot exceed availability_zones (2)",
     ),
+    "subnets without an existing VPC": (
+        lambda c: c["network"].update(public_subnet_ids=["subnet-0123456789abcdef0"]),
+        "network: public_subnet_ids: only with vpc_id (an existing VPC)",
+    ),
+    "existing VPC short of subnets": (
+        lambda c: c["network"].update(
+            vpc_id="vpc-0123456789abcdef0",
+            public_subnet_ids=["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"],
+            private_subnet_ids=["subnet-0123456789abcdef2"],
+        ),
+        "network: private_subnet_ids: an existing VPC needs one subnet per availability zone "
+        "(2), got 1",
+    ),
     "log retention CloudWatch does not offer": (
         lambda c: c["functions"].update(log_retention_days=31),
         "functions.log_retention_days: 31: must be one of the CloudWatch Logs retention periods",

@@ -1,0 +1,32 @@
+"""Names shared by the infrastructure and the release controller.
+
+The controller-owned state of a fleet lives in SSM parameters under
+`/phoenix/<environment>/<fleet>/`; templates read them through deploy-time dynamic
+references and the controller writes them (docs/adr/0004-controller-owned-state.md).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Slot = Literal["blue", "green"]
+SlotSetting = Literal["min-size", "launch-template-version", "weight"]
+
+
+def fleet_prefix(environment: str, fleet: str) -> str:
+    return f"/phoenix/{environment}/{fleet}"
+
+
+def release_pointer(environment: str, fleet: str) -> str:
+    """The SSM parameter holding the fleet's last known good AMI."""
+    return f"{fleet_prefix(environment, fleet)}/ami"
+
+
+def slot_parameter(environment: str, fleet: str, slot: Slot, setting: SlotSetting) -> str:
+    """The SSM parameter holding one controller-owned setting of a slot."""
+    return f"{fleet_prefix(environment, fleet)}/{slot}/{setting}"
+
+
+def resource_name(environment: str, fleet: str, *parts: str) -> str:
+    """`phoenix-<env>-<fleet>[-part...]`: Auto Scaling groups, alarms."""
+    return "-".join(("phoenix", environment, fleet, *parts))
