@@ -15,6 +15,7 @@ from aws_cdk.assertions import Template
 
 from infra.config import EnvironmentConfig
 from tests.conftest import ChangedSandbox, SynthesizedApp
+from tests.iam import actions_of, granted_actions
 
 
 def _resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
@@ -198,11 +199,7 @@ def test_grant_release_scopes_the_controller_to_this_fleet(changed_sandbox: Chan
         if "ReleaseController" in json.dumps(p["Roles"])
     ]
     by_action = {
-        action: statement
-        for statement in document["Statement"]
-        for action in (
-            [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
-        )
+        action: statement for statement in document["Statement"] for action in actions_of(statement)
     }
     scaling = by_action["autoscaling:UpdateAutoScalingGroup"]
     assert scaling["Condition"] == {
@@ -237,14 +234,7 @@ def test_the_parameter_writer_may_touch_only_these_parameters(synthesized: Synth
         for policy in _resources(template, "AWS::IAM::Policy").values()
         for statement in policy["PolicyDocument"]["Statement"]
     ]
-    actions = {
-        action
-        for statement in statements
-        for action in (
-            [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
-        )
-    }
-    assert actions == {
+    assert granted_actions(statements) == {
         "ssm:GetParameter",
         "ssm:PutParameter",
         "ssm:DeleteParameter",

@@ -20,6 +20,7 @@ from functions.common.settings import FunctionSettings
 from infra.config import LambdaConfig
 from infra.encryption import EnvironmentKey
 from infra.functions import FUNCTIONS_DIR, PhoenixFunction
+from tests.iam import granted_actions
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "probe"
 
@@ -115,14 +116,7 @@ def test_role_may_write_only_to_its_own_log_group_and_x_ray(factory_stack: Facto
     assert "ManagedPolicyArns" not in role["Properties"]
     (policy,) = template.find_resources("AWS::IAM::Policy").values()
     statements = policy["Properties"]["PolicyDocument"]["Statement"]
-    granted = {
-        action
-        for statement in statements
-        for action in (
-            [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
-        )
-    }
-    assert granted == {
+    assert granted_actions(statements) == {
         "logs:CreateLogStream",
         "logs:PutLogEvents",
         "xray:PutTraceSegments",
