@@ -1,0 +1,74 @@
+"""The embedded AWS from the command line.
+
+    python -m local serve [-c env=sandbox] [--port 4566]
+
+Starts moto on 127.0.0.1 with phoenix's extensions, deploys the environment's
+synthesized stacks into it with the real CDK CLI, prints the endpoint and the fleets,
+and serves until Ctrl-C. Point boto3, the AWS CLI or `npx cdk` at it with the variables
+it prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import time
+from types import FrameType
+
+from local.embedded import DeployError, EmbeddedAws
+from local.status import describe_fleets
+
+
+def _context(values: list[str]) -> dict[str, str]:
+    context = {}
+    for value in values:
+        key, _, setting = value.partition("=")
+        if not setting:
+            raise SystemExit(f"phoenix: -c takes KEY=VALUE, got {value!r}")
+        context[key] = setting
+    return context
+
+
+def serve(environment: str, port: int) -> int:
+    started = time.monotonic()
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:  # noqa: ARG001
+        stop.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    with EmbeddedAws(port=port) as aws:
+        print(f"phoenix: embedded AWS on {aws.endpoint}; deploying {environment}...", flush=True)
+        try:
+            stacks = aws.deploy(environment)
+        except DeployError as err:
+            print(f"phoenix: deploy failed: {err}", file=sys.stderr)
+            return 1
+        print(f"phoenix: deployed {', '.join(stacks)} in {time.monotonic() - started:.1f} s")
+        print(describe_fleets(aws, environment))
+        print("Use it with:")
+        for name, value in aws.cli_environment().items():
+            if name.startswith("AWS_") and "SDK_JS" not in name:
+                print(f"  export {name}={value}")
+        print("phoenix: ready (Ctrl-C stops)", flush=True)
+        stop.wait()
+    print("phoenix: stopped", flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_parser = commands.add_parser("serve", help="run the embedded AWS with phoenix deployed")
+    serve_parser.add_argument("-c", dest="context", action="append", default=[])
+    serve_parser.add_argument("--port", type=int, default=4566)
+    arguments = parser.parse_args(argv)
+    context = _context(arguments.context)
+    return serve(context.get("env", "sandbox"), arguments.port)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""The embedded AWS: moto as a server on 127.0.0.1, with phoenix's extensions installed."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import warnings
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from moto.server import ThreadedMotoServer
+
+from local import cloudformation
+
+REPO = Path(__file__).resolve().parent.parent
+ACCOUNT = "123456789012"  # moto's default account
+REGION = "us-east-1"
+
+
+class DeployError(RuntimeError):
+    """A deploy into the embedded AWS did not leave every stack complete."""
+
+
+class EmbeddedAws:
+    """moto's AWS on 127.0.0.1:`port` (0 picks a free port), for tests and rehearsals.
+
+    Use it as a context manager, or `start()` and `stop()`. `deploy(env)` bootstraps the
+    account and deploys an environment's synthesized stacks with the real CDK CLI, then
+    checks that every stack is complete: the CLI's own success line is not trusted.
+    """
+
+    def __init__(self, *, port: int = 0, region: str = REGION) -> None:
+        self.region = region
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self.endpoint = ""
+
+    def start(self) -> EmbeddedAws:
+        # One line per request from werkzeug would bury everything else a user reads.
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        warnings.filterwarnings("ignore", message="Tried to parse AWS::S3::BucketPolicy")
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.endpoint = f"http://{host}:{port}"
+        cloudformation.install(self.endpoint)
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def __enter__(self) -> EmbeddedAws:
+        return self.start()
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def client(self, service: str) -> Any:
+        return cloudformation.aws_client(service, self.region)
+
+    def cli_environment(self) -> dict[str, str]:
+        """What the AWS CLI, boto3 or the CDK CLI need to talk to this endpoint."""
+        port = self.endpoint.rsplit(":", 1)[1]
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            # moto reads a TemplateURL as path-style only when the host is "localhost".
+            "AWS_ENDPOINT_URL_S3_FOR_CLOUDFORMATION": f"http://localhost:{port}",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "CDK_DISABLE_VERSION_CHECK": "1",
+            "CDK_DISABLE_CLI_TELEMETRY": "true",
+            "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+            "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
+            "AWS_SDK_JS_SUPPRESS_MAINTENANCE_MODE_MESSAGE": "1",
+            "NODE_NO_WARNINGS": "1",
+        }
+
+    def _cdk(self, *arguments: str, outdir: Path) -> None:
+        environment = {**os.environ, **self.cli_environment()}
+        command = ["npx", "cdk", *arguments, "--output", str(outdir)]
+        result = subprocess.run(
+            command,
+            cwd=REPO,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise DeployError(f"{' '.join(command)} failed:\n{result.stderr[-4000:]}")
+
+    def deploy(
+        self,
+        environment: str = "sandbox",
+        *,
+        outdir: Path | None = None,
+        config_dir: Path | None = None,
+    ) -> list[str]:
+        """Bootstrap, then deploy every stack of `environment`; return their names."""
+        out = outdir or REPO / "cdk.out.local"
+        context = ["-c", f"env={environment}"]
+        if config_dir is not None:
+            context += ["-c", f"config_dir={config_dir}"]
+        self._cdk("bootstrap", f"aws://{ACCOUNT}/{self.region}", *context, outdir=out)
+        self._cdk(
+            "deploy",
+            f"{environment}/*",
+            *context,
+            "--require-approval",
+            "never",
+            "--method=direct",
+            "--previous-parameters=false",
+            "--concurrency",
+            "1",
+            outdir=out,
+        )
+        cloudformation_client = self.client("cloudformation")
+        stacks = [
+            s
+            for s in cloudformation_client.describe_stacks()["Stacks"]
+            if s["StackName"].startswith(f"phoenix-{environment}")
+        ]
+        broken = {s["StackName"]: s["StackStatus"] for s in stacks}
+        broken = {
+            k: v for k, v in broken.items() if v not in {"CREATE_COMPLETE", "UPDATE_COMPLETE"}
+        }
+        if not stacks or broken:
+            raise DeployError(f"stacks not complete: {json.dumps(broken) or 'none deployed'}")
+        return sorted(s["StackName"] for s in stacks)

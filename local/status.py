@@ -1,0 +1,58 @@
+"""What the embedded AWS is running: each fleet's groups, instances, weights and alarms."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from local.embedded import EmbeddedAws
+
+
+def describe_fleets(aws: EmbeddedAws, environment: str) -> str:
+    """One block per fleet: its load balancer, slots (capacity, AMI per instance), weights."""
+    autoscaling, elbv2, ec2 = aws.client("autoscaling"), aws.client("elbv2"), aws.client("ec2")
+    prefix = f"phoenix-{environment}-"
+    groups = [
+        g
+        for g in autoscaling.describe_auto_scaling_groups()["AutoScalingGroups"]
+        if g["AutoScalingGroupName"].startswith(prefix)
+    ]
+    images = _instance_images(ec2, [i["InstanceId"] for g in groups for i in g["Instances"]])
+    weights = _weights_by_target_group(elbv2)
+    lines = []
+    for fleet in sorted(
+        {g["AutoScalingGroupName"][len(prefix) :].rsplit("-", 1)[0] for g in groups}
+    ):
+        lines.append(f"fleet {fleet}")
+        for group in groups:
+            name = group["AutoScalingGroupName"]
+            if not name.startswith(f"{prefix}{fleet}-"):
+                continue
+            weight = ", ".join(str(weights.get(arn, "-")) for arn in group["TargetGroupARNs"])
+            amis = sorted({images[i["InstanceId"]] for i in group["Instances"]}) or ["-"]
+            lines.append(
+                f"  {name}: min {group['MinSize']} desired {group['DesiredCapacity']} "
+                f"max {group['MaxSize']}, template version "
+                f"{group['LaunchTemplate']['Version']}, weight {weight}, AMIs {', '.join(amis)}"
+            )
+    return "\n".join(lines) or f"no fleets of {environment} deployed"
+
+
+def _instance_images(ec2: Any, instance_ids: list[str]) -> dict[str, str]:
+    if not instance_ids:
+        return {}
+    reservations = ec2.describe_instances(InstanceIds=instance_ids)["Reservations"]
+    return {i["InstanceId"]: i["ImageId"] for r in reservations for i in r["Instances"]}
+
+
+def _weights_by_target_group(elbv2: Any) -> dict[str, int]:
+    weights = {}
+    for balancer in elbv2.describe_load_balancers()["LoadBalancers"]:
+        for listener in elbv2.describe_listeners(LoadBalancerArn=balancer["LoadBalancerArn"])[
+            "Listeners"
+        ]:
+            for action in listener["DefaultActions"]:
+                for group in action.get("ForwardConfig", {}).get("TargetGroups", []):
+                    weights[group["TargetGroupArn"]] = int(group.get("Weight", 1))
+                if "TargetGroupArn" in action:
+                    weights[action["TargetGroupArn"]] = 100
+    return weights

@@ -1,0 +1,212 @@
+"""The embedded AWS with the real sandbox templates deployed by the real CDK CLI."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import yaml
+
+from infra.config import CONFIG_DIR
+from local.embedded import EmbeddedAws
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedAws]:
+    with EmbeddedAws() as aws:
+        aws.deploy("sandbox", outdir=tmp_path_factory.mktemp("cdk.out.embedded"))
+        yield aws
+
+
+def _groups(aws: EmbeddedAws) -> dict[str, Any]:
+    response = aws.client("autoscaling").describe_auto_scaling_groups()
+    return {g["AutoScalingGroupName"]: g for g in response["AutoScalingGroups"]}
+
+
+def _weights(aws: EmbeddedAws) -> dict[str, int]:
+    elbv2 = aws.client("elbv2")
+    (balancer,) = elbv2.describe_load_balancers()["LoadBalancers"]
+    (listener,) = elbv2.describe_listeners(LoadBalancerArn=balancer["LoadBalancerArn"])["Listeners"]
+    groups = {
+        g["TargetGroupArn"]: g["AutoScalingGroupName"]
+        for g in [
+            {"TargetGroupArn": arn, "AutoScalingGroupName": name}
+            for name, group in _groups(aws).items()
+            for arn in group["TargetGroupARNs"]
+        ]
+    }
+    return {
+        groups[g["TargetGroupArn"]].rsplit("-", 1)[1]: g["Weight"]
+        for g in listener["DefaultActions"][0]["ForwardConfig"]["TargetGroups"]
+    }
+
+
+def test_every_stack_is_complete(sandbox: EmbeddedAws) -> None:
+    stacks = sandbox.client("cloudformation").describe_stacks()["Stacks"]
+    statuses = {s["StackName"]: s["StackStatus"] for s in stacks}
+    assert statuses["phoenix-sandbox"] == "CREATE_COMPLETE"
+    assert statuses["phoenix-sandbox-state"] == "CREATE_COMPLETE"
+
+
+def test_blue_serves_at_its_minimum_from_the_release_pointer_and_green_waits(
+    sandbox: EmbeddedAws,
+) -> None:
+    groups = _groups(sandbox)
+    blue, green = groups["phoenix-sandbox-web-blue"], groups["phoenix-sandbox-web-green"]
+    assert (blue["MinSize"], blue["DesiredCapacity"], len(blue["Instances"])) == (2, 2, 2)
+    assert (green["MinSize"], green["DesiredCapacity"]) == (0, 0)
+    pointer = sandbox.client("ssm").get_parameter(Name="/phoenix/sandbox/web/ami")
+    instances = sandbox.client("ec2").describe_instances(
+        InstanceIds=[i["InstanceId"] for i in blue["Instances"]]
+    )
+    images = {i["ImageId"] for r in instances["Reservations"] for i in r["Instances"]}
+    assert images == {pointer["Parameter"]["Value"]}
+    assert _weights(sandbox) == {"blue": 100, "green": 0}
+
+
+def test_the_alarms_exist_by_their_contract_names(sandbox: EmbeddedAws) -> None:
+    names = {a["AlarmName"] for a in sandbox.client("cloudwatch").describe_alarms()["MetricAlarms"]}
+    for scope in ("web", "web-blue", "web-green"):
+        for what in ("5xx-rate", "p99-latency", "unhealthy-hosts"):
+            assert f"phoenix-sandbox-{scope}-{what}" in names
+
+
+def test_the_default_security_group_has_no_rules(sandbox: EmbeddedAws) -> None:
+    ec2 = sandbox.client("ec2")
+    vpcs = ec2.describe_vpcs(Filters=[{"Name": "cidr", "Values": ["10.0.0.0/16"]}])["Vpcs"]
+    (default,) = ec2.describe_security_groups(
+        Filters=[
+            {"Name": "vpc-id", "Values": [vpcs[0]["VpcId"]]},
+            {"Name": "group-name", "Values": ["default"]},
+        ]
+    )["SecurityGroups"]
+    assert default["IpPermissions"] == []
+    assert default["IpPermissionsEgress"] == []
+
+
+def test_a_later_deploy_leaves_what_a_release_set(sandbox: EmbeddedAws, tmp_path: Path) -> None:
+    # Given a release that moved traffic to green on a new launch template version, as
+    # the controller does it: the groups and listener changed, the parameters written.
+    autoscaling, elbv2, ec2, ssm = (
+        sandbox.client(s) for s in ("autoscaling", "elbv2", "ec2", "ssm")
+    )
+    green = _groups(sandbox)["phoenix-sandbox-web-green"]
+    template = green["LaunchTemplate"]["LaunchTemplateId"]
+    image = ssm.get_parameter(Name="/phoenix/sandbox/web/ami")["Parameter"]["Value"]
+    version = str(
+        ec2.create_launch_template_version(
+            LaunchTemplateId=template, SourceVersion="1", LaunchTemplateData={"ImageId": image}
+        )["LaunchTemplateVersion"]["VersionNumber"]
+    )
+    autoscaling.update_auto_scaling_group(
+        AutoScalingGroupName="phoenix-sandbox-web-green",
+        MinSize=2,
+        DesiredCapacity=2,
+        LaunchTemplate={"LaunchTemplateId": template, "Version": version},
+    )
+    (balancer,) = elbv2.describe_load_balancers()["LoadBalancers"]
+    (listener,) = elbv2.describe_listeners(LoadBalancerArn=balancer["LoadBalancerArn"])["Listeners"]
+    targets = listener["DefaultActions"][0]["ForwardConfig"]["TargetGroups"]
+    blue_arn = _groups(sandbox)["phoenix-sandbox-web-blue"]["TargetGroupARNs"][0]
+    elbv2.modify_listener(
+        ListenerArn=listener["ListenerArn"],
+        DefaultActions=[
+            {
+                "Type": "forward",
+                "ForwardConfig": {
+                    "TargetGroups": [
+                        {
+                            "TargetGroupArn": t["TargetGroupArn"],
+                            "Weight": 0 if t["TargetGroupArn"] == blue_arn else 100,
+                        }
+                        for t in targets
+                    ]
+                },
+            }
+        ],
+    )
+    released = {
+        "green/min-size": "2",
+        "green/launch-template-version": version,
+        "green/weight": "100",
+        "blue/weight": "0",
+    }
+    for name, value in released.items():
+        ssm.put_parameter(
+            Name=f"/phoenix/sandbox/web/{name}", Value=value, Type="String", Overwrite=True
+        )
+
+    # When the sandbox is deployed again with its launch template and groups changed
+    config = yaml.safe_load((CONFIG_DIR / "sandbox.yaml").read_text())
+    config["fleets"][0] |= {"instance_type": "t4g.medium", "capacity": {"min": 3, "max": 6}}
+    (tmp_path / "sandbox.yaml").write_text(yaml.safe_dump(config))
+    sandbox.deploy("sandbox", outdir=tmp_path / "cdk.out", config_dir=tmp_path)
+
+    # Then the deploy changed what it owns and left what the release set
+    groups = _groups(sandbox)
+    assert groups["phoenix-sandbox-web-green"]["MaxSize"] == 6
+    assert groups["phoenix-sandbox-web-green"]["MinSize"] == 2
+    assert groups["phoenix-sandbox-web-green"]["LaunchTemplate"]["Version"] == version
+    assert groups["phoenix-sandbox-web-blue"]["MinSize"] == 2  # not the config's new 3
+    assert _weights(sandbox) == {"blue": 0, "green": 100}
+    latest = ec2.describe_launch_templates(LaunchTemplateIds=[template])["LaunchTemplates"][0]
+    assert latest["LatestVersionNumber"] > int(version)  # the deploy's new shape, unused
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_serve_starts_within_30_seconds_answers_and_stops_on_ctrl_c() -> None:
+    port = _free_port()
+    started = time.monotonic()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "local", "serve", "--port", str(port)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        output = []
+        for line in server.stdout:
+            output.append(line)
+            if "ready" in line or time.monotonic() - started > 60:
+                break
+        assert time.monotonic() - started < 30, "".join(output)
+        client = boto3.client(
+            "autoscaling",
+            endpoint_url=f"http://127.0.0.1:{port}",
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",  # noqa: S106 - moto's fake credentials
+        )
+        names = {
+            g["AutoScalingGroupName"]
+            for g in client.describe_auto_scaling_groups()["AutoScalingGroups"]
+        }
+        assert names == {"phoenix-sandbox-web-blue", "phoenix-sandbox-web-green"}
+        # Bad input gets an AWS-shaped answer and the server keeps serving
+        unknown = client.describe_auto_scaling_groups(AutoScalingGroupNames=["no-such-fleet"])
+        assert unknown["AutoScalingGroups"] == []
+        assert client.describe_auto_scaling_groups()["AutoScalingGroups"]
+    finally:
+        server.send_signal(signal.SIGINT)
+        remaining, _ = server.communicate(timeout=30)
+    assert server.returncode == 0
+    assert "phoenix: stopped" in remaining
+    assert os.environ.get("AWS_ENDPOINT_URL") is None  # the tests' own process untouched
