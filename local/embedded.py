@@ -13,7 +13,7 @@ from typing import Any
 
 from moto.server import ThreadedMotoServer
 
-from local import cloudformation
+from local import cloudformation, install_extensions
 
 REPO = Path(__file__).resolve().parent.parent
 ACCOUNT = "123456789012"  # moto's default account
@@ -44,7 +44,7 @@ class EmbeddedAws:
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"
-        cloudformation.install(self.endpoint)
+        install_extensions(self.endpoint)
         return self
 
     def stop(self) -> None:

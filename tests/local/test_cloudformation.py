@@ -10,7 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from local import cloudformation
+from local import install_extensions
 from local.cloudformation import flatten, sdk_call_method
 
 REGION = "us-east-1"
@@ -19,7 +19,7 @@ REGION = "us-east-1"
 @pytest.fixture
 def aws() -> Iterator[None]:
     with mock_aws():
-        cloudformation.install(None)
+        install_extensions(None)
         yield
 
 

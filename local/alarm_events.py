@@ -1,0 +1,107 @@
+"""CloudWatch in the embedded AWS: alarm state changes become EventBridge events.
+
+CloudWatch sends a `CloudWatch Alarm State Change` event (source `aws.cloudwatch`) to the
+default event bus whenever an alarm's state changes; moto changes the state silently.
+Here every change of state (by SetAlarmState or by the rehearsal's application model)
+is published in the shape the CloudWatch user guide documents: `resources` holds the
+alarm ARN, `detail` the alarm name, the new and previous state (value, reason, reason
+data, timestamp) and the alarm's configuration.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from moto.cloudwatch.models import Alarm
+from moto.events.models import events_backends
+from moto.utilities.arns import parse_arn
+
+DETAIL_TYPE = "CloudWatch Alarm State Change"
+_installed: list[bool] = []
+
+
+def _timestamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+0000"
+
+
+def _state(value: str, reason: str, reason_data: str | None, moment: datetime) -> dict[str, Any]:
+    state = {"value": value, "reason": reason, "timestamp": _timestamp(moment)}
+    if reason_data:
+        state["reasonData"] = reason_data
+    return state
+
+
+def _configuration(alarm: Alarm) -> dict[str, Any]:
+    configuration: dict[str, Any] = {"description": alarm.description or ""}
+    if alarm.metric_data_queries:
+        configuration["metrics"] = [
+            {"id": query.id, "expression": query.expression, "returnData": query.return_data}
+            if query.expression
+            else {"id": query.id, "returnData": query.return_data}
+            for query in alarm.metric_data_queries
+        ]
+    else:
+        configuration["metrics"] = [
+            {
+                "id": "m1",
+                "metricStat": {
+                    "metric": {"namespace": alarm.namespace, "name": alarm.metric_name},
+                    "period": alarm.period,
+                    "stat": alarm.statistic or alarm.extended_statistic,
+                },
+                "returnData": True,
+            }
+        ]
+    return configuration
+
+
+def state_change_event(alarm: Alarm, previous: dict[str, Any]) -> dict[str, Any]:
+    """The PutEvents entry CloudWatch would send for `alarm`'s latest change."""
+    detail = {
+        "alarmName": alarm.name,
+        "state": _state(
+            alarm.state_value,
+            alarm.state_reason,
+            alarm.state_reason_data,
+            alarm.state_updated_timestamp,
+        ),
+        "previousState": previous,
+        "configuration": _configuration(alarm),
+    }
+    return {
+        "Source": "aws.cloudwatch",
+        "DetailType": DETAIL_TYPE,
+        "Detail": json.dumps(detail),
+        "Resources": [alarm.alarm_arn],
+        "EventBusName": "default",
+    }
+
+
+def install() -> None:
+    """Publish alarm state changes to EventBridge (once per process)."""
+    if _installed:
+        return
+    _installed.append(True)
+    Alarm.update_state = _publishing(Alarm.update_state)  # type: ignore[method-assign]
+
+
+def _publishing(update: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(update)
+    def updated(self: Alarm, reason: str, reason_data: str, state_value: str) -> None:
+        previous = _state(
+            self.state_value,
+            self.state_reason,
+            self.state_reason_data,
+            self.state_updated_timestamp,
+        )
+        update(self, reason, reason_data, state_value)
+        if previous["value"] == state_value:
+            return
+        arn = parse_arn(self.alarm_arn)
+        events_backends[arn.account][arn.region].put_events([state_change_event(self, previous)])
+
+    return updated

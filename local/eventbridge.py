@@ -1,0 +1,140 @@
+"""EventBridge in the embedded AWS: rules deliver to Lambda, Step Functions and SQS.
+
+moto matches events to rules correctly but raises NotImplementedError for Lambda and
+Step Functions targets, and fills InputTransformer templates without JSON-quoting
+string values. Here a matching rule's Lambda and Step Functions targets receive what
+the EventBridge user guide says they receive:
+- `Input`: that constant JSON text;
+- `InputPath`: the part of the event the JSONPath selects;
+- `InputTransformer`: the template with each `<placeholder>` replaced by the value its
+  path selects: as JSON where the placeholder stands alone, as raw text inside a quoted
+  string; a path that matches nothing gives null (or nothing, inside a string);
+- none of these: the whole event.
+Delivery happens before PutEvents returns (AWS delivers asynchronously, at least once;
+tests here rely on seeing the effect at once). Other target types keep moto's behaviour.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+from moto.events.models import Rule
+from moto.events.utils import EventMessageType
+from moto.utilities.arns import parse_arn
+
+from local.cloudformation import aws_client
+
+_installed: list[bool] = []
+# moto delivers to SQS too, but drops `account` (and anything else its default template
+# omits) from the event; EventBridge delivers the whole event.
+DELIVERED = {"lambda", "states", "sqs"}
+_PATH_STEP = re.compile(r"\.([^.\[\]]+)|\[(\d+)\]")
+_PLACEHOLDER = re.compile(r"<([A-Za-z0-9_.-]+)>")
+
+
+def select(event: Any, path: str) -> Any:
+    """A JSONPath of the form EventBridge uses: `$`, `$.a.b`, `$.a[0]`; None if absent."""
+    if path == "$":
+        return event
+    if not path.startswith("$"):
+        raise ValueError(f"not a JSONPath: {path!r}")
+    value = event
+    for name, index in _PATH_STEP.findall(path[1:]):
+        try:
+            value = value[int(index)] if index else value[name]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return value
+
+
+def transform(template: str, paths: dict[str, str], event: Any) -> str:
+    """Fill an InputTransformer template, quoting as EventBridge does."""
+    values = {name: select(event, path) for name, path in paths.items()}
+    out: list[str] = []
+    in_string = False
+    position = 0
+    while position < len(template):
+        char = template[position]
+        match = _PLACEHOLDER.match(template, position) if char == "<" else None
+        if match and match.group(1) in values:
+            value = values[match.group(1)]
+            if in_string:
+                text = (
+                    value
+                    if isinstance(value, str)
+                    else ("" if value is None else json.dumps(value))
+                )
+                out.append(json.dumps(text)[1:-1])
+            else:
+                out.append(json.dumps(value))
+            position = match.end()
+            continue
+        if char == '"' and (position == 0 or template[position - 1] != "\\"):
+            in_string = not in_string
+        out.append(char)
+        position += 1
+    return "".join(out)
+
+
+def target_input(target: dict[str, Any], event: dict[str, Any]) -> str:
+    if "Input" in target:
+        return str(target["Input"])
+    if "InputPath" in target:
+        return json.dumps(select(event, target["InputPath"]))
+    transformer = target.get("InputTransformer")
+    if transformer:
+        return transform(transformer["InputTemplate"], transformer.get("InputPathsMap", {}), event)
+    return json.dumps(event)
+
+
+def deliver(target: dict[str, Any], event: dict[str, Any], region: str) -> None:
+    arn = parse_arn(target["Arn"])
+    payload = target_input(target, event)
+    if arn.service == "lambda":
+        aws_client("lambda", region).invoke(
+            FunctionName=target["Arn"], InvocationType="Event", Payload=payload.encode()
+        )
+    elif arn.service == "states":
+        aws_client("stepfunctions", region).start_execution(
+            stateMachineArn=target["Arn"], input=payload
+        )
+    elif arn.service == "sqs":
+        sqs = aws_client("sqs", arn.region)
+        url = sqs.get_queue_url(QueueName=arn.resource_id, QueueOwnerAWSAccountId=arn.account)
+        message: dict[str, Any] = {"QueueUrl": url["QueueUrl"], "MessageBody": payload}
+        group = target.get("SqsParameters", {}).get("MessageGroupId")
+        if group:
+            message |= {"MessageGroupId": group, "MessageDeduplicationId": event["id"]}
+        sqs.send_message(**message)
+
+
+def install() -> None:
+    """Deliver to Lambda, Step Functions and SQS targets (once per process)."""
+    if _installed:
+        return
+    _installed.append(True)
+    Rule.send_to_targets = _delivering(Rule.send_to_targets)  # type: ignore[method-assign]
+
+
+def _delivering(send: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(send)
+    def sent(self: Rule, original_event: EventMessageType, transform_input: bool = True) -> None:
+        if not self.event_pattern.matches_event(original_event):
+            return
+        ours = [t for t in self.targets if parse_arn(t["Arn"]).service in DELIVERED]
+        others = [t for t in self.targets if t not in ours]
+        for target in ours:
+            deliver(target, dict(original_event), self.region_name)
+        if others:
+            kept = self.targets
+            self.targets = others
+            try:
+                send(self, original_event, transform_input)
+            finally:
+                self.targets = kept
+
+    return sent

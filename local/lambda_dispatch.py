@@ -1,0 +1,148 @@
+"""Lambda in the embedded AWS: phoenix's handlers run in this process.
+
+moto runs function code in Docker, which is not here. A function whose handler is one
+of phoenix's (`functions.<name>.handler.lambda_handler`, the code the Lambda factory
+packages) is instead called in-process, as the Lambda runtime would call it:
+- with the function's environment variables (and only for the call's duration),
+- with a context object carrying the function's name, ARN, memory and remaining time,
+- answered at the function's timeout as Lambda answers a timeout (a Python thread cannot
+  be killed: the handler runs on in the background and its result is discarded),
+- with an exception answered as Lambda answers it: FunctionError `Unhandled` and a
+  payload of errorMessage, errorType, requestId and stackTrace.
+Other functions (CDK's own providers) keep moto's behaviour.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import json
+import os
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from moto.awslambda.models import LambdaFunction
+
+HANDLER_PACKAGE = "functions."
+_environment_lock = threading.Lock()
+_installed: list[bool] = []
+
+
+@dataclass
+class LambdaContext:
+    """The context object the Python runtime passes to a handler (the attributes used)."""
+
+    function_name: str
+    invoked_function_arn: str
+    memory_limit_in_mb: int
+    timeout_seconds: float
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    function_version: str = "$LATEST"
+    log_group_name: str = ""
+    log_stream_name: str = ""
+    _started: float = field(default_factory=time.monotonic)
+
+    def get_remaining_time_in_millis(self) -> int:
+        left = self.timeout_seconds - (time.monotonic() - self._started)
+        return max(0, int(left * 1000))
+
+
+@dataclass(frozen=True)
+class Invocation:
+    payload: str
+    errored: bool
+
+
+def is_phoenix_handler(handler: str | None) -> bool:
+    return bool(handler) and str(handler).startswith(HANDLER_PACKAGE)
+
+
+@contextmanager
+def function_environment(variables: dict[str, str]) -> Iterator[None]:
+    """The function's variables in os.environ for one call; one call at a time."""
+    with _environment_lock:
+        saved = dict(os.environ)
+        os.environ.update(variables)
+        try:
+            yield
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+
+
+def invoke_handler(
+    handler: str, event: Any, context: LambdaContext, variables: dict[str, str]
+) -> Invocation:
+    """Call `module.function` as the Lambda Python runtime would, with its timeout."""
+    module_name, _, function_name = handler.rpartition(".")
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            with function_environment(variables):
+                module = importlib.import_module(module_name)
+                outcome["result"] = getattr(module, function_name)(event, context)
+        except Exception as error:
+            outcome["error"] = error
+            outcome["trace"] = traceback.format_exception(error)
+
+    worker = threading.Thread(target=run, daemon=True, name=f"lambda:{context.function_name}")
+    worker.start()
+    worker.join(context.timeout_seconds)
+    if worker.is_alive():
+        message = (
+            f"{context.aws_request_id} Task timed out after {context.timeout_seconds:.2f} seconds"
+        )
+        return Invocation(json.dumps({"errorMessage": message}), errored=True)
+    if "error" in outcome:
+        error = outcome["error"]
+        payload = {
+            "errorMessage": str(error),
+            "errorType": type(error).__name__,
+            "requestId": context.aws_request_id,
+            "stackTrace": [line.rstrip() for line in outcome["trace"][1:]],
+        }
+        return Invocation(json.dumps(payload), errored=True)
+    return Invocation(json.dumps(outcome.get("result")), errored=False)
+
+
+def _context_for(function: LambdaFunction) -> LambdaContext:
+    return LambdaContext(
+        function_name=function.function_name,
+        invoked_function_arn=function.function_arn,
+        memory_limit_in_mb=int(function.memory_size or 128),
+        timeout_seconds=float(function.timeout or 3),
+        log_group_name=f"/aws/lambda/{function.function_name}",
+    )
+
+
+def install() -> None:
+    """Route invocations of phoenix's handlers to this process (once per process)."""
+    if _installed:
+        return
+    _installed.append(True)
+    LambdaFunction.invoke = _dispatching(LambdaFunction.invoke)  # type: ignore[method-assign]
+
+
+def _dispatching(invoke: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(invoke)
+    def dispatched(
+        self: LambdaFunction, body: str, request_headers: Any, response_headers: Any
+    ) -> str | bytes:
+        if not is_phoenix_handler(self.handler):
+            result: str | bytes = invoke(self, body, request_headers, response_headers)
+            return result
+        event = json.loads(body) if body else {}
+        variables = dict(self.environment_vars or {})
+        outcome = invoke_handler(str(self.handler), event, _context_for(self), variables)
+        if outcome.errored:
+            response_headers["x-amz-function-error"] = "Unhandled"
+        return outcome.payload.encode("utf-8")
+
+    return dispatched

@@ -1,0 +1,270 @@
+"""Lambda dispatch, EventBridge delivery and alarm events, against documented AWS behaviour."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import time
+import types
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from local import install_extensions
+from local.eventbridge import select, transform
+
+REGION = "us-east-1"
+EVENTS = Path(__file__).resolve().parents[1] / "events"
+HANDLER = "functions.probe_dispatch.handler.lambda_handler"
+received: list[dict[str, Any]] = []
+
+
+def _probe_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    import os  # noqa: PLC0415 - read at call time, as a handler reads its settings
+
+    if event.get("fail"):
+        raise ValueError("the probe was told to fail")
+    if event.get("sleep"):
+        time.sleep(float(event["sleep"]))
+        return {}
+    received.append(event)
+    return {
+        "table": os.environ.get("PHOENIX_TABLE_NAME"),
+        "function": context.function_name,
+        "remaining_ms_positive": context.get_remaining_time_in_millis() > 0,
+    }
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    # A handler module as the Lambda factory packages it: functions.<name>.handler
+    module = types.ModuleType("functions.probe_dispatch.handler")
+    module.lambda_handler = _probe_handler  # type: ignore[attr-defined]
+    sys.modules["functions.probe_dispatch"] = types.ModuleType("functions.probe_dispatch")
+    sys.modules["functions.probe_dispatch.handler"] = module
+    received.clear()
+    with mock_aws():
+        install_extensions(None)
+        yield
+    del sys.modules["functions.probe_dispatch.handler"], sys.modules["functions.probe_dispatch"]
+
+
+def _function(timeout: int = 3) -> str:
+    role = boto3.client("iam", region_name=REGION).create_role(
+        RoleName="probe",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "lambda.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ]
+            }
+        ),
+    )["Role"]["Arn"]
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("functions/__init__.py", "")
+    function = boto3.client("lambda", region_name=REGION).create_function(
+        FunctionName="phoenix-probe",
+        Runtime="python3.14",
+        Role=role,
+        Handler=HANDLER,
+        Code={"ZipFile": archive.getvalue()},
+        Timeout=timeout,
+        Environment={"Variables": {"PHOENIX_TABLE_NAME": "ledger"}},
+    )
+    return str(function["FunctionArn"])
+
+
+def _invoke(payload: dict[str, Any]) -> dict[str, Any]:
+    response = boto3.client("lambda", region_name=REGION).invoke(
+        FunctionName="phoenix-probe", Payload=json.dumps(payload).encode()
+    )
+    return {
+        "error": response.get("FunctionError"),
+        "payload": json.loads(response["Payload"].read()),
+    }
+
+
+def test_a_phoenix_handler_runs_in_process_with_its_environment_and_context(aws: None) -> None:
+    _function()
+    result = _invoke({"hello": "world"})
+    assert result == {
+        "error": None,
+        "payload": {"table": "ledger", "function": "phoenix-probe", "remaining_ms_positive": True},
+    }
+    assert received == [{"hello": "world"}]
+    import os  # noqa: PLC0415
+
+    assert "PHOENIX_TABLE_NAME" not in os.environ  # only for the call's duration
+
+
+def test_an_exception_is_returned_as_lambda_returns_it(aws: None) -> None:
+    _function()
+    result = _invoke({"fail": True})
+    assert result["error"] == "Unhandled"
+    assert result["payload"]["errorType"] == "ValueError"
+    assert result["payload"]["errorMessage"] == "the probe was told to fail"
+    assert result["payload"]["stackTrace"]
+    assert result["payload"]["requestId"]
+
+
+def test_a_handler_past_its_timeout_is_answered_as_a_timeout(aws: None) -> None:
+    _function(timeout=1)
+    started = time.monotonic()
+    result = _invoke({"sleep": 3})
+    assert time.monotonic() - started < 2.5
+    assert result["error"] == "Unhandled"
+    assert result["payload"]["errorMessage"].endswith("Task timed out after 1.00 seconds")
+
+
+def _rule(pattern: dict[str, Any], target: dict[str, Any]) -> None:
+    events = boto3.client("events", region_name=REGION)
+    events.put_rule(Name="probe", EventPattern=json.dumps(pattern))
+    events.put_targets(Rule="probe", Targets=[{"Id": "1", **target}])
+
+
+def _put(source: str, detail_type: str, detail: dict[str, Any]) -> None:
+    response = boto3.client("events", region_name=REGION).put_events(
+        Entries=[{"Source": source, "DetailType": detail_type, "Detail": json.dumps(detail)}]
+    )
+    assert response["FailedEntryCount"] == 0
+
+
+def test_a_matching_event_reaches_a_lambda_through_an_input_transformer(aws: None) -> None:
+    arn = _function()
+    _rule(
+        {"source": ["phoenix"], "detail-type": ["Release Requested"]},
+        {
+            "Arn": arn,
+            "InputTransformer": {
+                "InputPathsMap": {"fleet": "$.detail.fleet", "ami": "$.detail.ami"},
+                "InputTemplate": '{"fleet": <fleet>, "note": "release <ami> to <fleet>"}',
+            },
+        },
+    )
+    _put("phoenix", "Release Requested", {"fleet": "web", "ami": "ami-1"})
+    _put("phoenix", "Rollback Requested", {"fleet": "web"})  # matches no rule
+    assert received == [{"fleet": "web", "note": "release ami-1 to web"}]
+
+
+def test_a_matching_event_starts_a_state_machine_with_the_selected_input(aws: None) -> None:
+    role = "arn:aws:iam::123456789012:role/states"
+    machine = boto3.client("stepfunctions", region_name=REGION).create_state_machine(
+        name="release",
+        definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
+        roleArn=role,
+    )["stateMachineArn"]
+    _rule({"source": ["aws.imagebuilder"]}, {"Arn": machine, "InputPath": "$.detail"})
+    _put(
+        "aws.imagebuilder",
+        "EC2 Image Builder Image State Change",
+        {"state": {"status": "AVAILABLE"}},
+    )
+    (execution,) = boto3.client("stepfunctions", region_name=REGION).list_executions(
+        stateMachineArn=machine
+    )["executions"]
+    described = boto3.client("stepfunctions", region_name=REGION).describe_execution(
+        executionArn=execution["executionArn"]
+    )
+    assert json.loads(described["input"]) == {"state": {"status": "AVAILABLE"}}
+
+
+def test_input_transformer_quotes_as_eventbridge_does() -> None:
+    event = {"detail": {"name": "web", "count": 2, "tags": ["a"], "quote": 'say "hi"'}}
+    paths = {
+        "n": "$.detail.name",
+        "c": "$.detail.count",
+        "t": "$.detail.tags",
+        "q": "$.detail.quote",
+        "missing": "$.detail.nothing",
+    }
+    template = '{"name": <n>, "count": <c>, "tags": <t>, "text": "<n> x<c> <q>", "m": <missing>}'
+    assert json.loads(transform(template, paths, event)) == {
+        "name": "web",
+        "count": 2,
+        "tags": ["a"],
+        "text": 'web x2 say "hi"',
+        "m": None,
+    }
+
+
+def test_jsonpath_selection() -> None:
+    event = {"detail": {"items": [{"id": "a"}]}, "resources": ["arn:1"]}
+    assert select(event, "$") == event
+    assert select(event, "$.resources[0]") == "arn:1"
+    assert select(event, "$.detail.items[0].id") == "a"
+    assert select(event, "$.detail.nope") is None
+
+
+def _queue_target() -> tuple[str, str]:
+    sqs = boto3.client("sqs", region_name=REGION)
+    url = sqs.create_queue(QueueName="alarms")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    return url, arn
+
+
+def test_an_alarm_state_change_publishes_the_documented_event(aws: None) -> None:
+    # Given a rule like phoenix's rollback rule, delivering to a queue we can read
+    url, arn = _queue_target()
+    _rule(
+        {
+            "source": ["aws.cloudwatch"],
+            "detail-type": ["CloudWatch Alarm State Change"],
+            "detail": {"state": {"value": ["ALARM"]}},
+        },
+        {"Arn": arn},
+    )
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+    cloudwatch.put_metric_alarm(
+        AlarmName="phoenix-sandbox-web-5xx-rate",
+        MetricName="m",
+        Namespace="n",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1.0,
+        ComparisonOperator="GreaterThanThreshold",
+        Statistic="Sum",
+        AlarmDescription="5xx above 5%",
+    )
+
+    # When the alarm goes to ALARM, and is set to ALARM again (no change)
+    for _ in range(2):
+        cloudwatch.set_alarm_state(
+            AlarmName="phoenix-sandbox-web-5xx-rate",
+            StateValue="ALARM",
+            StateReason="test",
+            StateReasonData=json.dumps({"version": "1.0"}),
+        )
+
+    # Then exactly one event arrives, shaped like AWS's sample
+    messages = (
+        boto3.client("sqs", region_name=REGION)
+        .receive_message(QueueUrl=url, MaxNumberOfMessages=10)
+        .get("Messages", [])
+    )
+    assert len(messages) == 1
+    event = json.loads(messages[0]["Body"])
+    sample = json.loads((EVENTS / "cloudwatch_alarm_state_change.json").read_text())
+    assert set(event) >= set(sample) - {"version"}
+    assert set(event["detail"]) == set(sample["detail"])
+    assert set(event["detail"]["state"]) == set(sample["detail"]["state"])
+    assert event["detail"]["alarmName"] == "phoenix-sandbox-web-5xx-rate"
+    assert (event["detail"]["previousState"]["value"], event["detail"]["state"]["value"]) == (
+        "OK",
+        "ALARM",
+    )
+    assert event["resources"] == [
+        "arn:aws:cloudwatch:us-east-1:123456789012:alarm:phoenix-sandbox-web-5xx-rate"
+    ]
