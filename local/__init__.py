@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from local import alarm_events, cloudformation, eventbridge, lambda_dispatch
+from local import alarm_events, cloudformation, eventbridge, instance_refresh, lambda_dispatch
 
 
 def install_extensions(endpoint: str | None = None) -> None:
@@ -11,3 +11,4 @@ def install_extensions(endpoint: str | None = None) -> None:
     lambda_dispatch.install()
     eventbridge.install()
     alarm_events.install()
+    instance_refresh.install()

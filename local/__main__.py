@@ -1,6 +1,7 @@
 """The embedded AWS from the command line.
 
-    python -m local serve [-c env=sandbox] [--port 4566]
+    python -m local serve [-c env=sandbox] [--port 4566] [--time-scale 60]
+    python -m local status [-c env=sandbox] [--port 4566]
 
 Starts moto on 127.0.0.1 with phoenix's extensions, deploys the environment's
 synthesized stacks into it with the real CDK CLI, prints the endpoint and the fleets,
@@ -17,6 +18,7 @@ import threading
 import time
 from types import FrameType
 
+from local.cloudformation import endpoint_client
 from local.embedded import DeployError, EmbeddedAws
 from local.status import describe_fleets
 
@@ -31,7 +33,7 @@ def _context(values: list[str]) -> dict[str, str]:
     return context
 
 
-def serve(environment: str, port: int) -> int:
+def serve(environment: str, port: int, time_scale: float) -> int:
     started = time.monotonic()
     stop = threading.Event()
 
@@ -48,13 +50,15 @@ def serve(environment: str, port: int) -> int:
             print(f"phoenix: deploy failed: {err}", file=sys.stderr)
             return 1
         print(f"phoenix: deployed {', '.join(stacks)} in {time.monotonic() - started:.1f} s")
-        print(describe_fleets(aws, environment))
+        print(describe_fleets(aws.client, environment))
         print("Use it with:")
         for name, value in aws.cli_environment().items():
             if name.startswith("AWS_") and "SDK_JS" not in name:
                 print(f"  export {name}={value}")
         print("phoenix: ready (Ctrl-C stops)", flush=True)
-        stop.wait()
+        # Simulated time: each real second lets `time_scale` seconds pass for what waits.
+        while not stop.wait(1.0):
+            aws.advance(time_scale)
     print("phoenix: stopped", flush=True)
     return 0
 
@@ -65,9 +69,17 @@ def main(argv: list[str] | None = None) -> int:
     serve_parser = commands.add_parser("serve", help="run the embedded AWS with phoenix deployed")
     serve_parser.add_argument("-c", dest="context", action="append", default=[])
     serve_parser.add_argument("--port", type=int, default=4566)
+    serve_parser.add_argument("--time-scale", type=float, default=60.0)
+    status_parser = commands.add_parser("status", help="print the fleets of a running server")
+    status_parser.add_argument("-c", dest="context", action="append", default=[])
+    status_parser.add_argument("--port", type=int, default=4566)
     arguments = parser.parse_args(argv)
-    context = _context(arguments.context)
-    return serve(context.get("env", "sandbox"), arguments.port)
+    environment = _context(arguments.context).get("env", "sandbox")
+    if arguments.command == "status":
+        endpoint = f"http://127.0.0.1:{arguments.port}"
+        print(describe_fleets(lambda service: endpoint_client(service, endpoint), environment))
+        return 0
+    return serve(environment, arguments.port, arguments.time_scale)
 
 
 if __name__ == "__main__":

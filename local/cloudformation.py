@@ -38,15 +38,20 @@ _state: dict[str, str | None] = {"endpoint": None}
 _installed: list[bool] = []
 
 
-def aws_client(service: str, region: str) -> Any:
-    """A boto3 client for the embedded AWS (the server's endpoint, or moto's in-process mock)."""
+def endpoint_client(service: str, endpoint: str | None, region: str = "us-east-1") -> Any:
+    """A boto3 client for an embedded AWS endpoint (None: moto's in-process mock)."""
     return boto3.client(
         service,
         region_name=region,
-        endpoint_url=_state["endpoint"],
+        endpoint_url=endpoint,
         aws_access_key_id="testing",
         aws_secret_access_key="testing",  # noqa: S106 - moto's fake credentials
     )
+
+
+def aws_client(service: str, region: str) -> Any:
+    """A boto3 client for the embedded AWS this process serves (or mocks)."""
+    return endpoint_client(service, _state["endpoint"], region)
 
 
 def install(endpoint: str | None = None) -> None:

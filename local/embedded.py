@@ -13,7 +13,7 @@ from typing import Any
 
 from moto.server import ThreadedMotoServer
 
-from local import cloudformation, install_extensions
+from local import cloudformation, install_extensions, instance_refresh
 
 REPO = Path(__file__).resolve().parent.parent
 ACCOUNT = "123456789012"  # moto's default account
@@ -63,6 +63,10 @@ class EmbeddedAws:
 
     def client(self, service: str) -> Any:
         return cloudformation.aws_client(service, self.region)
+
+    def advance(self, seconds: float = 60.0) -> None:
+        """Let `seconds` of simulated time pass for everything that waits (instance refresh)."""
+        instance_refresh.advance(seconds)
 
     def cli_environment(self) -> dict[str, str]:
         """What the AWS CLI, boto3 or the CDK CLI need to talk to this endpoint."""

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from local.embedded import EmbeddedAws
 
-
-def describe_fleets(aws: EmbeddedAws, environment: str) -> str:
-    """One block per fleet: its load balancer, slots (capacity, AMI per instance), weights."""
-    autoscaling, elbv2, ec2 = aws.client("autoscaling"), aws.client("elbv2"), aws.client("ec2")
+def describe_fleets(client: Callable[[str], Any], environment: str) -> str:
+    """One line per slot of each fleet: capacity, template version, weight, AMIs, and the
+    instance refresh in progress, if any. `client(service)` gives a boto3 client."""
+    autoscaling, elbv2, ec2 = client("autoscaling"), client("elbv2"), client("ec2")
     prefix = f"phoenix-{environment}-"
     groups = [
         g
@@ -29,10 +29,18 @@ def describe_fleets(aws: EmbeddedAws, environment: str) -> str:
                 continue
             weight = ", ".join(str(weights.get(arn, "-")) for arn in group["TargetGroupARNs"])
             amis = sorted({images[i["InstanceId"]] for i in group["Instances"]}) or ["-"]
+            refreshes = autoscaling.describe_instance_refreshes(AutoScalingGroupName=name)
+            latest = refreshes["InstanceRefreshes"][:1]
+            refresh = (
+                f", refresh {latest[0]['Status']} {latest[0]['PercentageComplete']}%"
+                if latest
+                else ""
+            )
             lines.append(
                 f"  {name}: min {group['MinSize']} desired {group['DesiredCapacity']} "
                 f"max {group['MaxSize']}, template version "
                 f"{group['LaunchTemplate']['Version']}, weight {weight}, AMIs {', '.join(amis)}"
+                f"{refresh}"
             )
     return "\n".join(lines) or f"no fleets of {environment} deployed"
 

@@ -200,6 +200,17 @@ def test_serve_starts_within_30_seconds_answers_and_stops_on_ctrl_c() -> None:
             for g in client.describe_auto_scaling_groups()["AutoScalingGroups"]
         }
         assert names == {"phoenix-sandbox-web-blue", "phoenix-sandbox-web-green"}
+        status = subprocess.run(
+            [sys.executable, "-m", "local", "status", "--port", str(port)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+        assert "fleet web" in status
+        assert "phoenix-sandbox-web-blue: min 2 desired 2 max 4" in status
+        assert "weight 100" in status
         # Bad input gets an AWS-shaped answer and the server keeps serving
         unknown = client.describe_auto_scaling_groups(AutoScalingGroupNames=["no-such-fleet"])
         assert unknown["AutoScalingGroups"] == []
