@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from local import alarm_events, cloudformation, eventbridge, instance_refresh, lambda_dispatch
+from local import (
+    alarm_events,
+    cloudformation,
+    eventbridge,
+    imagebuilder,
+    instance_refresh,
+    lambda_dispatch,
+)
 
 
 def install_extensions(endpoint: str | None = None) -> None:
@@ -12,3 +19,4 @@ def install_extensions(endpoint: str | None = None) -> None:
     eventbridge.install()
     alarm_events.install()
     instance_refresh.install()
+    imagebuilder.install()

@@ -2,6 +2,7 @@
 
     python -m local serve [-c env=sandbox] [--port 4566] [--time-scale 60]
     python -m local status [-c env=sandbox] [--port 4566]
+    python -m local bake [--pipeline golden] [--version 1.0.0] [--health healthy] [--port 4566]
 
 Starts moto on 127.0.0.1 with phoenix's extensions, deploys the environment's
 synthesized stacks into it with the real CDK CLI, prints the endpoint and the fleets,
@@ -63,6 +64,24 @@ def serve(environment: str, port: int, time_scale: float) -> int:
     return 0
 
 
+def bake(pipeline: str, version: str, health: str, port: int) -> int:
+    """Ask the running embedded AWS to build an image (CreateImage), then show it."""
+    endpoint = f"http://127.0.0.1:{port}"
+    imagebuilder = endpoint_client("imagebuilder", endpoint)
+    account, region = "123456789012", "us-east-1"
+    created = imagebuilder.create_image(
+        imageRecipeArn=f"arn:aws:imagebuilder:{region}:{account}:image-recipe/"
+        f"phoenix-{pipeline}/{version}",
+        infrastructureConfigurationArn=f"arn:aws:imagebuilder:{region}:{account}:"
+        f"infrastructure-configuration/phoenix-{pipeline}",
+        tags={"phoenix:health": health},
+    )
+    image = imagebuilder.get_image(imageBuildVersionArn=created["imageBuildVersionArn"])["image"]
+    (ami,) = image["outputResources"]["amis"]
+    print(f"phoenix: baked {image['arn']} -> {ami['image']} ({health}); AVAILABLE event sent")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -73,7 +92,16 @@ def main(argv: list[str] | None = None) -> int:
     status_parser = commands.add_parser("status", help="print the fleets of a running server")
     status_parser.add_argument("-c", dest="context", action="append", default=[])
     status_parser.add_argument("--port", type=int, default=4566)
+    bake_parser = commands.add_parser(
+        "bake", help="bake an AMI as the pipeline would, announcing it AVAILABLE"
+    )
+    bake_parser.add_argument("--pipeline", default="golden")
+    bake_parser.add_argument("--version", default="1.0.0")
+    bake_parser.add_argument("--health", choices=["healthy", "failing", "slow"], default="healthy")
+    bake_parser.add_argument("--port", type=int, default=4566)
     arguments = parser.parse_args(argv)
+    if arguments.command == "bake":
+        return bake(arguments.pipeline, arguments.version, arguments.health, arguments.port)
     environment = _context(arguments.context).get("env", "sandbox")
     if arguments.command == "status":
         endpoint = f"http://127.0.0.1:{arguments.port}"

@@ -211,6 +211,16 @@ def test_serve_starts_within_30_seconds_answers_and_stops_on_ctrl_c() -> None:
         assert "fleet web" in status
         assert "phoenix-sandbox-web-blue: min 2 desired 2 max 4" in status
         assert "weight 100" in status
+        baked = subprocess.run(
+            [sys.executable, "-m", "local", "bake", "--health", "failing", "--port", str(port)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+        assert "image/phoenix-golden/1.0.0/1 -> ami-" in baked
+        assert "(failing); AVAILABLE event sent" in baked
         # Bad input gets an AWS-shaped answer and the server keeps serving
         unknown = client.describe_auto_scaling_groups(AutoScalingGroupNames=["no-such-fleet"])
         assert unknown["AutoScalingGroups"] == []

@@ -1,0 +1,144 @@
+"""EC2 Image Builder in the embedded AWS: the images a rehearsal bakes, and their events.
+
+moto has no Image Builder. Phoenix needs two things from it: `GetImage` (the release
+trigger reads which AMI an image produced in each region) and the `EC2 Image Builder
+Image State Change` event that announces an image is AVAILABLE. `bake` stands in for a
+pipeline run: it registers a real AMI in moto's EC2 (tagged with the health profile the
+application model reads) and publishes the image's AVAILABLE event.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, cast
+
+from boto3 import Session
+from moto.core.base_backend import BackendDict, BaseBackend
+from moto.core.exceptions import JsonRESTError
+from moto.core.utils import utcnow
+from moto.ec2.models import ec2_backends
+from moto.events.models import events_backends
+
+Health = Literal["healthy", "failing", "slow"]
+HEALTH_TAG = "phoenix:health"
+DETAIL_TYPE = "EC2 Image Builder Image State Change"
+
+
+class ResourceNotFoundError(JsonRESTError):
+    def __init__(self, message: str) -> None:
+        super().__init__("ResourceNotFoundException", message)
+        self.code = 404
+
+
+class InvalidParameterValueError(JsonRESTError):
+    def __init__(self, message: str) -> None:
+        super().__init__("InvalidParameterValueException", message)
+        self.code = 400
+
+
+@dataclass
+class Image:
+    arn: str
+    name: str
+    version: str
+    ami_id: str
+    region: str
+    account: str
+    health: Health
+    created: datetime = field(default_factory=utcnow)
+
+    def to_api(self) -> dict[str, Any]:
+        """The `image` member of a GetImage response (the fields phoenix reads)."""
+        return {
+            "arn": self.arn,
+            "name": self.name,
+            "version": self.version,
+            "type": "AMI",
+            "platform": "Linux",
+            "state": {"status": "AVAILABLE"},
+            "dateCreated": self.created.isoformat(),
+            "outputResources": {
+                "amis": [
+                    {
+                        "region": self.region,
+                        "image": self.ami_id,
+                        "name": f"{self.name} {self.version}",
+                        "accountId": self.account,
+                    }
+                ]
+            },
+            "tags": {HEALTH_TAG: self.health},
+        }
+
+
+class ImageBuilderBackend(BaseBackend):
+    def __init__(self, region_name: str, account_id: str) -> None:
+        super().__init__(region_name, account_id)
+        self.images: dict[str, Image] = {}
+        self.builds: dict[str, int] = {}
+
+    def get_image(self, arn: str) -> Image:
+        if not arn.startswith(f"arn:aws:imagebuilder:{self.region_name}:") or ":image/" not in arn:
+            raise InvalidParameterValueError(
+                f"The value supplied for parameter 'imageBuildVersionArn' is not valid: {arn}"
+            )
+        if arn not in self.images:
+            raise ResourceNotFoundError(f"The image '{arn}' does not exist.")
+        return self.images[arn]
+
+    def create_image(self, recipe_arn: str, tags: dict[str, str]) -> Image:
+        parts = recipe_arn.split(":image-recipe/")
+        if len(parts) != 2 or len(parts[1].split("/")) != 2:
+            raise InvalidParameterValueError(
+                f"The value supplied for parameter 'imageRecipeArn' is not valid: {recipe_arn}"
+            )
+        name, version = parts[1].split("/")
+        health = tags.get(HEALTH_TAG, "healthy")
+        if health not in ("healthy", "failing", "slow"):
+            raise InvalidParameterValueError(
+                f"The tag {HEALTH_TAG} must be healthy, failing or slow, not {health!r}"
+            )
+        architecture = tags.get("phoenix:architecture", "arm64")
+        return self.bake(name.removeprefix("phoenix-"), version, cast(Health, health), architecture)
+
+    def bake(self, pipeline: str, version: str, health: Health, architecture: str) -> Image:
+        """Register the AMI a pipeline run would produce and announce it AVAILABLE."""
+        build = self.builds.get(f"{pipeline}/{version}", 0) + 1
+        self.builds[f"{pipeline}/{version}"] = build
+        name = f"phoenix-{pipeline}"
+        ec2 = ec2_backends[self.account_id][self.region_name]
+        ami = ec2.register_image(
+            name=f"{name} {version}/{build}",
+            description=f"baked by the rehearsal, health {health}",
+        )
+        ami.architecture = architecture
+        ec2.create_tags([ami.id], {HEALTH_TAG: health, "Name": f"{name} {version}/{build}"})
+        prefix = f"arn:aws:imagebuilder:{self.region_name}:{self.account_id}"
+        arn = f"{prefix}:image/{name}/{version}/{build}"
+        image = Image(arn, name, version, ami.id, self.region_name, self.account_id, health)
+        self.images[arn] = image
+        events_backends[self.account_id][self.region_name].put_events(
+            [
+                {
+                    "Source": "aws.imagebuilder",
+                    "DetailType": DETAIL_TYPE,
+                    "Detail": json.dumps(
+                        {"previous-state": {"status": "TESTING"}, "state": {"status": "AVAILABLE"}}
+                    ),
+                    "Resources": [arn],
+                    "EventBusName": "default",
+                }
+            ]
+        )
+        return image
+
+
+# moto's own region list has no Image Builder; it runs wherever EC2 does.
+imagebuilder_backends = BackendDict(
+    ImageBuilderBackend,
+    "imagebuilder",
+    use_boto3_regions=False,
+    additional_regions=Session().get_available_regions("ec2"),
+)
