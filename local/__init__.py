@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from local import (
     alarm_events,
+    application,
     cloudformation,
     eventbridge,
     imagebuilder,
@@ -20,3 +21,4 @@ def install_extensions(endpoint: str | None = None) -> None:
     alarm_events.install()
     instance_refresh.install()
     imagebuilder.install()
+    application.install()

@@ -70,7 +70,7 @@ def install(endpoint: str | None = None) -> None:
     )
     stacks.Stack.create_resources = _failing_visibly(stacks.Stack.create_resources)  # type: ignore[method-assign]
     stacks.Stack.update = _failing_visibly_on_update(stacks.Stack.update)  # type: ignore[method-assign]
-    _add_attributes(FakeTargetGroup, {"TargetGroupFullName": _full_name("targetgroup/")})
+    _add_attributes(FakeTargetGroup, {"TargetGroupFullName": _target_group_full_name})
     _add_attributes(FakeLoadBalancer, {"LoadBalancerFullName": _full_name("loadbalancer/")})
     for cached in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
         cached.cache_clear()  # the models below register by subclassing
@@ -138,6 +138,11 @@ def _with_property_fixes(parse: Callable[..., Any]) -> Callable[..., Any]:
 def _full_name(marker: str) -> Callable[[Any], str]:
     """`...:loadbalancer/app/name/id` -> `app/name/id`, the metric dimension value."""
     return lambda resource: str(resource.arn).split(marker, 1)[1]
+
+
+def _target_group_full_name(resource: Any) -> str:
+    """`...:targetgroup/name/id` -> `targetgroup/name/id`, the metric dimension value."""
+    return str(resource.arn).rsplit(":", 1)[1]
 
 
 def _add_attributes(model: type[Any], extra: dict[str, Callable[[Any], str]]) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from moto.server import ThreadedMotoServer
 
-from local import cloudformation, install_extensions, instance_refresh
+from local import application, cloudformation, install_extensions, instance_refresh
 
 REPO = Path(__file__).resolve().parent.parent
 ACCOUNT = "123456789012"  # moto's default account
@@ -65,8 +65,11 @@ class EmbeddedAws:
         return cloudformation.aws_client(service, self.region)
 
     def advance(self, seconds: float = 60.0) -> None:
-        """Let `seconds` of simulated time pass for everything that waits (instance refresh)."""
-        instance_refresh.advance(seconds)
+        """Let `seconds` of simulated time pass, a minute at a time: instance refreshes move
+        on, and the application model serves a minute of traffic and evaluates alarms."""
+        for _ in range(application.minutes(seconds)):
+            instance_refresh.advance(60.0)
+            application.advance(ACCOUNT, self.region)
 
     def cli_environment(self) -> dict[str, str]:
         """What the AWS CLI, boto3 or the CDK CLI need to talk to this endpoint."""

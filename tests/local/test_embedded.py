@@ -164,6 +164,81 @@ def test_a_later_deploy_leaves_what_a_release_set(sandbox: EmbeddedAws, tmp_path
     assert latest["LatestVersionNumber"] > int(version)  # the deploy's new shape, unused
 
 
+def test_a_failing_ami_rolled_into_a_slot_taking_traffic_sets_off_its_alarms(
+    sandbox: EmbeddedAws,
+) -> None:
+    # Given a failing AMI baked, and the blue slot refreshed onto it (blue has no traffic)
+    imagebuilder, ec2, autoscaling = (
+        sandbox.client(s) for s in ("imagebuilder", "ec2", "autoscaling")
+    )
+    arn = imagebuilder.create_image(
+        imageRecipeArn="arn:aws:imagebuilder:us-east-1:123456789012:image-recipe/phoenix-golden/2.0.0",
+        infrastructureConfigurationArn="arn:aws:imagebuilder:us-east-1:123456789012:"
+        "infrastructure-configuration/phoenix-golden",
+        tags={"phoenix:health": "failing"},
+    )["imageBuildVersionArn"]
+    failing = imagebuilder.get_image(imageBuildVersionArn=arn)["image"]["outputResources"]["amis"][
+        0
+    ]["image"]
+    blue = _groups(sandbox)["phoenix-sandbox-web-blue"]
+    template = blue["LaunchTemplate"]["LaunchTemplateId"]
+    version = str(
+        ec2.create_launch_template_version(
+            LaunchTemplateId=template, SourceVersion="1", LaunchTemplateData={"ImageId": failing}
+        )["LaunchTemplateVersion"]["VersionNumber"]
+    )
+    autoscaling.start_instance_refresh(
+        AutoScalingGroupName="phoenix-sandbox-web-blue",
+        DesiredConfiguration={"LaunchTemplate": {"LaunchTemplateId": template, "Version": version}},
+        Preferences={"MinHealthyPercentage": 100, "MaxHealthyPercentage": 200},
+    )
+    sandbox.advance(120)
+    (refresh,) = autoscaling.describe_instance_refreshes(
+        AutoScalingGroupName="phoenix-sandbox-web-blue"
+    )["InstanceRefreshes"]
+    assert refresh["Status"] == "Successful"
+    states = {
+        a["AlarmName"]: a["StateValue"]
+        for a in sandbox.client("cloudwatch").describe_alarms()["MetricAlarms"]
+    }
+    assert states["phoenix-sandbox-web-blue-5xx-rate"] == "OK"  # no traffic yet
+    assert states["phoenix-sandbox-web-blue-unhealthy-hosts"] == "ALARM"  # health checks fail
+
+    # When a quarter of the traffic goes to blue for the alarm's evaluation periods
+    elbv2 = sandbox.client("elbv2")
+    (balancer,) = elbv2.describe_load_balancers()["LoadBalancers"]
+    (listener,) = elbv2.describe_listeners(LoadBalancerArn=balancer["LoadBalancerArn"])["Listeners"]
+    blue_arn = blue["TargetGroupARNs"][0]
+    elbv2.modify_listener(
+        ListenerArn=listener["ListenerArn"],
+        DefaultActions=[
+            {
+                "Type": "forward",
+                "ForwardConfig": {
+                    "TargetGroups": [
+                        {
+                            "TargetGroupArn": t["TargetGroupArn"],
+                            "Weight": 25 if t["TargetGroupArn"] == blue_arn else 75,
+                        }
+                        for t in listener["DefaultActions"][0]["ForwardConfig"]["TargetGroups"]
+                    ]
+                },
+            }
+        ],
+    )
+    sandbox.advance(120)
+
+    # Then the deployed alarms read it: blue's error rate and the fleet's, not green's
+    states = {
+        a["AlarmName"]: a["StateValue"]
+        for a in sandbox.client("cloudwatch").describe_alarms()["MetricAlarms"]
+    }
+    assert states["phoenix-sandbox-web-blue-5xx-rate"] == "ALARM"
+    assert states["phoenix-sandbox-web-5xx-rate"] == "ALARM"
+    assert states["phoenix-sandbox-web-green-5xx-rate"] == "OK"
+    assert states["phoenix-sandbox-web-green-unhealthy-hosts"] == "OK"
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

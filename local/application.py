@@ -1,0 +1,255 @@
+"""The application model: what the instances serving a fleet would do, from their AMI.
+
+Every AMI the rehearsal bakes carries a health profile (tag `phoenix:health`): healthy,
+failing or slow; an AMI without the tag is healthy. From it:
+- target health: an instance from a failing AMI fails the load balancer's health
+  checks (`unhealthy`, `Target.FailedHealthChecks`), as the application would;
+- traffic: each time `advance(seconds)` runs, every load balancer's listener splits a
+  steady request rate between its target groups by weight, and the model publishes
+  the ALB metrics CloudWatch would (RequestCount, HTTPCode_Target_5XX_Count,
+  TargetResponseTime, UnHealthyHostCount) per target group and load balancer. A target
+  group whose targets are all unhealthy still gets its share (ALB fails open), so a
+  failing AMI's requests come back 5xx; a slow AMI answers in 2.5 s;
+- alarms: every alarm on these metrics is evaluated from the same numbers against its
+  own threshold and comparison, moving to ALARM after `EvaluationPeriods` breaching
+  steps in a row and back to OK after one healthy step (each change sends the
+  CloudWatch event, see alarm_events).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from moto.cloudwatch.models import Alarm, cloudwatch_backends
+from moto.core.utils import utcnow
+from moto.ec2.models import ec2_backends
+from moto.elbv2.models import ELBv2Backend, FakeHealthStatus, FakeTargetGroup, elbv2_backends
+
+from local.imagebuilder import HEALTH_TAG
+
+REQUESTS_PER_MINUTE = 600
+LATENCY_SECONDS = {"healthy": 0.05, "slow": 2.5, "failing": 0.05}
+NAMESPACE = "AWS/ApplicationELB"
+_installed: list[bool] = []
+_breaching: dict[str, int] = {}
+
+
+def image_health(ec2: Any, image_id: str) -> str:
+    """The health profile of an AMI (healthy when it has none)."""
+    image = ec2.amis.get(image_id)
+    if image is None:
+        return "healthy"
+    tags = ec2.describe_tags(filters={"resource-id": [image_id]})
+    return next((t["value"] for t in tags if t["key"] == HEALTH_TAG), "healthy")
+
+
+def instance_health(account: str, region: str, instance_id: str) -> str | None:
+    """The health profile of a running instance's AMI; None once it no longer runs."""
+    ec2 = ec2_backends[account][region]
+    instance = ec2.get_instance_by_id(instance_id)
+    if instance is None or instance.state != "running":
+        return None
+    return image_health(ec2, instance.image_id)
+
+
+@dataclass(frozen=True)
+class GroupTraffic:
+    """One target group's minute: what the ALB would measure."""
+
+    requests: float
+    errors: float
+    latency: float
+    unhealthy: int
+
+
+def target_group_traffic(
+    backend: ELBv2Backend, group: FakeTargetGroup, requests: float
+) -> GroupTraffic:
+    ids = [t["Id"] for t in group.targets.values() if str(t["Id"]).startswith("i-")]
+    found = [instance_health(backend.account_id, backend.region_name, i) for i in ids]
+    profiles = [p for p in found if p is not None]
+    unhealthy = profiles.count("failing")
+    if not profiles:
+        return GroupTraffic(0.0, 0.0, 0.0, 0)
+    healthy = [p for p in profiles if p != "failing"]
+    serving = healthy or profiles  # ALB fails open when every target is unhealthy
+    errors = requests * serving.count("failing") / len(serving)
+    latency = max(LATENCY_SECONDS[p] for p in serving)
+    return GroupTraffic(requests, errors, latency, unhealthy)
+
+
+def _dimension(arn: str) -> str:
+    """The CloudWatch dimension value of a load balancer (`app/name/id`) or target group
+    (`targetgroup/name/id`)."""
+    resource = arn.rsplit(":", 1)[1]
+    return resource.removeprefix("loadbalancer/")
+
+
+def _traffic(backend: ELBv2Backend) -> dict[str, tuple[str, GroupTraffic]]:
+    """Each target group's traffic this minute, with the name of its load balancer."""
+    traffic: dict[str, tuple[str, GroupTraffic]] = {}
+    for balancer in backend.load_balancers.values():
+        for listener in balancer.listeners.values():
+            weights: dict[str, int] = {}
+            for action in listener.default_actions:
+                data = action.data
+                for group in data.get("ForwardConfig", {}).get("TargetGroups", []):
+                    weights[group["TargetGroupArn"]] = int(group.get("Weight", 1))
+                if data.get("TargetGroupArn"):
+                    weights[data["TargetGroupArn"]] = 1
+            total = sum(weights.values())
+            for arn, weight in weights.items():
+                group = backend.target_groups.get(arn)
+                if group is None:
+                    continue
+                share = REQUESTS_PER_MINUTE * weight / total if total else 0.0
+                traffic[arn] = (balancer.arn, target_group_traffic(backend, group, share))
+    return traffic
+
+
+def _publish(account: str, region: str, traffic: dict[str, tuple[str, GroupTraffic]]) -> None:
+    cloudwatch = cloudwatch_backends[account][region]
+    now = utcnow()
+    for group_arn, (balancer_arn, minute) in traffic.items():
+        dimensions = [
+            {"Name": "LoadBalancer", "Value": _dimension(balancer_arn)},
+            {"Name": "TargetGroup", "Value": _dimension(group_arn)},
+        ]
+        values = {
+            "RequestCount": minute.requests,
+            "HTTPCode_Target_5XX_Count": minute.errors,
+            "UnHealthyHostCount": float(minute.unhealthy),
+        }
+        if minute.requests:
+            values["TargetResponseTime"] = minute.latency
+        cloudwatch.put_metric_data(
+            NAMESPACE,
+            [
+                {"MetricName": name, "Value": value, "Dimensions": dimensions, "Timestamp": now}
+                for name, value in values.items()
+            ],
+        )
+
+
+def _watched(alarm: Alarm) -> tuple[set[str], set[str], set[str]]:
+    """The metric names, target groups and load balancers an alarm reads."""
+    metrics: set[str] = set()
+    groups: set[str] = set()
+    balancers: set[str] = set()
+    stats = [q.metric_stat for q in alarm.metric_data_queries if q.metric_stat]
+    pairs = (
+        [(s.metric.metric_name, s.metric.dimensions) for s in stats]
+        if stats
+        else [(alarm.metric_name, alarm.dimensions)]
+    )
+    for name, dimensions in pairs:
+        metrics.add(str(name))
+        for dimension in dimensions or []:
+            if dimension.name == "TargetGroup":
+                groups.add(str(dimension.value))
+            if dimension.name == "LoadBalancer":
+                balancers.add(str(dimension.value))
+    return metrics, groups, balancers
+
+
+def alarm_value(alarm: Alarm, traffic: dict[str, tuple[str, GroupTraffic]]) -> float | None:
+    """What the alarm's metric reads this minute, or None when it is not an ALB alarm."""
+    metrics, groups, balancers = _watched(alarm)
+    chosen = [
+        minute
+        for group_arn, (balancer_arn, minute) in traffic.items()
+        if (groups and _dimension(group_arn) in groups)
+        or (not groups and _dimension(balancer_arn) in balancers)
+    ]
+    if not chosen:
+        return None
+    requests = sum(m.requests for m in chosen)
+    if "HTTPCode_Target_5XX_Count" in metrics:
+        return 100 * sum(m.errors for m in chosen) / requests if requests else 0.0
+    if "TargetResponseTime" in metrics:
+        return max((m.latency for m in chosen if m.requests), default=0.0)
+    if "UnHealthyHostCount" in metrics:
+        return float(sum(m.unhealthy for m in chosen))
+    return None
+
+
+_COMPARE: dict[str, Callable[[float, float], bool]] = {
+    "GreaterThanThreshold": lambda value, threshold: value > threshold,
+    "GreaterThanOrEqualToThreshold": lambda value, threshold: value >= threshold,
+    "LessThanThreshold": lambda value, threshold: value < threshold,
+    "LessThanOrEqualToThreshold": lambda value, threshold: value <= threshold,
+}
+
+
+def _evaluate(account: str, region: str, traffic: dict[str, tuple[str, GroupTraffic]]) -> None:
+    cloudwatch = cloudwatch_backends[account][region]
+    for alarm in list(cloudwatch.alarms.values()):
+        value = alarm_value(alarm, traffic)
+        compare = _COMPARE.get(alarm.comparison_operator)
+        if value is None or compare is None:
+            continue
+        breaching = compare(value, float(alarm.threshold))
+        streak = _breaching.get(alarm.alarm_arn, 0) + 1 if breaching else 0
+        _breaching[alarm.alarm_arn] = streak
+        periods = int(alarm.evaluation_periods or 1)
+        if breaching and streak >= periods and alarm.state_value != "ALARM":
+            alarm.update_state(
+                f"Threshold Crossed: {periods} datapoint(s) [{value:.3f}] "
+                f"{alarm.comparison_operator} the threshold ({alarm.threshold})",
+                "{}",
+                "ALARM",
+            )
+        elif not breaching and alarm.state_value != "OK":
+            alarm.update_state(
+                f"Threshold not crossed: datapoint [{value:.3f}] (threshold {alarm.threshold})",
+                "{}",
+                "OK",
+            )
+
+
+def advance(account: str, region: str) -> None:
+    """One minute of traffic for every load balancer: metrics published, alarms evaluated."""
+    backend = elbv2_backends[account][region]
+    traffic = _traffic(backend)
+    if not traffic:
+        return
+    _publish(account, region, traffic)
+    _evaluate(account, region, traffic)
+
+
+def install() -> None:
+    """Make target health follow each instance's AMI (once per process)."""
+    if _installed:
+        return
+    _installed.append(True)
+    FakeTargetGroup.health_for = _following_the_image(FakeTargetGroup.health_for)  # type: ignore[method-assign]
+
+
+def _following_the_image(health_for: Callable[..., FakeHealthStatus]) -> Callable[..., Any]:
+    @functools.wraps(health_for)
+    def health(self: FakeTargetGroup, target: dict[str, Any], ec2_backend: Any) -> FakeHealthStatus:
+        status = health_for(self, target, ec2_backend)
+        if status.status != "healthy" or not str(target["Id"]).startswith("i-"):
+            return status
+        instance = ec2_backend.get_instance_by_id(target["Id"])
+        if instance and image_health(ec2_backend, instance.image_id) == "failing":
+            return FakeHealthStatus(
+                status.instance_id,
+                status.port,
+                status.health_check_port,
+                "unhealthy",
+                "Target.FailedHealthChecks",
+                "Health checks failed",
+            )
+        return status
+
+    return health
+
+
+def minutes(seconds: float) -> int:
+    """How many one-minute traffic steps `seconds` of simulated time holds (at least one)."""
+    return max(1, math.floor(seconds / 60))

@@ -1,0 +1,207 @@
+"""The application model: an AMI's health profile drives targets, metrics and alarms."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from local import application, install_extensions
+from local.imagebuilder import imagebuilder_backends
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+
+
+@dataclass(frozen=True)
+class Fleet:
+    listener: str
+    blue: str
+    green: str
+    queue: str
+
+    def weights(self, blue: int, green: int) -> None:
+        boto3.client("elbv2", region_name=REGION).modify_listener(
+            ListenerArn=self.listener,
+            DefaultActions=[
+                {
+                    "Type": "forward",
+                    "ForwardConfig": {
+                        "TargetGroups": [
+                            {"TargetGroupArn": self.blue, "Weight": blue},
+                            {"TargetGroupArn": self.green, "Weight": green},
+                        ]
+                    },
+                }
+            ],
+        )
+
+    def alarm_events(self) -> list[dict[str, Any]]:
+        messages = boto3.client("sqs", region_name=REGION).receive_message(
+            QueueUrl=self.queue, MaxNumberOfMessages=10
+        )
+        return [json.loads(m["Body"]) for m in messages.get("Messages", [])]
+
+
+def _serving(health: str, subnet: str, group_arn: str) -> None:
+    image = imagebuilder_backends[ACCOUNT][REGION].bake("golden", "1.0.0", health, "arm64")  # type: ignore[arg-type]
+    ec2 = boto3.client("ec2", region_name=REGION)
+    ids = [
+        i["InstanceId"]
+        for i in ec2.run_instances(ImageId=image.ami_id, MinCount=2, MaxCount=2, SubnetId=subnet)[
+            "Instances"
+        ]
+    ]
+    boto3.client("elbv2", region_name=REGION).register_targets(
+        TargetGroupArn=group_arn, Targets=[{"Id": i} for i in ids]
+    )
+
+
+def _error_rate_alarm(name: str, group_arn: str, balancer_arn: str) -> None:
+    dimensions = [
+        {"Name": "LoadBalancer", "Value": balancer_arn.split("loadbalancer/")[1]},
+        {"Name": "TargetGroup", "Value": group_arn.rsplit(":", maxsplit=1)[-1]},
+    ]
+    stat = {"Namespace": "AWS/ApplicationELB", "Dimensions": dimensions}
+    boto3.client("cloudwatch", region_name=REGION).put_metric_alarm(
+        AlarmName=name,
+        ComparisonOperator="GreaterThanThreshold",
+        EvaluationPeriods=2,
+        Threshold=5.0,
+        Metrics=[
+            {"Id": "rate", "Expression": "100 * errors / requests", "ReturnData": True},
+            {
+                "Id": "errors",
+                "ReturnData": False,
+                "MetricStat": {
+                    "Metric": {**stat, "MetricName": "HTTPCode_Target_5XX_Count"},
+                    "Period": 60,
+                    "Stat": "Sum",
+                },
+            },
+            {
+                "Id": "requests",
+                "ReturnData": False,
+                "MetricStat": {
+                    "Metric": {**stat, "MetricName": "RequestCount"},
+                    "Period": 60,
+                    "Stat": "Sum",
+                },
+            },
+        ],
+    )
+
+
+@pytest.fixture
+def fleet() -> Iterator[Fleet]:
+    with mock_aws():
+        install_extensions(None)
+        ec2 = boto3.client("ec2", region_name=REGION)
+        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        subnets = [
+            ec2.create_subnet(
+                VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"{REGION}{z}"
+            )["Subnet"]["SubnetId"]
+            for i, z in enumerate("ab")
+        ]
+        elbv2 = boto3.client("elbv2", region_name=REGION)
+        balancer = elbv2.create_load_balancer(Name="web", Subnets=subnets)["LoadBalancers"][0][
+            "LoadBalancerArn"
+        ]
+        blue, green = [
+            elbv2.create_target_group(Name=n, Protocol="HTTP", Port=80, VpcId=vpc)["TargetGroups"][
+                0
+            ]["TargetGroupArn"]
+            for n in ("blue", "green")
+        ]
+        listener = elbv2.create_listener(
+            LoadBalancerArn=balancer,
+            Protocol="HTTP",
+            Port=80,
+            DefaultActions=[
+                {
+                    "Type": "forward",
+                    "ForwardConfig": {
+                        "TargetGroups": [
+                            {"TargetGroupArn": blue, "Weight": 100},
+                            {"TargetGroupArn": green, "Weight": 0},
+                        ]
+                    },
+                }
+            ],
+        )["Listeners"][0]["ListenerArn"]
+        _serving("healthy", subnets[0], blue)
+        _serving("failing", subnets[0], green)
+        _error_rate_alarm("phoenix-t-web-green-5xx-rate", green, balancer)
+        _error_rate_alarm("phoenix-t-web-blue-5xx-rate", blue, balancer)
+        sqs = boto3.client("sqs", region_name=REGION)
+        queue = sqs.create_queue(QueueName="alarms")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        events = boto3.client("events", region_name=REGION)
+        events.put_rule(Name="a", EventPattern=json.dumps({"source": ["aws.cloudwatch"]}))
+        events.put_targets(Rule="a", Targets=[{"Id": "q", "Arn": queue_arn}])
+        yield Fleet(listener, blue, green, queue)
+
+
+def _states() -> dict[str, str]:
+    alarms = boto3.client("cloudwatch", region_name=REGION).describe_alarms()["MetricAlarms"]
+    return {a["AlarmName"]: a["StateValue"] for a in alarms}
+
+
+def test_targets_from_a_failing_ami_fail_their_health_checks(fleet: Fleet) -> None:
+    elbv2 = boto3.client("elbv2", region_name=REGION)
+    green = elbv2.describe_target_health(TargetGroupArn=fleet.green)["TargetHealthDescriptions"]
+    blue = elbv2.describe_target_health(TargetGroupArn=fleet.blue)["TargetHealthDescriptions"]
+    assert {(t["TargetHealth"]["State"], t["TargetHealth"].get("Reason")) for t in green} == {
+        ("unhealthy", "Target.FailedHealthChecks")
+    }
+    assert {t["TargetHealth"]["State"] for t in blue} == {"healthy"}
+
+
+def test_traffic_to_a_failing_slot_raises_its_alarm_after_its_evaluation_periods(
+    fleet: Fleet,
+) -> None:
+    # Given all traffic on the healthy slot: nothing breaches
+    application.advance(ACCOUNT, REGION)
+    assert _states() == {"phoenix-t-web-green-5xx-rate": "OK", "phoenix-t-web-blue-5xx-rate": "OK"}
+
+    # When a canary step sends a quarter of the traffic to the failing slot
+    fleet.weights(75, 25)
+    application.advance(ACCOUNT, REGION)
+    assert _states()["phoenix-t-web-green-5xx-rate"] == "OK"  # one period of two
+    application.advance(ACCOUNT, REGION)
+
+    # Then its alarm goes to ALARM (and sends the event), the healthy slot's does not
+    assert _states() == {
+        "phoenix-t-web-green-5xx-rate": "ALARM",
+        "phoenix-t-web-blue-5xx-rate": "OK",
+    }
+    (event,) = fleet.alarm_events()
+    assert event["detail"]["alarmName"] == "phoenix-t-web-green-5xx-rate"
+    assert event["detail"]["state"]["value"] == "ALARM"
+
+    # And when traffic is shifted back, the alarm returns to OK
+    fleet.weights(100, 0)
+    application.advance(ACCOUNT, REGION)
+    assert _states()["phoenix-t-web-green-5xx-rate"] == "OK"
+
+
+def test_the_metrics_are_published_per_target_group(fleet: Fleet) -> None:
+    fleet.weights(50, 50)
+    application.advance(ACCOUNT, REGION)
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+    listed = cloudwatch.list_metrics(Namespace="AWS/ApplicationELB")["Metrics"]
+    names = {m["MetricName"] for m in listed}
+    assert {
+        "RequestCount",
+        "HTTPCode_Target_5XX_Count",
+        "TargetResponseTime",
+        "UnHealthyHostCount",
+    } <= names
