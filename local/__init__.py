@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from moto.core.config import default_user_config
+
 from local import (
     alarm_events,
     application,
@@ -14,7 +16,13 @@ from local import (
 
 
 def install_extensions(endpoint: str | None = None) -> None:
-    """Apply every extension to moto in this process; `endpoint` is the server's URL."""
+    """Apply every extension to moto in this process; `endpoint` is the server's URL.
+
+    Also sets moto to run state machines with its ASL interpreter. (moto's Lambda keeps
+    its Docker setting: its no-Docker mode answers from a canned queue and never reaches
+    phoenix's handlers; only CDK's own providers would want Docker, and those run here.)
+    """
+    default_user_config["stepfunctions"]["execute_state_machine"] = True
     cloudformation.install(endpoint)
     lambda_dispatch.install()
     eventbridge.install()

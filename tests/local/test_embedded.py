@@ -299,6 +299,20 @@ def test_serve_starts_within_30_seconds_answers_and_stops_on_ctrl_c() -> None:
         # Bad input gets an AWS-shaped answer and the server keeps serving
         unknown = client.describe_auto_scaling_groups(AutoScalingGroupNames=["no-such-fleet"])
         assert unknown["AutoScalingGroups"] == []
+        events = boto3.client(
+            "events",
+            endpoint_url=f"http://127.0.0.1:{port}",
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",  # noqa: S106 - moto's fake credentials
+        )
+        malformed = events.put_events(
+            Entries=[
+                {"Source": "phoenix", "DetailType": "Release Requested", "Detail": "{not json"}
+            ]
+        )
+        assert malformed["FailedEntryCount"] == 1
+        assert malformed["Entries"][0]["ErrorCode"] == "MalformedDetail"
         assert client.describe_auto_scaling_groups()["AutoScalingGroups"]
     finally:
         server.send_signal(signal.SIGINT)

@@ -268,3 +268,42 @@ def test_an_alarm_state_change_publishes_the_documented_event(aws: None) -> None
     assert event["resources"] == [
         "arn:aws:cloudwatch:us-east-1:123456789012:alarm:phoenix-sandbox-web-5xx-rate"
     ]
+
+
+def test_a_state_machine_task_invokes_a_phoenix_handler_through_moto_s_interpreter(
+    aws: None,
+) -> None:
+    # Given a state machine whose Task calls the function, as CDK's LambdaInvoke renders it
+    arn = _function()
+    definition = {
+        "StartAt": "Call",
+        "States": {
+            "Call": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::lambda:invoke",
+                "Parameters": {"FunctionName": arn, "Payload.$": "$"},
+                "OutputPath": "$.Payload",
+                "End": True,
+            }
+        },
+    }
+    stepfunctions = boto3.client("stepfunctions", region_name=REGION)
+    machine = stepfunctions.create_state_machine(
+        name="probe",
+        definition=json.dumps(definition),
+        roleArn="arn:aws:iam::123456789012:role/states",
+    )["stateMachineArn"]
+
+    # When it runs
+    execution = stepfunctions.start_execution(stateMachineArn=machine, input='{"step": 1}')
+    deadline = time.monotonic() + 20
+    while True:
+        described = stepfunctions.describe_execution(executionArn=execution["executionArn"])
+        if described["status"] != "RUNNING" or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+
+    # Then the handler ran in-process and its result is the execution's output
+    assert described["status"] == "SUCCEEDED"
+    assert json.loads(described["output"])["function"] == "phoenix-probe"
+    assert {"step": 1} in received
