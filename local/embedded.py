@@ -13,6 +13,7 @@ from typing import Any
 
 from moto.server import ThreadedMotoServer
 
+from infra.config import CONFIG_DIR, load_environment
 from local import application, cloudformation, install_extensions, instance_refresh
 
 REPO = Path(__file__).resolve().parent.parent
@@ -118,7 +119,10 @@ class EmbeddedAws:
         context = ["-c", f"env={environment}"]
         if config_dir is not None:
             context += ["-c", f"config_dir={config_dir}"]
-        self._cdk("bootstrap", f"aws://{ACCOUNT}/{self.region}", *context, outdir=out)
+        config = load_environment(environment, config_dir or CONFIG_DIR)
+        regions = sorted({region or self.region for region in config.regions})
+        targets = [f"aws://{ACCOUNT}/{region}" for region in regions]
+        self._cdk("bootstrap", *targets, *context, outdir=out)
         self._cdk(
             "deploy",
             f"{environment}/*",
@@ -131,11 +135,13 @@ class EmbeddedAws:
             "1",
             outdir=out,
         )
-        cloudformation_client = self.client("cloudformation")
         stacks = [
-            s
-            for s in cloudformation_client.describe_stacks()["Stacks"]
-            if s["StackName"].startswith(f"phoenix-{environment}")
+            stack
+            for region in regions
+            for stack in cloudformation.aws_client("cloudformation", region).describe_stacks()[
+                "Stacks"
+            ]
+            if stack["StackName"].startswith(f"phoenix-{environment}")
         ]
         broken = {s["StackName"]: s["StackStatus"] for s in stacks}
         broken = {

@@ -18,11 +18,13 @@ def describe_fleets(client: Callable[[str], Any], environment: str) -> str:
     ]
     images = _instance_images(ec2, [i["InstanceId"] for g in groups for i in g["Instances"]])
     weights = _weights_by_target_group(elbv2)
+    addresses = _addresses_by_target_group(elbv2)
     lines = []
-    for fleet in sorted(
-        {g["AutoScalingGroupName"][len(prefix) :].rsplit("-", 1)[0] for g in groups}
-    ):
-        lines.append(f"fleet {fleet}")
+    fleets = {g["AutoScalingGroupName"][len(prefix) :].rsplit("-", 1)[0] for g in groups}
+    for fleet in sorted(fleets):
+        members = [g for g in groups if g["AutoScalingGroupName"].startswith(f"{prefix}{fleet}-")]
+        urls = {addresses[a] for g in members for a in g["TargetGroupARNs"] if a in addresses}
+        lines.append(f"fleet {fleet}: " + (", ".join(f"http://{u}" for u in sorted(urls)) or "-"))
         for group in groups:
             name = group["AutoScalingGroupName"]
             if not name.startswith(f"{prefix}{fleet}-"):
@@ -50,6 +52,18 @@ def _instance_images(ec2: Any, instance_ids: list[str]) -> dict[str, str]:
         return {}
     reservations = ec2.describe_instances(InstanceIds=instance_ids)["Reservations"]
     return {i["InstanceId"]: i["ImageId"] for r in reservations for i in r["Instances"]}
+
+
+def _addresses_by_target_group(elbv2: Any) -> dict[str, str]:
+    balancers = {
+        b["LoadBalancerArn"]: b["DNSName"] for b in elbv2.describe_load_balancers()["LoadBalancers"]
+    }
+    return {
+        group["TargetGroupArn"]: balancers[arn]
+        for group in elbv2.describe_target_groups()["TargetGroups"]
+        for arn in group.get("LoadBalancerArns", [])[:1]
+        if arn in balancers
+    }
 
 
 def _weights_by_target_group(elbv2: Any) -> dict[str, int]:

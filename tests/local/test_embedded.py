@@ -283,7 +283,7 @@ def test_serve_starts_within_30_seconds_answers_and_stops_on_ctrl_c() -> None:
             timeout=60,
             check=True,
         ).stdout
-        assert "fleet web" in status
+        assert "fleet web: http://" in status
         assert "phoenix-sandbox-web-blue: min 2 desired 2 max 4" in status
         assert "weight 100" in status
         baked = subprocess.run(
