@@ -12,7 +12,8 @@ from infra.controller_state import ControllerState
 from infra.encryption import EnvironmentKey
 from infra.fleet import ImmutableFleet
 from infra.network import Network
-from infra.observability import Observability, log_retention
+from infra.observability import Observability
+from infra.release import ReleaseOrchestrator, log_retention
 
 
 class PhoenixStack(Stack):
@@ -74,6 +75,16 @@ class PhoenixStack(Stack):
             )
             for fleet in config.fleets
         }
+        if primary:
+            # Images are baked in the primary region (and copied to the others).
+            self.release = ReleaseOrchestrator(
+                self,
+                "Release",
+                environment=config.name,
+                pipelines=[p.name for p in config.image_pipelines],
+                key=self.encryption.key,
+                log_retention_days=config.functions.log_retention_days,
+            )
 
     @property
     def availability_zones(self) -> list[str]:

@@ -2,7 +2,8 @@
 
     python -m local serve [-c env=sandbox] [--port 4566] [--time-scale 60]
     python -m local status [-c env=sandbox] [--port 4566]
-    python -m local bake [--pipeline golden] [--version 1.0.0] [--health healthy] [--port 4566]
+    python -m local bake [-c env=sandbox] [--pipeline golden] [--version 1.0.0]
+                         [--health healthy|failing|slow] [--port 4566]
 
 Starts moto on 127.0.0.1 with phoenix's extensions, deploys the environment's
 synthesized stacks into it with the real CDK CLI, prints the endpoint and the fleets,
@@ -19,6 +20,7 @@ import threading
 import time
 from types import FrameType
 
+from functions.common.names import image_name
 from local.cloudformation import endpoint_client
 from local.embedded import DeployError, EmbeddedAws
 from local.status import describe_fleets
@@ -64,16 +66,16 @@ def serve(environment: str, port: int, time_scale: float) -> int:
     return 0
 
 
-def bake(pipeline: str, version: str, health: str, port: int) -> int:
+def bake(environment: str, pipeline: str, version: str, health: str, port: int) -> int:
     """Ask the running embedded AWS to build an image (CreateImage), then show it."""
     endpoint = f"http://127.0.0.1:{port}"
     imagebuilder = endpoint_client("imagebuilder", endpoint)
     account, region = "123456789012", "us-east-1"
     created = imagebuilder.create_image(
         imageRecipeArn=f"arn:aws:imagebuilder:{region}:{account}:image-recipe/"
-        f"phoenix-{pipeline}/{version}",
+        f"{image_name(environment, pipeline)}/{version}",
         infrastructureConfigurationArn=f"arn:aws:imagebuilder:{region}:{account}:"
-        f"infrastructure-configuration/phoenix-{pipeline}",
+        f"infrastructure-configuration/{image_name(environment, pipeline)}",
         tags={"phoenix:health": health},
     )
     image = imagebuilder.get_image(imageBuildVersionArn=created["imageBuildVersionArn"])["image"]
@@ -95,14 +97,17 @@ def main(argv: list[str] | None = None) -> int:
     bake_parser = commands.add_parser(
         "bake", help="bake an AMI as the pipeline would, announcing it AVAILABLE"
     )
+    bake_parser.add_argument("-c", dest="context", action="append", default=[])
     bake_parser.add_argument("--pipeline", default="golden")
     bake_parser.add_argument("--version", default="1.0.0")
     bake_parser.add_argument("--health", choices=["healthy", "failing", "slow"], default="healthy")
     bake_parser.add_argument("--port", type=int, default=4566)
     arguments = parser.parse_args(argv)
-    if arguments.command == "bake":
-        return bake(arguments.pipeline, arguments.version, arguments.health, arguments.port)
     environment = _context(arguments.context).get("env", "sandbox")
+    if arguments.command == "bake":
+        return bake(
+            environment, arguments.pipeline, arguments.version, arguments.health, arguments.port
+        )
     if arguments.command == "status":
         endpoint = f"http://127.0.0.1:{arguments.port}"
         print(describe_fleets(lambda service: endpoint_client(service, endpoint), environment))

@@ -386,6 +386,54 @@ class TopicPolicyModel(_ApiBacked, CloudFormationModel):
         return name
 
 
+class StateMachineModel(_ApiBacked, CloudFormationModel):
+    """AWS::StepFunctions::StateMachine, created with CreateStateMachine.
+
+    moto's own model writes to the backend its API does not read once state machines
+    are set to execute (see local.install_extensions), so deployed machines would be
+    invisible; creating them through the API puts them where the API looks.
+    """
+
+    TYPE = "AWS::StepFunctions::StateMachine"
+
+    @classmethod
+    def apply(cls, properties: dict[str, Any], region: str, name: str) -> str:
+        request: dict[str, Any] = {
+            "name": properties.get("StateMachineName", name),
+            "definition": properties["DefinitionString"],
+            "roleArn": properties["RoleArn"],
+            "type": properties.get("StateMachineType", "STANDARD"),
+            "tags": [{"key": t["Key"], "value": t["Value"]} for t in properties.get("Tags", [])],
+        }
+        logging = properties.get("LoggingConfiguration")
+        if logging:
+            request["loggingConfiguration"] = {
+                "level": logging.get("Level", "OFF"),
+                "includeExecutionData": bool(logging.get("IncludeExecutionData", False)),
+                "destinations": [
+                    {
+                        "cloudWatchLogsLogGroup": {
+                            "logGroupArn": d["CloudWatchLogsLogGroup"]["LogGroupArn"]
+                        }
+                    }
+                    for d in logging.get("Destinations", [])
+                ],
+            }
+        if "TracingConfiguration" in properties:
+            request["tracingConfiguration"] = {
+                "enabled": bool(properties["TracingConfiguration"].get("Enabled", False))
+            }
+        response = aws_client("stepfunctions", region).create_state_machine(**request)
+        return str(response["stateMachineArn"])
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return attr in {"Arn", "Name"}
+
+    def get_cfn_attribute(self, attribute_name: str) -> str:
+        return self.physical_id if attribute_name == "Arn" else self.physical_id.rsplit(":", 1)[1]
+
+
 # -- failures ----------------------------------------------------------------------------
 
 

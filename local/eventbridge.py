@@ -11,17 +11,21 @@ the EventBridge user guide says they receive:
   string; a path that matches nothing gives null (or nothing, inside a string);
 - none of these: the whole event.
 Delivery happens before PutEvents returns (AWS delivers asynchronously, at least once;
-tests here rely on seeing the effect at once). Other target types keep moto's behaviour.
+tests here rely on seeing the effect at once); a delivery that fails is logged and never
+fails the call that produced the event. Other target types keep moto's behaviour.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import logging
 import re
+import uuid
 from collections.abc import Callable
 from typing import Any
 
+from botocore.exceptions import ClientError
 from moto.events.models import Rule
 from moto.events.utils import EventMessageType
 from moto.utilities.arns import parse_arn
@@ -29,6 +33,7 @@ from moto.utilities.arns import parse_arn
 from local.cloudformation import aws_client
 
 _installed: list[bool] = []
+logger = logging.getLogger("phoenix.local.eventbridge")
 # moto delivers to SQS too, but drops `account` (and anything else its default template
 # omits) from the event; EventBridge delivers the whole event.
 DELIVERED = {"lambda", "states", "sqs"}
@@ -99,8 +104,9 @@ def deliver(target: dict[str, Any], event: dict[str, Any], region: str) -> None:
             FunctionName=target["Arn"], InvocationType="Event", Payload=payload.encode()
         )
     elif arn.service == "states":
+        # EventBridge names the execution itself; moto would name every one "None".
         aws_client("stepfunctions", region).start_execution(
-            stateMachineArn=target["Arn"], input=payload
+            stateMachineArn=target["Arn"], name=str(uuid.uuid4()), input=payload
         )
     elif arn.service == "sqs":
         sqs = aws_client("sqs", arn.region)
@@ -128,7 +134,17 @@ def _delivering(send: Callable[..., Any]) -> Callable[..., Any]:
         ours = [t for t in self.targets if parse_arn(t["Arn"]).service in DELIVERED]
         others = [t for t in self.targets if t not in ours]
         for target in ours:
-            deliver(target, dict(original_event), self.region_name)
+            try:
+                deliver(target, dict(original_event), self.region_name)
+            except ClientError as error:
+                # A failed delivery never fails the producer's call; AWS would retry it
+                # and then drop it or send it to the target's dead-letter queue.
+                logger.warning(
+                    "event %s not delivered to %s: %s",
+                    original_event.get("id"),
+                    target["Arn"],
+                    error,
+                )
         if others:
             kept = self.targets
             self.targets = others

@@ -30,3 +30,12 @@ def slot_parameter(environment: str, fleet: str, slot: Slot, setting: SlotSettin
 def resource_name(environment: str, fleet: str, *parts: str) -> str:
     """`phoenix-<env>-<fleet>[-part...]`: Auto Scaling groups, alarms."""
     return "-".join(("phoenix", environment, fleet, *parts))
+
+
+def image_name(environment: str, pipeline: str) -> str:
+    """The name of a pipeline's images (and recipe): `phoenix-<env>-<pipeline>`."""
+    return f"phoenix-{environment}-{pipeline}"
+
+
+def release_state_machine(environment: str) -> str:
+    return f"phoenix-{environment}-release"

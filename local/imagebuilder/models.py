@@ -94,20 +94,22 @@ class ImageBuilderBackend(BaseBackend):
             raise InvalidParameterValueError(
                 f"The value supplied for parameter 'imageRecipeArn' is not valid: {recipe_arn}"
             )
-        name, version = parts[1].split("/")
+        name, version = parts[1].split("/")  # the recipe's name is the images' name
         health = tags.get(HEALTH_TAG, "healthy")
         if health not in ("healthy", "failing", "slow"):
             raise InvalidParameterValueError(
                 f"The tag {HEALTH_TAG} must be healthy, failing or slow, not {health!r}"
             )
         architecture = tags.get("phoenix:architecture", "arm64")
-        return self.bake(name.removeprefix("phoenix-"), version, cast(Health, health), architecture)
+        return self.bake(name, version, cast(Health, health), architecture)
 
-    def bake(self, pipeline: str, version: str, health: Health, architecture: str) -> Image:
-        """Register the AMI a pipeline run would produce and announce it AVAILABLE."""
-        build = self.builds.get(f"{pipeline}/{version}", 0) + 1
-        self.builds[f"{pipeline}/{version}"] = build
-        name = f"phoenix-{pipeline}"
+    def bake(self, name: str, version: str, health: Health, architecture: str) -> Image:
+        """Register the AMI a pipeline run would produce and announce it AVAILABLE.
+
+        `name` is the image (and recipe) name, `phoenix-<env>-<pipeline>` for phoenix's.
+        """
+        build = self.builds.get(f"{name}/{version}", 0) + 1
+        self.builds[f"{name}/{version}"] = build
         ec2 = ec2_backends[self.account_id][self.region_name]
         ami = ec2.register_image(
             name=f"{name} {version}/{build}",

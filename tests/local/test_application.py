@@ -12,7 +12,7 @@ import pytest
 from moto import mock_aws
 
 from local import application, install_extensions
-from local.imagebuilder import imagebuilder_backends
+from local.imagebuilder import Health, imagebuilder_backends
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -48,8 +48,9 @@ class Fleet:
         return [json.loads(m["Body"]) for m in messages.get("Messages", [])]
 
 
-def _serving(health: str, subnet: str, group_arn: str) -> None:
-    image = imagebuilder_backends[ACCOUNT][REGION].bake("golden", "1.0.0", health, "arm64")  # type: ignore[arg-type]
+def _serving(health: Health, subnet: str, group_arn: str) -> None:
+    backend = imagebuilder_backends[ACCOUNT][REGION]
+    image = backend.bake("phoenix-t-golden", "1.0.0", health, "arm64")
     ec2 = boto3.client("ec2", region_name=REGION)
     ids = [
         i["InstanceId"]

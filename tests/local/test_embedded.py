@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -80,6 +81,55 @@ def test_the_alarms_exist_by_their_contract_names(sandbox: EmbeddedAws) -> None:
     for scope in ("web", "web-blue", "web-green"):
         for what in ("5xx-rate", "p99-latency", "unhealthy-hosts"):
             assert f"phoenix-sandbox-{scope}-{what}" in names
+
+
+def _release_inputs(aws: EmbeddedAws) -> list[dict[str, Any]]:
+    stepfunctions = aws.client("stepfunctions")
+    (machine,) = [
+        m["stateMachineArn"]
+        for m in stepfunctions.list_state_machines()["stateMachines"]
+        if m["name"] == "phoenix-sandbox-release"
+    ]
+    executions = stepfunctions.list_executions(stateMachineArn=machine)["executions"]
+    return [
+        json.loads(stepfunctions.describe_execution(executionArn=e["executionArn"])["input"])
+        for e in executions
+    ]
+
+
+def test_an_available_image_event_starts_the_release_state_machine(sandbox: EmbeddedAws) -> None:
+    # Given the sample AVAILABLE event for the sandbox's golden pipeline, and two it ignores
+    sample = json.loads(
+        (REPO / "tests" / "events" / "imagebuilder_image_available.json").read_text()
+    )
+    image = sample["resources"][0]
+    other_environment = image.replace("phoenix-sandbox-golden", "phoenix-production-golden")
+    entries = [
+        (image, {"status": "AVAILABLE"}),
+        (image, {"status": "BUILDING"}),
+        (other_environment, {"status": "AVAILABLE"}),
+    ]
+    before = len(_release_inputs(sandbox))
+
+    # When they are put on the default bus
+    response = sandbox.client("events").put_events(
+        Entries=[
+            {
+                "Source": sample["source"],
+                "DetailType": sample["detail-type"],
+                "Resources": [resource],
+                "Detail": json.dumps({**sample["detail"], "state": state}),
+            }
+            for resource, state in entries
+        ]
+    )
+    assert response["FailedEntryCount"] == 0
+
+    # Then exactly one release started, with the event as its input
+    started = _release_inputs(sandbox)[before:]
+    assert [(s["resources"], s["detail"]["state"]) for s in started] == [
+        ([image], {"status": "AVAILABLE"})
+    ]
 
 
 def test_the_default_security_group_has_no_rules(sandbox: EmbeddedAws) -> None:
@@ -172,9 +222,9 @@ def test_a_failing_ami_rolled_into_a_slot_taking_traffic_sets_off_its_alarms(
         sandbox.client(s) for s in ("imagebuilder", "ec2", "autoscaling")
     )
     arn = imagebuilder.create_image(
-        imageRecipeArn="arn:aws:imagebuilder:us-east-1:123456789012:image-recipe/phoenix-golden/2.0.0",
+        imageRecipeArn="arn:aws:imagebuilder:us-east-1:123456789012:image-recipe/phoenix-sandbox-golden/2.0.0",
         infrastructureConfigurationArn="arn:aws:imagebuilder:us-east-1:123456789012:"
-        "infrastructure-configuration/phoenix-golden",
+        "infrastructure-configuration/phoenix-sandbox-golden",
         tags={"phoenix:health": "failing"},
     )["imageBuildVersionArn"]
     failing = imagebuilder.get_image(imageBuildVersionArn=arn)["image"]["outputResources"]["amis"][
@@ -294,7 +344,7 @@ def test_serve_starts_within_30_seconds_answers_and_stops_on_ctrl_c() -> None:
             timeout=60,
             check=True,
         ).stdout
-        assert "image/phoenix-golden/1.0.0/1 -> ami-" in baked
+        assert "image/phoenix-sandbox-golden/1.0.0/1 -> ami-" in baked
         assert "(failing); AVAILABLE event sent" in baked
         # Bad input gets an AWS-shaped answer and the server keeps serving
         unknown = client.describe_auto_scaling_groups(AutoScalingGroupNames=["no-such-fleet"])

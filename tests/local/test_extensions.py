@@ -307,3 +307,9 @@ def test_a_state_machine_task_invokes_a_phoenix_handler_through_moto_s_interpret
     assert described["status"] == "SUCCEEDED"
     assert json.loads(described["output"])["function"] == "phoenix-probe"
     assert {"step": 1} in received
+
+
+def test_a_target_that_cannot_take_the_event_never_fails_the_producer(aws: None) -> None:
+    missing = "arn:aws:states:us-east-1:123456789012:stateMachine:gone"
+    _rule({"source": ["phoenix"]}, {"Arn": missing})
+    _put("phoenix", "Release Requested", {"fleet": "web"})  # asserts FailedEntryCount == 0

@@ -17,7 +17,7 @@ from local import install_extensions
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 EVENTS = Path(__file__).resolve().parents[1] / "events"
-RECIPE = f"arn:aws:imagebuilder:{REGION}:{ACCOUNT}:image-recipe/phoenix-golden/1.2.0"
+RECIPE = f"arn:aws:imagebuilder:{REGION}:{ACCOUNT}:image-recipe/phoenix-sandbox-golden/1.2.0"
 INFRASTRUCTURE = f"arn:aws:imagebuilder:{REGION}:{ACCOUNT}:infrastructure-configuration/x"
 
 
@@ -91,7 +91,7 @@ def test_each_build_of_a_version_gets_its_own_arn(imagebuilder: Any) -> None:
 
 
 def test_get_image_refuses_unknown_and_malformed_arns(imagebuilder: Any) -> None:
-    missing = f"arn:aws:imagebuilder:{REGION}:{ACCOUNT}:image/phoenix-golden/9.9.9/1"
+    missing = f"arn:aws:imagebuilder:{REGION}:{ACCOUNT}:image/phoenix-sandbox-golden/9.9.9/1"
     with pytest.raises(ClientError) as raised:
         imagebuilder.get_image(imageBuildVersionArn=missing)
     assert raised.value.response["Error"]["Code"] == "ResourceNotFoundException"
