@@ -23,10 +23,10 @@ def install_extensions(endpoint: str | None = None) -> None:
     phoenix's handlers; only CDK's own providers would want Docker, and those run here.)
     """
     default_user_config["stepfunctions"]["execute_state_machine"] = True
+    imagebuilder.install()  # first: its CloudFormation models must exist before the caches clear
     cloudformation.install(endpoint)
     lambda_dispatch.install()
     eventbridge.install()
     alarm_events.install()
     instance_refresh.install()
-    imagebuilder.install()
     application.install()

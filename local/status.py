@@ -7,9 +7,12 @@ from typing import Any
 
 
 def describe_fleets(client: Callable[[str], Any], environment: str) -> str:
-    """One line per slot of each fleet: capacity, template version, weight, AMIs, and the
-    instance refresh in progress, if any. `client(service)` gives a boto3 client."""
+    """Each fleet's address and alarms in ALARM, then one line per slot: capacity,
+    template version, weight, AMIs and the latest instance refresh. `client(service)`
+    gives a boto3 client."""
     autoscaling, elbv2, ec2 = client("autoscaling"), client("elbv2"), client("ec2")
+    alarms = client("cloudwatch").describe_alarms(AlarmNamePrefix=f"phoenix-{environment}-")
+    firing = sorted(a["AlarmName"] for a in alarms["MetricAlarms"] if a["StateValue"] == "ALARM")
     prefix = f"phoenix-{environment}-"
     groups = [
         g
@@ -25,6 +28,8 @@ def describe_fleets(client: Callable[[str], Any], environment: str) -> str:
         members = [g for g in groups if g["AutoScalingGroupName"].startswith(f"{prefix}{fleet}-")]
         urls = {addresses[a] for g in members for a in g["TargetGroupARNs"] if a in addresses}
         lines.append(f"fleet {fleet}: " + (", ".join(f"http://{u}" for u in sorted(urls)) or "-"))
+        in_alarm = [a for a in firing if a.startswith(f"phoenix-{environment}-{fleet}-")]
+        lines.append(f"  alarms in ALARM: {', '.join(in_alarm) or 'none'}")
         for group in groups:
             name = group["AutoScalingGroupName"]
             if not name.startswith(f"{prefix}{fleet}-"):

@@ -24,3 +24,4 @@ def install() -> None:
     backend_index.backend_url_patterns.append(
         ("imagebuilder", re.compile(r"https?://imagebuilder\.(.+)\.amazonaws\.com"))
     )
+    from local.imagebuilder import cloudformation  # noqa: F401, PLC0415 - registers the models

@@ -78,6 +78,7 @@ class ImageBuilderBackend(BaseBackend):
         super().__init__(region_name, account_id)
         self.images: dict[str, Image] = {}
         self.builds: dict[str, int] = {}
+        self.resources: dict[str, dict[str, Any]] = {}  # from templates, by ARN
 
     def get_image(self, arn: str) -> Image:
         if not arn.startswith(f"arn:aws:imagebuilder:{self.region_name}:") or ":image/" not in arn:

@@ -329,3 +329,45 @@ def test_flatten_joins_nested_keys_with_dots() -> None:
         "Parameter.Value": "v",
         "Parameter.Tags.0.Key": "k",
     }
+
+
+def test_image_builder_resources_are_recorded_with_their_arns(aws: None) -> None:
+    stack = _deploy(
+        {
+            "Recipe": {
+                "Type": "AWS::ImageBuilder::ImageRecipe",
+                "Properties": {
+                    "Name": "phoenix-t-golden",
+                    "Version": "1.2.0",
+                    "ParentImage": "ami-0123456789abcdef0",
+                    "Components": [],
+                },
+            },
+            "Infrastructure": {
+                "Type": "AWS::ImageBuilder::InfrastructureConfiguration",
+                "Properties": {"Name": "phoenix-t-golden", "InstanceProfileName": "p"},
+            },
+            "Pipeline": {
+                "Type": "AWS::ImageBuilder::ImagePipeline",
+                "Properties": {
+                    "Name": "phoenix-t-golden",
+                    "ImageRecipeArn": {"Ref": "Recipe"},
+                    "InfrastructureConfigurationArn": {"Fn::GetAtt": ["Infrastructure", "Arn"]},
+                },
+            },
+        },
+        {
+            "Recipe": {"Value": {"Ref": "Recipe"}},
+            "Pipeline": {"Value": {"Fn::GetAtt": ["Pipeline", "Arn"]}},
+        },
+    )
+    assert stack["StackStatus"] == "CREATE_COMPLETE"
+    outputs = _outputs(stack)
+    assert (
+        outputs["Recipe"]
+        == "arn:aws:imagebuilder:us-east-1:123456789012:image-recipe/phoenix-t-golden/1.2.0"
+    )
+    assert (
+        outputs["Pipeline"]
+        == "arn:aws:imagebuilder:us-east-1:123456789012:image-pipeline/phoenix-t-golden"
+    )

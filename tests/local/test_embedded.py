@@ -334,6 +334,7 @@ def test_serve_starts_within_30_seconds_answers_and_stops_on_ctrl_c() -> None:
             check=True,
         ).stdout
         assert "fleet web: http://" in status
+        assert "alarms in ALARM: none" in status
         assert "phoenix-sandbox-web-blue: min 2 desired 2 max 4" in status
         assert "weight 100" in status
         baked = subprocess.run(
@@ -346,6 +347,14 @@ def test_serve_starts_within_30_seconds_answers_and_stops_on_ctrl_c() -> None:
         ).stdout
         assert "image/phoenix-sandbox-golden/1.0.0/1 -> ami-" in baked
         assert "(failing); AVAILABLE event sent" in baked
+        machines = boto3.client(
+            "stepfunctions",
+            endpoint_url=f"http://127.0.0.1:{port}",
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",  # noqa: S106 - moto's fake credentials
+        ).list_state_machines()["stateMachines"]
+        assert [m["name"] for m in machines] == ["phoenix-sandbox-release"]
         # Bad input gets an AWS-shaped answer and the server keeps serving
         unknown = client.describe_auto_scaling_groups(AutoScalingGroupNames=["no-such-fleet"])
         assert unknown["AutoScalingGroups"] == []
