@@ -70,12 +70,11 @@ def bake(environment: str, pipeline: str, version: str, health: str, port: int) 
     """Ask the running embedded AWS to build an image (CreateImage), then show it."""
     endpoint = f"http://127.0.0.1:{port}"
     imagebuilder = endpoint_client("imagebuilder", endpoint)
-    account, region = "123456789012", "us-east-1"
+    prefix = "arn:aws:imagebuilder:us-east-1:123456789012"
+    name = image_name(environment, pipeline)
     created = imagebuilder.create_image(
-        imageRecipeArn=f"arn:aws:imagebuilder:{region}:{account}:image-recipe/"
-        f"{image_name(environment, pipeline)}/{version}",
-        infrastructureConfigurationArn=f"arn:aws:imagebuilder:{region}:{account}:"
-        f"infrastructure-configuration/{image_name(environment, pipeline)}",
+        imageRecipeArn=f"{prefix}:image-recipe/{name}/{version}",
+        infrastructureConfigurationArn=f"{prefix}:infrastructure-configuration/{name}",
         tags={"phoenix:health": health},
     )
     image = imagebuilder.get_image(imageBuildVersionArn=created["imageBuildVersionArn"])["image"]

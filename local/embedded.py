@@ -13,8 +13,10 @@ from typing import Any
 
 from moto.server import ThreadedMotoServer
 
+from functions.common.names import image_name
 from infra.config import CONFIG_DIR, load_environment
 from local import application, cloudformation, install_extensions, instance_refresh
+from local.status import describe_fleets
 
 REPO = Path(__file__).resolve().parent.parent
 ACCOUNT = "123456789012"  # moto's default account
@@ -64,6 +66,29 @@ class EmbeddedAws:
 
     def client(self, service: str) -> Any:
         return cloudformation.aws_client(service, self.region)
+
+    def bake(
+        self,
+        environment: str = "sandbox",
+        pipeline: str = "golden",
+        health: str = "healthy",
+        version: str = "1.0.0",
+    ) -> str:
+        """Bake an image as the pipeline would (CreateImage); return the AMI it produced."""
+        imagebuilder = self.client("imagebuilder")
+        prefix = f"arn:aws:imagebuilder:{self.region}:{ACCOUNT}"
+        name = image_name(environment, pipeline)
+        arn = imagebuilder.create_image(
+            imageRecipeArn=f"{prefix}:image-recipe/{name}/{version}",
+            infrastructureConfigurationArn=f"{prefix}:infrastructure-configuration/{name}",
+            tags={"phoenix:health": health},
+        )["imageBuildVersionArn"]
+        image = imagebuilder.get_image(imageBuildVersionArn=arn)["image"]
+        return str(image["outputResources"]["amis"][0]["image"])
+
+    def status(self, environment: str = "sandbox") -> str:
+        """What `python -m local status` prints."""
+        return describe_fleets(self.client, environment)
 
     def advance(self, seconds: float = 60.0) -> None:
         """Let `seconds` of simulated time pass, a minute at a time: instance refreshes move

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
+
+from functions.common.names import release_state_machine
 
 
 def describe_fleets(client: Callable[[str], Any], environment: str) -> str:
@@ -35,7 +38,8 @@ def describe_fleets(client: Callable[[str], Any], environment: str) -> str:
             if not name.startswith(f"{prefix}{fleet}-"):
                 continue
             weight = ", ".join(str(weights.get(arn, "-")) for arn in group["TargetGroupARNs"])
-            amis = sorted({images[i["InstanceId"]] for i in group["Instances"]}) or ["-"]
+            counts = Counter(images[i["InstanceId"]] for i in group["Instances"])
+            amis = [f"{ami} x{count}" for ami, count in sorted(counts.items())] or ["-"]
             refreshes = autoscaling.describe_instance_refreshes(AutoScalingGroupName=name)
             latest = refreshes["InstanceRefreshes"][:1]
             refresh = (
@@ -49,7 +53,25 @@ def describe_fleets(client: Callable[[str], Any], environment: str) -> str:
                 f"{group['LaunchTemplate']['Version']}, weight {weight}, AMIs {', '.join(amis)}"
                 f"{refresh}"
             )
-    return "\n".join(lines) or f"no fleets of {environment} deployed"
+    lines.append(f"releases in flight: {_releases_in_flight(client, environment)}")
+    return "\n".join(lines) if groups else f"no fleets of {environment} deployed"
+
+
+def _releases_in_flight(client: Callable[[str], Any], environment: str) -> str:
+    stepfunctions = client("stepfunctions")
+    machines = [
+        m["stateMachineArn"]
+        for m in stepfunctions.list_state_machines()["stateMachines"]
+        if m["name"] == release_state_machine(environment)
+    ]
+    running = [
+        e["name"]
+        for arn in machines
+        for e in stepfunctions.list_executions(stateMachineArn=arn, statusFilter="RUNNING")[
+            "executions"
+        ]
+    ]
+    return ", ".join(running) or "none"
 
 
 def _instance_images(ec2: Any, instance_ids: list[str]) -> dict[str, str]:

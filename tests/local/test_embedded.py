@@ -218,18 +218,8 @@ def test_a_failing_ami_rolled_into_a_slot_taking_traffic_sets_off_its_alarms(
     sandbox: EmbeddedAws,
 ) -> None:
     # Given a failing AMI baked, and the blue slot refreshed onto it (blue has no traffic)
-    imagebuilder, ec2, autoscaling = (
-        sandbox.client(s) for s in ("imagebuilder", "ec2", "autoscaling")
-    )
-    arn = imagebuilder.create_image(
-        imageRecipeArn="arn:aws:imagebuilder:us-east-1:123456789012:image-recipe/phoenix-sandbox-golden/2.0.0",
-        infrastructureConfigurationArn="arn:aws:imagebuilder:us-east-1:123456789012:"
-        "infrastructure-configuration/phoenix-sandbox-golden",
-        tags={"phoenix:health": "failing"},
-    )["imageBuildVersionArn"]
-    failing = imagebuilder.get_image(imageBuildVersionArn=arn)["image"]["outputResources"]["amis"][
-        0
-    ]["image"]
+    ec2, autoscaling = sandbox.client("ec2"), sandbox.client("autoscaling")
+    failing = sandbox.bake(health="failing", version="2.0.0")
     blue = _groups(sandbox)["phoenix-sandbox-web-blue"]
     template = blue["LaunchTemplate"]["LaunchTemplateId"]
     version = str(
@@ -287,6 +277,9 @@ def test_a_failing_ami_rolled_into_a_slot_taking_traffic_sets_off_its_alarms(
     assert states["phoenix-sandbox-web-5xx-rate"] == "ALARM"
     assert states["phoenix-sandbox-web-green-5xx-rate"] == "OK"
     assert states["phoenix-sandbox-web-green-unhealthy-hosts"] == "OK"
+    status = sandbox.status()
+    assert f"AMIs {failing} x2" in status
+    assert "alarms in ALARM: phoenix-sandbox-web-5xx-rate" in status
 
 
 def _free_port() -> int:
