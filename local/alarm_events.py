@@ -21,7 +21,6 @@ from moto.events.models import events_backends
 from moto.utilities.arns import parse_arn
 
 DETAIL_TYPE = "CloudWatch Alarm State Change"
-_installed: list[bool] = []
 
 
 def _timestamp(moment: datetime) -> str:
@@ -81,11 +80,9 @@ def state_change_event(alarm: Alarm, previous: dict[str, Any]) -> dict[str, Any]
     }
 
 
+@functools.cache
 def install() -> None:
     """Publish alarm state changes to EventBridge (once per process)."""
-    if _installed:
-        return
-    _installed.append(True)
     Alarm.update_state = _publishing(Alarm.update_state)  # type: ignore[method-assign]
 
 

@@ -34,7 +34,6 @@ from local.imagebuilder import HEALTH_TAG
 REQUESTS_PER_MINUTE = 600
 LATENCY_SECONDS = {"healthy": 0.05, "slow": 2.5, "failing": 0.05}
 NAMESPACE = "AWS/ApplicationELB"
-_installed: list[bool] = []
 _breaching: dict[str, int] = {}
 
 
@@ -221,11 +220,9 @@ def advance(account: str, region: str) -> None:
     _evaluate(account, region, traffic)
 
 
+@functools.cache
 def install() -> None:
     """Make target health follow each instance's AMI (once per process)."""
-    if _installed:
-        return
-    _installed.append(True)
     FakeTargetGroup.health_for = _following_the_image(FakeTargetGroup.health_for)  # type: ignore[method-assign]
 
 

@@ -15,7 +15,7 @@ from moto.server import ThreadedMotoServer
 
 from functions.common.names import image_name
 from infra.config import CONFIG_DIR, load_environment
-from local import application, cloudformation, install_extensions, instance_refresh
+from local import application, cloudformation, install_extensions, instance_refresh_clock
 from local.status import describe_fleets
 
 REPO = Path(__file__).resolve().parent.parent
@@ -94,7 +94,7 @@ class EmbeddedAws:
         """Let `seconds` of simulated time pass, a minute at a time: instance refreshes move
         on, and the application model serves a minute of traffic and evaluates alarms."""
         for _ in range(application.minutes(seconds)):
-            instance_refresh.advance(60.0)
+            instance_refresh_clock.advance(60.0)
             application.advance(ACCOUNT, self.region)
 
     def cli_environment(self) -> dict[str, str]:

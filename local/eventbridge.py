@@ -32,7 +32,6 @@ from moto.utilities.arns import parse_arn
 
 from local.cloudformation import aws_client
 
-_installed: list[bool] = []
 logger = logging.getLogger("phoenix.local.eventbridge")
 # moto delivers to SQS too, but drops `account` (and anything else its default template
 # omits) from the event; EventBridge delivers the whole event.
@@ -118,11 +117,9 @@ def deliver(target: dict[str, Any], event: dict[str, Any], region: str) -> None:
         sqs.send_message(**message)
 
 
+@functools.cache
 def install() -> None:
     """Deliver to Lambda, Step Functions and SQS targets (once per process)."""
-    if _installed:
-        return
-    _installed.append(True)
     Rule.send_to_targets = _delivering(Rule.send_to_targets)  # type: ignore[method-assign]
 
 

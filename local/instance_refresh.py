@@ -5,18 +5,20 @@ RollbackInstanceRefresh. These add them to moto's Auto Scaling API (so botocore 
 and validates requests and responses from its own model), replace instances in moto's
 groups, and publish the `EC2 Auto Scaling Instance Refresh ...` events.
 
-Time is simulated: `advance(seconds)` moves every refresh on by that much (the serve
-command does it on a timer; tests call it). Each step replaces as many instances as the
-preferences allow: with MaxHealthyPercentage above 100 it launches new instances first
-(up to that headroom) and then terminates as many old ones; otherwise it terminates up
-to what MinHealthyPercentage allows and lets the group launch replacements. It pauses
-`CheckpointDelay` at each checkpoint below 100 (sending the event), waits `BakeTime`
-once all are replaced, and with AutoRollback rolls back as soon as one of the
-AlarmSpecification alarms is in ALARM. Instances launch and become healthy at once.
+Time is simulated: `instance_refresh_clock.advance(seconds)` moves every refresh on by
+that much (the serve command does it on a timer; tests call it). Each step replaces as
+many instances as the preferences allow: with MaxHealthyPercentage above 100 it launches
+new instances first (up to that headroom) and then terminates as many old ones;
+otherwise it terminates up to what MinHealthyPercentage allows and lets the group launch
+replacements. It pauses `CheckpointDelay` at each checkpoint below 100 (sending the
+event), waits `BakeTime` once all are replaced, and with AutoRollback rolls back as soon
+as one of the AlarmSpecification alarms is in ALARM. Instances launch and become healthy
+at once.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import uuid
@@ -28,13 +30,11 @@ from typing import Any
 from moto.autoscaling.exceptions import AutoscalingClientError, ValidationError
 from moto.autoscaling.models import AutoScalingBackend, autoscaling_backends
 from moto.autoscaling.responses import AutoScalingResponse
-from moto.cloudwatch.models import cloudwatch_backends
 from moto.core.responses import ActionResult
 from moto.core.utils import utcnow
 from moto.events.models import events_backends
 
 ACTIVE = {"Pending", "InProgress", "Baking", "Cancelling", "RollbackInProgress"}
-_installed: list[bool] = []
 
 
 class InstanceRefreshInProgressError(AutoscalingClientError):
@@ -94,22 +94,22 @@ class Refresh:
 
 # Refreshes live on moto's backend object, so moto's reset (a new mock, a reset call)
 # forgets them with everything else; the weak set finds the backends that have some.
-_ATTRIBUTE = "_phoenix_instance_refreshes"
-_backends: weakref.WeakSet[AutoScalingBackend] = weakref.WeakSet()
+ATTRIBUTE = "_phoenix_instance_refreshes"
+backends: weakref.WeakSet[AutoScalingBackend] = weakref.WeakSet()
 
 
-def _history(account: str, region: str, group: str) -> list[Refresh]:
+def history(account: str, region: str, group: str) -> list[Refresh]:
     backend = autoscaling_backends[account][region]
-    _backends.add(backend)
-    by_group: dict[str, list[Refresh]] = backend.__dict__.setdefault(_ATTRIBUTE, {})
+    backends.add(backend)
+    by_group: dict[str, list[Refresh]] = backend.__dict__.setdefault(ATTRIBUTE, {})
     return by_group.setdefault(group, [])
 
 
 def _active(account: str, region: str, group: str) -> Refresh | None:
-    return next((r for r in _history(account, region, group) if r.status in ACTIVE), None)
+    return next((r for r in history(account, region, group) if r.status in ACTIVE), None)
 
 
-def _publish(refresh: Refresh, detail_type: str, **extra: str) -> None:
+def publish(refresh: Refresh, detail_type: str, **extra: str) -> None:
     backend = autoscaling_backends[refresh.account][refresh.region]
     group = backend.autoscaling_groups.get(refresh.group)
     detail = {"InstanceRefreshId": refresh.id, "AutoScalingGroupName": refresh.group, **extra}
@@ -224,13 +224,13 @@ def start(
         target_template=target,
         total=len(group.active_instances()),
     )
-    _history(account, region, group_name).append(refresh)
-    _publish(refresh, "Started")
+    history(account, region, group_name).append(refresh)
+    publish(refresh, "Started")
     return refresh
 
 
 def describe(refresh: Refresh) -> dict[str, Any]:
-    remaining = _remaining(refresh)
+    to_update = remaining(refresh)
     described: dict[str, Any] = {
         "InstanceRefreshId": refresh.id,
         "AutoScalingGroupName": refresh.group,
@@ -238,11 +238,11 @@ def describe(refresh: Refresh) -> dict[str, Any]:
         "StatusReason": refresh.reason,
         "StartTime": refresh.start_time,
         "PercentageComplete": refresh.percentage(),
-        "InstancesToUpdate": remaining,
+        "InstancesToUpdate": to_update,
         "ProgressDetails": {
             "LivePoolProgress": {
                 "PercentageComplete": refresh.percentage(),
-                "InstancesToUpdate": remaining,
+                "InstancesToUpdate": to_update,
             }
         },
         "Preferences": refresh.preferences,
@@ -269,7 +269,7 @@ def cancel(backend: AutoScalingBackend, group_name: str) -> Refresh:
         raise ActiveInstanceRefreshNotFoundError(
             f"No in progress or pending Instance Refresh found for Auto Scaling group {group_name}"
         )
-    _finish(refresh, "Cancelled", "Cancelled by the user.")
+    finish(refresh, "Cancelled", "Cancelled by the user.")
     return refresh
 
 
@@ -289,23 +289,14 @@ def rollback(backend: AutoScalingBackend, group_name: str, reason: str = "") -> 
     refresh.rollback_reason = reason or "Rollback requested by the user."
     refresh.reason = refresh.rollback_reason
     _use_template(backend, group_name, refresh.previous_template)
-    _publish(refresh, "Rollback Started")
+    publish(refresh, "Rollback Started")
     return refresh
 
 
-# -- time ------------------------------------------------------------------------------------
+# -- progress ------------------------------------------------------------------------------
 
 
-def advance(seconds: float = 60.0) -> None:
-    """Move every active refresh on by `seconds` of simulated time."""
-    for backend in list(_backends):
-        for history in list(backend.__dict__.get(_ATTRIBUTE, {}).values()):
-            for refresh in history:
-                if refresh.status in ACTIVE:
-                    _step(refresh, seconds)
-
-
-def _remaining(refresh: Refresh) -> int:
+def remaining(refresh: Refresh) -> int:
     backend = autoscaling_backends[refresh.account][refresh.region]
     group = backend.autoscaling_groups.get(refresh.group)
     if group is None:
@@ -316,7 +307,7 @@ def _remaining(refresh: Refresh) -> int:
     return len(active - refresh.replaced)
 
 
-def _finish(refresh: Refresh, status: str, reason: str) -> None:
+def finish(refresh: Refresh, status: str, reason: str) -> None:
     refresh.status, refresh.reason, refresh.end_time = status, reason, utcnow()
     events = {
         "Successful": "Succeeded",
@@ -325,115 +316,15 @@ def _finish(refresh: Refresh, status: str, reason: str) -> None:
         "RollbackSuccessful": "Rollback Succeeded",
         "RollbackFailed": "Rollback Failed",
     }
-    _publish(refresh, events[status])
-
-
-def _alarm_in_alarm(refresh: Refresh) -> str | None:
-    names = refresh.preferences.get("AlarmSpecification", {}).get("Alarms", [])
-    alarms = cloudwatch_backends[refresh.account][refresh.region].alarms
-    return next((n for n in names if n in alarms and alarms[n].state_value == "ALARM"), None)
-
-
-def _step(refresh: Refresh, seconds: float) -> None:
-    backend = autoscaling_backends[refresh.account][refresh.region]
-    group = backend.autoscaling_groups.get(refresh.group)
-    if group is None:
-        _finish(refresh, "Failed", "The Auto Scaling group was deleted.")
-        return
-    rolling_back = refresh.status == "RollbackInProgress"
-    if not rolling_back and refresh.preferences.get("AutoRollback"):
-        alarm = _alarm_in_alarm(refresh)
-        if alarm:
-            rollback(backend, refresh.group, f"Alarm {alarm} is in ALARM state.")
-            rolling_back = True
-    if refresh.pause_seconds > 0:
-        refresh.pause_seconds = max(0.0, refresh.pause_seconds - seconds)
-        return
-    active = [s.instance.id for s in group.active_instances()]
-    if rolling_back:
-        old = [i for i in active if i in refresh.replaced and i not in refresh.rolled_back]
-    else:
-        old = [i for i in active if i not in refresh.replaced]
-    if not old:
-        _complete(refresh, seconds, rolling_back)
-        return
-    batch = _batch_size(refresh, group.desired_capacity or len(active), len(old), rolling_back)
-    if batch <= 0:
-        return
-    launched = _replace(backend, refresh.group, old[:batch])
-    (refresh.rolled_back if rolling_back else refresh.replaced).update(launched)
-    if rolling_back:
-        refresh.rolled_back.update(old[:batch])
-    else:
-        _checkpoint(refresh)
-
-
-def _batch_size(refresh: Refresh, desired: int, old: int, rolling_back: bool) -> int:
-    headroom = math.floor(desired * refresh.max_healthy / 100) - desired
-    may_drop = desired - math.ceil(desired * refresh.min_healthy / 100)
-    batch = max(headroom if headroom > 0 else may_drop, 1)
-    if not rolling_back:
-        upcoming = [p for p in refresh.checkpoints if p not in refresh.reached_checkpoints]
-        if upcoming:
-            allowed = math.ceil(refresh.total * upcoming[0] / 100) - len(refresh.replaced)
-            batch = min(batch, max(allowed, 0))
-    return min(batch, old)
-
-
-def _replace(backend: AutoScalingBackend, group_name: str, old: list[str]) -> set[str]:
-    """Launch as many new instances as `old`, then terminate `old`: the new ones are
-    launched from the group's current launch template (the refresh's target)."""
-    group = backend.autoscaling_groups[group_name]
-    before = {s.instance.id for s in group.active_instances()}
-    desired = group.desired_capacity or len(before)
-    if desired + len(old) <= (group.max_size or 0):
-        backend.set_desired_capacity(group_name, desired + len(old))
-        for instance_id in old:
-            backend.terminate_instance(instance_id, should_decrement=True)
-    else:
-        for instance_id in old:
-            backend.terminate_instance(instance_id, should_decrement=False)
-    return {s.instance.id for s in group.active_instances()} - before
-
-
-def _checkpoint(refresh: Refresh) -> None:
-    done = 100 * len(refresh.replaced) / max(refresh.total, 1)
-    reached = [p for p in refresh.checkpoints if p not in refresh.reached_checkpoints and p <= done]
-    if not reached:
-        return
-    refresh.reached_checkpoints.extend(reached)
-    highest = reached[-1]
-    if highest < 100:
-        delay = int(refresh.preferences.get("CheckpointDelay", 3600))
-        refresh.pause_seconds = float(delay)
-        _publish(
-            refresh,
-            "Checkpoint Reached",
-            CheckpointPercentage=str(highest),
-            CheckpointDelay=str(delay),
-        )
-
-
-def _complete(refresh: Refresh, seconds: float, rolling_back: bool) -> None:
-    if rolling_back:
-        _finish(refresh, "RollbackSuccessful", refresh.rollback_reason)
-        return
-    bake_time = float(refresh.preferences.get("BakeTime", 0))
-    if refresh.bake_seconds < bake_time:
-        refresh.status = "Baking"
-        refresh.bake_seconds += seconds
-        return
-    _finish(refresh, "Successful", "")
+    publish(refresh, events[status])
 
 
 # -- wiring into moto's Auto Scaling API ---------------------------------------------------
 
 
+@functools.cache
 def install() -> None:
     """Add the four instance refresh actions to moto's Auto Scaling (once per process)."""
-    if _installed:
-        return
-    _installed.append(True)
 
     def start_instance_refresh(self: AutoScalingResponse) -> ActionResult:
         refresh = start(
@@ -449,8 +340,8 @@ def install() -> None:
         backend = self.autoscaling_backend
         group = self._get_param("AutoScalingGroupName")
         wanted = set(self._get_param("InstanceRefreshIds", []))
-        history = _history(backend.account_id, backend.region_name, group)
-        refreshes = [describe(r) for r in reversed(history) if not wanted or r.id in wanted]
+        found = history(backend.account_id, backend.region_name, group)
+        refreshes = [describe(r) for r in reversed(found) if not wanted or r.id in wanted]
         return ActionResult({"InstanceRefreshes": refreshes})
 
     def cancel_instance_refresh(self: AutoScalingResponse) -> ActionResult:

@@ -31,7 +31,6 @@ from moto.awslambda.models import LambdaFunction
 
 HANDLER_PACKAGE = "functions."
 _environment_lock = threading.Lock()
-_installed: list[bool] = []
 
 
 @dataclass
@@ -122,11 +121,9 @@ def _context_for(function: LambdaFunction) -> LambdaContext:
     )
 
 
+@functools.cache
 def install() -> None:
     """Route invocations of phoenix's handlers to this process (once per process)."""
-    if _installed:
-        return
-    _installed.append(True)
     LambdaFunction.invoke = _dispatching(LambdaFunction.invoke)  # type: ignore[method-assign]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 
@@ -9,14 +10,10 @@ from local.imagebuilder.models import HEALTH_TAG, Health, Image, imagebuilder_ba
 
 __all__ = ["HEALTH_TAG", "Health", "Image", "imagebuilder_backends", "install"]
 
-_installed: list[bool] = []
 
-
+@functools.cache
 def install() -> None:
     """Make moto route `imagebuilder` requests here, in-process and in the server."""
-    if _installed:
-        return
-    _installed.append(True)
     from moto import backend_index  # noqa: PLC0415 - only when the extension is installed
 
     # moto finds a service's backend by importing `moto.<service>`.

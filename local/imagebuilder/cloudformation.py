@@ -11,6 +11,7 @@ from typing import Any
 
 from moto.core.common_models import CloudFormationModel
 
+from local.cloudformation_resources import ApiBacked
 from local.imagebuilder.models import imagebuilder_backends
 
 # CloudFormation type -> (ARN resource type, whether the ARN carries a version)
@@ -26,66 +27,25 @@ RESOURCES = {
 }
 
 
-class _Recorded:
+class _Recorded(ApiBacked):
     """A recorded Image Builder resource; Ref and GetAtt Arn give its ARN."""
 
-    TYPE = ""
-
-    def __init__(self, arn: str, name: str) -> None:
-        self.arn = arn
-        self.name = name
+    NAME_PROPERTY = "Name"
+    ATTRIBUTES = frozenset({"Arn", "Name"})
 
     @classmethod
-    def cloudformation_type(cls) -> str:
-        return cls.TYPE
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return "Name"
-
-    @property
-    def physical_resource_id(self) -> str:
-        return self.arn
-
-    @classmethod
-    def has_cfn_attr(cls, attr: str) -> bool:
-        return attr in {"Arn", "Name"}
-
-    def get_cfn_attribute(self, attribute_name: str) -> str:
-        return self.arn if attribute_name == "Arn" else self.name
-
-    @classmethod
-    def create_from_cloudformation_json(
-        cls,
-        resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-        **kwargs: Any,
-    ) -> Any:
-        properties = cloudformation_json.get("Properties", {})
+    def apply(
+        cls, properties: dict[str, Any], name: str, account: str, region: str
+    ) -> tuple[str, dict[str, str]]:
         kind, versioned = RESOURCES[cls.TYPE]
-        name = str(properties.get("Name", resource_name))
-        arn = f"arn:aws:imagebuilder:{region_name}:{account_id}:{kind}/{name.lower()}"
+        name = str(properties.get("Name", name))
+        arn = f"arn:aws:imagebuilder:{region}:{account}:{kind}/{name.lower()}"
         if versioned:
             arn += f"/{properties.get('Version', '1.0.0')}"
             if kind == "component":
                 arn += "/1"
-        imagebuilder_backends[account_id][region_name].resources[arn] = dict(properties)
-        return cls(arn, name)
-
-    @classmethod
-    def update_from_cloudformation_json(
-        cls,
-        original_resource: Any,
-        new_resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-    ) -> Any:
-        return cls.create_from_cloudformation_json(
-            new_resource_name, cloudformation_json, account_id, region_name
-        )
+        imagebuilder_backends[account][region].resources[arn] = properties
+        return arn, {"Arn": arn, "Name": name}
 
 
 # moto finds models as direct subclasses of CloudFormationModel.

@@ -11,7 +11,7 @@ import pytest
 from moto import mock_aws
 
 from local import install_extensions
-from local.cloudformation import flatten, sdk_call_method
+from local.cloudformation_resources import flatten, sdk_call_method
 
 REGION = "us-east-1"
 

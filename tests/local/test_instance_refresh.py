@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from local import install_extensions
-from local.instance_refresh import advance
+from local.instance_refresh_clock import advance
 
 REGION = "us-east-1"
 GROUP = "phoenix-t-worker-blue"
