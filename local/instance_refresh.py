@@ -142,6 +142,25 @@ def _use_template(backend: AutoScalingBackend, group_name: str, template: dict[s
     )
 
 
+def _check_template(backend: AutoScalingBackend, target: dict[str, Any]) -> None:
+    """The desired launch template and version must exist (Auto Scaling's ValidationError)."""
+    template_id = target.get("LaunchTemplateId", "")
+    version = str(target.get("Version", "$Default"))
+    try:
+        template = backend.ec2_backend.get_launch_template(template_id)
+    except Exception as error:
+        raise ValidationError(
+            "You must use a valid fully-formed launch template. The specified launch "
+            f"template, with template ID {template_id}, does not exist."
+        ) from error
+    known = {str(v.number) for v in template.versions} | {"$Latest", "$Default"}
+    if version not in known:
+        raise ValidationError(
+            "You must use a valid fully-formed launch template. The specified version "
+            f"{version} of launch template {template_id} does not exist."
+        )
+
+
 # -- the API ------------------------------------------------------------------------------
 
 
@@ -210,8 +229,7 @@ def start(
     )
     target = dict((desired or {}).get("LaunchTemplate") or {}) or previous
     if target and target != previous:
-        template = backend.ec2_backend.get_launch_template(target["LaunchTemplateId"])
-        template.get_version(target.get("Version", "$Default"))  # an unknown version raises
+        _check_template(backend, target)
         _use_template(backend, group_name, target)
     refresh = Refresh(
         id=str(uuid.uuid4()),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +12,7 @@ from moto import mock_aws
 
 from local import application, install_extensions
 from local.imagebuilder import Health, imagebuilder_backends
+from tests.local.eventbus import EventQueue
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -23,7 +23,7 @@ class Fleet:
     listener: str
     blue: str
     green: str
-    queue: str
+    queue: EventQueue
 
     def weights(self, blue: int, green: int) -> None:
         boto3.client("elbv2", region_name=REGION).modify_listener(
@@ -42,10 +42,7 @@ class Fleet:
         )
 
     def alarm_events(self) -> list[dict[str, Any]]:
-        messages = boto3.client("sqs", region_name=REGION).receive_message(
-            QueueUrl=self.queue, MaxNumberOfMessages=10
-        )
-        return [json.loads(m["Body"]) for m in messages.get("Messages", [])]
+        return self.queue.received()
 
 
 def _serving(health: Health, subnet: str, group_arn: str) -> None:
@@ -140,14 +137,7 @@ def fleet() -> Iterator[Fleet]:
         _serving("failing", subnets[0], green)
         _error_rate_alarm("phoenix-t-web-green-5xx-rate", green, balancer)
         _error_rate_alarm("phoenix-t-web-blue-5xx-rate", blue, balancer)
-        sqs = boto3.client("sqs", region_name=REGION)
-        queue = sqs.create_queue(QueueName="alarms")["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
-        events = boto3.client("events", region_name=REGION)
-        events.put_rule(Name="a", EventPattern=json.dumps({"source": ["aws.cloudwatch"]}))
-        events.put_targets(Rule="a", Targets=[{"Id": "q", "Arn": queue_arn}])
+        queue = EventQueue.for_pattern("alarms", {"source": ["aws.cloudwatch"]})
         yield Fleet(listener, blue, green, queue)
 
 

@@ -18,6 +18,7 @@ from moto import mock_aws
 
 from local import install_extensions
 from local.eventbridge import select, transform
+from tests.local.eventbus import EventQueue
 
 REGION = "us-east-1"
 EVENTS = Path(__file__).resolve().parents[1] / "events"
@@ -206,25 +207,15 @@ def test_jsonpath_selection() -> None:
     assert select(event, "$.detail.nope") is None
 
 
-def _queue_target() -> tuple[str, str]:
-    sqs = boto3.client("sqs", region_name=REGION)
-    url = sqs.create_queue(QueueName="alarms")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    return url, arn
-
-
 def test_an_alarm_state_change_publishes_the_documented_event(aws: None) -> None:
     # Given a rule like phoenix's rollback rule, delivering to a queue we can read
-    url, arn = _queue_target()
-    _rule(
+    queue = EventQueue.for_pattern(
+        "alarms",
         {
             "source": ["aws.cloudwatch"],
             "detail-type": ["CloudWatch Alarm State Change"],
             "detail": {"state": {"value": ["ALARM"]}},
         },
-        {"Arn": arn},
     )
     cloudwatch = boto3.client("cloudwatch", region_name=REGION)
     cloudwatch.put_metric_alarm(
@@ -249,13 +240,7 @@ def test_an_alarm_state_change_publishes_the_documented_event(aws: None) -> None
         )
 
     # Then exactly one event arrives, shaped like AWS's sample
-    messages = (
-        boto3.client("sqs", region_name=REGION)
-        .receive_message(QueueUrl=url, MaxNumberOfMessages=10)
-        .get("Messages", [])
-    )
-    assert len(messages) == 1
-    event = json.loads(messages[0]["Body"])
+    (event,) = queue.received()
     sample = json.loads((EVENTS / "cloudwatch_alarm_state_change.json").read_text())
     assert set(event) >= set(sample) - {"version"}
     assert set(event["detail"]) == set(sample["detail"])

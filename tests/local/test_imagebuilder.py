@@ -13,6 +13,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from local import install_extensions
+from tests.local.eventbus import EventQueue
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -28,25 +29,15 @@ def imagebuilder() -> Iterator[Any]:
         yield boto3.client("imagebuilder", region_name=REGION)
 
 
-def _events_queue() -> str:
-    sqs = boto3.client("sqs", region_name=REGION)
-    url = sqs.create_queue(QueueName="images")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    events = boto3.client("events", region_name=REGION)
-    events.put_rule(
-        Name="images",
-        EventPattern=json.dumps(
-            {
-                "source": ["aws.imagebuilder"],
-                "detail-type": ["EC2 Image Builder Image State Change"],
-                "detail": {"state": {"status": ["AVAILABLE"]}},
-            }
-        ),
+def _events_queue() -> EventQueue:
+    return EventQueue.for_pattern(
+        "images",
+        {
+            "source": ["aws.imagebuilder"],
+            "detail-type": ["EC2 Image Builder Image State Change"],
+            "detail": {"state": {"status": ["AVAILABLE"]}},
+        },
     )
-    events.put_targets(Rule="images", Targets=[{"Id": "q", "Arn": arn}])
-    return str(url)
 
 
 def test_a_bake_registers_an_ami_tagged_with_its_health_and_announces_it(imagebuilder: Any) -> None:
@@ -71,8 +62,7 @@ def test_a_bake_registers_an_ami_tagged_with_its_health_and_announces_it(imagebu
     assert tags["phoenix:health"] == "failing"
 
     # And the AVAILABLE event arrives shaped like AWS's
-    (message,) = boto3.client("sqs", region_name=REGION).receive_message(QueueUrl=queue)["Messages"]
-    event = json.loads(message["Body"])
+    (event,) = queue.received()
     sample = json.loads((EVENTS / "imagebuilder_image_available.json").read_text())
     assert event["source"] == sample["source"]
     assert event["detail-type"] == sample["detail-type"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +13,7 @@ from moto import mock_aws
 
 from local import install_extensions
 from local.instance_refresh_clock import advance
+from tests.local.eventbus import EventQueue
 
 REGION = "us-east-1"
 GROUP = "phoenix-t-worker-blue"
@@ -25,7 +25,7 @@ class World:
     template_id: str
     old_image: str
     new_image: str
-    events_queue: str
+    events_queue: EventQueue
 
     def images(self) -> list[str]:
         (group,) = self.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[GROUP])[
@@ -42,9 +42,7 @@ class World:
         return dict(refreshes["InstanceRefreshes"][0])
 
     def events(self) -> list[dict[str, Any]]:
-        sqs = boto3.client("sqs", region_name=REGION)
-        messages = sqs.receive_message(QueueUrl=self.events_queue, MaxNumberOfMessages=10)
-        return [json.loads(m["Body"]) for m in messages.get("Messages", [])]
+        return self.events_queue.received()
 
 
 @pytest.fixture
@@ -70,14 +68,7 @@ def world() -> Iterator[World]:
             DesiredCapacity=4,
             VPCZoneIdentifier=subnet,
         )
-        sqs = boto3.client("sqs", region_name=REGION)
-        queue = sqs.create_queue(QueueName="refresh-events")["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
-        events = boto3.client("events", region_name=REGION)
-        events.put_rule(Name="refresh", EventPattern=json.dumps({"source": ["aws.autoscaling"]}))
-        events.put_targets(Rule="refresh", Targets=[{"Id": "q", "Arn": queue_arn}])
+        queue = EventQueue.for_pattern("refresh", {"source": ["aws.autoscaling"]})
         yield World(autoscaling, template, old_image, new_image, queue)
 
 
@@ -232,6 +223,22 @@ def test_requests_aws_refuses_are_refused(world: World) -> None:
     assert code == "ValidationError"
     code, _ = _error(start, AutoScalingGroupName="no-such-group")
     assert code == "ValidationError"
+    for template, version in (
+        (world.template_id, "99"),
+        (world.template_id, "x"),
+        ("lt-0000000000000000f", "1"),
+    ):
+        code, message = _error(
+            start,
+            AutoScalingGroupName=GROUP,
+            DesiredConfiguration={
+                "LaunchTemplate": {"LaunchTemplateId": template, "Version": version}
+            },
+        )
+        assert (code, "does not exist") == (
+            "ValidationError",
+            message[-len("does not exist.") : -1],
+        )
     assert _error(world.autoscaling.cancel_instance_refresh, AutoScalingGroupName=GROUP)[0] == (
         "ActiveInstanceRefreshNotFound"
     )
