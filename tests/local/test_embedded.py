@@ -53,6 +53,34 @@ def _weights(aws: EmbeddedAws) -> dict[str, int]:
     }
 
 
+def _shift_traffic(aws: EmbeddedAws, weights: dict[str, int]) -> None:
+    """Set the listener's weights by slot, as the release controller does."""
+    elbv2 = aws.client("elbv2")
+    (balancer,) = elbv2.describe_load_balancers()["LoadBalancers"]
+    (listener,) = elbv2.describe_listeners(LoadBalancerArn=balancer["LoadBalancerArn"])["Listeners"]
+    slots = {
+        group["TargetGroupARNs"][0]: name.rsplit("-", 1)[1] for name, group in _groups(aws).items()
+    }
+    groups = listener["DefaultActions"][0]["ForwardConfig"]["TargetGroups"]
+    elbv2.modify_listener(
+        ListenerArn=listener["ListenerArn"],
+        DefaultActions=[
+            {
+                "Type": "forward",
+                "ForwardConfig": {
+                    "TargetGroups": [
+                        {
+                            "TargetGroupArn": g["TargetGroupArn"],
+                            "Weight": weights[slots[g["TargetGroupArn"]]],
+                        }
+                        for g in groups
+                    ]
+                },
+            }
+        ],
+    )
+
+
 def test_every_stack_is_complete(sandbox: EmbeddedAws) -> None:
     stacks = sandbox.client("cloudformation").describe_stacks()["Stacks"]
     statuses = {s["StackName"]: s["StackStatus"] for s in stacks}
@@ -148,9 +176,7 @@ def test_the_default_security_group_has_no_rules(sandbox: EmbeddedAws) -> None:
 def test_a_later_deploy_leaves_what_a_release_set(sandbox: EmbeddedAws, tmp_path: Path) -> None:
     # Given a release that moved traffic to green on a new launch template version, as
     # the controller does it: the groups and listener changed, the parameters written.
-    autoscaling, elbv2, ec2, ssm = (
-        sandbox.client(s) for s in ("autoscaling", "elbv2", "ec2", "ssm")
-    )
+    autoscaling, ec2, ssm = (sandbox.client(s) for s in ("autoscaling", "ec2", "ssm"))
     green = _groups(sandbox)["phoenix-sandbox-web-green"]
     template = green["LaunchTemplate"]["LaunchTemplateId"]
     image = ssm.get_parameter(Name="/phoenix/sandbox/web/ami")["Parameter"]["Value"]
@@ -165,27 +191,7 @@ def test_a_later_deploy_leaves_what_a_release_set(sandbox: EmbeddedAws, tmp_path
         DesiredCapacity=2,
         LaunchTemplate={"LaunchTemplateId": template, "Version": version},
     )
-    (balancer,) = elbv2.describe_load_balancers()["LoadBalancers"]
-    (listener,) = elbv2.describe_listeners(LoadBalancerArn=balancer["LoadBalancerArn"])["Listeners"]
-    targets = listener["DefaultActions"][0]["ForwardConfig"]["TargetGroups"]
-    blue_arn = _groups(sandbox)["phoenix-sandbox-web-blue"]["TargetGroupARNs"][0]
-    elbv2.modify_listener(
-        ListenerArn=listener["ListenerArn"],
-        DefaultActions=[
-            {
-                "Type": "forward",
-                "ForwardConfig": {
-                    "TargetGroups": [
-                        {
-                            "TargetGroupArn": t["TargetGroupArn"],
-                            "Weight": 0 if t["TargetGroupArn"] == blue_arn else 100,
-                        }
-                        for t in targets
-                    ]
-                },
-            }
-        ],
-    )
+    _shift_traffic(sandbox, {"blue": 0, "green": 100})
     released = {
         "green/min-size": "2",
         "green/launch-template-version": version,
@@ -245,27 +251,7 @@ def test_a_failing_ami_rolled_into_a_slot_taking_traffic_sets_off_its_alarms(
     assert states["phoenix-sandbox-web-blue-unhealthy-hosts"] == "ALARM"  # health checks fail
 
     # When a quarter of the traffic goes to blue for the alarm's evaluation periods
-    elbv2 = sandbox.client("elbv2")
-    (balancer,) = elbv2.describe_load_balancers()["LoadBalancers"]
-    (listener,) = elbv2.describe_listeners(LoadBalancerArn=balancer["LoadBalancerArn"])["Listeners"]
-    blue_arn = blue["TargetGroupARNs"][0]
-    elbv2.modify_listener(
-        ListenerArn=listener["ListenerArn"],
-        DefaultActions=[
-            {
-                "Type": "forward",
-                "ForwardConfig": {
-                    "TargetGroups": [
-                        {
-                            "TargetGroupArn": t["TargetGroupArn"],
-                            "Weight": 25 if t["TargetGroupArn"] == blue_arn else 75,
-                        }
-                        for t in listener["DefaultActions"][0]["ForwardConfig"]["TargetGroups"]
-                    ]
-                },
-            }
-        ],
-    )
+    _shift_traffic(sandbox, {"blue": 25, "green": 75})
     sandbox.advance(120)
 
     # Then the deployed alarms read it: blue's error rate and the fleet's, not green's
