@@ -8,7 +8,7 @@ Durations and sizes carry their unit in the field name (`bake_time_minutes`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -132,6 +132,13 @@ class ImagePipelineConfig(StrictModel):
     build_instance_types: Annotated[list[str], Field(min_length=1)] = ["t4g.medium"]
     schedule: Annotated[str, Field(pattern=r"^cron\(.+\)$")] = "cron(0 4 ? * MON *)"
     keep_images: Annotated[int, Field(ge=3, le=50)] = 5
+    # The application the image serves: a package from the distribution's repositories,
+    # started as `service` (the test component fails the build when it is not running).
+    application_package: Annotated[str, Field(pattern=r"^[A-Za-z0-9+._-]+$")] = "nginx"
+    service: Annotated[str, Field(pattern=r"^[A-Za-z0-9@._-]+$")] = "nginx"
+    # Inspector findings at or above this severity fail the build.
+    fail_on_severity: Literal["CRITICAL", "HIGH", "MEDIUM", "LOW"] = "HIGH"
+    launch_permission_accounts: list[AccountId] = []
 
 
 class EnvironmentConfig(StrictModel):

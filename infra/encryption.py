@@ -67,18 +67,23 @@ class EnvironmentKey(Construct):
                 conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
             )
         )
-        # Auto Scaling's service-linked role must use the key to launch instances with
-        # encrypted volumes. It is named by condition, not as the principal: the role
-        # is created on first use, and KMS rejects a policy naming a role not yet there.
-        auto_scaling = stack.format_arn(
-            service="iam",
-            region="",
-            resource="role",
-            resource_name="aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling",
+        # Auto Scaling launches fleet instances and Image Builder build instances and AMI
+        # copies with volumes this key encrypts; their service-linked roles must use it.
+        # They are named by condition, not as principals: a service-linked role is created
+        # on first use, and KMS rejects a policy naming a role that is not there yet.
+        for sid, service, role in (
+            ("AutoScaling", "autoscaling.amazonaws.com", "AWSServiceRoleForAutoScaling"),
+            ("ImageBuilder", "imagebuilder.amazonaws.com", "AWSServiceRoleForImageBuilder"),
+        ):
+            self._allow_service_linked_role(sid, f"aws-service-role/{service}/{role}")
+
+    def _allow_service_linked_role(self, sid: str, role_path: str) -> None:
+        role = Stack.of(self).format_arn(
+            service="iam", region="", resource="role", resource_name=role_path
         )
         self.key.add_to_resource_policy(
             iam.PolicyStatement(
-                sid="AutoScalingEncryptedVolumes",
+                sid=f"{sid}EncryptedVolumes",
                 principals=[iam.AnyPrincipal()],
                 actions=[
                     "kms:Encrypt",
@@ -88,17 +93,17 @@ class EnvironmentKey(Construct):
                     "kms:DescribeKey",
                 ],
                 resources=["*"],
-                conditions={"ArnEquals": {"aws:PrincipalArn": auto_scaling}},
+                conditions={"ArnEquals": {"aws:PrincipalArn": role}},
             )
         )
         self.key.add_to_resource_policy(
             iam.PolicyStatement(
-                sid="AutoScalingEncryptedVolumeGrants",
+                sid=f"{sid}EncryptedVolumeGrants",
                 principals=[iam.AnyPrincipal()],
                 actions=["kms:CreateGrant"],
                 resources=["*"],
                 conditions={
-                    "ArnEquals": {"aws:PrincipalArn": auto_scaling},
+                    "ArnEquals": {"aws:PrincipalArn": role},
                     "Bool": {"kms:GrantIsForAWSResource": "true"},
                 },
             )

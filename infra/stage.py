@@ -11,6 +11,7 @@ from infra.config import EnvironmentConfig, NetworkConfig
 from infra.controller_state import ControllerState
 from infra.encryption import EnvironmentKey
 from infra.fleet import ImmutableFleet
+from infra.image_pipeline import GoldenImagePipeline
 from infra.network import Network
 from infra.observability import Observability
 from infra.release import ReleaseOrchestrator, log_retention
@@ -77,6 +78,19 @@ class PhoenixStack(Stack):
         }
         if primary:
             # Images are baked in the primary region (and copied to the others).
+            self.image_pipelines = {
+                pipeline.name: GoldenImagePipeline(
+                    self,
+                    f"Images-{pipeline.name}",
+                    environment=config.name,
+                    config=pipeline,
+                    vpc=self.network.vpc,
+                    key=self.encryption.key,
+                    topic=self.observability.topic,
+                    regions=[r for r in config.regions if r is not None] or [self.region],
+                )
+                for pipeline in config.image_pipelines
+            }
             self.release = ReleaseOrchestrator(
                 self,
                 "Release",

@@ -93,6 +93,15 @@ BAD_CONFIGS = {
         "network: private_subnet_ids: an existing VPC needs one subnet per availability zone "
         "(2), got 1",
     ),
+    "unknown Inspector severity": (
+        lambda c: c["image_pipelines"][0].update(fail_on_severity="SEVERE"),
+        "image_pipelines[0].fail_on_severity: 'SEVERE': Input should be 'CRITICAL', 'HIGH', "
+        "'MEDIUM' or 'LOW'",
+    ),
+    "too few images kept for rollback": (
+        lambda c: c["image_pipelines"][0].update(keep_images=2),
+        "image_pipelines[0].keep_images: 2: Input should be greater than or equal to 3",
+    ),
     "log retention CloudWatch does not offer": (
         lambda c: c["functions"].update(log_retention_days=31),
         "functions.log_retention_days: 31: must be one of the CloudWatch Logs retention periods",

@@ -210,9 +210,7 @@ def test_instance_profile_is_for_session_manager_and_the_cloudwatch_agent(
     synthesized: SynthesizedApp,
 ) -> None:
     roles = _resources(_template(synthesized, "sandbox"), "AWS::IAM::Role")
-    (instance_role,) = [
-        r for r in roles if "ec2.amazonaws.com" in json.dumps(r["AssumeRolePolicyDocument"])
-    ]
+    (instance_role,) = [r for r in roles if r.get("Description") == "phoenix sandbox/web instances"]
     policies = json.dumps(instance_role["ManagedPolicyArns"])
     assert "AmazonSSMManagedInstanceCore" in policies
     assert "CloudWatchAgentServerPolicy" in policies
