@@ -1,23 +1,29 @@
-"""ReleaseOrchestrator: what starts a release when an image is baked (skeleton).
+"""ReleaseOrchestrator: what starts a release when an image is baked.
 
-Today this is the release's entry point and nothing more: the state machine that will
-run a release (DESIGN.md section 4) exists with its logging and tracing, and the rule
-that starts it when one of this environment's image pipelines publishes an AVAILABLE
-image. Its definition is a skeleton (it records the event and succeeds); the release
-steps, the ledger and the release trigger function replace it in the release work.
+The release trigger function receives `EC2 Image Builder Image State Change` events for
+this environment's pipelines and `phoenix` `Release Requested` events, and starts the
+release state machine once per subscribed fleet. The state machine's definition is a
+skeleton (it records its input and succeeds); the release steps (DESIGN.md section 4)
+and the ledger replace it in the release work.
 """
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, Aws, RemovalPolicy, Validations
+import json
+
+from aws_cdk import Acknowledgment, Aws, RemovalPolicy, Stack, Token, Validations
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from functions.common.names import image_name, release_state_machine
+from functions.release_trigger.handler import Settings as TriggerSettings
+from infra.config import EnvironmentConfig
+from infra.functions import PhoenixFunction
 from infra.observability import log_retention
 
 IMAGE_STATE_CHANGE = "EC2 Image Builder Image State Change"
@@ -36,12 +42,13 @@ class ReleaseOrchestrator(Construct):
         scope: Construct,
         id: str,
         *,
-        environment: str,
-        pipelines: list[str],
+        config: EnvironmentConfig,
         key: kms.IKey,
-        log_retention_days: int,
     ) -> None:
         super().__init__(scope, id)
+        environment = config.name
+        pipelines = [p.name for p in config.image_pipelines]
+        log_retention_days = config.functions.log_retention_days
         log_group = logs.LogGroup(
             self,
             "ExecutionLogs",
@@ -70,6 +77,7 @@ class ReleaseOrchestrator(Construct):
                 "X-Ray (PutTraceSegments) support no resource-level permissions.",
             )
         )
+        self.trigger = self._trigger(config, key)
         images = [
             {
                 "prefix": f"arn:{Aws.PARTITION}:imagebuilder:{Aws.REGION}:{Aws.ACCOUNT_ID}:"
@@ -86,9 +94,66 @@ class ReleaseOrchestrator(Construct):
                 detail_type=[IMAGE_STATE_CHANGE],
                 detail={"state": {"status": ["AVAILABLE"]}},
             ),
-            targets=[targets.SfnStateMachine(self.state_machine)],
+            targets=[targets.LambdaFunction(self.trigger)],
+        )
+        self.release_requested = events.Rule(
+            self,
+            "ManualRelease",
+            description=f"phoenix {environment}: a release asked for by hand",
+            event_pattern=events.EventPattern(
+                source=["phoenix"], detail_type=["Release Requested"]
+            ),
+            targets=[targets.LambdaFunction(self.trigger)],
         )
         # CDK types `resources` as exact strings; a prefix match needs the raw pattern.
         rule = self.image_available.node.default_child
         assert isinstance(rule, events.CfnRule)
         rule.add_property_override("EventPattern.resources", images)
+
+    def _trigger(self, config: EnvironmentConfig, key: kms.IKey) -> PhoenixFunction:
+        subscriptions = {
+            image_name(config.name, pipeline.name): [
+                fleet.name for fleet in config.fleets if fleet.image_pipeline == pipeline.name
+            ]
+            for pipeline in config.image_pipelines
+        }
+        trigger = PhoenixFunction(
+            self,
+            "Trigger",
+            name="release_trigger",
+            description=f"phoenix {config.name}: starts a release per subscribed fleet",
+            settings=TriggerSettings(
+                environment=config.name,
+                service_name="phoenix-release-trigger",
+                state_machine_arn=self.state_machine.state_machine_arn,
+                subscriptions=json.dumps(subscriptions),
+            ),
+            config=config.functions,
+            key=key,
+        )
+        self.state_machine.grant_start_execution(trigger)
+        stack = Stack.of(self)
+        images = [
+            stack.format_arn(service="imagebuilder", resource="image", resource_name=f"{name}/*")
+            for name in subscriptions
+        ]
+        trigger.add_to_role_policy(
+            iam.PolicyStatement(actions=["imagebuilder:GetImage"], resources=images)
+        )
+        shown = {
+            "region": stack.region if not Token.is_unresolved(stack.region) else "<AWS::Region>",
+            "account": "<AWS::AccountId>" if Token.is_unresolved(stack.account) else stack.account,
+        }
+        for name in subscriptions:
+            arn = (
+                f"arn:<AWS::Partition>:imagebuilder:{shown['region']}:{shown['account']}:"
+                f"image/{name}/*"
+            )
+            Validations.of(trigger.role).acknowledge(  # type: ignore[arg-type]
+                Acknowledgment(
+                    id=f"AwsSolutions::AwsSolutions-IAM5[Resource::{arn}]",
+                    reason="Every build version of this environment's pipeline image; "
+                    "versions and build numbers are only known when baked.",
+                )
+            )
+        return trigger

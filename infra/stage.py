@@ -92,12 +92,7 @@ class PhoenixStack(Stack):
                 for pipeline in config.image_pipelines
             }
             self.release = ReleaseOrchestrator(
-                self,
-                "Release",
-                environment=config.name,
-                pipelines=[p.name for p in config.image_pipelines],
-                key=self.encryption.key,
-                log_retention_days=config.functions.log_retention_days,
+                self, "Release", config=config, key=self.encryption.key
             )
 
     @property

@@ -46,6 +46,11 @@ def endpoint_client(service: str, endpoint: str | None, region: str = "us-east-1
     )
 
 
+def embedded_endpoint() -> str | None:
+    """The endpoint of the embedded AWS server this process runs (None when in-process)."""
+    return _state["endpoint"]
+
+
 def aws_client(service: str, region: str) -> Any:
     """A boto3 client for the embedded AWS this process serves (or mocks)."""
     return endpoint_client(service, _state["endpoint"], region)

@@ -7,6 +7,7 @@ import logging
 import os
 import subprocess
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -21,6 +22,12 @@ from local.status import describe_fleets
 REPO = Path(__file__).resolve().parent.parent
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "us-east-1"
+
+
+@dataclass(frozen=True)
+class Baked:
+    arn: str
+    ami: str
 
 
 class DeployError(RuntimeError):
@@ -73,8 +80,8 @@ class EmbeddedAws:
         pipeline: str = "golden",
         health: str = "healthy",
         version: str = "1.0.0",
-    ) -> str:
-        """Bake an image as the pipeline would (CreateImage); return the AMI it produced."""
+    ) -> Baked:
+        """Bake an image as the pipeline would (CreateImage): its ARN and the AMI it made."""
         imagebuilder = self.client("imagebuilder")
         prefix = f"arn:aws:imagebuilder:{self.region}:{ACCOUNT}"
         name = image_name(environment, pipeline)
@@ -84,7 +91,7 @@ class EmbeddedAws:
             tags={"phoenix:health": health},
         )["imageBuildVersionArn"]
         image = imagebuilder.get_image(imageBuildVersionArn=arn)["image"]
-        return str(image["outputResources"]["amis"][0]["image"])
+        return Baked(arn=str(arn), ami=str(image["outputResources"]["amis"][0]["image"]))
 
     def status(self, environment: str = "sandbox") -> str:
         """What `python -m local status` prints."""

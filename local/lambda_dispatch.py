@@ -3,7 +3,8 @@
 moto runs function code in Docker, which is not here. A function whose handler is one
 of phoenix's (`functions.<name>.handler.lambda_handler`, the code the Lambda factory
 packages) is instead called in-process, as the Lambda runtime would call it:
-- with the function's environment variables (and only for the call's duration),
+- with the function's environment variables and the runtime's own (AWS_REGION, the
+  function name, fake credentials, the embedded endpoint), only for the call's duration,
 - with a context object carrying the function's name, ARN, memory and remaining time,
 - answered at the function's timeout as Lambda answers a timeout (a Python thread cannot
   be killed: the handler runs on in the background and its result is discarded),
@@ -28,6 +29,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from moto.awslambda.models import LambdaFunction
+
+from local.cloudformation import embedded_endpoint
 
 HANDLER_PACKAGE = "functions."
 _environment_lock = threading.Lock()
@@ -121,6 +124,27 @@ def _context_for(function: LambdaFunction) -> LambdaContext:
     )
 
 
+def runtime_variables(function: LambdaFunction) -> dict[str, str]:
+    """What the Lambda runtime puts in every function's environment (the ones handlers
+    use), with the embedded AWS's fake credentials and, when a server runs, its endpoint
+    (so the handler's boto3 clients talk to it, not to AWS)."""
+    region = function.function_arn.split(":")[3]
+    variables = {
+        "AWS_REGION": region,
+        "AWS_DEFAULT_REGION": region,
+        "AWS_LAMBDA_FUNCTION_NAME": function.function_name,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_size or 128),
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{function.function_name}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }
+    endpoint = embedded_endpoint()
+    if endpoint:
+        variables["AWS_ENDPOINT_URL"] = endpoint
+    return variables
+
+
 @functools.cache
 def install() -> None:
     """Route invocations of phoenix's handlers to this process (once per process)."""
@@ -136,7 +160,7 @@ def _dispatching(invoke: Callable[..., Any]) -> Callable[..., Any]:
             result: str | bytes = invoke(self, body, request_headers, response_headers)
             return result
         event = json.loads(body) if body else {}
-        variables = dict(self.environment_vars or {})
+        variables = {**runtime_variables(self), **(self.environment_vars or {})}
         outcome = invoke_handler(str(self.handler), event, _context_for(self), variables)
         if outcome.errored:
             response_headers["x-amz-function-error"] = "Unhandled"

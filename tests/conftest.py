@@ -90,6 +90,7 @@ def changed_sandbox(
     fleet["capacity"] = {"min": 3, "max": 9}
     fleet["health_check"] |= {"path": "/ready", "interval_seconds": 10}
     fleet["alarms"] |= {"error_rate_percent": 1.5, "p99_latency_ms": 250}
+    raw["image_pipelines"][0]["launch_permission_accounts"] = ["111122223333"]
     config = EnvironmentConfig.model_validate(raw)
 
     outdir: Path = tmp_path_factory.mktemp("cdk.out.changed")

@@ -8,6 +8,7 @@ logic never reads `os.environ` itself.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from typing import Literal, Self
@@ -40,8 +41,15 @@ class FunctionSettings(BaseModel):
     )
 
     def to_environment(self) -> dict[str, str]:
-        """The function's environment variables (values may be CDK tokens at synthesis)."""
-        return {name: str(value) for name, value in self.model_dump(by_alias=True).items()}
+        """The function's environment variables (values may be CDK tokens at synthesis).
+
+        Strings go as they are, anything else as JSON, which `from_environ` reads back.
+        """
+        values = self.model_dump(mode="json", by_alias=True, round_trip=True)
+        return {
+            name: value if isinstance(value, str) else json.dumps(value)
+            for name, value in values.items()
+        }
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Self:

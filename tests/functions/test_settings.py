@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
-from pydantic import ValidationError
+from pydantic import Json, ValidationError
 
 from functions.common.settings import FunctionSettings
 
@@ -40,3 +42,20 @@ def test_a_wrongly_typed_setting_is_an_error() -> None:
                 "PHOENIX_LOCK_TTL_SECONDS": "soon",
             }
         )
+
+
+class SubscriptionSettings(FunctionSettings):
+    subscriptions: Json[dict[str, list[str]]]
+    retries: int = 2
+
+
+def test_structured_settings_travel_as_json() -> None:
+    settings = SubscriptionSettings(
+        environment="sandbox",
+        service_name="phoenix-trigger",
+        subscriptions='{"phoenix-sandbox-golden": ["web"]}',
+    )
+    environment = settings.to_environment()
+    assert json.loads(environment["PHOENIX_SUBSCRIPTIONS"]) == {"phoenix-sandbox-golden": ["web"]}
+    assert environment["PHOENIX_RETRIES"] == "2"
+    assert SubscriptionSettings.from_environ(environment) == settings

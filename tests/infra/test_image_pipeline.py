@@ -10,7 +10,7 @@ import yaml
 from aws_cdk.assertions import Template
 
 from infra.config import EnvironmentConfig
-from tests.conftest import SynthesizedApp
+from tests.conftest import ChangedSandbox, SynthesizedApp
 
 COMPONENTS = Path(__file__).resolve().parents[2] / "images" / "components"
 
@@ -121,3 +121,12 @@ def test_the_lifecycle_keeps_n_and_never_removes_a_rollback_target(
 def test_only_the_primary_region_bakes(synthesized: SynthesizedApp) -> None:
     template = Template.from_json(synthesized.template("phoenix-production-us-west-2"))
     assert template.find_resources("AWS::ImageBuilder::ImagePipeline") == {}
+
+
+def test_launch_permission_goes_to_the_configured_accounts(changed_sandbox: ChangedSandbox) -> None:
+    template = Template.from_json(changed_sandbox.synthesized.template("phoenix-sandbox"))
+    distribution = _one(template, "AWS::ImageBuilder::DistributionConfiguration")
+    for target in distribution["Distributions"]:
+        assert target["AmiDistributionConfiguration"]["LaunchPermissionConfiguration"] == {
+            "UserIds": ["111122223333"]
+        }

@@ -111,7 +111,8 @@ def test_the_alarms_exist_by_their_contract_names(sandbox: EmbeddedAws) -> None:
             assert f"phoenix-sandbox-{scope}-{what}" in names
 
 
-def _release_inputs(aws: EmbeddedAws) -> list[dict[str, Any]]:
+def _release_inputs(aws: EmbeddedAws) -> dict[str, dict[str, Any]]:
+    """Every release execution's input, by execution ARN."""
     stepfunctions = aws.client("stepfunctions")
     (machine,) = [
         m["stateMachineArn"]
@@ -119,25 +120,47 @@ def _release_inputs(aws: EmbeddedAws) -> list[dict[str, Any]]:
         if m["name"] == "phoenix-sandbox-release"
     ]
     executions = stepfunctions.list_executions(stateMachineArn=machine)["executions"]
-    return [
-        json.loads(stepfunctions.describe_execution(executionArn=e["executionArn"])["input"])
+    return {
+        e["executionArn"]: json.loads(
+            stepfunctions.describe_execution(executionArn=e["executionArn"])["input"]
+        )
         for e in executions
+    }
+
+
+def _new_releases(aws: EmbeddedAws, before: dict[str, Any]) -> list[dict[str, Any]]:
+    return [value for arn, value in _release_inputs(aws).items() if arn not in before]
+
+
+def test_a_baked_image_starts_one_release_per_subscribed_fleet(sandbox: EmbeddedAws) -> None:
+    # Given nothing released yet
+    before = _release_inputs(sandbox)
+
+    # When an image is baked (Image Builder publishes its AVAILABLE event)
+    baked = sandbox.bake(version="1.1.0")
+
+    # Then the trigger started the release of its AMI to the sandbox's one fleet
+    started = _new_releases(sandbox, before)
+    assert [(s["fleet"], s["ami"], s["image"], s["trigger"]) for s in started] == [
+        ("web", baked.ami, baked.arn, "image-available")
     ]
 
 
-def test_an_available_image_event_starts_the_release_state_machine(sandbox: EmbeddedAws) -> None:
-    # Given the sample AVAILABLE event for the sandbox's golden pipeline, and two it ignores
+def test_put_events_starts_releases_only_for_this_environments_available_images(
+    sandbox: EmbeddedAws,
+) -> None:
+    # Given a baked image, and the sample AVAILABLE event pointed at it, plus two to ignore
+    baked = sandbox.bake(version="1.2.0")
     sample = json.loads(
         (REPO / "tests" / "events" / "imagebuilder_image_available.json").read_text()
     )
-    image = sample["resources"][0]
-    other_environment = image.replace("phoenix-sandbox-golden", "phoenix-production-golden")
+    other_environment = baked.arn.replace("phoenix-sandbox-golden", "phoenix-production-golden")
     entries = [
-        (image, {"status": "AVAILABLE"}),
-        (image, {"status": "BUILDING"}),
+        (baked.arn, {"status": "AVAILABLE"}),
+        (baked.arn, {"status": "BUILDING"}),
         (other_environment, {"status": "AVAILABLE"}),
     ]
-    before = len(_release_inputs(sandbox))
+    before = _release_inputs(sandbox)
 
     # When they are put on the default bus
     response = sandbox.client("events").put_events(
@@ -153,10 +176,34 @@ def test_an_available_image_event_starts_the_release_state_machine(sandbox: Embe
     )
     assert response["FailedEntryCount"] == 0
 
-    # Then exactly one release started, with the event as its input
-    started = _release_inputs(sandbox)[before:]
-    assert [(s["resources"], s["detail"]["state"]) for s in started] == [
-        ([image], {"status": "AVAILABLE"})
+    # Then exactly one release started, for the AVAILABLE image of this environment
+    started = _new_releases(sandbox, before)
+    assert [(s["fleet"], s["ami"]) for s in started] == [("web", baked.ami)]
+
+
+def test_the_same_event_delivered_twice_starts_one_release(sandbox: EmbeddedAws) -> None:
+    baked = sandbox.bake(version="1.3.0")
+    event = json.loads(
+        (REPO / "tests" / "events" / "imagebuilder_image_available.json").read_text()
+    )
+    event |= {"id": "duplicate-delivery-probe", "resources": [baked.arn]}
+    lambda_client = sandbox.client("lambda")
+    (trigger,) = [
+        f["FunctionName"]
+        for f in lambda_client.list_functions()["Functions"]
+        if f["Handler"] == "functions.release_trigger.handler.lambda_handler"
+    ]
+    results = [
+        json.loads(
+            lambda_client.invoke(FunctionName=trigger, Payload=json.dumps(event).encode())[
+                "Payload"
+            ].read()
+        )
+        for _ in range(2)
+    ]
+    assert results == [
+        {"started": ["web"], "duplicates": [], "refused": None},
+        {"started": [], "duplicates": ["web"], "refused": None},
     ]
 
 
@@ -225,7 +272,7 @@ def test_a_failing_ami_rolled_into_a_slot_taking_traffic_sets_off_its_alarms(
 ) -> None:
     # Given a failing AMI baked, and the blue slot refreshed onto it (blue has no traffic)
     ec2, autoscaling = sandbox.client("ec2"), sandbox.client("autoscaling")
-    failing = sandbox.bake(health="failing", version="2.0.0")
+    failing = sandbox.bake(health="failing", version="2.0.0").ami
     blue = _groups(sandbox)["phoenix-sandbox-web-blue"]
     template = blue["LaunchTemplate"]["LaunchTemplateId"]
     version = str(

@@ -1,0 +1,46 @@
+"""The events phoenix receives, as Powertools parser models (EventBridge envelopes)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from pydantic import BaseModel, ConfigDict, Field
+
+IMAGE_STATE_CHANGE = "EC2 Image Builder Image State Change"
+
+
+class ImageState(BaseModel):
+    status: str
+    reason: str | None = None
+
+
+class ImageStateChangeDetail(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    state: ImageState
+    previous_state: ImageState | None = Field(default=None, alias="previous-state")
+
+
+class ImageStateChange(EventBridgeModel):
+    """`EC2 Image Builder Image State Change`: resources[0] is the image build version ARN."""
+
+    source: Literal["aws.imagebuilder"]
+    detail_type: Literal["EC2 Image Builder Image State Change"] = Field(alias="detail-type")
+    detail: ImageStateChangeDetail
+
+
+class ReleaseRequestedDetail(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    fleet: str = Field(pattern=r"^[a-z][a-z0-9-]{0,23}$")
+    ami: str = Field(pattern=r"^ami-[0-9a-f]{8,17}$")
+    requested_by: str = Field(min_length=1, max_length=200)
+
+
+class ReleaseRequested(EventBridgeModel):
+    """A manual release: `phoenix` `Release Requested` with the fleet and AMI."""
+
+    source: Literal["phoenix"]
+    detail_type: Literal["Release Requested"] = Field(alias="detail-type")
+    detail: ReleaseRequestedDetail
