@@ -21,6 +21,7 @@ from infra.config import FleetConfig
 from infra.controller_state import initial_slot_settings, ssm_reference
 from infra.fleet_alarms import FleetAlarms
 from infra.fleet_slot import FleetSlot
+from infra.roles import managed_policy_role
 
 FLEET_TAG = "phoenix:fleet"
 
@@ -203,26 +204,20 @@ class ImmutableFleet(Construct):
     # -- the slots ---------------------------------------------------------------------
 
     def _instance_role(self) -> iam.Role:
-        role = iam.Role(
+        why = (
+            "is AWS's maintained least-privilege policy for the SSM agent (Session Manager "
+            "instead of SSH) and the CloudWatch agent."
+        )
+        return managed_policy_role(
             self,
             "InstanceRole",
-            assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
+            service="ec2.amazonaws.com",
             description=f"phoenix {self.environment}/{self.config.name} instances",
-            managed_policies=[
-                iam.ManagedPolicy.from_aws_managed_policy_name("AmazonSSMManagedInstanceCore"),
-                iam.ManagedPolicy.from_aws_managed_policy_name("CloudWatchAgentServerPolicy"),
-            ],
+            policies={
+                "AmazonSSMManagedInstanceCore": f"AmazonSSMManagedInstanceCore {why}",
+                "CloudWatchAgentServerPolicy": f"CloudWatchAgentServerPolicy {why}",
+            },
         )
-        for policy in ("AmazonSSMManagedInstanceCore", "CloudWatchAgentServerPolicy"):
-            Validations.of(role).acknowledge(
-                Acknowledgment(
-                    id="AwsSolutions::AwsSolutions-IAM4"
-                    f"[Policy::arn:<AWS::Partition>:iam::aws:policy/{policy}]",
-                    reason=f"{policy} is AWS's maintained least-privilege policy for the "
-                    "SSM agent (Session Manager instead of SSH) and the CloudWatch agent.",
-                )
-            )
-        return role
 
     # -- what others use ---------------------------------------------------------------
 

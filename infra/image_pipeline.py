@@ -25,6 +25,7 @@ from constructs import Construct
 
 from functions.common.names import image_name
 from infra.config import ImagePipelineConfig
+from infra.roles import managed_policy_role
 
 COMPONENTS_DIR = Path(__file__).resolve().parent.parent / "images" / "components"
 SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
@@ -176,25 +177,18 @@ class GoldenImagePipeline(Construct):
                 "another log bucket with the same question.",
             )
         )
-        role = iam.Role(
+        why = "is AWS's maintained minimum for an Image Builder build instance (SSM agent, "
+        why += "component download)."
+        role = managed_policy_role(
             self,
             "BuildRole",
-            assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
+            service="ec2.amazonaws.com",
             description=f"phoenix {self.name}: Image Builder build and test instances",
-            managed_policies=[
-                iam.ManagedPolicy.from_aws_managed_policy_name("AmazonSSMManagedInstanceCore"),
-                iam.ManagedPolicy.from_aws_managed_policy_name("EC2InstanceProfileForImageBuilder"),
-            ],
+            policies={
+                "AmazonSSMManagedInstanceCore": f"AmazonSSMManagedInstanceCore {why}",
+                "EC2InstanceProfileForImageBuilder": f"EC2InstanceProfileForImageBuilder {why}",
+            },
         )
-        for policy in ("AmazonSSMManagedInstanceCore", "EC2InstanceProfileForImageBuilder"):
-            Validations.of(role).acknowledge(
-                Acknowledgment(
-                    id="AwsSolutions::AwsSolutions-IAM4"
-                    f"[Policy::arn:<AWS::Partition>:iam::aws:policy/{policy}]",
-                    reason=f"{policy} is AWS's maintained minimum for an Image Builder "
-                    "build instance (SSM agent, component download).",
-                )
-            )
         role.add_to_policy(
             iam.PolicyStatement(actions=["inspector2:ListFindings"], resources=["*"])
         )
@@ -272,23 +266,15 @@ class GoldenImagePipeline(Construct):
         )
 
     def _lifecycle(self, config: ImagePipelineConfig) -> None:
-        role = iam.Role(
+        role = managed_policy_role(
             self,
             "LifecycleRole",
-            assumed_by=iam.ServicePrincipal("imagebuilder.amazonaws.com"),
+            service="imagebuilder.amazonaws.com",
             description=f"phoenix {self.name}: Image Builder lifecycle policy",
-            managed_policies=[
-                iam.ManagedPolicy.from_aws_managed_policy_name(
-                    "service-role/EC2ImageBuilderLifecycleExecutionPolicy"
-                )
-            ],
-        )
-        Validations.of(role).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
-                "service-role/EC2ImageBuilderLifecycleExecutionPolicy]",
-                reason="The AWS-maintained policy Image Builder lifecycle rules run with.",
-            )
+            policies={
+                "service-role/EC2ImageBuilderLifecycleExecutionPolicy": "The AWS-maintained "
+                "policy Image Builder lifecycle rules run with."
+            },
         )
         self.lifecycle = imagebuilder.CfnLifecyclePolicy(
             self,

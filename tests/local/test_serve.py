@@ -10,9 +10,21 @@ import sys
 import time
 from pathlib import Path
 
-import boto3
+from local.cloudformation import endpoint_client
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def _cli(*arguments: str) -> str:
+    """Run `python -m local ...` as a user would; its standard output."""
+    return subprocess.run(
+        [sys.executable, "-m", "local", *arguments],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
 
 
 def _free_port() -> int:
@@ -39,58 +51,28 @@ def test_serve_starts_within_30_seconds_answers_and_stops_on_ctrl_c() -> None:
             if "ready" in line or time.monotonic() - started > 60:
                 break
         assert time.monotonic() - started < 30, "".join(output)
-        client = boto3.client(
-            "autoscaling",
-            endpoint_url=f"http://127.0.0.1:{port}",
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",  # noqa: S106 - moto's fake credentials
-        )
+        client = endpoint_client("autoscaling", f"http://127.0.0.1:{port}")
         names = {
             g["AutoScalingGroupName"]
             for g in client.describe_auto_scaling_groups()["AutoScalingGroups"]
         }
         assert names == {"phoenix-sandbox-web-blue", "phoenix-sandbox-web-green"}
-        status = subprocess.run(
-            [sys.executable, "-m", "local", "status", "--port", str(port)],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        ).stdout
+        status = _cli("status", "--port", str(port))
         assert "fleet web: http://" in status
         assert "alarms in ALARM: none" in status
         assert "phoenix-sandbox-web-blue: min 2 desired 2 max 4" in status
         assert "weight 100" in status
-        baked = subprocess.run(
-            [sys.executable, "-m", "local", "bake", "--health", "failing", "--port", str(port)],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        ).stdout
+        baked = _cli("bake", "--health", "failing", "--port", str(port))
         assert "image/phoenix-sandbox-golden/1.0.0/1 -> ami-" in baked
         assert "(failing); AVAILABLE event sent" in baked
-        machines = boto3.client(
-            "stepfunctions",
-            endpoint_url=f"http://127.0.0.1:{port}",
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",  # noqa: S106 - moto's fake credentials
+        machines = endpoint_client(
+            "stepfunctions", f"http://127.0.0.1:{port}"
         ).list_state_machines()["stateMachines"]
         assert [m["name"] for m in machines] == ["phoenix-sandbox-release"]
         # Bad input gets an AWS-shaped answer and the server keeps serving
         unknown = client.describe_auto_scaling_groups(AutoScalingGroupNames=["no-such-fleet"])
         assert unknown["AutoScalingGroups"] == []
-        events = boto3.client(
-            "events",
-            endpoint_url=f"http://127.0.0.1:{port}",
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",  # noqa: S106 - moto's fake credentials
-        )
+        events = endpoint_client("events", f"http://127.0.0.1:{port}")
         malformed = events.put_events(
             Entries=[
                 {"Source": "phoenix", "DetailType": "Release Requested", "Detail": "{not json"}

@@ -1,0 +1,38 @@
+"""Roles built on AWS-managed policies, each acknowledged for cdk-nag with its reason."""
+
+from __future__ import annotations
+
+from aws_cdk import Acknowledgment, Validations
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+
+def managed_policy_role(
+    scope: Construct,
+    id: str,
+    *,
+    service: str,
+    description: str,
+    policies: dict[str, str],
+) -> iam.Role:
+    """A role `service` assumes, with the AWS-managed `policies` (name -> why it is used).
+
+    cdk-nag flags every AWS-managed policy (AwsSolutions-IAM4); each is acknowledged on
+    this role alone with the reason given.
+    """
+    role = iam.Role(
+        scope,
+        id,
+        assumed_by=iam.ServicePrincipal(service),
+        description=description,
+        managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name(p) for p in policies],
+    )
+    for policy, reason in policies.items():
+        Validations.of(role).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions::AwsSolutions-IAM4"
+                f"[Policy::arn:<AWS::Partition>:iam::aws:policy/{policy}]",
+                reason=reason,
+            )
+        )
+    return role
