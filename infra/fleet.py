@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from aws_cdk import Acknowledgment, ArnFormat, Stack, Tags, Validations
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ec2 as ec2
@@ -24,6 +27,31 @@ from infra.fleet_slot import FleetSlot
 from infra.roles import managed_policy_role
 
 FLEET_TAG = "phoenix:fleet"
+AUTO_SCALING_WRITES = [
+    "autoscaling:UpdateAutoScalingGroup",
+    "autoscaling:StartInstanceRefresh",
+    "autoscaling:CancelInstanceRefresh",
+    "autoscaling:RollbackInstanceRefresh",
+]
+READS = [
+    "autoscaling:DescribeAutoScalingGroups",
+    "autoscaling:DescribeInstanceRefreshes",
+    "ec2:DescribeImages",
+    "elasticloadbalancing:DescribeTargetHealth",
+    "cloudwatch:DescribeAlarms",
+    "cloudwatch:GetMetricData",
+]
+# Every call the release controller makes on a fleet (functions/common/*.py).
+RELEASE_ACTIONS = (
+    *AUTO_SCALING_WRITES,
+    "ec2:CreateLaunchTemplateVersion",
+    "ec2:RunInstances",
+    "iam:PassRole",
+    "elasticloadbalancing:ModifyListener",
+    "ssm:GetParameters",
+    "ssm:PutParameter",
+    *READS,
+)
 
 
 class ImmutableFleet(Construct):
@@ -238,8 +266,11 @@ class ImmutableFleet(Construct):
         """Unhealthy targets (one slot's, or the sum over the fleet's slots)."""
         return self.alarms_by_scope.metric_unhealthy_hosts(slot)
 
-    def grant_release(self, grantee: iam.IGrantable) -> iam.Grant:
-        """Grant what the release controller needs on this fleet, scoped to this fleet.
+    def grant_release(
+        self, grantee: iam.IGrantable, actions: Iterable[str] = RELEASE_ACTIONS
+    ) -> iam.Grant:
+        """Grant `actions` (default: every call the release controller makes) on this
+        fleet, each scoped as narrowly as IAM allows.
 
         Auto Scaling writes are scoped by the fleet's tag (`phoenix:fleet`); launch
         template versions, the listener and the controller's parameters by ARN; launching
@@ -247,8 +278,11 @@ class ImmutableFleet(Construct):
         `ec2:LaunchTemplate` condition. The read-only calls support no resource-level
         permissions. The one wildcard finding this leaves is acknowledged on `grantee`.
         """
+        wanted = set(actions)
+        unknown = wanted - set(RELEASE_ACTIONS)
+        if unknown:
+            raise ValueError(f"grant_release: no scoping known for {sorted(unknown)}")
         stack = Stack.of(self)
-        fleet_tag = f"{self.environment}/{self.config.name}"
         template_arns = [
             stack.format_arn(
                 service="ec2", resource="launch-template", resource_name=lt.launch_template_id
@@ -264,59 +298,31 @@ class ImmutableFleet(Construct):
             )
             for name in self.controller_parameters
         ]
+        tagged = {
+            "StringEquals": {
+                f"aws:ResourceTag/{FLEET_TAG}": f"{self.environment}/{self.config.name}"
+            }
+        }
+        scopes: list[tuple[list[str], list[str], dict[str, Any] | None]] = [
+            (AUTO_SCALING_WRITES, ["*"], tagged),
+            (["ec2:CreateLaunchTemplateVersion"], template_arns, None),
+            (["ec2:RunInstances"], ["*"], {"ArnLike": {"ec2:LaunchTemplate": template_arns}}),
+            (["iam:PassRole"], [self.instance_role.role_arn], None),
+            (["elasticloadbalancing:ModifyListener"], [self.listener.listener_arn], None),
+            (["ssm:GetParameters", "ssm:PutParameter"], parameter_arns, None),
+            (READS, ["*"], None),
+        ]
         grants = [
             iam.Grant.add_to_principal(
                 grantee=grantee,
-                actions=[
-                    "autoscaling:UpdateAutoScalingGroup",
-                    "autoscaling:SetDesiredCapacity",
-                    "autoscaling:StartInstanceRefresh",
-                    "autoscaling:CancelInstanceRefresh",
-                    "autoscaling:RollbackInstanceRefresh",
-                ],
-                resource_arns=["*"],
-                conditions={"StringEquals": {f"aws:ResourceTag/{FLEET_TAG}": fleet_tag}},
-            ),
-            iam.Grant.add_to_principal(
-                grantee=grantee,
-                actions=["ec2:CreateLaunchTemplateVersion", "ec2:DescribeLaunchTemplateVersions"],
-                resource_arns=template_arns,
-            ),
-            iam.Grant.add_to_principal(
-                grantee=grantee,
-                actions=["ec2:RunInstances"],
-                resource_arns=["*"],
-                conditions={"ArnLike": {"ec2:LaunchTemplate": template_arns}},
-            ),
-            iam.Grant.add_to_principal(
-                grantee=grantee,
-                actions=["iam:PassRole"],
-                resource_arns=[self.instance_role.role_arn],
-            ),
-            iam.Grant.add_to_principal(
-                grantee=grantee,
-                actions=["elasticloadbalancing:ModifyListener"],
-                resource_arns=[self.listener.listener_arn],
-            ),
-            iam.Grant.add_to_principal(
-                grantee=grantee,
-                actions=["ssm:GetParameter", "ssm:GetParameters", "ssm:PutParameter"],
-                resource_arns=parameter_arns,
-            ),
-            iam.Grant.add_to_principal(
-                grantee=grantee,
-                actions=[
-                    "autoscaling:DescribeAutoScalingGroups",
-                    "autoscaling:DescribeInstanceRefreshes",
-                    "ec2:DescribeImages",
-                    "elasticloadbalancing:DescribeTargetHealth",
-                    "cloudwatch:DescribeAlarms",
-                    "cloudwatch:GetMetricData",
-                ],
-                resource_arns=["*"],
-            ),
+                actions=sorted(wanted & set(scope_actions)),
+                resource_arns=resources,
+                conditions=conditions,
+            )
+            for scope_actions, resources, conditions in scopes
+            if wanted & set(scope_actions)
         ]
-        if isinstance(grantee, Construct):
+        if isinstance(grantee, Construct) and wanted & set(AUTO_SCALING_WRITES + READS):
             Validations.of(grantee).acknowledge(
                 Acknowledgment(
                     id="AwsSolutions::AwsSolutions-IAM5[Resource::*]",

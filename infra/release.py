@@ -1,17 +1,18 @@
-"""ReleaseOrchestrator: what starts a release when an image is baked.
+"""ReleaseOrchestrator: the release state machine, its step functions, the ledger, and
+the rules that start releases and resume them.
 
 The release trigger function receives `EC2 Image Builder Image State Change` events for
 this environment's pipelines and `phoenix` `Release Requested` events, and starts the
-release state machine once per subscribed fleet. The state machine's definition is a
-skeleton (it records its input and succeeds); the release steps (DESIGN.md section 4)
-and the ledger replace it in the release work.
+release state machine once per subscribed fleet. The state machine (release_definition)
+runs DESIGN.md section 4; the refresh event receiver completes its instance refresh
+waits. Each function is granted exactly the calls it makes.
 """
 
 from __future__ import annotations
 
 import json
 
-from aws_cdk import Acknowledgment, Aws, RemovalPolicy, Stack, Token, Validations
+from aws_cdk import Acknowledgment, Aws, Duration, RemovalPolicy, Stack, Token, Validations
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -21,12 +22,21 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from functions.common.names import image_name, release_state_machine
+from functions.common.release_runtime import ReleaseSettings
+from functions.refresh_events.handler import Settings as RefreshEventSettings
+from functions.release_preflight.handler import LOCK_HOLD
 from functions.release_trigger.handler import Settings as TriggerSettings
 from infra.config import EnvironmentConfig
+from infra.fleet import ImmutableFleet
 from infra.functions import PhoenixFunction
+from infra.ledger import ReleaseLedger
 from infra.observability import log_retention
+from infra.release_definition import ReleaseDefinition, ReleaseFunctions
+from infra.release_spec import STEP_CALLS, fleet_spec
 
 IMAGE_STATE_CHANGE = "EC2 Image Builder Image State Change"
+# What DynamoDB asks of a caller on a table encrypted with a customer managed key.
+TABLE_KEY_ACTIONS = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey")
 
 
 class ReleaseOrchestrator(Construct):
@@ -44,9 +54,12 @@ class ReleaseOrchestrator(Construct):
         *,
         config: EnvironmentConfig,
         key: kms.IKey,
+        fleets: dict[str, ImmutableFleet],
     ) -> None:
         super().__init__(scope, id)
         environment = config.name
+        self.ledger = ReleaseLedger(self, "Ledger", key=key)
+        self.steps = self._step_functions(config, key, fleets)
         pipelines = [p.name for p in config.image_pipelines]
         log_retention_days = config.functions.log_retention_days
         log_group = logs.LogGroup(
@@ -56,15 +69,21 @@ class ReleaseOrchestrator(Construct):
             retention=log_retention(log_retention_days),
             removal_policy=RemovalPolicy.RETAIN,
         )
-        skeleton = sfn.Pass(self, "ReleaseRequested", comment="The release steps come here.")
+        definition = ReleaseDefinition(
+            self,
+            "Steps",
+            functions=self.steps,
+            fleets={name: fleet_spec(fleet) for name, fleet in fleets.items()},
+        )
+        window = max((fleet_spec(f)["rollback_window_seconds"] for f in fleets.values()), default=0)
         self.state_machine = sfn.StateMachine(
             self,
             "StateMachine",
             state_machine_name=release_state_machine(environment),
             state_machine_type=sfn.StateMachineType.STANDARD,
-            definition_body=sfn.DefinitionBody.from_chainable(
-                skeleton.next(sfn.Succeed(self, "Released"))
-            ),
+            definition_body=sfn.DefinitionBody.from_chainable(definition.start),
+            # The lock's hold, then the rollback window the old slot stays warm for.
+            timeout=Duration.seconds(LOCK_HOLD.total_seconds() + window + 3600),
             logs=sfn.LogOptions(
                 destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True
             ),
@@ -77,6 +96,17 @@ class ReleaseOrchestrator(Construct):
                 "X-Ray (PutTraceSegments) support no resource-level permissions.",
             )
         )
+        self.state_machine.grant_task_response(self.refresh_events)
+        stack = Stack.of(self)
+        for function in vars(self.steps).values():
+            resource = stack.get_logical_id(function.node.default_child)
+            Validations.of(self.state_machine).acknowledge(
+                Acknowledgment(
+                    id=f"AwsSolutions::AwsSolutions-IAM5[Resource::<{resource}.Arn>:*]",
+                    reason="Step Functions invokes the release's own step function; ':*' "
+                    "covers its versions and aliases, which CDK grants with the function.",
+                )
+            )
         self.trigger = self._trigger(config, key)
         images = [
             {
@@ -109,6 +139,83 @@ class ReleaseOrchestrator(Construct):
         rule = self.image_available.node.default_child
         assert isinstance(rule, events.CfnRule)
         rule.add_property_override("EventPattern.resources", images)
+
+    def _step_functions(
+        self, config: EnvironmentConfig, key: kms.IKey, fleets: dict[str, ImmutableFleet]
+    ) -> ReleaseFunctions:
+        """One function per step, each granted exactly what it calls (STEP_CALLS)."""
+        table = self.ledger.table
+        made: dict[str, PhoenixFunction] = {}
+        for name, (table_actions, fleet_actions, other) in STEP_CALLS.items():
+            function = PhoenixFunction(
+                self,
+                name.title().replace("_", ""),
+                name=name,
+                description=f"phoenix {config.name}: {name.replace('_', ' ')}",
+                settings=ReleaseSettings(
+                    environment=config.name,
+                    service_name=f"phoenix-{name.replace('_', '-')}",
+                    table_name=table.table_name,
+                ),
+                config=config.functions,
+                key=key,
+                timeout=Duration.seconds(60),
+            )
+            table.grant(function, *table_actions)
+            key.grant(function, *TABLE_KEY_ACTIONS)
+            for fleet in fleets.values():
+                fleet.grant_release(function, fleet_actions)
+            for action in other:
+                resource = "*" if action != "events:PutEvents" else self._default_bus()
+                function.add_to_role_policy(
+                    iam.PolicyStatement(actions=[action], resources=[resource])
+                )
+            made[name] = function
+        groups = {
+            group.auto_scaling_group_name: name
+            for name, fleet in fleets.items()
+            for group in fleet.auto_scaling_groups.values()
+        }
+        self.refresh_events = PhoenixFunction(
+            self,
+            "RefreshEvents",
+            name="refresh_events",
+            description=f"phoenix {config.name}: instance refresh events resume releases",
+            settings=RefreshEventSettings(
+                environment=config.name,
+                service_name="phoenix-refresh-events",
+                table_name=table.table_name,
+                groups=json.dumps(groups),
+            ),
+            config=config.functions,
+            key=key,
+        )
+        table.grant(self.refresh_events, "dynamodb:UpdateItem")
+        key.grant(self.refresh_events, *TABLE_KEY_ACTIONS)
+        events.Rule(
+            self,
+            "RefreshEnded",
+            description=f"phoenix {config.name}: instance refresh events of this environment",
+            event_pattern=events.EventPattern(
+                source=["aws.autoscaling"],
+                detail_type=events.Match.prefix("EC2 Auto Scaling Instance Refresh"),
+                detail={"AutoScalingGroupName": events.Match.prefix(f"phoenix-{config.name}-")},
+            ),
+            targets=[targets.LambdaFunction(self.refresh_events)],
+        )
+        return ReleaseFunctions(
+            preflight=made["release_preflight"],
+            prepare=made["release_prepare"],
+            deploy=made["release_deploy"],
+            gate=made["release_gate"],
+            rollback=made["release_rollback"],
+            finalize=made["release_finalize"],
+        )
+
+    def _default_bus(self) -> str:
+        return Stack.of(self).format_arn(
+            service="events", resource="event-bus", resource_name="default"
+        )
 
     def _trigger(self, config: EnvironmentConfig, key: kms.IKey) -> PhoenixFunction:
         subscriptions = {

@@ -92,7 +92,7 @@ class PhoenixStack(Stack):
                 for pipeline in config.image_pipelines
             }
             self.release = ReleaseOrchestrator(
-                self, "Release", config=config, key=self.encryption.key
+                self, "Release", config=config, key=self.encryption.key, fleets=self.fleets
             )
 
     @property

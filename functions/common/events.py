@@ -44,3 +44,27 @@ class ReleaseRequested(EventBridgeModel):
     source: Literal["phoenix"]
     detail_type: Literal["Release Requested"] = Field(alias="detail-type")
     detail: ReleaseRequestedDetail
+
+
+REFRESH_ENDED = {
+    "EC2 Auto Scaling Instance Refresh Succeeded": "Successful",
+    "EC2 Auto Scaling Instance Refresh Failed": "Failed",
+    "EC2 Auto Scaling Instance Refresh Cancelled": "Cancelled",
+    "EC2 Auto Scaling Instance Refresh Rollback Succeeded": "RollbackSuccessful",
+    "EC2 Auto Scaling Instance Refresh Rollback Failed": "RollbackFailed",
+}
+
+
+class InstanceRefreshDetail(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    instance_refresh_id: str = Field(alias="InstanceRefreshId", min_length=1)
+    group: str = Field(alias="AutoScalingGroupName", min_length=1, max_length=255)
+
+
+class InstanceRefreshEvent(EventBridgeModel):
+    """`EC2 Auto Scaling Instance Refresh <Started|Succeeded|...>` from aws.autoscaling."""
+
+    source: Literal["aws.autoscaling"]
+    detail_type: str = Field(alias="detail-type", pattern=r"^EC2 Auto Scaling Instance Refresh ")
+    detail: InstanceRefreshDetail

@@ -1,0 +1,249 @@
+"""The release ledger: one DynamoDB table of fleet items and release items.
+
+- Fleet item (`pk = FLEET#<fleet>`, `sk = FLEET`): the lock (`lock_owner`,
+  `lock_expires`), the active release, the last known good AMI, `paused`, and while a
+  release waits for an instance refresh, the task token that ends the wait.
+- Release item (`pk = FLEET#<fleet>`, `sk = RELEASE#<release id>`): what triggered it,
+  from/to AMI, strategy, every step with its time, and the outcome.
+
+Every function takes the DynamoDB client, so the logic is tested with moto and Stubber.
+Times are ISO 8601 UTC strings, which compare in time order as strings.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+FLEET_SK = "FLEET"
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def fleet_key(fleet: str) -> dict[str, Any]:
+    return {"pk": {"S": f"FLEET#{fleet}"}, "sk": {"S": FLEET_SK}}
+
+
+def release_key(fleet: str, release_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"FLEET#{fleet}"}, "sk": {"S": f"RELEASE#{release_id}"}}
+
+
+class LockRefusedError(Exception):
+    """The fleet is locked by another release, or paused; the message says which."""
+
+
+def acquire(dynamodb: Any, table: str, fleet: str, release_id: str, *, hold: timedelta) -> None:
+    """Take the fleet's lock for `release_id` in one conditional write.
+
+    The lock is free when nobody holds it, when its holder's time ran out (a release
+    that died without unlocking), or when `release_id` already holds it (a retried
+    call). A paused fleet refuses. On refusal the fleet item is read once to say why.
+    """
+    moment = now()
+    try:
+        dynamodb.update_item(
+            TableName=table,
+            Key=fleet_key(fleet),
+            UpdateExpression="SET lock_owner = :release, lock_expires = :expires, "
+            "active_release = :release",
+            ConditionExpression="(attribute_not_exists(lock_owner) OR lock_expires < :now "
+            "OR lock_owner = :release) AND (attribute_not_exists(paused) OR paused = :false)",
+            ExpressionAttributeValues={
+                ":release": {"S": release_id},
+                ":expires": {"S": iso(moment + hold)},
+                ":now": {"S": iso(moment)},
+                ":false": {"BOOL": False},
+            },
+        )
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            raise
+        item = fleet_item(dynamodb, table, fleet)
+        if item.get("paused"):
+            raise LockRefusedError(
+                f"fleet {fleet} is paused ({item.get('paused_reason', 'no reason given')})"
+            ) from None
+        raise LockRefusedError(
+            f"fleet {fleet} is locked by release {item.get('lock_owner')} until "
+            f"{item.get('lock_expires')}"
+        ) from None
+
+
+def release_lock(dynamodb: Any, table: str, fleet: str, release_id: str) -> bool:
+    """Free the lock if `release_id` holds it; False when it did not (nothing changes)."""
+    try:
+        dynamodb.update_item(
+            TableName=table,
+            Key=fleet_key(fleet),
+            UpdateExpression="REMOVE lock_owner, lock_expires, waiting_token, waiting_group",
+            ConditionExpression="lock_owner = :release",
+            ExpressionAttributeValues={":release": {"S": release_id}},
+        )
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+def fleet_item(dynamodb: Any, table: str, fleet: str) -> dict[str, Any]:
+    """The fleet item as plain values (strings, bools); empty when none exists yet."""
+    response = dynamodb.get_item(TableName=table, Key=fleet_key(fleet), ConsistentRead=True)
+    return plain(response.get("Item", {}))
+
+
+def plain(item: dict[str, Any]) -> dict[str, Any]:
+    """DynamoDB's typed attributes as Python values (S, N, BOOL, L and M)."""
+    return {name: _value(typed) for name, typed in item.items()}
+
+
+def _value(typed: dict[str, Any]) -> Any:
+    (kind, value), *_ = typed.items()
+    if kind == "N":
+        return float(value)
+    if kind == "L":
+        return [_value(v) for v in value]
+    if kind == "M":
+        return plain(value)
+    return value
+
+
+def typed(value: Any) -> dict[str, Any]:
+    """A Python value (str, bool, int/float, list, dict, None) as a DynamoDB attribute."""
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, int | float):
+        return {"N": str(value)}
+    if isinstance(value, list):
+        return {"L": [typed(v) for v in value]}
+    if isinstance(value, dict):
+        return {"M": {str(k): typed(v) for k, v in value.items()}}
+    return {"S": str(value)}
+
+
+def open_release(
+    dynamodb: Any, table: str, fleet: str, release_id: str, facts: dict[str, Any]
+) -> None:
+    """Create the release item (trigger, AMIs, strategy...) with no steps yet."""
+    moment = iso(now())
+    item = {
+        **release_key(fleet, release_id),
+        **{name: typed(value) for name, value in facts.items()},
+        "release_id": {"S": release_id},
+        "fleet": {"S": fleet},
+        "started_at": {"S": moment},
+        "last_step_at": {"S": moment},
+        "steps": {"L": []},
+        "outcome": {"S": "in progress"},
+    }
+    dynamodb.put_item(TableName=table, Item=item)
+
+
+def record_step(
+    dynamodb: Any, table: str, fleet: str, release_id: str, *, step: str, detail: dict[str, Any]
+) -> float:
+    """Append a step to the release item; returns seconds since the previous step."""
+    moment = now()
+    response = dynamodb.update_item(
+        TableName=table,
+        Key=release_key(fleet, release_id),
+        UpdateExpression="SET steps = list_append(if_not_exists(steps, :none), :step), "
+        "last_step_at = :at",
+        ExpressionAttributeValues={
+            ":step": {"L": [typed({"step": step, "at": iso(moment), **detail})]},
+            ":none": {"L": []},
+            ":at": {"S": iso(moment)},
+        },
+        ReturnValues="UPDATED_OLD",
+    )
+    previous = response.get("Attributes", {}).get("last_step_at", {}).get("S")
+    if not previous:
+        return 0.0
+    return max(0.0, (moment - datetime.fromisoformat(previous)).total_seconds())
+
+
+def close_release(
+    dynamodb: Any,
+    table: str,
+    fleet: str,
+    release_id: str,
+    *,
+    outcome: str,
+    reason: str,
+    good_ami: str | None,
+) -> None:
+    """Record the outcome on the release item and, when it ended on a good AMI (`good_ami`),
+    on the fleet item as its last known good AMI."""
+    moment = iso(now())
+    dynamodb.update_item(
+        TableName=table,
+        Key=release_key(fleet, release_id),
+        UpdateExpression="SET outcome = :outcome, reason = :reason, ended_at = :at",
+        ExpressionAttributeValues={
+            ":outcome": {"S": outcome},
+            ":reason": {"S": reason},
+            ":at": {"S": moment},
+        },
+    )
+    if good_ami:
+        dynamodb.update_item(
+            TableName=table,
+            Key=fleet_key(fleet),
+            UpdateExpression="SET last_good_ami = :ami, last_release = :release, "
+            "last_outcome = :outcome, last_ended_at = :at",
+            ExpressionAttributeValues={
+                ":ami": {"S": good_ami},
+                ":release": {"S": release_id},
+                ":outcome": {"S": outcome},
+                ":at": {"S": moment},
+            },
+        )
+
+
+def await_refresh(
+    dynamodb: Any, table: str, fleet: str, release_id: str, *, token: str, group: str
+) -> None:
+    """Store the task token the instance refresh receiver completes for `group`."""
+    dynamodb.update_item(
+        TableName=table,
+        Key=fleet_key(fleet),
+        UpdateExpression="SET waiting_token = :token, waiting_group = :group",
+        ConditionExpression="lock_owner = :release",
+        ExpressionAttributeValues={
+            ":token": {"S": token},
+            ":group": {"S": group},
+            ":release": {"S": release_id},
+        },
+    )
+
+
+def take_waiting_token(dynamodb: Any, table: str, fleet: str, group: str) -> str | None:
+    """Remove and return the token a release waits with on `group` (None: nobody waits).
+
+    Conditional on the group, so a duplicate event finds nothing and completes nothing.
+    """
+    try:
+        response = dynamodb.update_item(
+            TableName=table,
+            Key=fleet_key(fleet),
+            UpdateExpression="REMOVE waiting_token, waiting_group",
+            ConditionExpression="waiting_group = :group AND attribute_exists(waiting_token)",
+            ExpressionAttributeValues={":group": {"S": group}},
+            ReturnValues="UPDATED_OLD",
+        )
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            return None
+        raise
+    token: str | None = response.get("Attributes", {}).get("waiting_token", {}).get("S")
+    return token

@@ -1,0 +1,175 @@
+"""The release's state as it travels through the state machine, as pydantic models.
+
+The state machine passes every Lambda step `{"state": <the execution's state>,
+"entered_at": <when the step began>, "task_token": <for waits>}`; each step's handler
+validates it with `StepInput` and refuses (MalformedStepError) anything else before it
+makes any AWS call.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from functions.common.names import Slot
+
+Strategy = Literal["rolling", "blue_green", "canary"]
+AmiId = Annotated[str, Field(pattern=r"^ami-[0-9a-f]{8,17}$")]
+FleetName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,23}$")]
+Percent = Annotated[int, Field(ge=0, le=100)]
+
+
+class MalformedStepError(Exception):
+    """A step's input is not what the state machine sends; nothing was changed."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SlotSpec(_Model):
+    group: Annotated[str, Field(min_length=1)]
+    target_group: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:elasticloadbalancing:")]
+    launch_template: Annotated[str, Field(pattern=r"^lt-[0-9a-f]+$")]
+
+
+class FleetSpec(_Model):
+    """What the state machine knows of a fleet (written into its definition at deploy)."""
+
+    name: FleetName
+    strategy: Strategy
+    architecture: Literal["arm64", "x86_64"]
+    listener: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:elasticloadbalancing:")]
+    slots: dict[Slot, SlotSpec]
+    alarms: list[str]
+    min_healthy_percentage: Percent
+    max_healthy_percentage: Annotated[int, Field(ge=100, le=200)]
+    checkpoint_percentages: list[Annotated[int, Field(ge=1, le=100)]]
+    checkpoint_delay_seconds: Annotated[int, Field(ge=0)]
+    bake_seconds: Annotated[int, Field(ge=0)]
+    steps: Annotated[list[Annotated[int, Field(ge=1, le=100)]], Field(min_length=1)]
+    rollback_window_seconds: Annotated[int, Field(ge=0)]
+    error_rate_percent: Annotated[float, Field(gt=0, le=100)]
+    p99_latency_ms: Annotated[int, Field(ge=1)]
+    warmup_seconds: Annotated[int, Field(ge=1)]
+    warmup_checks: Annotated[int, Field(ge=1)]
+
+
+class ReleaseRef(_Model):
+    id: Annotated[str, Field(min_length=1, max_length=80)]
+    started_at: datetime
+
+
+class TrafficStep(_Model):
+    target: Percent
+    active: Percent
+    last: bool
+
+
+class CurrentStep(_Model):
+    """The traffic step in progress and when it began (set by the state machine)."""
+
+    weights: TrafficStep
+    at: datetime
+
+
+class Capacity(_Model):
+    min: Annotated[int, Field(ge=0)]
+    max: Annotated[int, Field(ge=0)]
+    desired: Annotated[int, Field(ge=0)]
+
+
+class Plan(_Model):
+    """What preflight found: where the fleet is and what this release will change."""
+
+    from_ami: AmiId
+    active_slot: Slot
+    target_slot: Slot
+    active_target_group: str
+    target_target_group: str
+    source_version: Annotated[int, Field(ge=1)]
+    capacity: Capacity
+    steps: list[TrafficStep]
+    refresh_wait_seconds: Annotated[int, Field(ge=60)]
+
+
+class Prepared(_Model):
+    version: Annotated[int, Field(ge=1)]
+
+
+class Warmup(_Model):
+    ready: bool
+    checks_left: Annotated[int, Field(ge=0)]
+    reason: str = ""
+
+
+class RefreshOutcome(_Model):
+    status: str
+    reason: str = ""
+    polls_left: Annotated[int, Field(ge=0)] = 0
+
+
+class RolledBack(_Model):
+    wait: bool
+    action: str
+    reason: str
+
+
+class Failure(BaseModel):
+    """What a Catch puts at `$.error`: the error name and its cause."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    error: str = Field(alias="Error")
+    cause: str = Field(default="", alias="Cause")
+
+
+class ReleaseState(BaseModel):
+    """The execution's state; later steps add to it, so unknown keys are kept."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    environment: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,15}$")]
+    fleet: FleetName
+    ami: AmiId
+    trigger: Annotated[str, Field(min_length=1, max_length=300)]
+    event_id: Annotated[str, Field(min_length=1, max_length=100)]
+    image: str | None = None
+    release: ReleaseRef
+    fleet_spec: FleetSpec
+    plan: Plan | None = None
+    prepared: Prepared | None = None
+    step: CurrentStep | None = None
+    warmup: Warmup | None = None
+    refresh: RefreshOutcome | None = None
+    error: Failure | None = None
+    rollback: RolledBack | None = None
+
+    def reason(self) -> str:
+        """Why the release did not succeed, as the rollback or the Catch recorded it."""
+        if self.rollback is not None:
+            return self.rollback.reason
+        if self.error is not None:
+            return self.error.cause or self.error.error
+        return ""
+
+    def need_plan(self) -> Plan:
+        if self.plan is None:
+            raise MalformedStepError("the state has no plan (preflight has not run)")
+        return self.plan
+
+    def need_version(self) -> int:
+        if self.prepared is None:
+            raise MalformedStepError("the state has no prepared launch template version")
+        return self.prepared.version
+
+
+class StepInput(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    action: Annotated[str, Field(pattern=r"^[a-z_]{1,32}$")] = "run"
+    state: ReleaseState
+    entered_at: datetime
+    task_token: Annotated[str, Field(min_length=1, max_length=2048)] | None = None

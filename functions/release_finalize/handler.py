@@ -1,0 +1,143 @@
+"""The end of a release: ledger, lock, pointer, events and metrics.
+
+Actions:
+- `succeed`: the controller's parameters and the pointer say what now serves; the
+  previous AMI is tagged as a rollback target (the image lifecycle keeps it); ledger
+  closed, lock released, `Release Succeeded`;
+- `rolled_back` / `failed`: ledger closed with the reason, lock released, `Release
+  Rolled Back` / `Release Failed`;
+- `rejected`: the fleet was locked or paused; the release is recorded as rejected and
+  `Release Rejected` says why (the lock is someone else's: untouched);
+- `retire`: after the rollback window, the old slot scales to 0, unless a later
+  release (or a rollback) has changed the fleet since.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from functions.common import ledger, release_events, strategy
+from functions.common.release_models import ReleaseState, StepInput
+from functions.common.release_runtime import Clients, ReleaseSettings, record, run_step
+
+logger = Logger()
+metrics = Metrics()
+ROLLBACK_TARGET_TAG = "phoenix:rollback-target"
+ACTIONS = {"succeed", "rolled_back", "failed", "rejected", "retire"}
+OUTCOMES = {"succeed": "succeeded", "rolled_back": "rolled back", "failed": "failed"}
+
+
+def _duration(state: ReleaseState) -> float:
+    return (datetime.now(UTC) - state.release.started_at).total_seconds()
+
+
+def _succeed(aws: Clients, settings: ReleaseSettings, state: ReleaseState) -> dict[str, Any]:
+    plan = state.need_plan()
+    strategy.commit(aws.ssm, state, plan, state.need_version())
+    if plan.from_ami != state.ami:
+        aws.ec2.create_tags(
+            Resources=[plan.from_ami], Tags=[{"Key": ROLLBACK_TARGET_TAG, "Value": "true"}]
+        )
+    record(aws, settings, state, "pointer moved", metrics, ami=state.ami)
+    _close(aws, settings, state, "succeeded", "", good_ami=state.ami)
+    release_events.publish(aws.events, "Release Succeeded", state)
+    window = state.fleet_spec.rollback_window_seconds
+    keeps_old_slot = state.fleet_spec.strategy != "rolling" and window > 0
+    return {"retire": keeps_old_slot, "retire_at": _later(window)}
+
+
+def _later(seconds: int) -> str:
+    return ledger.iso(datetime.now(UTC) + timedelta(seconds=seconds))
+
+
+def _close(
+    aws: Clients,
+    settings: ReleaseSettings,
+    state: ReleaseState,
+    outcome: str,
+    reason: str,
+    *,
+    good_ami: str | None,
+) -> None:
+    ledger.close_release(
+        aws.dynamodb,
+        settings.table_name,
+        state.fleet,
+        state.release.id,
+        outcome=outcome,
+        reason=reason,
+        good_ami=good_ami,
+    )
+    ledger.release_lock(aws.dynamodb, settings.table_name, state.fleet, state.release.id)
+    metrics.add_metric(name="ReleaseDuration", unit=MetricUnit.Seconds, value=_duration(state))
+    name = {"succeeded": "ReleasesSucceeded", "rolled back": "ReleasesRolledBack"}
+    metrics.add_metric(name=name.get(outcome, "ReleasesFailed"), unit=MetricUnit.Count, value=1)
+
+
+def _retire(aws: Clients, settings: ReleaseSettings, state: ReleaseState) -> dict[str, Any]:
+    plan = state.need_plan()
+    fleet = ledger.fleet_item(aws.dynamodb, settings.table_name, state.fleet)
+    if fleet.get("last_release") != state.release.id or fleet.get("last_outcome") != "succeeded":
+        logger.info("old slot kept: the fleet changed since", extra={"fleet_item": fleet})
+        return {"retired": False}
+    try:
+        ledger.acquire(
+            aws.dynamodb, settings.table_name, state.fleet, state.release.id, hold=timedelta(1)
+        )
+    except ledger.LockRefusedError as refusal:
+        logger.info("old slot kept", extra={"reason": str(refusal)})
+        return {"retired": False}
+    try:
+        strategy.empty_slot(aws.autoscaling, aws.ssm, state, plan.active_slot)
+    finally:
+        ledger.release_lock(aws.dynamodb, settings.table_name, state.fleet, state.release.id)
+    return {"retired": True}
+
+
+def handle(event: Any, settings: ReleaseSettings, aws: Clients) -> dict[str, Any]:
+    def body(step: StepInput) -> dict[str, Any]:
+        state = step.state
+        if step.action == "succeed":
+            return _succeed(aws, settings, state)
+        if step.action == "retire":
+            return _retire(aws, settings, state)
+        reason = state.reason() or "unknown"
+        if step.action == "rejected":
+            facts = {"trigger": state.trigger, "to_ami": state.ami, "outcome": "rejected"}
+            ledger.open_release(
+                aws.dynamodb, settings.table_name, state.fleet, state.release.id, facts
+            )
+            ledger.close_release(
+                aws.dynamodb,
+                settings.table_name,
+                state.fleet,
+                state.release.id,
+                outcome="rejected",
+                reason=reason,
+                good_ami=None,
+            )
+            release_events.publish(aws.events, "Release Rejected", state, reason=reason)
+            return {"outcome": "rejected", "reason": reason}
+        outcome = OUTCOMES[step.action]
+        good = state.plan.from_ami if state.plan and step.action == "rolled_back" else None
+        _close(aws, settings, state, outcome, reason, good_ami=good)
+        if step.action == "rolled_back":
+            release_events.publish(aws.events, "Release Rolled Back", state, reason=reason)
+        else:
+            release_events.publish(aws.events, "Release Failed", state, reason=reason)
+        return {"outcome": outcome, "reason": reason}
+
+    result: dict[str, Any] = run_step(event, ACTIONS, logger, body)
+    return result
+
+
+@logger.inject_lambda_context(correlation_id_path="state.release.id")
+@metrics.log_metrics
+def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:  # noqa: ARG001
+    settings = ReleaseSettings.from_environ()
+    return handle(event, settings, Clients(settings.region))

@@ -1,0 +1,54 @@
+"""Health gates.
+
+Actions:
+- `warmup`: are the target slot's new targets all healthy yet? Returns the count of
+  checks left; when none are left and they are still not healthy, GateFailedError;
+- `judge`: after a step's bake time, targets healthy, the fleet's alarms OK and, for a
+  canary step, the canary no worse than the baseline; else GateFailedError.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from functions.common import gate
+from functions.common.release_models import StepInput, Warmup
+from functions.common.release_runtime import Clients, ReleaseSettings, record, run_step
+
+logger = Logger()
+metrics = Metrics()
+
+
+def handle(event: Any, settings: ReleaseSettings, aws: Clients) -> dict[str, Any]:
+    def body(step: StepInput) -> dict[str, Any]:
+        state = step.state
+        if step.action == "warmup":
+            ready, reason = gate.warmed_up(aws.elbv2, state)
+            before = state.warmup.checks_left if state.warmup else state.fleet_spec.warmup_checks
+            left = max(before - 1, 0)
+            if not ready and left == 0:
+                raise gate.GateFailedError(
+                    f"new targets not healthy after {state.fleet_spec.warmup_checks} checks: "
+                    f"{reason}"
+                )
+            if ready:
+                record(aws, settings, state, "new targets healthy", metrics, targets=reason)
+            return Warmup(ready=ready, checks_left=left, reason=reason).model_dump()
+        summary = gate.judge(aws.elbv2, aws.cloudwatch, state, datetime.now(UTC))
+        weights = state.step.weights.target if state.step else 100
+        record(aws, settings, state, "health gate passed", metrics, traffic=weights, detail=summary)
+        return {"summary": summary}
+
+    result: dict[str, Any] = run_step(event, {"warmup", "judge"}, logger, body)
+    return result
+
+
+@logger.inject_lambda_context(correlation_id_path="state.release.id")
+@metrics.log_metrics
+def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:  # noqa: ARG001
+    settings = ReleaseSettings.from_environ()
+    return handle(event, settings, Clients(settings.region))

@@ -1,0 +1,73 @@
+"""Preflight: take the fleet's lock, open the release in the ledger, check rollback safety.
+
+The lock is one conditional write; a locked or paused fleet raises LockRefusedError
+(the state machine records the release as rejected). A failed check raises
+PreflightFailedError naming the check and the resource. Returns the release plan.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from functions.common import ledger, preflight, release_events
+from functions.common.release_models import StepInput
+from functions.common.release_runtime import Clients, ReleaseSettings, record, run_step
+
+logger = Logger()
+metrics = Metrics()
+LOCK_HOLD = timedelta(hours=6)
+
+
+def handle(event: Any, settings: ReleaseSettings, aws: Clients) -> dict[str, Any]:
+    def body(step: StepInput) -> dict[str, Any]:
+        state = step.state
+        ledger.acquire(
+            aws.dynamodb, settings.table_name, state.fleet, state.release.id, hold=LOCK_HOLD
+        )
+        ledger.open_release(
+            aws.dynamodb,
+            settings.table_name,
+            state.fleet,
+            state.release.id,
+            {
+                "trigger": state.trigger,
+                "event_id": state.event_id,
+                "image": state.image,
+                "to_ami": state.ami,
+                "strategy": state.fleet_spec.strategy,
+            },
+        )
+        release_events.publish(aws.events, "Release Started", state, trigger=state.trigger)
+        plan = preflight.run(
+            state,
+            ssm=aws.ssm,
+            ec2=aws.ec2,
+            autoscaling=aws.autoscaling,
+            cloudwatch=aws.cloudwatch,
+        )
+        record(
+            aws,
+            settings,
+            state,
+            "preflight passed",
+            metrics,
+            from_ami=plan.from_ami,
+            active_slot=plan.active_slot,
+            target_slot=plan.target_slot,
+        )
+        logger.info("preflight passed", extra={"plan": plan.model_dump(mode="json")})
+        return plan.model_dump(mode="json")
+
+    result: dict[str, Any] = run_step(event, {"run"}, logger, body)
+    return result
+
+
+@logger.inject_lambda_context(correlation_id_path="state.release.id")
+@metrics.log_metrics
+def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:  # noqa: ARG001
+    settings = ReleaseSettings.from_environ()
+    return handle(event, settings, Clients(settings.region))

@@ -1,0 +1,43 @@
+"""Prepare: a new launch template version for the target slot, with the new AMI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from functions.common import strategy
+from functions.common.release_models import StepInput
+from functions.common.release_runtime import Clients, ReleaseSettings, record, run_step
+
+logger = Logger()
+metrics = Metrics()
+
+
+def handle(event: Any, settings: ReleaseSettings, aws: Clients) -> dict[str, Any]:
+    def body(step: StepInput) -> dict[str, Any]:
+        state = step.state
+        plan = state.need_plan()
+        version = strategy.prepare(aws.ec2, state)
+        record(
+            aws,
+            settings,
+            state,
+            "launch template version created",
+            metrics,
+            slot=plan.target_slot,
+            version=version,
+            source_version=plan.source_version,
+        )
+        return {"version": version}
+
+    result: dict[str, Any] = run_step(event, {"run"}, logger, body)
+    return result
+
+
+@logger.inject_lambda_context(correlation_id_path="state.release.id")
+@metrics.log_metrics
+def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:  # noqa: ARG001
+    settings = ReleaseSettings.from_environ()
+    return handle(event, settings, Clients(settings.region))

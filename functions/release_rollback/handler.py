@@ -1,0 +1,45 @@
+"""The release's rollback path (every Catch leads here).
+
+blue_green / canary: all traffic back to the active slot (one ModifyListener), then the
+target slot scaled to 0. rolling: RollbackInstanceRefresh of this release's refresh (or
+a refresh to the previous version when AWS refuses or it already finished); returns
+`wait: true` when the state machine must wait for that refresh.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from functions.common import strategy
+from functions.common.release_models import StepInput
+from functions.common.release_runtime import Clients, ReleaseSettings, record, run_step
+
+logger = Logger()
+metrics = Metrics()
+
+
+def handle(event: Any, settings: ReleaseSettings, aws: Clients) -> dict[str, Any]:
+    def body(step: StepInput) -> dict[str, Any]:
+        state = step.state
+        reason = state.error.cause or state.error.error if state.error else "rollback requested"
+        if state.fleet_spec.strategy == "rolling":
+            done = strategy.roll_back_refresh(aws.autoscaling, state)
+        else:
+            strategy.roll_back_traffic(aws.elbv2, aws.autoscaling, aws.ssm, state)
+            done = "traffic"
+        logger.warning("release rolled back", extra={"reason": reason, "done": done})
+        record(aws, settings, state, "rolled back", metrics, action=done, reason=reason[:500])
+        return {"wait": done in {"rollback", "refresh"}, "action": done, "reason": reason[:1000]}
+
+    result: dict[str, Any] = run_step(event, {"run"}, logger, body)
+    return result
+
+
+@logger.inject_lambda_context(correlation_id_path="state.release.id")
+@metrics.log_metrics
+def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:  # noqa: ARG001
+    settings = ReleaseSettings.from_environ()
+    return handle(event, settings, Clients(settings.region))

@@ -1,0 +1,30 @@
+"""The release ledger's table (DESIGN.md section 7); its items: functions/common/ledger.py."""
+
+from __future__ import annotations
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_kms as kms
+from constructs import Construct
+
+
+class ReleaseLedger(Construct):
+    """One DynamoDB table (`pk`, `sk`): on demand, point-in-time recovery on, encrypted
+    with `key`, retained when the stack goes (release history is kept for years)."""
+
+    def __init__(self, scope: Construct, id: str, *, key: kms.IKey) -> None:
+        super().__init__(scope, id)
+        self.table = dynamodb.Table(
+            self,
+            "Table",
+            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
+            encryption_key=key,
+            deletion_protection=True,
+            removal_policy=RemovalPolicy.RETAIN,
+        )

@@ -1,0 +1,330 @@
+"""The release state machine's definition: DESIGN.md section 4, state by state.
+
+Input: the release trigger's request (environment, fleet, ami, trigger, event_id,
+image). Every Lambda step receives `{"action", "state": $, "entered_at"[, "task_token"]}`
+(functions/common/release_models.py). Every state after the lock has a Catch leading to
+the rollback path; Lambda steps retry the Lambda service's transient errors, the direct
+ModifyListener call retries throttling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aws_cdk import Duration
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+REFRESH_RUNNING = ["Pending", "InProgress", "Baking", "Cancelling", "RollbackInProgress"]
+
+
+@dataclass(frozen=True)
+class ReleaseFunctions:
+    preflight: lambda_.IFunction
+    prepare: lambda_.IFunction
+    deploy: lambda_.IFunction
+    gate: lambda_.IFunction
+    rollback: lambda_.IFunction
+    finalize: lambda_.IFunction
+
+
+class ReleaseDefinition(Construct):
+    """Builds the chain; `self.start` is the state machine's first state.
+
+    `fleets` maps each fleet name to its spec (FleetSpec in functions/common); the spec
+    is written into the definition, so the steps read it without an AWS call.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        functions: ReleaseFunctions,
+        fleets: dict[str, dict[str, Any]],
+    ) -> None:
+        super().__init__(scope, id)
+        self._functions = functions
+        self._listeners = sorted({str(spec["listener"]) for spec in fleets.values()}) or ["*"]
+        fail = sfn.Fail(self, "ReleaseNotDone", error="ReleaseNotDone", cause="see the ledger")
+        self._failed = self._step("RecordFailure", functions.finalize, "failed", "$.outcome").next(
+            fail
+        )
+        rolled_back = self._step(
+            "RecordRollback", functions.finalize, "rolled_back", "$.outcome"
+        ).next(fail)
+        self._rollback = self._rollback_path(rolled_back)
+        self._success = self._succeeded()
+
+        release = sfn.Pass(
+            self,
+            "Release",
+            parameters={
+                "id": sfn.JsonPath.string_at("$$.Execution.Name"),
+                "started_at": sfn.JsonPath.string_at("$$.Execution.StartTime"),
+            },
+            result_path="$.release",
+        )
+        describe = sfn.Choice(self, "WhichFleet")
+        locked = self._locked()
+        for name, spec in fleets.items():
+            known = sfn.Pass(
+                self,
+                f"Fleet-{name}",
+                result=sfn.Result.from_object(spec),
+                result_path="$.fleet_spec",
+            )
+            describe.when(sfn.Condition.string_equals("$.fleet", name), known.next(locked))
+        describe.otherwise(sfn.Fail(self, "UnknownFleet", error="UnknownFleet"))
+        self.start = release.next(describe)
+
+    # -- building blocks -----------------------------------------------------------------
+
+    def _step(
+        self,
+        id: str,
+        function: lambda_.IFunction,
+        action: str,
+        result_path: str,
+        *,
+        token: bool = False,
+        timeout_path: str | None = None,
+    ) -> tasks.LambdaInvoke:
+        payload: dict[str, Any] = {
+            "action": action,
+            "state": sfn.JsonPath.entire_payload,
+            "entered_at": sfn.JsonPath.string_at("$$.State.EnteredTime"),
+        }
+        if token:
+            payload["task_token"] = sfn.JsonPath.task_token
+        pattern: dict[str, Any] = (
+            {"integration_pattern": sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN}
+            if token
+            else {"payload_response_only": True}
+        )
+        return tasks.LambdaInvoke(
+            self,
+            id,
+            **pattern,
+            lambda_function=function,
+            payload=sfn.TaskInput.from_object(payload),
+            result_path=result_path,
+            task_timeout=sfn.Timeout.at(timeout_path) if timeout_path else None,
+            retry_on_service_exceptions=True,
+        )
+
+    def _guarded(self, task: sfn.TaskStateBase) -> sfn.TaskStateBase:
+        task.add_catch(self._rollback, errors=["States.ALL"], result_path="$.error")
+        return task
+
+    # -- the release -----------------------------------------------------------------------
+
+    def _locked(self) -> sfn.IChainable:
+        functions = self._functions
+        preflight = self._step("Preflight", functions.preflight, "run", "$.plan")
+        rejected = self._step("RecordRejection", functions.finalize, "rejected", "$.outcome")
+        preflight.add_catch(
+            rejected.next(sfn.Fail(self, "Rejected", error="ReleaseRejected")),
+            errors=["LockRefusedError"],
+            result_path="$.error",
+        )
+        preflight.add_catch(self._failed, errors=["States.ALL"], result_path="$.error")
+        prepare = self._guarded(self._step("Prepare", functions.prepare, "run", "$.prepared"))
+        by_strategy = (
+            sfn.Choice(self, "Strategy")
+            .when(sfn.Condition.string_equals("$.fleet_spec.strategy", "rolling"), self._rolling())
+            .otherwise(self._traffic())
+        )
+        return preflight.next(prepare).next(by_strategy)
+
+    def _succeeded(self) -> sfn.IChainable:
+        functions = self._functions
+        succeed = self._guarded(self._step("Succeed", functions.finalize, "succeed", "$.outcome"))
+        done = sfn.Succeed(self, "Released")
+        window = sfn.Wait(
+            self,
+            "RollbackWindow",
+            time=sfn.WaitTime.seconds_path("$.fleet_spec.rollback_window_seconds"),
+        )
+        retire = self._step("RetireOldSlot", functions.finalize, "retire", "$.retired")
+        retire.add_catch(done, errors=["States.ALL"], result_path="$.error")
+        keep_warm = (
+            sfn.Choice(self, "KeepOldSlotWarm?")
+            .when(
+                sfn.Condition.boolean_equals("$.outcome.retire", True),
+                window.next(retire).next(done),
+            )
+            .otherwise(done)
+        )
+        return succeed.next(keep_warm)
+
+    def _rolling(self) -> sfn.IChainable:
+        """Instance refresh, ended by its event (task token) or, when none comes in time,
+        by polling: at most three more waits, then the release rolls back."""
+        functions = self._functions
+        start = self._step(
+            "StartRefresh",
+            functions.deploy,
+            "refresh",
+            "$.refresh",
+            token=True,
+            timeout_path="$.plan.refresh_wait_seconds",
+        )
+        poll = self._guarded(self._step("PollRefresh", functions.deploy, "poll", "$.refresh"))
+        again = self._step(
+            "AwaitRefresh",
+            functions.deploy,
+            "await",
+            "$.refresh",
+            token=True,
+            timeout_path="$.plan.refresh_wait_seconds",
+        )
+        for wait in (start, again):
+            wait.add_catch(poll, errors=["States.Timeout"], result_path="$.timeout")
+            self._guarded(wait)
+        not_successful = sfn.Pass(
+            self,
+            "RefreshNotSuccessful",
+            parameters={
+                "Error": "RefreshNotSuccessful",
+                "Cause": sfn.JsonPath.format(
+                    "instance refresh ended {}: {}",
+                    sfn.JsonPath.string_at("$.refresh.status"),
+                    sfn.JsonPath.string_at("$.refresh.reason"),
+                ),
+            },
+            result_path="$.error",
+        ).next(self._rollback)
+        judge = self._guarded(self._step("RollingHealthGate", functions.gate, "judge", "$.gate"))
+        status = sfn.Choice(self, "RefreshStatus")
+        status.when(sfn.Condition.string_equals("$.refresh.status", "Successful"), judge)
+        status.when(
+            sfn.Condition.and_(
+                sfn.Condition.or_(
+                    *[sfn.Condition.string_equals("$.refresh.status", s) for s in REFRESH_RUNNING]
+                ),
+                sfn.Condition.number_greater_than("$.refresh.polls_left", 0),
+            ),
+            again,
+        )
+        status.otherwise(not_successful)
+        poll.next(status)
+        again.next(status)
+        judge.next(self._success)
+        return start.next(status)
+
+    def _traffic(self) -> sfn.IChainable:
+        """blue_green and canary: the idle slot scaled up and warmed, then traffic moved
+        in steps (blue_green: one step of 100), each baked and judged."""
+        functions = self._functions
+        scale = self._guarded(self._step("ScaleTargetSlot", functions.deploy, "scale", "$.scaled"))
+        warm = sfn.Wait(
+            self, "WarmingUp", time=sfn.WaitTime.seconds_path("$.fleet_spec.warmup_seconds")
+        )
+        warmup = self._guarded(self._step("TargetsHealthy", functions.gate, "warmup", "$.warmup"))
+        first = sfn.Pass(
+            self, "FirstStep", result=sfn.Result.from_object({"value": 0}), result_path="$.index"
+        )
+        step = sfn.Pass(
+            self,
+            "TrafficStep",
+            parameters={
+                "weights": sfn.JsonPath.array_get_item(
+                    sfn.JsonPath.list_at("$.plan.steps"), sfn.JsonPath.number_at("$.index.value")
+                ),
+                "at": sfn.JsonPath.string_at("$$.State.EnteredTime"),
+            },
+            result_path="$.step",
+        )
+        shift = self._guarded(self._shift())
+        bake = sfn.Wait(self, "Bake", time=sfn.WaitTime.seconds_path("$.fleet_spec.bake_seconds"))
+        judge = self._guarded(self._step("HealthGate", functions.gate, "judge", "$.gate"))
+        following = sfn.Pass(
+            self,
+            "NextStep",
+            parameters={"value": sfn.JsonPath.math_add(sfn.JsonPath.number_at("$.index.value"), 1)},
+            result_path="$.index",
+        )
+        last = (
+            sfn.Choice(self, "LastStep?")
+            .when(sfn.Condition.boolean_equals("$.step.weights.last", True), self._success)
+            .otherwise(following.next(step))
+        )
+        step.next(shift).next(bake).next(judge).next(last)
+        ready = (
+            sfn.Choice(self, "Warm?")
+            .when(sfn.Condition.boolean_equals("$.warmup.ready", True), first.next(step))
+            .otherwise(warm)
+        )
+        return scale.next(warm).next(warmup).next(ready)
+
+    def _shift(self) -> tasks.CallAwsService:
+        """The listener's weights for this step: a direct ModifyListener, no Lambda."""
+        shift = tasks.CallAwsService(
+            self,
+            "ShiftTraffic",
+            service="elasticloadbalancingv2",
+            action="modifyListener",
+            iam_action="elasticloadbalancing:ModifyListener",
+            iam_resources=self._listeners,
+            parameters={
+                "ListenerArn": sfn.JsonPath.string_at("$.fleet_spec.listener"),
+                "DefaultActions": [
+                    {
+                        "Type": "forward",
+                        "ForwardConfig": {
+                            "TargetGroups": [
+                                {
+                                    "TargetGroupArn": sfn.JsonPath.string_at(
+                                        "$.plan.target_target_group"
+                                    ),
+                                    "Weight": sfn.JsonPath.number_at("$.step.weights.target"),
+                                },
+                                {
+                                    "TargetGroupArn": sfn.JsonPath.string_at(
+                                        "$.plan.active_target_group"
+                                    ),
+                                    "Weight": sfn.JsonPath.number_at("$.step.weights.active"),
+                                },
+                            ]
+                        },
+                    }
+                ],
+            },
+            result_selector={"shifted": True},
+            result_path="$.shifted",
+        )
+        shift.add_retry(
+            errors=["ElasticLoadBalancingV2.ThrottlingException"],
+            interval=Duration.seconds(1),
+            max_attempts=3,
+            backoff_rate=2,
+        )
+        return shift
+
+    def _rollback_path(self, recorded: sfn.IChainable) -> sfn.IChainable:
+        """Roll back for the strategy; a rolling rollback is awaited like the refresh."""
+        functions = self._functions
+        rollback = self._step("Rollback", functions.rollback, "run", "$.rollback")
+        rollback.add_catch(self._failed, errors=["States.ALL"], result_path="$.rollback_error")
+        await_rollback = self._step(
+            "AwaitRollback",
+            functions.deploy,
+            "await",
+            "$.refresh",
+            token=True,
+            timeout_path="$.plan.refresh_wait_seconds",
+        )
+        await_rollback.add_catch(
+            self._failed, errors=["States.ALL"], result_path="$.rollback_error"
+        )
+        await_rollback.next(recorded)
+        wait = (
+            sfn.Choice(self, "AwaitRollback?")
+            .when(sfn.Condition.boolean_equals("$.rollback.wait", True), await_rollback)
+            .otherwise(recorded)
+        )
+        return rollback.next(wait)
