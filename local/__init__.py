@@ -6,7 +6,9 @@ from moto.core.config import default_user_config
 
 from local import (
     alarm_events,
+    api_gaps,
     application,
+    clock,
     cloudformation,
     eventbridge,
     imagebuilder,
@@ -30,3 +32,5 @@ def install_extensions(endpoint: str | None = None) -> None:
     alarm_events.install()
     instance_refresh.install()
     application.install()
+    api_gaps.install()
+    clock.install(endpoint)

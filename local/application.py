@@ -1,7 +1,7 @@
 """The application model: what the instances serving a fleet would do, from their AMI.
 
 Every AMI the rehearsal bakes carries a health profile (tag `phoenix:health`): healthy,
-failing or slow; an AMI without the tag is healthy. From it:
+failing, erroring or slow; an AMI without the tag is healthy. From it:
 - target health: an instance from a failing AMI fails the load balancer's health
   checks (`unhealthy`, `Target.FailedHealthChecks`), as the application would;
 - traffic: each time `advance(seconds)` runs, every load balancer's listener splits a
@@ -9,7 +9,9 @@ failing or slow; an AMI without the tag is healthy. From it:
   the ALB metrics CloudWatch would (RequestCount, HTTPCode_Target_5XX_Count,
   TargetResponseTime, UnHealthyHostCount) per target group and load balancer. A target
   group whose targets are all unhealthy still gets its share (ALB fails open), so a
-  failing AMI's requests come back 5xx; a slow AMI answers in 2.5 s;
+  failing AMI's requests come back 5xx; an erroring AMI passes its health checks but
+  answers half of its requests with 5xx (a bad release a health check misses); a slow
+  AMI answers in 2.5 s;
 - alarms: every alarm on these metrics is evaluated from the same numbers against its
   own threshold and comparison, moving to ALARM after `EvaluationPeriods` breaching
   steps in a row and back to OK after one healthy step (each change sends the
@@ -32,7 +34,8 @@ from moto.elbv2.models import ELBv2Backend, FakeHealthStatus, FakeTargetGroup, e
 from local.imagebuilder import HEALTH_TAG
 
 REQUESTS_PER_MINUTE = 600
-LATENCY_SECONDS = {"healthy": 0.05, "slow": 2.5, "failing": 0.05}
+LATENCY_SECONDS = {"healthy": 0.05, "slow": 2.5, "failing": 0.05, "erroring": 0.05}
+ERROR_SHARE = {"healthy": 0.0, "slow": 0.0, "failing": 1.0, "erroring": 0.5}
 NAMESPACE = "AWS/ApplicationELB"
 _breaching: dict[str, int] = {}
 
@@ -76,7 +79,7 @@ def target_group_traffic(
         return GroupTraffic(0.0, 0.0, 0.0, 0)
     healthy = [p for p in profiles if p != "failing"]
     serving = healthy or profiles  # ALB fails open when every target is unhealthy
-    errors = requests * serving.count("failing") / len(serving)
+    errors = requests * sum(ERROR_SHARE[p] for p in serving) / len(serving)
     latency = max(LATENCY_SECONDS[p] for p in serving)
     return GroupTraffic(requests, errors, latency, unhealthy)
 

@@ -6,17 +6,19 @@ import json
 import logging
 import os
 import subprocess
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from moto.moto_api._internal.models import moto_api_backend
 from moto.server import ThreadedMotoServer
 
 from functions.common.names import image_name
 from infra.config import CONFIG_DIR, load_environment
-from local import application, cloudformation, install_extensions, instance_refresh_clock
+from local import clock, cloudformation, eventbridge, install_extensions
 from local.status import describe_fleets
 
 REPO = Path(__file__).resolve().parent.parent
@@ -51,6 +53,8 @@ class EmbeddedAws:
         # One line per request from werkzeug would bury everything else a user reads.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         warnings.filterwarnings("ignore", message="Tried to parse AWS::S3::BucketPolicy")
+        # One AWS per process at a time: what an earlier one deployed is forgotten.
+        moto_api_backend.reset()
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"
@@ -91,6 +95,7 @@ class EmbeddedAws:
             tags={"phoenix:health": health},
         )["imageBuildVersionArn"]
         image = imagebuilder.get_image(imageBuildVersionArn=arn)["image"]
+        eventbridge.drain()
         return Baked(arn=str(arn), ami=str(image["outputResources"]["amis"][0]["image"]))
 
     def status(self, environment: str = "sandbox") -> str:
@@ -100,9 +105,34 @@ class EmbeddedAws:
     def advance(self, seconds: float = 60.0) -> None:
         """Let `seconds` of simulated time pass, a minute at a time: instance refreshes move
         on, and the application model serves a minute of traffic and evaluates alarms."""
-        for _ in range(application.minutes(seconds)):
-            instance_refresh_clock.advance(60.0)
-            application.advance(ACCOUNT, self.region)
+        clock.advance(seconds)
+
+    def drain(self) -> None:
+        """Wait until every event put on a bus so far has reached its targets."""
+        eventbridge.drain()
+
+    def running_releases(self) -> list[str]:
+        """The ARNs of release executions still running, in every state machine here."""
+        stepfunctions = self.client("stepfunctions")
+        return [
+            execution["executionArn"]
+            for machine in stepfunctions.list_state_machines()["stateMachines"]
+            for execution in stepfunctions.list_executions(
+                stateMachineArn=machine["stateMachineArn"], statusFilter="RUNNING"
+            )["executions"]
+        ]
+
+    def settle(self, timeout: float = 120.0) -> None:
+        """Wait (in real time) until every event is delivered and no execution runs."""
+        deadline = time.monotonic() + timeout
+        while True:
+            eventbridge.drain()
+            running = self.running_releases()
+            if not running:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"executions still running: {running}")
+            time.sleep(0.1)
 
     def cli_environment(self) -> dict[str, str]:
         """What the AWS CLI, boto3 or the CDK CLI need to talk to this endpoint."""

@@ -10,9 +10,13 @@ the EventBridge user guide says they receive:
   path selects: as JSON where the placeholder stands alone, as raw text inside a quoted
   string; a path that matches nothing gives null (or nothing, inside a string);
 - none of these: the whole event.
-Delivery happens before PutEvents returns (AWS delivers asynchronously, at least once;
-tests here rely on seeing the effect at once); a delivery that fails is logged and never
-fails the call that produced the event. Other target types keep moto's behaviour.
+Lambda and Step Functions targets are delivered asynchronously, as AWS does, by one
+delivery thread in the order the events were put: a handler whose call puts an event
+(StartInstanceRefresh announcing the refresh) returns before the event's target runs.
+`drain()` waits until every event put so far is delivered; the simulated clock drains
+between minutes, and tests drain before they look. SQS targets are delivered before
+PutEvents returns. A delivery that fails is logged and never fails the call that
+produced the event. Other target types keep moto's behaviour.
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import queue
 import re
+import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -117,6 +123,41 @@ def deliver(target: dict[str, Any], event: dict[str, Any], region: str) -> None:
         sqs.send_message(**message)
 
 
+_pending: queue.Queue[tuple[dict[str, Any], dict[str, Any], str]] = queue.Queue()
+
+
+def _deliver_logged(target: dict[str, Any], event: dict[str, Any], region: str) -> None:
+    try:
+        deliver(target, event, region)
+    except ClientError as error:
+        # A failed delivery never fails the producer's call; AWS would retry it and then
+        # drop it or send it to the target's dead-letter queue.
+        logger.warning("event %s not delivered to %s: %s", event.get("id"), target["Arn"], error)
+    except Exception:
+        logger.exception("event %s not delivered to %s", event.get("id"), target["Arn"])
+
+
+def _delivery_loop() -> None:
+    while True:
+        target, event, region = _pending.get()
+        try:
+            _deliver_logged(target, event, region)
+        finally:
+            _pending.task_done()
+
+
+def drain() -> None:
+    """Return once every event put so far has been delivered to its targets."""
+    _pending.join()
+
+
+@functools.cache
+def _delivery_thread() -> threading.Thread:
+    thread = threading.Thread(target=_delivery_loop, daemon=True, name="eventbridge-delivery")
+    thread.start()
+    return thread
+
+
 @functools.cache
 def install() -> None:
     """Deliver to Lambda, Step Functions and SQS targets (once per process)."""
@@ -131,17 +172,11 @@ def _delivering(send: Callable[..., Any]) -> Callable[..., Any]:
         ours = [t for t in self.targets if parse_arn(t["Arn"]).service in DELIVERED]
         others = [t for t in self.targets if t not in ours]
         for target in ours:
-            try:
-                deliver(target, dict(original_event), self.region_name)
-            except ClientError as error:
-                # A failed delivery never fails the producer's call; AWS would retry it
-                # and then drop it or send it to the target's dead-letter queue.
-                logger.warning(
-                    "event %s not delivered to %s: %s",
-                    original_event.get("id"),
-                    target["Arn"],
-                    error,
-                )
+            if parse_arn(target["Arn"]).service == "sqs":
+                _deliver_logged(target, dict(original_event), self.region_name)
+            else:
+                _delivery_thread()
+                _pending.put((target, dict(original_event), self.region_name))
         if others:
             kept = self.targets
             self.targets = others

@@ -10,6 +10,7 @@ import math
 from moto.autoscaling.models import AutoScalingBackend, autoscaling_backends
 from moto.cloudwatch.models import cloudwatch_backends
 
+from local.application import instance_health
 from local.instance_refresh import (
     ACTIVE,
     ATTRIBUTE,
@@ -65,6 +66,9 @@ def _step(refresh: Refresh, seconds: float) -> None:
     if batch <= 0:
         return
     launched = _replace(backend, refresh.group, old[:batch])
+    if launched is None:
+        _failed_health_checks(backend, refresh, rolling_back)
+        return
     (refresh.rolled_back if rolling_back else refresh.replaced).update(launched)
     if rolling_back:
         refresh.rolled_back.update(old[:batch])
@@ -84,20 +88,47 @@ def _batch_size(refresh: Refresh, desired: int, old: int, rolling_back: bool) ->
     return min(batch, old)
 
 
-def _replace(backend: AutoScalingBackend, group_name: str, old: list[str]) -> set[str]:
+def _replace(backend: AutoScalingBackend, group_name: str, old: list[str]) -> set[str] | None:
     """Launch as many new instances as `old`, then terminate `old`: the new ones are
-    launched from the group's current launch template (the refresh's target)."""
+    launched from the group's current launch template (the refresh's target). When the
+    group uses ELB health checks and a new instance fails them (its AMI's health profile
+    is `failing`), the new instances are terminated instead, `old` keeps serving, and
+    the result is None: AWS fails the refresh (or rolls it back) in that case."""
     group = backend.autoscaling_groups[group_name]
     before = {s.instance.id for s in group.active_instances()}
     desired = group.desired_capacity or len(before)
-    if desired + len(old) <= (group.max_size or 0):
+    room = desired + len(old) <= (group.max_size or 0)
+    if room:
         backend.set_desired_capacity(group_name, desired + len(old))
+        launched = {s.instance.id for s in group.active_instances()} - before
+        if _fail_health_checks(backend, group.health_check_type, launched):
+            for instance_id in launched:
+                backend.terminate_instance(instance_id, should_decrement=True)
+            return None
         for instance_id in old:
             backend.terminate_instance(instance_id, should_decrement=True)
     else:
         for instance_id in old:
             backend.terminate_instance(instance_id, should_decrement=False)
     return {s.instance.id for s in group.active_instances()} - before
+
+
+def _failed_health_checks(
+    backend: AutoScalingBackend, refresh: Refresh, rolling_back: bool
+) -> None:
+    reason = "New instances failed their Elastic Load Balancing health checks."
+    if refresh.preferences.get("AutoRollback") and not rolling_back:
+        rollback(backend, refresh.group, reason)
+    else:
+        finish(refresh, "Failed", reason)
+
+
+def _fail_health_checks(backend: AutoScalingBackend, check: str | None, launched: set[str]) -> bool:
+    if check != "ELB":
+        return False
+    return any(
+        instance_health(backend.account_id, backend.region_name, i) == "failing" for i in launched
+    )
 
 
 def _checkpoint(refresh: Refresh) -> None:

@@ -138,6 +138,8 @@ def runtime_variables(function: LambdaFunction) -> dict[str, str]:
         "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{function.function_name}",
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
+        # No X-Ray daemon here: Powertools Tracer records nothing.
+        "POWERTOOLS_TRACE_DISABLED": "true",
     }
     endpoint = embedded_endpoint()
     if endpoint:

@@ -23,6 +23,13 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedAws]:
         yield aws
 
 
+@pytest.fixture(autouse=True)
+def _releases_settle(sandbox: EmbeddedAws) -> Iterator[None]:
+    """A release a test starts runs in the background; each test ends when it has."""
+    yield
+    sandbox.settle()
+
+
 def _groups(aws: EmbeddedAws) -> dict[str, Any]:
     response = aws.client("autoscaling").describe_auto_scaling_groups()
     return {g["AutoScalingGroupName"]: g for g in response["AutoScalingGroups"]}
@@ -168,6 +175,7 @@ def test_put_events_starts_releases_only_for_this_environments_available_images(
         ]
     )
     assert response["FailedEntryCount"] == 0
+    sandbox.drain()
 
     # Then exactly one release started, for the AVAILABLE image of this environment
     started = _new_releases(sandbox, before)
@@ -186,18 +194,31 @@ def test_the_same_event_delivered_twice_starts_one_release(sandbox: EmbeddedAws)
         for f in lambda_client.list_functions()["Functions"]
         if f["Handler"] == "functions.release_trigger.handler.lambda_handler"
     ]
-    results = [
-        json.loads(
-            lambda_client.invoke(FunctionName=trigger, Payload=json.dumps(event).encode())[
-                "Payload"
-            ].read()
-        )
-        for _ in range(2)
+
+    def deliver() -> dict[str, Any]:
+        payload = lambda_client.invoke(FunctionName=trigger, Payload=json.dumps(event).encode())
+        result: dict[str, Any] = json.loads(payload["Payload"].read())
+        return result
+
+    # When it is delivered twice while its release runs, and again once it has ended
+    while_running = [deliver(), deliver()]
+    sandbox.settle()
+    after = deliver()
+
+    # Then one execution exists: StartExecution is idempotent for a running one (same
+    # name and input), and refuses the name once the execution has ended
+    assert [r["refused"] for r in while_running] == [None, None]
+    assert after == {"started": [], "duplicates": ["web"], "refused": None}
+    stepfunctions = sandbox.client("stepfunctions")
+    (machine,) = [
+        m["stateMachineArn"]
+        for m in stepfunctions.list_state_machines()["stateMachines"]
+        if m["name"] == "phoenix-sandbox-release"
     ]
-    assert results == [
-        {"started": ["web"], "duplicates": [], "refused": None},
-        {"started": [], "duplicates": ["web"], "refused": None},
+    names = [
+        e["name"] for e in stepfunctions.list_executions(stateMachineArn=machine)["executions"]
     ]
+    assert names.count("web-duplicate-delivery-probe") == 1
 
 
 def test_the_default_security_group_has_no_rules(sandbox: EmbeddedAws) -> None:

@@ -16,7 +16,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from local import install_extensions
+from local import eventbridge, install_extensions
 from local.eventbridge import select, transform
 from tests.local.eventbus import EventQueue
 
@@ -139,6 +139,7 @@ def _put(source: str, detail_type: str, detail: dict[str, Any]) -> None:
         Entries=[{"Source": source, "DetailType": detail_type, "Detail": json.dumps(detail)}]
     )
     assert response["FailedEntryCount"] == 0
+    eventbridge.drain()  # Lambda and Step Functions targets are delivered asynchronously
 
 
 def test_a_matching_event_reaches_a_lambda_through_an_input_transformer(aws: None) -> None:

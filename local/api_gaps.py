@@ -1,0 +1,112 @@
+"""Two small gaps in moto that a release runs into, filled as AWS documents them.
+
+- CreateLaunchTemplateVersion with `SourceVersion`: "the new version inherits the same
+  launch parameters as the source version, except for parameters that you specify in
+  LaunchTemplateData". moto ignores SourceVersion and keeps only the data given, so a
+  new version with just an ImageId would lose the instance type, profile and groups.
+- GetMetricData with a percentile statistic (`p99`, `p99.9`): moto answers None. Here
+  the nearest-rank percentile of the period's raw values, which is what CloudWatch
+  computes for values published one by one.
+- The Step Functions context object's `$$.Execution.StartTime`: AWS gives an ISO 8601
+  string ("2019-03-26T20:14:13.192Z"); moto's interpreter a datetime, which breaks any
+  state that passes it on (DescribeExecution then fails to encode the output).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, SupportsFloat
+
+from moto.cloudwatch.models import Statistics
+from moto.ec2.models.launch_templates import LaunchTemplate
+from moto.ec2.responses.launch_templates import LaunchTemplates
+from moto.stepfunctions.parser.backend import execution_worker
+
+_PERCENTILE = re.compile(r"^p(\d{1,2}(\.\d+)?)$")
+
+
+def merged(source: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """The source version's data with the given parameters replacing theirs."""
+    return {**source, **given}
+
+
+def percentile(values: list[float], rank: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    index = max(0, math.ceil(rank / 100 * len(ordered)) - 1)
+    return ordered[index]
+
+
+@functools.cache
+def install() -> None:
+    """Fill both gaps in this process (once)."""
+    LaunchTemplates.create_launch_template_version = _inheriting(  # type: ignore[method-assign]
+        LaunchTemplates.create_launch_template_version
+    )
+    execution_worker.ExecutionData = _iso_start_time(execution_worker.ExecutionData)  # type: ignore[attr-defined,assignment]
+    Statistics.get_statistics_for_type = _with_percentiles(  # type: ignore[method-assign,assignment]
+        Statistics.get_statistics_for_type
+    )
+
+
+def _inheriting(create: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(create)
+    def create_version(self: LaunchTemplates) -> Any:
+        source = self._get_param("SourceVersion")
+        if source is None:
+            return create(self)
+        name, template_id = (
+            self._get_param("LaunchTemplateName"),
+            self._get_param("LaunchTemplateId"),
+        )
+        template: LaunchTemplate = (
+            self.ec2_backend.get_launch_template(template_id)
+            if template_id
+            else self.ec2_backend.get_launch_template_by_name(name)
+        )
+        base = template.get_version(source).data
+        original = template.create_version
+
+        def inheriting(data: dict[str, Any], description: str) -> Any:
+            return original(merged(base, data), description)
+
+        template.create_version = inheriting  # type: ignore[method-assign]
+        try:
+            return create(self)
+        finally:
+            del template.create_version
+
+    return create_version
+
+
+def _with_percentiles(
+    statistic: Callable[[Statistics, str], SupportsFloat | None],
+) -> Callable[[Statistics, str], SupportsFloat | None]:
+    @functools.wraps(statistic)
+    def of_type(self: Statistics, stat: str) -> SupportsFloat | None:
+        match = _PERCENTILE.match(stat)
+        if match is None:
+            return statistic(self, stat)
+        return percentile(self.metric_single_values_list, float(match.group(1)))
+
+    return of_type
+
+
+def iso_time(moment: datetime) -> str:
+    """A time as Step Functions writes it in the context object."""
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _iso_start_time(make: Callable[..., Any]) -> Callable[..., Any]:
+    def execution_data(**fields: Any) -> Any:
+        if isinstance(fields.get("StartTime"), datetime):
+            fields["StartTime"] = iso_time(fields["StartTime"])
+        return make(**fields)
+
+    return execution_data
