@@ -21,10 +21,10 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from functions.common.ledger import LOCK_HOLD
 from functions.common.names import image_name, release_state_machine
 from functions.common.release_runtime import ReleaseSettings
 from functions.refresh_events.handler import Settings as RefreshEventSettings
-from functions.release_preflight.handler import LOCK_HOLD
 from functions.release_trigger.handler import Settings as TriggerSettings
 from infra.config import EnvironmentConfig
 from infra.fleet import ImmutableFleet

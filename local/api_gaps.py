@@ -48,7 +48,8 @@ def install() -> None:
     LaunchTemplates.create_launch_template_version = _inheriting(  # type: ignore[method-assign]
         LaunchTemplates.create_launch_template_version
     )
-    execution_worker.ExecutionData = _iso_start_time(execution_worker.ExecutionData)  # type: ignore[attr-defined,assignment]
+    make_data = execution_worker.__dict__["ExecutionData"]
+    setattr(execution_worker, "ExecutionData", _iso_start_time(make_data))  # noqa: B010
     Statistics.get_statistics_for_type = _with_percentiles(  # type: ignore[method-assign,assignment]
         Statistics.get_statistics_for_type
     )

@@ -3,7 +3,8 @@
 Every AMI the rehearsal bakes carries a health profile (tag `phoenix:health`): healthy,
 failing, erroring or slow; an AMI without the tag is healthy. From it:
 - target health: an instance from a failing AMI fails the load balancer's health
-  checks (`unhealthy`, `Target.FailedHealthChecks`), as the application would;
+  checks (`unhealthy`, `Target.FailedHealthChecks`), as the application would; a
+  terminated instance is `draining` (moto would keep calling it healthy);
 - traffic: each time `advance(seconds)` runs, every load balancer's listener splits a
   steady request rate between its target groups by weight, and the model publishes
   the ALB metrics CloudWatch would (RequestCount, HTTPCode_Target_5XX_Count,
@@ -236,6 +237,17 @@ def _following_the_image(health_for: Callable[..., FakeHealthStatus]) -> Callabl
         if status.status != "healthy" or not str(target["Id"]).startswith("i-"):
             return status
         instance = ec2_backend.get_instance_by_id(target["Id"])
+        if instance is None or instance.state in {"shutting-down", "terminated"}:
+            # Auto Scaling deregisters an instance it terminates; moto leaves it
+            # registered and reports it healthy.
+            return FakeHealthStatus(
+                status.instance_id,
+                status.port,
+                status.health_check_port,
+                "draining",
+                "Target.DeregistrationInProgress",
+                "Target deregistration is in progress",
+            )
         if instance and image_health(ec2_backend, instance.image_id) == "failing":
             return FakeHealthStatus(
                 status.instance_id,

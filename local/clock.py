@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from moto.elbv2.models import elbv2_backends
@@ -42,6 +43,19 @@ MINUTE = 60.0
 LONGEST_WAIT = 7 * 24 * 3600.0  # a token wait without a timeout gives up after a week
 _lock = threading.RLock()
 _elapsed = {"seconds": 0.0}
+_watchers: list[Callable[[], None]] = []
+
+
+def watch(watcher: Callable[[], None]) -> Callable[[], None]:
+    """Call `watcher` after every simulated minute and every Lambda invocation (tests use
+    it to check an invariant all through a release); returns what stops it."""
+    _watchers.append(watcher)
+    return lambda: _watchers.remove(watcher)
+
+
+def notify_watchers() -> None:
+    for watcher in list(_watchers):
+        watcher()
 
 
 def elapsed() -> float:
@@ -58,6 +72,7 @@ def advance(seconds: float = MINUTE) -> None:
                 if backend.load_balancers:
                     application.advance(ACCOUNT, region)
             _elapsed["seconds"] += MINUTE
+            notify_watchers()
         eventbridge.drain()
 
 

@@ -137,8 +137,8 @@ def _use_template(backend: AutoScalingBackend, group_name: str, template: dict[s
         launch_config_name="",
         launch_template=template,
         vpc_zone_identifier="",
-        health_check_period=0,
-        health_check_type="",
+        health_check_period=None,  # type: ignore[arg-type]  # None keeps the group's own
+        health_check_type=None,  # type: ignore[arg-type]
     )
 
 

@@ -9,8 +9,9 @@ import math
 
 from moto.autoscaling.models import AutoScalingBackend, autoscaling_backends
 from moto.cloudwatch.models import cloudwatch_backends
+from moto.ec2.models import ec2_backends
 
-from local.application import instance_health
+from local.application import image_health
 from local.instance_refresh import (
     ACTIVE,
     ATTRIBUTE,
@@ -126,9 +127,9 @@ def _failed_health_checks(
 def _fail_health_checks(backend: AutoScalingBackend, check: str | None, launched: set[str]) -> bool:
     if check != "ELB":
         return False
-    return any(
-        instance_health(backend.account_id, backend.region_name, i) == "failing" for i in launched
-    )
+    ec2 = ec2_backends[backend.account_id][backend.region_name]
+    images = [ec2.get_instance_by_id(i) for i in launched]
+    return any(image_health(ec2, i.image_id) == "failing" for i in images if i is not None)
 
 
 def _checkpoint(refresh: Refresh) -> None:

@@ -30,6 +30,7 @@ from typing import Any
 
 from moto.awslambda.models import LambdaFunction
 
+from local import clock
 from local.cloudformation import embedded_endpoint
 
 HANDLER_PACKAGE = "functions."
@@ -78,6 +79,23 @@ def function_environment(variables: dict[str, str]) -> Iterator[None]:
             os.environ.update(saved)
 
 
+_loaded_for: dict[str, str] = {}
+
+
+def _module_for(module_name: str, function_arn: str) -> Any:
+    """The handler's module as this function's runtime would have imported it: with the
+    function's own environment. Module-level objects (Powertools Logger and Metrics)
+    read their settings at import, so a module first imported elsewhere (by the
+    infrastructure code, the tests, or another function with the same handler) is
+    imported again: each function is its own process in AWS."""
+    module = importlib.import_module(module_name)
+    from_a_file = module.__spec__ is not None and module.__spec__.origin is not None
+    if from_a_file and _loaded_for.get(module_name) != function_arn:
+        module = importlib.reload(module)
+        _loaded_for[module_name] = function_arn
+    return module
+
+
 def invoke_handler(
     handler: str, event: Any, context: LambdaContext, variables: dict[str, str]
 ) -> Invocation:
@@ -88,7 +106,7 @@ def invoke_handler(
     def run() -> None:
         try:
             with function_environment(variables):
-                module = importlib.import_module(module_name)
+                module = _module_for(module_name, context.invoked_function_arn)
                 outcome["result"] = getattr(module, function_name)(event, context)
         except Exception as error:
             outcome["error"] = error
@@ -164,6 +182,7 @@ def _dispatching(invoke: Callable[..., Any]) -> Callable[..., Any]:
         event = json.loads(body) if body else {}
         variables = {**runtime_variables(self), **(self.environment_vars or {})}
         outcome = invoke_handler(str(self.handler), event, _context_for(self), variables)
+        clock.notify_watchers()
         if outcome.errored:
             response_headers["x-amz-function-error"] = "Unhandled"
         return outcome.payload.encode("utf-8")

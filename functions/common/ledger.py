@@ -18,6 +18,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 FLEET_SK = "FLEET"
+# How long a release may hold its fleet's lock; the release state machine's timeout
+# includes it, so a lock outlives no execution.
+LOCK_HOLD = timedelta(hours=6)
 
 
 def now() -> datetime:

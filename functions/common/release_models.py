@@ -8,6 +8,7 @@ makes any AWS call.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -125,6 +126,17 @@ class Failure(BaseModel):
     error: str = Field(alias="Error")
     cause: str = Field(default="", alias="Cause")
 
+    @property
+    def message(self) -> str:
+        """The cause, or the message of the Lambda error the cause carries as JSON."""
+        try:
+            carried = json.loads(self.cause)
+        except ValueError:
+            return self.cause or self.error
+        if isinstance(carried, dict) and carried.get("errorMessage"):
+            return f"{carried.get('errorType', self.error)}: {carried['errorMessage']}"
+        return self.cause or self.error
+
 
 class ReleaseState(BaseModel):
     """The execution's state; later steps add to it, so unknown keys are kept."""
@@ -152,7 +164,7 @@ class ReleaseState(BaseModel):
         if self.rollback is not None:
             return self.rollback.reason
         if self.error is not None:
-            return self.error.cause or self.error.error
+            return self.error.message
         return ""
 
     def need_plan(self) -> Plan:

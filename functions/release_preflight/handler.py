@@ -7,7 +7,6 @@ PreflightFailedError naming the check and the resource. Returns the release plan
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -19,14 +18,13 @@ from functions.common.release_runtime import Clients, ReleaseSettings, record, r
 
 logger = Logger()
 metrics = Metrics()
-LOCK_HOLD = timedelta(hours=6)
 
 
 def handle(event: Any, settings: ReleaseSettings, aws: Clients) -> dict[str, Any]:
     def body(step: StepInput) -> dict[str, Any]:
         state = step.state
         ledger.acquire(
-            aws.dynamodb, settings.table_name, state.fleet, state.release.id, hold=LOCK_HOLD
+            aws.dynamodb, settings.table_name, state.fleet, state.release.id, hold=ledger.LOCK_HOLD
         )
         ledger.open_release(
             aws.dynamodb,

@@ -24,7 +24,7 @@ metrics = Metrics()
 def handle(event: Any, settings: ReleaseSettings, aws: Clients) -> dict[str, Any]:
     def body(step: StepInput) -> dict[str, Any]:
         state = step.state
-        reason = state.error.cause or state.error.error if state.error else "rollback requested"
+        reason = state.error.message if state.error else "rollback requested"
         if state.fleet_spec.strategy == "rolling":
             done = strategy.roll_back_refresh(aws.autoscaling, state)
         else:

@@ -235,34 +235,21 @@ def test_the_default_security_group_has_no_rules(sandbox: EmbeddedAws) -> None:
 
 
 def test_a_later_deploy_leaves_what_a_release_set(sandbox: EmbeddedAws, tmp_path: Path) -> None:
-    # Given a release that moved traffic to green on a new launch template version, as
-    # the controller does it: the groups and listener changed, the parameters written.
-    autoscaling, ec2, ssm = (sandbox.client(s) for s in ("autoscaling", "ec2", "ssm"))
-    green = _groups(sandbox)["phoenix-sandbox-web-green"]
-    template = green["LaunchTemplate"]["LaunchTemplateId"]
-    image = ssm.get_parameter(Name="/phoenix/sandbox/web/ami")["Parameter"]["Value"]
-    version = str(
-        ec2.create_launch_template_version(
-            LaunchTemplateId=template, SourceVersion="1", LaunchTemplateData={"ImageId": image}
-        )["LaunchTemplateVersion"]["VersionNumber"]
+    # Given a release of a new image that ended (the controller moved traffic to the
+    # other slot on a new launch template version and wrote its parameters)
+    before = _groups(sandbox)
+    baked = sandbox.bake(version="4.0.0")
+    sandbox.settle()
+    released = _groups(sandbox)
+    weights = _weights(sandbox)
+    active = max(weights, key=lambda slot: weights[slot])
+    group = released[f"phoenix-sandbox-web-{active}"]
+    assert (
+        group["LaunchTemplate"]["Version"]
+        != before[group["AutoScalingGroupName"]]["LaunchTemplate"]["Version"]
     )
-    autoscaling.update_auto_scaling_group(
-        AutoScalingGroupName="phoenix-sandbox-web-green",
-        MinSize=2,
-        DesiredCapacity=2,
-        LaunchTemplate={"LaunchTemplateId": template, "Version": version},
-    )
-    _shift_traffic(sandbox, {"blue": 0, "green": 100})
-    released = {
-        "green/min-size": "2",
-        "green/launch-template-version": version,
-        "green/weight": "100",
-        "blue/weight": "0",
-    }
-    for name, value in released.items():
-        ssm.put_parameter(
-            Name=f"/phoenix/sandbox/web/{name}", Value=value, Type="String", Overwrite=True
-        )
+    ssm = sandbox.client("ssm")
+    assert ssm.get_parameter(Name="/phoenix/sandbox/web/ami")["Parameter"]["Value"] == baked.ami
 
     # When the sandbox is deployed again with its launch template and groups changed
     config = yaml.safe_load((CONFIG_DIR / "sandbox.yaml").read_text())
@@ -272,58 +259,62 @@ def test_a_later_deploy_leaves_what_a_release_set(sandbox: EmbeddedAws, tmp_path
 
     # Then the deploy changed what it owns and left what the release set
     groups = _groups(sandbox)
-    assert groups["phoenix-sandbox-web-green"]["MaxSize"] == 6
-    assert groups["phoenix-sandbox-web-green"]["MinSize"] == 2
-    assert groups["phoenix-sandbox-web-green"]["LaunchTemplate"]["Version"] == version
-    assert groups["phoenix-sandbox-web-blue"]["MinSize"] == 2  # not the config's new 3
-    assert _weights(sandbox) == {"blue": 0, "green": 100}
+    for name, group in released.items():
+        assert groups[name]["MaxSize"] == 6
+        assert groups[name]["MinSize"] == group["MinSize"]  # not the config's new 3
+        assert groups[name]["LaunchTemplate"]["Version"] == group["LaunchTemplate"]["Version"]
+    assert _weights(sandbox) == weights
+    template = group["LaunchTemplate"]["LaunchTemplateId"]
+    ec2 = sandbox.client("ec2")
     latest = ec2.describe_launch_templates(LaunchTemplateIds=[template])["LaunchTemplates"][0]
-    assert latest["LatestVersionNumber"] > int(version)  # the deploy's new shape, unused
+    # the deploy's new shape is a new version the release's slot does not use
+    assert latest["LatestVersionNumber"] > int(group["LaunchTemplate"]["Version"])
+    assert ssm.get_parameter(Name="/phoenix/sandbox/web/ami")["Parameter"]["Value"] == baked.ami
 
 
-def test_a_failing_ami_rolled_into_a_slot_taking_traffic_sets_off_its_alarms(
+def test_an_erroring_ami_in_a_slot_taking_traffic_sets_off_its_alarms(
     sandbox: EmbeddedAws,
 ) -> None:
-    # Given a failing AMI baked, and the blue slot refreshed onto it (blue has no traffic)
+    # Given an AMI that passes health checks but answers half its requests with 5xx, on
+    # the idle slot scaled to two instances (the idle slot has no traffic)
     ec2, autoscaling = sandbox.client("ec2"), sandbox.client("autoscaling")
-    failing = sandbox.bake(health="failing", version="2.0.0").ami
-    blue = _groups(sandbox)["phoenix-sandbox-web-blue"]
-    template = blue["LaunchTemplate"]["LaunchTemplateId"]
+    erroring = sandbox.bake(health="erroring", version="2.0.0", pipeline="scratch").ami
+    weights = _weights(sandbox)
+    idle, active = sorted(weights, key=lambda slot: weights[slot])
+    group = _groups(sandbox)[f"phoenix-sandbox-web-{idle}"]
+    template = group["LaunchTemplate"]["LaunchTemplateId"]
     version = str(
         ec2.create_launch_template_version(
-            LaunchTemplateId=template, SourceVersion="1", LaunchTemplateData={"ImageId": failing}
+            LaunchTemplateId=template, SourceVersion="1", LaunchTemplateData={"ImageId": erroring}
         )["LaunchTemplateVersion"]["VersionNumber"]
     )
-    autoscaling.start_instance_refresh(
-        AutoScalingGroupName="phoenix-sandbox-web-blue",
-        DesiredConfiguration={"LaunchTemplate": {"LaunchTemplateId": template, "Version": version}},
-        Preferences={"MinHealthyPercentage": 100, "MaxHealthyPercentage": 200},
+    autoscaling.update_auto_scaling_group(
+        AutoScalingGroupName=group["AutoScalingGroupName"],
+        LaunchTemplate={"LaunchTemplateId": template, "Version": version},
+        MinSize=2,
+        DesiredCapacity=2,
     )
     sandbox.advance(120)
-    (refresh,) = autoscaling.describe_instance_refreshes(
-        AutoScalingGroupName="phoenix-sandbox-web-blue"
-    )["InstanceRefreshes"]
-    assert refresh["Status"] == "Successful"
     states = {
         a["AlarmName"]: a["StateValue"]
         for a in sandbox.client("cloudwatch").describe_alarms()["MetricAlarms"]
     }
-    assert states["phoenix-sandbox-web-blue-5xx-rate"] == "OK"  # no traffic yet
-    assert states["phoenix-sandbox-web-blue-unhealthy-hosts"] == "ALARM"  # health checks fail
+    assert states[f"phoenix-sandbox-web-{idle}-5xx-rate"] == "OK"  # no traffic yet
+    assert states[f"phoenix-sandbox-web-{idle}-unhealthy-hosts"] == "OK"  # checks pass
 
-    # When a quarter of the traffic goes to blue for the alarm's evaluation periods
-    _shift_traffic(sandbox, {"blue": 25, "green": 75})
+    # When a quarter of the traffic goes to it for the alarm's evaluation periods
+    _shift_traffic(sandbox, {idle: 25, active: 75})
     sandbox.advance(120)
 
-    # Then the deployed alarms read it: blue's error rate and the fleet's, not green's
+    # Then the deployed alarms read it: its error rate and the fleet's, not the other's
     states = {
         a["AlarmName"]: a["StateValue"]
         for a in sandbox.client("cloudwatch").describe_alarms()["MetricAlarms"]
     }
-    assert states["phoenix-sandbox-web-blue-5xx-rate"] == "ALARM"
+    assert states[f"phoenix-sandbox-web-{idle}-5xx-rate"] == "ALARM"
     assert states["phoenix-sandbox-web-5xx-rate"] == "ALARM"
-    assert states["phoenix-sandbox-web-green-5xx-rate"] == "OK"
-    assert states["phoenix-sandbox-web-green-unhealthy-hosts"] == "OK"
+    assert states[f"phoenix-sandbox-web-{active}-5xx-rate"] == "OK"
+    assert states[f"phoenix-sandbox-web-{active}-unhealthy-hosts"] == "OK"
     status = sandbox.status()
-    assert f"AMIs {failing} x2" in status
+    assert f"AMIs {erroring} x2" in status
     assert "alarms in ALARM: phoenix-sandbox-web-5xx-rate" in status

@@ -1,0 +1,121 @@
+"""Releases in the embedded AWS: the real state machine, in moto's interpreter, with the
+real handlers, on a fleet of each strategy (tests/integration/config/sandbox.yaml)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from local.embedded import EmbeddedAws
+from tests.integration.fleet_view import (
+    CapacityWatch,
+    FleetView,
+    release_item,
+    request_release,
+    required_capacity,
+)
+
+CONFIG = Path(__file__).resolve().parent / "config"
+FLEETS = {"canary": "web", "blue_green": "api", "rolling": "worker"}
+STEPS = {
+    "web": [
+        "preflight passed",
+        "launch template version created",
+        "target slot scaled",
+        "new targets healthy",
+    ]
+    + ["health gate passed"] * 4
+    + ["pointer moved"],
+    "api": [
+        "preflight passed",
+        "launch template version created",
+        "target slot scaled",
+        "new targets healthy",
+        "health gate passed",
+        "pointer moved",
+    ],
+    "worker": [
+        "preflight passed",
+        "launch template version created",
+        "instance refresh started",
+        "health gate passed",
+        "pointer moved",
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedAws]:
+    with EmbeddedAws() as embedded:
+        embedded.deploy("sandbox", outdir=tmp_path_factory.mktemp("cdk.out"), config_dir=CONFIG)
+        yield embedded
+
+
+@pytest.mark.parametrize("fleet", FLEETS.values())
+def test_a_healthy_image_replaces_every_instance_and_takes_all_traffic(
+    aws: EmbeddedAws, fleet: str
+) -> None:
+    # Given an image baked by a pipeline no fleet follows (so only the request releases it)
+    baked = aws.bake(pipeline="scratch", version="2.0.0")
+    before = FleetView.read(aws, fleet)
+
+    # When its release to the fleet is requested, watching serving capacity all through
+    with CapacityWatch(fleet, required_capacity(2, 100)) as watch:
+        execution = request_release(aws, fleet, baked.ami)
+
+    # Then every instance serving runs the new AMI, with all the traffic, the pointer
+    # moved, each step in the ledger, the lock released and the old slot scaled in
+    after = FleetView.read(aws, fleet)
+    release = release_item(aws, fleet, execution["name"])
+    assert execution["status"] == "SUCCEEDED", release
+    assert after.serving_amis == {baked.ami}
+    assert sorted(after.weights.values()) in ([100], [0, 100])
+    assert after.pointer == baked.ami != before.pointer
+    assert sum(after.desired_by_slot.values()) == 2
+    assert (release["outcome"], release["to_ami"]) == ("succeeded", baked.ami)
+    assert release["steps"] == STEPS[fleet]
+    assert "lock_owner" not in after.fleet_item
+    assert after.fleet_item["last_good_ami"]["S"] == baked.ami
+    assert watch.lowest >= watch.required, watch.seen
+
+
+@pytest.mark.parametrize(
+    ("fleet", "health"),
+    [
+        ("web", "erroring"),
+        ("api", "failing"),
+        ("api", "erroring"),
+        ("worker", "failing"),
+        ("worker", "erroring"),
+    ],
+)
+def test_an_unhealthy_image_is_rolled_back_to_the_last_good_one(
+    aws: EmbeddedAws, fleet: str, health: str
+) -> None:
+    # Given the fleet on a good AMI after a few minutes of healthy traffic (an earlier
+    # test's rollback leaves alarms that recover only then), and a bad image
+    aws.advance(300)
+    good = aws.bake(pipeline="scratch", version="3.0.0")
+    assert request_release(aws, fleet, good.ami)["status"] == "SUCCEEDED"
+    bad = aws.bake(pipeline="scratch", version="3.0.1", health=health)
+
+    # When its release is requested
+    with CapacityWatch(fleet, required_capacity(2, 100)) as watch:
+        execution = request_release(aws, fleet, bad.ami)
+
+    # Then the fleet serves the good AMI with all the traffic, the release is recorded
+    # as rolled back with its reason, the lock is free and nothing is left scaled up
+    after = FleetView.read(aws, fleet)
+    assert execution["status"] == "FAILED"
+    assert after.serving_amis == {good.ami}
+    assert after.pointer == good.ami
+    assert after.idle_desired == 0
+    assert sum(after.desired_by_slot.values()) == 2
+    release = release_item(aws, fleet, execution["name"])
+    assert release["outcome"] == "rolled back", release
+    assert release["reason"]
+    assert release["steps"][-1] == "rolled back"
+    assert "lock_owner" not in after.fleet_item
+    assert watch.lowest >= watch.required, watch.seen
