@@ -64,6 +64,8 @@ test: lint
 
 bench: setup
 	$(BIN)/python bench/synth.py
+	$(BIN)/python -m bench.cold_import
+	$(BIN)/python -m bench.release
 
 clean:
 	rm -rf cdk.out $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -23,6 +23,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from functions.common.ledger import ROLLBACK_TARGET_TAG
 from functions.common.names import image_name
 from infra.config import ImagePipelineConfig
 from infra.roles import managed_policy_role
@@ -31,7 +32,6 @@ COMPONENTS_DIR = Path(__file__).resolve().parent.parent / "images" / "components
 SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
 # AMIs a fleet may return to carry this tag (set by the release controller); the
 # lifecycle policy never touches them, whatever their age or count.
-ROLLBACK_TARGET_TAG = "phoenix:rollback-target"
 
 
 def _severities_at_or_above(threshold: str) -> str:

@@ -21,7 +21,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from functions.common.ledger import LOCK_HOLD
+from functions.common.ledger import LOCK_HOLD, ROLLBACK_TARGET_TAG
 from functions.common.names import image_name, release_state_machine
 from functions.common.release_runtime import ReleaseSettings
 from functions.refresh_events.handler import Settings as RefreshEventSettings
@@ -166,10 +166,7 @@ class ReleaseOrchestrator(Construct):
             for fleet in fleets.values():
                 fleet.grant_release(function, fleet_actions)
             for action in other:
-                resource = "*" if action != "events:PutEvents" else self._default_bus()
-                function.add_to_role_policy(
-                    iam.PolicyStatement(actions=[action], resources=[resource])
-                )
+                function.add_to_role_policy(self._scoped(function, action))
             made[name] = function
         groups = {
             group.auto_scaling_group_name: name
@@ -211,6 +208,34 @@ class ReleaseOrchestrator(Construct):
             rollback=made["release_rollback"],
             finalize=made["release_finalize"],
         )
+
+    def _scoped(self, function: PhoenixFunction, action: str) -> iam.PolicyStatement:
+        """The statement for a call outside the ledger and the fleets."""
+        if action == "events:PutEvents":
+            return iam.PolicyStatement(actions=[action], resources=[self._default_bus()])
+        if action == "ec2:CreateTags":
+            # Marking the previous AMI a rollback target (the image lifecycle keeps it):
+            # images only, and only that tag.
+            region = Stack.of(self).region
+            shown = "<AWS::Region>" if Token.is_unresolved(region) else region
+            Validations.of(function.role).acknowledge(  # type: ignore[arg-type]
+                Acknowledgment(
+                    id="AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:"
+                    f"{shown}::image/*]",
+                    reason="Any AMI a fleet ran may become a rollback target; the statement "
+                    "allows only the phoenix:rollback-target tag key.",
+                )
+            )
+            return iam.PolicyStatement(
+                actions=[action],
+                resources=[
+                    Stack.of(self).format_arn(
+                        service="ec2", account="", resource="image", resource_name="*"
+                    )
+                ],
+                conditions={"ForAllValues:StringEquals": {"aws:TagKeys": [ROLLBACK_TARGET_TAG]}},
+            )
+        raise ValueError(f"no scoping for {action}")
 
     def _default_bus(self) -> str:
         return Stack.of(self).format_arn(

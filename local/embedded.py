@@ -111,6 +111,46 @@ class EmbeddedAws:
         """Wait until every event put on a bus so far has reached its targets."""
         eventbridge.drain()
 
+    def request_release(
+        self, fleet: str, ami: str, requested_by: str = "phoenix"
+    ) -> dict[str, Any]:
+        """Put a `Release Requested` event and wait for the release to end; its execution
+        (as ListExecutions describes it)."""
+        before = set(self.executions())
+        response = self.client("events").put_events(
+            Entries=[
+                {
+                    "Source": "phoenix",
+                    "DetailType": "Release Requested",
+                    "Detail": json.dumps(
+                        {"fleet": fleet, "ami": ami, "requested_by": requested_by}
+                    ),
+                }
+            ]
+        )
+        if response["FailedEntryCount"]:
+            raise RuntimeError(f"Release Requested not accepted: {response['Entries']}")
+        self.settle()
+        (new,) = [e for arn, e in self.executions().items() if arn not in before]
+        return new
+
+    def executions(self) -> dict[str, dict[str, Any]]:
+        """Every execution of every state machine here, by ARN."""
+        stepfunctions = self.client("stepfunctions")
+        return {
+            listed["executionArn"]: listed
+            for machine in stepfunctions.list_state_machines()["stateMachines"]
+            for listed in stepfunctions.list_executions(stateMachineArn=machine["stateMachineArn"])[
+                "executions"
+            ]
+        }
+
+    def history(self, execution_arn: str) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = self.client("stepfunctions").get_execution_history(
+            executionArn=execution_arn, maxResults=1000
+        )["events"]
+        return events
+
     def running_releases(self) -> list[str]:
         """The ARNs of release executions still running, in every state machine here."""
         stepfunctions = self.client("stepfunctions")

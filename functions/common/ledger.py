@@ -18,6 +18,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 FLEET_SK = "FLEET"
+# The tag that keeps an AMI from the image lifecycle's deletions (GoldenImagePipeline).
+ROLLBACK_TARGET_TAG = "phoenix:rollback-target"
 # How long a release may hold its fleet's lock; the release state machine's timeout
 # includes it, so a lock outlives no execution.
 LOCK_HOLD = timedelta(hours=6)

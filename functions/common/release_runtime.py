@@ -96,4 +96,8 @@ def run_step(event: Any, actions: set[str], logger: Any, body: Callable[[StepInp
         logger.warning("step input refused", extra={"reason": str(refusal)})
         raise
     logger.append_keys(fleet=step.state.fleet, action=step.action)
-    return body(step)
+    try:
+        return body(step)
+    except MalformedStepError as refusal:
+        logger.warning("step input refused", extra={"reason": str(refusal)})
+        raise

@@ -33,9 +33,13 @@ class Settings(ReleaseSettings):
 
 def handle(event: Any, settings: Settings, aws: Clients) -> dict[str, Any]:
     try:
+        if not isinstance(event, dict):
+            # parse() would decode a string as JSON; EventBridge delivers an object.
+            raise TypeError(f"the event is a {type(event).__name__}, not an object")
         refresh = parse(event=event, model=InstanceRefreshEvent)
-    except ValidationError as error:
-        reason = f"not an instance refresh event: {error.error_count()} problem(s)"
+    except (ValidationError, TypeError) as error:
+        count = error.error_count() if isinstance(error, ValidationError) else 1
+        reason = f"not an instance refresh event: {count} problem(s) ({error})"[:500]
         logger.warning("event refused", extra={"reason": reason})
         return {"completed": False, "reason": reason}
     group = refresh.detail.group

@@ -34,6 +34,7 @@ def handle(event: Any, settings: ReleaseSettings, aws: Clients) -> dict[str, Any
         if step.action in {"refresh", "await"}:
             if step.task_token is None:
                 raise MalformedStepError(f"action {step.action} needs a task token")
+            version = state.need_version() if step.action == "refresh" else 0
             ledger.await_refresh(
                 aws.dynamodb,
                 settings.table_name,
@@ -44,7 +45,6 @@ def handle(event: Any, settings: ReleaseSettings, aws: Clients) -> dict[str, Any
             )
             if step.action == "await":
                 return None
-            version = state.need_version()
             refresh_id = strategy.start_refresh(aws.autoscaling, state, version)
             record(aws, settings, state, "instance refresh started", metrics, refresh_id=refresh_id)
             return None

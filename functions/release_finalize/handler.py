@@ -27,7 +27,6 @@ from functions.common.release_runtime import Clients, ReleaseSettings, record, r
 
 logger = Logger()
 metrics = Metrics()
-ROLLBACK_TARGET_TAG = "phoenix:rollback-target"
 ACTIONS = {"succeed", "rolled_back", "failed", "rejected", "retire"}
 OUTCOMES = {"succeed": "succeeded", "rolled_back": "rolled back", "failed": "failed"}
 
@@ -41,7 +40,7 @@ def _succeed(aws: Clients, settings: ReleaseSettings, state: ReleaseState) -> di
     strategy.commit(aws.ssm, state, plan, state.need_version())
     if plan.from_ami != state.ami:
         aws.ec2.create_tags(
-            Resources=[plan.from_ami], Tags=[{"Key": ROLLBACK_TARGET_TAG, "Value": "true"}]
+            Resources=[plan.from_ami], Tags=[{"Key": ledger.ROLLBACK_TARGET_TAG, "Value": "true"}]
         )
     record(aws, settings, state, "pointer moved", metrics, ami=state.ami)
     _close(aws, settings, state, "succeeded", "", good_ami=state.ami)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.parser import ValidationError, parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -18,6 +17,7 @@ from pydantic import Field, Json
 
 from functions.common import trigger
 from functions.common.events import ImageStateChange, ReleaseRequested
+from functions.common.release_runtime import Clients
 from functions.common.settings import FunctionSettings
 
 logger = Logger()
@@ -32,10 +32,11 @@ class Settings(FunctionSettings):
     region: str = Field(default="", alias="AWS_REGION", exclude=True)
 
 
-def handle(
-    event: dict[str, Any], settings: Settings, imagebuilder: Any, stepfunctions: Any
-) -> dict[str, Any]:
+def handle(event: Any, settings: Settings, imagebuilder: Any, stepfunctions: Any) -> dict[str, Any]:
+    event_id = event.get("id") if isinstance(event, dict) else None
     try:
+        if not isinstance(event, dict):
+            raise trigger.RefusedError(f"the event is a {type(event).__name__}, not an object")
         if event.get("source") == "phoenix":
             requested = parse(event=event, model=ReleaseRequested)
             fleets = sorted({f for fs in settings.subscriptions.values() for f in fs})
@@ -46,6 +47,10 @@ def handle(
             available = parse(event=event, model=ImageStateChange)
             if available.detail.state.status != "AVAILABLE":
                 raise trigger.RefusedError(f"image state is {available.detail.state.status}")
+            if len(available.resources) != 1:
+                raise trigger.RefusedError(
+                    f"expected one image ARN in resources, got {len(available.resources)}"
+                )
             trigger.subscribed_fleets(available.resources[0], settings.subscriptions)
             image = trigger.read_image(imagebuilder, available.resources[0])
             requests = trigger.plan_image(
@@ -56,7 +61,7 @@ def handle(
                 subscriptions=settings.subscriptions,
             )
     except (ValidationError, trigger.RefusedError) as refusal:
-        logger.warning("event refused", extra={"event_id": event.get("id"), "reason": str(refusal)})
+        logger.warning("event refused", extra={"event_id": event_id, "reason": str(refusal)})
         return {"started": [], "duplicates": [], "refused": str(refusal)}
     started: list[str] = []
     duplicates: list[str] = []
@@ -73,9 +78,5 @@ def handle(
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:  # noqa: ARG001
     settings = Settings.from_environ()
-    return handle(
-        event,
-        settings,
-        boto3.client("imagebuilder", region_name=settings.region),
-        boto3.client("stepfunctions", region_name=settings.region),
-    )
+    aws = Clients(settings.region)
+    return handle(event, settings, aws.imagebuilder, aws.stepfunctions)

@@ -3,7 +3,6 @@ watch, which runs inside the embedded AWS between steps) straight from moto's ba
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,39 +92,7 @@ def release_item(aws: EmbeddedAws, fleet: str, release_id: str) -> dict[str, Any
 
 def request_release(aws: EmbeddedAws, fleet: str, ami: str) -> dict[str, Any]:
     """Put a `Release Requested` event, wait for the release to end, return its execution."""
-    before = set(executions(aws))
-    response = aws.client("events").put_events(
-        Entries=[
-            {
-                "Source": "phoenix",
-                "DetailType": "Release Requested",
-                "Detail": json.dumps({"fleet": fleet, "ami": ami, "requested_by": "tests"}),
-            }
-        ]
-    )
-    assert response["FailedEntryCount"] == 0
-    aws.drain()
-    aws.settle()
-    (new,) = [e for arn, e in executions(aws).items() if arn not in before]
-    return new
-
-
-def executions(aws: EmbeddedAws) -> dict[str, dict[str, Any]]:
-    stepfunctions = aws.client("stepfunctions")
-    found: dict[str, dict[str, Any]] = {}
-    for machine in stepfunctions.list_state_machines()["stateMachines"]:
-        for listed in stepfunctions.list_executions(stateMachineArn=machine["stateMachineArn"])[
-            "executions"
-        ]:
-            found[listed["executionArn"]] = listed
-    return found
-
-
-def history(aws: EmbeddedAws, execution_arn: str) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = aws.client("stepfunctions").get_execution_history(
-        executionArn=execution_arn, maxResults=1000
-    )["events"]
-    return events
+    return aws.request_release(fleet, ami, requested_by="tests")
 
 
 @dataclass

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from infra.release_spec import STEP_CALLS
+from local.api_calls import CallLog, recording
 from local.embedded import EmbeddedAws
 from tests.integration.fleet_view import (
     CapacityWatch,
@@ -47,9 +49,17 @@ STEPS = {
 
 
 @pytest.fixture(scope="module")
-def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedAws]:
+def calls() -> Iterator[CallLog]:
+    """Every AWS call the handlers make during this module's releases."""
+    with recording() as log:
+        yield log
+
+
+@pytest.fixture(scope="module")
+def aws(tmp_path_factory: pytest.TempPathFactory, calls: CallLog) -> Iterator[EmbeddedAws]:
     with EmbeddedAws() as embedded:
         embedded.deploy("sandbox", outdir=tmp_path_factory.mktemp("cdk.out"), config_dir=CONFIG)
+        calls.clear()  # deploying runs CDK's own custom resources, not phoenix's steps
         yield embedded
 
 
@@ -119,3 +129,20 @@ def test_an_unhealthy_image_is_rolled_back_to_the_last_good_one(
     assert release["steps"][-1] == "rolled back"
     assert "lock_owner" not in after.fleet_item
     assert watch.lowest >= watch.required, watch.seen
+
+
+def test_every_call_the_steps_made_is_one_their_role_grants(
+    aws: EmbeddedAws, calls: CallLog
+) -> None:
+    # Given the releases above (each strategy, healthy and rolled back), with the calls
+    # each step function made, and what the infrastructure grants each (STEP_CALLS)
+    handler_of = {
+        f["FunctionName"]: f["Handler"].split(".")[1]
+        for f in aws.client("lambda").list_functions()["Functions"]
+    }
+    made = {handler_of[function]: actions for function, actions in calls.by_function().items()}
+
+    # Then every step ran, and called nothing its role does not allow
+    assert set(STEP_CALLS) <= set(made)
+    for step, (ledger, fleet, other) in STEP_CALLS.items():
+        assert made[step] <= {*ledger, *fleet, *other}, step

@@ -1,0 +1,70 @@
+"""Counting the AWS API calls phoenix's handlers make in the embedded AWS.
+
+Handlers run in this process (lambda_dispatch), each invocation in a thread named
+`lambda:<function name>`, and make their calls with boto3's default session; a
+botocore `before-call` hook on that session sees every call with the thread that made
+it. Calls are named as IAM names them (`elasticloadbalancing:ModifyListener`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import boto3
+
+# botocore's signing name where it differs from the IAM service prefix
+_IAM_PREFIX = {"monitoring": "cloudwatch"}
+LAMBDA_THREAD = "lambda:"
+
+
+def iam_action(model: Any) -> str:
+    """`service:Operation` as IAM writes it, from a botocore OperationModel."""
+    signing = model.service_model.signing_name
+    return f"{_IAM_PREFIX.get(signing, signing)}:{model.name}"
+
+
+class CallLog:
+    """Calls made from Lambda handler threads: (function name, IAM action) -> count."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[tuple[str, str]] = Counter()
+        self._lock = threading.Lock()
+
+    def __call__(self, model: Any, **_: Any) -> None:
+        thread = threading.current_thread().name
+        if not thread.startswith(LAMBDA_THREAD):
+            return
+        with self._lock:
+            self.calls[(thread.removeprefix(LAMBDA_THREAD), iam_action(model))] += 1
+
+    def by_function(self) -> dict[str, set[str]]:
+        found: dict[str, set[str]] = {}
+        for function, action in self.calls:
+            found.setdefault(function, set()).add(action)
+        return found
+
+    def total(self) -> int:
+        return sum(self.calls.values())
+
+    def clear(self) -> None:
+        with self._lock:
+            self.calls.clear()
+
+
+@contextmanager
+def recording() -> Iterator[CallLog]:
+    """Record the handlers' calls while the block runs."""
+    if boto3.DEFAULT_SESSION is None:
+        boto3.setup_default_session()
+    session = boto3.DEFAULT_SESSION
+    assert session is not None
+    log = CallLog()
+    session.events.register("before-call", log, unique_id="phoenix-call-log")
+    try:
+        yield log
+    finally:
+        session.events.unregister("before-call", unique_id="phoenix-call-log")
