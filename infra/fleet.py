@@ -37,6 +37,7 @@ READS = [
     "autoscaling:DescribeAutoScalingGroups",
     "autoscaling:DescribeInstanceRefreshes",
     "ec2:DescribeImages",
+    "ec2:DescribeInstances",
     "elasticloadbalancing:DescribeTargetHealth",
     "cloudwatch:DescribeAlarms",
     "cloudwatch:GetMetricData",

@@ -187,7 +187,7 @@ class ReleaseOrchestrator(Construct):
             config=config.functions,
             key=key,
         )
-        table.grant(self.refresh_events, "dynamodb:UpdateItem")
+        table.grant(self.refresh_events, "dynamodb:GetItem", "dynamodb:UpdateItem")
         key.grant(self.refresh_events, *TABLE_KEY_ACTIONS)
         events.Rule(
             self,

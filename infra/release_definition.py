@@ -142,7 +142,15 @@ class ReleaseDefinition(Construct):
 
     def _succeeded(self) -> sfn.IChainable:
         functions = self._functions
-        succeed = self._guarded(self._step("Succeed", functions.finalize, "succeed", "$.outcome"))
+        # Once Succeed has written the parameters and the pointer, the new AMI serves:
+        # a failure after that (a tag, the ledger, the event) is retried, and if it
+        # still fails, recorded as a failure to look at, never rolled back. Its writes
+        # are idempotent, so a retry repeats them safely.
+        succeed = self._step("Succeed", functions.finalize, "succeed", "$.outcome")
+        succeed.add_retry(
+            errors=["States.ALL"], interval=Duration.seconds(2), max_attempts=3, backoff_rate=2
+        )
+        succeed.add_catch(self._failed, errors=["States.ALL"], result_path="$.error")
         done = sfn.Succeed(self, "Released")
         window = sfn.Wait(
             self,
@@ -309,6 +317,12 @@ class ReleaseDefinition(Construct):
         """Roll back for the strategy; a rolling rollback is awaited like the refresh."""
         functions = self._functions
         rollback = self._step("Rollback", functions.rollback, "run", "$.rollback")
+        rollback.add_retry(
+            errors=["RefreshStillCancellingError"],
+            interval=Duration.seconds(30),
+            max_attempts=6,
+            backoff_rate=1.5,
+        )
         rollback.add_catch(self._failed, errors=["States.ALL"], result_path="$.rollback_error")
         await_rollback = self._step(
             "AwaitRollback",

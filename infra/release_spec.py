@@ -45,6 +45,7 @@ STEP_CALLS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] 
         LEDGER_WRITE,
         (
             "elasticloadbalancing:DescribeTargetHealth",
+            "ec2:DescribeInstances",
             "cloudwatch:DescribeAlarms",
             "cloudwatch:GetMetricData",
         ),

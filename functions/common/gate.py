@@ -1,8 +1,8 @@
 """Health gates: are the new targets healthy, are the alarms OK, and for canary, is the
 canary no worse than the baseline (DESIGN.md section 4.5).
 
-One DescribeTargetHealth, one DescribeAlarms and (canary) one GetMetricData, whatever
-the number of instances.
+One DescribeTargetHealth, one DescribeInstances, one DescribeAlarms and (canary) one
+GetMetricData, whatever the number of instances.
 """
 
 from __future__ import annotations
@@ -19,24 +19,37 @@ class GateFailedError(Exception):
     """The release is not healthy: the message names what failed."""
 
 
-def target_health(elbv2: Any, target_group: str) -> dict[str, int]:
-    """How many of a target group's targets are in each state."""
+def target_health(elbv2: Any, target_group: str) -> tuple[dict[str, int], list[str]]:
+    """How many of a target group's targets are in each state, and the healthy ones."""
     descriptions = elbv2.describe_target_health(TargetGroupArn=target_group)
     counts: dict[str, int] = {}
+    healthy: list[str] = []
     for description in descriptions["TargetHealthDescriptions"]:
         state = description["TargetHealth"]["State"]
         counts[state] = counts.get(state, 0) + 1
-    return counts
+        if state == "healthy":
+            healthy.append(description["Target"]["Id"])
+    return counts, healthy
 
 
-def warmed_up(elbv2: Any, state: ReleaseState) -> tuple[bool, str]:
-    """Every instance the target slot should have is registered and healthy."""
+def on_ami(ec2: Any, instance_ids: list[str], ami: str) -> int:
+    """How many of the instances run `ami` (one DescribeInstances; none for no ids)."""
+    if not instance_ids:
+        return 0
+    found = ec2.describe_instances(InstanceIds=instance_ids)["Reservations"]
+    return sum(1 for r in found for i in r["Instances"] if i.get("ImageId") == ami)
+
+
+def warmed_up(elbv2: Any, ec2: Any, state: ReleaseState) -> tuple[bool, str]:
+    """Every instance the target slot should have is registered, healthy and on the new
+    AMI (a healthy target of an older AMI, still draining or not yet replaced, does not
+    count)."""
     plan = state.need_plan()
-    counts = target_health(elbv2, state.fleet_spec.slots[plan.target_slot].target_group)
-    healthy = counts.get("healthy", 0)
+    counts, healthy = target_health(elbv2, state.fleet_spec.slots[plan.target_slot].target_group)
+    new = on_ami(ec2, healthy, state.ami)
     wanted = plan.capacity.desired
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no targets"
-    return healthy >= wanted, f"{healthy} of {wanted} targets healthy ({summary})"
+    return new >= wanted, f"{new} of {wanted} targets healthy on {state.ami} ({summary})"
 
 
 def alarms_in_alarm(cloudwatch: Any, spec: FleetSpec) -> list[str]:
@@ -133,9 +146,9 @@ def _shown(value: float | None, unit: str) -> str:
     return "n/a" if value is None else f"{value:.1f}{unit}"
 
 
-def judge(elbv2: Any, cloudwatch: Any, state: ReleaseState, until: datetime) -> str:
+def judge(elbv2: Any, ec2: Any, cloudwatch: Any, state: ReleaseState, until: datetime) -> str:
     """The gate after a step: raises GateFailedError with the reason, else a summary."""
-    healthy, targets = warmed_up(elbv2, state)
+    healthy, targets = warmed_up(elbv2, ec2, state)
     if not healthy:
         raise GateFailedError(f"new targets not healthy: {targets}")
     firing = alarms_in_alarm(cloudwatch, state.fleet_spec)

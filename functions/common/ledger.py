@@ -112,6 +112,8 @@ def plain(item: dict[str, Any]) -> dict[str, Any]:
 
 def _value(typed: dict[str, Any]) -> Any:
     (kind, value), *_ = typed.items()
+    if kind == "NULL":
+        return None
     if kind == "N":
         return float(value)
     if kind == "L":
@@ -232,23 +234,23 @@ def await_refresh(
     )
 
 
-def take_waiting_token(dynamodb: Any, table: str, fleet: str, group: str) -> str | None:
-    """Remove and return the token a release waits with on `group` (None: nobody waits).
+def waiting_token(dynamodb: Any, table: str, fleet: str, group: str) -> str | None:
+    """The token a release waits with on `group` (None: nobody waits on it)."""
+    item = fleet_item(dynamodb, table, fleet)
+    token = item.get("waiting_token")
+    return str(token) if token and item.get("waiting_group") == group else None
 
-    Conditional on the group, so a duplicate event finds nothing and completes nothing.
-    """
+
+def clear_waiting_token(dynamodb: Any, table: str, fleet: str, token: str) -> None:
+    """Forget `token` once it has been sent (unless a newer wait replaced it)."""
     try:
-        response = dynamodb.update_item(
+        dynamodb.update_item(
             TableName=table,
             Key=fleet_key(fleet),
             UpdateExpression="REMOVE waiting_token, waiting_group",
-            ConditionExpression="waiting_group = :group AND attribute_exists(waiting_token)",
-            ExpressionAttributeValues={":group": {"S": group}},
-            ReturnValues="UPDATED_OLD",
+            ConditionExpression="waiting_token = :token",
+            ExpressionAttributeValues={":token": {"S": token}},
         )
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-            return None
-        raise
-    token: str | None = response.get("Attributes", {}).get("waiting_token", {}).get("S")
-    return token
+        if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            raise

@@ -173,5 +173,8 @@ def run(state: ReleaseState, *, ssm: Any, ec2: Any, autoscaling: Any, cloudwatch
             min=serving["MinSize"], max=serving["MaxSize"], desired=serving["DesiredCapacity"]
         ),
         steps=traffic_steps(spec),
+        target_running=0
+        if spec.strategy == "rolling"
+        else int(groups[spec.slots[target].group]["DesiredCapacity"]),
         refresh_wait_seconds=refresh_wait_seconds(spec),
     )

@@ -92,6 +92,9 @@ class Plan(_Model):
     target_target_group: str
     source_version: Annotated[int, Field(ge=1)]
     capacity: Capacity
+    # Instances the target slot still runs (blue_green/canary: the previous release's old
+    # slot inside its rollback window); the new release replaces them.
+    target_running: Annotated[int, Field(ge=0)] = 0
     steps: list[TrafficStep]
     refresh_wait_seconds: Annotated[int, Field(ge=60)]
 

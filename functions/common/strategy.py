@@ -13,6 +13,11 @@ from botocore.exceptions import ClientError
 from functions.common.names import Slot, release_pointer, slot_parameter
 from functions.common.release_models import FleetSpec, Plan, ReleaseState
 
+
+class RefreshStillCancellingError(Exception):
+    """The refresh to undo is being cancelled; retry the rollback once it is Cancelled."""
+
+
 ACTIVE_REFRESH = {"Pending", "InProgress", "Baking", "Cancelling", "RollbackInProgress"}
 
 
@@ -84,6 +89,13 @@ def scale_target(autoscaling: Any, ssm: Any, state: ReleaseState, version: int) 
     _put(ssm, slot_parameter(env, fleet, plan.target_slot, "launch-template-version"), str(version))
     _put(ssm, slot_parameter(env, fleet, plan.target_slot, "min-size"), str(plan.capacity.min))
     slot = spec.slots[plan.target_slot]
+    if plan.target_running:
+        # The previous release's old slot, still warm: this release supersedes its
+        # rollback window. Its instances run an older AMI and would count as healthy
+        # targets, so they go before the new ones come.
+        autoscaling.update_auto_scaling_group(
+            AutoScalingGroupName=slot.group, MinSize=0, DesiredCapacity=0
+        )
     autoscaling.update_auto_scaling_group(
         AutoScalingGroupName=slot.group,
         LaunchTemplate={"LaunchTemplateId": slot.launch_template, "Version": str(version)},
@@ -129,17 +141,24 @@ def roll_back_traffic(elbv2: Any, autoscaling: Any, ssm: Any, state: ReleaseStat
 
 def roll_back_refresh(autoscaling: Any, state: ReleaseState) -> str:
     """rolling: undo the refresh. Returns what was done: `rollback` (RollbackInstanceRefresh
-    of the running refresh), `refresh` (a new refresh to the previous version, when AWS
-    refuses a rollback or the refresh had already finished on the new version) or
-    `nothing` (the refresh never changed an instance or already rolled back)."""
+    of the running refresh), `refresh` (a new refresh to the previous version, when the
+    refresh had already ended; when AWS refuses a rollback, the refresh is cancelled and
+    RefreshStillCancellingError raised, so the retried step starts that refresh) or
+    `nothing` (no refresh of this release, or it already rolled back). A cancelled or
+    failed refresh keeps the instances it replaced, so it is followed by a refresh back
+    too; SkipMatching makes that replace only instances not on the previous version."""
     plan = state.need_plan()
     slot = state.fleet_spec.slots[plan.target_slot]
     latest = latest_refresh(autoscaling, slot.group)
     if latest is not None and _started(latest) < state.release.started_at:
         latest = None  # an earlier release's refresh: this one changed no instance
     status = latest["Status"] if latest else "None"
-    if status in {"RollbackSuccessful", "Cancelled", "Failed", "None", "RollbackInProgress"}:
-        return "nothing" if status != "RollbackInProgress" else "rollback"
+    if status in {"RollbackSuccessful", "None"}:
+        return "nothing"
+    if status == "RollbackInProgress":
+        return "rollback"
+    if status == "Cancelling":
+        raise RefreshStillCancellingError(f"refresh of {slot.group} is still cancelling")
     if status in ACTIVE_REFRESH:
         try:
             autoscaling.rollback_instance_refresh(AutoScalingGroupName=slot.group)
@@ -148,6 +167,11 @@ def roll_back_refresh(autoscaling: Any, state: ReleaseState) -> str:
             if error.response.get("Error", {}).get("Code") != "IrreversibleInstanceRefresh":
                 raise
             autoscaling.cancel_instance_refresh(AutoScalingGroupName=slot.group)
+            # A refresh takes time to cancel; the state machine retries this step, which
+            # then starts the refresh back from the Cancelled refresh.
+            raise RefreshStillCancellingError(
+                f"refresh of {slot.group} cannot roll back; cancelling it first"
+            ) from None
     preferences = refresh_preferences(state.fleet_spec)
     preferences.pop("AlarmSpecification", None)
     preferences["AutoRollback"] = False

@@ -2,10 +2,10 @@
 
 The release stored its task token on the fleet's ledger item with the group it waits
 on. A terminal event (Succeeded, Failed, Cancelled, Rollback Succeeded/Failed) for that
-group takes the token (a conditional remove, so a duplicate event finds none) and sends
-SendTaskSuccess with the refresh's status. Other events (Started, Checkpoint Reached,
-Rollback Started), groups of no fleet here and malformed events are logged and change
-nothing.
+group reads the token, sends SendTaskSuccess with the refresh's status, then forgets
+the token (a duplicate event finds the task ended or no token). Other events (Started,
+Checkpoint Reached, Rollback Started), groups of no fleet here and malformed events are
+logged and change nothing.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def handle(event: Any, settings: Settings, aws: Clients) -> dict[str, Any]:
         reason = f"group {group} is no fleet's" if fleet is None else "not the end of a refresh"
         logger.info("event ignored", extra={"reason": reason, "detail_type": refresh.detail_type})
         return {"completed": False, "reason": reason}
-    token = ledger.take_waiting_token(aws.dynamodb, settings.table_name, fleet, group)
+    token = ledger.waiting_token(aws.dynamodb, settings.table_name, fleet, group)
     if token is None:
         logger.info("no release waits on this group", extra={"group": group})
         return {"completed": False, "reason": "no release waits"}
@@ -57,6 +57,8 @@ def handle(event: Any, settings: Settings, aws: Clients) -> dict[str, Any]:
         "status": status,
         "reason": f"{refresh.detail_type} ({refresh.detail.instance_refresh_id})",
     }
+    # The token is forgotten only after it was sent: a failed send leaves it for the
+    # event's redelivery. A duplicate event finds the task already ended.
     try:
         aws.stepfunctions.send_task_success(taskToken=token, output=json.dumps(output))
     except ClientError as error:
@@ -64,7 +66,9 @@ def handle(event: Any, settings: Settings, aws: Clients) -> dict[str, Any]:
         if code not in {"TaskTimedOut", "InvalidToken", "TaskDoesNotExist"}:
             raise
         logger.info("the waiting task had already ended", extra={"code": code})
+        ledger.clear_waiting_token(aws.dynamodb, settings.table_name, fleet, token)
         return {"completed": False, "reason": code}
+    ledger.clear_waiting_token(aws.dynamodb, settings.table_name, fleet, token)
     logger.info("release resumed", extra={"fleet": fleet, **output})
     return {"completed": True, "reason": status}
 

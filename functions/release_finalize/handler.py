@@ -28,6 +28,8 @@ from functions.common.release_runtime import Clients, ReleaseSettings, record, r
 logger = Logger()
 metrics = Metrics()
 ACTIONS = {"succeed", "rolled_back", "failed", "rejected", "retire"}
+# Retiring is two calls; a lock that outlives a failed retire frees itself soon.
+RETIRE_HOLD = timedelta(minutes=5)
 OUTCOMES = {"succeed": "succeeded", "rolled_back": "rolled back", "failed": "failed"}
 
 
@@ -86,7 +88,7 @@ def _retire(aws: Clients, settings: ReleaseSettings, state: ReleaseState) -> dic
         return {"retired": False}
     try:
         ledger.acquire(
-            aws.dynamodb, settings.table_name, state.fleet, state.release.id, hold=timedelta(1)
+            aws.dynamodb, settings.table_name, state.fleet, state.release.id, hold=RETIRE_HOLD
         )
     except ledger.LockRefusedError as refusal:
         logger.info("old slot kept", extra={"reason": str(refusal)})

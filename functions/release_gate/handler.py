@@ -27,7 +27,7 @@ def handle(event: Any, settings: ReleaseSettings, aws: Clients) -> dict[str, Any
     def body(step: StepInput) -> dict[str, Any]:
         state = step.state
         if step.action == "warmup":
-            ready, reason = gate.warmed_up(aws.elbv2, state)
+            ready, reason = gate.warmed_up(aws.elbv2, aws.ec2, state)
             before = state.warmup.checks_left if state.warmup else state.fleet_spec.warmup_checks
             left = max(before - 1, 0)
             if not ready and left == 0:
@@ -38,7 +38,7 @@ def handle(event: Any, settings: ReleaseSettings, aws: Clients) -> dict[str, Any
             if ready:
                 record(aws, settings, state, "new targets healthy", metrics, targets=reason)
             return Warmup(ready=ready, checks_left=left, reason=reason).model_dump()
-        summary = gate.judge(aws.elbv2, aws.cloudwatch, state, datetime.now(UTC))
+        summary = gate.judge(aws.elbv2, aws.ec2, aws.cloudwatch, state, datetime.now(UTC))
         weights = state.step.weights.target if state.step else 100
         record(aws, settings, state, "health gate passed", metrics, traffic=weights, detail=summary)
         return {"summary": summary}

@@ -1,9 +1,11 @@
 """The release's rollback path (every Catch leads here).
 
 blue_green / canary: all traffic back to the active slot (one ModifyListener), then the
-target slot scaled to 0. rolling: RollbackInstanceRefresh of this release's refresh (or
-a refresh to the previous version when AWS refuses or it already finished); returns
-`wait: true` when the state machine must wait for that refresh.
+target slot scaled to 0. rolling: RollbackInstanceRefresh of this release's refresh, or
+a refresh back to the previous version when it already ended (cancelled, failed or
+successful); when AWS refuses a rollback, the refresh is cancelled and the step raises
+RefreshStillCancellingError, which the state machine retries until it is Cancelled.
+Returns `wait: true` when the state machine must wait for a refresh.
 """
 
 from __future__ import annotations

@@ -97,6 +97,7 @@ def plan(strategy: str = "canary", active: str = "blue", **changes: Any) -> dict
         "target_target_group": TARGET_GROUPS[target],
         "source_version": SOURCE_VERSION,
         "capacity": CAPACITY,
+        "target_running": 0,
         "steps": [{"target": p, "active": 100 - p, "last": p == 100} for p in steps],
         "refresh_wait_seconds": 900,
     }

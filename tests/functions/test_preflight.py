@@ -173,6 +173,7 @@ def test_canary_targets_the_idle_slot_with_the_canary_steps(aws: StubbedAws) -> 
     assert plan.from_ami == PREVIOUS_AMI
     assert plan.source_version == 7
     assert plan.capacity.model_dump() == {"min": 2, "max": 6, "desired": 3}
+    assert plan.target_running == 0  # green is idle
     assert [s.model_dump() for s in plan.steps] == [
         {"target": 5, "active": 95, "last": False},
         {"target": 25, "active": 75, "last": False},
@@ -210,27 +211,27 @@ def test_rolling_refreshes_its_one_slot_in_one_step(aws: StubbedAws) -> None:
 
     assert (plan.active_slot, plan.target_slot) == ("blue", "blue")
     assert plan.source_version == 6
+    # the one slot serves (3 instances): the refresh replaces them, nothing to empty
+    assert plan.target_running == 0
     assert [s.model_dump() for s in plan.steps] == [{"target": 100, "active": 0, "last": True}]
     # one batch: 60 s warm-up + one checkpoint of 300 s + 600 s bake = 960, twice over
     assert plan.refresh_wait_seconds == 1920
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: preflight accepts a target slot that still runs instances (the last release's "
-    "old slot, kept warm through its rollback window); deploy `scale` then only sets the "
-    "group's launch template version, which replaces no instance, so warm-up counts the old "
-    "instances healthy and the release moves traffic onto the AMI of two releases ago",
-)
-def test_a_slot_still_warm_from_the_last_release_is_no_target() -> None:
-    # (its own stubs: whichever read a fix refuses at, the later ones need not be asked)
-    aws = StubbedAws()
+@pytest.mark.parametrize("strategy", ["blue_green", "canary"])
+def test_a_slot_still_warm_from_the_last_release_is_a_target_with_its_instances_counted(
+    aws: StubbedAws, strategy: str
+) -> None:
     # Given blue serving and green, its predecessor, still at 3 instances (not retired yet)
-    given(aws, "canary", World(groups=(group("blue", "6", 3), group("green", "7", 3))))
+    given(aws, strategy, World(groups=(group("blue", "6", 3), group("green", "7", 3))))
 
-    # When a release to the fleet runs its preflight, Then green is refused as a target
-    with pytest.raises(PreflightFailedError):
-        run_preflight(aws, "canary")
+    plan = run_preflight(aws, strategy)
+
+    # Then green is the target all the same, and the plan says it still runs 3 instances
+    # (deploy `scale` empties it before it scales it up on the new version)
+    assert plan.target_slot == "green"
+    assert plan.target_running == 3
+    assert plan.capacity.desired == 3
 
 
 def test_the_refresh_wait_is_never_under_ten_minutes() -> None:
@@ -323,6 +324,7 @@ def test_preflight_locks_opens_the_release_and_returns_the_plan(
     assert plan["target_slot"] == target
     assert plan["from_ami"] == PREVIOUS_AMI
     assert plan["steps"][-1] == {"target": 100, "active": 0, "last": True}
+    assert plan["target_running"] == 0
 
 
 LOCKED: dict[str, tuple[dict[str, Any], str]] = {

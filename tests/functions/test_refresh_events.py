@@ -1,5 +1,5 @@
 """The instance refresh event receiver: the end of a refresh resumes the release waiting
-on its group, once (Stubber)."""
+on its group, once; the token is forgotten only once sent (Stubber)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,15 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from functions.common import ledger
 from functions.common.events import REFRESH_ENDED
 from functions.refresh_events.handler import Settings, handle
 from tests.functions.release_state import (
     GROUPS,
+    RELEASE_ID,
     TABLE,
     TOKEN,
     StubbedAws,
-    conditional_check_failed,
     fleet_key,
 )
 
@@ -55,22 +56,34 @@ def _event(kind: str = "Succeeded", group: str = GROUPS["blue"]) -> dict[str, An
     }
 
 
-def _take(aws: StubbedAws, group: str = GROUPS["blue"], token: str | None = TOKEN) -> None:
-    """The conditional removal of the token waiting on `group` (refused: nobody waits)."""
-    if token is None:
-        conditional_check_failed(aws.dynamodb)
-        return
+def _waiting(aws: StubbedAws, group: str = GROUPS["blue"], token: str | None = TOKEN) -> None:
+    """The fleet item read (consistently): the token waiting on `group` (None: no token)."""
+    item: dict[str, Any] = fleet_key() | {"lock_owner": {"S": RELEASE_ID}}
+    if token is not None:
+        item |= {"waiting_token": {"S": token}, "waiting_group": {"S": group}}
     aws.dynamodb.add_response(
-        "update_item",
-        {"Attributes": {"waiting_token": {"S": token}, "waiting_group": {"S": group}}},
-        {
-            "TableName": TABLE,
-            "Key": fleet_key(),
-            "UpdateExpression": "REMOVE waiting_token, waiting_group",
-            "ConditionExpression": "waiting_group = :group AND attribute_exists(waiting_token)",
-            "ExpressionAttributeValues": {":group": {"S": group}},
-            "ReturnValues": "UPDATED_OLD",
-        },
+        "get_item",
+        {"Item": item},
+        {"TableName": TABLE, "Key": fleet_key(), "ConsistentRead": True},
+    )
+
+
+CLEAR = {
+    "TableName": TABLE,
+    "Key": fleet_key(),
+    "UpdateExpression": "REMOVE waiting_token, waiting_group",
+    "ConditionExpression": "waiting_token = :token",
+    "ExpressionAttributeValues": {":token": {"S": TOKEN}},
+}
+
+
+def _expect_cleared(aws: StubbedAws, refused: str | None = None) -> None:
+    """The token forgotten, on condition it is still the one sent (`refused`: the error)."""
+    if refused is None:
+        aws.dynamodb.add_response("update_item", {}, CLEAR)
+        return
+    aws.dynamodb.add_client_error(
+        "update_item", service_error_code=refused, http_status_code=400, expected_params=CLEAR
     )
 
 
@@ -92,15 +105,21 @@ ENDS = {
 @pytest.mark.parametrize("kind", ENDS, ids=list(ENDS))
 def test_the_end_of_a_refresh_resumes_the_waiting_release(aws: StubbedAws, kind: str) -> None:
     # Given a release waiting on the blue group with a task token
-    _take(aws)
+    _waiting(aws)
     _expect_success(aws, kind, ENDS[kind])
+    _expect_cleared(aws)
 
     # When the refresh's end event arrives
     result = handle(_event(kind), SETTINGS, aws.clients)
 
-    # Then the token is taken, then the task completed with the refresh's status
+    # Then the token is read, the task completed with the refresh's status, and only
+    # then the token forgotten
     assert result == {"completed": True, "reason": ENDS[kind]}
-    assert aws.calls == ["dynamodb.UpdateItem", "stepfunctions.SendTaskSuccess"]
+    assert aws.calls == [
+        "dynamodb.GetItem",
+        "stepfunctions.SendTaskSuccess",
+        "dynamodb.UpdateItem",
+    ]
 
 
 def test_the_statuses_are_those_the_state_machine_and_describe_use() -> None:
@@ -113,17 +132,55 @@ def test_the_statuses_are_those_the_state_machine_and_describe_use() -> None:
     }
 
 
-def test_the_other_slots_group_takes_its_own_token(aws: StubbedAws) -> None:
-    _take(aws, GROUPS["green"])
+def test_the_other_slots_group_sends_its_own_token(aws: StubbedAws) -> None:
+    _waiting(aws, GROUPS["green"])
     _expect_success(aws, "Succeeded", "Successful")
+    _expect_cleared(aws)
     assert handle(_event(group=GROUPS["green"]), SETTINGS, aws.clients)["completed"] is True
 
 
-def test_a_duplicate_event_completes_nothing(aws: StubbedAws) -> None:
-    # Given the event delivered twice: the first takes the token, the second finds none
-    _take(aws)
+def test_a_token_waiting_on_another_group_is_neither_sent_nor_cleared(aws: StubbedAws) -> None:
+    # Given the release waits on green; blue's refresh ends (an earlier refresh, say)
+    _waiting(aws, GROUPS["green"])
+    result = handle(_event(group=GROUPS["blue"]), SETTINGS, aws.clients)
+    assert result == {"completed": False, "reason": "no release waits"}
+    assert aws.calls == ["dynamodb.GetItem"]
+
+
+NOBODY_WAITS: dict[str, dict[str, Any]] = {
+    "no fleet item": {},
+    "no token": {"Item": fleet_key()},
+    "a NULL token": {
+        "Item": fleet_key()
+        | {"waiting_token": {"NULL": True}, "waiting_group": {"S": GROUPS["blue"]}}
+    },
+}
+
+
+@pytest.mark.parametrize("case", NOBODY_WAITS, ids=list(NOBODY_WAITS))
+def test_without_a_waiting_token_nothing_is_sent(aws: StubbedAws, case: str) -> None:
+    aws.dynamodb.add_response(
+        "get_item",
+        NOBODY_WAITS[case],
+        {"TableName": TABLE, "Key": fleet_key(), "ConsistentRead": True},
+    )
+    result = handle(_event(), SETTINGS, aws.clients)
+    assert result == {"completed": False, "reason": "no release waits"}
+    assert aws.calls == ["dynamodb.GetItem"]
+
+
+def test_a_dynamodb_null_reads_as_none() -> None:
+    typed = {"a": {"NULL": True}, "b": {"L": [{"NULL": True}, {"M": {"c": {"NULL": True}}}]}}
+    assert ledger.plain(typed) == {"a": None, "b": [None, {"c": None}]}
+    assert ledger.plain({"a": ledger.typed(None)}) == {"a": None}
+
+
+def test_a_duplicate_event_after_the_first_finds_no_token(aws: StubbedAws) -> None:
+    # Given the event delivered twice: the first sends and clears the token
+    _waiting(aws)
     _expect_success(aws, "Succeeded", "Successful")
-    _take(aws, token=None)
+    _expect_cleared(aws)
+    _waiting(aws, token=None)
 
     first = handle(_event(), SETTINGS, aws.clients)
     second = handle(_event(), SETTINGS, aws.clients)
@@ -131,6 +188,36 @@ def test_a_duplicate_event_completes_nothing(aws: StubbedAws) -> None:
     assert first["completed"] is True
     assert second == {"completed": False, "reason": "no release waits"}
     assert aws.calls.count("stepfunctions.SendTaskSuccess") == 1
+
+
+def test_a_duplicate_event_that_read_the_token_too_finds_the_task_ended(
+    aws: StubbedAws,
+) -> None:
+    # Given both deliveries read the token before either cleared it
+    _waiting(aws)
+    _expect_success(aws, "Succeeded", "Successful")
+    _expect_cleared(aws)
+    _waiting(aws)
+    aws.stepfunctions.add_client_error("send_task_success", service_error_code="TaskTimedOut")
+    _expect_cleared(aws, refused="ConditionalCheckFailedException")
+
+    first = handle(_event(), SETTINGS, aws.clients)
+    second = handle(_event(), SETTINGS, aws.clients)
+
+    # Then Step Functions refuses the second (the task has ended): nothing completed twice,
+    # and the token the first already cleared is not an error
+    assert first == {"completed": True, "reason": "Successful"}
+    assert second == {"completed": False, "reason": "TaskTimedOut"}
+
+
+def test_a_token_replaced_by_a_newer_wait_is_kept(aws: StubbedAws) -> None:
+    # Given the release stored a new token (a poll, then `await`) after the read
+    _waiting(aws)
+    _expect_success(aws, "Succeeded", "Successful")
+    _expect_cleared(aws, refused="ConditionalCheckFailedException")
+
+    # Then the conditional clear is refused (the newer token stays) and that is no error
+    assert handle(_event(), SETTINGS, aws.clients) == {"completed": True, "reason": "Successful"}
 
 
 @pytest.mark.parametrize("kind", ["Started", "Checkpoint Reached", "Rollback Started"])
@@ -175,18 +262,51 @@ def test_a_malformed_event_is_refused_without_a_call(aws: StubbedAws, case: str)
 @pytest.mark.parametrize("code", ["TaskTimedOut", "InvalidToken", "TaskDoesNotExist"])
 def test_a_wait_that_already_ended_is_not_an_error(aws: StubbedAws, code: str) -> None:
     # Given the release's wait timed out (it went on polling) before the event came
-    _take(aws)
+    _waiting(aws)
     aws.stepfunctions.add_client_error("send_task_success", service_error_code=code)
+    _expect_cleared(aws)
 
     result = handle(_event(), SETTINGS, aws.clients)
 
+    # Then the token, which nothing can complete any more, is forgotten
     assert result == {"completed": False, "reason": code}
+    assert aws.calls[-1] == "dynamodb.UpdateItem"
 
 
-def test_any_other_step_functions_error_is_raised(aws: StubbedAws) -> None:
-    _take(aws)
+@pytest.mark.parametrize(
+    "code", ["ThrottlingException", "ServiceUnavailable", "KMSThrottlingException"]
+)
+def test_a_failed_send_is_raised_and_leaves_the_token(aws: StubbedAws, code: str) -> None:
+    # Given Step Functions fails the send for another reason
+    _waiting(aws)
     aws.stepfunctions.add_client_error(
-        "send_task_success", service_error_code="ThrottlingException", http_status_code=400
+        "send_task_success", service_error_code=code, http_status_code=400
     )
-    with pytest.raises(ClientError, match="ThrottlingException"):
+
+    # Then the error is raised (the event is delivered again) and the token not cleared
+    with pytest.raises(ClientError, match=code):
+        handle(_event(), SETTINGS, aws.clients)
+    assert aws.calls == ["dynamodb.GetItem", "stepfunctions.SendTaskSuccess"]
+
+
+def test_the_redelivery_of_a_failed_send_resumes_the_release(aws: StubbedAws) -> None:
+    _waiting(aws)
+    aws.stepfunctions.add_client_error(
+        "send_task_success", service_error_code="ServiceUnavailable", http_status_code=503
+    )
+    _waiting(aws)
+    _expect_success(aws, "Succeeded", "Successful")
+    _expect_cleared(aws)
+
+    with pytest.raises(ClientError, match="ServiceUnavailable"):
+        handle(_event(), SETTINGS, aws.clients)
+    assert handle(_event(), SETTINGS, aws.clients) == {"completed": True, "reason": "Successful"}
+    assert aws.calls.count("dynamodb.UpdateItem") == 1
+
+
+def test_a_ledger_error_clearing_the_sent_token_is_raised(aws: StubbedAws) -> None:
+    _waiting(aws)
+    _expect_success(aws, "Succeeded", "Successful")
+    _expect_cleared(aws, refused="ProvisionedThroughputExceededException")
+    with pytest.raises(ClientError, match="ProvisionedThroughputExceeded"):
         handle(_event(), SETTINGS, aws.clients)

@@ -14,7 +14,9 @@ from functions.common.gate import GateFailedError
 from functions.release_gate.handler import handle
 from tests.functions.release_state import (
     ALARMS,
+    AMI,
     LISTENER,
+    PREVIOUS_AMI,
     SETTINGS,
     TARGET_GROUPS,
     StubbedAws,
@@ -44,7 +46,8 @@ class Captured:
         return id(self)
 
 
-def _targets(aws: StubbedAws, slot: str = "green", **states: int) -> None:
+def _targets(aws: StubbedAws, slot: str = "green", *, older: int = 0, **states: int) -> None:
+    """The slot's targets by state; `older` of the healthy ones run the previous AMI."""
     found = [
         {"Target": {"Id": f"i-{state}{n}"}, "TargetHealth": {"State": state}}
         for state, count in states.items()
@@ -55,6 +58,17 @@ def _targets(aws: StubbedAws, slot: str = "green", **states: int) -> None:
         {"TargetHealthDescriptions": found},
         {"TargetGroupArn": TARGET_GROUPS[slot]},
     )
+    healthy = [f["Target"]["Id"] for f in found if f["TargetHealth"]["State"] == "healthy"]
+    if healthy:
+        instances = [
+            {"InstanceId": i, "ImageId": PREVIOUS_AMI if n < older else AMI}
+            for n, i in enumerate(healthy)
+        ]
+        aws.ec2.add_response(
+            "describe_instances",
+            {"Reservations": [{"Instances": instances}]},
+            {"InstanceIds": healthy},
+        )
 
 
 def _alarms(aws: StubbedAws, *firing: str) -> None:
@@ -72,7 +86,7 @@ def _alarms(aws: StubbedAws, *firing: str) -> None:
 def test_warmup_ready_when_every_wanted_target_is_healthy(aws: StubbedAws) -> None:
     # Given the 3 instances the target slot should have, all healthy
     _targets(aws, healthy=3)
-    reason = "3 of 3 targets healthy (3 healthy)"
+    reason = f"3 of 3 targets healthy on {AMI} (3 healthy)"
     expect_step(aws, "new targets healthy", targets=reason)
 
     result = handle(step_input(release_state(), "warmup"), SETTINGS, aws.clients)
@@ -90,9 +104,9 @@ def test_warmup_not_ready_counts_a_check_and_records_nothing(aws: StubbedAws) ->
     assert result == {
         "ready": False,
         "checks_left": 2,
-        "reason": "1 of 3 targets healthy (1 healthy, 2 initial)",
+        "reason": f"1 of 3 targets healthy on {AMI} (1 healthy, 2 initial)",
     }
-    assert aws.calls == ["elbv2.DescribeTargetHealth"]
+    assert aws.calls == ["elbv2.DescribeTargetHealth", "ec2.DescribeInstances"]
 
 
 def test_warmup_fails_when_the_last_check_is_not_ready(aws: StubbedAws) -> None:
@@ -103,15 +117,28 @@ def test_warmup_fails_when_the_last_check_is_not_ready(aws: StubbedAws) -> None:
         handle(step_input(state, "warmup"), SETTINGS, aws.clients)
 
     assert str(raised.value) == (
-        "new targets not healthy after 5 checks: 2 of 3 targets healthy (2 healthy, 1 unhealthy)"
+        "new targets not healthy after 5 checks: "
+        f"2 of 3 targets healthy on {AMI} (2 healthy, 1 unhealthy)"
     )
-    assert aws.calls == ["elbv2.DescribeTargetHealth"]
+    assert aws.calls == ["elbv2.DescribeTargetHealth", "ec2.DescribeInstances"]
+
+
+def test_healthy_targets_still_on_an_older_ami_do_not_count(aws: StubbedAws) -> None:
+    # Given three healthy targets, two of them instances of the slot's previous AMI
+    # (a warm slot superseded by this release, its instances not yet replaced)
+    _targets(aws, healthy=3, older=2)
+    state = release_state(warmup={"ready": False, "checks_left": 3})
+
+    result = handle(step_input(state, "warmup"), SETTINGS, aws.clients)
+
+    assert result["ready"] is False
+    assert result["reason"] == f"1 of 3 targets healthy on {AMI} (3 healthy)"
 
 
 def test_warmup_with_no_targets_registered_yet_says_so(aws: StubbedAws) -> None:
     _targets(aws)
     result = handle(step_input(release_state(), "warmup"), SETTINGS, aws.clients)
-    assert result["reason"] == "0 of 3 targets healthy (no targets)"
+    assert result["reason"] == f"0 of 3 targets healthy on {AMI} (no targets)"
 
 
 # --- the judgment ---------------------------------------------------------------------------
@@ -127,7 +154,7 @@ def test_judge_fails_on_unhealthy_new_targets(aws: StubbedAws) -> None:
     _targets(aws, healthy=2, unhealthy=1)
     with pytest.raises(GateFailedError, match=r"^new targets not healthy: 2 of 3 targets"):
         handle(step_input(release_state(step=_at_step(5)), "judge"), SETTINGS, aws.clients)
-    assert aws.calls == ["elbv2.DescribeTargetHealth"]
+    assert aws.calls == ["elbv2.DescribeTargetHealth", "ec2.DescribeInstances"]
 
 
 def test_judge_fails_on_an_alarm_in_alarm(aws: StubbedAws) -> None:
@@ -148,7 +175,7 @@ def test_judge_at_full_traffic_checks_targets_and_alarms_only(
     slot = "blue" if strategy == "rolling" else "green"
     _targets(aws, slot, healthy=3)
     _alarms(aws)
-    summary = "3 of 3 targets healthy (3 healthy)"
+    summary = f"3 of 3 targets healthy on {AMI} (3 healthy)"
     expect_step(aws, "health gate passed", traffic=100, detail=summary)
     state = release_state(strategy)
     if step is not None:
@@ -233,7 +260,7 @@ def test_a_canary_step_is_judged_against_the_baseline(aws: StubbedAws, case: str
     _targets(aws, healthy=3)
     _alarms(aws)
     _metrics(aws, Captured(), datetime.fromisoformat(step["at"]), **values)
-    targets = "3 of 3 targets healthy (3 healthy)"
+    targets = f"3 of 3 targets healthy on {AMI} (3 healthy)"
     if failure is None:
         expect_step(aws, "health gate passed", traffic=5, detail=f"{targets}; {metrics}")
     event = step_input(release_state(step=step), "judge")
@@ -256,7 +283,7 @@ def test_the_canary_metrics_are_each_target_groups_on_the_fleets_balancer(
     _alarms(aws)
     _metrics(aws, queries, datetime.fromisoformat(step["at"]))
     nothing = "canary 5xx n/a p99 n/a; baseline 5xx n/a p99 n/a"
-    detail = f"3 of 3 targets healthy (3 healthy); {nothing}"
+    detail = f"3 of 3 targets healthy on {AMI} (3 healthy); {nothing}"
     expect_step(aws, "health gate passed", traffic=25, detail=detail)
 
     handle(step_input(release_state(step=step), "judge"), SETTINGS, aws.clients)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from functions.common.strategy import RefreshStillCancellingError
 from functions.release_rollback.handler import handle
 from tests.functions.release_state import (
     GROUPS,
@@ -174,16 +175,34 @@ def test_an_irreversible_refresh_is_cancelled_and_replaced_by_one_back(aws: Stub
         {"InstanceRefreshId": "r-0099"},
         {"AutoScalingGroupName": GROUPS["blue"]},
     )
-    _expect_refresh_back(aws)
 
-    result = _roll_back(aws, "refresh", error=ERROR)
-
-    assert result == {"wait": True, "action": "refresh", "reason": REASON}
-    assert aws.calls[1:4] == [
+    # When the rollback runs, Then the refresh is cancelled, and the step fails for the
+    # state machine to retry (a cancel takes time): no refresh started, no step recorded
+    event = step_input(release_state("rolling", error=ERROR))
+    with pytest.raises(RefreshStillCancellingError, match="cancelling it first"):
+        handle(event, SETTINGS, aws.clients)
+    assert aws.calls == [
+        "autoscaling.DescribeInstanceRefreshes",
         "autoscaling.RollbackInstanceRefresh",
         "autoscaling.CancelInstanceRefresh",
+    ]
+
+    # When the retry finds the refresh Cancelled, Then it starts the refresh back
+    _latest(aws, "Cancelled")
+    _expect_refresh_back(aws)
+    result = _roll_back(aws, "refresh", error=ERROR)
+    assert result == {"wait": True, "action": "refresh", "reason": REASON}
+    assert aws.calls[3:5] == [
+        "autoscaling.DescribeInstanceRefreshes",
         "autoscaling.StartInstanceRefresh",
     ]
+
+
+def test_a_refresh_still_cancelling_is_retried_without_a_call(aws: StubbedAws) -> None:
+    _latest(aws, "Cancelling")
+    with pytest.raises(RefreshStillCancellingError, match="still cancelling"):
+        handle(step_input(release_state("rolling", error=ERROR)), SETTINGS, aws.clients)
+    assert aws.calls == ["autoscaling.DescribeInstanceRefreshes"]
 
 
 def test_any_other_refusal_of_the_rollback_is_raised(aws: StubbedAws) -> None:
@@ -211,6 +230,7 @@ NOTHING_TO_UNDO = {
     "already rolled back": ("RollbackSuccessful", timedelta(minutes=2)),
     "an earlier release's refresh": ("InProgress", -timedelta(hours=3)),
     "an earlier release's finished refresh": ("Successful", -timedelta(days=2)),
+    "an earlier release's cancelling refresh": ("Cancelling", -timedelta(hours=1)),
     "no refresh at all": (None, timedelta(0)),
 }
 
@@ -252,20 +272,16 @@ def test_a_long_reason_is_shortened_for_the_ledger_and_the_state(aws: StubbedAws
     assert len(result["reason"]) == 1000
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: strategy.roll_back_refresh treats a Cancelled refresh of this release as "
-    "'nothing' to undo, but cancelling keeps every replacement already made (here 50%): "
-    "the fleet stays partly on the new AMI while the release is recorded as rolled back",
-)
-def test_a_cancelled_refresh_that_replaced_instances_is_followed_by_a_refresh_back() -> None:
-    # (its own stubs, verified in the test: an expected failure must fail here, not in teardown)
-    aws = StubbedAws()
-    # Given this release's refresh was cancelled halfway (PercentageComplete 50)
-    _latest(aws, "Cancelled")
+@pytest.mark.parametrize("status", ["Cancelled", "Failed"])
+def test_a_cancelled_refresh_that_replaced_instances_is_followed_by_a_refresh_back(
+    aws: StubbedAws, status: str
+) -> None:
+    # Given this release's refresh was cancelled (or failed) halfway (PercentageComplete 50):
+    # the instances it replaced stay on the new AMI
+    _latest(aws, status)
     _expect_refresh_back(aws)
 
     result = _roll_back(aws, "refresh", error=ERROR)
 
-    assert result["action"] == "refresh"
-    aws.verify()
+    # Then a refresh back replaces them (SkipMatching leaves the others)
+    assert result == {"wait": True, "action": "refresh", "reason": REASON}

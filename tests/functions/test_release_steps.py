@@ -30,6 +30,7 @@ from tests.functions.release_state import (
     expect_step,
     fleet_key,
     parameter,
+    plan,
     release_state,
     step_input,
 )
@@ -207,13 +208,16 @@ def test_a_poll_of_a_group_without_refreshes_says_none(aws: StubbedAws) -> None:
 # --- deploy: the idle slot ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("strategy", ["blue_green", "canary"])
-def test_scale_writes_the_controller_parameters_then_scales_the_idle_slot(
-    aws: StubbedAws, strategy: str
-) -> None:
-    # Given green idle, blue serving with capacity 2/6/3
+def _expect_parameters_then_scaled(aws: StubbedAws, *, emptied_first: bool) -> None:
+    """green's version and minimum, (its warm instances emptied,) then green scaled up."""
     expect_put_parameter(aws, parameter("green", "launch-template-version"), str(VERSION))
     expect_put_parameter(aws, parameter("green", "min-size"), "2")
+    if emptied_first:
+        aws.autoscaling.add_response(
+            "update_auto_scaling_group",
+            {},
+            {"AutoScalingGroupName": GROUPS["green"], "MinSize": 0, "DesiredCapacity": 0},
+        )
     aws.autoscaling.add_response(
         "update_auto_scaling_group",
         {},
@@ -227,14 +231,45 @@ def test_scale_writes_the_controller_parameters_then_scales_the_idle_slot(
     )
     expect_step(aws, "target slot scaled", slot="green", version=VERSION, desired=3)
 
+
+@pytest.mark.parametrize("strategy", ["blue_green", "canary"])
+def test_scale_writes_the_controller_parameters_then_scales_the_idle_slot(
+    aws: StubbedAws, strategy: str
+) -> None:
+    # Given green idle (no instance), blue serving with capacity 2/6/3
+    _expect_parameters_then_scaled(aws, emptied_first=False)
+
     # When deploy `scale` runs
     result = deploy(step_input(release_state(strategy), "scale"), SETTINGS, aws.clients)
 
-    # Then the parameters come first, so a deploy meanwhile keeps the new version and minimum
+    # Then the parameters come first, so a deploy meanwhile keeps the new version and
+    # minimum; an idle slot has nothing to empty: one group update
     assert result == {"desired": CAPACITY["desired"]}
     assert aws.calls[:3] == [
         "ssm.PutParameter",
         "ssm.PutParameter",
+        "autoscaling.UpdateAutoScalingGroup",
+    ]
+    assert aws.calls.count("autoscaling.UpdateAutoScalingGroup") == 1
+
+
+@pytest.mark.parametrize("strategy", ["blue_green", "canary"])
+def test_scale_empties_a_slot_still_warm_before_scaling_it_up_on_the_new_version(
+    aws: StubbedAws, strategy: str
+) -> None:
+    # Given green still runs 3 instances of the release before last (its rollback window)
+    _expect_parameters_then_scaled(aws, emptied_first=True)
+    state = release_state(strategy, plan=plan(strategy, target_running=3))
+
+    # When deploy `scale` runs
+    result = deploy(step_input(state, "scale"), SETTINGS, aws.clients)
+
+    # Then green goes to 0 first: none of its old instances can pass for the new ones
+    assert result == {"desired": CAPACITY["desired"]}
+    assert aws.calls[:4] == [
+        "ssm.PutParameter",
+        "ssm.PutParameter",
+        "autoscaling.UpdateAutoScalingGroup",
         "autoscaling.UpdateAutoScalingGroup",
     ]
 
