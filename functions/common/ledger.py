@@ -82,21 +82,31 @@ def acquire(dynamodb: Any, table: str, fleet: str, release_id: str, *, hold: tim
         ) from None
 
 
-def release_lock(dynamodb: Any, table: str, fleet: str, release_id: str) -> bool:
-    """Free the lock if `release_id` holds it; False when it did not (nothing changes)."""
+def _remove_if(
+    dynamodb: Any, table: str, fleet: str, names: str, held: tuple[str, str, str]
+) -> bool:
+    """REMOVE `names` from the fleet item if its attribute equals the value
+    (`held`: attribute, placeholder, value); False (nothing changed) when it does not."""
+    attribute, placeholder, value = held
     try:
         dynamodb.update_item(
             TableName=table,
             Key=fleet_key(fleet),
-            UpdateExpression="REMOVE lock_owner, lock_expires, waiting_token, waiting_group",
-            ConditionExpression="lock_owner = :release",
-            ExpressionAttributeValues={":release": {"S": release_id}},
+            UpdateExpression=f"REMOVE {names}",
+            ConditionExpression=f"{attribute} = {placeholder}",
+            ExpressionAttributeValues={placeholder: {"S": value}},
         )
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
             return False
         raise
     return True
+
+
+def release_lock(dynamodb: Any, table: str, fleet: str, release_id: str) -> bool:
+    """Free the lock if `release_id` holds it; False when it did not (nothing changes)."""
+    names = "lock_owner, lock_expires, waiting_token, waiting_group"
+    return _remove_if(dynamodb, table, fleet, names, ("lock_owner", ":release", release_id))
 
 
 def fleet_item(dynamodb: Any, table: str, fleet: str) -> dict[str, Any]:
@@ -243,14 +253,6 @@ def waiting_token(dynamodb: Any, table: str, fleet: str, group: str) -> str | No
 
 def clear_waiting_token(dynamodb: Any, table: str, fleet: str, token: str) -> None:
     """Forget `token` once it has been sent (unless a newer wait replaced it)."""
-    try:
-        dynamodb.update_item(
-            TableName=table,
-            Key=fleet_key(fleet),
-            UpdateExpression="REMOVE waiting_token, waiting_group",
-            ConditionExpression="waiting_token = :token",
-            ExpressionAttributeValues={":token": {"S": token}},
-        )
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-            raise
+    _remove_if(
+        dynamodb, table, fleet, "waiting_token, waiting_group", ("waiting_token", ":token", token)
+    )

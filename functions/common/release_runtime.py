@@ -4,13 +4,16 @@ step record (ledger + `Release Step Completed` event + ReleaseStepDuration metri
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, ValidationError
 
 from functions.common import ledger, release_events
 from functions.common.release_models import MalformedStepError, ReleaseState, StepInput
 from functions.common.settings import FunctionSettings
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Logger, Metrics
 
 
 class ReleaseSettings(FunctionSettings):
@@ -101,3 +104,19 @@ def run_step(event: Any, actions: set[str], logger: Any, body: Callable[[StepInp
     except MalformedStepError as refusal:
         logger.warning("step input refused", extra={"reason": str(refusal)})
         raise
+
+
+StepHandle = Callable[[Any, ReleaseSettings, Clients], Any]
+
+
+def lambda_entry(handle: StepHandle, logger: Logger, metrics: Metrics) -> Callable[[Any, Any], Any]:
+    """A step function's `lambda_handler`: Powertools' context (correlation id = release
+    id) and metrics around `handle`, with settings and clients for this invocation."""
+
+    @logger.inject_lambda_context(correlation_id_path="state.release.id")
+    @metrics.log_metrics
+    def lambda_handler(event: Any, context: Any) -> Any:  # noqa: ARG001
+        settings = ReleaseSettings.from_environ()
+        return handle(event, settings, Clients(settings.region))
+
+    return lambda_handler

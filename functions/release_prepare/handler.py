@@ -5,11 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.common import strategy
 from functions.common.release_models import StepInput
-from functions.common.release_runtime import Clients, ReleaseSettings, record, run_step
+from functions.common.release_runtime import (
+    Clients,
+    ReleaseSettings,
+    lambda_entry,
+    record,
+    run_step,
+)
 
 logger = Logger()
 metrics = Metrics()
@@ -36,8 +41,4 @@ def handle(event: Any, settings: ReleaseSettings, aws: Clients) -> dict[str, Any
     return result
 
 
-@logger.inject_lambda_context(correlation_id_path="state.release.id")
-@metrics.log_metrics
-def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:  # noqa: ARG001
-    settings = ReleaseSettings.from_environ()
-    return handle(event, settings, Clients(settings.region))
+lambda_handler = lambda_entry(handle, logger, metrics)
