@@ -33,6 +33,7 @@ from infra.ledger import ReleaseLedger
 from infra.observability import log_retention
 from infra.release_definition import ReleaseDefinition, ReleaseFunctions
 from infra.release_spec import STEP_CALLS, fleet_spec
+from infra.rollback import AlarmRollback
 
 IMAGE_STATE_CHANGE = "EC2 Image Builder Image State Change"
 # What DynamoDB asks of a caller on a table encrypted with a customer managed key.
@@ -108,6 +109,16 @@ class ReleaseOrchestrator(Construct):
                 )
             )
         self.trigger = self._trigger(config, key)
+        self.rollback = AlarmRollback(
+            self,
+            "Rollback",
+            config=config,
+            key=key,
+            fleets=fleets,
+            table=self.ledger.table,
+            state_machine=self.state_machine,
+            table_key_actions=TABLE_KEY_ACTIONS,
+        )
         images = [
             {
                 "prefix": f"arn:{Aws.PARTITION}:imagebuilder:{Aws.REGION}:{Aws.ACCOUNT_ID}:"

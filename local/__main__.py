@@ -3,7 +3,7 @@
     python -m local serve [-c env=sandbox] [--port 4566] [--time-scale 60]
     python -m local status [-c env=sandbox] [--port 4566]
     python -m local bake [-c env=sandbox] [--pipeline golden] [--version 1.0.0]
-                         [--health healthy|failing|erroring|slow] [--port 4566]
+                         [--health healthy|failing|erroring|degrading|slow] [--port 4566]
 
 Starts moto on 127.0.0.1 with phoenix's extensions, deploys the environment's
 synthesized stacks into it with the real CDK CLI, prints the endpoint and the fleets,
@@ -100,7 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     bake_parser.add_argument("--pipeline", default="golden")
     bake_parser.add_argument("--version", default="1.0.0")
     bake_parser.add_argument(
-        "--health", choices=["healthy", "failing", "erroring", "slow"], default="healthy"
+        "--health",
+        choices=["healthy", "failing", "erroring", "degrading", "slow"],
+        default="healthy",
     )
     bake_parser.add_argument("--port", type=int, default=4566)
     arguments = parser.parse_args(argv)

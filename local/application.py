@@ -11,7 +11,9 @@ failing, erroring or slow; an AMI without the tag is healthy. From it:
   TargetResponseTime, UnHealthyHostCount) per target group and load balancer. A target
   group whose targets are all unhealthy still gets its share (ALB fails open), so a
   failing AMI's requests come back 5xx; an erroring AMI passes its health checks but
-  answers half of its requests with 5xx (a bad release a health check misses); a slow
+  answers half of its requests with 5xx (a bad release a health check misses); a
+  degrading AMI serves well for its first 12 minutes of traffic, then errors so (a
+  leak, found after the release); a slow
   AMI answers in 2.5 s;
 - alarms: every alarm on these metrics is evaluated from the same numbers against its
   own threshold and comparison, moving to ALARM after `EvaluationPeriods` breaching
@@ -37,6 +39,10 @@ from local.imagebuilder import HEALTH_TAG
 REQUESTS_PER_MINUTE = 600
 LATENCY_SECONDS = {"healthy": 0.05, "slow": 2.5, "failing": 0.05, "erroring": 0.05}
 ERROR_SHARE = {"healthy": 0.0, "slow": 0.0, "failing": 1.0, "erroring": 0.5}
+# A degrading AMI serves well at first, then errors like an erroring one (a leak): after
+# this many minutes of traffic per instance.
+DEGRADES_AFTER_MINUTES = 12
+_served: dict[str, int] = {}
 NAMESPACE = "AWS/ApplicationELB"
 _breaching: dict[str, int] = {}
 
@@ -51,12 +57,17 @@ def image_health(ec2: Any, image_id: str) -> str:
 
 
 def instance_health(account: str, region: str, instance_id: str) -> str | None:
-    """The health profile of a running instance's AMI; None once it no longer runs."""
+    """The health profile of a running instance's AMI (a degrading one as it is now);
+    None once it no longer runs."""
     ec2 = ec2_backends[account][region]
     instance = ec2.get_instance_by_id(instance_id)
     if instance is None or instance.state != "running":
         return None
-    return image_health(ec2, instance.image_id)
+    profile = image_health(ec2, instance.image_id)
+    if profile == "degrading":
+        worn = _served.get(instance_id, 0) >= DEGRADES_AFTER_MINUTES
+        return "erroring" if worn else "healthy"
+    return profile
 
 
 @dataclass(frozen=True)
@@ -73,6 +84,9 @@ def target_group_traffic(
     backend: ELBv2Backend, group: FakeTargetGroup, requests: float
 ) -> GroupTraffic:
     ids = [t["Id"] for t in group.targets.values() if str(t["Id"]).startswith("i-")]
+    if requests:
+        for instance_id in ids:
+            _served[instance_id] = _served.get(instance_id, 0) + 1
     found = [instance_health(backend.account_id, backend.region_name, i) for i in ids]
     profiles = [p for p in found if p is not None]
     unhealthy = profiles.count("failing")

@@ -198,9 +198,13 @@ def close_release(
     outcome: str,
     reason: str,
     good_ami: str | None,
+    previous_ami: str | None = None,
+    window: dict[str, Any] | None = None,
 ) -> None:
     """Record the outcome on the release item and, when it ended on a good AMI (`good_ami`),
-    on the fleet item as its last known good AMI."""
+    on the fleet item as its last known good AMI; a success also keeps the AMI before it
+    (`previous_ami`, what a later rollback releases) and, for blue_green/canary, the
+    rollback `window` (old and new slot, until when the old one stays warm)."""
     moment = iso(now())
     dynamodb.update_item(
         TableName=table,
@@ -213,18 +217,45 @@ def close_release(
         },
     )
     if good_ami:
+        extra = {"previous_good_ami": previous_ami, "warm_slot": window}
+        settings = {name: value for name, value in extra.items() if value is not None}
+        assignments = "".join(f", {name} = :{name}" for name in settings)
         dynamodb.update_item(
             TableName=table,
             Key=fleet_key(fleet),
             UpdateExpression="SET last_good_ami = :ami, last_release = :release, "
-            "last_outcome = :outcome, last_ended_at = :at",
+            f"last_outcome = :outcome, last_ended_at = :at{assignments} REMOVE flight"
+            + ("" if window else ", warm_slot"),
             ExpressionAttributeValues={
                 ":ami": {"S": good_ami},
                 ":release": {"S": release_id},
                 ":outcome": {"S": outcome},
                 ":at": {"S": moment},
+                **{f":{name}": typed(value) for name, value in settings.items()},
             },
         )
+
+
+def close_window(dynamodb: Any, table: str, fleet: str, release_id: str) -> None:
+    """The old slot is gone: no rollback window of `release_id` any more."""
+    _remove_if(dynamodb, table, fleet, "warm_slot", ("last_release", ":release", release_id))
+
+
+def record_flight(
+    dynamodb: Any, table: str, fleet: str, release_id: str, flight: dict[str, Any]
+) -> None:
+    """What the alarm-driven rollback needs of the release in flight (slots, AMIs), on
+    the fleet item, while `release_id` holds the lock."""
+    dynamodb.update_item(
+        TableName=table,
+        Key=fleet_key(fleet),
+        UpdateExpression="SET flight = :flight",
+        ConditionExpression="lock_owner = :release",
+        ExpressionAttributeValues={
+            ":flight": typed({"release": release_id, **flight}),
+            ":release": {"S": release_id},
+        },
+    )
 
 
 def await_refresh(

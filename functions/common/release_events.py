@@ -21,17 +21,8 @@ class EventNotAcceptedError(RuntimeError):
     """EventBridge answered PutEvents with a failed entry."""
 
 
-def publish(events: Any, detail_type: DetailType, state: ReleaseState, **detail: Any) -> None:
-    """One event with the release id, fleet, environment and AMIs, plus `detail`."""
-    body = {
-        "release_id": state.release.id,
-        "environment": state.environment,
-        "fleet": state.fleet,
-        "strategy": state.fleet_spec.strategy,
-        "to_ami": state.ami,
-        "from_ami": state.plan.from_ami if state.plan else None,
-        **detail,
-    }
+def put(events: Any, detail_type: DetailType, body: dict[str, Any]) -> None:
+    """One `phoenix` event on the default bus."""
     response = events.put_events(
         Entries=[
             {
@@ -44,3 +35,17 @@ def publish(events: Any, detail_type: DetailType, state: ReleaseState, **detail:
     )
     if response.get("FailedEntryCount"):
         raise EventNotAcceptedError(json.dumps(response.get("Entries", [])))
+
+
+def publish(events: Any, detail_type: DetailType, state: ReleaseState, **detail: Any) -> None:
+    """One event with the release id, fleet, environment and AMIs, plus `detail`."""
+    body = {
+        "release_id": state.release.id,
+        "environment": state.environment,
+        "fleet": state.fleet,
+        "strategy": state.fleet_spec.strategy,
+        "to_ami": state.ami,
+        "from_ami": state.plan.from_ami if state.plan else None,
+        **detail,
+    }
+    put(events, detail_type, body)

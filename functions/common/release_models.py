@@ -58,6 +58,15 @@ class FleetSpec(_Model):
     warmup_checks: Annotated[int, Field(ge=1)]
 
 
+class RollbackFleet(_Model):
+    """What the rollback function knows of a fleet (in its settings)."""
+
+    name: FleetName
+    strategy: Strategy
+    listener: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:elasticloadbalancing:")]
+    slots: dict[Slot, SlotSpec]
+
+
 class ReleaseRef(_Model):
     id: Annotated[str, Field(min_length=1, max_length=80)]
     started_at: datetime

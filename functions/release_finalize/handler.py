@@ -50,11 +50,28 @@ def _succeed(aws: Clients, settings: ReleaseSettings, state: ReleaseState) -> di
             Resources=[plan.from_ami], Tags=[{"Key": ledger.ROLLBACK_TARGET_TAG, "Value": "true"}]
         )
     record(aws, settings, state, "pointer moved", metrics, ami=state.ami)
-    _close(aws, settings, state, "succeeded", "", good_ami=state.ami)
-    release_events.publish(aws.events, "Release Succeeded", state)
     window = state.fleet_spec.rollback_window_seconds
     keeps_old_slot = state.fleet_spec.strategy != "rolling" and window > 0
-    return {"retire": keeps_old_slot, "retire_at": _later(window)}
+    warm = {
+        "release": state.release.id,
+        "old_slot": plan.active_slot,
+        "new_slot": plan.target_slot,
+        "previous_ami": plan.from_ami,
+        "until": _later(window),
+    }
+    _close(
+        aws,
+        settings,
+        state,
+        "succeeded",
+        "",
+        good_ami=state.ami,
+        # A rollback release goes back to an AMI: nothing before it to return to.
+        previous_ami="" if state.trigger.startswith("rollback") else plan.from_ami,
+        window=warm if keeps_old_slot else None,
+    )
+    release_events.publish(aws.events, "Release Succeeded", state)
+    return {"retire": keeps_old_slot, "retire_at": warm["until"]}
 
 
 def _later(seconds: int) -> str:
@@ -69,6 +86,8 @@ def _close(
     reason: str,
     *,
     good_ami: str | None,
+    previous_ami: str | None = None,
+    window: dict[str, Any] | None = None,
 ) -> None:
     ledger.close_release(
         aws.dynamodb,
@@ -78,6 +97,8 @@ def _close(
         outcome=outcome,
         reason=reason,
         good_ami=good_ami,
+        previous_ami=previous_ami,
+        window=window,
     )
     ledger.release_lock(aws.dynamodb, settings.table_name, state.fleet, state.release.id)
     metrics.add_metric(name="ReleaseDuration", unit=MetricUnit.Seconds, value=_duration(state))
@@ -100,6 +121,7 @@ def _retire(aws: Clients, settings: ReleaseSettings, state: ReleaseState) -> dic
         return {"retired": False}
     try:
         strategy.empty_slot(aws.autoscaling, aws.ssm, state, plan.active_slot)
+        ledger.close_window(aws.dynamodb, settings.table_name, state.fleet, state.release.id)
     finally:
         ledger.release_lock(aws.dynamodb, settings.table_name, state.fleet, state.release.id)
     return {"retired": True}

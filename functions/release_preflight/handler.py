@@ -52,6 +52,20 @@ def handle(event: Any, settings: ReleaseSettings, aws: Clients) -> dict[str, Any
             autoscaling=aws.autoscaling,
             cloudwatch=aws.cloudwatch,
         )
+        ledger.record_flight(
+            aws.dynamodb,
+            settings.table_name,
+            state.fleet,
+            state.release.id,
+            {
+                "strategy": state.fleet_spec.strategy,
+                "active_slot": plan.active_slot,
+                "target_slot": plan.target_slot,
+                "from_ami": plan.from_ami,
+                "to_ami": state.ami,
+                "rollback": state.trigger.startswith("rollback"),
+            },
+        )
         record(
             aws,
             settings,

@@ -21,7 +21,7 @@ from moto.core.utils import utcnow
 from moto.ec2.models import ec2_backends
 from moto.events.models import events_backends
 
-Health = Literal["healthy", "failing", "erroring", "slow"]
+Health = Literal["healthy", "failing", "erroring", "degrading", "slow"]
 HEALTH_TAG = "phoenix:health"
 DETAIL_TYPE = "EC2 Image Builder Image State Change"
 
@@ -97,9 +97,10 @@ class ImageBuilderBackend(BaseBackend):
             )
         name, version = parts[1].split("/")  # the recipe's name is the images' name
         health = tags.get(HEALTH_TAG, "healthy")
-        if health not in ("healthy", "failing", "erroring", "slow"):
+        if health not in ("healthy", "failing", "erroring", "degrading", "slow"):
             raise InvalidParameterValueError(
-                f"The tag {HEALTH_TAG} must be healthy, failing, erroring or slow, not {health!r}"
+                f"The tag {HEALTH_TAG} must be healthy, failing, erroring, degrading or slow, "
+                f"not {health!r}"
             )
         architecture = tags.get("phoenix:architecture", "arm64")
         return self.bake(name, version, cast(Health, health), architecture)

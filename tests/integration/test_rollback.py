@@ -1,0 +1,161 @@
+"""Rollback in the embedded AWS: alarm-driven (in flight, inside the rollback window,
+later), manual, pause and resume, alarm storms and a throttled rollback."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local.api_calls import recording
+from local.embedded import EmbeddedAws
+from local.faults import failing
+from tests.integration.fleet_view import FleetView, release_item
+
+CONFIG = Path(__file__).resolve().parent / "config"
+
+
+@pytest.fixture(scope="module")
+def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedAws]:
+    with EmbeddedAws() as embedded:
+        embedded.deploy("sandbox", outdir=tmp_path_factory.mktemp("cdk.out"), config_dir=CONFIG)
+        yield embedded
+
+
+def _released(aws: EmbeddedAws, fleet: str, version: str, health: str = "healthy") -> str:
+    aws.advance(300)  # an earlier test's alarms recover with a few minutes of good traffic
+    baked = aws.bake(pipeline="scratch", version=version, health=health)
+    execution = aws.request_release(fleet, baked.ami, requested_by="tests")
+    assert execution["status"] == "SUCCEEDED", release_item(aws, fleet, execution["name"])
+    return baked.ami
+
+
+def _put(aws: EmbeddedAws, entries: list[dict[str, Any]]) -> None:
+    response = aws.client("events").put_events(Entries=entries)
+    assert response["FailedEntryCount"] == 0
+    aws.settle()
+
+
+def _request(fleet: str, detail_type: str, reason: str = "") -> dict[str, Any]:
+    detail = {"fleet": fleet, "requested_by": "tests", "reason": reason}
+    return {"Source": "phoenix", "DetailType": detail_type, "Detail": json.dumps(detail)}
+
+
+def _alarm(name: str) -> dict[str, Any]:
+    detail = {
+        "alarmName": name,
+        "state": {"value": "ALARM", "reason": "test", "timestamp": "2026-11-25T12:00:00.000+0000"},
+        "previousState": {"value": "OK", "reason": "test"},
+        "configuration": {"metrics": []},
+    }
+    return {
+        "Source": "aws.cloudwatch",
+        "DetailType": "CloudWatch Alarm State Change",
+        "Detail": json.dumps(detail),
+    }
+
+
+def _assert_back_on(aws: EmbeddedAws, fleet: str, ami: str) -> FleetView:
+    view = FleetView.read(aws, fleet)
+    assert view.serving_amis == {ami}
+    assert view.pointer == ami
+    assert sorted(view.weights.values()) in ([100], [0, 100])
+    assert view.idle_desired == 0
+    assert "lock_owner" not in view.fleet_item
+    return view
+
+
+def test_an_alarm_during_a_canary_step_rolls_the_release_back(aws: EmbeddedAws) -> None:
+    # Given web on a good AMI, and an image that passes health checks but errors
+    good = _released(aws, "web", "5.0.0")
+    bad = aws.bake(pipeline="scratch", version="5.0.1", health="erroring")
+
+    # When it is released: at the first canary step the slot's 5xx alarm goes to ALARM
+    execution = aws.request_release("web", bad.ami, requested_by="tests")
+
+    # Then the rollback function took the traffic back and stopped the release
+    assert execution["status"] == "ABORTED"
+    _assert_back_on(aws, "web", good)
+    release = release_item(aws, "web", execution["name"])
+    assert release["outcome"] == "rolled back"
+    assert release["reason"].startswith("alarm phoenix-sandbox-web-")
+    assert release["steps"][-1] == "rolled back"
+
+
+def test_an_alarm_inside_the_rollback_window_moves_traffic_back(aws: EmbeddedAws) -> None:
+    # Given api on a good AMI, then a release of one that degrades after its release
+    good = _released(aws, "api", "6.0.0")
+    degrading = _released(aws, "api", "6.0.1", health="degrading")
+
+    # Then its alarm, inside the rollback window, put traffic back on the warm old slot,
+    # restored the pointer, and the window's end retired nothing
+    view = _assert_back_on(aws, "api", good)
+    assert degrading != good
+    assert view.fleet_item["last_outcome"]["S"] == "rolled back"
+
+
+def test_later_a_rollback_is_a_new_release_of_the_last_good_ami(aws: EmbeddedAws) -> None:
+    # Given worker released twice (rolling: no window)
+    first = _released(aws, "worker", "7.0.0")
+    _released(aws, "worker", "7.0.1")
+
+    # When an alarm storm hits it: five alarms of the fleet at once
+    before = set(aws.executions())
+    _put(aws, [_alarm(f"phoenix-sandbox-worker-{what}") for what in ("5xx-rate",) * 5])
+
+    # Then one new release, marked as a rollback, put the first AMI back
+    new = [e for arn, e in aws.executions().items() if arn not in before]
+    assert [e["name"].startswith("rollback-worker-") for e in new] == [True]
+    assert new[0]["status"] == "SUCCEEDED"
+    _assert_back_on(aws, "worker", first)
+    assert release_item(aws, "worker", new[0]["name"])["to_ami"] == first
+
+
+def test_an_alarm_with_nothing_to_roll_back_changes_nothing(aws: EmbeddedAws) -> None:
+    # Given worker just rolled back (its last release is the rollback itself)
+    before = FleetView.read(aws, "worker")
+    started = set(aws.executions())
+
+    # When another alarm of the fleet comes
+    _put(aws, [_alarm("phoenix-sandbox-worker-p99-latency")])
+
+    # Then nothing started and nothing changed
+    assert set(aws.executions()) == started
+    after = FleetView.read(aws, "worker")
+    assert (after.serving_amis, after.pointer) == (before.serving_amis, before.pointer)
+
+
+def test_a_paused_fleet_refuses_releases_until_resumed(aws: EmbeddedAws) -> None:
+    aws.advance(300)
+    baked = aws.bake(pipeline="scratch", version="8.0.0")
+    _put(aws, [_request("api", "Releases Paused", "incident 42")])
+
+    refused = aws.request_release("api", baked.ami, requested_by="tests")
+    assert refused["status"] == "FAILED"
+    release = release_item(aws, "api", refused["name"])
+    assert release["outcome"] == "rejected"
+    assert "paused" in release["reason"]
+    assert "incident 42" in release["reason"]
+
+    _put(aws, [_request("api", "Releases Resumed")])
+    assert aws.request_release("api", baked.ami, requested_by="tests")["status"] == "SUCCEEDED"
+
+
+def test_a_rollback_throttled_once_is_retried(aws: EmbeddedAws) -> None:
+    # Given api on a good AMI, and AWS throttling the rollback's first ModifyListener
+    good = _released(aws, "api", "9.0.0")
+    with (
+        failing("elastic-load-balancing-v2", "ModifyListener") as fault,
+        recording() as calls,
+    ):
+        # When a release of an AMI that degrades sets off an alarm inside the window
+        _released(aws, "api", "9.0.1", health="degrading")
+
+    # Then the throttled call was retried and the traffic is back on the good AMI
+    assert fault.served == 1
+    changes = [a for (_, a), n in calls.calls.items() for _ in range(n)]
+    assert "elasticloadbalancing:ModifyListener" in changes
+    _assert_back_on(aws, "api", good)
