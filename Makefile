@@ -26,7 +26,7 @@ NODE_STAMP := node_modules/.installed
 .PHONY: help setup demo test lint typecheck unit synth bench clean
 
 help:
-	@echo "make demo   set up, synthesize the '$(ENV)' environment and summarize it"
+	@echo "make demo   set up, then rehearse releases and rollbacks in the embedded AWS"
 	@echo "make test   set up, then lint, type-check and run every test"
 	@echo "make synth  synthesize ENV=$(ENV) with the CDK CLI into cdk.out/"
 	@echo "make lint   ruff (lint and format check) and mypy"
@@ -50,8 +50,8 @@ synth: setup
 	npx cdk synth --quiet -c env=$(ENV) '**'
 	$(BIN)/cfn-lint --non-zero-exit-code error -- cdk.out/assembly-*/*.template.json
 
-demo: synth
-	$(BIN)/python -m infra.summary cdk.out
+demo: setup
+	$(BIN)/python -m local.rehearsal.run
 
 lint: setup
 	$(BIN)/ruff check .
@@ -66,6 +66,7 @@ bench: setup
 	$(BIN)/python bench/synth.py
 	$(BIN)/python -m bench.cold_import
 	$(BIN)/python -m bench.release
+	$(BIN)/python -m bench.rollback
 
 clean:
 	rm -rf cdk.out $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis

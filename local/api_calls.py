@@ -9,6 +9,7 @@ it. Calls are named as IAM names them (`elasticloadbalancing:ModifyListener`).
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,14 +33,18 @@ class CallLog:
 
     def __init__(self) -> None:
         self.calls: Counter[tuple[str, str]] = Counter()
+        # every call in order: (when, function, action)
+        self.sequence: list[tuple[float, str, str]] = []
         self._lock = threading.Lock()
 
     def __call__(self, model: Any, **_: Any) -> None:
         thread = threading.current_thread().name
         if not thread.startswith(LAMBDA_THREAD):
             return
+        function, action = thread.removeprefix(LAMBDA_THREAD), iam_action(model)
         with self._lock:
-            self.calls[(thread.removeprefix(LAMBDA_THREAD), iam_action(model))] += 1
+            self.calls[(function, action)] += 1
+            self.sequence.append((time.perf_counter(), function, action))
 
     def by_function(self) -> dict[str, set[str]]:
         found: dict[str, set[str]] = {}
@@ -53,6 +58,7 @@ class CallLog:
     def clear(self) -> None:
         with self._lock:
             self.calls.clear()
+            self.sequence.clear()
 
 
 @contextmanager

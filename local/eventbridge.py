@@ -124,6 +124,18 @@ def deliver(target: dict[str, Any], event: dict[str, Any], region: str) -> None:
 
 
 _pending: queue.Queue[tuple[dict[str, Any], dict[str, Any], str]] = queue.Queue()
+_taps: dict[str, Callable[[dict[str, Any]], None]] = {}
+
+
+def tap(rule_name: str, listener: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
+    """Call `listener` with every event rule `rule_name` matches, when it matches (the
+    rehearsal's timeline); returns what stops it."""
+    _taps[rule_name] = listener
+
+    def stop() -> None:
+        _taps.pop(rule_name, None)
+
+    return stop
 
 
 def _deliver_logged(target: dict[str, Any], event: dict[str, Any], region: str) -> None:
@@ -169,6 +181,9 @@ def _delivering(send: Callable[..., Any]) -> Callable[..., Any]:
     def sent(self: Rule, original_event: EventMessageType, transform_input: bool = True) -> None:
         if not self.event_pattern.matches_event(original_event):
             return
+        listener = _taps.get(self.name)
+        if listener is not None:
+            listener(dict(original_event))
         ours = [t for t in self.targets if parse_arn(t["Arn"]).service in DELIVERED]
         others = [t for t in self.targets if t not in ours]
         for target in ours:

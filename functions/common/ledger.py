@@ -236,9 +236,28 @@ def close_release(
         )
 
 
-def close_window(dynamodb: Any, table: str, fleet: str, release_id: str) -> None:
-    """The old slot is gone: no rollback window of `release_id` any more."""
-    _remove_if(dynamodb, table, fleet, "warm_slot", ("last_release", ":release", release_id))
+def close_window(dynamodb: Any, table: str, fleet: str, release_id: str) -> bool:
+    """End `release_id`'s rollback window before its old slot goes; False when it had
+    already ended (a rollback inside the window took it, or a later release came).
+    The window rollback claims the same item under the opposite condition, so exactly
+    one of the two acts on the warm slot."""
+    try:
+        dynamodb.update_item(
+            TableName=table,
+            Key=fleet_key(fleet),
+            UpdateExpression="REMOVE warm_slot",
+            ConditionExpression="last_release = :release AND last_outcome = :succeeded "
+            "AND attribute_exists(warm_slot)",
+            ExpressionAttributeValues={
+                ":release": {"S": release_id},
+                ":succeeded": {"S": "succeeded"},
+            },
+        )
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
 
 
 def record_flight(

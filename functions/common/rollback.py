@@ -7,7 +7,9 @@ What to do is decided from one read of the fleet's ledger item:
   claimed (a conditional write; a second alarm of a storm loses and stops there), the
   execution stopped, the new slot scaled to 0 and the release closed as rolled back;
 - no release in flight, inside the rollback window of a blue_green/canary success:
-  traffic back to the still-warm old slot (one ModifyListener), then the pointer and
+  the rollback is claimed first (the window's end retires the old slot under the
+  opposite condition: moving traffic to a slot being retired would be an outage), then
+  traffic back to the still-warm old slot (one ModifyListener), the pointer and
   weights restored and the new slot scaled to 0;
 - a success whose window has passed (or a rolling one): a new release of the AMI before
   it, marked as a rollback;
@@ -96,11 +98,13 @@ def claim(dynamodb: Any, table: str, fleet: str, release_id: str, expected: str)
 
     `expected` is what makes this the first claim: `in_flight` (the release still holds
     the lock and nobody claimed it) or `window` (its outcome is still succeeded)."""
-    condition = (
-        "lock_owner = :release AND attribute_not_exists(rolled_back)"
-        if expected == "in_flight"
-        else "last_release = :release AND last_outcome = :succeeded"
-    )
+    condition = {
+        "in_flight": "lock_owner = :release "
+        "AND (attribute_not_exists(rolled_back) OR rolled_back <> :release)",
+        "window": "last_release = :release AND last_outcome = :succeeded "
+        "AND attribute_exists(warm_slot)",
+        "release": "last_release = :release AND last_outcome = :succeeded",
+    }[expected]
     values: dict[str, Any] = {":release": {"S": release_id}, ":outcome": {"S": "rolled back"}}
     if expected != "in_flight":
         values[":succeeded"] = {"S": "succeeded"}

@@ -108,9 +108,8 @@ def _close(
 
 def _retire(aws: Clients, settings: ReleaseSettings, state: ReleaseState) -> dict[str, Any]:
     plan = state.need_plan()
-    fleet = ledger.fleet_item(aws.dynamodb, settings.table_name, state.fleet)
-    if fleet.get("last_release") != state.release.id or fleet.get("last_outcome") != "succeeded":
-        logger.info("old slot kept: the fleet changed since", extra={"fleet_item": fleet})
+    if not ledger.close_window(aws.dynamodb, settings.table_name, state.fleet, state.release.id):
+        logger.info("old slot kept: the fleet changed since (a rollback or a later release)")
         return {"retired": False}
     try:
         ledger.acquire(
@@ -121,7 +120,6 @@ def _retire(aws: Clients, settings: ReleaseSettings, state: ReleaseState) -> dic
         return {"retired": False}
     try:
         strategy.empty_slot(aws.autoscaling, aws.ssm, state, plan.active_slot)
-        ledger.close_window(aws.dynamodb, settings.table_name, state.fleet, state.release.id)
     finally:
         ledger.release_lock(aws.dynamodb, settings.table_name, state.fleet, state.release.id)
     return {"retired": True}

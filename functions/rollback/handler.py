@@ -120,6 +120,9 @@ def roll_back(
         return _release_previous(aws, settings, fleet, item=item, reason=reason, event_id=event_id)
     flight = item.get("flight") or {}
     window = item.get("warm_slot") or {}
+    claimed = decision.action == "window" and _claim(aws, settings, fleet, decision)
+    if decision.action == "window" and not claimed:
+        return {"action": "duplicate", "fleet": fleet.name, "release": decision.release_id}
     if decision.action == "in_flight" and fleet.strategy == "rolling":
         done = logic.refresh_back(aws.autoscaling, fleet)
     else:
@@ -131,9 +134,7 @@ def roll_back(
         logic.weights_back(aws.elbv2, fleet, serve, drop)
         done = "traffic restored"
     _time_to_rollback(since)
-    if not logic.claim(
-        aws.dynamodb, settings.table_name, fleet.name, decision.release_id, decision.action
-    ):
+    if not claimed and not _claim(aws, settings, fleet, decision):
         logger.info("already rolled back by another event", extra={"reason": reason})
         return {"action": "duplicate", "fleet": fleet.name, "release": decision.release_id}
     if decision.action == "in_flight":
@@ -184,6 +185,14 @@ def roll_back(
     return {"action": decision.action, "fleet": fleet.name, "release": decision.release_id}
 
 
+def _claim(
+    aws: Clients, settings: Settings, fleet: RollbackFleet, decision: logic.Decision
+) -> bool:
+    return logic.claim(
+        aws.dynamodb, settings.table_name, fleet.name, decision.release_id, decision.action
+    )
+
+
 def _time_to_rollback(since: str) -> None:
     began = datetime.fromisoformat(since.replace("Z", "+00:00"))
     seconds = max(0.0, (logic.now() - began).total_seconds())
@@ -200,7 +209,7 @@ def _release_previous(
     event_id: str,
 ) -> dict[str, Any]:
     last = str(item["last_release"])
-    if not logic.claim(aws.dynamodb, settings.table_name, fleet.name, last, "window"):
+    if not logic.claim(aws.dynamodb, settings.table_name, fleet.name, last, "release"):
         return {"action": "duplicate", "fleet": fleet.name, "release": last}
     request = {
         "environment": settings.environment,

@@ -11,13 +11,8 @@ import pytest
 from infra.release_spec import STEP_CALLS
 from local.api_calls import CallLog, recording
 from local.embedded import EmbeddedAws
-from tests.integration.fleet_view import (
-    CapacityWatch,
-    FleetView,
-    release_item,
-    request_release,
-    required_capacity,
-)
+from local.fleet_view import FleetView, release_item
+from tests.integration.fleet_view import CapacityWatch, request_release, required_capacity
 
 CONFIG = Path(__file__).resolve().parent / "config"
 FLEETS = {"canary": "web", "blue_green": "api", "rolling": "worker"}
@@ -118,8 +113,10 @@ def test_an_unhealthy_image_is_rolled_back_to_the_last_good_one(
     # Then the fleet serves the good AMI with all the traffic, the release is recorded
     # as rolled back with its reason, the lock is free and nothing is left scaled up
     after = FleetView.read(aws, fleet)
-    assert execution["status"] == "FAILED"
-    assert after.serving_amis == {good.ami}
+    # (undone by the release's own Catch path: FAILED; by the rollback function on an
+    # alarm while in flight: ABORTED; or inside the rollback window after it succeeded)
+    assert execution["status"] in {"FAILED", "ABORTED", "SUCCEEDED"}
+    assert after.serving_amis == {good.ami}, (after, release_item(aws, fleet, execution["name"]))
     assert after.pointer == good.ami
     assert after.idle_desired == 0
     assert sum(after.desired_by_slot.values()) == 2

@@ -13,7 +13,7 @@ import pytest
 from local.api_calls import recording
 from local.embedded import EmbeddedAws
 from local.faults import failing
-from tests.integration.fleet_view import FleetView, release_item
+from local.fleet_view import FleetView, release_item
 
 CONFIG = Path(__file__).resolve().parent / "config"
 

@@ -1,0 +1,84 @@
+"""What a fleet looks like in the embedded AWS, read through the APIs: where its
+instances and traffic are, and what the release controller recorded in the ledger."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from local.embedded import EmbeddedAws
+
+
+@dataclass(frozen=True)
+class FleetView:
+    """Where a fleet's instances and traffic are, and what the controller recorded."""
+
+    amis_by_slot: dict[str, set[str]]
+    desired_by_slot: dict[str, int]
+    weights: dict[str, int]
+    pointer: str
+    fleet_item: dict[str, Any]
+
+    @classmethod
+    def read(cls, aws: EmbeddedAws, fleet: str) -> FleetView:
+        groups = {
+            g["AutoScalingGroupName"].rsplit("-", 1)[1]: g
+            for g in aws.client("autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"]
+            if g["AutoScalingGroupName"].startswith(f"phoenix-sandbox-{fleet}-")
+        }
+        ec2 = aws.client("ec2")
+        amis: dict[str, set[str]] = {}
+        for slot, group in groups.items():
+            ids = [i["InstanceId"] for i in group["Instances"]]
+            found = ec2.describe_instances(InstanceIds=ids)["Reservations"] if ids else []
+            amis[slot] = {i["ImageId"] for r in found for i in r["Instances"]}
+        slot_of = {arn: slot for slot, g in groups.items() for arn in g["TargetGroupARNs"]}
+        weights: dict[str, int] = {}
+        elbv2 = aws.client("elbv2")
+        for balancer in elbv2.describe_load_balancers()["LoadBalancers"]:
+            for listener in elbv2.describe_listeners(LoadBalancerArn=balancer["LoadBalancerArn"])[
+                "Listeners"
+            ]:
+                action = listener["DefaultActions"][0]
+                for target in action.get("ForwardConfig", {}).get("TargetGroups", []):
+                    if target["TargetGroupArn"] in slot_of:
+                        weights[slot_of[target["TargetGroupArn"]]] = target["Weight"]
+        pointer = aws.client("ssm").get_parameter(Name=f"/phoenix/sandbox/{fleet}/ami")
+        return cls(
+            amis_by_slot=amis,
+            desired_by_slot={s: g["DesiredCapacity"] for s, g in groups.items()},
+            weights=weights if len(groups) > 1 else {"blue": 100},
+            pointer=pointer["Parameter"]["Value"],
+            fleet_item=ledger_item(aws, f"FLEET#{fleet}", "FLEET"),
+        )
+
+    @property
+    def serving_amis(self) -> set[str]:
+        """The AMIs of the instances in slots that receive traffic."""
+        return {ami for slot, w in self.weights.items() if w > 0 for ami in self.amis_by_slot[slot]}
+
+    @property
+    def idle_desired(self) -> int:
+        return sum(d for slot, d in self.desired_by_slot.items() if self.weights.get(slot) == 0)
+
+
+def ledger_table(aws: EmbeddedAws) -> str:
+    (table,) = aws.client("dynamodb").list_tables()["TableNames"]
+    return str(table)
+
+
+def ledger_item(aws: EmbeddedAws, pk: str, sk: str) -> dict[str, Any]:
+    item = aws.client("dynamodb").get_item(
+        TableName=ledger_table(aws), Key={"pk": {"S": pk}, "sk": {"S": sk}}
+    )
+    return dict(item.get("Item", {}))
+
+
+def release_item(aws: EmbeddedAws, fleet: str, release_id: str) -> dict[str, Any]:
+    item = ledger_item(aws, f"FLEET#{fleet}", f"RELEASE#{release_id}")
+    return {
+        "outcome": item["outcome"]["S"],
+        "reason": item.get("reason", {}).get("S", ""),
+        "steps": [s["M"]["step"]["S"] for s in item["steps"]["L"]],
+        "to_ami": item["to_ami"]["S"],
+    }

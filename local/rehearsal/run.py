@@ -1,0 +1,159 @@
+"""Run the rehearsal and print its timeline: `python -m local.rehearsal.run`."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from local import clock
+from local.api_calls import recording
+from local.embedded import Baked, EmbeddedAws
+from local.fleet_view import FleetView, release_item
+from local.rehearsal import Rehearsal, Scenario, critical_path, deploy, watch_timeline
+
+ROLLBACK_FUNCTION = "ReleaseRollback"  # the rollback function's name contains this
+
+
+def _bake(rehearsal: Rehearsal, pipeline: str, version: str, health: str) -> Baked:
+    rehearsal.note(f"bake {version} ({health})", f"pipeline {pipeline}")
+    baked = rehearsal.aws.bake(pipeline=pipeline, version=version, health=health)
+    rehearsal.aws.settle()
+    return baked
+
+
+def _latest(aws: EmbeddedAws, fleet: str) -> dict[str, object]:
+    executions = [e for e in aws.executions().values() if e["name"].startswith(f"{fleet}-")]
+    return max(executions, key=lambda e: e["startDate"])
+
+
+def _timed(rehearsal: Rehearsal, scenario: Scenario, body: Callable[[], None]) -> None:
+    began, simulated = time.perf_counter(), clock.elapsed()
+    with recording() as calls:
+        body()
+    scenario.real_seconds = time.perf_counter() - began
+    scenario.simulated_minutes = (clock.elapsed() - simulated) / 60
+    path, restored = critical_path(calls, ROLLBACK_FUNCTION)
+    if restored is not None:
+        scenario.critical_path = path
+        if rehearsal.alarm_at is not None:
+            scenario.time_to_rollback = restored - rehearsal.alarm_at
+
+
+def run(aws: EmbeddedAws, rehearsal: Rehearsal) -> None:
+    def healthy_canary() -> None:
+        scenario = rehearsal.scenarios[-1]
+        v2 = _bake(rehearsal, "golden", "2.0.0", "healthy")
+        execution = _latest(aws, "web")
+        view = FleetView.read(aws, "web")
+        scenario.check("the release succeeded", execution["status"] == "SUCCEEDED")
+        scenario.check("web serves v2 only, all traffic", view.serving_amis == {v2.ami})
+        scenario.check("the pointer is v2", view.pointer == v2.ami)
+        rehearsal.amis["v2"] = v2.ami
+
+    def bad_canary() -> None:
+        scenario = rehearsal.scenarios[-1]
+        aws.advance(300)
+        _bake(rehearsal, "golden", "3.0.0", "erroring")
+        execution = _latest(aws, "web")
+        release = release_item(aws, "web", str(execution["name"]))
+        view = FleetView.read(aws, "web")
+        v2 = rehearsal.amis["v2"]
+        scenario.check("the release was stopped", execution["status"] == "ABORTED")
+        scenario.check("recorded as rolled back by an alarm", release["reason"].startswith("alarm"))
+        scenario.check("web serves v2 only, all traffic", view.serving_amis == {v2})
+        scenario.check("nothing left scaled up", view.idle_desired == 0)
+
+    def blue_green_window() -> None:
+        scenario = rehearsal.scenarios[-1]
+        before = FleetView.read(aws, "api").pointer
+        _bake(rehearsal, "services", "4.0.0", "degrading")
+        execution = _latest(aws, "api")
+        release = release_item(aws, "api", str(execution["name"]))
+        view = FleetView.read(aws, "api")
+        scenario.check("the release succeeded first", execution["status"] == "SUCCEEDED")
+        scenario.check("then recorded as rolled back", release["outcome"] == "rolled back")
+        scenario.check("api serves its previous AMI, all traffic", view.serving_amis == {before})
+        scenario.check("the pointer is back", view.pointer == before)
+        scenario.check("nothing left scaled up", view.idle_desired == 0)
+
+    for name, body in (
+        ("v2: canary release to web", healthy_canary),
+        ("v3: bad canary, alarm, rollback", bad_canary),
+        ("v4: blue_green, alarm in the window", blue_green_window),
+    ):
+        scenario = rehearsal.scenario(name)
+        _timed(rehearsal, scenario, body)
+
+
+def report(console: Console, rehearsal: Rehearsal) -> bool:
+    timeline = Table(title="phoenix rehearsal: timeline", show_lines=False)
+    for column in ("scenario", "sim. time", "real s", "what", "detail"):
+        timeline.add_column(column)
+    shown = ""
+    for moment in rehearsal.moments:
+        minutes = moment.simulated / 60
+        timeline.add_row(
+            moment.scenario if moment.scenario != shown else "",
+            f"{int(minutes // 60):02d}:{int(minutes % 60):02d}",
+            f"{moment.real:6.1f}",
+            moment.what,
+            moment.detail,
+        )
+        shown = moment.scenario
+    console.print(timeline)
+    summary = Table(title="summary")
+    for column in ("scenario", "real s", "sim. min", "rollback critical path", "alarm to traffic"):
+        summary.add_column(column)
+    passed = True
+    for scenario in rehearsal.scenarios:
+        path = " -> ".join(a.split(":")[1] for a in scenario.critical_path)
+        calls = f"{len(scenario.critical_path)} calls: {path}" if scenario.critical_path else "-"
+        restore = (
+            f"{scenario.time_to_rollback:.2f} s" if scenario.time_to_rollback is not None else "-"
+        )
+        summary.add_row(
+            scenario.name,
+            f"{scenario.real_seconds:.1f}",
+            f"{scenario.simulated_minutes:.0f}",
+            calls,
+            restore,
+        )
+    console.print(summary)
+    for scenario in rehearsal.scenarios:
+        for what, holds in scenario.checks:
+            passed &= holds
+            mark = "[green]ok[/green]" if holds else "[red]FAILED[/red]"
+            console.print(f"  {mark}  {scenario.name}: {what}")
+    return passed
+
+
+def main() -> int:
+    console = Console(width=max(120, Console().width), file=sys.stdout)
+    started = time.perf_counter()
+    # The handlers' JSON logs and metrics (Powertools writes them to stdout) go to a file,
+    # so the timeline stays readable.
+    logs = Path(tempfile.mkdtemp(prefix="phoenix-rehearsal-")) / "handlers.log"
+    with logs.open("w") as log, contextlib.redirect_stdout(log), EmbeddedAws() as aws:
+        rehearsal = Rehearsal(aws)
+        console.print("phoenix: deploying the rehearsal environment into the embedded AWS...")
+        stacks = deploy(aws)
+        took = time.perf_counter() - started
+        console.print(f"phoenix: deployed {', '.join(stacks)} in {took:.1f} s")
+        watch_timeline(aws, rehearsal)
+        run(aws, rehearsal)
+        passed = report(console, rehearsal)
+    verdict = "passed" if passed else "FAILED"
+    console.print(f"phoenix: handler logs in {logs}")
+    console.print(f"phoenix: rehearsal {verdict} in {time.perf_counter() - started:.1f} s")
+    return 0 if passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
