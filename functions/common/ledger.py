@@ -57,8 +57,10 @@ def acquire(dynamodb: Any, table: str, fleet: str, release_id: str, *, hold: tim
         dynamodb.update_item(
             TableName=table,
             Key=fleet_key(fleet),
+            # A new release ends the previous one's rollback window: it may reuse that
+            # window's warm slot.
             UpdateExpression="SET lock_owner = :release, lock_expires = :expires, "
-            "active_release = :release",
+            "active_release = :release REMOVE warm_slot",
             ConditionExpression="(attribute_not_exists(lock_owner) OR lock_expires < :now "
             "OR lock_owner = :release) AND (attribute_not_exists(paused) OR paused = :false)",
             ExpressionAttributeValues={

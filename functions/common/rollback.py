@@ -43,10 +43,13 @@ def decide(item: dict[str, Any], now: datetime) -> Decision:
     """What a rollback of this fleet means now, from its ledger item."""
     flight = item.get("flight") or {}
     owner = item.get("lock_owner")
-    if owner and flight.get("release") == owner:
-        if flight.get("rollback"):
-            return Decision("nothing", owner, "the release in flight is itself a rollback")
-        return Decision("in_flight", owner)
+    if owner:
+        if flight.get("release") == owner and not flight.get("rollback"):
+            return Decision("in_flight", owner)
+        # A rollback release in flight (rolling it back would loop), or a release whose
+        # flight is not recorded yet (preflight running) or a retire: nothing has moved
+        # the fleet's traffic yet, and the release's own gates apply.
+        return Decision("nothing", owner, "the release in flight is a rollback or starting")
     last = item.get("last_release")
     if not last or item.get("last_outcome") != "succeeded":
         return Decision("nothing", last or "", "no successful release to roll back")

@@ -67,7 +67,10 @@ def _succeed(aws: Clients, settings: ReleaseSettings, state: ReleaseState) -> di
         "",
         good_ami=state.ami,
         # A rollback release goes back to an AMI: nothing before it to return to.
-        previous_ami="" if state.trigger.startswith("rollback") else plan.from_ami,
+        # Re-releasing the AMI already serving keeps the fallback it had.
+        previous_ami=""
+        if state.trigger.startswith("rollback")
+        else (plan.from_ami if plan.from_ami != state.ami else None),
         window=warm if keeps_old_slot else None,
     )
     release_events.publish(aws.events, "Release Succeeded", state)

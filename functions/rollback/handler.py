@@ -194,7 +194,12 @@ def _claim(
 
 
 def _time_to_rollback(since: str) -> None:
-    began = datetime.fromisoformat(since.replace("Z", "+00:00"))
+    try:
+        began = datetime.fromisoformat(since.replace("Z", "+00:00"))
+    except ValueError:
+        # Only the metric needs it, and traffic has already moved: never fail here.
+        logger.warning("unreadable alarm time; no TimeToRollback", extra={"since": since})
+        return
     seconds = max(0.0, (logic.now() - began).total_seconds())
     metrics.add_metric(name="TimeToRollback", unit=MetricUnit.Seconds, value=seconds)
 

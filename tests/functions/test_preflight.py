@@ -302,6 +302,33 @@ def _expect_open(aws: StubbedAws, strategy: str) -> None:
     expect_event(aws, "Release Started", trigger="image-available", strategy=strategy)
 
 
+def _expect_flight(aws: StubbedAws, strategy: str, target: str) -> None:
+    """What the alarm-driven rollback needs of the release, on the fleet item, under the lock."""
+    flight = {
+        "release": RELEASE_ID,
+        "strategy": strategy,
+        "active_slot": "blue",
+        "target_slot": target,
+        "from_ami": PREVIOUS_AMI,
+        "to_ami": AMI,
+        "rollback": False,
+    }
+    aws.dynamodb.add_response(
+        "update_item",
+        {},
+        {
+            "TableName": TABLE,
+            "Key": fleet_key(),
+            "UpdateExpression": "SET flight = :flight",
+            "ConditionExpression": "lock_owner = :release",
+            "ExpressionAttributeValues": {
+                ":flight": ledger.typed(flight),
+                ":release": {"S": RELEASE_ID},
+            },
+        },
+    )
+
+
 @pytest.mark.parametrize("strategy", ["canary", "rolling"])
 def test_preflight_locks_opens_the_release_and_returns_the_plan(
     aws: StubbedAws, strategy: str
@@ -311,6 +338,7 @@ def test_preflight_locks_opens_the_release_and_returns_the_plan(
     _expect_open(aws, strategy)
     given(aws, strategy, World())
     target = "blue" if strategy == "rolling" else "green"
+    _expect_flight(aws, strategy, target)
     expect_step(
         aws, "preflight passed", from_ami=PREVIOUS_AMI, active_slot="blue", target_slot=target
     )

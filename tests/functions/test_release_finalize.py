@@ -52,7 +52,15 @@ def aws() -> Iterator[StubbedAws]:
     stubbed.verify()
 
 
-def _expect_close(aws: StubbedAws, outcome: str, reason: str, good_ami: str | None) -> None:
+def _expect_close(
+    aws: StubbedAws,
+    outcome: str,
+    reason: str,
+    good_ami: str | None,
+    kept: dict[str, Any] | None = None,
+) -> None:
+    """The release item closed; with `good_ami`, the fleet item too (and, on a success,
+    what a later rollback needs: `kept`, the previous good AMI and the warm slot)."""
     aws.dynamodb.add_response(
         "update_item",
         {},
@@ -81,9 +89,28 @@ def _expect_close(aws: StubbedAws, outcome: str, reason: str, good_ami: str | No
                 ":release": {"S": RELEASE_ID},
                 ":outcome": {"S": outcome},
                 ":at": ANY,
+                **{f":{name}": value for name, value in (kept or {}).items()},
             },
         },
     )
+
+
+def _kept(strategy: str) -> dict[str, Any]:
+    """What a success keeps for a later rollback: the AMI before it and, blue_green and
+    canary, the old slot warm until the end of the rollback window."""
+    kept: dict[str, Any] = {"previous_good_ami": {"S": PREVIOUS_AMI}}
+    if strategy != "rolling":
+        warm = ledger.typed(
+            {
+                "release": RELEASE_ID,
+                "old_slot": "blue",
+                "new_slot": "green",
+                "previous_ami": PREVIOUS_AMI,
+            }
+        )
+        warm["M"]["until"] = IsoAfter(timedelta(seconds=1800))
+        kept["warm_slot"] = warm
+    return kept
 
 
 def _expect_tag(aws: StubbedAws) -> None:
@@ -111,7 +138,7 @@ def test_success_moves_the_weights_and_the_pointer_last_then_closes_and_unlocks(
     expect_put_parameter(aws, POINTER, AMI)
     _expect_tag(aws)
     expect_step(aws, "pointer moved", ami=AMI)
-    _expect_close(aws, "succeeded", "", good_ami=AMI)
+    _expect_close(aws, "succeeded", "", good_ami=AMI, kept=_kept(strategy))
     expect_unlock(aws)
     expect_event(aws, "Release Succeeded", from_ami=PREVIOUS_AMI)
 
@@ -131,7 +158,7 @@ def test_a_rolling_success_has_no_weights_and_nothing_to_retire(aws: StubbedAws)
     expect_put_parameter(aws, POINTER, AMI)
     _expect_tag(aws)
     expect_step(aws, "pointer moved", ami=AMI)
-    _expect_close(aws, "succeeded", "", good_ami=AMI)
+    _expect_close(aws, "succeeded", "", good_ami=AMI, kept=_kept("rolling"))
     expect_unlock(aws)
     expect_event(aws, "Release Succeeded")
 
@@ -145,7 +172,8 @@ def test_releasing_the_ami_already_serving_tags_nothing(aws: StubbedAws) -> None
     expect_put_parameter(aws, parameter("blue", "launch-template-version"), str(VERSION))
     expect_put_parameter(aws, POINTER, AMI)
     expect_step(aws, "pointer moved", ami=AMI)
-    _expect_close(aws, "succeeded", "", good_ami=AMI)
+    # (what it keeps as the AMI to roll back to: tests/functions/test_rollback_ledger.py)
+    _expect_close(aws, "succeeded", "", good_ami=AMI, kept={})  # keeps its fallback
     expect_unlock(aws)
     expect_event(aws, "Release Succeeded", from_ami=AMI)
     state = release_state("rolling", plan=plan("rolling", from_ami=AMI))
@@ -265,6 +293,30 @@ def _expect_lock(aws: StubbedAws, expires: Any = ANY) -> None:
     )
 
 
+WINDOW_CLOSED = {
+    "TableName": TABLE,
+    "Key": fleet_key(),
+    "UpdateExpression": "REMOVE warm_slot",
+    "ConditionExpression": "last_release = :release AND last_outcome = :succeeded "
+    "AND attribute_exists(warm_slot)",
+    "ExpressionAttributeValues": {":release": {"S": RELEASE_ID}, ":succeeded": {"S": "succeeded"}},
+}
+
+
+def _expect_window_closed(aws: StubbedAws, refused: bool = False) -> None:
+    """The rollback window ended first, on condition it is still this release's (a
+    rollback inside it claims the same item under the opposite condition)."""
+    if refused:
+        aws.dynamodb.add_client_error(
+            "update_item",
+            service_error_code="ConditionalCheckFailedException",
+            http_status_code=400,
+            expected_params=WINDOW_CLOSED,
+        )
+        return
+    aws.dynamodb.add_response("update_item", {}, WINDOW_CLOSED)
+
+
 def _expect_emptied(aws: StubbedAws, slot: str) -> None:
     expect_put_parameter(aws, parameter(slot, "min-size"), "0")
     aws.autoscaling.add_response(
@@ -277,9 +329,11 @@ def _expect_emptied(aws: StubbedAws, slot: str) -> None:
 OURS = {"last_release": RELEASE_ID, "last_outcome": "succeeded"}
 
 
-def test_retire_empties_the_old_active_slot_under_the_lock(aws: StubbedAws) -> None:
-    # Given this release is still the fleet's last, and succeeded
-    _fleet_item(aws, **OURS)
+def test_retire_ends_the_window_then_empties_the_old_slot_under_the_lock(
+    aws: StubbedAws,
+) -> None:
+    # Given this release is still the fleet's last, succeeded, with its window open
+    _expect_window_closed(aws)
     _expect_lock(aws)
     _expect_emptied(aws, "blue")
     expect_unlock(aws)
@@ -287,41 +341,36 @@ def test_retire_empties_the_old_active_slot_under_the_lock(aws: StubbedAws) -> N
     result = handle(step_input(release_state(), "retire"), SETTINGS, aws.clients)
 
     assert result == {"retired": True}
-    assert aws.calls[1:4] == [
+    assert aws.calls[:4] == [
+        "dynamodb.UpdateItem",
         "dynamodb.UpdateItem",
         "ssm.PutParameter",
         "autoscaling.UpdateAutoScalingGroup",
     ]
 
 
-CHANGED_SINCE = {
-    "a later release": {"last_release": "web-later", "last_outcome": "succeeded"},
-    "this release rolled back since": {"last_release": RELEASE_ID, "last_outcome": "rolled back"},
-    "no release recorded": {},
-}
-
-
-@pytest.mark.parametrize("case", CHANGED_SINCE, ids=list(CHANGED_SINCE))
-def test_retire_keeps_the_old_slot_when_the_fleet_changed_since(aws: StubbedAws, case: str) -> None:
-    _fleet_item(aws, **CHANGED_SINCE[case])
+def test_retire_keeps_the_old_slot_when_the_window_already_ended(aws: StubbedAws) -> None:
+    # Given a rollback inside the window or a later release (which of the two:
+    # tests/functions/test_rollback_ledger.py, on a moto table)
+    _expect_window_closed(aws, refused=True)
     result = handle(step_input(release_state(), "retire"), SETTINGS, aws.clients)
     assert result == {"retired": False}
-    assert aws.calls == ["dynamodb.GetItem"]
+    assert aws.calls == ["dynamodb.UpdateItem"]
 
 
 def test_retire_keeps_the_old_slot_when_the_lock_is_refused(aws: StubbedAws) -> None:
-    _fleet_item(aws, **OURS)
+    _expect_window_closed(aws)
     conditional_check_failed(aws.dynamodb)
     _fleet_item(aws, **OURS, lock_owner="web-next", lock_expires="2026-11-25T15:00:00Z")
 
     result = handle(step_input(release_state(), "retire"), SETTINGS, aws.clients)
 
     assert result == {"retired": False}
-    assert aws.calls == ["dynamodb.GetItem", "dynamodb.UpdateItem", "dynamodb.GetItem"]
+    assert aws.calls == ["dynamodb.UpdateItem", "dynamodb.UpdateItem", "dynamodb.GetItem"]
 
 
 def test_retire_unlocks_even_when_emptying_the_slot_fails(aws: StubbedAws) -> None:
-    _fleet_item(aws, **OURS)
+    _expect_window_closed(aws)
     _expect_lock(aws)
     expect_put_parameter(aws, parameter("blue", "min-size"), "0")
     aws.autoscaling.add_client_error("update_auto_scaling_group", service_error_code="Throttling")
@@ -337,7 +386,7 @@ def test_retire_holds_the_lock_no_longer_than_a_release_may(aws: StubbedAws) -> 
     # A retire that dies holding the lock refuses releases to the fleet for minutes only,
     # well under the hold a release itself may take (ledger.LOCK_HOLD)
     assert RETIRE_HOLD < ledger.LOCK_HOLD
-    _fleet_item(aws, **OURS)
+    _expect_window_closed(aws)
     _expect_lock(aws, expires=IsoAfter(timedelta(minutes=5)))
     _expect_emptied(aws, "blue")
     expect_unlock(aws)
