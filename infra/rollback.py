@@ -22,6 +22,7 @@ from functions.rollback.handler import Settings as RollbackSettings
 from infra.config import EnvironmentConfig
 from infra.fleet import ImmutableFleet
 from infra.functions import PhoenixFunction
+from infra.release_spec import fleet_spec
 
 # What the rollback function calls (a test compares its role with this list).
 ROLLBACK_LEDGER_CALLS = ("dynamodb:GetItem", "dynamodb:UpdateItem")
@@ -51,20 +52,9 @@ class AlarmRollback(Construct):
         table_key_actions: tuple[str, ...],
     ) -> None:
         super().__init__(scope, id)
+        # The fields of each fleet's release spec the rollback needs (RollbackFleet).
         described = {
-            name: {
-                "name": name,
-                "strategy": fleet.config.strategy,
-                "listener": fleet.listener.listener_arn,
-                "slots": {
-                    slot: {
-                        "group": fleet.auto_scaling_groups[slot].auto_scaling_group_name,
-                        "target_group": fleet.target_groups[slot].target_group_arn,
-                        "launch_template": fleet.launch_templates[slot].launch_template_id,
-                    }
-                    for slot in fleet.slots
-                },
-            }
+            name: {key: fleet_spec(fleet)[key] for key in ("name", "strategy", "listener", "slots")}
             for name, fleet in fleets.items()
         }
         self.function = PhoenixFunction(
