@@ -159,3 +159,19 @@ def test_a_rollback_throttled_once_is_retried(aws: EmbeddedAws) -> None:
     changes = [a for (_, a), n in calls.calls.items() for _ in range(n)]
     assert "elasticloadbalancing:ModifyListener" in changes
     _assert_back_on(aws, "api", good)
+
+
+def test_a_requested_rollback_releases_the_ami_before_the_last(aws: EmbeddedAws) -> None:
+    # Given web released twice, the last release's rollback window long over
+    first = _released(aws, "web", "10.0.0")
+    _released(aws, "web", "10.0.1")
+    before = set(aws.executions())
+
+    # When an operator asks for a rollback
+    _put(aws, [_request("web", "Rollback Requested", "customer reports")])
+
+    # Then a release marked as a rollback, with the requester, put the first AMI back
+    (new,) = [e for arn, e in aws.executions().items() if arn not in before]
+    assert new["name"].startswith("rollback-web-")
+    assert new["status"] == "SUCCEEDED"
+    _assert_back_on(aws, "web", first)
