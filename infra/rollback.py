@@ -29,6 +29,7 @@ ROLLBACK_LEDGER_CALLS = ("dynamodb:GetItem", "dynamodb:UpdateItem")
 ROLLBACK_FLEET_CALLS = (
     "elasticloadbalancing:ModifyListener",
     "autoscaling:RollbackInstanceRefresh",
+    "autoscaling:DescribeInstanceRefreshes",
     "autoscaling:UpdateAutoScalingGroup",
     "ssm:PutParameter",
 )

@@ -85,14 +85,24 @@ def weights_back(elbv2: Any, fleet: RollbackFleet, serve: Slot, drop: Slot) -> N
     )
 
 
-def refresh_back(autoscaling: Any, fleet: RollbackFleet) -> str:
-    """RollbackInstanceRefresh of the rolling slot; what AWS said, if it refused."""
+ROLLING_BACK = {"RollbackInProgress", "RollbackSuccessful"}
+
+
+def refresh_back(autoscaling: Any, fleet: RollbackFleet) -> str | None:
+    """RollbackInstanceRefresh of the rolling slot: what was done, or None when the
+    refresh is neither rolling back nor can be rolled back (it ended on the new version,
+    or AWS refuses: the release's own gate and Catch path undo it, with a refresh back
+    or a cancel first, so it is left to them)."""
+    group = fleet.slots["blue"].group
     try:
-        autoscaling.rollback_instance_refresh(AutoScalingGroupName=fleet.slots["blue"].group)
+        autoscaling.rollback_instance_refresh(AutoScalingGroupName=group)
     except ClientError as error:
-        # No refresh to roll back (it already ended or rolled back itself): the
-        # release's own Catch path undoes what is left; nothing more here.
-        return str(error.response.get("Error", {}).get("Code"))
+        code = str(error.response.get("Error", {}).get("Code"))
+        latest = autoscaling.describe_instance_refreshes(AutoScalingGroupName=group, MaxRecords=1)
+        found = latest.get("InstanceRefreshes", [])
+        if found and found[0]["Status"] in ROLLING_BACK:
+            return f"{found[0]['Status']} already ({code})"  # AutoRollback got there first
+        return None
     return "rolled back"
 
 

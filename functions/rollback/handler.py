@@ -124,7 +124,11 @@ def roll_back(
     if decision.action == "window" and not claimed:
         return {"action": "duplicate", "fleet": fleet.name, "release": decision.release_id}
     if decision.action == "in_flight" and fleet.strategy == "rolling":
-        done = logic.refresh_back(aws.autoscaling, fleet)
+        rolled = logic.refresh_back(aws.autoscaling, fleet)
+        if rolled is None:
+            logger.warning("refresh not rolled back here: the release's own path will")
+            return {"action": "deferred", "fleet": fleet.name, "release": decision.release_id}
+        done = rolled
     else:
         serve, drop = (
             (flight["active_slot"], flight["target_slot"])

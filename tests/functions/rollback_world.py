@@ -167,7 +167,10 @@ def expect_weights(aws: StubbedAws, serve: str, drop: str) -> None:
     )
 
 
-def expect_refresh_rolled_back(aws: StubbedAws, refused: str | None = None) -> None:
+def expect_refresh_rolled_back(
+    aws: StubbedAws, refused: str | None = None, status: str = "RollbackInProgress"
+) -> None:
+    """RollbackInstanceRefresh; when AWS refuses it, the refresh's status is read."""
     params = {"AutoScalingGroupName": GROUPS["blue"]}
     if refused is None:
         aws.autoscaling.add_response("rollback_instance_refresh", {}, params)
@@ -177,6 +180,16 @@ def expect_refresh_rolled_back(aws: StubbedAws, refused: str | None = None) -> N
         service_error_code=refused,
         http_status_code=400,
         expected_params=params,
+    )
+    refresh = {
+        "InstanceRefreshId": "r-1",
+        "AutoScalingGroupName": GROUPS["blue"],
+        "Status": status,
+    }
+    aws.autoscaling.add_response(
+        "describe_instance_refreshes",
+        {"InstanceRefreshes": [refresh]},
+        {**params, "MaxRecords": 1},
     )
 
 

@@ -116,20 +116,46 @@ def test_an_alarm_in_flight_of_a_rolling_release_rolls_its_refresh_back(aws: Stu
     assert "autoscaling.UpdateAutoScalingGroup" not in aws.calls
 
 
-def test_a_refresh_with_nothing_left_to_roll_back_still_closes_the_release(
-    aws: StubbedAws,
-) -> None:
-    # Given the refresh already ended (AWS refuses its rollback)
+def test_a_refresh_aws_already_rolls_back_closes_the_release(aws: StubbedAws) -> None:
+    # Given AutoRollback got there first (AWS refuses a second rollback)
     expect_read(aws, in_flight("rolling"))
     expect_refresh_rolled_back(aws, refused="ActiveInstanceRefreshNotFound")
     expect_claim(aws, "in_flight")
     expect_stopped(aws, ALARM_REASON)
-    expect_recorded(aws, "in_flight", "ActiveInstanceRefreshNotFound", ALARM_REASON)
+    expect_recorded(
+        aws, "in_flight", "RollbackInProgress already (ActiveInstanceRefreshNotFound)", ALARM_REASON
+    )
     expect_closed(aws, ALARM_REASON)
     expect_unlock(aws)
     expect_rolled_back_event(aws, rollback="in_flight")
 
     assert handle(alarm(), settings("rolling"), aws.clients)["action"] == "in_flight"
+
+
+@pytest.mark.parametrize(
+    ("refused", "status"),
+    [
+        ("ActiveInstanceRefreshNotFound", "Successful"),
+        ("IrreversibleInstanceRefresh", "InProgress"),
+    ],
+)
+def test_a_refresh_that_cannot_be_rolled_back_here_is_left_to_the_release(
+    aws: StubbedAws, refused: str, status: str
+) -> None:
+    # Given a refresh that ended on the new version, or one AWS will not roll back
+    expect_read(aws, in_flight("rolling"))
+    expect_refresh_rolled_back(aws, refused=refused, status=status)
+
+    result = handle(alarm(), settings("rolling"), aws.clients)
+
+    # Then nothing is claimed or stopped: the release's gate fails on the alarm and its
+    # own rollback path undoes the refresh (a refresh back, or a cancel first)
+    assert result["action"] == "deferred"
+    assert aws.calls == [
+        "dynamodb.GetItem",
+        "autoscaling.RollbackInstanceRefresh",
+        "autoscaling.DescribeInstanceRefreshes",
+    ]
 
 
 def test_an_execution_that_already_ended_is_no_error(aws: StubbedAws) -> None:
