@@ -5,7 +5,8 @@ Here the world moves on a simulated clock, a minute at a time: each minute, inst
 refreshes take their next step and the application model serves a minute of traffic
 and evaluates the alarms (`advance`). moto's Step Functions interpreter waits in real
 time; in the embedded AWS it waits on this clock instead:
-- a Wait state of N seconds lets N simulated seconds pass, at once;
+- a Wait state of N seconds lets N simulated seconds pass, at once (a minute at a
+  time, ending early when the execution is stopped);
 - a task waiting for its token (`.waitForTaskToken`) lets the world move a minute at a
   time until the token comes back (for example from the refresh event receiver) or the
   task's TimeoutSeconds have passed in simulated time, which raises States.Timeout as
@@ -77,8 +78,14 @@ def advance(seconds: float = MINUTE) -> None:
 
 
 def _wait_interval(self: WaitFunction, env: Any, wait_seconds: int) -> None:  # noqa: ARG001
-    if wait_seconds > 0:
-        advance(float(wait_seconds))
+    """A Wait state: simulated time passes a minute at a time, and stops passing when
+    the execution is stopped (StopExecution ends a Wait at once in AWS)."""
+    if wait_seconds <= 0:
+        return
+    for _ in range(application.minutes(float(wait_seconds))):
+        if not env.is_running():
+            return
+        advance(MINUTE)
 
 
 def _wait_for_token(self: CallbackEndpoint, timeout: float | None = None) -> Any:
