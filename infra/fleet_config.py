@@ -109,6 +109,10 @@ class FleetBase(StrictModel):
     alarms: AlarmThresholds = AlarmThresholds()
     max_instance_lifetime_days: Annotated[int, Field(ge=1, le=365)] = 14
     internet_facing: bool = True
+    # A release for a fleet another release holds: rejected, or queued (it retries the
+    # lock every `queue_retry_minutes`, for at most the lock's hold of 6 hours).
+    when_locked: Literal["reject", "queue"] = "reject"
+    queue_retry_minutes: Annotated[int, Field(ge=1, le=60)] = 5
     certificate_arn: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:acm:")] | None = None
 
     @property

@@ -126,11 +126,32 @@ class ReleaseDefinition(Construct):
         functions = self._functions
         preflight = self._step("Preflight", functions.preflight, "run", "$.plan")
         rejected = self._step("RecordRejection", functions.finalize, "rejected", "$.outcome")
-        preflight.add_catch(
-            rejected.next(sfn.Fail(self, "Rejected", error="ReleaseRejected")),
-            errors=["LockRefusedError"],
-            result_path="$.error",
+        reject = rejected.next(sfn.Fail(self, "Rejected", error="ReleaseRejected"))
+        preflight.add_catch(reject, errors=["FleetPausedError"], result_path="$.error")
+        # A locked fleet: rejected, or (when_locked: queue) the lock tried again later.
+        queued = sfn.Pass(
+            self,
+            "StillQueued",
+            parameters={"left": sfn.JsonPath.math_add(sfn.JsonPath.number_at("$.queue.left"), -1)},
+            result_path="$.queue",
         )
+        retry_later = sfn.Wait(
+            self,
+            "QueueWait",
+            time=sfn.WaitTime.seconds_path("$.fleet_spec.queue_retry_seconds"),
+        )
+        queue_or_reject = (
+            sfn.Choice(self, "QueueOrReject")
+            .when(
+                sfn.Condition.and_(
+                    sfn.Condition.string_equals("$.fleet_spec.when_locked", "queue"),
+                    sfn.Condition.number_greater_than("$.queue.left", 0),
+                ),
+                queued.next(retry_later).next(preflight),
+            )
+            .otherwise(reject)
+        )
+        preflight.add_catch(queue_or_reject, errors=["LockRefusedError"], result_path="$.error")
         preflight.add_catch(self._failed, errors=["States.ALL"], result_path="$.error")
         prepare = self._guarded(self._step("Prepare", functions.prepare, "run", "$.prepared"))
         by_strategy = (
@@ -138,7 +159,14 @@ class ReleaseDefinition(Construct):
             .when(sfn.Condition.string_equals("$.fleet_spec.strategy", "rolling"), self._rolling())
             .otherwise(self._traffic())
         )
-        return preflight.next(prepare).next(by_strategy)
+        start_queue = sfn.Pass(
+            self,
+            "QueueAttempts",
+            parameters={"left": sfn.JsonPath.number_at("$.fleet_spec.queue_attempts")},
+            result_path="$.queue",
+        )
+        preflight.next(prepare).next(by_strategy)
+        return start_queue.next(preflight)
 
     def _succeeded(self) -> sfn.IChainable:
         functions = self._functions

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from functions.common.ledger import LOCK_HOLD
 from infra.fleet import ImmutableFleet
 from infra.fleet_config import BlueGreenFleet, CanaryFleet, RollingFleet
 
@@ -104,6 +105,12 @@ def fleet_spec(fleet: ImmutableFleet) -> dict[str, Any]:
         "p99_latency_ms": config.alarms.p99_latency_ms,
         "warmup_seconds": warmup,
         "warmup_checks": max(3, math.ceil(health.grace_period_seconds / warmup) + 3),
+        "when_locked": config.when_locked,
+        "queue_retry_seconds": config.queue_retry_minutes * 60,
+        # retrying for as long as another release may hold the lock
+        "queue_attempts": math.ceil(LOCK_HOLD.total_seconds() / (config.queue_retry_minutes * 60))
+        if config.when_locked == "queue"
+        else 0,
     }
     if isinstance(config, RollingFleet):
         rolling = config.rolling

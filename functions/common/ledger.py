@@ -45,6 +45,10 @@ class LockRefusedError(Exception):
     """The fleet is locked by another release, or paused; the message says which."""
 
 
+class FleetPausedError(LockRefusedError):
+    """The fleet's releases are paused (a queued release does not wait for a resume)."""
+
+
 def acquire(dynamodb: Any, table: str, fleet: str, release_id: str, *, hold: timedelta) -> None:
     """Take the fleet's lock for `release_id` in one conditional write.
 
@@ -75,7 +79,7 @@ def acquire(dynamodb: Any, table: str, fleet: str, release_id: str, *, hold: tim
             raise
         item = fleet_item(dynamodb, table, fleet)
         if item.get("paused"):
-            raise LockRefusedError(
+            raise FleetPausedError(
                 f"fleet {fleet} is paused ({item.get('paused_reason', 'no reason given')})"
             ) from None
         raise LockRefusedError(

@@ -56,6 +56,9 @@ class FleetSpec(_Model):
     p99_latency_ms: Annotated[int, Field(ge=1)]
     warmup_seconds: Annotated[int, Field(ge=1)]
     warmup_checks: Annotated[int, Field(ge=1)]
+    when_locked: Literal["reject", "queue"] = "reject"
+    queue_retry_seconds: Annotated[int, Field(ge=60)] = 300
+    queue_attempts: Annotated[int, Field(ge=0)] = 0
 
 
 class RollbackFleet(_Model):

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from functions.common import ledger
+from local import clock
 from local.api_calls import recording
 from local.embedded import EmbeddedAws
 from local.faults import failing
@@ -175,3 +177,42 @@ def test_a_requested_rollback_releases_the_ami_before_the_last(aws: EmbeddedAws)
     assert new["name"].startswith("rollback-web-")
     assert new["status"] == "SUCCEEDED"
     _assert_back_on(aws, "web", first)
+
+
+def test_a_release_for_a_locked_fleet_queues_when_the_fleet_says_so(aws: EmbeddedAws) -> None:
+    # Given api (when_locked: queue) locked by another release for the next 12 minutes
+    aws.advance(300)
+    table = aws.client("dynamodb").list_tables()["TableNames"][0]
+    key = {"pk": {"S": "FLEET#api"}, "sk": {"S": "FLEET"}}
+    aws.client("dynamodb").update_item(
+        TableName=table,
+        Key=key,
+        UpdateExpression="SET lock_owner = :other, lock_expires = :later",
+        ExpressionAttributeValues={
+            ":other": {"S": "api-another-release"},
+            ":later": {"S": "2999-01-01T00:00:00.000000Z"},
+        },
+    )
+    unlock_at = clock.elapsed() + 12 * 60
+
+    def other_release_ends() -> None:
+        if clock.elapsed() >= unlock_at:
+            ledger.release_lock(aws.client("dynamodb"), table, "api", "api-another-release")
+
+    stop = clock.watch(other_release_ends)
+    try:
+        # When a release is requested meanwhile
+        baked = aws.bake(pipeline="scratch", version="11.0.0")
+        execution = aws.request_release("api", baked.ami, requested_by="tests")
+    finally:
+        stop()
+
+    # Then it waited for the lock and released once it was free
+    assert execution["status"] == "SUCCEEDED"
+    entered = [
+        e["stateEnteredEventDetails"]["name"]
+        for e in aws.history(execution["executionArn"])
+        if "stateEnteredEventDetails" in e
+    ]
+    assert entered.count("QueueWait") >= 2
+    _assert_back_on(aws, "api", baked.ami)
