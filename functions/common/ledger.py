@@ -57,26 +57,24 @@ def acquire(dynamodb: Any, table: str, fleet: str, release_id: str, *, hold: tim
     call). A paused fleet refuses. On refusal the fleet item is read once to say why.
     """
     moment = now()
-    try:
-        dynamodb.update_item(
-            TableName=table,
-            Key=fleet_key(fleet),
-            # A new release ends the previous one's rollback window: it may reuse that
-            # window's warm slot.
-            UpdateExpression="SET lock_owner = :release, lock_expires = :expires, "
-            "active_release = :release REMOVE warm_slot",
-            ConditionExpression="(attribute_not_exists(lock_owner) OR lock_expires < :now "
-            "OR lock_owner = :release) AND (attribute_not_exists(paused) OR paused = :false)",
-            ExpressionAttributeValues={
-                ":release": {"S": release_id},
-                ":expires": {"S": iso(moment + hold)},
-                ":now": {"S": iso(moment)},
-                ":false": {"BOOL": False},
-            },
-        )
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-            raise
+    taken = update_fleet_if(
+        dynamodb,
+        table,
+        fleet,
+        # A new release ends the previous one's rollback window: it may reuse that
+        # window's warm slot.
+        UpdateExpression="SET lock_owner = :release, lock_expires = :expires, "
+        "active_release = :release REMOVE warm_slot",
+        ConditionExpression="(attribute_not_exists(lock_owner) OR lock_expires < :now "
+        "OR lock_owner = :release) AND (attribute_not_exists(paused) OR paused = :false)",
+        ExpressionAttributeValues={
+            ":release": {"S": release_id},
+            ":expires": {"S": iso(moment + hold)},
+            ":now": {"S": iso(moment)},
+            ":false": {"BOOL": False},
+        },
+    )
+    if not taken:
         item = fleet_item(dynamodb, table, fleet)
         if item.get("paused"):
             raise FleetPausedError(
@@ -88,25 +86,32 @@ def acquire(dynamodb: Any, table: str, fleet: str, release_id: str, *, hold: tim
         ) from None
 
 
+def update_fleet_if(dynamodb: Any, table: str, fleet: str, **update: Any) -> bool:
+    """A conditional UpdateItem of the fleet item (`update`: its expressions); False,
+    with nothing changed, when the condition does not hold."""
+    try:
+        dynamodb.update_item(TableName=table, Key=fleet_key(fleet), **update)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
 def _remove_if(
     dynamodb: Any, table: str, fleet: str, names: str, held: tuple[str, str, str]
 ) -> bool:
     """REMOVE `names` from the fleet item if its attribute equals the value
     (`held`: attribute, placeholder, value); False (nothing changed) when it does not."""
     attribute, placeholder, value = held
-    try:
-        dynamodb.update_item(
-            TableName=table,
-            Key=fleet_key(fleet),
-            UpdateExpression=f"REMOVE {names}",
-            ConditionExpression=f"{attribute} = {placeholder}",
-            ExpressionAttributeValues={placeholder: {"S": value}},
-        )
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
+    return update_fleet_if(
+        dynamodb,
+        table,
+        fleet,
+        UpdateExpression=f"REMOVE {names}",
+        ConditionExpression=f"{attribute} = {placeholder}",
+        ExpressionAttributeValues={placeholder: {"S": value}},
+    )
 
 
 def release_lock(dynamodb: Any, table: str, fleet: str, release_id: str) -> bool:
@@ -247,23 +252,18 @@ def close_window(dynamodb: Any, table: str, fleet: str, release_id: str) -> bool
     already ended (a rollback inside the window took it, or a later release came).
     The window rollback claims the same item under the opposite condition, so exactly
     one of the two acts on the warm slot."""
-    try:
-        dynamodb.update_item(
-            TableName=table,
-            Key=fleet_key(fleet),
-            UpdateExpression="REMOVE warm_slot",
-            ConditionExpression="last_release = :release AND last_outcome = :succeeded "
-            "AND attribute_exists(warm_slot)",
-            ExpressionAttributeValues={
-                ":release": {"S": release_id},
-                ":succeeded": {"S": "succeeded"},
-            },
-        )
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
+    return update_fleet_if(
+        dynamodb,
+        table,
+        fleet,
+        UpdateExpression="REMOVE warm_slot",
+        ConditionExpression="last_release = :release AND last_outcome = :succeeded "
+        "AND attribute_exists(warm_slot)",
+        ExpressionAttributeValues={
+            ":release": {"S": release_id},
+            ":succeeded": {"S": "succeeded"},
+        },
+    )
 
 
 def record_flight(

@@ -121,19 +121,14 @@ def claim(dynamodb: Any, table: str, fleet: str, release_id: str, expected: str)
     values: dict[str, Any] = {":release": {"S": release_id}, ":outcome": {"S": "rolled back"}}
     if expected != "in_flight":
         values[":succeeded"] = {"S": "succeeded"}
-    try:
-        dynamodb.update_item(
-            TableName=table,
-            Key=ledger.fleet_key(fleet),
-            UpdateExpression="SET rolled_back = :release, last_outcome = :outcome",
-            ConditionExpression=condition,
-            ExpressionAttributeValues=values,
-        )
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
+    return ledger.update_fleet_if(
+        dynamodb,
+        table,
+        fleet,
+        UpdateExpression="SET rolled_back = :release, last_outcome = :outcome",
+        ConditionExpression=condition,
+        ExpressionAttributeValues=values,
+    )
 
 
 def stop_execution(stepfunctions: Any, state_machine_arn: str, release_id: str, why: str) -> None:
