@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import Acknowledgment, Aws, Duration, RemovalPolicy, Stack, Token, Validations
+from aws_cdk import Acknowledgment, Aws, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -30,6 +30,7 @@ from infra.config import EnvironmentConfig
 from infra.fleet import ImmutableFleet
 from infra.functions import PhoenixFunction
 from infra.ledger import ReleaseLedger
+from infra.nag import nag_arn
 from infra.observability import log_retention
 from infra.release_definition import ReleaseDefinition, ReleaseFunctions
 from infra.release_spec import STEP_CALLS, fleet_spec
@@ -227,12 +228,10 @@ class ReleaseOrchestrator(Construct):
         if action == "ec2:CreateTags":
             # Marking the previous AMI a rollback target (the image lifecycle keeps it):
             # images only, and only that tag.
-            region = Stack.of(self).region
-            shown = "<AWS::Region>" if Token.is_unresolved(region) else region
+            images = nag_arn(Stack.of(self), "ec2", "image/*", with_account=False)
             Validations.of(function.role).acknowledge(  # type: ignore[arg-type]
                 Acknowledgment(
-                    id="AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:"
-                    f"{shown}::image/*]",
+                    id=f"AwsSolutions::AwsSolutions-IAM5[Resource::{images}]",
                     reason="Any AMI a fleet ran may become a rollback target; the statement "
                     "allows only the phoenix:rollback-target tag key.",
                 )
@@ -283,15 +282,8 @@ class ReleaseOrchestrator(Construct):
         trigger.add_to_role_policy(
             iam.PolicyStatement(actions=["imagebuilder:GetImage"], resources=images)
         )
-        shown = {
-            "region": stack.region if not Token.is_unresolved(stack.region) else "<AWS::Region>",
-            "account": "<AWS::AccountId>" if Token.is_unresolved(stack.account) else stack.account,
-        }
         for name in subscriptions:
-            arn = (
-                f"arn:<AWS::Partition>:imagebuilder:{shown['region']}:{shown['account']}:"
-                f"image/{name}/*"
-            )
+            arn = nag_arn(stack, "imagebuilder", f"image/{name}/*")
             Validations.of(trigger.role).acknowledge(  # type: ignore[arg-type]
                 Acknowledgment(
                     id=f"AwsSolutions::AwsSolutions-IAM5[Resource::{arn}]",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import Acknowledgment, ArnFormat, Stack, Token, Validations
+from aws_cdk import Acknowledgment, ArnFormat, Stack, Validations
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -22,6 +22,7 @@ from functions.rollback.handler import Settings as RollbackSettings
 from infra.config import EnvironmentConfig
 from infra.fleet import ImmutableFleet
 from infra.functions import PhoenixFunction
+from infra.nag import nag_arn
 from infra.release_spec import fleet_spec
 
 # What the rollback function calls (a test compares its role with this list).
@@ -93,12 +94,10 @@ class AlarmRollback(Construct):
                 ],
             )
         )
-        region = "<AWS::Region>" if Token.is_unresolved(stack.region) else stack.region
-        account = "<AWS::AccountId>" if Token.is_unresolved(stack.account) else stack.account
+        executions = nag_arn(stack, "states", f"execution:{machine}:*")
         Validations.of(self.function.role).acknowledge(  # type: ignore[arg-type]
             Acknowledgment(
-                id="AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:"
-                f"{region}:{account}:execution:{machine}:*]",
+                id=f"AwsSolutions::AwsSolutions-IAM5[Resource::{executions}]",
                 reason="Stopping the release being rolled back: any execution of this "
                 "environment's release state machine (execution names are per event).",
             )
