@@ -49,6 +49,7 @@ setup: $(PY_STAMP) $(NODE_STAMP)
 synth: setup
 	npx cdk synth --quiet -c env=$(ENV) '**'
 	$(BIN)/cfn-lint --non-zero-exit-code error -- cdk.out/assembly-*/*.template.json
+	$(BIN)/python -m infra.summary cdk.out
 
 demo: setup
 	$(BIN)/python -m local.rehearsal.run
