@@ -49,7 +49,7 @@ setup: $(PY_STAMP) $(NODE_STAMP)
 synth: setup
 	npx cdk synth --quiet -c env=$(ENV) '**'
 	$(BIN)/cfn-lint --non-zero-exit-code error -- cdk.out/assembly-*/*.template.json
-	$(BIN)/python -m infra.summary cdk.out
+	$(BIN)/python -m phoenix.platform.summary cdk.out config
 
 demo: setup
 	$(BIN)/python -m local.rehearsal.run
@@ -57,8 +57,8 @@ demo: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy --strict functions local
-	$(BIN)/mypy app.py infra tests bench
+	$(BIN)/mypy --strict phoenix/kernel phoenix/release/runtime phoenix/release/handlers phoenix/rollback/runtime local
+	$(BIN)/mypy app.py phoenix tests bench
 
 test: lint
 	$(BIN)/python -m pytest

@@ -16,14 +16,16 @@ from pathlib import Path
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
-from infra.config import (
-    CONFIG_DIR,
+from phoenix.config.environment import (
     DEFAULT_ENVIRONMENT,
     ConfigError,
     EnvironmentConfig,
     load_environment,
 )
-from infra.stage import PhoenixStage
+from phoenix.stage import PhoenixStage
+
+# The environments of this app, one YAML file each.
+CONFIG_DIR = Path(__file__).resolve().parent / "config"
 
 
 def new_app(outdir: str | None = None) -> cdk.App:

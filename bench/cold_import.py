@@ -4,7 +4,7 @@ A cold start imports the handler module before the first event. Each measurement
 fresh Python process that times its own import (interpreter start-up excluded); the
 handlers and boto3 alternate within one run, so all see the same machine load, and the
 ratio of medians is the figure (target: at most 1.5). Handlers import boto3 only when a
-path first makes a call (functions/common/release_runtime.Clients).
+path first makes a call (phoenix/kernel/clients.py).
 
     .venv/bin/python -m bench.cold_import [--rounds 7]
 """
@@ -23,9 +23,16 @@ BASELINE = "boto3"
 
 
 def handlers() -> list[str]:
+    """Every Lambda handler module: phoenix/<component>/handlers/*.py and
+    phoenix/<component>/runtime/handler.py."""
+    paths = [
+        *(REPO / "phoenix").glob("*/handlers/*.py"),
+        *(REPO / "phoenix").glob("*/runtime/handler.py"),
+    ]
     return sorted(
-        f"functions.{path.parent.name}.handler"
-        for path in (REPO / "functions").glob("*/handler.py")
+        ".".join(path.relative_to(REPO).with_suffix("").parts)
+        for path in paths
+        if path.name != "__init__.py"
     )
 
 

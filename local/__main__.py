@@ -20,10 +20,10 @@ import threading
 import time
 from types import FrameType
 
-from functions.common.names import image_name
 from local.cloudformation import endpoint_client
 from local.embedded import DeployError, EmbeddedAws
 from local.status import describe_fleets
+from phoenix.kernel.names import image_name
 
 
 def _context(values: list[str]) -> dict[str, str]:

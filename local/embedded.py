@@ -16,12 +16,14 @@ from typing import Any
 from moto.moto_api._internal.models import moto_api_backend
 from moto.server import ThreadedMotoServer
 
-from functions.common.names import image_name
-from infra.config import CONFIG_DIR, load_environment
 from local import clock, cloudformation, eventbridge, install_extensions
 from local.status import describe_fleets
+from phoenix.config.environment import load_environment
+from phoenix.kernel.names import image_name
 
 REPO = Path(__file__).resolve().parent.parent
+# The repository's environments (app.py reads the same folder).
+CONFIG_DIR = REPO / "config"
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "us-east-1"
 

@@ -1,7 +1,7 @@
 """Lambda in the embedded AWS: phoenix's handlers run in this process.
 
 moto runs function code in Docker, which is not here. A function whose handler is one
-of phoenix's (`functions.<name>.handler.lambda_handler`, the code the Lambda factory
+of phoenix's (`phoenix.<component>.<runtime|handlers>...lambda_handler`, the code the Lambda factory
 packages) is instead called in-process, as the Lambda runtime would call it:
 - with the function's environment variables and the runtime's own (AWS_REGION, the
   function name, fake credentials, the embedded endpoint), only for the call's duration,
@@ -33,7 +33,7 @@ from moto.awslambda.models import LambdaFunction
 from local import clock
 from local.cloudformation import embedded_endpoint
 
-HANDLER_PACKAGE = "functions."
+HANDLER_PACKAGE = "phoenix."
 _environment_lock = threading.Lock()
 
 

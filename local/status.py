@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from functions.common.names import release_state_machine
+from phoenix.kernel.names import release_state_machine
 
 
 def describe_fleets(client: Callable[[str], Any], environment: str) -> str:

@@ -19,9 +19,9 @@ import pytest
 from aws_cdk import aws_iam as iam
 from aws_cdk import cx_api
 
-from app import add_environments, new_app
-from infra.config import EnvironmentConfig, available_environments, load_environment
-from infra.stage import PhoenixStack, PhoenixStage
+from app import CONFIG_DIR, add_environments, new_app
+from phoenix.config.environment import EnvironmentConfig, available_environments, load_environment
+from phoenix.stage import PhoenixStack, PhoenixStage
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class SynthesizedApp:
 
 @pytest.fixture(scope="session")
 def environment_configs() -> dict[str, EnvironmentConfig]:
-    return {name: load_environment(name) for name in available_environments()}
+    return {name: load_environment(name, CONFIG_DIR) for name in available_environments(CONFIG_DIR)}
 
 
 @pytest.fixture(scope="session")

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from infra.release_spec import STEP_CALLS
 from local.api_calls import CallLog, recording
 from local.embedded import EmbeddedAws
 from local.fleet_view import FleetView, release_item
+from phoenix.release.spec import STEP_CALLS, step_handler
 from tests.integration.fleet_view import CapacityWatch, request_release, required_capacity
 
 CONFIG = Path(__file__).resolve().parent / "config"
@@ -133,8 +133,9 @@ def test_every_call_the_steps_made_is_one_their_role_grants(
 ) -> None:
     # Given the releases above (each strategy, healthy and rolled back), with the calls
     # each step function made, and what the infrastructure grants each (STEP_CALLS)
+    step_of = {step_handler(step): step for step in STEP_CALLS}
     handler_of = {
-        f["FunctionName"]: f["Handler"].split(".")[1]
+        f["FunctionName"]: step_of.get(f["Handler"], f["Handler"])
         for f in aws.client("lambda").list_functions()["Functions"]
     }
     made = {handler_of[function]: actions for function, actions in calls.by_function().items()}

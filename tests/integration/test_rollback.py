@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from functions.common import ledger
 from local import clock
 from local.api_calls import recording
 from local.embedded import EmbeddedAws
 from local.faults import failing
 from local.fleet_view import FleetView, release_item
+from phoenix.kernel import ledger
 
 CONFIG = Path(__file__).resolve().parent / "config"
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.config import CONFIG_DIR
+from app import CONFIG_DIR
 from local.embedded import EmbeddedAws
 
 REPO = Path(__file__).resolve().parents[2]
@@ -192,7 +192,7 @@ def test_the_same_event_delivered_twice_starts_one_release(sandbox: EmbeddedAws)
     (trigger,) = [
         f["FunctionName"]
         for f in lambda_client.list_functions()["Functions"]
-        if f["Handler"] == "functions.release_trigger.handler.lambda_handler"
+        if f["Handler"] == "phoenix.release.handlers.trigger.lambda_handler"
     ]
 
     def deliver() -> dict[str, Any]:

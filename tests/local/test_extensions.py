@@ -22,7 +22,8 @@ from tests.local.eventbus import EventQueue
 
 REGION = "us-east-1"
 EVENTS = Path(__file__).resolve().parents[1] / "events"
-HANDLER = "functions.probe_dispatch.handler.lambda_handler"
+HANDLER = "phoenix.probe_dispatch.runtime.handler.lambda_handler"
+HANDLER_MODULE = HANDLER.rpartition(".")[0]
 received: list[dict[str, Any]] = []
 
 
@@ -44,16 +45,15 @@ def _probe_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def aws() -> Iterator[None]:
-    # A handler module as the Lambda factory packages it: functions.<name>.handler
-    module = types.ModuleType("functions.probe_dispatch.handler")
+    # A handler module as the Lambda factory packages it: phoenix.<component>.runtime.<module>
+    module = types.ModuleType(HANDLER_MODULE)
     module.lambda_handler = _probe_handler  # type: ignore[attr-defined]
-    sys.modules["functions.probe_dispatch"] = types.ModuleType("functions.probe_dispatch")
-    sys.modules["functions.probe_dispatch.handler"] = module
+    sys.modules[HANDLER_MODULE] = module
     received.clear()
     with mock_aws():
         install_extensions(None)
         yield
-    del sys.modules["functions.probe_dispatch.handler"], sys.modules["functions.probe_dispatch"]
+    del sys.modules[HANDLER_MODULE]
 
 
 def _function(timeout: int = 3) -> str:
@@ -73,7 +73,7 @@ def _function(timeout: int = 3) -> str:
     )["Role"]["Arn"]
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as zipped:
-        zipped.writestr("functions/__init__.py", "")
+        zipped.writestr("phoenix/__init__.py", "")
     function = boto3.client("lambda", region_name=REGION).create_function(
         FunctionName="phoenix-probe",
         Runtime="python3.14",

@@ -1,0 +1,1 @@
+"""Environment config: pydantic models, loading from YAML, one-line errors."""

@@ -1,0 +1,154 @@
+"""Fleet models of the environment config: capacity, health, alarms and release strategy."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from phoenix.config.types import Architecture, Name, Percent, StrictModel
+from phoenix.kernel.names import Slot
+
+
+class CapacityConfig(StrictModel):
+    min: Annotated[int, Field(ge=0)] = 2
+    max: Annotated[int, Field(ge=1)] = 4
+
+    @model_validator(mode="after")
+    def _min_not_above_max(self) -> CapacityConfig:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
+class HealthCheckConfig(StrictModel):
+    path: Annotated[str, Field(pattern=r"^/\S*$")] = "/health"
+    interval_seconds: Annotated[int, Field(ge=5, le=300)] = 15
+    healthy_threshold: Annotated[int, Field(ge=2, le=10)] = 2
+    unhealthy_threshold: Annotated[int, Field(ge=2, le=10)] = 2
+    grace_period_seconds: Annotated[int, Field(ge=0, le=7200)] = 120
+    deregistration_delay_seconds: Annotated[int, Field(ge=0, le=3600)] = 30
+
+
+class AlarmThresholds(StrictModel):
+    """What "unhealthy" means for a fleet; every release gate and rollback reads these."""
+
+    error_rate_percent: Annotated[float, Field(gt=0, le=100)] = 5.0
+    p99_latency_ms: Annotated[int, Field(ge=1)] = 1000
+    unhealthy_hosts: Annotated[int, Field(ge=1)] = 1
+    evaluation_periods: Annotated[int, Field(ge=1, le=10)] = 2
+
+
+class RollingSettings(StrictModel):
+    """Instance Refresh settings; launch before terminate by default (100 / 200 percent)."""
+
+    min_healthy_percentage: Annotated[int, Field(ge=0, le=100)] = 100
+    max_healthy_percentage: Annotated[int, Field(ge=100, le=200)] = 200
+    checkpoint_percentages: list[Percent] = [50, 100]
+    checkpoint_delay_minutes: Annotated[int, Field(ge=0, le=120)] = 5
+    bake_time_minutes: Annotated[int, Field(ge=0, le=120)] = 5
+
+    @field_validator("checkpoint_percentages")
+    @classmethod
+    def _ascending_to_100(cls, steps: list[int]) -> list[int]:
+        return _ascending_steps_ending_at_100(steps)
+
+    @model_validator(mode="after")
+    def _room_to_replace(self) -> RollingSettings:
+        if self.max_healthy_percentage - self.min_healthy_percentage < 10:
+            raise ValueError(
+                "max_healthy_percentage must exceed min_healthy_percentage by at least 10"
+            )
+        return self
+
+
+class BlueGreenSettings(StrictModel):
+    bake_time_minutes: Annotated[int, Field(ge=0, le=120)] = 10
+    rollback_window_minutes: Annotated[int, Field(ge=0, le=1440)] = 30
+
+
+class CanarySettings(StrictModel):
+    steps: list[Percent] = [5, 25, 50, 100]
+    step_bake_time_minutes: Annotated[int, Field(ge=1, le=120)] = 5
+    rollback_window_minutes: Annotated[int, Field(ge=0, le=1440)] = 30
+
+    @field_validator("steps")
+    @classmethod
+    def _ascending_to_100(cls, steps: list[int]) -> list[int]:
+        return _ascending_steps_ending_at_100(steps)
+
+
+def _ascending_steps_ending_at_100(steps: list[int]) -> list[int]:
+    if not steps or steps[-1] != 100:
+        raise ValueError("must end at 100")
+    if any(later <= earlier for earlier, later in itertools.pairwise(steps)):
+        raise ValueError("must be strictly increasing")
+    return steps
+
+
+_AMI_OR_PARAMETER = r"^(ami-[0-9a-f]{8,17}|/[A-Za-z0-9_./-]+)$"
+
+
+class FleetBase(StrictModel):
+    name: Name
+    image_pipeline: Name
+    instance_type: Annotated[str, Field(pattern=r"^[a-z0-9-]+\.[a-z0-9]+$")] = "t4g.small"
+    architecture: Architecture = "arm64"
+    # The AMI the release pointer starts at: an AMI id, or a public SSM parameter naming
+    # one (read once, when the pointer is created). Default: latest Amazon Linux 2023.
+    bootstrap_ami: (
+        Annotated[str, Field(pattern=r"^(ami-[0-9a-f]{8,17}|/[A-Za-z0-9_./-]+)$")] | None
+    ) = None
+    instance_port: Annotated[int, Field(ge=1, le=65535)] = 80
+    # Target tracking: requests per instance per minute the active slot scales to hold.
+    target_requests_per_minute: Annotated[int, Field(ge=1)] = 1000
+    root_volume_gib: Annotated[int, Field(ge=8, le=16384)] = 16
+    capacity: CapacityConfig = CapacityConfig()
+    health_check: HealthCheckConfig = HealthCheckConfig()
+    alarms: AlarmThresholds = AlarmThresholds()
+    max_instance_lifetime_days: Annotated[int, Field(ge=1, le=365)] = 14
+    internet_facing: bool = True
+    # A release for a fleet another release holds: rejected, or queued (it retries the
+    # lock every `queue_retry_minutes`, for at most the lock's hold of 6 hours).
+    when_locked: Literal["reject", "queue"] = "reject"
+    queue_retry_minutes: Annotated[int, Field(ge=1, le=60)] = 5
+    certificate_arn: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:acm:")] | None = None
+
+    @property
+    def initial_ami(self) -> str:
+        if self.bootstrap_ami:
+            return self.bootstrap_ami
+        kernel = "arm64" if self.architecture == "arm64" else "x86_64"
+        return f"/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-{kernel}"
+
+    @property
+    def slots(self) -> tuple[Slot, ...]:
+        """The fleet's Auto Scaling slots: blue and green (one serves, one waits)."""
+        return ("blue", "green")
+
+
+class RollingFleet(FleetBase):
+    strategy: Literal["rolling"]
+    rolling: RollingSettings = RollingSettings()
+
+    @property
+    def slots(self) -> tuple[Slot, ...]:
+        """A rolling fleet refreshes its instances in place: one slot, blue."""
+        return ("blue",)
+
+
+class BlueGreenFleet(FleetBase):
+    strategy: Literal["blue_green"]
+    blue_green: BlueGreenSettings = BlueGreenSettings()
+
+
+class CanaryFleet(FleetBase):
+    strategy: Literal["canary"]
+    canary: CanarySettings = CanarySettings()
+
+
+FleetConfig = Annotated[
+    RollingFleet | BlueGreenFleet | CanaryFleet, Field(discriminator="strategy")
+]
+STRATEGIES = ("rolling", "blue_green", "canary")

@@ -1,0 +1,1 @@
+"""ImmutableFleet: a load balancer, two slots, alarms, and the state the release controller owns."""

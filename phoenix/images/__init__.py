@@ -1,0 +1,1 @@
+"""GoldenImagePipeline: Image Builder components (components/), recipe, distribution, lifecycle."""

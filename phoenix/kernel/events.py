@@ -1,0 +1,35 @@
+"""phoenix's own events on the default event bus (source `phoenix`)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+DetailType = Literal[
+    "Release Started",
+    "Release Step Completed",
+    "Release Succeeded",
+    "Release Rolled Back",
+    "Release Failed",
+    "Release Rejected",
+]
+
+
+class EventNotAcceptedError(RuntimeError):
+    """EventBridge answered PutEvents with a failed entry."""
+
+
+def put(events: Any, detail_type: DetailType, body: dict[str, Any]) -> None:
+    """One `phoenix` event on the default bus."""
+    response = events.put_events(
+        Entries=[
+            {
+                "Source": "phoenix",
+                "DetailType": detail_type,
+                "Detail": json.dumps(body, default=str),
+                "Resources": [],
+            }
+        ]
+    )
+    if response.get("FailedEntryCount"):
+        raise EventNotAcceptedError(json.dumps(response.get("Entries", [])))

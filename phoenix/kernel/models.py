@@ -1,0 +1,24 @@
+"""What every component's runtime says of a fleet: its strategy, AMIs and slots."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Strategy = Literal["rolling", "blue_green", "canary"]
+AmiId = Annotated[str, Field(pattern=r"^ami-[0-9a-f]{8,17}$")]
+FleetName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,23}$")]
+Percent = Annotated[int, Field(ge=0, le=100)]
+
+
+class FrozenModel(BaseModel):
+    """A value that travels between steps: immutable, and no key it does not declare."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SlotSpec(FrozenModel):
+    group: Annotated[str, Field(min_length=1)]
+    target_group: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:elasticloadbalancing:")]
+    launch_template: Annotated[str, Field(pattern=r"^lt-[0-9a-f]+$")]

@@ -1,0 +1,1 @@
+"""One module per release Lambda function: parse, call the runtime, return."""

@@ -1,0 +1,51 @@
+"""Health gates.
+
+Actions:
+- `warmup`: are the target slot's new targets all healthy yet? Returns the count of
+  checks left; when none are left and they are still not healthy, GateFailedError;
+- `judge`: after a step's bake time, targets healthy, the fleet's alarms OK and, for a
+  canary step, the canary no worse than the baseline; else GateFailedError.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+
+from phoenix.kernel.clients import Clients
+from phoenix.kernel.settings import ReleaseSettings
+from phoenix.release.runtime import gate
+from phoenix.release.runtime.models import StepInput, Warmup
+from phoenix.release.runtime.steps import lambda_entry, record, run_step
+
+logger = Logger()
+metrics = Metrics()
+
+
+def handle(event: Any, settings: ReleaseSettings, aws: Clients) -> dict[str, Any]:
+    def body(step: StepInput) -> dict[str, Any]:
+        state = step.state
+        if step.action == "warmup":
+            ready, reason = gate.warmed_up(aws.elbv2, aws.ec2, state)
+            before = state.warmup.checks_left if state.warmup else state.fleet_spec.warmup_checks
+            left = max(before - 1, 0)
+            if not ready and left == 0:
+                raise gate.GateFailedError(
+                    f"new targets not healthy after {state.fleet_spec.warmup_checks} checks: "
+                    f"{reason}"
+                )
+            if ready:
+                record(aws, settings, state, "new targets healthy", metrics, targets=reason)
+            return Warmup(ready=ready, checks_left=left, reason=reason).model_dump()
+        summary = gate.judge(aws.elbv2, aws.ec2, aws.cloudwatch, state, datetime.now(UTC))
+        weights = state.step.weights.target if state.step else 100
+        record(aws, settings, state, "health gate passed", metrics, traffic=weights, detail=summary)
+        return {"summary": summary}
+
+    result: dict[str, Any] = run_step(event, {"warmup", "judge"}, logger, body)
+    return result
+
+
+lambda_handler = lambda_entry(handle, logger, metrics)

@@ -1,0 +1,82 @@
+"""Release trigger: an AVAILABLE image (or a Release Requested event) starts releases.
+
+One execution of the release state machine per subscribed fleet, named after the event
+and the fleet, so a duplicate delivery starts nothing twice. An event for another
+pipeline, a status other than AVAILABLE, an image without an AMI in this region, or a
+malformed event is logged with the reason and changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.parser import ValidationError, parse
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import Field, Json
+
+from phoenix.kernel.clients import Clients
+from phoenix.kernel.settings import FunctionSettings
+from phoenix.release.runtime import trigger
+from phoenix.release.runtime.events import ImageStateChange, ReleaseRequested
+
+logger = Logger()
+
+
+class Settings(FunctionSettings):
+    state_machine_arn: str
+    # image name (phoenix-<env>-<pipeline>) -> the fleets it releases to
+    subscriptions: Json[dict[str, list[str]]]
+    # Set by the Lambda runtime (a reserved variable), so never part of the environment
+    # the infrastructure writes.
+    region: str = Field(default="", alias="AWS_REGION", exclude=True)
+
+
+def handle(event: Any, settings: Settings, imagebuilder: Any, stepfunctions: Any) -> dict[str, Any]:
+    event_id = event.get("id") if isinstance(event, dict) else None
+    try:
+        if not isinstance(event, dict):
+            raise trigger.RefusedError(f"the event is a {type(event).__name__}, not an object")
+        if event.get("source") == "phoenix":
+            requested = parse(event=event, model=ReleaseRequested)
+            fleets = sorted({f for fs in settings.subscriptions.values() for f in fs})
+            requests = trigger.plan_requested(
+                requested, environment=settings.environment, fleets=fleets
+            )
+        else:
+            available = parse(event=event, model=ImageStateChange)
+            if available.detail.state.status != "AVAILABLE":
+                raise trigger.RefusedError(f"image state is {available.detail.state.status}")
+            if len(available.resources) != 1:
+                raise trigger.RefusedError(
+                    f"expected one image ARN in resources, got {len(available.resources)}"
+                )
+            trigger.subscribed_fleets(available.resources[0], settings.subscriptions)
+            image = trigger.read_image(imagebuilder, available.resources[0])
+            requests = trigger.plan_image(
+                available,
+                image,
+                environment=settings.environment,
+                region=settings.region,
+                subscriptions=settings.subscriptions,
+            )
+    except (ValidationError, trigger.RefusedError) as refusal:
+        logger.warning("event refused", extra={"event_id": event_id, "reason": str(refusal)})
+        return {"started": [], "duplicates": [], "refused": str(refusal)}
+    started: list[str] = []
+    duplicates: list[str] = []
+    for request in requests:
+        is_new = trigger.start(stepfunctions, settings.state_machine_arn, request)
+        (started if is_new else duplicates).append(request.fleet)
+        logger.info(
+            "release started" if is_new else "release already started by this event",
+            extra={"fleet": request.fleet, "ami": request.ami, "event_id": request.event_id},
+        )
+    return {"started": started, "duplicates": duplicates, "refused": None}
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:  # noqa: ARG001
+    settings = Settings.from_environ()
+    aws = Clients(settings.region)
+    return handle(event, settings, aws.imagebuilder, aws.stepfunctions)

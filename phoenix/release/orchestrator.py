@@ -1,0 +1,297 @@
+"""ReleaseOrchestrator: the release state machine, its step functions, the ledger, and
+the rules that start releases and resume them.
+
+The release trigger function receives `EC2 Image Builder Image State Change` events for
+this environment's pipelines and `phoenix` `Release Requested` events, and starts the
+release state machine once per subscribed fleet. The state machine (release_definition)
+runs DESIGN.md section 4; the refresh event receiver completes its instance refresh
+waits. Each function is granted exactly the calls it makes.
+"""
+
+from __future__ import annotations
+
+import json
+
+from aws_cdk import Acknowledgment, Aws, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from phoenix.config.environment import EnvironmentConfig
+from phoenix.fleet.immutable_fleet import ImmutableFleet
+from phoenix.kernel.ledger import LOCK_HOLD, ROLLBACK_TARGET_TAG
+from phoenix.kernel.names import image_name, release_state_machine
+from phoenix.kernel.settings import ReleaseSettings
+from phoenix.platform.functions import PhoenixFunction
+from phoenix.platform.nag import nag_arn
+from phoenix.platform.observability import log_retention
+from phoenix.release.definition import ReleaseDefinition, ReleaseFunctions
+from phoenix.release.handlers.refresh_events import Settings as RefreshEventSettings
+from phoenix.release.handlers.trigger import Settings as TriggerSettings
+from phoenix.release.ledger import ReleaseLedger
+from phoenix.release.spec import STEP_CALLS, fleet_spec, step_handler
+from phoenix.rollback.alarm_rollback import AlarmRollback
+
+IMAGE_STATE_CHANGE = "EC2 Image Builder Image State Change"
+# What DynamoDB asks of a caller on a table encrypted with a customer managed key.
+TABLE_KEY_ACTIONS = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey")
+
+
+class ReleaseOrchestrator(Construct):
+    """The release state machine and the rule that starts it for this environment's images.
+
+    The rule matches `EC2 Image Builder Image State Change` events with status AVAILABLE
+    for images named `phoenix-<env>-<pipeline>` in this account and region. Executions
+    are logged (ALL, with data) to a log group encrypted with `key` and traced with X-Ray.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        config: EnvironmentConfig,
+        key: kms.IKey,
+        fleets: dict[str, ImmutableFleet],
+    ) -> None:
+        super().__init__(scope, id)
+        environment = config.name
+        self.ledger = ReleaseLedger(self, "Ledger", key=key)
+        self.steps = self._step_functions(config, key, fleets)
+        pipelines = [p.name for p in config.image_pipelines]
+        log_retention_days = config.functions.log_retention_days
+        log_group = logs.LogGroup(
+            self,
+            "ExecutionLogs",
+            encryption_key=key,
+            retention=log_retention(log_retention_days),
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        definition = ReleaseDefinition(
+            self,
+            "Steps",
+            functions=self.steps,
+            fleets={name: fleet_spec(fleet) for name, fleet in fleets.items()},
+        )
+        window = max((fleet_spec(f)["rollback_window_seconds"] for f in fleets.values()), default=0)
+        self.state_machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            state_machine_name=release_state_machine(environment),
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            definition_body=sfn.DefinitionBody.from_chainable(definition.start),
+            # The lock's hold, then the rollback window the old slot stays warm for.
+            timeout=Duration.seconds(LOCK_HOLD.total_seconds() + window + 3600),
+            logs=sfn.LogOptions(
+                destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True
+            ),
+            tracing_enabled=True,
+        )
+        Validations.of(self.state_machine).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions::AwsSolutions-IAM5[Resource::*]",
+                reason="Step Functions log delivery (logs:*LogDelivery*, DescribeLogGroups) and "
+                "X-Ray (PutTraceSegments) support no resource-level permissions.",
+            )
+        )
+        self.state_machine.grant_task_response(self.refresh_events)
+        stack = Stack.of(self)
+        for function in vars(self.steps).values():
+            resource = stack.get_logical_id(function.node.default_child)
+            Validations.of(self.state_machine).acknowledge(
+                Acknowledgment(
+                    id=f"AwsSolutions::AwsSolutions-IAM5[Resource::<{resource}.Arn>:*]",
+                    reason="Step Functions invokes the release's own step function; ':*' "
+                    "covers its versions and aliases, which CDK grants with the function.",
+                )
+            )
+        self.trigger = self._trigger(config, key)
+        self.rollback = AlarmRollback(
+            self,
+            "Rollback",
+            config=config,
+            key=key,
+            fleets=fleets,
+            table=self.ledger.table,
+            state_machine=self.state_machine,
+            table_key_actions=TABLE_KEY_ACTIONS,
+        )
+        images = [
+            {
+                "prefix": f"arn:{Aws.PARTITION}:imagebuilder:{Aws.REGION}:{Aws.ACCOUNT_ID}:"
+                f"image/{image_name(environment, pipeline)}/"
+            }
+            for pipeline in pipelines
+        ]
+        self.image_available = events.Rule(
+            self,
+            "ImageAvailable",
+            description=f"phoenix {environment}: a baked image starts a release",
+            event_pattern=events.EventPattern(
+                source=["aws.imagebuilder"],
+                detail_type=[IMAGE_STATE_CHANGE],
+                detail={"state": {"status": ["AVAILABLE"]}},
+            ),
+            targets=[targets.LambdaFunction(self.trigger)],
+        )
+        self.release_requested = events.Rule(
+            self,
+            "ManualRelease",
+            description=f"phoenix {environment}: a release asked for by hand",
+            event_pattern=events.EventPattern(
+                source=["phoenix"], detail_type=["Release Requested"]
+            ),
+            targets=[targets.LambdaFunction(self.trigger)],
+        )
+        # CDK types `resources` as exact strings; a prefix match needs the raw pattern.
+        rule = self.image_available.node.default_child
+        assert isinstance(rule, events.CfnRule)
+        rule.add_property_override("EventPattern.resources", images)
+
+    def _step_functions(
+        self, config: EnvironmentConfig, key: kms.IKey, fleets: dict[str, ImmutableFleet]
+    ) -> ReleaseFunctions:
+        """One function per step, each granted exactly what it calls (STEP_CALLS)."""
+        table = self.ledger.table
+        made: dict[str, PhoenixFunction] = {}
+        for name, (table_actions, fleet_actions, other) in STEP_CALLS.items():
+            function = PhoenixFunction(
+                self,
+                name.title().replace("_", ""),
+                name=name,
+                handler=step_handler(name),
+                description=f"phoenix {config.name}: {name.replace('_', ' ')}",
+                settings=ReleaseSettings(
+                    environment=config.name,
+                    service_name=f"phoenix-{name.replace('_', '-')}",
+                    table_name=table.table_name,
+                ),
+                config=config.functions,
+                key=key,
+                timeout=Duration.seconds(60),
+            )
+            table.grant(function, *table_actions)
+            key.grant(function, *TABLE_KEY_ACTIONS)
+            for fleet in fleets.values():
+                fleet.grant_release(function, fleet_actions)
+            for action in other:
+                function.add_to_role_policy(self._scoped(function, action))
+            made[name] = function
+        groups = {
+            group.auto_scaling_group_name: name
+            for name, fleet in fleets.items()
+            for group in fleet.auto_scaling_groups.values()
+        }
+        self.refresh_events = PhoenixFunction(
+            self,
+            "RefreshEvents",
+            name="refresh_events",
+            handler="phoenix.release.handlers.refresh_events.lambda_handler",
+            description=f"phoenix {config.name}: instance refresh events resume releases",
+            settings=RefreshEventSettings(
+                environment=config.name,
+                service_name="phoenix-refresh-events",
+                table_name=table.table_name,
+                groups=json.dumps(groups),
+            ),
+            config=config.functions,
+            key=key,
+        )
+        table.grant(self.refresh_events, "dynamodb:GetItem", "dynamodb:UpdateItem")
+        key.grant(self.refresh_events, *TABLE_KEY_ACTIONS)
+        events.Rule(
+            self,
+            "RefreshEnded",
+            description=f"phoenix {config.name}: instance refresh events of this environment",
+            event_pattern=events.EventPattern(
+                source=["aws.autoscaling"],
+                detail_type=events.Match.prefix("EC2 Auto Scaling Instance Refresh"),
+                detail={"AutoScalingGroupName": events.Match.prefix(f"phoenix-{config.name}-")},
+            ),
+            targets=[targets.LambdaFunction(self.refresh_events)],
+        )
+        return ReleaseFunctions(
+            preflight=made["release_preflight"],
+            prepare=made["release_prepare"],
+            deploy=made["release_deploy"],
+            gate=made["release_gate"],
+            rollback=made["release_rollback"],
+            finalize=made["release_finalize"],
+        )
+
+    def _scoped(self, function: PhoenixFunction, action: str) -> iam.PolicyStatement:
+        """The statement for a call outside the ledger and the fleets."""
+        if action == "events:PutEvents":
+            return iam.PolicyStatement(actions=[action], resources=[self._default_bus()])
+        if action == "ec2:CreateTags":
+            # Marking the previous AMI a rollback target (the image lifecycle keeps it):
+            # images only, and only that tag.
+            images = nag_arn(Stack.of(self), "ec2", "image/*", with_account=False)
+            Validations.of(function.role).acknowledge(  # type: ignore[arg-type]
+                Acknowledgment(
+                    id=f"AwsSolutions::AwsSolutions-IAM5[Resource::{images}]",
+                    reason="Any AMI a fleet ran may become a rollback target; the statement "
+                    "allows only the phoenix:rollback-target tag key.",
+                )
+            )
+            return iam.PolicyStatement(
+                actions=[action],
+                resources=[
+                    Stack.of(self).format_arn(
+                        service="ec2", account="", resource="image", resource_name="*"
+                    )
+                ],
+                conditions={"ForAllValues:StringEquals": {"aws:TagKeys": [ROLLBACK_TARGET_TAG]}},
+            )
+        raise ValueError(f"no scoping for {action}")
+
+    def _default_bus(self) -> str:
+        return Stack.of(self).format_arn(
+            service="events", resource="event-bus", resource_name="default"
+        )
+
+    def _trigger(self, config: EnvironmentConfig, key: kms.IKey) -> PhoenixFunction:
+        subscriptions = {
+            image_name(config.name, pipeline.name): [
+                fleet.name for fleet in config.fleets if fleet.image_pipeline == pipeline.name
+            ]
+            for pipeline in config.image_pipelines
+        }
+        trigger = PhoenixFunction(
+            self,
+            "Trigger",
+            name="release_trigger",
+            handler="phoenix.release.handlers.trigger.lambda_handler",
+            description=f"phoenix {config.name}: starts a release per subscribed fleet",
+            settings=TriggerSettings(
+                environment=config.name,
+                service_name="phoenix-release-trigger",
+                state_machine_arn=self.state_machine.state_machine_arn,
+                subscriptions=json.dumps(subscriptions),
+            ),
+            config=config.functions,
+            key=key,
+        )
+        self.state_machine.grant_start_execution(trigger)
+        stack = Stack.of(self)
+        images = [
+            stack.format_arn(service="imagebuilder", resource="image", resource_name=f"{name}/*")
+            for name in subscriptions
+        ]
+        trigger.add_to_role_policy(
+            iam.PolicyStatement(actions=["imagebuilder:GetImage"], resources=images)
+        )
+        for name in subscriptions:
+            arn = nag_arn(stack, "imagebuilder", f"image/{name}/*")
+            Validations.of(trigger.role).acknowledge(  # type: ignore[arg-type]
+                Acknowledgment(
+                    id=f"AwsSolutions::AwsSolutions-IAM5[Resource::{arn}]",
+                    reason="Every build version of this environment's pipeline image; "
+                    "versions and build numbers are only known when baked.",
+                )
+            )
+        return trigger

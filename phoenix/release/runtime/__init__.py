@@ -1,0 +1,1 @@
+"""The release's runtime logic and models; no AWS CDK here."""

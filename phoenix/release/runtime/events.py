@@ -1,0 +1,87 @@
+"""The events phoenix receives, as Powertools parser models (EventBridge envelopes)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from pydantic import BaseModel, ConfigDict, Field
+
+from phoenix.kernel.events import DetailType, put
+from phoenix.release.runtime.models import ReleaseState
+
+IMAGE_STATE_CHANGE = "EC2 Image Builder Image State Change"
+
+
+class ImageState(BaseModel):
+    status: str
+    reason: str | None = None
+
+
+class ImageStateChangeDetail(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    state: ImageState
+    previous_state: ImageState | None = Field(default=None, alias="previous-state")
+
+
+class ImageStateChange(EventBridgeModel):
+    """`EC2 Image Builder Image State Change`: resources[0] is the image build version ARN."""
+
+    source: Literal["aws.imagebuilder"]
+    detail_type: Literal["EC2 Image Builder Image State Change"] = Field(alias="detail-type")
+    detail: ImageStateChangeDetail
+
+
+class ReleaseRequestedDetail(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    fleet: str = Field(pattern=r"^[a-z][a-z0-9-]{0,23}$")
+    ami: str = Field(pattern=r"^ami-[0-9a-f]{8,17}$")
+    requested_by: str = Field(min_length=1, max_length=200)
+
+
+class ReleaseRequested(EventBridgeModel):
+    """A manual release: `phoenix` `Release Requested` with the fleet and AMI."""
+
+    source: Literal["phoenix"]
+    detail_type: Literal["Release Requested"] = Field(alias="detail-type")
+    detail: ReleaseRequestedDetail
+
+
+REFRESH_ENDED = {
+    "EC2 Auto Scaling Instance Refresh Succeeded": "Successful",
+    "EC2 Auto Scaling Instance Refresh Failed": "Failed",
+    "EC2 Auto Scaling Instance Refresh Cancelled": "Cancelled",
+    "EC2 Auto Scaling Instance Refresh Rollback Succeeded": "RollbackSuccessful",
+    "EC2 Auto Scaling Instance Refresh Rollback Failed": "RollbackFailed",
+}
+
+
+class InstanceRefreshDetail(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    instance_refresh_id: str = Field(alias="InstanceRefreshId", min_length=1)
+    group: str = Field(alias="AutoScalingGroupName", min_length=1, max_length=255)
+
+
+class InstanceRefreshEvent(EventBridgeModel):
+    """`EC2 Auto Scaling Instance Refresh <Started|Succeeded|...>` from aws.autoscaling."""
+
+    source: Literal["aws.autoscaling"]
+    detail_type: str = Field(alias="detail-type", pattern=r"^EC2 Auto Scaling Instance Refresh ")
+    detail: InstanceRefreshDetail
+
+
+def publish(events: Any, detail_type: DetailType, state: ReleaseState, **detail: Any) -> None:
+    """One event with the release id, fleet, environment and AMIs, plus `detail`."""
+    body = {
+        "release_id": state.release.id,
+        "environment": state.environment,
+        "fleet": state.fleet,
+        "strategy": state.fleet_spec.strategy,
+        "to_ami": state.ami,
+        "from_ami": state.plan.from_ami if state.plan else None,
+        **detail,
+    }
+    put(events, detail_type, body)

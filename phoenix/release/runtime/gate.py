@@ -1,0 +1,164 @@
+"""Health gates: are the new targets healthy, are the alarms OK, and for canary, is the
+canary no worse than the baseline (DESIGN.md section 4.5).
+
+One DescribeTargetHealth, one DescribeInstances, one DescribeAlarms and (canary) one
+GetMetricData, whatever the number of instances.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from phoenix.release.runtime.models import FleetSpec, ReleaseState
+
+NAMESPACE = "AWS/ApplicationELB"
+
+
+class GateFailedError(Exception):
+    """The release is not healthy: the message names what failed."""
+
+
+def target_health(elbv2: Any, target_group: str) -> tuple[dict[str, int], list[str]]:
+    """How many of a target group's targets are in each state, and the healthy ones."""
+    descriptions = elbv2.describe_target_health(TargetGroupArn=target_group)
+    counts: dict[str, int] = {}
+    healthy: list[str] = []
+    for description in descriptions["TargetHealthDescriptions"]:
+        state = description["TargetHealth"]["State"]
+        counts[state] = counts.get(state, 0) + 1
+        if state == "healthy":
+            healthy.append(description["Target"]["Id"])
+    return counts, healthy
+
+
+def on_ami(ec2: Any, instance_ids: list[str], ami: str) -> int:
+    """How many of the instances run `ami` (one DescribeInstances; none for no ids)."""
+    if not instance_ids:
+        return 0
+    found = ec2.describe_instances(InstanceIds=instance_ids)["Reservations"]
+    return sum(1 for r in found for i in r["Instances"] if i.get("ImageId") == ami)
+
+
+def warmed_up(elbv2: Any, ec2: Any, state: ReleaseState) -> tuple[bool, str]:
+    """Every instance the target slot should have is registered, healthy and on the new
+    AMI (a healthy target of an older AMI, still draining or not yet replaced, does not
+    count)."""
+    plan = state.need_plan()
+    counts, healthy = target_health(elbv2, state.fleet_spec.slots[plan.target_slot].target_group)
+    new = on_ami(ec2, healthy, state.ami)
+    wanted = plan.capacity.desired
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no targets"
+    return new >= wanted, f"{new} of {wanted} targets healthy on {state.ami} ({summary})"
+
+
+def alarms_in_alarm(cloudwatch: Any, spec: FleetSpec) -> list[str]:
+    if not spec.alarms:
+        return []
+    found = cloudwatch.describe_alarms(AlarmNames=spec.alarms, AlarmTypes=["MetricAlarm"])
+    return [a["AlarmName"] for a in found["MetricAlarms"] if a["StateValue"] == "ALARM"]
+
+
+def _dimension(arn: str) -> str:
+    return arn.rsplit(":", 1)[1].removeprefix("loadbalancer/")
+
+
+def _queries(spec: FleetSpec, slot_groups: dict[str, str], period: int) -> list[dict[str, Any]]:
+    listener_balancer = "/".join(spec.listener.rsplit(":", 1)[1].split("/")[1:4])
+    queries = []
+    for role, group in slot_groups.items():
+        dimensions = [
+            {"Name": "LoadBalancer", "Value": listener_balancer},
+            {"Name": "TargetGroup", "Value": _dimension(group)},
+        ]
+        for metric, stat in (
+            ("HTTPCode_Target_5XX_Count", "Sum"),
+            ("RequestCount", "Sum"),
+            ("TargetResponseTime", "p99"),
+        ):
+            queries.append(
+                {
+                    "Id": f"{role}_{metric.lower().replace('_', '')}",
+                    "MetricStat": {
+                        "Metric": {
+                            "Namespace": NAMESPACE,
+                            "MetricName": metric,
+                            "Dimensions": dimensions,
+                        },
+                        "Period": period,
+                        "Stat": stat,
+                    },
+                }
+            )
+    return queries
+
+
+def judge_canary(
+    cloudwatch: Any, state: ReleaseState, since: datetime, until: datetime
+) -> tuple[bool, str]:
+    """Canary versus baseline since the step began: 5xx rate and p99 latency.
+
+    The canary fails when its error rate exceeds the fleet's threshold and the
+    baseline's, or its p99 exceeds the latency threshold and the baseline's. With no
+    canary requests yet there is nothing to judge, which passes (the alarms still gate).
+    """
+    plan = state.need_plan()
+    spec = state.fleet_spec
+    seconds = max(60, int((until - since).total_seconds()))
+    period = 60 * ((seconds + 59) // 60)
+    groups = {
+        "canary": spec.slots[plan.target_slot].target_group,
+        "baseline": spec.slots[plan.active_slot].target_group,
+    }
+    response = cloudwatch.get_metric_data(
+        MetricDataQueries=_queries(spec, groups, period),
+        StartTime=since - timedelta(seconds=1),
+        EndTime=until + timedelta(seconds=1),
+    )
+    values: dict[str, list[float]] = {
+        r["Id"]: [float(v) for v in r.get("Values", []) if v is not None]
+        for r in response["MetricDataResults"]
+    }
+
+    def rate(role: str) -> float | None:
+        requests = sum(values.get(f"{role}_requestcount", []))
+        errors = sum(values.get(f"{role}_httpcodetarget5xxcount", []))
+        return 100 * errors / requests if requests else None
+
+    def p99_ms(role: str) -> float | None:
+        found = values.get(f"{role}_targetresponsetime", [])
+        return 1000 * max(found) if found else None
+
+    canary_rate, baseline_rate = rate("canary"), rate("baseline")
+    canary_p99, baseline_p99 = p99_ms("canary"), p99_ms("baseline")
+    summary = (
+        f"canary 5xx {_shown(canary_rate, '%')} p99 {_shown(canary_p99, ' ms')}; "
+        f"baseline 5xx {_shown(baseline_rate, '%')} p99 {_shown(baseline_p99, ' ms')}"
+    )
+    if canary_rate is not None and canary_rate > max(spec.error_rate_percent, baseline_rate or 0):
+        return False, f"canary error rate above {spec.error_rate_percent}% and baseline: {summary}"
+    if canary_p99 is not None and canary_p99 > max(spec.p99_latency_ms, baseline_p99 or 0):
+        return False, f"canary p99 above {spec.p99_latency_ms} ms and baseline: {summary}"
+    return True, summary
+
+
+def _shown(value: float | None, unit: str) -> str:
+    return "n/a" if value is None else f"{value:.1f}{unit}"
+
+
+def judge(elbv2: Any, ec2: Any, cloudwatch: Any, state: ReleaseState, until: datetime) -> str:
+    """The gate after a step: raises GateFailedError with the reason, else a summary."""
+    healthy, targets = warmed_up(elbv2, ec2, state)
+    if not healthy:
+        raise GateFailedError(f"new targets not healthy: {targets}")
+    firing = alarms_in_alarm(cloudwatch, state.fleet_spec)
+    if firing:
+        raise GateFailedError(f"alarms in ALARM: {', '.join(firing)}")
+    summary = targets
+    step = state.step
+    if state.fleet_spec.strategy == "canary" and step is not None and step.weights.active > 0:
+        passed, metrics = judge_canary(cloudwatch, state, step.at, until)
+        if not passed:
+            raise GateFailedError(metrics)
+        summary = f"{targets}; {metrics}"
+    return summary

@@ -1,0 +1,179 @@
+"""The release's state as it travels through the state machine, as pydantic models.
+
+The state machine passes every Lambda step `{"state": <the execution's state>,
+"entered_at": <when the step began>, "task_token": <for waits>}`; each step's handler
+validates it with `StepInput` and refuses (MalformedStepError) anything else before it
+makes any AWS call.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from phoenix.kernel.models import AmiId, FleetName, FrozenModel, Percent, SlotSpec, Strategy
+from phoenix.kernel.names import Slot
+
+
+class MalformedStepError(Exception):
+    """A step's input is not what the state machine sends; nothing was changed."""
+
+
+class FleetSpec(FrozenModel):
+    """What the state machine knows of a fleet (written into its definition at deploy)."""
+
+    name: FleetName
+    strategy: Strategy
+    architecture: Literal["arm64", "x86_64"]
+    listener: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:elasticloadbalancing:")]
+    slots: dict[Slot, SlotSpec]
+    alarms: list[str]
+    min_healthy_percentage: Percent
+    max_healthy_percentage: Annotated[int, Field(ge=100, le=200)]
+    checkpoint_percentages: list[Annotated[int, Field(ge=1, le=100)]]
+    checkpoint_delay_seconds: Annotated[int, Field(ge=0)]
+    bake_seconds: Annotated[int, Field(ge=0)]
+    steps: Annotated[list[Annotated[int, Field(ge=1, le=100)]], Field(min_length=1)]
+    rollback_window_seconds: Annotated[int, Field(ge=0)]
+    error_rate_percent: Annotated[float, Field(gt=0, le=100)]
+    p99_latency_ms: Annotated[int, Field(ge=1)]
+    warmup_seconds: Annotated[int, Field(ge=1)]
+    warmup_checks: Annotated[int, Field(ge=1)]
+    when_locked: Literal["reject", "queue"] = "reject"
+    queue_retry_seconds: Annotated[int, Field(ge=60)] = 300
+    queue_attempts: Annotated[int, Field(ge=0)] = 0
+
+
+class ReleaseRef(FrozenModel):
+    id: Annotated[str, Field(min_length=1, max_length=80)]
+    started_at: datetime
+
+
+class TrafficStep(FrozenModel):
+    target: Percent
+    active: Percent
+    last: bool
+
+
+class CurrentStep(FrozenModel):
+    """The traffic step in progress and when it began (set by the state machine)."""
+
+    weights: TrafficStep
+    at: datetime
+
+
+class Capacity(FrozenModel):
+    min: Annotated[int, Field(ge=0)]
+    max: Annotated[int, Field(ge=0)]
+    desired: Annotated[int, Field(ge=0)]
+
+
+class Plan(FrozenModel):
+    """What preflight found: where the fleet is and what this release will change."""
+
+    from_ami: AmiId
+    active_slot: Slot
+    target_slot: Slot
+    active_target_group: str
+    target_target_group: str
+    source_version: Annotated[int, Field(ge=1)]
+    capacity: Capacity
+    # Instances the target slot still runs (blue_green/canary: the previous release's old
+    # slot inside its rollback window); the new release replaces them.
+    target_running: Annotated[int, Field(ge=0)] = 0
+    steps: list[TrafficStep]
+    refresh_wait_seconds: Annotated[int, Field(ge=60)]
+
+
+class Prepared(FrozenModel):
+    version: Annotated[int, Field(ge=1)]
+
+
+class Warmup(FrozenModel):
+    ready: bool
+    checks_left: Annotated[int, Field(ge=0)]
+    reason: str = ""
+
+
+class RefreshOutcome(FrozenModel):
+    status: str
+    reason: str = ""
+    polls_left: Annotated[int, Field(ge=0)] = 0
+
+
+class RolledBack(FrozenModel):
+    wait: bool
+    action: str
+    reason: str
+
+
+class Failure(BaseModel):
+    """What a Catch puts at `$.error`: the error name and its cause."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    error: str = Field(alias="Error")
+    cause: str = Field(default="", alias="Cause")
+
+    @property
+    def message(self) -> str:
+        """The cause, or the message of the Lambda error the cause carries as JSON."""
+        try:
+            carried = json.loads(self.cause)
+        except ValueError:
+            return self.cause or self.error
+        if isinstance(carried, dict) and carried.get("errorMessage"):
+            return f"{carried.get('errorType', self.error)}: {carried['errorMessage']}"
+        return self.cause or self.error
+
+
+class ReleaseState(BaseModel):
+    """The execution's state; later steps add to it, so unknown keys are kept."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    environment: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,15}$")]
+    fleet: FleetName
+    ami: AmiId
+    trigger: Annotated[str, Field(min_length=1, max_length=300)]
+    event_id: Annotated[str, Field(min_length=1, max_length=100)]
+    image: str | None = None
+    release: ReleaseRef
+    fleet_spec: FleetSpec
+    plan: Plan | None = None
+    prepared: Prepared | None = None
+    step: CurrentStep | None = None
+    warmup: Warmup | None = None
+    refresh: RefreshOutcome | None = None
+    error: Failure | None = None
+    rollback: RolledBack | None = None
+
+    def reason(self) -> str:
+        """Why the release did not succeed, as the rollback or the Catch recorded it."""
+        if self.rollback is not None:
+            return self.rollback.reason
+        if self.error is not None:
+            return self.error.message
+        return ""
+
+    def need_plan(self) -> Plan:
+        if self.plan is None:
+            raise MalformedStepError("the state has no plan (preflight has not run)")
+        return self.plan
+
+    def need_version(self) -> int:
+        if self.prepared is None:
+            raise MalformedStepError("the state has no prepared launch template version")
+        return self.prepared.version
+
+
+class StepInput(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    action: Annotated[str, Field(pattern=r"^[a-z_]{1,32}$")] = "run"
+    state: ReleaseState
+    entered_at: datetime
+    task_token: Annotated[str, Field(min_length=1, max_length=2048)] | None = None

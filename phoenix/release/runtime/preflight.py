@@ -1,0 +1,180 @@
+"""Preflight: the rollback-safety checks a release passes before it changes anything.
+
+DESIGN.md section 4.2. Each failed check raises PreflightFailedError naming the check
+and the resource. The reads are one call per service, whatever the fleet's size.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+from phoenix.kernel.names import Slot, release_pointer, slot_parameter
+from phoenix.release.runtime.models import Capacity, FleetSpec, Plan, ReleaseState, TrafficStep
+
+
+class PreflightFailedError(Exception):
+    def __init__(self, check: str, resource: str, detail: str) -> None:
+        super().__init__(f"preflight check '{check}' failed for {resource}: {detail}")
+        self.check = check
+        self.resource = resource
+
+
+def _other(slot: Slot) -> Slot:
+    return "green" if slot == "blue" else "blue"
+
+
+def read_controller_state(ssm: Any, state: ReleaseState) -> dict[str, str]:
+    """The pointer and the slots' weights (GetParameters, one call)."""
+    spec = state.fleet_spec
+    names = [release_pointer(state.environment, spec.name)]
+    if spec.strategy != "rolling":
+        names += [slot_parameter(state.environment, spec.name, s, "weight") for s in spec.slots]
+    response = ssm.get_parameters(Names=names)
+    values = {p["Name"]: str(p["Value"]) for p in response.get("Parameters", [])}
+    for name in response.get("InvalidParameters", []):
+        raise PreflightFailedError("controller state", name, "the parameter does not exist")
+    return values
+
+
+def active_slot(state: ReleaseState, parameters: dict[str, str]) -> Slot:
+    spec = state.fleet_spec
+    if spec.strategy == "rolling":
+        return "blue"
+    weights = {
+        slot: int(parameters[slot_parameter(state.environment, spec.name, slot, "weight")])
+        for slot in ("blue", "green")
+    }
+    if weights["blue"] == weights["green"]:
+        raise PreflightFailedError(
+            "one active slot",
+            f"listener {spec.listener}",
+            f"traffic is split {weights['blue']}/{weights['green']} between blue and green "
+            "(a release was interrupted); shift it to one slot first",
+        )
+    return "blue" if weights["blue"] > weights["green"] else "green"
+
+
+def check_images(ec2: Any, state: ReleaseState, from_ami: str) -> None:
+    """The target AMI exists here, is available and of the fleet's architecture; the
+    previous AMI (the rollback target) is still launchable."""
+    found = ec2.describe_images(ImageIds=sorted({state.ami, from_ami}))["Images"]
+    images = {image["ImageId"]: image for image in found}
+    target = images.get(state.ami)
+    if target is None:
+        raise PreflightFailedError("target AMI exists", state.ami, "not found in this region")
+    if target.get("State") != "available":
+        raise PreflightFailedError("target AMI available", state.ami, f"state {target['State']}")
+    if target.get("Architecture") != state.fleet_spec.architecture:
+        raise PreflightFailedError(
+            "target AMI architecture",
+            state.ami,
+            f"{target.get('Architecture')}, but the fleet runs {state.fleet_spec.architecture}",
+        )
+    previous = images.get(from_ami)
+    if previous is None:
+        raise PreflightFailedError(
+            "rollback AMI launchable", from_ami, "deregistered (not found in this region)"
+        )
+    if previous.get("State") != "available":
+        raise PreflightFailedError(
+            "rollback AMI launchable", from_ami, f"state {previous.get('State')}"
+        )
+    deprecation = previous.get("DeprecationTime")
+    if deprecation and datetime.fromisoformat(deprecation.replace("Z", "+00:00")) <= datetime.now(
+        UTC
+    ):
+        raise PreflightFailedError(
+            "rollback AMI launchable", from_ami, f"deprecated since {deprecation}"
+        )
+
+
+def check_groups(autoscaling: Any, spec: FleetSpec) -> dict[str, dict[str, Any]]:
+    """Every slot's group exists and uses an explicit launch template version."""
+    names = [slot.group for slot in spec.slots.values()]
+    found = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=names)
+    groups = {g["AutoScalingGroupName"]: g for g in found["AutoScalingGroups"]}
+    for name in names:
+        group = groups.get(name)
+        if group is None:
+            raise PreflightFailedError("group exists", name, "no such Auto Scaling group")
+        version = str(group.get("LaunchTemplate", {}).get("Version", ""))
+        if not version.isdigit():
+            raise PreflightFailedError(
+                "explicit launch template version",
+                name,
+                f"uses version {version or 'none'}; the controller needs a number",
+            )
+    return groups
+
+
+def check_no_refresh(autoscaling: Any, group: str) -> None:
+    refreshes = autoscaling.describe_instance_refreshes(AutoScalingGroupName=group, MaxRecords=1)
+    latest = refreshes.get("InstanceRefreshes", [])
+    active = {"Pending", "InProgress", "Cancelling", "RollbackInProgress", "Baking"}
+    if latest and latest[0]["Status"] in active:
+        raise PreflightFailedError(
+            "no instance refresh running",
+            group,
+            f"refresh {latest[0]['InstanceRefreshId']} is {latest[0]['Status']}",
+        )
+
+
+def check_alarms(cloudwatch: Any, spec: FleetSpec) -> None:
+    if not spec.alarms:
+        return
+    found = cloudwatch.describe_alarms(AlarmNames=spec.alarms, AlarmTypes=["MetricAlarm"])
+    firing = [a["AlarmName"] for a in found["MetricAlarms"] if a["StateValue"] == "ALARM"]
+    if firing:
+        raise PreflightFailedError("fleet alarms OK", ", ".join(firing), "in ALARM now")
+
+
+def refresh_wait_seconds(spec: FleetSpec) -> int:
+    """How long a rolling refresh should take, twice over: the event-driven wait's timeout
+    before it falls back to polling."""
+    per_batch = max(spec.max_healthy_percentage - 100, 100 - spec.min_healthy_percentage, 1)
+    batches = math.ceil(100 / per_batch)
+    expected = (
+        batches * spec.warmup_seconds
+        + len(spec.checkpoint_percentages) * spec.checkpoint_delay_seconds
+        + spec.bake_seconds
+    )
+    return max(600, 2 * expected)
+
+
+def traffic_steps(spec: FleetSpec) -> list[TrafficStep]:
+    steps = spec.steps if spec.strategy == "canary" else [100]
+    return [TrafficStep(target=p, active=100 - p, last=p == 100) for p in steps]
+
+
+def run(state: ReleaseState, *, ssm: Any, ec2: Any, autoscaling: Any, cloudwatch: Any) -> Plan:
+    """Every check of DESIGN.md 4.2, in order; the plan for the steps that follow."""
+    spec = state.fleet_spec
+    parameters = read_controller_state(ssm, state)
+    from_ami = parameters[release_pointer(state.environment, spec.name)]
+    active = active_slot(state, parameters)
+    target = active if spec.strategy == "rolling" else _other(active)
+    if target not in spec.slots or active not in spec.slots:
+        raise PreflightFailedError("fleet slots", spec.name, f"no {target} slot")
+    check_images(ec2, state, from_ami)
+    groups = check_groups(autoscaling, spec)
+    check_no_refresh(autoscaling, spec.slots[target].group)
+    check_alarms(cloudwatch, spec)
+    serving = groups[spec.slots[active].group]
+    return Plan(
+        from_ami=from_ami,
+        active_slot=active,
+        target_slot=target,
+        active_target_group=spec.slots[active].target_group,
+        target_target_group=spec.slots[target].target_group,
+        source_version=int(groups[spec.slots[target].group]["LaunchTemplate"]["Version"]),
+        capacity=Capacity(
+            min=serving["MinSize"], max=serving["MaxSize"], desired=serving["DesiredCapacity"]
+        ),
+        steps=traffic_steps(spec),
+        target_running=0
+        if spec.strategy == "rolling"
+        else int(groups[spec.slots[target].group]["DesiredCapacity"]),
+        refresh_wait_seconds=refresh_wait_seconds(spec),
+    )

@@ -1,0 +1,88 @@
+"""What every release step handler shares: its settings, parsing, AWS clients and the
+step record (ledger + `Release Step Completed` event + ReleaseStepDuration metric)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from phoenix.kernel import ledger
+from phoenix.kernel.clients import Clients
+from phoenix.kernel.settings import ReleaseSettings
+from phoenix.release.runtime import events as release_events
+from phoenix.release.runtime.models import MalformedStepError, ReleaseState, StepInput
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Logger, Metrics
+
+
+def parse_step(event: Any, actions: set[str]) -> StepInput:
+    """The step's input, or MalformedStepError saying what is wrong (nothing called yet)."""
+    if not isinstance(event, dict):
+        raise MalformedStepError(f"the step input is a {type(event).__name__}, not an object")
+    try:
+        step = StepInput.model_validate(event)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}"
+            for e in error.errors()[:3]
+        )
+        raise MalformedStepError(f"malformed step input: {problems}") from None
+    if step.action not in actions:
+        raise MalformedStepError(
+            f"unknown action {step.action!r}; expected one of {sorted(actions)}"
+        )
+    return step
+
+
+def record(
+    aws: Clients,
+    settings: ReleaseSettings,
+    state: ReleaseState,
+    step: str,
+    metrics: Any | None = None,
+    **detail: Any,
+) -> None:
+    """Append `step` to the release's ledger item and announce it."""
+    seconds = ledger.record_step(
+        aws.dynamodb, settings.table_name, state.fleet, state.release.id, step=step, detail=detail
+    )
+    release_events.publish(aws.events, "Release Step Completed", state, step=step, **detail)
+    if metrics is not None:
+        from aws_lambda_powertools.metrics import MetricUnit  # noqa: PLC0415
+
+        metrics.add_metric(name="ReleaseStepDuration", unit=MetricUnit.Seconds, value=seconds)
+
+
+def run_step(event: Any, actions: set[str], logger: Any, body: Callable[[StepInput], Any]) -> Any:
+    """Parse the step's input and run `body`; a malformed input is logged with its reason
+    and refused (MalformedStepError) before any AWS call."""
+    try:
+        step = parse_step(event, actions)
+    except MalformedStepError as refusal:
+        logger.warning("step input refused", extra={"reason": str(refusal)})
+        raise
+    logger.append_keys(fleet=step.state.fleet, action=step.action)
+    try:
+        return body(step)
+    except MalformedStepError as refusal:
+        logger.warning("step input refused", extra={"reason": str(refusal)})
+        raise
+
+
+StepHandle = Callable[[Any, ReleaseSettings, Clients], Any]
+
+
+def lambda_entry(handle: StepHandle, logger: Logger, metrics: Metrics) -> Callable[[Any, Any], Any]:
+    """A step function's `lambda_handler`: Powertools' context (correlation id = release
+    id) and metrics around `handle`, with settings and clients for this invocation."""
+
+    @logger.inject_lambda_context(correlation_id_path="state.release.id")
+    @metrics.log_metrics
+    def lambda_handler(event: Any, context: Any) -> Any:  # noqa: ARG001
+        settings = ReleaseSettings.from_environ()
+        return handle(event, settings, Clients(settings.region))
+
+    return lambda_handler

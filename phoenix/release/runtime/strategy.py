@@ -1,0 +1,211 @@
+"""The release's changes to a fleet, per strategy: DESIGN.md sections 3 and 4.3-4.6.
+
+Each function makes a fixed number of AWS calls, whatever the number of instances.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from phoenix.kernel.names import Slot, release_pointer, slot_parameter
+from phoenix.release.runtime.models import FleetSpec, Plan, ReleaseState
+
+
+class RefreshStillCancellingError(Exception):
+    """The refresh to undo is being cancelled; retry the rollback once it is Cancelled."""
+
+
+ACTIVE_REFRESH = {"Pending", "InProgress", "Baking", "Cancelling", "RollbackInProgress"}
+
+
+def prepare(ec2: Any, state: ReleaseState) -> int:
+    """A new launch template version for the target slot: the current one, new AMI."""
+    plan = state.need_plan()
+    template = state.fleet_spec.slots[plan.target_slot].launch_template
+    response = ec2.create_launch_template_version(
+        LaunchTemplateId=template,
+        SourceVersion=str(plan.source_version),
+        VersionDescription=f"phoenix release {state.release.id}"[:255],
+        LaunchTemplateData={"ImageId": state.ami},
+    )
+    return int(response["LaunchTemplateVersion"]["VersionNumber"])
+
+
+def _put(ssm: Any, name: str, value: str) -> None:
+    ssm.put_parameter(Name=name, Value=value, Type="String", Overwrite=True)
+
+
+def refresh_preferences(spec: FleetSpec) -> dict[str, Any]:
+    """Instance Refresh preferences: launch before terminate by default, checkpoints, bake
+    time, skip matching, and AutoRollback on the fleet's alarms."""
+    preferences: dict[str, Any] = {
+        "MinHealthyPercentage": spec.min_healthy_percentage,
+        "MaxHealthyPercentage": spec.max_healthy_percentage,
+        "InstanceWarmup": spec.warmup_seconds,
+        "SkipMatching": True,
+        "AutoRollback": True,
+        "BakeTime": spec.bake_seconds,
+        "ScaleInProtectedInstances": "Refresh",
+        "StandbyInstances": "Terminate",
+    }
+    if spec.checkpoint_percentages:
+        preferences["CheckpointPercentages"] = spec.checkpoint_percentages
+        preferences["CheckpointDelay"] = spec.checkpoint_delay_seconds
+    if spec.alarms:
+        preferences["AlarmSpecification"] = {"Alarms": spec.alarms}
+    return preferences
+
+
+def start_refresh(autoscaling: Any, state: ReleaseState, version: int) -> str:
+    """StartInstanceRefresh to `version` with the fleet's preferences; the refresh id."""
+    spec = state.fleet_spec
+    slot = spec.slots[state.need_plan().target_slot]
+    response = autoscaling.start_instance_refresh(
+        AutoScalingGroupName=slot.group,
+        Strategy="Rolling",
+        DesiredConfiguration={
+            "LaunchTemplate": {"LaunchTemplateId": slot.launch_template, "Version": str(version)}
+        },
+        Preferences=refresh_preferences(spec),
+    )
+    return str(response["InstanceRefreshId"])
+
+
+def latest_refresh(autoscaling: Any, group: str) -> dict[str, Any] | None:
+    refreshes = autoscaling.describe_instance_refreshes(AutoScalingGroupName=group, MaxRecords=1)
+    latest = refreshes.get("InstanceRefreshes", [])
+    return dict(latest[0]) if latest else None
+
+
+def scale_target(autoscaling: Any, ssm: Any, state: ReleaseState, version: int) -> None:
+    """The idle slot gets the new version and the active slot's capacity. Its version and
+    minimum go to the controller's parameters first, so a deploy meanwhile keeps them."""
+    plan = state.need_plan()
+    spec = state.fleet_spec
+    fleet, env = spec.name, state.environment
+    _put(ssm, slot_parameter(env, fleet, plan.target_slot, "launch-template-version"), str(version))
+    _put(ssm, slot_parameter(env, fleet, plan.target_slot, "min-size"), str(plan.capacity.min))
+    slot = spec.slots[plan.target_slot]
+    if plan.target_running:
+        # The previous release's old slot, still warm: this release supersedes its
+        # rollback window. Its instances run an older AMI and would count as healthy
+        # targets, so they go before the new ones come.
+        autoscaling.update_auto_scaling_group(
+            AutoScalingGroupName=slot.group, MinSize=0, DesiredCapacity=0
+        )
+    autoscaling.update_auto_scaling_group(
+        AutoScalingGroupName=slot.group,
+        LaunchTemplate={"LaunchTemplateId": slot.launch_template, "Version": str(version)},
+        MinSize=plan.capacity.min,
+        MaxSize=plan.capacity.max,
+        DesiredCapacity=plan.capacity.desired,
+    )
+
+
+def set_weights(elbv2: Any, spec: FleetSpec, weights: dict[Slot, int]) -> None:
+    """ModifyListener: forward to the slots' target groups by `weights` (one call)."""
+    elbv2.modify_listener(
+        ListenerArn=spec.listener,
+        DefaultActions=[
+            {
+                "Type": "forward",
+                "ForwardConfig": {
+                    "TargetGroups": [
+                        {"TargetGroupArn": spec.slots[slot].target_group, "Weight": weight}
+                        for slot, weight in weights.items()
+                    ]
+                },
+            }
+        ],
+    )
+
+
+def empty_slot(autoscaling: Any, ssm: Any, state: ReleaseState, slot: Slot) -> None:
+    """Scale a slot to 0, its controller-owned minimum first."""
+    _put(ssm, slot_parameter(state.environment, state.fleet, slot, "min-size"), "0")
+    autoscaling.update_auto_scaling_group(
+        AutoScalingGroupName=state.fleet_spec.slots[slot].group, MinSize=0, DesiredCapacity=0
+    )
+
+
+def roll_back_traffic(elbv2: Any, autoscaling: Any, ssm: Any, state: ReleaseState) -> None:
+    """blue_green/canary: every request back to the active slot first (one call), then the
+    target slot scaled to 0. The parameters never held the new weights: nothing to undo."""
+    plan = state.need_plan()
+    set_weights(elbv2, state.fleet_spec, {plan.active_slot: 100, plan.target_slot: 0})
+    empty_slot(autoscaling, ssm, state, plan.target_slot)
+
+
+def roll_back_refresh(autoscaling: Any, state: ReleaseState) -> str:
+    """rolling: undo the refresh. Returns what was done: `rollback` (RollbackInstanceRefresh
+    of the running refresh), `refresh` (a new refresh to the previous version, when the
+    refresh had already ended; when AWS refuses a rollback, the refresh is cancelled and
+    RefreshStillCancellingError raised, so the retried step starts that refresh) or
+    `nothing` (no refresh of this release, or it already rolled back). A cancelled or
+    failed refresh keeps the instances it replaced, so it is followed by a refresh back
+    too; SkipMatching makes that replace only instances not on the previous version."""
+    plan = state.need_plan()
+    slot = state.fleet_spec.slots[plan.target_slot]
+    latest = latest_refresh(autoscaling, slot.group)
+    if latest is not None and _started(latest) < state.release.started_at:
+        latest = None  # an earlier release's refresh: this one changed no instance
+    status = latest["Status"] if latest else "None"
+    if status in {"RollbackSuccessful", "None"}:
+        return "nothing"
+    if status == "RollbackInProgress":
+        return "rollback"
+    if status == "Cancelling":
+        raise RefreshStillCancellingError(f"refresh of {slot.group} is still cancelling")
+    if status in ACTIVE_REFRESH:
+        try:
+            autoscaling.rollback_instance_refresh(AutoScalingGroupName=slot.group)
+            return "rollback"
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "IrreversibleInstanceRefresh":
+                raise
+            autoscaling.cancel_instance_refresh(AutoScalingGroupName=slot.group)
+            # A refresh takes time to cancel; the state machine retries this step, which
+            # then starts the refresh back from the Cancelled refresh.
+            raise RefreshStillCancellingError(
+                f"refresh of {slot.group} cannot roll back; cancelling it first"
+            ) from None
+    preferences = refresh_preferences(state.fleet_spec)
+    preferences.pop("AlarmSpecification", None)
+    preferences["AutoRollback"] = False
+    preferences.pop("CheckpointPercentages", None)
+    preferences.pop("CheckpointDelay", None)
+    autoscaling.start_instance_refresh(
+        AutoScalingGroupName=slot.group,
+        Strategy="Rolling",
+        DesiredConfiguration={
+            "LaunchTemplate": {
+                "LaunchTemplateId": slot.launch_template,
+                "Version": str(plan.source_version),
+            }
+        },
+        Preferences=preferences,
+    )
+    return "refresh"
+
+
+def _started(refresh: dict[str, Any]) -> datetime:
+    started = refresh["StartTime"]
+    if isinstance(started, str):
+        started = datetime.fromisoformat(started.replace("Z", "+00:00"))
+    moment: datetime = started
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def commit(ssm: Any, state: ReleaseState, plan: Plan, version: int) -> None:
+    """After success: the controller's parameters say what now serves (pointer last, so a
+    crash in between never points at an AMI the slots do not run)."""
+    env, fleet = state.environment, state.fleet
+    target = plan.target_slot
+    _put(ssm, slot_parameter(env, fleet, target, "launch-template-version"), str(version))
+    if state.fleet_spec.strategy != "rolling":
+        _put(ssm, slot_parameter(env, fleet, target, "weight"), "100")
+        _put(ssm, slot_parameter(env, fleet, plan.active_slot, "weight"), "0")
+    _put(ssm, release_pointer(env, fleet), state.ami)

@@ -1,0 +1,115 @@
+"""Which releases an event asks for, and starting them exactly once.
+
+Pure planning (`plan`) is separate from the AWS calls (`read_image`, `start`), which
+take their client, so the logic is tested with botocore's Stubber and moto alike.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from phoenix.release.runtime.events import ImageStateChange, ReleaseRequested
+
+_NAME = re.compile(r"[^A-Za-z0-9_-]")
+
+
+class RefusedError(Exception):
+    """The event asks for nothing phoenix should do; the reason is logged, nothing changes."""
+
+
+@dataclass(frozen=True)
+class ReleaseRequest:
+    """The input of one release execution."""
+
+    environment: str
+    fleet: str
+    ami: str
+    trigger: str
+    event_id: str
+    image: str | None = None
+
+    def execution_name(self) -> str:
+        """Deterministic per event and fleet: Step Functions refuses to start it twice."""
+        return _NAME.sub("-", f"{self.fleet}-{self.event_id}")[:80]
+
+
+def image_name_of(arn: str) -> str:
+    """`arn:...:image/<name>/<version>/<build>` -> `<name>`."""
+    match = re.search(r":image/([^/]+)/\d+\.\d+\.\d+/\d+$", arn)
+    if not match:
+        raise RefusedError(f"not an image build version ARN: {arn!r}")
+    return match.group(1)
+
+
+def subscribed_fleets(image_arn: str, subscriptions: dict[str, list[str]]) -> list[str]:
+    name = image_name_of(image_arn)
+    if name not in subscriptions:
+        raise RefusedError(f"image {name!r} is not from this environment's pipelines")
+    return subscriptions[name]
+
+
+def ami_for_region(image: dict[str, Any], region: str) -> str:
+    """The AMI an Image Builder image produced in `region` (GetImage's outputResources)."""
+    for ami in image.get("outputResources", {}).get("amis", []):
+        if ami.get("region") == region and ami.get("image"):
+            return str(ami["image"])
+    raise RefusedError(f"image {image.get('arn')!r} has no AMI in {region}")
+
+
+def read_image(imagebuilder: Any, arn: str) -> dict[str, Any]:
+    """GetImage; an image Image Builder does not know is refused, not an error."""
+    try:
+        image: dict[str, Any] = imagebuilder.get_image(imageBuildVersionArn=arn)["image"]
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            raise RefusedError(f"Image Builder has no image {arn}") from None
+        raise
+    return image
+
+
+def plan_image(
+    event: ImageStateChange,
+    image: dict[str, Any],
+    *,
+    environment: str,
+    region: str,
+    subscriptions: dict[str, list[str]],
+) -> list[ReleaseRequest]:
+    """One release per fleet subscribed to the image's pipeline."""
+    if event.detail.state.status != "AVAILABLE":
+        raise RefusedError(f"image state is {event.detail.state.status}, not AVAILABLE")
+    (arn,) = event.resources
+    ami = ami_for_region(image, region)
+    return [
+        ReleaseRequest(environment, fleet, ami, "image-available", event.id, image=arn)
+        for fleet in subscribed_fleets(arn, subscriptions)
+    ]
+
+
+def plan_requested(
+    event: ReleaseRequested, *, environment: str, fleets: list[str]
+) -> list[ReleaseRequest]:
+    if event.detail.fleet not in fleets:
+        raise RefusedError(f"no fleet {event.detail.fleet!r} in {environment}")
+    trigger = f"requested by {event.detail.requested_by}"
+    return [ReleaseRequest(environment, event.detail.fleet, event.detail.ami, trigger, event.id)]
+
+
+def start(stepfunctions: Any, state_machine_arn: str, request: ReleaseRequest) -> bool:
+    """Start the release; False when this event already started it (a duplicate)."""
+    try:
+        stepfunctions.start_execution(
+            stateMachineArn=state_machine_arn,
+            name=request.execution_name(),
+            input=json.dumps(asdict(request)),
+        )
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ExecutionAlreadyExists":
+            return False
+        raise
+    return True

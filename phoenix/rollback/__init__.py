@@ -1,0 +1,1 @@
+"""AlarmRollback: the rollback function and its rules (construct), and its runtime (runtime/)."""

@@ -1,0 +1,136 @@
+"""The rollback function and its rules: alarms to ALARM, and `phoenix` requests.
+
+DESIGN.md section 5. The function (functions/rollback) rolls a release back on an alarm
+of its fleet or on `Rollback Requested`, and pauses or resumes a fleet's releases.
+"""
+
+from __future__ import annotations
+
+import json
+
+from aws_cdk import Acknowledgment, ArnFormat, Stack, Validations
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from phoenix.config.environment import EnvironmentConfig
+from phoenix.fleet.immutable_fleet import ImmutableFleet
+from phoenix.kernel.names import release_state_machine
+from phoenix.platform.functions import PhoenixFunction
+from phoenix.platform.nag import nag_arn
+from phoenix.release.spec import fleet_spec
+from phoenix.rollback.runtime.handler import Settings as RollbackSettings
+
+# What the rollback function calls (a test compares its role with this list).
+ROLLBACK_LEDGER_CALLS = ("dynamodb:GetItem", "dynamodb:UpdateItem")
+ROLLBACK_FLEET_CALLS = (
+    "elasticloadbalancing:ModifyListener",
+    "autoscaling:RollbackInstanceRefresh",
+    "autoscaling:DescribeInstanceRefreshes",
+    "autoscaling:UpdateAutoScalingGroup",
+    "ssm:PutParameter",
+)
+REQUESTS = ["Rollback Requested", "Releases Paused", "Releases Resumed"]
+
+
+class AlarmRollback(Construct):
+    """The rollback function, with a rule for the environment's alarms going to ALARM
+    (matched by the name prefix `phoenix-<env>-`) and one for `phoenix` requests."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        config: EnvironmentConfig,
+        key: kms.IKey,
+        fleets: dict[str, ImmutableFleet],
+        table: dynamodb.ITable,
+        state_machine: sfn.StateMachine,
+        table_key_actions: tuple[str, ...],
+    ) -> None:
+        super().__init__(scope, id)
+        # The fields of each fleet's release spec the rollback needs (RollbackFleet).
+        described = {
+            name: {key: fleet_spec(fleet)[key] for key in ("name", "strategy", "listener", "slots")}
+            for name, fleet in fleets.items()
+        }
+        self.function = PhoenixFunction(
+            self,
+            "Function",
+            name="rollback",
+            handler="phoenix.rollback.runtime.handler.lambda_handler",
+            description=f"phoenix {config.name}: rolls back on alarms and requests",
+            settings=RollbackSettings(
+                environment=config.name,
+                service_name="phoenix-rollback",
+                table_name=table.table_name,
+                state_machine_arn=state_machine.state_machine_arn,
+                fleets=json.dumps(described),
+            ),
+            config=config.functions,
+            key=key,
+        )
+        table.grant(self.function, *ROLLBACK_LEDGER_CALLS)
+        key.grant(self.function, *table_key_actions)
+        for fleet in fleets.values():
+            fleet.grant_release(self.function, ROLLBACK_FLEET_CALLS)
+        state_machine.grant_start_execution(self.function)
+        stack = Stack.of(self)
+        machine = release_state_machine(config.name)
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["states:StopExecution"],
+                resources=[
+                    stack.format_arn(
+                        service="states",
+                        resource="execution",
+                        resource_name=f"{machine}:*",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            )
+        )
+        executions = nag_arn(stack, "states", f"execution:{machine}:*")
+        Validations.of(self.function.role).acknowledge(  # type: ignore[arg-type]
+            Acknowledgment(
+                id=f"AwsSolutions::AwsSolutions-IAM5[Resource::{executions}]",
+                reason="Stopping the release being rolled back: any execution of this "
+                "environment's release state machine (execution names are per event).",
+            )
+        )
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["events:PutEvents"],
+                resources=[
+                    Stack.of(self).format_arn(
+                        service="events", resource="event-bus", resource_name="default"
+                    )
+                ],
+            )
+        )
+        events.Rule(
+            self,
+            "AlarmRaised",
+            description=f"phoenix {config.name}: a fleet's alarm in ALARM rolls back",
+            event_pattern=events.EventPattern(
+                source=["aws.cloudwatch"],
+                detail_type=["CloudWatch Alarm State Change"],
+                detail={
+                    "alarmName": events.Match.prefix(f"phoenix-{config.name}-"),
+                    "state": {"value": ["ALARM"]},
+                },
+            ),
+            targets=[targets.LambdaFunction(self.function)],
+        )
+        events.Rule(
+            self,
+            "Requested",
+            description=f"phoenix {config.name}: rollback, pause and resume by request",
+            event_pattern=events.EventPattern(source=["phoenix"], detail_type=REQUESTS),
+            targets=[targets.LambdaFunction(self.function)],
+        )

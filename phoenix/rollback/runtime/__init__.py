@@ -1,0 +1,1 @@
+"""The rollback function's runtime: its handler, logic, models and events."""

@@ -1,0 +1,188 @@
+"""PhoenixStage: the stacks of one environment, one stack per region it runs in."""
+
+from __future__ import annotations
+
+from aws_cdk import Environment, Fn, RemovalPolicy, Stack, Stage, Tags
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from phoenix.config.environment import EnvironmentConfig, NetworkConfig
+from phoenix.fleet.controller_state import ControllerState
+from phoenix.fleet.immutable_fleet import ImmutableFleet
+from phoenix.images.pipeline import GoldenImagePipeline
+from phoenix.platform.encryption import EnvironmentKey
+from phoenix.platform.network import Network
+from phoenix.platform.observability import Observability, log_retention
+from phoenix.release.orchestrator import ReleaseOrchestrator
+
+
+class PhoenixStack(Stack):
+    """Everything phoenix runs in one region of one environment, composed and wired.
+
+    One stack per region keeps each region deployable on its own (a disaster recovery
+    region must not depend on the primary's stack) and avoids cross-stack exports,
+    which would pin resources a release needs to replace.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        config: EnvironmentConfig,
+        network: NetworkConfig,
+        env: Environment | None,
+        primary: bool,
+    ) -> None:
+        self._zone_count = network.availability_zones
+        super().__init__(
+            scope,
+            id,
+            env=env,
+            stack_name=id,
+            description=f"phoenix {config.name}: immutable EC2 fleets and their releases"
+            + ("" if primary else " (disaster recovery region)"),
+            termination_protection=config.deletion_protection,
+        )
+        self.encryption = EnvironmentKey(self, "Encryption", environment=config.name)
+        self.network = Network(
+            self,
+            "Network",
+            config=network,
+            key=self.encryption.key,
+            log_retention_days=config.functions.log_retention_days,
+        )
+        self.observability = Observability(
+            self,
+            "Observability",
+            environment=config.name,
+            config=config.notifications,
+            key=self.encryption.key,
+            access_logs_retention_days=config.access_logs_retention_days,
+        )
+        self.fleets = {
+            fleet.name: ImmutableFleet(
+                self,
+                f"Fleet-{fleet.name}",
+                environment=config.name,
+                config=fleet,
+                vpc=self.network.vpc,
+                vpc_cidr=network.cidr,
+                key=self.encryption.key,
+                access_logs=self.observability.access_logs,
+                alarm_topic=self.observability.topic,
+                deletion_protection=config.deletion_protection,
+            )
+            for fleet in config.fleets
+        }
+        if primary:
+            # Images are baked in the primary region (and copied to the others).
+            self.image_pipelines = {
+                pipeline.name: GoldenImagePipeline(
+                    self,
+                    f"Images-{pipeline.name}",
+                    environment=config.name,
+                    config=pipeline,
+                    vpc=self.network.vpc,
+                    key=self.encryption.key,
+                    topic=self.observability.topic,
+                    regions=[r for r in config.regions if r is not None] or [self.region],
+                )
+                for pipeline in config.image_pipelines
+            }
+            self.release = ReleaseOrchestrator(
+                self, "Release", config=config, key=self.encryption.key, fleets=self.fleets
+            )
+
+    @property
+    def availability_zones(self) -> list[str]:
+        # The region's first N zones, resolved by CloudFormation at deploy time. CDK's
+        # default for a stack bound to an account and region is a context lookup that
+        # needs credentials and the network at synthesis; for an agnostic one, two zones.
+        return [Fn.select(index, Fn.get_azs()) for index in range(self._zone_count)]
+
+
+class ControllerStateStack(Stack):
+    """The release controller's state in one region, deployed before the PhoenixStack.
+
+    Holds only create-only parameters (see ControllerState); the PhoenixStack reads
+    them through dynamic references, which CloudFormation resolves before it deploys.
+    """
+
+    def __init__(
+        self, scope: Construct, id: str, *, config: EnvironmentConfig, env: Environment | None
+    ) -> None:
+        super().__init__(
+            scope,
+            id,
+            env=env,
+            stack_name=id,
+            description=f"phoenix {config.name}: release controller state (create-only)",
+            termination_protection=config.deletion_protection,
+        )
+        # One role and log group for the stack's custom-resource provider: it may call
+        # only the SSM actions its resources grant it, and write only its own logs.
+        provider_logs = logs.LogGroup(
+            self,
+            "ProviderLogs",
+            retention=log_retention(config.functions.log_retention_days),
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        provider_role = iam.Role(
+            self,
+            "ProviderRole",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"phoenix {config.name}: creates the release controller's parameters",
+        )
+        provider_logs.grant_write(provider_role)
+        self.fleets = {
+            fleet.name: ControllerState(
+                self,
+                f"Fleet-{fleet.name}",
+                environment=config.name,
+                fleet=fleet,
+                provider_role=provider_role,
+                provider_logs=provider_logs,
+            )
+            for fleet in config.fleets
+        }
+
+
+class PhoenixStage(Stage):
+    """One environment: a stack in its primary region and one per disaster recovery region.
+
+    Stacks are named `phoenix-<env>` (primary) and `phoenix-<env>-<region>` (DR), each
+    with a `...-state` stack for the release controller's parameters. With no
+    region in the config the primary stack is environment-agnostic. `account` falls back
+    to `default_account` (CDK_DEFAULT_ACCOUNT); it is never looked up at synthesis.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        config: EnvironmentConfig,
+        default_account: str | None = None,
+    ) -> None:
+        super().__init__(scope, id)
+        account = config.account or default_account
+        self.config = config
+        self.stacks: list[PhoenixStack] = []
+        self.state_stacks: list[ControllerStateStack] = []
+        regions = [(config.region, config.network, True)] + [
+            (dr.region, dr.network, False) for dr in config.disaster_recovery
+        ]
+        for region, network, primary in regions:
+            name = f"phoenix-{config.name}" if primary else f"phoenix-{config.name}-{region}"
+            env = Environment(account=account, region=region) if region else None
+            state = ControllerStateStack(self, f"{name}-state", config=config, env=env)
+            stack = PhoenixStack(
+                self, name, config=config, network=network, env=env, primary=primary
+            )
+            stack.add_stack_dependency(state, "dynamic references read the controller's parameters")
+            self.state_stacks.append(state)
+            self.stacks.append(stack)
+        Tags.of(self).add("phoenix:environment", config.name)
+        Tags.of(self).add("phoenix:managed-by", "cdk")

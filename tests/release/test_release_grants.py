@@ -1,0 +1,83 @@
+"""Least privilege for the release steps: each step function is granted exactly what
+phoenix/release/spec.py's STEP_CALLS lists, and every listed call is one its code makes.
+
+(The other direction, that the code calls nothing beyond the list, is checked on real
+calls in tests/integration/test_release.py.)
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+
+import pytest
+from aws_cdk.assertions import Template
+
+from phoenix.release.spec import STEP_CALLS, step_handler
+from tests.code import handler_module, modules_reached
+from tests.conftest import SynthesizedApp
+from tests.iam import granted_actions
+
+# Granted for a call the code makes, not called by name: Auto Scaling launches from a
+# launch template with the caller's permissions (UpdateAutoScalingGroup and
+# StartInstanceRefresh with a template version), and DynamoDB uses the table's key.
+IMPLIED = {"ec2:RunInstances", "iam:PassRole"}
+EVERY_FUNCTION = {
+    "logs:CreateLogStream",
+    "logs:PutLogEvents",
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+}
+TABLE_KEY = {"kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"}
+
+
+def _snake(operation: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", operation).lower()
+
+
+def _called_methods(step: str) -> set[str]:
+    return {
+        node.func.attr
+        for path in modules_reached(handler_module(step_handler(step)))
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+    }
+
+
+@pytest.mark.parametrize("step", sorted(STEP_CALLS))
+def test_every_call_a_step_is_granted_is_one_its_code_makes(step: str) -> None:
+    ledger, fleet, other = STEP_CALLS[step]
+    called = _called_methods(step)
+    for action in {*ledger, *fleet, *other} - IMPLIED:
+        assert _snake(action.split(":")[1]) in called, f"{step} never calls {action}"
+
+
+@pytest.mark.parametrize("step", sorted(STEP_CALLS))
+def test_each_step_function_is_granted_exactly_its_calls(
+    synthesized: SynthesizedApp, step: str
+) -> None:
+    template = Template.from_json(synthesized.template("phoenix-production"))
+    (function,) = [
+        f
+        for f in template.find_resources("AWS::Lambda::Function").values()
+        if f["Properties"]["Handler"] == step_handler(step)
+    ]
+    role = function["Properties"]["Role"]["Fn::GetAtt"][0]
+    statements = [
+        s
+        for policy in template.find_resources("AWS::IAM::Policy").values()
+        if {"Ref": role} in policy["Properties"]["Roles"]
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    ledger, fleet, other = STEP_CALLS[step]
+    assert granted_actions(statements) == {*ledger, *fleet, *other, *EVERY_FUNCTION, *TABLE_KEY}
+    for statement in statements:
+        if statement["Resource"] == "*" and "Condition" not in statement:
+            actions = (
+                statement["Action"]
+                if isinstance(statement["Action"], list)
+                else [statement["Action"]]
+            )
+            for action in actions:
+                verb = action.split(":")[1]
+                assert verb.startswith(("Describe", "Get", "PutTrace", "PutTelemetry")), action

@@ -1,0 +1,100 @@
+"""The release entry point: an AVAILABLE image of this environment starts the release."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_cdk.assertions import Match, Template
+
+from tests.conftest import SynthesizedApp
+from tests.iam import granted_actions
+
+
+def _rules(template: Template) -> dict[str, dict[str, Any]]:
+    return {
+        str(r["Properties"]["Description"]): r["Properties"]
+        for r in template.find_resources("AWS::Events::Rule").values()
+    }
+
+
+def _trigger(template: Template) -> str:
+    (function,) = [
+        name
+        for name, f in template.find_resources("AWS::Lambda::Function").items()
+        if f["Properties"].get("Handler") == "phoenix.release.handlers.trigger.lambda_handler"
+    ]
+    return function
+
+
+def test_available_images_of_this_environment_reach_the_release_trigger(
+    synthesized: SynthesizedApp,
+) -> None:
+    template = Template.from_json(synthesized.template("phoenix-production"))
+    rule = _rules(template)["phoenix production: a baked image starts a release"]
+    pattern = rule["EventPattern"]
+    assert pattern["source"] == ["aws.imagebuilder"]
+    assert pattern["detail-type"] == ["EC2 Image Builder Image State Change"]
+    assert pattern["detail"] == {"state": {"status": ["AVAILABLE"]}}
+    (resource,) = pattern["resources"]
+    assert json.dumps(resource).endswith(':image/phoenix-production-golden/"]]}}')
+    assert [t["Arn"] for t in rule["Targets"]] == [{"Fn::GetAtt": [_trigger(template), "Arn"]}]
+
+
+def test_a_release_requested_by_hand_reaches_the_release_trigger(
+    synthesized: SynthesizedApp,
+) -> None:
+    template = Template.from_json(synthesized.template("phoenix-sandbox"))
+    rule = _rules(template)["phoenix sandbox: a release asked for by hand"]
+    assert rule["EventPattern"] == {"source": ["phoenix"], "detail-type": ["Release Requested"]}
+    assert [t["Arn"] for t in rule["Targets"]] == [{"Fn::GetAtt": [_trigger(template), "Arn"]}]
+
+
+def test_the_trigger_knows_the_subscriptions_and_may_only_read_images_and_start(
+    synthesized: SynthesizedApp,
+) -> None:
+    template = Template.from_json(synthesized.template("phoenix-production"))
+    trigger = template.find_resources("AWS::Lambda::Function")[_trigger(template)]
+    variables = trigger["Properties"]["Environment"]["Variables"]
+    assert json.loads(variables["PHOENIX_SUBSCRIPTIONS"]) == {
+        "phoenix-production-golden": ["web", "api", "worker"]
+    }
+    assert "AWS_REGION" not in variables  # reserved: the runtime sets it
+    role = trigger["Properties"]["Role"]["Fn::GetAtt"][0]
+    statements = [
+        s
+        for policy in template.find_resources("AWS::IAM::Policy").values()
+        if {"Ref": role} in policy["Properties"]["Roles"]
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    assert granted_actions(statements) == {
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+        "states:StartExecution",
+        "imagebuilder:GetImage",
+    }
+    (images,) = [s for s in statements if s["Action"] == "imagebuilder:GetImage"]
+    assert json.dumps(images["Resource"]).endswith(':image/phoenix-production-golden/*"]]}')
+
+
+def test_the_state_machine_is_standard_logged_and_traced(synthesized: SynthesizedApp) -> None:
+    template = Template.from_json(synthesized.template("phoenix-sandbox"))
+    template.has_resource_properties(
+        "AWS::StepFunctions::StateMachine",
+        {
+            "StateMachineName": "phoenix-sandbox-release",
+            "StateMachineType": "STANDARD",
+            "TracingConfiguration": {"Enabled": True},
+            "LoggingConfiguration": Match.object_like(
+                {"Level": "ALL", "IncludeExecutionData": True}
+            ),
+        },
+    )
+
+
+def test_only_the_primary_region_starts_releases(synthesized: SynthesizedApp) -> None:
+    template = Template.from_json(synthesized.template("phoenix-production-us-west-2"))
+    assert template.find_resources("AWS::StepFunctions::StateMachine") == {}
+    assert _rules(template) == {}

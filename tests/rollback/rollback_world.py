@@ -1,0 +1,356 @@
+"""What the rollback function's tests share: its settings, the events it receives (a
+CloudWatch alarm, a `phoenix` request), the fleet item as the ledger holds it, and every
+call a rollback makes, queued on StubbedAws (Stubber)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from botocore.stub import ANY
+
+from phoenix.kernel import ledger
+from phoenix.rollback.runtime.handler import Settings
+from tests.release.release_state import (
+    AMI,
+    GROUPS,
+    LISTENER,
+    PREVIOUS_AMI,
+    RELEASE_ID,
+    TABLE,
+    TARGET_GROUPS,
+    TEMPLATES,
+    JsonContaining,
+    StubbedAws,
+    expect_put_parameter,
+    fleet_key,
+    other,
+    parameter,
+    release_key,
+)
+
+EVENTS = Path(__file__).resolve().parents[1] / "events"
+SAMPLE_ALARM = json.loads((EVENTS / "cloudwatch_alarm_state_change.json").read_text())
+ALARM_NAME = "phoenix-sandbox-web-5xx-rate"
+ALARM_REASON = f"alarm {ALARM_NAME}: {SAMPLE_ALARM['detail']['state']['reason']}"
+ALARM_ID = SAMPLE_ALARM["id"]
+REQUEST_ID = "7f3e9a1c-2b4d-4e6f-8a0b-1c2d3e4f5a6b"
+MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:phoenix-sandbox-release"
+EXECUTION = f"arn:aws:states:us-east-1:123456789012:execution:phoenix-sandbox-release:{RELEASE_ID}"
+SLOTTED = ["blue_green", "canary"]
+
+
+# --- settings and events ------------------------------------------------------------------
+
+
+def fleet(strategy: str = "canary", name: str = "web") -> dict[str, Any]:
+    """A fleet as the rollback function's settings describe it (RollbackFleet)."""
+    slots = ("blue",) if strategy == "rolling" else ("blue", "green")
+    described = {
+        slot: {
+            "group": GROUPS[slot],
+            "target_group": TARGET_GROUPS[slot],
+            "launch_template": TEMPLATES[slot],
+        }
+        for slot in slots
+    }
+    return {"name": name, "strategy": strategy, "listener": LISTENER, "slots": described}
+
+
+def settings(strategy: str = "canary", more: dict[str, Any] | None = None) -> Settings:
+    """The function's settings with `web` of this strategy (and `more` fleets by name)."""
+    return Settings(
+        environment="sandbox",
+        service_name="t",
+        table_name=TABLE,
+        state_machine_arn=MACHINE,
+        fleets=json.dumps({"web": fleet(strategy), **(more or {})}),
+    )
+
+
+def alarm(name: str = ALARM_NAME, state: str = "ALARM") -> dict[str, Any]:
+    """AWS's sample `CloudWatch Alarm State Change`, of the alarm `name`, now in `state`."""
+    event = copy.deepcopy(SAMPLE_ALARM)
+    event["resources"] = [f"arn:aws:cloudwatch:us-east-1:123456789012:alarm:{name}"]
+    event["detail"]["alarmName"] = name
+    event["detail"]["state"]["value"] = state
+    return event
+
+
+def request(detail_type: str, fleet: str = "web", reason: str = "incident 42") -> dict[str, Any]:
+    """A `phoenix` request (Rollback Requested, Releases Paused, Releases Resumed)."""
+    return {
+        "version": "0",
+        "id": REQUEST_ID,
+        "detail-type": detail_type,
+        "source": "phoenix",
+        "account": "123456789012",
+        "time": "2026-11-25T12:00:00Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": {"fleet": fleet, "requested_by": "alice", "reason": reason},
+    }
+
+
+# --- the fleet item -----------------------------------------------------------------------
+
+
+def in_flight(strategy: str = "canary", active: str = "blue", **flight: Any) -> dict[str, Any]:
+    """A release holding the lock, with what preflight recorded of it (`flight`)."""
+    target = active if strategy == "rolling" else other(active)
+    recorded = {
+        "release": RELEASE_ID,
+        "strategy": strategy,
+        "active_slot": active,
+        "target_slot": target,
+        "from_ami": PREVIOUS_AMI,
+        "to_ami": AMI,
+        "rollback": False,
+    }
+    return {
+        "lock_owner": RELEASE_ID,
+        "lock_expires": ledger.iso(ledger.now() + timedelta(hours=6)),
+        "active_release": RELEASE_ID,
+        "last_good_ami": PREVIOUS_AMI,
+        "flight": recorded | flight,
+    }
+
+
+def succeeded(
+    *, window: timedelta | None, old: str = "blue", previous: str = PREVIOUS_AMI
+) -> dict[str, Any]:
+    """The fleet after the success of RELEASE_ID (AMI, from PREVIOUS_AMI), with its old
+    slot warm until now + `window` (None: no window, as after a rolling release)."""
+    item: dict[str, Any] = {
+        "last_release": RELEASE_ID,
+        "last_outcome": "succeeded",
+        "last_good_ami": AMI,
+        "previous_good_ami": previous,
+        "last_ended_at": ledger.iso(ledger.now() - timedelta(minutes=5)),
+    }
+    if window is not None:
+        item["warm_slot"] = {
+            "release": RELEASE_ID,
+            "old_slot": old,
+            "new_slot": other(old),
+            "previous_ami": PREVIOUS_AMI,
+            "until": ledger.iso(ledger.now() + window),
+        }
+    return item
+
+
+def expect_read(aws: StubbedAws, item: dict[str, Any] | None) -> None:
+    """The fleet item, read consistently (None: there is none yet)."""
+    typed = {name: ledger.typed(value) for name, value in (item or {}).items()}
+    aws.dynamodb.add_response(
+        "get_item",
+        {} if item is None else {"Item": fleet_key() | typed},
+        {"TableName": TABLE, "Key": fleet_key(), "ConsistentRead": True},
+    )
+
+
+# --- the calls of a rollback --------------------------------------------------------------
+
+
+def expect_weights(aws: StubbedAws, serve: str, drop: str) -> None:
+    """One ModifyListener: every request to `serve`, none to `drop`."""
+    groups = [
+        {"TargetGroupArn": TARGET_GROUPS[serve], "Weight": 100},
+        {"TargetGroupArn": TARGET_GROUPS[drop], "Weight": 0},
+    ]
+    action = {"Type": "forward", "ForwardConfig": {"TargetGroups": groups}}
+    aws.elbv2.add_response(
+        "modify_listener", {}, {"ListenerArn": LISTENER, "DefaultActions": [action]}
+    )
+
+
+def expect_refresh_rolled_back(
+    aws: StubbedAws, refused: str | None = None, status: str = "RollbackInProgress"
+) -> None:
+    """RollbackInstanceRefresh; when AWS refuses it, the refresh's status is read."""
+    params = {"AutoScalingGroupName": GROUPS["blue"]}
+    if refused is None:
+        aws.autoscaling.add_response("rollback_instance_refresh", {}, params)
+        return
+    aws.autoscaling.add_client_error(
+        "rollback_instance_refresh",
+        service_error_code=refused,
+        http_status_code=400,
+        expected_params=params,
+    )
+    refresh = {
+        "InstanceRefreshId": "r-1",
+        "AutoScalingGroupName": GROUPS["blue"],
+        "Status": status,
+    }
+    aws.autoscaling.add_response(
+        "describe_instance_refreshes",
+        {"InstanceRefreshes": [refresh]},
+        {**params, "MaxRecords": 1},
+    )
+
+
+CLAIMS = {
+    # the release still holds the lock, and no rollback of it was claimed yet
+    "in_flight": "lock_owner = :release "
+    "AND (attribute_not_exists(rolled_back) OR rolled_back <> :release)",
+    # its success still stands, and the window's end has not retired the old slot
+    "window": "last_release = :release AND last_outcome = :succeeded "
+    "AND attribute_exists(warm_slot)",
+    # its success still stands
+    "release": "last_release = :release AND last_outcome = :succeeded",
+}
+
+
+def claim_params(how: str, release: str = RELEASE_ID) -> dict[str, Any]:
+    values = {":release": {"S": release}, ":outcome": {"S": "rolled back"}}
+    if how != "in_flight":
+        values[":succeeded"] = {"S": "succeeded"}
+    return {
+        "TableName": TABLE,
+        "Key": fleet_key(),
+        "UpdateExpression": "SET rolled_back = :release, last_outcome = :outcome",
+        "ConditionExpression": CLAIMS[how],
+        "ExpressionAttributeValues": values,
+    }
+
+
+def expect_claim(aws: StubbedAws, how: str, refused: str | None = None) -> None:
+    """The conditional claim (`refused`: the error DynamoDB answers with)."""
+    if refused is None:
+        aws.dynamodb.add_response("update_item", {}, claim_params(how))
+        return
+    aws.dynamodb.add_client_error(
+        "update_item",
+        service_error_code=refused,
+        http_status_code=400,
+        expected_params=claim_params(how),
+    )
+
+
+def expect_stopped(
+    aws: StubbedAws, reason: str, refused: str | None = None, release: str = RELEASE_ID
+) -> None:
+    execution = EXECUTION.replace(RELEASE_ID, release)
+    params = {"executionArn": execution, "error": "RolledBack", "cause": reason}
+    if refused is None:
+        aws.stepfunctions.add_response(
+            "stop_execution", {"stopDate": datetime(2026, 11, 25, tzinfo=UTC)}, params
+        )
+        return
+    aws.stepfunctions.add_client_error(
+        "stop_execution", service_error_code=refused, http_status_code=400, expected_params=params
+    )
+
+
+def expect_emptied(aws: StubbedAws, slot: str) -> None:
+    """The slot's min size parameter to 0, then its group to 0."""
+    expect_put_parameter(aws, parameter(slot, "min-size"), "0")
+    aws.autoscaling.add_response(
+        "update_auto_scaling_group",
+        {},
+        {"AutoScalingGroupName": GROUPS[slot], "MinSize": 0, "DesiredCapacity": 0},
+    )
+
+
+def expect_window_restored(aws: StubbedAws, old: str) -> None:
+    """The controller's weights back on the old slot, and the pointer on PREVIOUS_AMI."""
+    expect_put_parameter(aws, parameter(old, "weight"), "100")
+    expect_put_parameter(aws, parameter(other(old), "weight"), "0")
+    expect_put_parameter(aws, "/phoenix/sandbox/web/ami", PREVIOUS_AMI)
+
+
+def expect_recorded(aws: StubbedAws, how: str, done: str, reason: str) -> None:
+    """The `rolled back` step appended to the release item."""
+    entry = ledger.typed({"step": "rolled back", "how": how, "action": done, "reason": reason})
+    entry["M"]["at"] = ANY
+    aws.dynamodb.add_response(
+        "update_item",
+        {"Attributes": {"last_step_at": {"S": "2026-11-25T11:59:00.000000Z"}}},
+        {
+            "TableName": TABLE,
+            "Key": release_key(),
+            "UpdateExpression": ANY,
+            "ExpressionAttributeValues": {":step": {"L": [entry]}, ":none": {"L": []}, ":at": ANY},
+            "ReturnValues": "UPDATED_OLD",
+        },
+    )
+
+
+def expect_closed(aws: StubbedAws, reason: str, good: str = PREVIOUS_AMI) -> None:
+    """The release item closed as rolled back, then the fleet item on the good AMI."""
+    outcome = {"S": "rolled back"}
+    aws.dynamodb.add_response(
+        "update_item",
+        {},
+        {
+            "TableName": TABLE,
+            "Key": release_key(),
+            "UpdateExpression": "SET outcome = :outcome, reason = :reason, ended_at = :at",
+            "ExpressionAttributeValues": {
+                ":outcome": outcome,
+                ":reason": {"S": reason},
+                ":at": ANY,
+            },
+        },
+    )
+    aws.dynamodb.add_response(
+        "update_item",
+        {},
+        {
+            "TableName": TABLE,
+            "Key": fleet_key(),
+            "UpdateExpression": "SET last_good_ami = :ami, last_release = :release, "
+            "last_outcome = :outcome, last_ended_at = :at REMOVE flight, warm_slot",
+            "ExpressionAttributeValues": {
+                ":ami": {"S": good},
+                ":release": {"S": RELEASE_ID},
+                ":outcome": outcome,
+                ":at": ANY,
+            },
+        },
+    )
+
+
+def expect_rolled_back_event(aws: StubbedAws, **detail: Any) -> None:
+    """`Release Rolled Back` for RELEASE_ID of web, back on PREVIOUS_AMI from AMI."""
+    body = {
+        "release_id": RELEASE_ID,
+        "environment": "sandbox",
+        "fleet": "web",
+        "to_ami": PREVIOUS_AMI,
+        "from_ami": AMI,
+    }
+    entry = {
+        "Source": "phoenix",
+        "DetailType": "Release Rolled Back",
+        "Detail": JsonContaining(body | detail),
+        "Resources": [],
+    }
+    aws.events.add_response(
+        "put_events", {"FailedEntryCount": 0, "Entries": [{"EventId": "e-1"}]}, {"Entries": [entry]}
+    )
+
+
+def expect_release_started(aws: StubbedAws, event_id: str, reason: str) -> None:
+    """A new release of PREVIOUS_AMI, marked as the rollback of RELEASE_ID."""
+    wanted = {
+        "environment": "sandbox",
+        "fleet": "web",
+        "ami": PREVIOUS_AMI,
+        "trigger": f"rollback of {RELEASE_ID}: {reason}"[:300],
+        "event_id": event_id,
+        "image": None,
+    }
+    aws.stepfunctions.add_response(
+        "start_execution",
+        {"executionArn": f"{MACHINE}:x", "startDate": datetime(2026, 11, 25, tzinfo=UTC)},
+        {
+            "stateMachineArn": MACHINE,
+            "name": f"rollback-web-{event_id}",
+            "input": JsonContaining(wanted),
+        },
+    )

@@ -1,0 +1,342 @@
+"""The rollback function on an alarm of its fleet: from one read of the fleet item, a
+release in flight gets its traffic (or refresh) back in one call, then is claimed once,
+stopped, scaled in and closed; inside the rollback window the rollback is claimed (against
+the window's end) and traffic goes back to the warm old slot; later the AMI before is
+released again; else nothing happens (Stubber)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from phoenix.rollback.runtime.handler import handle
+from tests.release.release_state import (
+    PREVIOUS_AMI,
+    RELEASE_ID,
+    StubbedAws,
+    expect_unlock,
+    other,
+)
+from tests.rollback.rollback_world import (
+    ALARM_ID,
+    ALARM_REASON,
+    SLOTTED,
+    alarm,
+    expect_claim,
+    expect_closed,
+    expect_emptied,
+    expect_read,
+    expect_recorded,
+    expect_refresh_rolled_back,
+    expect_release_started,
+    expect_rolled_back_event,
+    expect_stopped,
+    expect_weights,
+    expect_window_restored,
+    fleet,
+    in_flight,
+    settings,
+    succeeded,
+)
+
+LOST = "ConditionalCheckFailedException"
+
+
+@pytest.fixture
+def aws() -> Iterator[StubbedAws]:
+    stubbed = StubbedAws()
+    yield stubbed
+    stubbed.verify()
+
+
+# --- a release in flight ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("active", ["blue", "green"])
+@pytest.mark.parametrize("strategy", SLOTTED)
+def test_an_alarm_in_flight_puts_traffic_back_first_then_stops_and_closes_the_release(
+    aws: StubbedAws, strategy: str, active: str
+) -> None:
+    # Given a release of the other slot in flight (`active` serving PREVIOUS_AMI)
+    target = other(active)
+    expect_read(aws, in_flight(strategy, active))
+    expect_weights(aws, serve=active, drop=target)
+    expect_claim(aws, "in_flight")
+    expect_stopped(aws, ALARM_REASON)
+    expect_emptied(aws, target)
+    expect_recorded(aws, "in_flight", "traffic restored", ALARM_REASON)
+    expect_closed(aws, ALARM_REASON, good=PREVIOUS_AMI)
+    expect_unlock(aws)
+    expect_rolled_back_event(aws, strategy=strategy, reason=ALARM_REASON, rollback="in_flight")
+
+    # When its 5xx alarm goes to ALARM
+    result = handle(alarm(), settings(strategy), aws.clients)
+
+    # Then the critical path is one read and one ModifyListener; everything else after
+    assert result == {"action": "in_flight", "fleet": "web", "release": RELEASE_ID}
+    assert aws.calls == [
+        "dynamodb.GetItem",
+        "elbv2.ModifyListener",
+        "dynamodb.UpdateItem",  # the claim
+        "stepfunctions.StopExecution",
+        "ssm.PutParameter",  # the target slot's min size: 0
+        "autoscaling.UpdateAutoScalingGroup",
+        "dynamodb.UpdateItem",  # the step
+        "dynamodb.UpdateItem",  # the release item closed
+        "dynamodb.UpdateItem",  # the fleet item: last good AMI = the flight's from_ami
+        "dynamodb.UpdateItem",  # the lock released
+        "events.PutEvents",
+    ]
+
+
+def test_an_alarm_in_flight_of_a_rolling_release_rolls_its_refresh_back(aws: StubbedAws) -> None:
+    expect_read(aws, in_flight("rolling"))
+    expect_refresh_rolled_back(aws)
+    expect_claim(aws, "in_flight")
+    expect_stopped(aws, ALARM_REASON)
+    expect_recorded(aws, "in_flight", "rolled back", ALARM_REASON)
+    expect_closed(aws, ALARM_REASON)
+    expect_unlock(aws)
+    expect_rolled_back_event(aws, strategy="rolling", rollback="in_flight")
+
+    result = handle(alarm(), settings("rolling"), aws.clients)
+
+    # Then no listener and no slot to empty: the refresh rollback is the critical path
+    assert result["action"] == "in_flight"
+    assert aws.calls[:3] == [
+        "dynamodb.GetItem",
+        "autoscaling.RollbackInstanceRefresh",
+        "dynamodb.UpdateItem",
+    ]
+    assert "elbv2.ModifyListener" not in aws.calls
+    assert "autoscaling.UpdateAutoScalingGroup" not in aws.calls
+
+
+def test_a_refresh_aws_already_rolls_back_closes_the_release(aws: StubbedAws) -> None:
+    # Given AutoRollback got there first (AWS refuses a second rollback)
+    expect_read(aws, in_flight("rolling"))
+    expect_refresh_rolled_back(aws, refused="ActiveInstanceRefreshNotFound")
+    expect_claim(aws, "in_flight")
+    expect_stopped(aws, ALARM_REASON)
+    expect_recorded(
+        aws, "in_flight", "RollbackInProgress already (ActiveInstanceRefreshNotFound)", ALARM_REASON
+    )
+    expect_closed(aws, ALARM_REASON)
+    expect_unlock(aws)
+    expect_rolled_back_event(aws, rollback="in_flight")
+
+    assert handle(alarm(), settings("rolling"), aws.clients)["action"] == "in_flight"
+
+
+@pytest.mark.parametrize(
+    ("refused", "status"),
+    [
+        ("ActiveInstanceRefreshNotFound", "Successful"),
+        ("IrreversibleInstanceRefresh", "InProgress"),
+    ],
+)
+def test_a_refresh_that_cannot_be_rolled_back_here_is_left_to_the_release(
+    aws: StubbedAws, refused: str, status: str
+) -> None:
+    # Given a refresh that ended on the new version, or one AWS will not roll back
+    expect_read(aws, in_flight("rolling"))
+    expect_refresh_rolled_back(aws, refused=refused, status=status)
+
+    result = handle(alarm(), settings("rolling"), aws.clients)
+
+    # Then nothing is claimed or stopped: the release's gate fails on the alarm and its
+    # own rollback path undoes the refresh (a refresh back, or a cancel first)
+    assert result["action"] == "deferred"
+    assert aws.calls == [
+        "dynamodb.GetItem",
+        "autoscaling.RollbackInstanceRefresh",
+        "autoscaling.DescribeInstanceRefreshes",
+    ]
+
+
+def test_an_execution_that_already_ended_is_no_error(aws: StubbedAws) -> None:
+    expect_read(aws, in_flight())
+    expect_weights(aws, serve="blue", drop="green")
+    expect_claim(aws, "in_flight")
+    expect_stopped(aws, ALARM_REASON, refused="ExecutionDoesNotExist")
+    expect_emptied(aws, "green")
+    expect_recorded(aws, "in_flight", "traffic restored", ALARM_REASON)
+    expect_closed(aws, ALARM_REASON)
+    expect_unlock(aws)
+    expect_rolled_back_event(aws, rollback="in_flight")
+
+    assert handle(alarm(), settings(), aws.clients)["action"] == "in_flight"
+
+
+# --- storms: the claim is won once --------------------------------------------------------
+
+CRITICAL_PATH: dict[str, Any] = {
+    "canary": lambda aws: expect_weights(aws, "blue", "green"),
+    "blue_green": lambda aws: expect_weights(aws, "blue", "green"),
+    "rolling": expect_refresh_rolled_back,
+}
+
+
+@pytest.mark.parametrize("strategy", list(CRITICAL_PATH))
+def test_a_second_alarm_of_a_storm_loses_the_claim_and_stops_there(
+    aws: StubbedAws, strategy: str
+) -> None:
+    # Given another alarm of the storm read the item too, and claimed the rollback first
+    expect_read(aws, in_flight(strategy))
+    CRITICAL_PATH[strategy](aws)
+    expect_claim(aws, "in_flight", refused=LOST)
+
+    result = handle(alarm("phoenix-sandbox-web-p99-latency"), settings(strategy), aws.clients)
+
+    # Then it did the (idempotent) critical path again, and nothing after the claim
+    assert result == {"action": "duplicate", "fleet": "web", "release": RELEASE_ID}
+    assert aws.calls[-1] == "dynamodb.UpdateItem"
+    assert len(aws.calls) == 3
+
+
+def test_a_window_rollback_that_loses_the_claim_moves_no_traffic(aws: StubbedAws) -> None:
+    # Given another alarm claimed it first, or the window's end is retiring the old slot
+    expect_read(aws, succeeded(window=timedelta(minutes=20)))
+    expect_claim(aws, "window", refused=LOST)
+
+    result = handle(alarm(), settings(), aws.clients)
+
+    # Then no traffic goes to a slot that may be emptied under it
+    assert result == {"action": "duplicate", "fleet": "web", "release": RELEASE_ID}
+    assert aws.calls == ["dynamodb.GetItem", "dynamodb.UpdateItem"]
+
+
+def test_a_rollback_release_that_loses_the_claim_starts_nothing(aws: StubbedAws) -> None:
+    expect_read(aws, succeeded(window=None))
+    expect_claim(aws, "release", refused=LOST)
+
+    result = handle(alarm(), settings("rolling"), aws.clients)
+
+    assert result == {"action": "duplicate", "fleet": "web", "release": RELEASE_ID}
+    assert aws.calls == ["dynamodb.GetItem", "dynamodb.UpdateItem"]
+
+
+def test_a_ledger_error_on_the_claim_is_raised_after_the_critical_path(aws: StubbedAws) -> None:
+    # The event is delivered again; the critical path already ran and runs again then
+    expect_read(aws, in_flight())
+    expect_weights(aws, serve="blue", drop="green")
+    expect_claim(aws, "in_flight", refused="ProvisionedThroughputExceededException")
+
+    with pytest.raises(ClientError, match="ProvisionedThroughputExceeded"):
+        handle(alarm(), settings(), aws.clients)
+    assert aws.calls == ["dynamodb.GetItem", "elbv2.ModifyListener", "dynamodb.UpdateItem"]
+
+
+# --- inside the rollback window -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("old", ["blue", "green"])
+@pytest.mark.parametrize("strategy", SLOTTED)
+def test_an_alarm_inside_the_window_moves_traffic_back_to_the_warm_old_slot(
+    aws: StubbedAws, strategy: str, old: str
+) -> None:
+    # Given RELEASE_ID succeeded on the other slot and `old` is still warm
+    new = other(old)
+    expect_read(aws, succeeded(window=timedelta(minutes=20), old=old))
+    expect_claim(aws, "window")
+    expect_weights(aws, serve=old, drop=new)
+    expect_window_restored(aws, old)
+    expect_emptied(aws, new)
+    expect_recorded(aws, "window", "traffic restored", ALARM_REASON)
+    expect_closed(aws, ALARM_REASON, good=PREVIOUS_AMI)
+    expect_rolled_back_event(aws, strategy=strategy, reason=ALARM_REASON, rollback="window")
+
+    result = handle(alarm(), settings(strategy), aws.clients)
+
+    # Then the claim comes before the traffic (the window's end claims the same item
+    # under the opposite condition); no execution to stop and no lock to release
+    assert result == {"action": "window", "fleet": "web", "release": RELEASE_ID}
+    assert aws.calls == [
+        "dynamodb.GetItem",
+        "dynamodb.UpdateItem",  # the claim
+        "elbv2.ModifyListener",
+        *["ssm.PutParameter"] * 3,  # old weight 100, new weight 0, pointer: previous AMI
+        "ssm.PutParameter",  # the new slot's min size: 0
+        "autoscaling.UpdateAutoScalingGroup",
+        "dynamodb.UpdateItem",  # the step
+        "dynamodb.UpdateItem",  # the release item closed
+        "dynamodb.UpdateItem",  # the fleet item: last good AMI = the previous AMI
+        "events.PutEvents",
+    ]
+
+
+# --- after the window: a rollback release -------------------------------------------------
+
+LATER = {"window passed": timedelta(seconds=-1), "no window (rolling)": None}
+
+
+@pytest.mark.parametrize("case", LATER, ids=list(LATER))
+def test_later_an_alarm_starts_a_release_of_the_previous_ami(aws: StubbedAws, case: str) -> None:
+    expect_read(aws, succeeded(window=LATER[case]))
+    expect_claim(aws, "release")
+    expect_release_started(aws, ALARM_ID, ALARM_REASON)
+
+    result = handle(alarm(), settings(), aws.clients)
+
+    name = f"rollback-web-{ALARM_ID}"
+    assert result == {"action": "release", "fleet": "web", "release": name}
+    assert aws.calls == [
+        "dynamodb.GetItem",
+        "dynamodb.UpdateItem",
+        "stepfunctions.StartExecution",
+    ]
+
+
+# --- nothing to roll back -----------------------------------------------------------------
+
+NOTHING: dict[str, tuple[dict[str, Any] | None, str]] = {
+    "no fleet item": (None, "no successful release to roll back"),
+    "already rolled back": (
+        succeeded(window=timedelta(minutes=20)) | {"last_outcome": "rolled back"},
+        "no successful release to roll back",
+    ),
+    "a failed release": (
+        {"last_release": RELEASE_ID, "last_outcome": "failed"},
+        "no successful release to roll back",
+    ),
+    "a rollback in flight": (
+        in_flight(rollback=True),
+        "the release in flight is a rollback or starting",
+    ),
+    "no earlier AMI": (succeeded(window=None, previous=""), "no earlier AMI to go back to"),
+}
+
+
+@pytest.mark.parametrize("case", NOTHING, ids=list(NOTHING))
+def test_with_nothing_to_roll_back_only_the_fleet_item_is_read(aws: StubbedAws, case: str) -> None:
+    item, why = NOTHING[case]
+    expect_read(aws, item)
+
+    result = handle(alarm(), settings(), aws.clients)
+
+    assert result == {"action": "nothing", "fleet": "web", "reason": why}
+    assert aws.calls == ["dynamodb.GetItem"]
+
+
+def test_an_alarm_of_a_longer_named_fleet_rolls_that_fleet_back(aws: StubbedAws) -> None:
+    # `web-api`'s alarms start with `phoenix-sandbox-web-` too: the longest name wins
+    aws.dynamodb.add_response(
+        "get_item",
+        {},
+        {
+            "TableName": "ledger",
+            "Key": {"pk": {"S": "FLEET#web-api"}, "sk": {"S": "FLEET"}},
+            "ConsistentRead": True,
+        },
+    )
+    wider = settings(more={"web-api": fleet("blue_green", name="web-api")})
+    result = handle(alarm("phoenix-sandbox-web-api-5xx-rate"), wider, aws.clients)
+    assert result == {
+        "action": "nothing",
+        "fleet": "web-api",
+        "reason": "no successful release to roll back",
+    }

@@ -1,0 +1,231 @@
+"""The rollback function's infrastructure (phoenix/rollback/alarm_rollback.py): the
+environment's alarms going to ALARM and the `phoenix` requests reach it; it knows every
+fleet; its role grants exactly the calls it makes, each one a call its code makes."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from typing import Any, get_args
+
+import pytest
+from aws_cdk.assertions import Template
+
+from phoenix.rollback.alarm_rollback import REQUESTS, ROLLBACK_FLEET_CALLS, ROLLBACK_LEDGER_CALLS
+from phoenix.rollback.runtime import handler
+from phoenix.rollback.runtime.events import FleetRequest
+from tests.code import handler_module, modules_reached
+from tests.conftest import SynthesizedApp
+from tests.iam import actions_of, granted_actions
+from tests.release.test_release_grants import EVERY_FUNCTION, TABLE_KEY
+
+HANDLER = "phoenix.rollback.runtime.handler.lambda_handler"
+# Where the rollback's calls are made (its handler and what it calls them through).
+CODE = modules_reached(handler_module(HANDLER))
+ENVIRONMENTS = ["sandbox", "production"]  # the primary stacks: where releases run
+CALLS = {
+    *ROLLBACK_LEDGER_CALLS,
+    *ROLLBACK_FLEET_CALLS,
+    "states:StartExecution",
+    "states:StopExecution",
+    "events:PutEvents",
+}
+
+
+def _template(synthesized: SynthesizedApp, environment: str) -> Template:
+    return Template.from_json(synthesized.template(f"phoenix-{environment}"))
+
+
+def _function(template: Template) -> tuple[str, dict[str, Any]]:
+    (found,) = [
+        (name, dict(f))
+        for name, f in template.find_resources("AWS::Lambda::Function").items()
+        if f["Properties"].get("Handler") == HANDLER
+    ]
+    return found
+
+
+def _rule(template: Template, description: str) -> tuple[str, dict[str, Any]]:
+    (found,) = [
+        (name, r["Properties"])
+        for name, r in template.find_resources("AWS::Events::Rule").items()
+        if r["Properties"]["Description"] == description
+    ]
+    return found
+
+
+def _statements(template: Template) -> list[dict[str, Any]]:
+    role = _function(template)[1]["Properties"]["Role"]["Fn::GetAtt"][0]
+    return [
+        s
+        for policy in template.find_resources("AWS::IAM::Policy").values()
+        if {"Ref": role} in policy["Properties"]["Roles"]
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def _targets_the_function(template: Template, rule: str, properties: dict[str, Any]) -> None:
+    function = _function(template)[0]
+    assert [t["Arn"] for t in properties["Targets"]] == [{"Fn::GetAtt": [function, "Arn"]}]
+    (permission,) = [
+        p["Properties"]
+        for p in template.find_resources("AWS::Lambda::Permission").values()
+        if p["Properties"]["SourceArn"] == {"Fn::GetAtt": [rule, "Arn"]}
+    ]
+    assert permission["Principal"] == "events.amazonaws.com"
+    assert permission["Action"] == "lambda:InvokeFunction"
+    assert permission["FunctionName"] == {"Fn::GetAtt": [function, "Arn"]}
+
+
+# --- the rules ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_the_environment_s_alarms_going_to_alarm_reach_the_rollback_function(
+    synthesized: SynthesizedApp, environment: str
+) -> None:
+    template = _template(synthesized, environment)
+    name, rule = _rule(template, f"phoenix {environment}: a fleet's alarm in ALARM rolls back")
+    assert rule["EventPattern"] == {
+        "source": ["aws.cloudwatch"],
+        "detail-type": ["CloudWatch Alarm State Change"],
+        "detail": {
+            "alarmName": [{"prefix": f"phoenix-{environment}-"}],
+            "state": {"value": ["ALARM"]},
+        },
+    }
+    assert rule.get("State", "ENABLED") == "ENABLED"
+    _targets_the_function(template, name, rule)
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_rollback_pause_and_resume_requests_reach_the_rollback_function(
+    synthesized: SynthesizedApp, environment: str
+) -> None:
+    template = _template(synthesized, environment)
+    description = f"phoenix {environment}: rollback, pause and resume by request"
+    name, rule = _rule(template, description)
+    assert rule["EventPattern"] == {
+        "source": ["phoenix"],
+        "detail-type": ["Rollback Requested", "Releases Paused", "Releases Resumed"],
+    }
+    _targets_the_function(template, name, rule)
+
+
+def test_the_requests_matched_are_those_the_handler_takes() -> None:
+    detail_type = FleetRequest.model_fields["detail_type"].annotation
+    assert set(get_args(detail_type)) == set(REQUESTS)
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_every_alarm_of_a_fleet_is_matched_and_rolls_that_fleet_back(
+    synthesized: SynthesizedApp, environment: str
+) -> None:
+    template = _template(synthesized, environment)
+    config = synthesized.configs[environment]
+    fleets = {f.name.replace("-", ""): f.name for f in config.fleets}
+    settings = handler.Settings(
+        environment=environment,
+        service_name="t",
+        table_name="ledger",
+        state_machine_arn="arn:aws:states:us-east-1:123456789012:stateMachine:x",
+        fleets=json.dumps({f.name: _any_fleet(f.name) for f in config.fleets}),
+    )
+    alarms = template.find_resources("AWS::CloudWatch::Alarm")
+    assert alarms
+    for logical_id, alarm in alarms.items():
+        owner = re.match(r"Fleet([A-Za-z0-9]+?)Alarms", logical_id)
+        assert owner, logical_id
+        name = alarm["Properties"]["AlarmName"]
+        assert name.startswith(f"phoenix-{environment}-")  # the rule's prefix
+        fleet = handler._fleet_of_alarm(name, settings)
+        assert fleet.name == fleets[owner.group(1)], name
+
+
+def _any_fleet(name: str) -> dict[str, Any]:
+    elb = "arn:aws:elasticloadbalancing:us-east-1:123456789012"
+    slot = {"group": f"{name}-blue", "target_group": f"{elb}:tg", "launch_template": "lt-0a"}
+    return {"name": name, "strategy": "rolling", "listener": f"{elb}:l", "slots": {"blue": slot}}
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_the_function_knows_every_fleet_and_the_release_state_machine(
+    synthesized: SynthesizedApp, environment: str
+) -> None:
+    template = _template(synthesized, environment)
+    variables = _function(template)[1]["Properties"]["Environment"]["Variables"]
+    (machine,) = template.find_resources("AWS::StepFunctions::StateMachine")
+    assert variables["PHOENIX_STATE_MACHINE_ARN"] == {"Ref": machine}
+    assert variables["PHOENIX_ENVIRONMENT"] == environment
+    # the fleets' JSON, with each CloudFormation reference in it as "<ref>"
+    parts = variables["PHOENIX_FLEETS"]["Fn::Join"][1]
+    fleets = json.loads("".join(p if isinstance(p, str) else "<ref>" for p in parts))
+    config = synthesized.configs[environment]
+    assert {name: (f["name"], f["strategy"]) for name, f in fleets.items()} == {
+        f.name: (f.name, f.strategy) for f in config.fleets
+    }
+    for f in fleets.values():
+        slots = ["blue"] if f["strategy"] == "rolling" else ["blue", "green"]
+        assert sorted(f["slots"]) == sorted(slots)
+        assert f["listener"] == "<ref>"
+        assert all(set(s.values()) == {"<ref>"} for s in f["slots"].values())
+
+
+# --- least privilege ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_the_rollback_function_is_granted_exactly_its_calls(
+    synthesized: SynthesizedApp, environment: str
+) -> None:
+    statements = _statements(_template(synthesized, environment))
+    assert granted_actions(statements) == {*CALLS, *EVERY_FUNCTION, *TABLE_KEY}
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_no_write_is_granted_on_every_resource(
+    synthesized: SynthesizedApp, environment: str
+) -> None:
+    for statement in _statements(_template(synthesized, environment)):
+        if statement["Resource"] == "*" and "Condition" not in statement:
+            for action in actions_of(statement):
+                verb = action.split(":")[1]
+                assert verb.startswith(("Describe", "Get", "PutTrace", "PutTelemetry")), action
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_executions_are_started_and_stopped_only_on_the_release_state_machine(
+    synthesized: SynthesizedApp, environment: str
+) -> None:
+    template = _template(synthesized, environment)
+    (machine,) = template.find_resources("AWS::StepFunctions::StateMachine")
+    statements = _statements(template)
+    (start,) = [s for s in statements if "states:StartExecution" in actions_of(s)]
+    (stop,) = [s for s in statements if "states:StopExecution" in actions_of(s)]
+    (put,) = [s for s in statements if "events:PutEvents" in actions_of(s)]
+    assert (actions_of(start), start["Resource"]) == (["states:StartExecution"], {"Ref": machine})
+    assert actions_of(stop) == ["states:StopExecution"]
+    joined = stop["Resource"]["Fn::Join"][1]
+    assert joined[0] == "arn:"
+    assert joined[-1] == f":execution:phoenix-{environment}-release:*"
+    assert "Condition" not in stop
+    assert put["Resource"]["Fn::Join"][1][-1] == ":event-bus/default"
+
+
+def _snake(operation: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", operation).lower()
+
+
+def _called_methods() -> set[str]:
+    return {
+        node.func.attr
+        for path in CODE
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+    }
+
+
+@pytest.mark.parametrize("action", sorted(CALLS))
+def test_every_call_the_rollback_is_granted_is_one_its_code_makes(action: str) -> None:
+    assert _snake(action.split(":")[1]) in _called_methods(), f"the rollback never calls {action}"

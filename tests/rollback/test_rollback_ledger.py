@@ -1,0 +1,273 @@
+"""The rollback's conditional writes on a real (moto) ledger table: the claim is won once,
+against the window's end too; what the release functions write is what `decide` reads;
+a later release of the same fleet can be rolled back too."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from phoenix.kernel import ledger
+from phoenix.release.handlers import finalize
+from phoenix.rollback.runtime import logic
+from phoenix.rollback.runtime.handler import handle
+from tests.release.release_state import (
+    AMI,
+    CREDENTIALS,
+    PREVIOUS_AMI,
+    RELEASE_ID,
+    SETTINGS,
+    TABLE,
+    StubbedAws,
+    expect_put_parameter,
+    lambda_error,
+    parameter,
+    plan,
+    release_state,
+    step_input,
+)
+from tests.rollback.rollback_world import (
+    ALARM_REASON,
+    alarm,
+    expect_emptied,
+    expect_rolled_back_event,
+    expect_stopped,
+    expect_weights,
+    settings,
+)
+
+NEXT_RELEASE = "web-7d1e4b"
+FLIGHT = {
+    "strategy": "canary",
+    "active_slot": "blue",
+    "target_slot": "green",
+    "from_ami": PREVIOUS_AMI,
+    "to_ami": AMI,
+    "rollback": False,
+}
+
+
+@pytest.fixture
+def dynamodb() -> Iterator[Any]:
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1", **CREDENTIALS)
+        client.create_table(
+            TableName=TABLE,
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        yield client
+
+
+def _start(dynamodb: Any, release: str, **flight: Any) -> None:
+    """What preflight writes: the lock, the release item and the flight."""
+    ledger.acquire(dynamodb, TABLE, "web", release, hold=ledger.LOCK_HOLD)
+    ledger.open_release(dynamodb, TABLE, "web", release, {"to_ami": AMI})
+    ledger.record_flight(dynamodb, TABLE, "web", release, FLIGHT | flight)
+
+
+def _succeed(dynamodb: Any, release: str, window: timedelta) -> None:
+    """What finalize writes on a success keeping the old slot warm for `window`."""
+    warm = {
+        "release": release,
+        "old_slot": "blue",
+        "new_slot": "green",
+        "previous_ami": PREVIOUS_AMI,
+        "until": ledger.iso(datetime.now(UTC) + window),
+    }
+    ledger.close_release(
+        dynamodb,
+        TABLE,
+        "web",
+        release,
+        outcome="succeeded",
+        reason="",
+        good_ami=AMI,
+        previous_ami=PREVIOUS_AMI,
+        window=warm,
+    )
+    ledger.release_lock(dynamodb, TABLE, "web", release)
+
+
+def _rolled_back_in_flight(dynamodb: Any, release: str) -> None:
+    """What the rollback function writes for a release in flight."""
+    assert logic.claim(dynamodb, TABLE, "web", release, "in_flight")
+    ledger.close_release(
+        dynamodb, TABLE, "web", release, outcome="rolled back", reason="r", good_ami=PREVIOUS_AMI
+    )
+    assert ledger.release_lock(dynamodb, TABLE, "web", release)
+
+
+def _decide(dynamodb: Any) -> logic.Decision:
+    return logic.decide(ledger.fleet_item(dynamodb, TABLE, "web"), logic.now())
+
+
+def test_a_release_in_flight_is_claimed_once(dynamodb: Any) -> None:
+    _start(dynamodb, RELEASE_ID)
+    assert _decide(dynamodb) == logic.Decision("in_flight", RELEASE_ID)
+    assert logic.claim(dynamodb, TABLE, "web", RELEASE_ID, "in_flight") is True
+    assert logic.claim(dynamodb, TABLE, "web", RELEASE_ID, "in_flight") is False
+
+
+def test_a_release_that_no_longer_holds_the_lock_is_not_claimed(dynamodb: Any) -> None:
+    _start(dynamodb, RELEASE_ID)
+    ledger.release_lock(dynamodb, TABLE, "web", RELEASE_ID)
+    assert logic.claim(dynamodb, TABLE, "web", RELEASE_ID, "in_flight") is False
+
+
+def test_inside_the_window_the_success_is_claimed_once(dynamodb: Any) -> None:
+    _start(dynamodb, RELEASE_ID)
+    _succeed(dynamodb, RELEASE_ID, timedelta(minutes=30))
+    assert _decide(dynamodb) == logic.Decision("window", RELEASE_ID)
+    assert logic.claim(dynamodb, TABLE, "web", RELEASE_ID, "window") is True
+    assert logic.claim(dynamodb, TABLE, "web", RELEASE_ID, "window") is False
+    assert _decide(dynamodb).action == "nothing"
+
+
+def test_after_the_window_the_success_is_released_back(dynamodb: Any) -> None:
+    _start(dynamodb, RELEASE_ID)
+    _succeed(dynamodb, RELEASE_ID, timedelta(seconds=-1))
+    assert _decide(dynamodb) == logic.Decision("release", RELEASE_ID)
+
+
+def test_a_rolled_back_release_leaves_nothing_to_roll_back(dynamodb: Any) -> None:
+    _start(dynamodb, RELEASE_ID)
+    _rolled_back_in_flight(dynamodb, RELEASE_ID)
+    item = ledger.fleet_item(dynamodb, TABLE, "web")
+    assert (item["last_good_ami"], item["last_outcome"]) == (PREVIOUS_AMI, "rolled back")
+    assert "flight" not in item
+    assert "lock_owner" not in item
+    assert _decide(dynamodb).action == "nothing"
+
+
+def test_a_later_release_of_a_rolled_back_fleet_can_be_claimed(dynamodb: Any) -> None:
+    # (the claim's marker of the earlier rollback stays on the fleet item)
+    _start(dynamodb, RELEASE_ID)
+    _rolled_back_in_flight(dynamodb, RELEASE_ID)
+    _start(dynamodb, NEXT_RELEASE)
+
+    assert _decide(dynamodb) == logic.Decision("in_flight", NEXT_RELEASE)
+    assert logic.claim(dynamodb, TABLE, "web", NEXT_RELEASE, "in_flight") is True
+
+
+def test_an_alarm_rolls_back_a_release_after_an_earlier_rollback(dynamodb: Any) -> None:
+    # Given a window rollback of RELEASE_ID, then the next release in flight
+    _start(dynamodb, RELEASE_ID)
+    _succeed(dynamodb, RELEASE_ID, timedelta(minutes=30))
+    assert logic.claim(dynamodb, TABLE, "web", RELEASE_ID, "window")  # a window rollback
+    _start(dynamodb, NEXT_RELEASE)
+
+    # When an alarm of the fleet comes
+    aws = StubbedAws()  # every service but DynamoDB
+    aws.clients.provide("dynamodb", dynamodb)
+    expect_weights(aws, serve="blue", drop="green")
+    expect_stopped(aws, ALARM_REASON, release=NEXT_RELEASE)
+    expect_emptied(aws, "green")
+    expect_rolled_back_event(aws, release_id=NEXT_RELEASE, rollback="in_flight")
+    result = handle(alarm(), settings(), aws.clients)
+    aws.verify()
+
+    # Then it is rolled back, not taken for a duplicate of the earlier one
+    assert result == {"action": "in_flight", "fleet": "web", "release": NEXT_RELEASE}
+
+
+def test_the_window_s_end_first_leaves_a_rollback_release(dynamodb: Any) -> None:
+    # Given the window's end has begun retiring the old slot
+    _start(dynamodb, RELEASE_ID)
+    _succeed(dynamodb, RELEASE_ID, timedelta(minutes=30))
+    assert ledger.close_window(dynamodb, TABLE, "web", RELEASE_ID) is True
+
+    # Then no rollback moves traffic to that slot: an alarm releases the AMI before
+    assert logic.claim(dynamodb, TABLE, "web", RELEASE_ID, "window") is False
+    assert _decide(dynamodb) == logic.Decision("release", RELEASE_ID)
+    assert logic.claim(dynamodb, TABLE, "web", RELEASE_ID, "release") is True
+
+
+def test_a_later_release_ends_the_earlier_window(dynamodb: Any) -> None:
+    _start(dynamodb, RELEASE_ID)
+    _succeed(dynamodb, RELEASE_ID, timedelta(minutes=30))
+    _start(dynamodb, NEXT_RELEASE, active_slot="green", target_slot="blue")
+    _succeed(dynamodb, NEXT_RELEASE, timedelta(minutes=30))
+    assert ledger.close_window(dynamodb, TABLE, "web", RELEASE_ID) is False
+    assert logic.claim(dynamodb, TABLE, "web", RELEASE_ID, "window") is False
+
+
+def test_a_rollback_inside_the_window_first_keeps_the_old_slot(dynamodb: Any) -> None:
+    _start(dynamodb, RELEASE_ID)
+    _succeed(dynamodb, RELEASE_ID, timedelta(minutes=30))
+    assert logic.claim(dynamodb, TABLE, "web", RELEASE_ID, "window") is True
+    assert ledger.close_window(dynamodb, TABLE, "web", RELEASE_ID) is False
+
+
+# --- what the release functions leave for a later rollback ----------------------------------
+
+EARLIER = "web-0e1a2b"
+OLDEST_AMI = "ami-0ccccccccccccccc3"
+
+
+def _finalized(dynamodb: Any, event: dict[str, Any], events: int, *queued: Any) -> None:
+    """Run finalize on the moto ledger (every other service stubbed; `events` events put,
+    their details unchecked)."""
+    aws = StubbedAws()
+    aws.clients.provide("dynamodb", dynamodb)
+    for expect in queued:
+        expect(aws)
+    for _ in range(events):
+        aws.events.add_response("put_events", {"FailedEntryCount": 0, "Entries": []})
+    finalize.handle(event, SETTINGS, aws.clients)
+    aws.verify()
+
+
+def test_a_repeated_release_keeps_an_earlier_ami_to_roll_back_to(dynamodb: Any) -> None:
+    # Given AMI released over OLDEST_AMI, then released again (rolling: no window)
+    ledger.acquire(dynamodb, TABLE, "web", EARLIER, hold=ledger.LOCK_HOLD)
+    ledger.close_release(
+        dynamodb,
+        TABLE,
+        "web",
+        EARLIER,
+        outcome="succeeded",
+        reason="",
+        good_ami=AMI,
+        previous_ami=OLDEST_AMI,
+    )
+    ledger.release_lock(dynamodb, TABLE, "web", EARLIER)
+    _start(dynamodb, RELEASE_ID, strategy="rolling", active_slot="blue", target_slot="blue")
+    state = release_state("rolling", plan=plan("rolling", from_ami=AMI))
+    _finalized(
+        dynamodb,
+        step_input(state, "succeed"),
+        2,
+        lambda aws: expect_put_parameter(aws, parameter("blue", "launch-template-version"), "8"),
+        lambda aws: expect_put_parameter(aws, "/phoenix/sandbox/web/ami", AMI),
+    )
+
+    # Then a rollback of it does not release AMI again
+    item = ledger.fleet_item(dynamodb, TABLE, "web")
+    assert item["last_good_ami"] == AMI
+    assert _decide(dynamodb).action == "nothing" or item["previous_good_ami"] != AMI
+
+
+def test_a_window_superseded_by_a_failed_release_is_not_rolled_back_to(dynamodb: Any) -> None:
+    # Given EARLIER succeeded on green, blue (PREVIOUS_AMI) kept warm for 30 minutes
+    _start(dynamodb, EARLIER)
+    _succeed(dynamodb, EARLIER, timedelta(minutes=30))
+    # When the next release takes blue as its target, and ends failed (its rollback failed)
+    _start(dynamodb, RELEASE_ID, active_slot="green", target_slot="blue", from_ami=AMI)
+    error = lambda_error("ClientError", "ModifyListener: Throttling")
+    _finalized(dynamodb, step_input(release_state(error=error), "failed"), 1)
+
+    # Then an alarm does not send the traffic to blue as if it still ran PREVIOUS_AMI
+    assert _decide(dynamodb).action != "window"
