@@ -17,6 +17,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from phoenix.config.environment import FleetConfig
+from phoenix.kernel.metrics import ERROR_RATE_EXPRESSION, ERRORS, P99_LATENCY, REQUESTS
 from phoenix.kernel.names import Slot, resource_name
 
 PERIOD = Duration.minutes(1)
@@ -58,12 +59,12 @@ class FleetAlarms(Construct):
     def metric_error_rate(self, slot: Slot | None) -> cloudwatch.IMetric:
         metrics = self._target_groups[slot].metrics if slot else self._load_balancer.metrics
         return cloudwatch.MathExpression(
-            expression="IF(requests > 0, 100 * FILL(errors, 0) / requests, 0)",
+            expression=ERROR_RATE_EXPRESSION,
             using_metrics={
-                "errors": metrics.http_code_target(
-                    elbv2.HttpCodeTarget.TARGET_5XX_COUNT, period=PERIOD, statistic="Sum"
+                "errors": metrics.custom(ERRORS.name, period=PERIOD, statistic=ERRORS.statistic),
+                "requests": metrics.custom(
+                    REQUESTS.name, period=PERIOD, statistic=REQUESTS.statistic
                 ),
-                "requests": metrics.request_count(period=PERIOD, statistic="Sum"),
             },
             label="5xx responses (% of requests)",
             period=PERIOD,
@@ -71,7 +72,7 @@ class FleetAlarms(Construct):
 
     def metric_p99_latency(self, slot: Slot | None) -> cloudwatch.IMetric:
         metrics = self._target_groups[slot].metrics if slot else self._load_balancer.metrics
-        return metrics.target_response_time(period=PERIOD, statistic="p99")
+        return metrics.custom(P99_LATENCY.name, period=PERIOD, statistic=P99_LATENCY.statistic)
 
     def metric_unhealthy_hosts(self, slot: Slot | None) -> cloudwatch.IMetric:
         if slot:

@@ -19,6 +19,7 @@ from phoenix.config.environment import FleetConfig
 from phoenix.fleet.alarms import FleetAlarms
 from phoenix.fleet.controller_state import initial_slot_settings, ssm_reference
 from phoenix.fleet.slot import FleetSlot
+from phoenix.kernel.fleet_calls import weighted_forward
 from phoenix.kernel.names import Slot, release_pointer, slot_parameter
 from phoenix.platform.roles import managed_policy_role
 
@@ -210,19 +211,17 @@ class ImmutableFleet(Construct):
             )
         if len(groups) > 1:
             weights = [
-                {
-                    "TargetGroupArn": self.target_groups[slot].target_group_arn,
-                    "Weight": ssm_reference(
-                        slot_parameter(self.environment, config.name, slot, "weight")
-                    ),
-                }
+                (
+                    self.target_groups[slot].target_group_arn,
+                    ssm_reference(slot_parameter(self.environment, config.name, slot, "weight")),
+                )
                 for slot in self.slots
             ]
             listener_resource = listener.node.default_child
             assert isinstance(listener_resource, elbv2.CfnListener)
             listener_resource.add_property_override(
                 "DefaultActions",
-                [{"Type": "forward", "ForwardConfig": {"TargetGroups": weights}}],
+                weighted_forward(weights),
             )
         return listener
 

@@ -17,16 +17,14 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from phoenix.kernel import clock
+
 FLEET_SK = "FLEET"
 # The tag that keeps an AMI from the image lifecycle's deletions (GoldenImagePipeline).
 ROLLBACK_TARGET_TAG = "phoenix:rollback-target"
 # How long a release may hold its fleet's lock; the release state machine's timeout
 # includes it, so a lock outlives no execution.
 LOCK_HOLD = timedelta(hours=6)
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 def iso(moment: datetime) -> str:
@@ -56,7 +54,7 @@ def acquire(dynamodb: Any, table: str, fleet: str, release_id: str, *, hold: tim
     that died without unlocking), or when `release_id` already holds it (a retried
     call). A paused fleet refuses. On refusal the fleet item is read once to say why.
     """
-    moment = now()
+    moment = clock.now()
     taken = update_fleet_if(
         dynamodb,
         table,
@@ -163,7 +161,7 @@ def open_release(
     dynamodb: Any, table: str, fleet: str, release_id: str, facts: dict[str, Any]
 ) -> None:
     """Create the release item (trigger, AMIs, strategy...) with no steps yet."""
-    moment = iso(now())
+    moment = iso(clock.now())
     item = {
         **release_key(fleet, release_id),
         **{name: typed(value) for name, value in facts.items()},
@@ -181,7 +179,7 @@ def record_step(
     dynamodb: Any, table: str, fleet: str, release_id: str, *, step: str, detail: dict[str, Any]
 ) -> float:
     """Append a step to the release item; returns seconds since the previous step."""
-    moment = now()
+    moment = clock.now()
     response = dynamodb.update_item(
         TableName=table,
         Key=release_key(fleet, release_id),
@@ -197,7 +195,7 @@ def record_step(
     previous = response.get("Attributes", {}).get("last_step_at", {}).get("S")
     if not previous:
         return 0.0
-    return max(0.0, (moment - datetime.fromisoformat(previous)).total_seconds())
+    return max(0.0, (moment - clock.parse_time(previous)).total_seconds())
 
 
 def close_release(
@@ -216,7 +214,7 @@ def close_release(
     on the fleet item as its last known good AMI; a success also keeps the AMI before it
     (`previous_ami`, what a later rollback releases) and, for blue_green/canary, the
     rollback `window` (old and new slot, until when the old one stays warm)."""
-    moment = iso(now())
+    moment = iso(clock.now())
     dynamodb.update_item(
         TableName=table,
         Key=release_key(fleet, release_id),

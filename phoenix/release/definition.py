@@ -18,7 +18,9 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-REFRESH_RUNNING = ["Pending", "InProgress", "Baking", "Cancelling", "RollbackInProgress"]
+from phoenix.kernel.fleet_calls import ACTIVE_REFRESH_STATUSES, weighted_forward
+from phoenix.kernel.ledger import FleetPausedError, LockRefusedError
+from phoenix.release.runtime.strategy import RefreshStillCancellingError
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,7 @@ class ReleaseDefinition(Construct):
         )
 
     def _guarded(self, task: sfn.TaskStateBase) -> sfn.TaskStateBase:
-        task.add_catch(self._rollback, errors=["States.ALL"], result_path="$.error")
+        task.add_catch(self._rollback, errors=[sfn.Errors.ALL], result_path="$.error")
         return task
 
     # -- the release -----------------------------------------------------------------------
@@ -127,7 +129,7 @@ class ReleaseDefinition(Construct):
         preflight = self._step("Preflight", functions.preflight, "run", "$.plan")
         rejected = self._step("RecordRejection", functions.finalize, "rejected", "$.outcome")
         reject = rejected.next(sfn.Fail(self, "Rejected", error="ReleaseRejected"))
-        preflight.add_catch(reject, errors=["FleetPausedError"], result_path="$.error")
+        preflight.add_catch(reject, errors=[FleetPausedError.__name__], result_path="$.error")
         # A locked fleet: rejected, or (when_locked: queue) the lock tried again later.
         queued = sfn.Pass(
             self,
@@ -151,8 +153,10 @@ class ReleaseDefinition(Construct):
             )
             .otherwise(reject)
         )
-        preflight.add_catch(queue_or_reject, errors=["LockRefusedError"], result_path="$.error")
-        preflight.add_catch(self._failed, errors=["States.ALL"], result_path="$.error")
+        preflight.add_catch(
+            queue_or_reject, errors=[LockRefusedError.__name__], result_path="$.error"
+        )
+        preflight.add_catch(self._failed, errors=[sfn.Errors.ALL], result_path="$.error")
         prepare = self._guarded(self._step("Prepare", functions.prepare, "run", "$.prepared"))
         by_strategy = (
             sfn.Choice(self, "Strategy")
@@ -176,9 +180,9 @@ class ReleaseDefinition(Construct):
         # are idempotent, so a retry repeats them safely.
         succeed = self._step("Succeed", functions.finalize, "succeed", "$.outcome")
         succeed.add_retry(
-            errors=["States.ALL"], interval=Duration.seconds(2), max_attempts=3, backoff_rate=2
+            errors=[sfn.Errors.ALL], interval=Duration.seconds(2), max_attempts=3, backoff_rate=2
         )
-        succeed.add_catch(self._failed, errors=["States.ALL"], result_path="$.error")
+        succeed.add_catch(self._failed, errors=[sfn.Errors.ALL], result_path="$.error")
         done = sfn.Succeed(self, "Released")
         window = sfn.Wait(
             self,
@@ -186,7 +190,7 @@ class ReleaseDefinition(Construct):
             time=sfn.WaitTime.seconds_path("$.fleet_spec.rollback_window_seconds"),
         )
         retire = self._step("RetireOldSlot", functions.finalize, "retire", "$.retired")
-        retire.add_catch(done, errors=["States.ALL"], result_path="$.error")
+        retire.add_catch(done, errors=[sfn.Errors.ALL], result_path="$.error")
         keep_warm = (
             sfn.Choice(self, "KeepOldSlotWarm?")
             .when(
@@ -219,7 +223,7 @@ class ReleaseDefinition(Construct):
             timeout_path="$.plan.refresh_wait_seconds",
         )
         for wait in (start, again):
-            wait.add_catch(poll, errors=["States.Timeout"], result_path="$.timeout")
+            wait.add_catch(poll, errors=[sfn.Errors.TIMEOUT], result_path="$.timeout")
             self._guarded(wait)
         not_successful = sfn.Pass(
             self,
@@ -240,7 +244,10 @@ class ReleaseDefinition(Construct):
         status.when(
             sfn.Condition.and_(
                 sfn.Condition.or_(
-                    *[sfn.Condition.string_equals("$.refresh.status", s) for s in REFRESH_RUNNING]
+                    *[
+                        sfn.Condition.string_equals("$.refresh.status", s)
+                        for s in ACTIVE_REFRESH_STATUSES
+                    ]
                 ),
                 sfn.Condition.number_greater_than("$.refresh.polls_left", 0),
             ),
@@ -308,27 +315,18 @@ class ReleaseDefinition(Construct):
             iam_resources=self._listeners,
             parameters={
                 "ListenerArn": sfn.JsonPath.string_at("$.fleet_spec.listener"),
-                "DefaultActions": [
-                    {
-                        "Type": "forward",
-                        "ForwardConfig": {
-                            "TargetGroups": [
-                                {
-                                    "TargetGroupArn": sfn.JsonPath.string_at(
-                                        "$.plan.target_target_group"
-                                    ),
-                                    "Weight": sfn.JsonPath.number_at("$.step.weights.target"),
-                                },
-                                {
-                                    "TargetGroupArn": sfn.JsonPath.string_at(
-                                        "$.plan.active_target_group"
-                                    ),
-                                    "Weight": sfn.JsonPath.number_at("$.step.weights.active"),
-                                },
-                            ]
-                        },
-                    }
-                ],
+                "DefaultActions": weighted_forward(
+                    [
+                        (
+                            sfn.JsonPath.string_at("$.plan.target_target_group"),
+                            sfn.JsonPath.number_at("$.step.weights.target"),
+                        ),
+                        (
+                            sfn.JsonPath.string_at("$.plan.active_target_group"),
+                            sfn.JsonPath.number_at("$.step.weights.active"),
+                        ),
+                    ]
+                ),
             },
             result_selector={"shifted": True},
             result_path="$.shifted",
@@ -346,12 +344,12 @@ class ReleaseDefinition(Construct):
         functions = self._functions
         rollback = self._step("Rollback", functions.rollback, "run", "$.rollback")
         rollback.add_retry(
-            errors=["RefreshStillCancellingError"],
+            errors=[RefreshStillCancellingError.__name__],
             interval=Duration.seconds(30),
             max_attempts=6,
             backoff_rate=1.5,
         )
-        rollback.add_catch(self._failed, errors=["States.ALL"], result_path="$.rollback_error")
+        rollback.add_catch(self._failed, errors=[sfn.Errors.ALL], result_path="$.rollback_error")
         await_rollback = self._step(
             "AwaitRollback",
             functions.deploy,
@@ -361,7 +359,7 @@ class ReleaseDefinition(Construct):
             timeout_path="$.plan.refresh_wait_seconds",
         )
         await_rollback.add_catch(
-            self._failed, errors=["States.ALL"], result_path="$.rollback_error"
+            self._failed, errors=[sfn.Errors.ALL], result_path="$.rollback_error"
         )
         await_rollback.next(recorded)
         wait = (

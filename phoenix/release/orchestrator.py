@@ -33,10 +33,10 @@ from phoenix.release.definition import ReleaseDefinition, ReleaseFunctions
 from phoenix.release.handlers.refresh_events import Settings as RefreshEventSettings
 from phoenix.release.handlers.trigger import Settings as TriggerSettings
 from phoenix.release.ledger import ReleaseLedger
+from phoenix.release.runtime.events import IMAGE_STATE_CHANGE
 from phoenix.release.spec import STEP_CALLS, fleet_spec, step_handler
 from phoenix.rollback.alarm_rollback import AlarmRollback
 
-IMAGE_STATE_CHANGE = "EC2 Image Builder Image State Change"
 # What DynamoDB asks of a caller on a table encrypted with a customer managed key.
 TABLE_KEY_ACTIONS = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey")
 

@@ -16,7 +16,7 @@ import boto3
 from aws_lambda_powertools import Metrics
 from botocore.stub import ANY, Stubber
 
-from phoenix.kernel import ledger
+from phoenix.kernel import clock, ledger
 from phoenix.kernel.clients import Clients
 from phoenix.kernel.settings import ReleaseSettings
 
@@ -178,7 +178,7 @@ class IsoAfter:
         if not isinstance(other, dict) or "S" not in other:
             return False
         moment = datetime.fromisoformat(other["S"])
-        return abs(moment - (ledger.now() + self.delta)) < timedelta(minutes=1)
+        return abs(moment - (clock.now() + self.delta)) < timedelta(minutes=1)
 
     def __hash__(self) -> int:
         return id(self)

@@ -12,7 +12,7 @@ from typing import Any
 
 from botocore.stub import ANY
 
-from phoenix.kernel import ledger
+from phoenix.kernel import clock, ledger
 from phoenix.rollback.runtime.handler import Settings
 from tests.release.release_state import (
     AMI,
@@ -112,7 +112,7 @@ def in_flight(strategy: str = "canary", active: str = "blue", **flight: Any) -> 
     }
     return {
         "lock_owner": RELEASE_ID,
-        "lock_expires": ledger.iso(ledger.now() + timedelta(hours=6)),
+        "lock_expires": ledger.iso(clock.now() + timedelta(hours=6)),
         "active_release": RELEASE_ID,
         "last_good_ami": PREVIOUS_AMI,
         "flight": recorded | flight,
@@ -129,7 +129,7 @@ def succeeded(
         "last_outcome": "succeeded",
         "last_good_ami": AMI,
         "previous_good_ami": previous,
-        "last_ended_at": ledger.iso(ledger.now() - timedelta(minutes=5)),
+        "last_ended_at": ledger.iso(clock.now() - timedelta(minutes=5)),
     }
     if window is not None:
         item["warm_slot"] = {
@@ -137,7 +137,7 @@ def succeeded(
             "old_slot": old,
             "new_slot": other(old),
             "previous_ami": PREVIOUS_AMI,
-            "until": ledger.iso(ledger.now() + window),
+            "until": ledger.iso(clock.now() + window),
         }
     return item
 

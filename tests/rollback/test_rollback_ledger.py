@@ -12,7 +12,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from phoenix.kernel import ledger
+from phoenix.kernel import clock, ledger
 from phoenix.release.handlers import finalize
 from phoenix.rollback.runtime import logic
 from phoenix.rollback.runtime.handler import handle
@@ -111,7 +111,7 @@ def _rolled_back_in_flight(dynamodb: Any, release: str) -> None:
 
 
 def _decide(dynamodb: Any) -> logic.Decision:
-    return logic.decide(ledger.fleet_item(dynamodb, TABLE, "web"), logic.now())
+    return logic.decide(ledger.fleet_item(dynamodb, TABLE, "web"), clock.now())
 
 
 def test_a_release_in_flight_is_claimed_once(dynamodb: Any) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 
-from phoenix.kernel import ledger
+from phoenix.kernel import fleet_calls, ledger
 from phoenix.kernel.clients import Clients
 from phoenix.kernel.settings import ReleaseSettings
 from phoenix.release.runtime import strategy
@@ -51,7 +51,7 @@ def handle(event: Any, settings: ReleaseSettings, aws: Clients) -> dict[str, Any
             record(aws, settings, state, "instance refresh started", metrics, refresh_id=refresh_id)
             return None
         if step.action == "poll":
-            latest = strategy.latest_refresh(aws.autoscaling, group) or {"Status": "None"}
+            latest = fleet_calls.latest_refresh(aws.autoscaling, group) or {"Status": "None"}
             left = (state.refresh.polls_left if state.refresh else POLLS) - 1
             outcome = RefreshOutcome(
                 status=latest["Status"],

@@ -14,13 +14,13 @@ Actions:
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from phoenix.kernel import ledger
+from phoenix.kernel import clock, ledger
 from phoenix.kernel.clients import Clients
 from phoenix.kernel.settings import ReleaseSettings
 from phoenix.release.runtime import events as release_events
@@ -37,7 +37,7 @@ OUTCOMES = {"succeed": "succeeded", "rolled_back": "rolled back", "failed": "fai
 
 
 def _duration(state: ReleaseState) -> float:
-    return (datetime.now(UTC) - state.release.started_at).total_seconds()
+    return (clock.now() - state.release.started_at).total_seconds()
 
 
 def _succeed(aws: Clients, settings: ReleaseSettings, state: ReleaseState) -> dict[str, Any]:
@@ -76,7 +76,7 @@ def _succeed(aws: Clients, settings: ReleaseSettings, state: ReleaseState) -> di
 
 
 def _later(seconds: int) -> str:
-    return ledger.iso(datetime.now(UTC) + timedelta(seconds=seconds))
+    return ledger.iso(clock.now() + timedelta(seconds=seconds))
 
 
 def _close(

@@ -9,11 +9,11 @@ Actions:
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 
+from phoenix.kernel import clock
 from phoenix.kernel.clients import Clients
 from phoenix.kernel.settings import ReleaseSettings
 from phoenix.release.runtime import gate
@@ -39,7 +39,7 @@ def handle(event: Any, settings: ReleaseSettings, aws: Clients) -> dict[str, Any
             if ready:
                 record(aws, settings, state, "new targets healthy", metrics, targets=reason)
             return Warmup(ready=ready, checks_left=left, reason=reason).model_dump()
-        summary = gate.judge(aws.elbv2, aws.ec2, aws.cloudwatch, state, datetime.now(UTC))
+        summary = gate.judge(aws.elbv2, aws.ec2, aws.cloudwatch, state, clock.now())
         weights = state.step.weights.target if state.step else 100
         record(aws, settings, state, "health gate passed", metrics, traffic=weights, detail=summary)
         return {"summary": summary}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
@@ -29,7 +30,7 @@ class ImageStateChange(EventBridgeModel):
     """`EC2 Image Builder Image State Change`: resources[0] is the image build version ARN."""
 
     source: Literal["aws.imagebuilder"]
-    detail_type: Literal["EC2 Image Builder Image State Change"] = Field(alias="detail-type")
+    detail_type: str = Field(alias="detail-type", pattern=f"^{re.escape(IMAGE_STATE_CHANGE)}$")
     detail: ImageStateChangeDetail
 
 

@@ -10,9 +10,15 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from phoenix.kernel.fleet_calls import alarms_in_alarm
+from phoenix.kernel.metrics import (
+    ERRORS,
+    NAMESPACE,
+    P99_LATENCY,
+    REQUESTS,
+    error_rate_percent,
+)
 from phoenix.release.runtime.models import FleetSpec, ReleaseState
-
-NAMESPACE = "AWS/ApplicationELB"
 
 
 class GateFailedError(Exception):
@@ -52,11 +58,8 @@ def warmed_up(elbv2: Any, ec2: Any, state: ReleaseState) -> tuple[bool, str]:
     return new >= wanted, f"{new} of {wanted} targets healthy on {state.ami} ({summary})"
 
 
-def alarms_in_alarm(cloudwatch: Any, spec: FleetSpec) -> list[str]:
-    if not spec.alarms:
-        return []
-    found = cloudwatch.describe_alarms(AlarmNames=spec.alarms, AlarmTypes=["MetricAlarm"])
-    return [a["AlarmName"] for a in found["MetricAlarms"] if a["StateValue"] == "ALARM"]
+def _query_id(role: str, metric: str) -> str:
+    return f"{role}_{metric.lower().replace('_', '')}"
 
 
 def _dimension(arn: str) -> str:
@@ -71,14 +74,10 @@ def _queries(spec: FleetSpec, slot_groups: dict[str, str], period: int) -> list[
             {"Name": "LoadBalancer", "Value": listener_balancer},
             {"Name": "TargetGroup", "Value": _dimension(group)},
         ]
-        for metric, stat in (
-            ("HTTPCode_Target_5XX_Count", "Sum"),
-            ("RequestCount", "Sum"),
-            ("TargetResponseTime", "p99"),
-        ):
+        for metric, stat in (ERRORS, REQUESTS, P99_LATENCY):
             queries.append(
                 {
-                    "Id": f"{role}_{metric.lower().replace('_', '')}",
+                    "Id": _query_id(role, metric),
                     "MetricStat": {
                         "Metric": {
                             "Namespace": NAMESPACE,
@@ -121,12 +120,13 @@ def judge_canary(
     }
 
     def rate(role: str) -> float | None:
-        requests = sum(values.get(f"{role}_requestcount", []))
-        errors = sum(values.get(f"{role}_httpcodetarget5xxcount", []))
-        return 100 * errors / requests if requests else None
+        return error_rate_percent(
+            sum(values.get(_query_id(role, ERRORS.name), [])),
+            sum(values.get(_query_id(role, REQUESTS.name), [])),
+        )
 
     def p99_ms(role: str) -> float | None:
-        found = values.get(f"{role}_targetresponsetime", [])
+        found = values.get(_query_id(role, P99_LATENCY.name), [])
         return 1000 * max(found) if found else None
 
     canary_rate, baseline_rate = rate("canary"), rate("baseline")
@@ -151,7 +151,7 @@ def judge(elbv2: Any, ec2: Any, cloudwatch: Any, state: ReleaseState, until: dat
     healthy, targets = warmed_up(elbv2, ec2, state)
     if not healthy:
         raise GateFailedError(f"new targets not healthy: {targets}")
-    firing = alarms_in_alarm(cloudwatch, state.fleet_spec)
+    firing = alarms_in_alarm(cloudwatch, state.fleet_spec.alarms)
     if firing:
         raise GateFailedError(f"alarms in ALARM: {', '.join(firing)}")
     summary = targets

@@ -7,9 +7,10 @@ and the resource. The reads are one call per service, whatever the fleet's size.
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
 from typing import Any
 
+from phoenix.kernel.clock import now, parse_time
+from phoenix.kernel.fleet_calls import ACTIVE_REFRESH_STATUSES, alarms_in_alarm, latest_refresh
 from phoenix.kernel.names import Slot, release_pointer, slot_parameter
 from phoenix.release.runtime.models import Capacity, FleetSpec, Plan, ReleaseState, TrafficStep
 
@@ -82,9 +83,7 @@ def check_images(ec2: Any, state: ReleaseState, from_ami: str) -> None:
             "rollback AMI launchable", from_ami, f"state {previous.get('State')}"
         )
     deprecation = previous.get("DeprecationTime")
-    if deprecation and datetime.fromisoformat(deprecation.replace("Z", "+00:00")) <= datetime.now(
-        UTC
-    ):
+    if deprecation and parse_time(deprecation) <= now():
         raise PreflightFailedError(
             "rollback AMI launchable", from_ami, f"deprecated since {deprecation}"
         )
@@ -110,22 +109,17 @@ def check_groups(autoscaling: Any, spec: FleetSpec) -> dict[str, dict[str, Any]]
 
 
 def check_no_refresh(autoscaling: Any, group: str) -> None:
-    refreshes = autoscaling.describe_instance_refreshes(AutoScalingGroupName=group, MaxRecords=1)
-    latest = refreshes.get("InstanceRefreshes", [])
-    active = {"Pending", "InProgress", "Cancelling", "RollbackInProgress", "Baking"}
-    if latest and latest[0]["Status"] in active:
+    latest = latest_refresh(autoscaling, group)
+    if latest and latest["Status"] in ACTIVE_REFRESH_STATUSES:
         raise PreflightFailedError(
             "no instance refresh running",
             group,
-            f"refresh {latest[0]['InstanceRefreshId']} is {latest[0]['Status']}",
+            f"refresh {latest['InstanceRefreshId']} is {latest['Status']}",
         )
 
 
 def check_alarms(cloudwatch: Any, spec: FleetSpec) -> None:
-    if not spec.alarms:
-        return
-    found = cloudwatch.describe_alarms(AlarmNames=spec.alarms, AlarmTypes=["MetricAlarm"])
-    firing = [a["AlarmName"] for a in found["MetricAlarms"] if a["StateValue"] == "ALARM"]
+    firing = alarms_in_alarm(cloudwatch, spec.alarms)
     if firing:
         raise PreflightFailedError("fleet alarms OK", ", ".join(firing), "in ALARM now")
 

@@ -5,20 +5,20 @@ Each function makes a fixed number of AWS calls, whatever the number of instance
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from phoenix.kernel import fleet_calls
+from phoenix.kernel.clock import parse_time
+from phoenix.kernel.fleet_calls import ACTIVE_REFRESH_STATUSES, put_parameter
 from phoenix.kernel.names import Slot, release_pointer, slot_parameter
 from phoenix.release.runtime.models import FleetSpec, Plan, ReleaseState
 
 
 class RefreshStillCancellingError(Exception):
     """The refresh to undo is being cancelled; retry the rollback once it is Cancelled."""
-
-
-ACTIVE_REFRESH = {"Pending", "InProgress", "Baking", "Cancelling", "RollbackInProgress"}
 
 
 def prepare(ec2: Any, state: ReleaseState) -> int:
@@ -32,10 +32,6 @@ def prepare(ec2: Any, state: ReleaseState) -> int:
         LaunchTemplateData={"ImageId": state.ami},
     )
     return int(response["LaunchTemplateVersion"]["VersionNumber"])
-
-
-def _put(ssm: Any, name: str, value: str) -> None:
-    ssm.put_parameter(Name=name, Value=value, Type="String", Overwrite=True)
 
 
 def refresh_preferences(spec: FleetSpec) -> dict[str, Any]:
@@ -74,20 +70,18 @@ def start_refresh(autoscaling: Any, state: ReleaseState, version: int) -> str:
     return str(response["InstanceRefreshId"])
 
 
-def latest_refresh(autoscaling: Any, group: str) -> dict[str, Any] | None:
-    refreshes = autoscaling.describe_instance_refreshes(AutoScalingGroupName=group, MaxRecords=1)
-    latest = refreshes.get("InstanceRefreshes", [])
-    return dict(latest[0]) if latest else None
-
-
 def scale_target(autoscaling: Any, ssm: Any, state: ReleaseState, version: int) -> None:
     """The idle slot gets the new version and the active slot's capacity. Its version and
     minimum go to the controller's parameters first, so a deploy meanwhile keeps them."""
     plan = state.need_plan()
     spec = state.fleet_spec
     fleet, env = spec.name, state.environment
-    _put(ssm, slot_parameter(env, fleet, plan.target_slot, "launch-template-version"), str(version))
-    _put(ssm, slot_parameter(env, fleet, plan.target_slot, "min-size"), str(plan.capacity.min))
+    put_parameter(
+        ssm, slot_parameter(env, fleet, plan.target_slot, "launch-template-version"), str(version)
+    )
+    put_parameter(
+        ssm, slot_parameter(env, fleet, plan.target_slot, "min-size"), str(plan.capacity.min)
+    )
     slot = spec.slots[plan.target_slot]
     if plan.target_running:
         # The previous release's old slot, still warm: this release supersedes its
@@ -107,27 +101,20 @@ def scale_target(autoscaling: Any, ssm: Any, state: ReleaseState, version: int) 
 
 def set_weights(elbv2: Any, spec: FleetSpec, weights: dict[Slot, int]) -> None:
     """ModifyListener: forward to the slots' target groups by `weights` (one call)."""
-    elbv2.modify_listener(
-        ListenerArn=spec.listener,
-        DefaultActions=[
-            {
-                "Type": "forward",
-                "ForwardConfig": {
-                    "TargetGroups": [
-                        {"TargetGroupArn": spec.slots[slot].target_group, "Weight": weight}
-                        for slot, weight in weights.items()
-                    ]
-                },
-            }
-        ],
+    fleet_calls.set_weights(
+        elbv2,
+        spec.listener,
+        {spec.slots[slot].target_group: weight for slot, weight in weights.items()},
     )
 
 
 def empty_slot(autoscaling: Any, ssm: Any, state: ReleaseState, slot: Slot) -> None:
     """Scale a slot to 0, its controller-owned minimum first."""
-    _put(ssm, slot_parameter(state.environment, state.fleet, slot, "min-size"), "0")
-    autoscaling.update_auto_scaling_group(
-        AutoScalingGroupName=state.fleet_spec.slots[slot].group, MinSize=0, DesiredCapacity=0
+    fleet_calls.empty_slot(
+        autoscaling,
+        ssm,
+        minimum_parameter=slot_parameter(state.environment, state.fleet, slot, "min-size"),
+        group=state.fleet_spec.slots[slot].group,
     )
 
 
@@ -149,7 +136,7 @@ def roll_back_refresh(autoscaling: Any, state: ReleaseState) -> str:
     too; SkipMatching makes that replace only instances not on the previous version."""
     plan = state.need_plan()
     slot = state.fleet_spec.slots[plan.target_slot]
-    latest = latest_refresh(autoscaling, slot.group)
+    latest = fleet_calls.latest_refresh(autoscaling, slot.group)
     if latest is not None and _started(latest) < state.release.started_at:
         latest = None  # an earlier release's refresh: this one changed no instance
     status = latest["Status"] if latest else "None"
@@ -159,7 +146,7 @@ def roll_back_refresh(autoscaling: Any, state: ReleaseState) -> str:
         return "rollback"
     if status == "Cancelling":
         raise RefreshStillCancellingError(f"refresh of {slot.group} is still cancelling")
-    if status in ACTIVE_REFRESH:
+    if status in ACTIVE_REFRESH_STATUSES:
         try:
             autoscaling.rollback_instance_refresh(AutoScalingGroupName=slot.group)
             return "rollback"
@@ -192,11 +179,7 @@ def roll_back_refresh(autoscaling: Any, state: ReleaseState) -> str:
 
 
 def _started(refresh: dict[str, Any]) -> datetime:
-    started = refresh["StartTime"]
-    if isinstance(started, str):
-        started = datetime.fromisoformat(started.replace("Z", "+00:00"))
-    moment: datetime = started
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return parse_time(refresh["StartTime"])
 
 
 def commit(ssm: Any, state: ReleaseState, plan: Plan, version: int) -> None:
@@ -204,8 +187,8 @@ def commit(ssm: Any, state: ReleaseState, plan: Plan, version: int) -> None:
     crash in between never points at an AMI the slots do not run)."""
     env, fleet = state.environment, state.fleet
     target = plan.target_slot
-    _put(ssm, slot_parameter(env, fleet, target, "launch-template-version"), str(version))
+    put_parameter(ssm, slot_parameter(env, fleet, target, "launch-template-version"), str(version))
     if state.fleet_spec.strategy != "rolling":
-        _put(ssm, slot_parameter(env, fleet, target, "weight"), "100")
-        _put(ssm, slot_parameter(env, fleet, plan.active_slot, "weight"), "0")
-    _put(ssm, release_pointer(env, fleet), state.ami)
+        put_parameter(ssm, slot_parameter(env, fleet, target, "weight"), "100")
+        put_parameter(ssm, slot_parameter(env, fleet, plan.active_slot, "weight"), "0")
+    put_parameter(ssm, release_pointer(env, fleet), state.ami)

@@ -11,7 +11,6 @@ an alarm storm rolls back once.
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -20,7 +19,7 @@ from aws_lambda_powertools.utilities.parser import ValidationError, parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Json
 
-from phoenix.kernel import events, ledger
+from phoenix.kernel import clock, events, ledger
 from phoenix.kernel.clients import Clients
 from phoenix.kernel.settings import ReleaseSettings
 from phoenix.rollback.runtime import logic
@@ -112,7 +111,7 @@ def roll_back(
     event_id: str,
 ) -> dict[str, Any]:
     item = ledger.fleet_item(aws.dynamodb, settings.table_name, fleet.name)
-    decision = logic.decide(item, logic.now())
+    decision = logic.decide(item, clock.now())
     logger.append_keys(fleet=fleet.name, release_id=decision.release_id)
     if decision.action == "nothing":
         logger.info("nothing to roll back", extra={"why": decision.why, "reason": reason})
@@ -200,12 +199,12 @@ def _claim(
 
 def _time_to_rollback(since: str) -> None:
     try:
-        began = datetime.fromisoformat(since.replace("Z", "+00:00"))
+        began = clock.parse_time(since)
     except ValueError:
         # Only the metric needs it, and traffic has already moved: never fail here.
         logger.warning("unreadable alarm time; no TimeToRollback", extra={"since": since})
         return
-    seconds = max(0.0, (logic.now() - began).total_seconds())
+    seconds = max(0.0, (clock.now() - began).total_seconds())
     metrics.add_metric(name="TimeToRollback", unit=MetricUnit.Seconds, value=seconds)
 
 

@@ -20,12 +20,14 @@ What to do is decided from one read of the fleet's ledger item:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
-from phoenix.kernel import ledger
+from phoenix.kernel import fleet_calls, ledger
+from phoenix.kernel.clock import parse_time
+from phoenix.kernel.fleet_calls import put_parameter
 from phoenix.kernel.names import Slot, release_pointer, slot_parameter
 from phoenix.rollback.runtime.models import RollbackFleet
 
@@ -62,26 +64,15 @@ def decide(item: dict[str, Any], now: datetime) -> Decision:
 
 
 def _comparable(moment: Any) -> str:
-    if not moment:
-        return ""
-    return datetime.fromisoformat(str(moment).replace("Z", "+00:00")).isoformat()
+    return parse_time(str(moment)).isoformat() if moment else ""
 
 
 def weights_back(elbv2: Any, fleet: RollbackFleet, serve: Slot, drop: Slot) -> None:
     """ModifyListener: every request to `serve`'s target group."""
-    elbv2.modify_listener(
-        ListenerArn=fleet.listener,
-        DefaultActions=[
-            {
-                "Type": "forward",
-                "ForwardConfig": {
-                    "TargetGroups": [
-                        {"TargetGroupArn": fleet.slots[serve].target_group, "Weight": 100},
-                        {"TargetGroupArn": fleet.slots[drop].target_group, "Weight": 0},
-                    ]
-                },
-            }
-        ],
+    fleet_calls.set_weights(
+        elbv2,
+        fleet.listener,
+        {fleet.slots[serve].target_group: 100, fleet.slots[drop].target_group: 0},
     )
 
 
@@ -143,12 +134,11 @@ def stop_execution(stepfunctions: Any, state_machine_arn: str, release_id: str, 
 def empty_slot(
     autoscaling: Any, ssm: Any, environment: str, fleet: RollbackFleet, slot: Slot
 ) -> None:
-    put = {"Type": "String", "Overwrite": True}
-    ssm.put_parameter(
-        Name=slot_parameter(environment, fleet.name, slot, "min-size"), Value="0", **put
-    )
-    autoscaling.update_auto_scaling_group(
-        AutoScalingGroupName=fleet.slots[slot].group, MinSize=0, DesiredCapacity=0
+    fleet_calls.empty_slot(
+        autoscaling,
+        ssm,
+        minimum_parameter=slot_parameter(environment, fleet.name, slot, "min-size"),
+        group=fleet.slots[slot].group,
     )
 
 
@@ -156,16 +146,7 @@ def restore_window(
     ssm: Any, environment: str, fleet: RollbackFleet, window: dict[str, Any]
 ) -> None:
     """The controller's parameters say the old slot serves the previous AMI again."""
-    put = {"Type": "String", "Overwrite": True}
     old, new = window["old_slot"], window["new_slot"]
-    ssm.put_parameter(
-        Name=slot_parameter(environment, fleet.name, old, "weight"), Value="100", **put
-    )
-    ssm.put_parameter(Name=slot_parameter(environment, fleet.name, new, "weight"), Value="0", **put)
-    ssm.put_parameter(
-        Name=release_pointer(environment, fleet.name), Value=str(window["previous_ami"]), **put
-    )
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
+    put_parameter(ssm, slot_parameter(environment, fleet.name, old, "weight"), "100")
+    put_parameter(ssm, slot_parameter(environment, fleet.name, new, "weight"), "0")
+    put_parameter(ssm, release_pointer(environment, fleet.name), str(window["previous_ami"]))

@@ -1,0 +1,61 @@
+"""The calls on a fleet that the release and the rollback both make, defined once.
+
+A fleet's traffic is its listener's forward action, weighted between the slots' target
+groups; a slot is emptied by its controller-owned minimum (an SSM parameter, so a later
+deploy keeps it) and then its Auto Scaling group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+# Instance refresh statuses in which a refresh is still running (DescribeInstanceRefreshes):
+# no other refresh can start, and the release's waits go on.
+ACTIVE_REFRESH_STATUSES = ("Pending", "InProgress", "Baking", "Cancelling", "RollbackInProgress")
+
+
+def weighted_forward(weights: Iterable[tuple[Any, Any]]) -> list[dict[str, Any]]:
+    """A listener's DefaultActions forwarding to (target group, weight) pairs. The values
+    may be strings and numbers, CloudFormation references or Step Functions paths."""
+    return [
+        {
+            "Type": "forward",
+            "ForwardConfig": {
+                "TargetGroups": [
+                    {"TargetGroupArn": group, "Weight": weight} for group, weight in weights
+                ]
+            },
+        }
+    ]
+
+
+def set_weights(elbv2: Any, listener: str, weights: dict[str, int]) -> None:
+    """ModifyListener: forward by `weights` (target group ARN -> weight), one call."""
+    elbv2.modify_listener(ListenerArn=listener, DefaultActions=weighted_forward(weights.items()))
+
+
+def put_parameter(ssm: Any, name: str, value: str) -> None:
+    """Overwrite one of the controller's String parameters."""
+    ssm.put_parameter(Name=name, Value=value, Type="String", Overwrite=True)
+
+
+def empty_slot(autoscaling: Any, ssm: Any, *, minimum_parameter: str, group: str) -> None:
+    """Scale a slot to 0, its controller-owned minimum first (a deploy meanwhile keeps 0)."""
+    put_parameter(ssm, minimum_parameter, "0")
+    autoscaling.update_auto_scaling_group(AutoScalingGroupName=group, MinSize=0, DesiredCapacity=0)
+
+
+def latest_refresh(autoscaling: Any, group: str) -> dict[str, Any] | None:
+    """The group's most recent instance refresh, or None."""
+    refreshes = autoscaling.describe_instance_refreshes(AutoScalingGroupName=group, MaxRecords=1)
+    latest = refreshes.get("InstanceRefreshes", [])
+    return dict(latest[0]) if latest else None
+
+
+def alarms_in_alarm(cloudwatch: Any, names: list[str]) -> list[str]:
+    """Which of the alarms are in ALARM now (one DescribeAlarms; none for no names)."""
+    if not names:
+        return []
+    found = cloudwatch.describe_alarms(AlarmNames=names, AlarmTypes=["MetricAlarm"])
+    return [a["AlarmName"] for a in found["MetricAlarms"] if a["StateValue"] == "ALARM"]
