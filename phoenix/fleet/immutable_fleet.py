@@ -39,7 +39,7 @@ READS = [
     "cloudwatch:DescribeAlarms",
     "cloudwatch:GetMetricData",
 ]
-# Every call the release controller makes on a fleet (functions/common/*.py).
+# Every call the release controller makes on a fleet (the release and rollback runtimes).
 RELEASE_ACTIONS = (
     *AUTO_SCALING_WRITES,
     "ec2:CreateLaunchTemplateVersion",

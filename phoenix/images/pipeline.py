@@ -42,7 +42,7 @@ class GoldenImagePipeline(Construct):
     """One Image Builder pipeline: components, recipe, build infrastructure, distribution,
     schedule and lifecycle.
 
-    - Components are the versioned documents in `images/components/` (hardening baseline,
+    - Components are the versioned documents in `phoenix/images/components/` (hardening,
       CloudWatch agent, the application package, a test that fails the build when the
       service does not run, and an Inspector gate that fails it on findings at or above
       `config.fail_on_severity`); Inspector scanning is on.

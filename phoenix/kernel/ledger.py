@@ -6,7 +6,7 @@
 - Release item (`pk = FLEET#<fleet>`, `sk = RELEASE#<release id>`): what triggered it,
   from/to AMI, strategy, every step with its time, and the outcome.
 
-Every function takes the DynamoDB client, so the logic is tested with moto and Stubber.
+`Ledger` holds the DynamoDB client it is given, so the logic is tested with moto and Stubber.
 Times are ISO 8601 UTC strings, which compare in time order as strings.
 """
 
@@ -47,83 +47,6 @@ class FleetPausedError(LockRefusedError):
     """The fleet's releases are paused (a queued release does not wait for a resume)."""
 
 
-def acquire(dynamodb: Any, table: str, fleet: str, release_id: str, *, hold: timedelta) -> None:
-    """Take the fleet's lock for `release_id` in one conditional write.
-
-    The lock is free when nobody holds it, when its holder's time ran out (a release
-    that died without unlocking), or when `release_id` already holds it (a retried
-    call). A paused fleet refuses. On refusal the fleet item is read once to say why.
-    """
-    moment = clock.now()
-    taken = update_fleet_if(
-        dynamodb,
-        table,
-        fleet,
-        # A new release ends the previous one's rollback window: it may reuse that
-        # window's warm slot.
-        UpdateExpression="SET lock_owner = :release, lock_expires = :expires, "
-        "active_release = :release REMOVE warm_slot",
-        ConditionExpression="(attribute_not_exists(lock_owner) OR lock_expires < :now "
-        "OR lock_owner = :release) AND (attribute_not_exists(paused) OR paused = :false)",
-        ExpressionAttributeValues={
-            ":release": {"S": release_id},
-            ":expires": {"S": iso(moment + hold)},
-            ":now": {"S": iso(moment)},
-            ":false": {"BOOL": False},
-        },
-    )
-    if not taken:
-        item = fleet_item(dynamodb, table, fleet)
-        if item.get("paused"):
-            raise FleetPausedError(
-                f"fleet {fleet} is paused ({item.get('paused_reason', 'no reason given')})"
-            ) from None
-        raise LockRefusedError(
-            f"fleet {fleet} is locked by release {item.get('lock_owner')} until "
-            f"{item.get('lock_expires')}"
-        ) from None
-
-
-def update_fleet_if(dynamodb: Any, table: str, fleet: str, **update: Any) -> bool:
-    """A conditional UpdateItem of the fleet item (`update`: its expressions); False,
-    with nothing changed, when the condition does not hold."""
-    try:
-        dynamodb.update_item(TableName=table, Key=fleet_key(fleet), **update)
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
-
-
-def _remove_if(
-    dynamodb: Any, table: str, fleet: str, names: str, held: tuple[str, str, str]
-) -> bool:
-    """REMOVE `names` from the fleet item if its attribute equals the value
-    (`held`: attribute, placeholder, value); False (nothing changed) when it does not."""
-    attribute, placeholder, value = held
-    return update_fleet_if(
-        dynamodb,
-        table,
-        fleet,
-        UpdateExpression=f"REMOVE {names}",
-        ConditionExpression=f"{attribute} = {placeholder}",
-        ExpressionAttributeValues={placeholder: {"S": value}},
-    )
-
-
-def release_lock(dynamodb: Any, table: str, fleet: str, release_id: str) -> bool:
-    """Free the lock if `release_id` holds it; False when it did not (nothing changes)."""
-    names = "lock_owner, lock_expires, waiting_token, waiting_group"
-    return _remove_if(dynamodb, table, fleet, names, ("lock_owner", ":release", release_id))
-
-
-def fleet_item(dynamodb: Any, table: str, fleet: str) -> dict[str, Any]:
-    """The fleet item as plain values (strings, bools); empty when none exists yet."""
-    response = dynamodb.get_item(TableName=table, Key=fleet_key(fleet), ConsistentRead=True)
-    return plain(response.get("Item", {}))
-
-
 def plain(item: dict[str, Any]) -> dict[str, Any]:
     """DynamoDB's typed attributes as Python values (S, N, BOOL, L and M)."""
     return {name: _value(typed) for name, typed in item.items()}
@@ -157,156 +80,230 @@ def typed(value: Any) -> dict[str, Any]:
     return {"S": str(value)}
 
 
-def open_release(
-    dynamodb: Any, table: str, fleet: str, release_id: str, facts: dict[str, Any]
-) -> None:
-    """Create the release item (trigger, AMIs, strategy...) with no steps yet."""
-    moment = iso(clock.now())
-    item = {
-        **release_key(fleet, release_id),
-        **{name: typed(value) for name, value in facts.items()},
-        "release_id": {"S": release_id},
-        "fleet": {"S": fleet},
-        "started_at": {"S": moment},
-        "last_step_at": {"S": moment},
-        "steps": {"L": []},
-        "outcome": {"S": "in progress"},
-    }
-    dynamodb.put_item(TableName=table, Item=item)
+class Ledger:
+    """The ledger table, through one DynamoDB client: every read and write of a fleet's
+    or a release's item."""
 
+    def __init__(self, dynamodb: Any, table: str) -> None:
+        self._dynamodb = dynamodb
+        self.table = table
 
-def record_step(
-    dynamodb: Any, table: str, fleet: str, release_id: str, *, step: str, detail: dict[str, Any]
-) -> float:
-    """Append a step to the release item; returns seconds since the previous step."""
-    moment = clock.now()
-    response = dynamodb.update_item(
-        TableName=table,
-        Key=release_key(fleet, release_id),
-        UpdateExpression="SET steps = list_append(if_not_exists(steps, :none), :step), "
-        "last_step_at = :at",
-        ExpressionAttributeValues={
-            ":step": {"L": [typed({"step": step, "at": iso(moment), **detail})]},
-            ":none": {"L": []},
-            ":at": {"S": iso(moment)},
-        },
-        ReturnValues="UPDATED_OLD",
-    )
-    previous = response.get("Attributes", {}).get("last_step_at", {}).get("S")
-    if not previous:
-        return 0.0
-    return max(0.0, (moment - clock.parse_time(previous)).total_seconds())
+    def acquire(self, fleet: str, release_id: str, *, hold: timedelta) -> None:
+        """Take the fleet's lock for `release_id` in one conditional write.
 
-
-def close_release(
-    dynamodb: Any,
-    table: str,
-    fleet: str,
-    release_id: str,
-    *,
-    outcome: str,
-    reason: str,
-    good_ami: str | None,
-    previous_ami: str | None = None,
-    window: dict[str, Any] | None = None,
-) -> None:
-    """Record the outcome on the release item and, when it ended on a good AMI (`good_ami`),
-    on the fleet item as its last known good AMI; a success also keeps the AMI before it
-    (`previous_ami`, what a later rollback releases) and, for blue_green/canary, the
-    rollback `window` (old and new slot, until when the old one stays warm)."""
-    moment = iso(clock.now())
-    dynamodb.update_item(
-        TableName=table,
-        Key=release_key(fleet, release_id),
-        UpdateExpression="SET outcome = :outcome, reason = :reason, ended_at = :at",
-        ExpressionAttributeValues={
-            ":outcome": {"S": outcome},
-            ":reason": {"S": reason},
-            ":at": {"S": moment},
-        },
-    )
-    if good_ami:
-        extra = {"previous_good_ami": previous_ami, "warm_slot": window}
-        settings = {name: value for name, value in extra.items() if value is not None}
-        assignments = "".join(f", {name} = :{name}" for name in settings)
-        dynamodb.update_item(
-            TableName=table,
-            Key=fleet_key(fleet),
-            UpdateExpression="SET last_good_ami = :ami, last_release = :release, "
-            f"last_outcome = :outcome, last_ended_at = :at{assignments} REMOVE flight"
-            + ("" if window else ", warm_slot"),
+        The lock is free when nobody holds it, when its holder's time ran out (a release
+        that died without unlocking), or when `release_id` already holds it (a retried
+        call). A paused fleet refuses. On refusal the fleet item is read once to say why.
+        """
+        moment = clock.now()
+        taken = self.update_fleet_if(
+            fleet,
+            # A new release ends the previous one's rollback window: it may reuse that
+            # window's warm slot.
+            UpdateExpression="SET lock_owner = :release, lock_expires = :expires, "
+            "active_release = :release REMOVE warm_slot",
+            ConditionExpression="(attribute_not_exists(lock_owner) OR lock_expires < :now "
+            "OR lock_owner = :release) AND (attribute_not_exists(paused) OR paused = :false)",
             ExpressionAttributeValues={
-                ":ami": {"S": good_ami},
                 ":release": {"S": release_id},
+                ":expires": {"S": iso(moment + hold)},
+                ":now": {"S": iso(moment)},
+                ":false": {"BOOL": False},
+            },
+        )
+        if not taken:
+            item = self.fleet_item(fleet)
+            if item.get("paused"):
+                raise FleetPausedError(
+                    f"fleet {fleet} is paused ({item.get('paused_reason', 'no reason given')})"
+                ) from None
+            raise LockRefusedError(
+                f"fleet {fleet} is locked by release {item.get('lock_owner')} until "
+                f"{item.get('lock_expires')}"
+            ) from None
+
+    def update_fleet_if(self, fleet: str, **update: Any) -> bool:
+        """A conditional UpdateItem of the fleet item (`update`: its expressions); False,
+        with nothing changed, when the condition does not hold."""
+        try:
+            self._dynamodb.update_item(TableName=self.table, Key=fleet_key(fleet), **update)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def _remove_if(self, fleet: str, names: str, held: tuple[str, str, str]) -> bool:
+        """REMOVE `names` from the fleet item if its attribute equals the value
+        (`held`: attribute, placeholder, value); False (nothing changed) when it does not."""
+        attribute, placeholder, value = held
+        return self.update_fleet_if(
+            fleet,
+            UpdateExpression=f"REMOVE {names}",
+            ConditionExpression=f"{attribute} = {placeholder}",
+            ExpressionAttributeValues={placeholder: {"S": value}},
+        )
+
+    def release_lock(self, fleet: str, release_id: str) -> bool:
+        """Free the lock if `release_id` holds it; False when it did not (nothing changes)."""
+        names = "lock_owner, lock_expires, waiting_token, waiting_group"
+        return self._remove_if(fleet, names, ("lock_owner", ":release", release_id))
+
+    def fleet_item(self, fleet: str) -> dict[str, Any]:
+        """The fleet item as plain values (strings, bools); empty when none exists yet."""
+        response = self._dynamodb.get_item(
+            TableName=self.table, Key=fleet_key(fleet), ConsistentRead=True
+        )
+        return plain(response.get("Item", {}))
+
+    def open_release(self, fleet: str, release_id: str, facts: dict[str, Any]) -> None:
+        """Create the release item (trigger, AMIs, strategy...) with no steps yet."""
+        moment = iso(clock.now())
+        item = {
+            **release_key(fleet, release_id),
+            **{name: typed(value) for name, value in facts.items()},
+            "release_id": {"S": release_id},
+            "fleet": {"S": fleet},
+            "started_at": {"S": moment},
+            "last_step_at": {"S": moment},
+            "steps": {"L": []},
+            "outcome": {"S": "in progress"},
+        }
+        self._dynamodb.put_item(TableName=self.table, Item=item)
+
+    def record_step(
+        self, fleet: str, release_id: str, *, step: str, detail: dict[str, Any]
+    ) -> float:
+        """Append a step to the release item; returns seconds since the previous step."""
+        moment = clock.now()
+        response = self._dynamodb.update_item(
+            TableName=self.table,
+            Key=release_key(fleet, release_id),
+            UpdateExpression="SET steps = list_append(if_not_exists(steps, :none), :step), "
+            "last_step_at = :at",
+            ExpressionAttributeValues={
+                ":step": {"L": [typed({"step": step, "at": iso(moment), **detail})]},
+                ":none": {"L": []},
+                ":at": {"S": iso(moment)},
+            },
+            ReturnValues="UPDATED_OLD",
+        )
+        previous = response.get("Attributes", {}).get("last_step_at", {}).get("S")
+        if not previous:
+            return 0.0
+        return max(0.0, (moment - clock.parse_time(previous)).total_seconds())
+
+    def close_release(
+        self,
+        fleet: str,
+        release_id: str,
+        *,
+        outcome: str,
+        reason: str,
+        good_ami: str | None,
+        previous_ami: str | None = None,
+        window: dict[str, Any] | None = None,
+    ) -> None:
+        """Record the outcome on the release item and, when it ended on a good AMI (`good_ami`),
+        on the fleet item as its last known good AMI; a success also keeps the AMI before it
+        (`previous_ami`, what a later rollback releases) and, for blue_green/canary, the
+        rollback `window` (old and new slot, until when the old one stays warm)."""
+        moment = iso(clock.now())
+        self._dynamodb.update_item(
+            TableName=self.table,
+            Key=release_key(fleet, release_id),
+            UpdateExpression="SET outcome = :outcome, reason = :reason, ended_at = :at",
+            ExpressionAttributeValues={
                 ":outcome": {"S": outcome},
+                ":reason": {"S": reason},
                 ":at": {"S": moment},
-                **{f":{name}": typed(value) for name, value in settings.items()},
+            },
+        )
+        if good_ami:
+            extra = {"previous_good_ami": previous_ami, "warm_slot": window}
+            settings = {name: value for name, value in extra.items() if value is not None}
+            assignments = "".join(f", {name} = :{name}" for name in settings)
+            self._dynamodb.update_item(
+                TableName=self.table,
+                Key=fleet_key(fleet),
+                UpdateExpression="SET last_good_ami = :ami, last_release = :release, "
+                f"last_outcome = :outcome, last_ended_at = :at{assignments} REMOVE flight"
+                + ("" if window else ", warm_slot"),
+                ExpressionAttributeValues={
+                    ":ami": {"S": good_ami},
+                    ":release": {"S": release_id},
+                    ":outcome": {"S": outcome},
+                    ":at": {"S": moment},
+                    **{f":{name}": typed(value) for name, value in settings.items()},
+                },
+            )
+
+    def close_window(self, fleet: str, release_id: str) -> bool:
+        """End `release_id`'s rollback window before its old slot goes; False when it had
+        already ended (a rollback inside the window took it, or a later release came).
+        The window rollback claims the same item under the opposite condition, so exactly
+        one of the two acts on the warm slot."""
+        return self.update_fleet_if(
+            fleet,
+            UpdateExpression="REMOVE warm_slot",
+            ConditionExpression="last_release = :release AND last_outcome = :succeeded "
+            "AND attribute_exists(warm_slot)",
+            ExpressionAttributeValues={
+                ":release": {"S": release_id},
+                ":succeeded": {"S": "succeeded"},
             },
         )
 
+    def record_flight(self, fleet: str, release_id: str, flight: dict[str, Any]) -> None:
+        """What the alarm-driven rollback needs of the release in flight (slots, AMIs), on
+        the fleet item, while `release_id` holds the lock."""
+        self._dynamodb.update_item(
+            TableName=self.table,
+            Key=fleet_key(fleet),
+            UpdateExpression="SET flight = :flight",
+            ConditionExpression="lock_owner = :release",
+            ExpressionAttributeValues={
+                ":flight": typed({"release": release_id, **flight}),
+                ":release": {"S": release_id},
+            },
+        )
 
-def close_window(dynamodb: Any, table: str, fleet: str, release_id: str) -> bool:
-    """End `release_id`'s rollback window before its old slot goes; False when it had
-    already ended (a rollback inside the window took it, or a later release came).
-    The window rollback claims the same item under the opposite condition, so exactly
-    one of the two acts on the warm slot."""
-    return update_fleet_if(
-        dynamodb,
-        table,
-        fleet,
-        UpdateExpression="REMOVE warm_slot",
-        ConditionExpression="last_release = :release AND last_outcome = :succeeded "
-        "AND attribute_exists(warm_slot)",
-        ExpressionAttributeValues={
-            ":release": {"S": release_id},
-            ":succeeded": {"S": "succeeded"},
-        },
-    )
+    def await_refresh(self, fleet: str, release_id: str, *, token: str, group: str) -> None:
+        """Store the task token the instance refresh receiver completes for `group`."""
+        self._dynamodb.update_item(
+            TableName=self.table,
+            Key=fleet_key(fleet),
+            UpdateExpression="SET waiting_token = :token, waiting_group = :group",
+            ConditionExpression="lock_owner = :release",
+            ExpressionAttributeValues={
+                ":token": {"S": token},
+                ":group": {"S": group},
+                ":release": {"S": release_id},
+            },
+        )
 
+    def waiting_token(self, fleet: str, group: str) -> str | None:
+        """The token a release waits with on `group` (None: nobody waits on it)."""
+        item = self.fleet_item(fleet)
+        token = item.get("waiting_token")
+        return str(token) if token and item.get("waiting_group") == group else None
 
-def record_flight(
-    dynamodb: Any, table: str, fleet: str, release_id: str, flight: dict[str, Any]
-) -> None:
-    """What the alarm-driven rollback needs of the release in flight (slots, AMIs), on
-    the fleet item, while `release_id` holds the lock."""
-    dynamodb.update_item(
-        TableName=table,
-        Key=fleet_key(fleet),
-        UpdateExpression="SET flight = :flight",
-        ConditionExpression="lock_owner = :release",
-        ExpressionAttributeValues={
-            ":flight": typed({"release": release_id, **flight}),
-            ":release": {"S": release_id},
-        },
-    )
+    def clear_waiting_token(self, fleet: str, token: str) -> None:
+        """Forget `token` once it has been sent (unless a newer wait replaced it)."""
+        self._remove_if(fleet, "waiting_token, waiting_group", ("waiting_token", ":token", token))
 
-
-def await_refresh(
-    dynamodb: Any, table: str, fleet: str, release_id: str, *, token: str, group: str
-) -> None:
-    """Store the task token the instance refresh receiver completes for `group`."""
-    dynamodb.update_item(
-        TableName=table,
-        Key=fleet_key(fleet),
-        UpdateExpression="SET waiting_token = :token, waiting_group = :group",
-        ConditionExpression="lock_owner = :release",
-        ExpressionAttributeValues={
-            ":token": {"S": token},
-            ":group": {"S": group},
-            ":release": {"S": release_id},
-        },
-    )
-
-
-def waiting_token(dynamodb: Any, table: str, fleet: str, group: str) -> str | None:
-    """The token a release waits with on `group` (None: nobody waits on it)."""
-    item = fleet_item(dynamodb, table, fleet)
-    token = item.get("waiting_token")
-    return str(token) if token and item.get("waiting_group") == group else None
-
-
-def clear_waiting_token(dynamodb: Any, table: str, fleet: str, token: str) -> None:
-    """Forget `token` once it has been sent (unless a newer wait replaced it)."""
-    _remove_if(
-        dynamodb, table, fleet, "waiting_token, waiting_group", ("waiting_token", ":token", token)
-    )
+    def set_paused(self, fleet: str, *, paused: bool, why: str) -> None:
+        """Pause the fleet's releases (the lock refuses them) with the reason, or resume."""
+        if paused:
+            self._dynamodb.update_item(
+                TableName=self.table,
+                Key=fleet_key(fleet),
+                UpdateExpression="SET paused = :true, paused_reason = :why",
+                ExpressionAttributeValues={":true": {"BOOL": True}, ":why": {"S": why}},
+            )
+        else:
+            self._dynamodb.update_item(
+                TableName=self.table,
+                Key=fleet_key(fleet),
+                UpdateExpression="REMOVE paused, paused_reason",
+            )

@@ -157,6 +157,11 @@ class PhoenixFunction(lambda_.Function):
                     # Never pulled: local bundling always succeeds.
                     image=DockerImage.from_registry("public.ecr.aws/sam/build-python3.14"),
                     local=_PackageSources(package_dir, component),
+                    # CDK reuses a bundle for assets with the same source folder and
+                    # bundling options, and does not look at the local bundler: the
+                    # component must be part of the options, or every function would
+                    # get the first component's bundle. Local bundling ignores it.
+                    environment={"PHOENIX_COMPONENT": component},
                 ),
             ),
             layers=[

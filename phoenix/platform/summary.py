@@ -1,6 +1,6 @@
 """Summarize a synthesized cloud assembly: what `cdk deploy` would create.
 
-python -m infra.summary cdk.out
+python -m phoenix.platform.summary cdk.out config
 """
 
 from __future__ import annotations

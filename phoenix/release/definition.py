@@ -1,8 +1,8 @@
-"""The release state machine's definition: DESIGN.md section 4, state by state.
+"""The release state machine's definition, state by state (docs/architecture.md, The release).
 
 Input: the release trigger's request (environment, fleet, ami, trigger, event_id,
 image). Every Lambda step receives `{"action", "state": $, "entered_at"[, "task_token"]}`
-(functions/common/release_models.py). Every state after the lock has a Catch leading to
+(phoenix/release/runtime/models.py). Every state after the lock has a Catch leading to
 the rollback path; Lambda steps retry the Lambda service's transient errors, the direct
 ModifyListener call retries throttling.
 """
@@ -36,7 +36,7 @@ class ReleaseFunctions:
 class ReleaseDefinition(Construct):
     """Builds the chain; `self.start` is the state machine's first state.
 
-    `fleets` maps each fleet name to its spec (FleetSpec in functions/common); the spec
+    `fleets` maps each fleet name to its spec (FleetSpec in phoenix/release/runtime); the spec
     is written into the definition, so the steps read it without an AWS call.
     """
 

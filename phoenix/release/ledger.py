@@ -1,4 +1,7 @@
-"""The release ledger's table (DESIGN.md section 7); its items: functions/common/ledger.py."""
+"""The release ledger's table (docs/architecture.md, The ledger).
+
+Its items: phoenix/kernel/ledger.py.
+"""
 
 from __future__ import annotations
 

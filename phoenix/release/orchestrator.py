@@ -3,9 +3,9 @@ the rules that start releases and resume them.
 
 The release trigger function receives `EC2 Image Builder Image State Change` events for
 this environment's pipelines and `phoenix` `Release Requested` events, and starts the
-release state machine once per subscribed fleet. The state machine (release_definition)
-runs DESIGN.md section 4; the refresh event receiver completes its instance refresh
-waits. Each function is granted exactly the calls it makes.
+release state machine once per subscribed fleet. The state machine (definition.py) runs
+the release (docs/architecture.md); the refresh event receiver completes its instance
+refresh waits. Each function is granted exactly the calls it makes.
 """
 
 from __future__ import annotations
@@ -30,10 +30,9 @@ from phoenix.platform.functions import PhoenixFunction
 from phoenix.platform.nag import nag_arn
 from phoenix.platform.observability import log_retention
 from phoenix.release.definition import ReleaseDefinition, ReleaseFunctions
-from phoenix.release.handlers.refresh_events import Settings as RefreshEventSettings
-from phoenix.release.handlers.trigger import Settings as TriggerSettings
 from phoenix.release.ledger import ReleaseLedger
 from phoenix.release.runtime.events import IMAGE_STATE_CHANGE
+from phoenix.release.runtime.settings import RefreshEventSettings, TriggerSettings
 from phoenix.release.spec import STEP_CALLS, fleet_spec, step_handler
 from phoenix.rollback.alarm_rollback import AlarmRollback
 

@@ -1,7 +1,7 @@
 """What the release state machine knows of each fleet, and what each step may call.
 
 `fleet_spec` is written into the state machine's definition (FleetSpec in
-functions/common/release_models.py validates it at run time). `STEP_CALLS` lists, per
+phoenix/release/runtime/models.py validates it at run time). `STEP_CALLS` lists, per
 step function, the ledger actions, the fleet actions (scoped by ImmutableFleet.grant_release)
 and the other actions its code calls; a test checks each against the code.
 """

@@ -1,7 +1,8 @@
 """The rollback function and its rules: alarms to ALARM, and `phoenix` requests.
 
-DESIGN.md section 5. The function (functions/rollback) rolls a release back on an alarm
-of its fleet or on `Rollback Requested`, and pauses or resumes a fleet's releases.
+See docs/rollback.md. The function (phoenix/rollback/runtime/) rolls a release back on
+an alarm of its fleet or on `Rollback Requested`, and pauses or resumes a fleet's
+releases.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from phoenix.kernel.names import release_state_machine
 from phoenix.platform.functions import PhoenixFunction
 from phoenix.platform.nag import nag_arn
 from phoenix.release.spec import fleet_spec
-from phoenix.rollback.runtime.handler import Settings as RollbackSettings
+from phoenix.rollback.runtime.models import RollbackSettings
 
 # What the rollback function calls (a test compares its role with this list).
 ROLLBACK_LEDGER_CALLS = ("dynamodb:GetItem", "dynamodb:UpdateItem")

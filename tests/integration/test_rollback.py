@@ -15,7 +15,7 @@ from local.api_calls import recording
 from local.embedded import EmbeddedAws
 from local.faults import failing
 from local.fleet_view import FleetView, release_item
-from phoenix.kernel import ledger
+from phoenix.kernel.ledger import Ledger
 
 CONFIG = Path(__file__).resolve().parent / "config"
 
@@ -197,7 +197,7 @@ def test_a_release_for_a_locked_fleet_queues_when_the_fleet_says_so(aws: Embedde
 
     def other_release_ends() -> None:
         if clock.elapsed() >= unlock_at:
-            ledger.release_lock(aws.client("dynamodb"), table, "api", "api-another-release")
+            Ledger(aws.client("dynamodb"), table).release_lock("api", "api-another-release")
 
     stop = clock.watch(other_release_ends)
     try:

@@ -41,6 +41,7 @@ from phoenix.release.handlers import (
 )
 from phoenix.release.runtime.events import ImageStateChange, InstanceRefreshEvent, ReleaseRequested
 from phoenix.release.runtime.models import MalformedStepError, StepInput
+from phoenix.release.runtime.settings import RefreshEventSettings, TriggerSettings
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 IMAGE = json.loads((EVENTS / "imagebuilder_image_available.json").read_text())
@@ -53,10 +54,10 @@ EXAMPLES = settings(max_examples=200, deadline=None, suppress_health_check=[Heal
 STEP_SETTINGS = ReleaseSettings(environment="sandbox", service_name="t", table_name="ledger")
 MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:phoenix-sandbox-release"
 SUBSCRIPTIONS = json.dumps({"phoenix-sandbox-golden": ["web", "api"]})
-TRIGGER_SETTINGS = trigger.Settings(
+TRIGGER_SETTINGS = TriggerSettings(
     environment="sandbox", service_name="t", state_machine_arn=MACHINE, subscriptions=SUBSCRIPTIONS
 )
-REFRESH_SETTINGS = refresh_events.Settings(
+REFRESH_SETTINGS = RefreshEventSettings(
     environment="sandbox", service_name="t", table_name="ledger", groups=json.dumps({GROUP: "web"})
 )
 CREDENTIALS = {"aws_access_key_id": "x", "aws_secret_access_key": "x"}

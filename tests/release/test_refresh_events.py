@@ -11,8 +11,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from phoenix.kernel import ledger
-from phoenix.release.handlers.refresh_events import Settings, handle
+from phoenix.release.handlers.refresh_events import handle
 from phoenix.release.runtime.events import REFRESH_ENDED
+from phoenix.release.runtime.settings import RefreshEventSettings as Settings
 from tests.release.release_state import (
     GROUPS,
     RELEASE_ID,

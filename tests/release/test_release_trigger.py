@@ -13,7 +13,8 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from phoenix.release.handlers.trigger import Settings, handle
+from phoenix.release.handlers.trigger import handle
+from phoenix.release.runtime.settings import TriggerSettings as Settings
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 IMAGE = json.loads((EVENTS / "imagebuilder_image_available.json").read_text())

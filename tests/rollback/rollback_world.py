@@ -13,7 +13,7 @@ from typing import Any
 from botocore.stub import ANY
 
 from phoenix.kernel import clock, ledger
-from phoenix.rollback.runtime.handler import Settings
+from phoenix.rollback.runtime.models import RollbackSettings as Settings
 from tests.release.release_state import (
     AMI,
     GROUPS,

@@ -15,6 +15,7 @@ from aws_cdk.assertions import Template
 from phoenix.rollback.alarm_rollback import REQUESTS, ROLLBACK_FLEET_CALLS, ROLLBACK_LEDGER_CALLS
 from phoenix.rollback.runtime import handler
 from phoenix.rollback.runtime.events import FleetRequest
+from phoenix.rollback.runtime.models import RollbackSettings
 from tests.code import handler_module, modules_reached
 from tests.conftest import SynthesizedApp
 from tests.iam import actions_of, granted_actions
@@ -125,7 +126,7 @@ def test_every_alarm_of_a_fleet_is_matched_and_rolls_that_fleet_back(
     template = _template(synthesized, environment)
     config = synthesized.configs[environment]
     fleets = {f.name.replace("-", ""): f.name for f in config.fleets}
-    settings = handler.Settings(
+    settings = RollbackSettings(
         environment=environment,
         service_name="t",
         table_name="ledger",

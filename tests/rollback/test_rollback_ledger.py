@@ -13,6 +13,7 @@ import pytest
 from moto import mock_aws
 
 from phoenix.kernel import clock, ledger
+from phoenix.kernel.ledger import Ledger
 from phoenix.release.handlers import finalize
 from phoenix.rollback.runtime import logic
 from phoenix.rollback.runtime.handler import handle
@@ -73,9 +74,9 @@ def dynamodb() -> Iterator[Any]:
 
 def _start(dynamodb: Any, release: str, **flight: Any) -> None:
     """What preflight writes: the lock, the release item and the flight."""
-    ledger.acquire(dynamodb, TABLE, "web", release, hold=ledger.LOCK_HOLD)
-    ledger.open_release(dynamodb, TABLE, "web", release, {"to_ami": AMI})
-    ledger.record_flight(dynamodb, TABLE, "web", release, FLIGHT | flight)
+    Ledger(dynamodb, TABLE).acquire("web", release, hold=ledger.LOCK_HOLD)
+    Ledger(dynamodb, TABLE).open_release("web", release, {"to_ami": AMI})
+    Ledger(dynamodb, TABLE).record_flight("web", release, FLIGHT | flight)
 
 
 def _succeed(dynamodb: Any, release: str, window: timedelta) -> None:
@@ -87,9 +88,7 @@ def _succeed(dynamodb: Any, release: str, window: timedelta) -> None:
         "previous_ami": PREVIOUS_AMI,
         "until": ledger.iso(datetime.now(UTC) + window),
     }
-    ledger.close_release(
-        dynamodb,
-        TABLE,
+    Ledger(dynamodb, TABLE).close_release(
         "web",
         release,
         outcome="succeeded",
@@ -98,41 +97,41 @@ def _succeed(dynamodb: Any, release: str, window: timedelta) -> None:
         previous_ami=PREVIOUS_AMI,
         window=warm,
     )
-    ledger.release_lock(dynamodb, TABLE, "web", release)
+    Ledger(dynamodb, TABLE).release_lock("web", release)
 
 
 def _rolled_back_in_flight(dynamodb: Any, release: str) -> None:
     """What the rollback function writes for a release in flight."""
-    assert logic.claim(dynamodb, TABLE, "web", release, "in_flight")
-    ledger.close_release(
-        dynamodb, TABLE, "web", release, outcome="rolled back", reason="r", good_ami=PREVIOUS_AMI
+    assert logic.claim(Ledger(dynamodb, TABLE), "web", release, "in_flight")
+    Ledger(dynamodb, TABLE).close_release(
+        "web", release, outcome="rolled back", reason="r", good_ami=PREVIOUS_AMI
     )
-    assert ledger.release_lock(dynamodb, TABLE, "web", release)
+    assert Ledger(dynamodb, TABLE).release_lock("web", release)
 
 
 def _decide(dynamodb: Any) -> logic.Decision:
-    return logic.decide(ledger.fleet_item(dynamodb, TABLE, "web"), clock.now())
+    return logic.decide(Ledger(dynamodb, TABLE).fleet_item("web"), clock.now())
 
 
 def test_a_release_in_flight_is_claimed_once(dynamodb: Any) -> None:
     _start(dynamodb, RELEASE_ID)
     assert _decide(dynamodb) == logic.Decision("in_flight", RELEASE_ID)
-    assert logic.claim(dynamodb, TABLE, "web", RELEASE_ID, "in_flight") is True
-    assert logic.claim(dynamodb, TABLE, "web", RELEASE_ID, "in_flight") is False
+    assert logic.claim(Ledger(dynamodb, TABLE), "web", RELEASE_ID, "in_flight") is True
+    assert logic.claim(Ledger(dynamodb, TABLE), "web", RELEASE_ID, "in_flight") is False
 
 
 def test_a_release_that_no_longer_holds_the_lock_is_not_claimed(dynamodb: Any) -> None:
     _start(dynamodb, RELEASE_ID)
-    ledger.release_lock(dynamodb, TABLE, "web", RELEASE_ID)
-    assert logic.claim(dynamodb, TABLE, "web", RELEASE_ID, "in_flight") is False
+    Ledger(dynamodb, TABLE).release_lock("web", RELEASE_ID)
+    assert logic.claim(Ledger(dynamodb, TABLE), "web", RELEASE_ID, "in_flight") is False
 
 
 def test_inside_the_window_the_success_is_claimed_once(dynamodb: Any) -> None:
     _start(dynamodb, RELEASE_ID)
     _succeed(dynamodb, RELEASE_ID, timedelta(minutes=30))
     assert _decide(dynamodb) == logic.Decision("window", RELEASE_ID)
-    assert logic.claim(dynamodb, TABLE, "web", RELEASE_ID, "window") is True
-    assert logic.claim(dynamodb, TABLE, "web", RELEASE_ID, "window") is False
+    assert logic.claim(Ledger(dynamodb, TABLE), "web", RELEASE_ID, "window") is True
+    assert logic.claim(Ledger(dynamodb, TABLE), "web", RELEASE_ID, "window") is False
     assert _decide(dynamodb).action == "nothing"
 
 
@@ -145,7 +144,7 @@ def test_after_the_window_the_success_is_released_back(dynamodb: Any) -> None:
 def test_a_rolled_back_release_leaves_nothing_to_roll_back(dynamodb: Any) -> None:
     _start(dynamodb, RELEASE_ID)
     _rolled_back_in_flight(dynamodb, RELEASE_ID)
-    item = ledger.fleet_item(dynamodb, TABLE, "web")
+    item = Ledger(dynamodb, TABLE).fleet_item("web")
     assert (item["last_good_ami"], item["last_outcome"]) == (PREVIOUS_AMI, "rolled back")
     assert "flight" not in item
     assert "lock_owner" not in item
@@ -159,14 +158,14 @@ def test_a_later_release_of_a_rolled_back_fleet_can_be_claimed(dynamodb: Any) ->
     _start(dynamodb, NEXT_RELEASE)
 
     assert _decide(dynamodb) == logic.Decision("in_flight", NEXT_RELEASE)
-    assert logic.claim(dynamodb, TABLE, "web", NEXT_RELEASE, "in_flight") is True
+    assert logic.claim(Ledger(dynamodb, TABLE), "web", NEXT_RELEASE, "in_flight") is True
 
 
 def test_an_alarm_rolls_back_a_release_after_an_earlier_rollback(dynamodb: Any) -> None:
     # Given a window rollback of RELEASE_ID, then the next release in flight
     _start(dynamodb, RELEASE_ID)
     _succeed(dynamodb, RELEASE_ID, timedelta(minutes=30))
-    assert logic.claim(dynamodb, TABLE, "web", RELEASE_ID, "window")  # a window rollback
+    assert logic.claim(Ledger(dynamodb, TABLE), "web", RELEASE_ID, "window")  # a window rollback
     _start(dynamodb, NEXT_RELEASE)
 
     # When an alarm of the fleet comes
@@ -187,12 +186,12 @@ def test_the_window_s_end_first_leaves_a_rollback_release(dynamodb: Any) -> None
     # Given the window's end has begun retiring the old slot
     _start(dynamodb, RELEASE_ID)
     _succeed(dynamodb, RELEASE_ID, timedelta(minutes=30))
-    assert ledger.close_window(dynamodb, TABLE, "web", RELEASE_ID) is True
+    assert Ledger(dynamodb, TABLE).close_window("web", RELEASE_ID) is True
 
     # Then no rollback moves traffic to that slot: an alarm releases the AMI before
-    assert logic.claim(dynamodb, TABLE, "web", RELEASE_ID, "window") is False
+    assert logic.claim(Ledger(dynamodb, TABLE), "web", RELEASE_ID, "window") is False
     assert _decide(dynamodb) == logic.Decision("release", RELEASE_ID)
-    assert logic.claim(dynamodb, TABLE, "web", RELEASE_ID, "release") is True
+    assert logic.claim(Ledger(dynamodb, TABLE), "web", RELEASE_ID, "release") is True
 
 
 def test_a_later_release_ends_the_earlier_window(dynamodb: Any) -> None:
@@ -200,15 +199,15 @@ def test_a_later_release_ends_the_earlier_window(dynamodb: Any) -> None:
     _succeed(dynamodb, RELEASE_ID, timedelta(minutes=30))
     _start(dynamodb, NEXT_RELEASE, active_slot="green", target_slot="blue")
     _succeed(dynamodb, NEXT_RELEASE, timedelta(minutes=30))
-    assert ledger.close_window(dynamodb, TABLE, "web", RELEASE_ID) is False
-    assert logic.claim(dynamodb, TABLE, "web", RELEASE_ID, "window") is False
+    assert Ledger(dynamodb, TABLE).close_window("web", RELEASE_ID) is False
+    assert logic.claim(Ledger(dynamodb, TABLE), "web", RELEASE_ID, "window") is False
 
 
 def test_a_rollback_inside_the_window_first_keeps_the_old_slot(dynamodb: Any) -> None:
     _start(dynamodb, RELEASE_ID)
     _succeed(dynamodb, RELEASE_ID, timedelta(minutes=30))
-    assert logic.claim(dynamodb, TABLE, "web", RELEASE_ID, "window") is True
-    assert ledger.close_window(dynamodb, TABLE, "web", RELEASE_ID) is False
+    assert logic.claim(Ledger(dynamodb, TABLE), "web", RELEASE_ID, "window") is True
+    assert Ledger(dynamodb, TABLE).close_window("web", RELEASE_ID) is False
 
 
 # --- what the release functions leave for a later rollback ----------------------------------
@@ -232,10 +231,8 @@ def _finalized(dynamodb: Any, event: dict[str, Any], events: int, *queued: Any) 
 
 def test_a_repeated_release_keeps_an_earlier_ami_to_roll_back_to(dynamodb: Any) -> None:
     # Given AMI released over OLDEST_AMI, then released again (rolling: no window)
-    ledger.acquire(dynamodb, TABLE, "web", EARLIER, hold=ledger.LOCK_HOLD)
-    ledger.close_release(
-        dynamodb,
-        TABLE,
+    Ledger(dynamodb, TABLE).acquire("web", EARLIER, hold=ledger.LOCK_HOLD)
+    Ledger(dynamodb, TABLE).close_release(
         "web",
         EARLIER,
         outcome="succeeded",
@@ -243,7 +240,7 @@ def test_a_repeated_release_keeps_an_earlier_ami_to_roll_back_to(dynamodb: Any) 
         good_ami=AMI,
         previous_ami=OLDEST_AMI,
     )
-    ledger.release_lock(dynamodb, TABLE, "web", EARLIER)
+    Ledger(dynamodb, TABLE).release_lock("web", EARLIER)
     _start(dynamodb, RELEASE_ID, strategy="rolling", active_slot="blue", target_slot="blue")
     state = release_state("rolling", plan=plan("rolling", from_ami=AMI))
     _finalized(
@@ -255,7 +252,7 @@ def test_a_repeated_release_keeps_an_earlier_ami_to_roll_back_to(dynamodb: Any) 
     )
 
     # Then a rollback of it does not release AMI again
-    item = ledger.fleet_item(dynamodb, TABLE, "web")
+    item = Ledger(dynamodb, TABLE).fleet_item("web")
     assert item["last_good_ami"] == AMI
     assert _decide(dynamodb).action == "nothing" or item["previous_good_ami"] != AMI
 

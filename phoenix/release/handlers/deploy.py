@@ -15,8 +15,9 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 
-from phoenix.kernel import fleet_calls, ledger
+from phoenix.kernel import fleet_calls
 from phoenix.kernel.clients import Clients
+from phoenix.kernel.ledger import Ledger
 from phoenix.kernel.settings import ReleaseSettings
 from phoenix.release.runtime import strategy
 from phoenix.release.runtime.models import MalformedStepError, RefreshOutcome, StepInput
@@ -37,9 +38,7 @@ def handle(event: Any, settings: ReleaseSettings, aws: Clients) -> dict[str, Any
             if step.task_token is None:
                 raise MalformedStepError(f"action {step.action} needs a task token")
             version = state.need_version() if step.action == "refresh" else 0
-            ledger.await_refresh(
-                aws.dynamodb,
-                settings.table_name,
+            Ledger(aws.dynamodb, settings.table_name).await_refresh(
                 state.fleet,
                 state.release.id,
                 token=step.task_token,

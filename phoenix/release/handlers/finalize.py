@@ -22,6 +22,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from phoenix.kernel import clock, ledger
 from phoenix.kernel.clients import Clients
+from phoenix.kernel.ledger import Ledger
 from phoenix.kernel.settings import ReleaseSettings
 from phoenix.release.runtime import events as release_events
 from phoenix.release.runtime import strategy
@@ -90,9 +91,7 @@ def _close(
     previous_ami: str | None = None,
     window: dict[str, Any] | None = None,
 ) -> None:
-    ledger.close_release(
-        aws.dynamodb,
-        settings.table_name,
+    Ledger(aws.dynamodb, settings.table_name).close_release(
         state.fleet,
         state.release.id,
         outcome=outcome,
@@ -101,7 +100,7 @@ def _close(
         previous_ami=previous_ami,
         window=window,
     )
-    ledger.release_lock(aws.dynamodb, settings.table_name, state.fleet, state.release.id)
+    Ledger(aws.dynamodb, settings.table_name).release_lock(state.fleet, state.release.id)
     metrics.add_metric(name="ReleaseDuration", unit=MetricUnit.Seconds, value=_duration(state))
     name = {"succeeded": "ReleasesSucceeded", "rolled back": "ReleasesRolledBack"}
     metrics.add_metric(name=name.get(outcome, "ReleasesFailed"), unit=MetricUnit.Count, value=1)
@@ -109,12 +108,12 @@ def _close(
 
 def _retire(aws: Clients, settings: ReleaseSettings, state: ReleaseState) -> dict[str, Any]:
     plan = state.need_plan()
-    if not ledger.close_window(aws.dynamodb, settings.table_name, state.fleet, state.release.id):
+    if not Ledger(aws.dynamodb, settings.table_name).close_window(state.fleet, state.release.id):
         logger.info("old slot kept: the fleet changed since (a rollback or a later release)")
         return {"retired": False}
     try:
-        ledger.acquire(
-            aws.dynamodb, settings.table_name, state.fleet, state.release.id, hold=RETIRE_HOLD
+        Ledger(aws.dynamodb, settings.table_name).acquire(
+            state.fleet, state.release.id, hold=RETIRE_HOLD
         )
     except ledger.LockRefusedError as refusal:
         logger.info("old slot kept", extra={"reason": str(refusal)})
@@ -122,7 +121,7 @@ def _retire(aws: Clients, settings: ReleaseSettings, state: ReleaseState) -> dic
     try:
         strategy.empty_slot(aws.autoscaling, aws.ssm, state, plan.active_slot)
     finally:
-        ledger.release_lock(aws.dynamodb, settings.table_name, state.fleet, state.release.id)
+        Ledger(aws.dynamodb, settings.table_name).release_lock(state.fleet, state.release.id)
     return {"retired": True}
 
 
@@ -136,12 +135,10 @@ def handle(event: Any, settings: ReleaseSettings, aws: Clients) -> dict[str, Any
         reason = state.reason() or "unknown"
         if step.action == "rejected":
             facts = {"trigger": state.trigger, "to_ami": state.ami, "outcome": "rejected"}
-            ledger.open_release(
-                aws.dynamodb, settings.table_name, state.fleet, state.release.id, facts
+            Ledger(aws.dynamodb, settings.table_name).open_release(
+                state.fleet, state.release.id, facts
             )
-            ledger.close_release(
-                aws.dynamodb,
-                settings.table_name,
+            Ledger(aws.dynamodb, settings.table_name).close_release(
                 state.fleet,
                 state.release.id,
                 outcome="rejected",

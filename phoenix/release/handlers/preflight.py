@@ -13,6 +13,7 @@ from aws_lambda_powertools import Logger, Metrics
 
 from phoenix.kernel import ledger
 from phoenix.kernel.clients import Clients
+from phoenix.kernel.ledger import Ledger
 from phoenix.kernel.settings import ReleaseSettings
 from phoenix.release.runtime import events as release_events
 from phoenix.release.runtime import preflight
@@ -26,12 +27,10 @@ metrics = Metrics()
 def handle(event: Any, settings: ReleaseSettings, aws: Clients) -> dict[str, Any]:
     def body(step: StepInput) -> dict[str, Any]:
         state = step.state
-        ledger.acquire(
-            aws.dynamodb, settings.table_name, state.fleet, state.release.id, hold=ledger.LOCK_HOLD
+        Ledger(aws.dynamodb, settings.table_name).acquire(
+            state.fleet, state.release.id, hold=ledger.LOCK_HOLD
         )
-        ledger.open_release(
-            aws.dynamodb,
-            settings.table_name,
+        Ledger(aws.dynamodb, settings.table_name).open_release(
             state.fleet,
             state.release.id,
             {
@@ -50,9 +49,7 @@ def handle(event: Any, settings: ReleaseSettings, aws: Clients) -> dict[str, Any
             autoscaling=aws.autoscaling,
             cloudwatch=aws.cloudwatch,
         )
-        ledger.record_flight(
-            aws.dynamodb,
-            settings.table_name,
+        Ledger(aws.dynamodb, settings.table_name).record_flight(
             state.fleet,
             state.release.id,
             {

@@ -17,22 +17,16 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.parser import ValidationError, parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
-from pydantic import Json
 
-from phoenix.kernel import ledger
 from phoenix.kernel.clients import Clients
-from phoenix.kernel.settings import ReleaseSettings
+from phoenix.kernel.ledger import Ledger
 from phoenix.release.runtime.events import REFRESH_ENDED, InstanceRefreshEvent
+from phoenix.release.runtime.settings import RefreshEventSettings
 
 logger = Logger()
 
 
-class Settings(ReleaseSettings):
-    # Auto Scaling group name -> the fleet it belongs to
-    groups: Json[dict[str, str]]
-
-
-def handle(event: Any, settings: Settings, aws: Clients) -> dict[str, Any]:
+def handle(event: Any, settings: RefreshEventSettings, aws: Clients) -> dict[str, Any]:
     try:
         if not isinstance(event, dict):
             # parse() would decode a string as JSON; EventBridge delivers an object.
@@ -50,7 +44,7 @@ def handle(event: Any, settings: Settings, aws: Clients) -> dict[str, Any]:
         reason = f"group {group} is no fleet's" if fleet is None else "not the end of a refresh"
         logger.info("event ignored", extra={"reason": reason, "detail_type": refresh.detail_type})
         return {"completed": False, "reason": reason}
-    token = ledger.waiting_token(aws.dynamodb, settings.table_name, fleet, group)
+    token = Ledger(aws.dynamodb, settings.table_name).waiting_token(fleet, group)
     if token is None:
         logger.info("no release waits on this group", extra={"group": group})
         return {"completed": False, "reason": "no release waits"}
@@ -67,14 +61,14 @@ def handle(event: Any, settings: Settings, aws: Clients) -> dict[str, Any]:
         if code not in {"TaskTimedOut", "InvalidToken", "TaskDoesNotExist"}:
             raise
         logger.info("the waiting task had already ended", extra={"code": code})
-        ledger.clear_waiting_token(aws.dynamodb, settings.table_name, fleet, token)
+        Ledger(aws.dynamodb, settings.table_name).clear_waiting_token(fleet, token)
         return {"completed": False, "reason": code}
-    ledger.clear_waiting_token(aws.dynamodb, settings.table_name, fleet, token)
+    Ledger(aws.dynamodb, settings.table_name).clear_waiting_token(fleet, token)
     logger.info("release resumed", extra={"fleet": fleet, **output})
     return {"completed": True, "reason": status}
 
 
 @logger.inject_lambda_context
 def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:  # noqa: ARG001
-    settings = Settings.from_environ()
+    settings = RefreshEventSettings.from_environ()
     return handle(event, settings, Clients(settings.region))

@@ -13,26 +13,18 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.parser import ValidationError, parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import Field, Json
 
 from phoenix.kernel.clients import Clients
-from phoenix.kernel.settings import FunctionSettings
 from phoenix.release.runtime import trigger
 from phoenix.release.runtime.events import ImageStateChange, ReleaseRequested
+from phoenix.release.runtime.settings import TriggerSettings
 
 logger = Logger()
 
 
-class Settings(FunctionSettings):
-    state_machine_arn: str
-    # image name (phoenix-<env>-<pipeline>) -> the fleets it releases to
-    subscriptions: Json[dict[str, list[str]]]
-    # Set by the Lambda runtime (a reserved variable), so never part of the environment
-    # the infrastructure writes.
-    region: str = Field(default="", alias="AWS_REGION", exclude=True)
-
-
-def handle(event: Any, settings: Settings, imagebuilder: Any, stepfunctions: Any) -> dict[str, Any]:
+def handle(
+    event: Any, settings: TriggerSettings, imagebuilder: Any, stepfunctions: Any
+) -> dict[str, Any]:
     event_id = event.get("id") if isinstance(event, dict) else None
     try:
         if not isinstance(event, dict):
@@ -77,6 +69,6 @@ def handle(event: Any, settings: Settings, imagebuilder: Any, stepfunctions: Any
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:  # noqa: ARG001
-    settings = Settings.from_environ()
+    settings = TriggerSettings.from_environ()
     aws = Clients(settings.region)
     return handle(event, settings, aws.imagebuilder, aws.stepfunctions)

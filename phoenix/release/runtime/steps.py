@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from phoenix.kernel import ledger
 from phoenix.kernel.clients import Clients
+from phoenix.kernel.ledger import Ledger
 from phoenix.kernel.settings import ReleaseSettings
 from phoenix.release.runtime import events as release_events
 from phoenix.release.runtime.models import MalformedStepError, ReleaseState, StepInput
@@ -46,8 +46,8 @@ def record(
     **detail: Any,
 ) -> None:
     """Append `step` to the release's ledger item and announce it."""
-    seconds = ledger.record_step(
-        aws.dynamodb, settings.table_name, state.fleet, state.release.id, step=step, detail=detail
+    seconds = Ledger(aws.dynamodb, settings.table_name).record_step(
+        state.fleet, state.release.id, step=step, detail=detail
     )
     release_events.publish(aws.events, "Release Step Completed", state, step=step, **detail)
     if metrics is not None:

@@ -1,4 +1,4 @@
-"""Rollback outside the release's own Catch paths: alarms and requests (DESIGN.md 5).
+"""Rollback outside the release's own Catch paths: alarms and requests.
 
 What to do is decided from one read of the fleet's ledger item:
 - a release in flight (it holds the lock): blue_green/canary put every request back on
@@ -19,19 +19,24 @@ What to do is decided from one read of the fleet's ledger item:
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
-from phoenix.kernel import fleet_calls, ledger
-from phoenix.kernel.clock import parse_time
+from phoenix.kernel import clock, events, fleet_calls
+from phoenix.kernel.clients import Clients
 from phoenix.kernel.fleet_calls import put_parameter
+from phoenix.kernel.ledger import Ledger
 from phoenix.kernel.names import Slot, release_pointer, slot_parameter
 from phoenix.rollback.runtime.models import RollbackFleet
 
 Action = Literal["in_flight", "window", "release", "nothing"]
+# The handler's logger (Powertools shares its keys with child loggers).
+logger = Logger(child=True)
 
 
 @dataclass(frozen=True)
@@ -64,7 +69,7 @@ def decide(item: dict[str, Any], now: datetime) -> Decision:
 
 
 def _comparable(moment: Any) -> str:
-    return parse_time(str(moment)).isoformat() if moment else ""
+    return clock.parse_time(str(moment)).isoformat() if moment else ""
 
 
 def weights_back(elbv2: Any, fleet: RollbackFleet, serve: Slot, drop: Slot) -> None:
@@ -97,7 +102,7 @@ def refresh_back(autoscaling: Any, fleet: RollbackFleet) -> str | None:
     return "rolled back"
 
 
-def claim(dynamodb: Any, table: str, fleet: str, release_id: str, expected: str) -> bool:
+def claim(ledger: Ledger, fleet: str, release_id: str, expected: str) -> bool:
     """Mark the release as rolled back on the fleet item, once (conditional).
 
     `expected` is what makes this the first claim: `in_flight` (the release still holds
@@ -113,8 +118,6 @@ def claim(dynamodb: Any, table: str, fleet: str, release_id: str, expected: str)
     if expected != "in_flight":
         values[":succeeded"] = {"S": "succeeded"}
     return ledger.update_fleet_if(
-        dynamodb,
-        table,
         fleet,
         UpdateExpression="SET rolled_back = :release, last_outcome = :outcome",
         ConditionExpression=condition,
@@ -150,3 +153,156 @@ def restore_window(
     put_parameter(ssm, slot_parameter(environment, fleet.name, old, "weight"), "100")
     put_parameter(ssm, slot_parameter(environment, fleet.name, new, "weight"), "0")
     put_parameter(ssm, release_pointer(environment, fleet.name), str(window["previous_ami"]))
+
+
+@dataclass(frozen=True)
+class Controller:
+    """What a rollback acts through: the clients, the ledger, the environment's name and
+    its release state machine."""
+
+    aws: Clients
+    ledger: Ledger
+    environment: str
+    state_machine_arn: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one event came to: the handler's response, and what its metrics need."""
+
+    action: str
+    fleet: str
+    release: str | None = None
+    reason: str | None = None
+    # Seconds from the alarm (or request) to traffic back: set when this event moved it.
+    time_to_rollback: float | None = None
+
+    def response(self) -> dict[str, Any]:
+        shown = {"release": self.release, "reason": self.reason}
+        return {"action": self.action, "fleet": self.fleet} | {
+            name: value for name, value in shown.items() if value is not None
+        }
+
+
+def roll_back(
+    ctl: Controller, fleet: RollbackFleet, *, reason: str, since: str, event_id: str
+) -> Outcome:
+    """Roll `fleet` back as its ledger item says (see the module docstring)."""
+    item = ctl.ledger.fleet_item(fleet.name)
+    decision = decide(item, clock.now())
+    logger.append_keys(fleet=fleet.name, release_id=decision.release_id)
+    if decision.action == "nothing":
+        logger.info("nothing to roll back", extra={"why": decision.why, "reason": reason})
+        return Outcome("nothing", fleet.name, reason=decision.why)
+    if decision.action == "release":
+        return release_previous(ctl, fleet, item=item, reason=reason, event_id=event_id)
+    flight = item.get("flight") or {}
+    window = item.get("warm_slot") or {}
+    duplicate = Outcome("duplicate", fleet.name, release=decision.release_id)
+    claimed = decision.action == "window" and _claim(ctl, fleet, decision)
+    if decision.action == "window" and not claimed:
+        return duplicate
+    if decision.action == "in_flight" and fleet.strategy == "rolling":
+        rolled = refresh_back(ctl.aws.autoscaling, fleet)
+        if rolled is None:
+            logger.warning("refresh not rolled back here: the release's own path will")
+            return Outcome("deferred", fleet.name, release=decision.release_id)
+        done = rolled
+    else:
+        serve, drop = (
+            (flight["active_slot"], flight["target_slot"])
+            if decision.action == "in_flight"
+            else (window["old_slot"], window["new_slot"])
+        )
+        weights_back(ctl.aws.elbv2, fleet, serve, drop)
+        done = "traffic restored"
+    seconds = _seconds_since(since)
+    if not claimed and not _claim(ctl, fleet, decision):
+        logger.info("already rolled back by another event", extra={"reason": reason})
+        return duplicate
+    good = _after_traffic(ctl, fleet, decision, flight=flight, window=window, reason=reason)
+    ctl.ledger.record_step(
+        fleet.name,
+        decision.release_id,
+        step="rolled back",
+        detail={"how": decision.action, "action": done, "reason": reason},
+    )
+    ctl.ledger.close_release(
+        fleet.name, decision.release_id, outcome="rolled back", reason=reason, good_ami=good
+    )
+    if decision.action == "in_flight":
+        ctl.ledger.release_lock(fleet.name, decision.release_id)
+    body = {
+        "release_id": decision.release_id,
+        "environment": ctl.environment,
+        "fleet": fleet.name,
+        "strategy": fleet.strategy,
+        "to_ami": good,
+        "from_ami": flight.get("to_ami") if flight else item.get("last_good_ami"),
+        "reason": reason,
+        "rollback": decision.action,
+    }
+    events.put(ctl.aws.events, "Release Rolled Back", body)
+    logger.warning("rolled back", extra={"how": decision.action, "done": done, "reason": reason})
+    return Outcome(
+        decision.action, fleet.name, release=decision.release_id, time_to_rollback=seconds
+    )
+
+
+def _after_traffic(
+    ctl: Controller,
+    fleet: RollbackFleet,
+    decision: Decision,
+    *,
+    flight: dict[str, Any],
+    window: dict[str, Any],
+    reason: str,
+) -> str:
+    """Once traffic is back and the rollback claimed: stop the release (in flight) or
+    restore the window's parameters, empty the new slot; the AMI now serving."""
+    aws, environment = ctl.aws, ctl.environment
+    if decision.action == "in_flight":
+        stop_execution(aws.stepfunctions, ctl.state_machine_arn, decision.release_id, reason)
+        if fleet.strategy != "rolling":
+            empty_slot(aws.autoscaling, aws.ssm, environment, fleet, flight["target_slot"])
+        return str(flight["from_ami"])
+    restore_window(aws.ssm, environment, fleet, window)
+    empty_slot(aws.autoscaling, aws.ssm, environment, fleet, window["new_slot"])
+    return str(window["previous_ami"])
+
+
+def _claim(ctl: Controller, fleet: RollbackFleet, decision: Decision) -> bool:
+    return claim(ctl.ledger, fleet.name, decision.release_id, decision.action)
+
+
+def _seconds_since(since: str) -> float | None:
+    try:
+        began = clock.parse_time(since)
+    except ValueError:
+        # Only the metric needs it, and traffic has already moved: never fail here.
+        logger.warning("unreadable alarm time; no TimeToRollback", extra={"since": since})
+        return None
+    return max(0.0, (clock.now() - began).total_seconds())
+
+
+def release_previous(
+    ctl: Controller, fleet: RollbackFleet, *, item: dict[str, Any], reason: str, event_id: str
+) -> Outcome:
+    """A release of the AMI before the last one, marked as a rollback (claimed once)."""
+    last = str(item["last_release"])
+    if not claim(ctl.ledger, fleet.name, last, "release"):
+        return Outcome("duplicate", fleet.name, release=last)
+    request = {
+        "environment": ctl.environment,
+        "fleet": fleet.name,
+        "ami": item["previous_good_ami"],
+        "trigger": f"rollback of {last}: {reason}"[:300],
+        "event_id": event_id,
+        "image": None,
+    }
+    name = f"rollback-{fleet.name}-{event_id}"[:80]
+    ctl.aws.stepfunctions.start_execution(
+        stateMachineArn=ctl.state_machine_arn, name=name, input=json.dumps(request)
+    )
+    logger.warning("rollback release started", extra={"execution": name, "reason": reason})
+    return Outcome("release", fleet.name, release=name)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import Field, Json
 
 from phoenix.kernel.models import FleetName, FrozenModel, SlotSpec, Strategy
 from phoenix.kernel.names import Slot
+from phoenix.kernel.settings import ReleaseSettings
 
 
 class RollbackFleet(FrozenModel):
@@ -17,3 +18,13 @@ class RollbackFleet(FrozenModel):
     strategy: Strategy
     listener: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:elasticloadbalancing:")]
     slots: dict[Slot, SlotSpec]
+
+
+class RollbackSettings(ReleaseSettings):
+    state_machine_arn: str
+    # fleet name -> RollbackFleet fields (validated when used: at synthesis they hold
+    # CloudFormation references, not ARNs yet)
+    fleets: Json[dict[str, dict[str, Any]]]
+
+    def fleet(self, name: str) -> RollbackFleet:
+        return RollbackFleet.model_validate(self.fleets[name])

@@ -1,0 +1,22 @@
+"""The settings of the release functions that are not steps (the steps' are the
+kernel's ReleaseSettings): one model each, read by the construct and the handler."""
+
+from __future__ import annotations
+
+from pydantic import Field, Json
+
+from phoenix.kernel.settings import FunctionSettings, ReleaseSettings
+
+
+class TriggerSettings(FunctionSettings):
+    state_machine_arn: str
+    # image name (phoenix-<env>-<pipeline>) -> the fleets it releases to
+    subscriptions: Json[dict[str, list[str]]]
+    # Set by the Lambda runtime (a reserved variable), so never part of the environment
+    # the infrastructure writes.
+    region: str = Field(default="", alias="AWS_REGION", exclude=True)
+
+
+class RefreshEventSettings(ReleaseSettings):
+    # Auto Scaling group name -> the fleet it belongs to
+    groups: Json[dict[str, str]]
