@@ -9,7 +9,11 @@ packages) is instead called in-process, as the Lambda runtime would call it:
 - answered at the function's timeout as Lambda answers a timeout (a Python thread cannot
   be killed: the handler runs on in the background and its result is discarded),
 - with an exception answered as Lambda answers it: FunctionError `Unhandled` and a
-  payload of errorMessage, errorType, requestId and stackTrace.
+  payload of errorMessage, errorType, requestId and stackTrace,
+- only if the function's deployed code holds the handler's module: otherwise the call
+  fails as Lambda's Python runtime fails it, with `Runtime.ImportModuleError` ("Unable
+  to import module"; Lambda developer guide, "Troubleshoot invocation issues in
+  Lambda"), so a package that ships without its handler fails here as on AWS.
 Other functions (CDK's own providers) keep moto's behaviour.
 """
 
@@ -17,12 +21,14 @@ from __future__ import annotations
 
 import functools
 import importlib
+import io
 import json
 import os
 import threading
 import time
 import traceback
 import uuid
+import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -132,6 +138,25 @@ def invoke_handler(
     return Invocation(json.dumps(outcome.get("result")), errored=False)
 
 
+def _missing_module(handler: str, code: bytes) -> Invocation | None:
+    """Lambda's answer when the deployed package lacks the handler's module, else None."""
+    module = handler.rpartition(".")[0]
+    path = module.replace(".", "/") + ".py"
+    try:
+        with zipfile.ZipFile(io.BytesIO(code)) as package:
+            if path in package.namelist():
+                return None
+    except zipfile.BadZipFile:
+        pass
+    payload = {
+        "errorMessage": f"Unable to import module '{module}': No module named '{module}'",
+        "errorType": "Runtime.ImportModuleError",
+        "requestId": str(uuid.uuid4()),
+        "stackTrace": [],
+    }
+    return Invocation(json.dumps(payload), errored=True)
+
+
 def _context_for(function: LambdaFunction) -> LambdaContext:
     return LambdaContext(
         function_name=function.function_name,
@@ -181,7 +206,9 @@ def _dispatching(invoke: Callable[..., Any]) -> Callable[..., Any]:
             return result
         event = json.loads(body) if body else {}
         variables = {**runtime_variables(self), **(self.environment_vars or {})}
-        outcome = invoke_handler(str(self.handler), event, _context_for(self), variables)
+        context = _context_for(self)
+        missing = _missing_module(str(self.handler), self.code_bytes)
+        outcome = missing or invoke_handler(str(self.handler), event, context, variables)
         clock.notify_watchers()
         if outcome.errored:
             response_headers["x-amz-function-error"] = "Unhandled"

@@ -24,6 +24,7 @@ REGION = "us-east-1"
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 HANDLER = "phoenix.probe_dispatch.runtime.handler.lambda_handler"
 HANDLER_MODULE = HANDLER.rpartition(".")[0]
+HANDLER_FILE = HANDLER_MODULE.replace(".", "/") + ".py"
 received: list[dict[str, Any]] = []
 
 
@@ -56,7 +57,7 @@ def aws() -> Iterator[None]:
     del sys.modules[HANDLER_MODULE]
 
 
-def _function(timeout: int = 3) -> str:
+def _function(timeout: int = 3, *, packaged: tuple[str, ...] = (HANDLER_FILE,)) -> str:
     role = boto3.client("iam", region_name=REGION).create_role(
         RoleName="probe",
         AssumeRolePolicyDocument=json.dumps(
@@ -74,6 +75,8 @@ def _function(timeout: int = 3) -> str:
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as zipped:
         zipped.writestr("phoenix/__init__.py", "")
+        for name in packaged:
+            zipped.writestr(name, "")
     function = boto3.client("lambda", region_name=REGION).create_function(
         FunctionName="phoenix-probe",
         Runtime="python3.14",
@@ -94,6 +97,20 @@ def _invoke(payload: dict[str, Any]) -> dict[str, Any]:
         "error": response.get("FunctionError"),
         "payload": json.loads(response["Payload"].read()),
     }
+
+
+def test_a_package_without_the_handlers_module_fails_as_lambda_fails_it(aws: None) -> None:
+    # Given a function whose deployed package lacks its handler's module
+    _function(packaged=())
+
+    # When it is invoked
+    result = _invoke({"hello": "world"})
+
+    # Then Lambda's runtime error comes back, and the in-process module never ran
+    assert result["error"] == "Unhandled"
+    assert result["payload"]["errorType"] == "Runtime.ImportModuleError"
+    assert HANDLER_MODULE in result["payload"]["errorMessage"]
+    assert received == []
 
 
 def test_a_phoenix_handler_runs_in_process_with_its_environment_and_context(aws: None) -> None:
