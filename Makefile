@@ -59,6 +59,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy --strict phoenix/kernel phoenix/release/runtime phoenix/release/handlers phoenix/rollback/runtime local
 	$(BIN)/mypy app.py phoenix tests bench
+	$(BIN)/mypy examples/own-app/app.py
 
 test: lint
 	$(BIN)/python -m pytest

@@ -21,6 +21,7 @@ from phoenix.fleet.controller_state import initial_slot_settings, ssm_reference
 from phoenix.fleet.slot import FleetSlot
 from phoenix.kernel.fleet_calls import weighted_forward
 from phoenix.kernel.names import Slot, release_pointer, slot_parameter
+from phoenix.platform.nag import acknowledge_wildcard
 from phoenix.platform.roles import managed_policy_role
 
 FLEET_TAG = "phoenix:fleet"
@@ -319,13 +320,12 @@ class ImmutableFleet(Construct):
             if wanted & set(scope_actions)
         ]
         if isinstance(grantee, Construct) and wanted & set(AUTO_SCALING_WRITES + READS):
-            Validations.of(grantee).acknowledge(
-                Acknowledgment(
-                    id="AwsSolutions::AwsSolutions-IAM5[Resource::*]",
-                    reason="Auto Scaling writes are limited by the fleet's tag, RunInstances by "
-                    "the fleet's launch templates; the other '*' actions are read-only calls "
-                    "that support no resource-level permissions.",
-                )
+            acknowledge_wildcard(
+                grantee,
+                "*",
+                "Auto Scaling writes are limited by the fleet's tag, RunInstances by "
+                "the fleet's launch templates; the other '*' actions are read-only calls "
+                "that support no resource-level permissions.",
             )
         grant = grants[0]
         for other in grants[1:]:

@@ -257,27 +257,26 @@ class Ledger:
     def record_flight(self, fleet: str, release_id: str, flight: dict[str, Any]) -> None:
         """What the alarm-driven rollback needs of the release in flight (slots, AMIs), on
         the fleet item, while `release_id` holds the lock."""
-        self._dynamodb.update_item(
-            TableName=self.table,
-            Key=fleet_key(fleet),
-            UpdateExpression="SET flight = :flight",
-            ConditionExpression="lock_owner = :release",
-            ExpressionAttributeValues={
-                ":flight": typed({"release": release_id, **flight}),
-                ":release": {"S": release_id},
-            },
+        self._set_while_locked(
+            fleet, release_id, {"flight": typed({"release": release_id, **flight})}
         )
 
     def await_refresh(self, fleet: str, release_id: str, *, token: str, group: str) -> None:
         """Store the task token the instance refresh receiver completes for `group`."""
+        self._set_while_locked(
+            fleet, release_id, {"waiting_token": {"S": token}, "waiting_group": {"S": group}}
+        )
+
+    def _set_while_locked(self, fleet: str, release_id: str, values: dict[str, Any]) -> None:
+        """SET the fleet item's attributes (name -> typed value) while `release_id` holds
+        the lock (a ConditionalCheckFailedException otherwise: the release lost it)."""
         self._dynamodb.update_item(
             TableName=self.table,
             Key=fleet_key(fleet),
-            UpdateExpression="SET waiting_token = :token, waiting_group = :group",
+            UpdateExpression="SET " + ", ".join(f"{name} = :{name}" for name in values),
             ConditionExpression="lock_owner = :release",
             ExpressionAttributeValues={
-                ":token": {"S": token},
-                ":group": {"S": group},
+                **{f":{name}": value for name, value in values.items()},
                 ":release": {"S": release_id},
             },
         )
@@ -294,16 +293,12 @@ class Ledger:
 
     def set_paused(self, fleet: str, *, paused: bool, why: str) -> None:
         """Pause the fleet's releases (the lock refuses them) with the reason, or resume."""
-        if paused:
-            self._dynamodb.update_item(
-                TableName=self.table,
-                Key=fleet_key(fleet),
-                UpdateExpression="SET paused = :true, paused_reason = :why",
-                ExpressionAttributeValues={":true": {"BOOL": True}, ":why": {"S": why}},
-            )
-        else:
-            self._dynamodb.update_item(
-                TableName=self.table,
-                Key=fleet_key(fleet),
-                UpdateExpression="REMOVE paused, paused_reason",
-            )
+        change: dict[str, Any] = (
+            {
+                "UpdateExpression": "SET paused = :true, paused_reason = :why",
+                "ExpressionAttributeValues": {":true": {"BOOL": True}, ":why": {"S": why}},
+            }
+            if paused
+            else {"UpdateExpression": "REMOVE paused, paused_reason"}
+        )
+        self._dynamodb.update_item(TableName=self.table, Key=fleet_key(fleet), **change)

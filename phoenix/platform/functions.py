@@ -17,7 +17,6 @@ from typing import Any
 
 import jsii
 from aws_cdk import (
-    Acknowledgment,
     AssetHashType,
     BundlingOptions,
     DockerImage,
@@ -25,7 +24,6 @@ from aws_cdk import (
     Fn,
     ILocalBundling,
     RemovalPolicy,
-    Validations,
 )
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -35,6 +33,7 @@ from constructs import Construct
 
 from phoenix.config.environment import LambdaConfig
 from phoenix.kernel.settings import FunctionSettings
+from phoenix.platform.nag import acknowledge_wildcard
 from phoenix.platform.observability import log_retention
 
 # The `phoenix` package folder, in this checkout or wherever the package is installed.
@@ -176,11 +175,12 @@ class PhoenixFunction(lambda_.Function):
             log_group=log_group,
             role=role,
         )
+        # The role as created (Function.role is typed optional): for grants and acknowledgments.
+        self.execution_role = role
         log_group.grant_write(role)
-        Validations.of(role).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions::AwsSolutions-IAM5[Resource::*]",
-                reason="X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level "
-                "permissions; that statement is the only wildcard in this role.",
-            )
+        acknowledge_wildcard(
+            role,
+            "*",
+            "X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level "
+            "permissions; that statement is the only wildcard in this role.",
         )

@@ -1,8 +1,10 @@
-"""How cdk-nag writes an ARN in a finding's id, for acknowledgments that name one."""
+"""cdk-nag acknowledgments: how a finding's id names an ARN, and the one shape of the
+wildcard acknowledgment every component uses."""
 
 from __future__ import annotations
 
-from aws_cdk import Stack, Token
+from aws_cdk import Acknowledgment, Stack, Token, Validations
+from constructs import IConstruct
 
 
 def nag_arn(stack: Stack, service: str, resource: str, *, with_account: bool = True) -> str:
@@ -12,3 +14,11 @@ def nag_arn(stack: Stack, service: str, resource: str, *, with_account: bool = T
     region = "<AWS::Region>" if Token.is_unresolved(stack.region) else stack.region
     account = "<AWS::AccountId>" if Token.is_unresolved(stack.account) else stack.account
     return f"arn:<AWS::Partition>:{service}:{region}:{account if with_account else ''}:{resource}"
+
+
+def acknowledge_wildcard(scope: IConstruct, resource: str, reason: str) -> None:
+    """Acknowledge cdk-nag's AwsSolutions-IAM5 (wildcard permission) for `resource` (as
+    the finding names it: `*`, a nag_arn, `<Logical.Arn>:*`) on `scope` alone."""
+    Validations.of(scope).acknowledge(
+        Acknowledgment(id=f"AwsSolutions::AwsSolutions-IAM5[Resource::{resource}]", reason=reason)
+    )

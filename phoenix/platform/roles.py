@@ -1,8 +1,9 @@
-"""Roles built on AWS-managed policies, each acknowledged for cdk-nag with its reason."""
+"""Roles built on AWS-managed policies, each acknowledged for cdk-nag with its reason, and
+the statements several components grant alike."""
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, Validations
+from aws_cdk import Acknowledgment, Stack, Validations
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
@@ -36,3 +37,11 @@ def managed_policy_role(
             )
         )
     return role
+
+
+def put_events_on_default_bus(scope: Construct) -> iam.PolicyStatement:
+    """events:PutEvents on the stack's default event bus, where phoenix's events go."""
+    bus = Stack.of(scope).format_arn(
+        service="events", resource="event-bus", resource_name="default"
+    )
+    return iam.PolicyStatement(actions=["events:PutEvents"], resources=[bus])

@@ -7,8 +7,12 @@ from __future__ import annotations
 
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
+
+# What DynamoDB asks of a caller on a table encrypted with a customer managed key.
+TABLE_KEY_ACTIONS = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey")
 
 
 class ReleaseLedger(Construct):
@@ -17,6 +21,7 @@ class ReleaseLedger(Construct):
 
     def __init__(self, scope: Construct, id: str, *, key: kms.IKey) -> None:
         super().__init__(scope, id)
+        self._key = key
         self.table = dynamodb.Table(
             self,
             "Table",
@@ -31,3 +36,8 @@ class ReleaseLedger(Construct):
             deletion_protection=True,
             removal_policy=RemovalPolicy.RETAIN,
         )
+
+    def grant(self, grantee: iam.IGrantable, *actions: str) -> None:
+        """Allow `actions` on the table, and what its key asks of every caller."""
+        self.table.grant(grantee, *actions)
+        self._key.grant(grantee, *TABLE_KEY_ACTIONS)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import Acknowledgment, Aws, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import Aws, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -27,17 +27,15 @@ from phoenix.kernel.ledger import LOCK_HOLD, ROLLBACK_TARGET_TAG
 from phoenix.kernel.names import image_name, release_state_machine
 from phoenix.kernel.settings import ReleaseSettings
 from phoenix.platform.functions import PhoenixFunction
-from phoenix.platform.nag import nag_arn
+from phoenix.platform.nag import acknowledge_wildcard, nag_arn
 from phoenix.platform.observability import log_retention
+from phoenix.platform.roles import put_events_on_default_bus
 from phoenix.release.definition import ReleaseDefinition, ReleaseFunctions
 from phoenix.release.ledger import ReleaseLedger
 from phoenix.release.runtime.events import IMAGE_STATE_CHANGE
 from phoenix.release.runtime.settings import RefreshEventSettings, TriggerSettings
 from phoenix.release.spec import STEP_CALLS, fleet_spec, step_handler
 from phoenix.rollback.alarm_rollback import AlarmRollback
-
-# What DynamoDB asks of a caller on a table encrypted with a customer managed key.
-TABLE_KEY_ACTIONS = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey")
 
 
 class ReleaseOrchestrator(Construct):
@@ -90,23 +88,21 @@ class ReleaseOrchestrator(Construct):
             ),
             tracing_enabled=True,
         )
-        Validations.of(self.state_machine).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions::AwsSolutions-IAM5[Resource::*]",
-                reason="Step Functions log delivery (logs:*LogDelivery*, DescribeLogGroups) and "
-                "X-Ray (PutTraceSegments) support no resource-level permissions.",
-            )
+        acknowledge_wildcard(
+            self.state_machine,
+            "*",
+            "Step Functions log delivery (logs:*LogDelivery*, DescribeLogGroups) and "
+            "X-Ray (PutTraceSegments) support no resource-level permissions.",
         )
         self.state_machine.grant_task_response(self.refresh_events)
         stack = Stack.of(self)
         for function in vars(self.steps).values():
             resource = stack.get_logical_id(function.node.default_child)
-            Validations.of(self.state_machine).acknowledge(
-                Acknowledgment(
-                    id=f"AwsSolutions::AwsSolutions-IAM5[Resource::<{resource}.Arn>:*]",
-                    reason="Step Functions invokes the release's own step function; ':*' "
-                    "covers its versions and aliases, which CDK grants with the function.",
-                )
+            acknowledge_wildcard(
+                self.state_machine,
+                f"<{resource}.Arn>:*",
+                "Step Functions invokes the release's own step function; ':*' "
+                "covers its versions and aliases, which CDK grants with the function.",
             )
         self.trigger = self._trigger(config, key)
         self.rollback = AlarmRollback(
@@ -115,9 +111,8 @@ class ReleaseOrchestrator(Construct):
             config=config,
             key=key,
             fleets=fleets,
-            table=self.ledger.table,
+            ledger=self.ledger,
             state_machine=self.state_machine,
-            table_key_actions=TABLE_KEY_ACTIONS,
         )
         images = [
             {
@@ -173,8 +168,7 @@ class ReleaseOrchestrator(Construct):
                 key=key,
                 timeout=Duration.seconds(60),
             )
-            table.grant(function, *table_actions)
-            key.grant(function, *TABLE_KEY_ACTIONS)
+            self.ledger.grant(function, *table_actions)
             for fleet in fleets.values():
                 fleet.grant_release(function, fleet_actions)
             for action in other:
@@ -200,8 +194,7 @@ class ReleaseOrchestrator(Construct):
             config=config.functions,
             key=key,
         )
-        table.grant(self.refresh_events, "dynamodb:GetItem", "dynamodb:UpdateItem")
-        key.grant(self.refresh_events, *TABLE_KEY_ACTIONS)
+        self.ledger.grant(self.refresh_events, "dynamodb:GetItem", "dynamodb:UpdateItem")
         events.Rule(
             self,
             "RefreshEnded",
@@ -225,17 +218,16 @@ class ReleaseOrchestrator(Construct):
     def _scoped(self, function: PhoenixFunction, action: str) -> iam.PolicyStatement:
         """The statement for a call outside the ledger and the fleets."""
         if action == "events:PutEvents":
-            return iam.PolicyStatement(actions=[action], resources=[self._default_bus()])
+            return put_events_on_default_bus(self)
         if action == "ec2:CreateTags":
             # Marking the previous AMI a rollback target (the image lifecycle keeps it):
             # images only, and only that tag.
             images = nag_arn(Stack.of(self), "ec2", "image/*", with_account=False)
-            Validations.of(function.role).acknowledge(  # type: ignore[arg-type]
-                Acknowledgment(
-                    id=f"AwsSolutions::AwsSolutions-IAM5[Resource::{images}]",
-                    reason="Any AMI a fleet ran may become a rollback target; the statement "
-                    "allows only the phoenix:rollback-target tag key.",
-                )
+            acknowledge_wildcard(
+                function.execution_role,
+                images,
+                "Any AMI a fleet ran may become a rollback target; the statement "
+                "allows only the phoenix:rollback-target tag key.",
             )
             return iam.PolicyStatement(
                 actions=[action],
@@ -247,11 +239,6 @@ class ReleaseOrchestrator(Construct):
                 conditions={"ForAllValues:StringEquals": {"aws:TagKeys": [ROLLBACK_TARGET_TAG]}},
             )
         raise ValueError(f"no scoping for {action}")
-
-    def _default_bus(self) -> str:
-        return Stack.of(self).format_arn(
-            service="events", resource="event-bus", resource_name="default"
-        )
 
     def _trigger(self, config: EnvironmentConfig, key: kms.IKey) -> PhoenixFunction:
         subscriptions = {
@@ -286,11 +273,10 @@ class ReleaseOrchestrator(Construct):
         )
         for name in subscriptions:
             arn = nag_arn(stack, "imagebuilder", f"image/{name}/*")
-            Validations.of(trigger.role).acknowledge(  # type: ignore[arg-type]
-                Acknowledgment(
-                    id=f"AwsSolutions::AwsSolutions-IAM5[Resource::{arn}]",
-                    reason="Every build version of this environment's pipeline image; "
-                    "versions and build numbers are only known when baked.",
-                )
+            acknowledge_wildcard(
+                trigger.execution_role,
+                arn,
+                "Every build version of this environment's pipeline image; "
+                "versions and build numbers are only known when baked.",
             )
         return trigger

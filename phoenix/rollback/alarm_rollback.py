@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import Acknowledgment, ArnFormat, Stack, Validations
-from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -22,7 +21,9 @@ from phoenix.config.environment import EnvironmentConfig
 from phoenix.fleet.immutable_fleet import ImmutableFleet
 from phoenix.kernel.names import release_state_machine
 from phoenix.platform.functions import PhoenixFunction
-from phoenix.platform.nag import nag_arn
+from phoenix.platform.nag import acknowledge_wildcard, nag_arn
+from phoenix.platform.roles import put_events_on_default_bus
+from phoenix.release.ledger import ReleaseLedger
 from phoenix.release.spec import fleet_spec
 from phoenix.rollback.runtime.models import RollbackSettings
 
@@ -50,9 +51,8 @@ class AlarmRollback(Construct):
         config: EnvironmentConfig,
         key: kms.IKey,
         fleets: dict[str, ImmutableFleet],
-        table: dynamodb.ITable,
+        ledger: ReleaseLedger,
         state_machine: sfn.StateMachine,
-        table_key_actions: tuple[str, ...],
     ) -> None:
         super().__init__(scope, id)
         # The fields of each fleet's release spec the rollback needs (RollbackFleet).
@@ -69,15 +69,14 @@ class AlarmRollback(Construct):
             settings=RollbackSettings(
                 environment=config.name,
                 service_name="phoenix-rollback",
-                table_name=table.table_name,
+                table_name=ledger.table.table_name,
                 state_machine_arn=state_machine.state_machine_arn,
                 fleets=json.dumps(described),
             ),
             config=config.functions,
             key=key,
         )
-        table.grant(self.function, *ROLLBACK_LEDGER_CALLS)
-        key.grant(self.function, *table_key_actions)
+        ledger.grant(self.function, *ROLLBACK_LEDGER_CALLS)
         for fleet in fleets.values():
             fleet.grant_release(self.function, ROLLBACK_FLEET_CALLS)
         state_machine.grant_start_execution(self.function)
@@ -97,23 +96,13 @@ class AlarmRollback(Construct):
             )
         )
         executions = nag_arn(stack, "states", f"execution:{machine}:*")
-        Validations.of(self.function.role).acknowledge(  # type: ignore[arg-type]
-            Acknowledgment(
-                id=f"AwsSolutions::AwsSolutions-IAM5[Resource::{executions}]",
-                reason="Stopping the release being rolled back: any execution of this "
-                "environment's release state machine (execution names are per event).",
-            )
+        acknowledge_wildcard(
+            self.function.execution_role,
+            executions,
+            "Stopping the release being rolled back: any execution of this "
+            "environment's release state machine (execution names are per event).",
         )
-        self.function.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["events:PutEvents"],
-                resources=[
-                    Stack.of(self).format_arn(
-                        service="events", resource="event-bus", resource_name="default"
-                    )
-                ],
-            )
-        )
+        self.function.add_to_role_policy(put_events_on_default_bus(self))
         events.Rule(
             self,
             "AlarmRaised",

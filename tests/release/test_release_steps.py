@@ -86,11 +86,12 @@ def _expect_token_stored(aws: StubbedAws, group: str = GROUPS["blue"]) -> None:
         {
             "TableName": TABLE,
             "Key": fleet_key(),
-            "UpdateExpression": "SET waiting_token = :token, waiting_group = :group",
+            "UpdateExpression": "SET waiting_token = :waiting_token, "
+            "waiting_group = :waiting_group",
             "ConditionExpression": "lock_owner = :release",
             "ExpressionAttributeValues": {
-                ":token": {"S": TOKEN},
-                ":group": {"S": group},
+                ":waiting_token": {"S": TOKEN},
+                ":waiting_group": {"S": group},
                 ":release": {"S": RELEASE_ID},
             },
         },

@@ -58,12 +58,11 @@ def _succeed(aws: Clients, settings: ReleaseSettings, state: ReleaseState) -> di
         "previous_ami": plan.from_ami,
         "until": _later(window),
     }
-    _close(
-        aws,
-        settings,
-        state,
-        "succeeded",
-        "",
+    Ledger(aws.dynamodb, settings.table_name).close_release(
+        state.fleet,
+        state.release.id,
+        outcome="succeeded",
+        reason="",
         good_ami=state.ami,
         # A rollback release goes back to an AMI: nothing before it to return to.
         # Re-releasing the AMI already serving keeps the fallback it had.
@@ -72,6 +71,7 @@ def _succeed(aws: Clients, settings: ReleaseSettings, state: ReleaseState) -> di
         else (plan.from_ami if plan.from_ami != state.ami else None),
         window=warm if keeps_old_slot else None,
     )
+    _end(aws, settings, state, "succeeded")
     release_events.publish(aws.events, "Release Succeeded", state)
     return {"retire": keeps_old_slot, "retire_at": warm["until"]}
 
@@ -80,26 +80,8 @@ def _later(seconds: int) -> str:
     return ledger.iso(clock.now() + timedelta(seconds=seconds))
 
 
-def _close(
-    aws: Clients,
-    settings: ReleaseSettings,
-    state: ReleaseState,
-    outcome: str,
-    reason: str,
-    *,
-    good_ami: str | None,
-    previous_ami: str | None = None,
-    window: dict[str, Any] | None = None,
-) -> None:
-    Ledger(aws.dynamodb, settings.table_name).close_release(
-        state.fleet,
-        state.release.id,
-        outcome=outcome,
-        reason=reason,
-        good_ami=good_ami,
-        previous_ami=previous_ami,
-        window=window,
-    )
+def _end(aws: Clients, settings: ReleaseSettings, state: ReleaseState, outcome: str) -> None:
+    """Free the lock and count the release's end (its outcome is in the ledger already)."""
     Ledger(aws.dynamodb, settings.table_name).release_lock(state.fleet, state.release.id)
     metrics.add_metric(name="ReleaseDuration", unit=MetricUnit.Seconds, value=_duration(state))
     name = {"succeeded": "ReleasesSucceeded", "rolled back": "ReleasesRolledBack"}
@@ -149,7 +131,10 @@ def handle(event: Any, settings: ReleaseSettings, aws: Clients) -> dict[str, Any
             return {"outcome": "rejected", "reason": reason}
         outcome = OUTCOMES[step.action]
         good = state.plan.from_ami if state.plan and step.action == "rolled_back" else None
-        _close(aws, settings, state, outcome, reason, good_ami=good)
+        Ledger(aws.dynamodb, settings.table_name).close_release(
+            state.fleet, state.release.id, outcome=outcome, reason=reason, good_ami=good
+        )
+        _end(aws, settings, state, outcome)
         if step.action == "rolled_back":
             release_events.publish(aws.events, "Release Rolled Back", state, reason=reason)
         else:
