@@ -9,9 +9,11 @@ npx cdk synth -c env=mine -c config_dir=../my-configs
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
@@ -26,16 +28,25 @@ from phoenix.stage import PhoenixStage
 
 # The environments of this app, one YAML file each.
 CONFIG_DIR = Path(__file__).resolve().parent / "config"
+CDK_JSON = Path(__file__).resolve().parent / "cdk.json"
 
 
-def new_app(outdir: str | None = None) -> cdk.App:
-    """A CDK app as phoenix synthesizes it.
+def new_app(outdir: str | None = None, *, context: dict[str, Any] | None = None) -> cdk.App:
+    """A CDK app as phoenix synthesizes it (`context`: for a synthesis outside the CDK CLI,
+    which otherwise passes cdk.json's; see cli_context).
 
     CDK's built-in CloudFormation validation is off: it only warns unless told
     otherwise, and measured here it tripled synthesis time. Every template is checked
     by cfn-lint instead (`make synth`, `make test`), and by cdk-nag at every synthesis.
     """
-    return cdk.App(outdir=outdir, builtin_cloud_formation_validation=False)
+    return cdk.App(outdir=outdir, context=context, builtin_cloud_formation_validation=False)
+
+
+def cli_context() -> dict[str, Any]:
+    """The context the CDK CLI gives this app from cdk.json (feature flags included), so
+    that a synthesis in tests makes the templates `cdk synth` makes."""
+    context: dict[str, Any] = json.loads(CDK_JSON.read_text())["context"]
+    return context
 
 
 def selected_environments(app: cdk.App) -> list[str]:

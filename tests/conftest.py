@@ -19,7 +19,7 @@ import pytest
 from aws_cdk import aws_iam as iam
 from aws_cdk import cx_api
 
-from app import CONFIG_DIR, add_environments, new_app
+from app import CONFIG_DIR, add_environments, cli_context, new_app
 from phoenix.config.environment import EnvironmentConfig, available_environments, load_environment
 from phoenix.stage import PhoenixStack, PhoenixStage
 
@@ -60,7 +60,7 @@ def synthesized(
 ) -> SynthesizedApp:
     """Every config in config/, synthesized once, with cdk-nag applied as app.py does."""
     outdir: Path = tmp_path_factory.mktemp("cdk.out")
-    app = new_app(outdir=str(outdir))
+    app = new_app(outdir=str(outdir), context=cli_context())
     add_environments(app, list(environment_configs.values()))
     return SynthesizedApp(app=app, assembly=app.synth(), configs=environment_configs)
 
@@ -94,7 +94,7 @@ def changed_sandbox(
     config = EnvironmentConfig.model_validate(raw)
 
     outdir: Path = tmp_path_factory.mktemp("cdk.out.changed")
-    app = new_app(outdir=str(outdir))
+    app = new_app(outdir=str(outdir), context=cli_context())
     add_environments(app, [config])
     (stage,) = [child for child in app.node.children if isinstance(child, PhoenixStage)]
     stack = stage.stacks[0]

@@ -12,7 +12,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk.assertions import Match, Template
 from cfnlint.api import lint_file
 
-from app import add_environments, new_app
+from app import add_environments, cli_context, new_app
 from phoenix.config.environment import EnvironmentConfig
 from phoenix.stage import PhoenixStage
 from tests.conftest import SynthesizedApp
@@ -69,7 +69,7 @@ def test_synthesis_fails_on_a_finding_nobody_acknowledged(
     tmp_path: Path, environment_configs: dict[str, EnvironmentConfig]
 ) -> None:
     # Given the sandbox app with a bucket that accepts plain-HTTP requests
-    app = new_app(outdir=str(tmp_path))
+    app = new_app(outdir=str(tmp_path), context=cli_context())
     add_environments(app, [environment_configs["sandbox"]])
     (stage,) = [child for child in app.node.children if isinstance(child, PhoenixStage)]
     s3.Bucket(stage.stacks[0], "Careless")

@@ -8,12 +8,14 @@ from constructs import IConstruct
 
 
 def nag_arn(stack: Stack, service: str, resource: str, *, with_account: bool = True) -> str:
-    """`arn:<AWS::Partition>:<service>:<region>:<account>:<resource>`, with the stack's
-    region and account, or their pseudo-parameter names when the stack is
-    environment-agnostic (as cdk-nag shows unresolved tokens)."""
+    """`arn:<partition>:<service>:<region>:<account>:<resource>`, with the stack's
+    partition, region and account, or their pseudo-parameter names where they are not
+    known at synthesis (as cdk-nag shows unresolved tokens). The partition is known when
+    the region is and the `@aws-cdk/core:enablePartitionLiterals` flag is on."""
+    partition = "<AWS::Partition>" if Token.is_unresolved(stack.partition) else stack.partition
     region = "<AWS::Region>" if Token.is_unresolved(stack.region) else stack.region
     account = "<AWS::AccountId>" if Token.is_unresolved(stack.account) else stack.account
-    return f"arn:<AWS::Partition>:{service}:{region}:{account if with_account else ''}:{resource}"
+    return f"arn:{partition}:{service}:{region}:{account if with_account else ''}:{resource}"
 
 
 def acknowledge_wildcard(scope: IConstruct, resource: str, reason: str) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Template
 
-from app import add_environments, new_app
+from app import add_environments, cli_context, new_app
 from phoenix.config.environment import EnvironmentConfig
 
 VPC = "vpc-0123456789abcdef0"
@@ -26,7 +26,7 @@ def imported(
     raw |= {"region": "eu-west-1", "account": "111122223333"}
     raw["network"] |= {"vpc_id": VPC, "public_subnet_ids": PUBLIC, "private_subnet_ids": PRIVATE}
     outdir = tmp_path_factory.mktemp("cdk.out.imported")
-    app = new_app(outdir=str(outdir))
+    app = new_app(outdir=str(outdir), context=cli_context())
     add_environments(app, [EnvironmentConfig.model_validate(raw)])
     assembly = app.synth()
     (artifact,) = [a for a in assembly.stacks_recursively if a.stack_name == "phoenix-sandbox"]

@@ -208,8 +208,9 @@ def test_executions_are_started_and_stopped_only_on_the_release_state_machine(
     assert (actions_of(start), start["Resource"]) == (["states:StartExecution"], {"Ref": machine})
     assert actions_of(stop) == ["states:StopExecution"]
     joined = stop["Resource"]["Fn::Join"][1]
-    assert joined[0] == "arn:"
-    assert joined[-1] == f":execution:phoenix-{environment}-release:*"
+    arn = "".join(part if isinstance(part, str) else "<token>" for part in joined)
+    assert arn.startswith("arn:")
+    assert arn.endswith(f":execution:phoenix-{environment}-release:*")
     assert "Condition" not in stop
     assert put["Resource"]["Fn::Join"][1][-1] == ":event-bus/default"
 
