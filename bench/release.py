@@ -3,8 +3,8 @@
 Deploys the sandbox with one fleet per strategy (tests/integration/config) into the
 embedded AWS twice, with 2 and then 40 instances per fleet, releases a healthy image to
 each fleet and counts, per release, the API calls the step handlers made and the states
-the execution entered. DESIGN.md section 8 wants both constant in the number of
-instances, and a rolling release under 60 transitions however long its refresh runs.
+the execution entered. The targets: both constant in the number of instances, and a
+rolling release under 60 transitions however long its refresh runs.
 
     .venv/bin/python -m bench.release
 """

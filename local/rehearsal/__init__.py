@@ -6,7 +6,7 @@
 3. bake v4 (degrades after its release) -> blue_green release to `api` -> success ->
    an alarm inside the rollback window -> traffic back on the warm old slot.
 Each scenario checks what must hold; the run exits non-zero if anything did not.
-The environment is local/rehearsal/sandbox.yaml; timeline.py prints what happened.
+The environment is local/rehearsal/sandbox.yaml; run.py prints what happened.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Health gates: are the new targets healthy, are the alarms OK, and for canary, is the
-canary no worse than the baseline (DESIGN.md section 4.5).
+canary no worse than the baseline (docs/architecture.md, The release: gates).
 
 One DescribeTargetHealth, one DescribeInstances, one DescribeAlarms and (canary) one
 GetMetricData, whatever the number of instances.

@@ -1,7 +1,8 @@
 """Preflight: the rollback-safety checks a release passes before it changes anything.
 
-DESIGN.md section 4.2. Each failed check raises PreflightFailedError naming the check
-and the resource. The reads are one call per service, whatever the fleet's size.
+The checks: docs/release.md, Preflight checks. Each failed check raises
+PreflightFailedError naming the check and the resource. The reads are one call per
+service, whatever the fleet's size.
 """
 
 from __future__ import annotations
@@ -143,7 +144,7 @@ def traffic_steps(spec: FleetSpec) -> list[TrafficStep]:
 
 
 def run(state: ReleaseState, *, ssm: Any, ec2: Any, autoscaling: Any, cloudwatch: Any) -> Plan:
-    """Every check of DESIGN.md 4.2, in order; the plan for the steps that follow."""
+    """Every preflight check of docs/release.md, in order; the plan for the steps that follow."""
     spec = state.fleet_spec
     parameters = read_controller_state(ssm, state)
     from_ami = parameters[release_pointer(state.environment, spec.name)]

@@ -1,4 +1,4 @@
-"""The release's changes to a fleet, per strategy: DESIGN.md sections 3 and 4.3-4.6.
+"""The release's changes to a fleet, per strategy (docs/architecture.md, The release).
 
 Each function makes a fixed number of AWS calls, whatever the number of instances.
 """

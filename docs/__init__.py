@@ -1,0 +1,1 @@
+"""The docs tooling: `python -m docs.diagram` draws the release state machine."""
