@@ -37,7 +37,9 @@ _state: dict[str, str | None] = {"endpoint": None}
 
 def endpoint_client(service: str, endpoint: str | None, region: str = "us-east-1") -> Any:
     """A boto3 client for an embedded AWS endpoint (None: moto's in-process mock)."""
-    return boto3.client(
+    # boto3's stubs type a client by a literal service name; `service` is any one.
+    make: Callable[..., Any] = boto3.client
+    return make(
         service,
         region_name=region,
         endpoint_url=endpoint,

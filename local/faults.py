@@ -10,13 +10,14 @@ exercised as they would be against AWS.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
 from botocore.awsrequest import AWSResponse
+from botocore.compat import HTTPHeaders
 
 from local.api_calls import LAMBDA_THREAD
 
@@ -52,7 +53,8 @@ class Fault:
                 return None
             self.served += 1
         body = _QUERY_ERROR.format(code=self.code, message="Rate exceeded").encode()
-        return AWSResponse(request.url, 400, {"Content-Type": "text/xml"}, _Raw(body))
+        headers = HTTPHeaders.from_dict({"Content-Type": "text/xml"})
+        return AWSResponse(request.url, 400, headers, _Raw(body))
 
 
 @contextmanager
@@ -68,7 +70,10 @@ def failing(
     assert session is not None
     fault = Fault(operation, code, times)
     event = f"before-send.{service}.{operation}"
-    session.events.register(event, fault, unique_id=f"phoenix-fault-{operation}")
+    # A before-send handler answers with a response (botocore's stubs say handlers
+    # return None).
+    hook: Callable[..., Any] = fault
+    session.events.register(event, hook, unique_id=f"phoenix-fault-{operation}")
     try:
         yield fault
     finally:

@@ -3,26 +3,113 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Literal, overload
+
+if TYPE_CHECKING:
+    # boto3's type stubs are a development dependency (requirements-dev.txt): the Lambda
+    # runtime has none, so the client types are only ever read by the type checker.
+    from types_boto3_autoscaling.client import AutoScalingClient
+    from types_boto3_cloudwatch.client import CloudWatchClient
+    from types_boto3_dynamodb.client import DynamoDBClient
+    from types_boto3_ec2.client import EC2Client
+    from types_boto3_elbv2.client import ElasticLoadBalancingv2Client
+    from types_boto3_events.client import EventBridgeClient
+    from types_boto3_imagebuilder.client import ImagebuilderClient
+    from types_boto3_ssm.client import SSMClient
+    from types_boto3_stepfunctions.client import SFNClient
+
+# The services phoenix's runtime calls: one property of `Clients` each.
+Service = Literal[
+    "autoscaling",
+    "cloudwatch",
+    "dynamodb",
+    "ec2",
+    "elbv2",
+    "events",
+    "imagebuilder",
+    "ssm",
+    "stepfunctions",
+]
 
 
 class Clients:
     """boto3 clients made on first use (a path imports and builds only what it calls),
-    with botocore's standard retry mode: throttling and transient errors are retried."""
+    with botocore's standard retry mode: throttling and transient errors are retried.
 
-    def __init__(self, region: str, factory: Callable[..., Any] | None = None) -> None:
+    One typed property per service. Tests supply the clients: `factory` makes a service's
+    client on its first use (a Stubber-wrapped or moto client), `provide` sets one."""
+
+    def __init__(self, region: str, factory: Callable[[Service], object] | None = None) -> None:
         self._region = region
         self._factory = factory
-        self._made: dict[str, Any] = {}
+        self._made: dict[Service, object] = {}
 
-    def __getattr__(self, service: str) -> Any:
-        if service.startswith("_"):
-            raise AttributeError(service)
+    @property
+    def autoscaling(self) -> AutoScalingClient:
+        return self._client("autoscaling")
+
+    @property
+    def cloudwatch(self) -> CloudWatchClient:
+        return self._client("cloudwatch")
+
+    @property
+    def dynamodb(self) -> DynamoDBClient:
+        return self._client("dynamodb")
+
+    @property
+    def ec2(self) -> EC2Client:
+        return self._client("ec2")
+
+    @property
+    def elbv2(self) -> ElasticLoadBalancingv2Client:
+        return self._client("elbv2")
+
+    @property
+    def events(self) -> EventBridgeClient:
+        return self._client("events")
+
+    @property
+    def imagebuilder(self) -> ImagebuilderClient:
+        return self._client("imagebuilder")
+
+    @property
+    def ssm(self) -> SSMClient:
+        return self._client("ssm")
+
+    @property
+    def stepfunctions(self) -> SFNClient:
+        return self._client("stepfunctions")
+
+    def provide(self, service: Service, client: object) -> None:
+        """Use `client` for `service` (tests: a Stubber-wrapped or moto client)."""
+        self._made[service] = client
+
+    # The one place a service name meets its client type: what boto3.client returns for
+    # the name, as boto3's stubs say (and what a test's factory or `provide` must give).
+    @overload
+    def _client(self, service: Literal["autoscaling"]) -> AutoScalingClient: ...
+    @overload
+    def _client(self, service: Literal["cloudwatch"]) -> CloudWatchClient: ...
+    @overload
+    def _client(self, service: Literal["dynamodb"]) -> DynamoDBClient: ...
+    @overload
+    def _client(self, service: Literal["ec2"]) -> EC2Client: ...
+    @overload
+    def _client(self, service: Literal["elbv2"]) -> ElasticLoadBalancingv2Client: ...
+    @overload
+    def _client(self, service: Literal["events"]) -> EventBridgeClient: ...
+    @overload
+    def _client(self, service: Literal["imagebuilder"]) -> ImagebuilderClient: ...
+    @overload
+    def _client(self, service: Literal["ssm"]) -> SSMClient: ...
+    @overload
+    def _client(self, service: Literal["stepfunctions"]) -> SFNClient: ...
+    def _client(self, service: Service) -> object:
         if service not in self._made:
             self._made[service] = self._make(service)
         return self._made[service]
 
-    def _make(self, service: str) -> Any:
+    def _make(self, service: Service) -> object:
         if self._factory is not None:
             return self._factory(service)
         import boto3  # noqa: PLC0415 - lazily: a handler that fails validation never pays
@@ -30,7 +117,3 @@ class Clients:
 
         retries = Config(retries={"mode": "standard", "max_attempts": 5})
         return boto3.client(service, region_name=self._region or None, config=retries)
-
-    def provide(self, service: str, client: Any) -> None:
-        """Use `client` for `service` (tests: a Stubber-wrapped or moto client)."""
-        self._made[service] = client

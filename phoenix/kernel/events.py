@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from types_boto3_events.client import EventBridgeClient
 
 DetailType = Literal[
     "Release Started",
@@ -19,7 +22,7 @@ class EventNotAcceptedError(RuntimeError):
     """EventBridge answered PutEvents with a failed entry."""
 
 
-def put(events: Any, detail_type: DetailType, body: dict[str, Any]) -> None:
+def put(events: EventBridgeClient, detail_type: DetailType, body: dict[str, Any]) -> None:
     """One `phoenix` event on the default bus."""
     response = events.put_events(
         Entries=[

@@ -12,12 +12,17 @@ Times are ISO 8601 UTC strings, which compare in time order as strings.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from botocore.exceptions import ClientError
 
 from phoenix.kernel import clock
+
+if TYPE_CHECKING:
+    from types_boto3_dynamodb.client import DynamoDBClient
+    from types_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
 FLEET_SK = "FLEET"
 # The tag that keeps an AMI from the image lifecycle's deletions (GoldenImagePipeline).
@@ -31,11 +36,11 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def fleet_key(fleet: str) -> dict[str, Any]:
+def fleet_key(fleet: str) -> dict[str, AttributeValueTypeDef]:
     return {"pk": {"S": f"FLEET#{fleet}"}, "sk": {"S": FLEET_SK}}
 
 
-def release_key(fleet: str, release_id: str) -> dict[str, Any]:
+def release_key(fleet: str, release_id: str) -> dict[str, AttributeValueTypeDef]:
     return {"pk": {"S": f"FLEET#{fleet}"}, "sk": {"S": f"RELEASE#{release_id}"}}
 
 
@@ -47,12 +52,12 @@ class FleetPausedError(LockRefusedError):
     """The fleet's releases are paused (a queued release does not wait for a resume)."""
 
 
-def plain(item: dict[str, Any]) -> dict[str, Any]:
+def plain(item: Mapping[str, AttributeValueTypeDef]) -> dict[str, Any]:
     """DynamoDB's typed attributes as Python values (S, N, BOOL, L and M)."""
     return {name: _value(typed) for name, typed in item.items()}
 
 
-def _value(typed: dict[str, Any]) -> Any:
+def _value(typed: Mapping[str, Any]) -> Any:
     (kind, value), *_ = typed.items()
     if kind == "NULL":
         return None
@@ -65,7 +70,7 @@ def _value(typed: dict[str, Any]) -> Any:
     return value
 
 
-def typed(value: Any) -> dict[str, Any]:
+def typed(value: Any) -> AttributeValueTypeDef:
     """A Python value (str, bool, int/float, list, dict, None) as a DynamoDB attribute."""
     if value is None:
         return {"NULL": True}
@@ -80,11 +85,19 @@ def typed(value: Any) -> dict[str, Any]:
     return {"S": str(value)}
 
 
+class ConditionalUpdate(TypedDict):
+    """The expressions of a conditional UpdateItem of the fleet item."""
+
+    UpdateExpression: str
+    ConditionExpression: str
+    ExpressionAttributeValues: Mapping[str, AttributeValueTypeDef]
+
+
 class Ledger:
     """The ledger table, through one DynamoDB client: every read and write of a fleet's
     or a release's item."""
 
-    def __init__(self, dynamodb: Any, table: str) -> None:
+    def __init__(self, dynamodb: DynamoDBClient, table: str) -> None:
         self._dynamodb = dynamodb
         self.table = table
 
@@ -122,7 +135,7 @@ class Ledger:
                 f"{item.get('lock_expires')}"
             ) from None
 
-    def update_fleet_if(self, fleet: str, **update: Any) -> bool:
+    def update_fleet_if(self, fleet: str, **update: Unpack[ConditionalUpdate]) -> bool:
         """A conditional UpdateItem of the fleet item (`update`: its expressions); False,
         with nothing changed, when the condition does not hold."""
         try:
@@ -267,7 +280,9 @@ class Ledger:
             fleet, release_id, {"waiting_token": {"S": token}, "waiting_group": {"S": group}}
         )
 
-    def _set_while_locked(self, fleet: str, release_id: str, values: dict[str, Any]) -> None:
+    def _set_while_locked(
+        self, fleet: str, release_id: str, values: dict[str, AttributeValueTypeDef]
+    ) -> None:
         """SET the fleet item's attributes (name -> typed value) while `release_id` holds
         the lock (a ConditionalCheckFailedException otherwise: the release lost it)."""
         self._dynamodb.update_item(
@@ -293,12 +308,16 @@ class Ledger:
 
     def set_paused(self, fleet: str, *, paused: bool, why: str) -> None:
         """Pause the fleet's releases (the lock refuses them) with the reason, or resume."""
-        change: dict[str, Any] = (
-            {
-                "UpdateExpression": "SET paused = :true, paused_reason = :why",
-                "ExpressionAttributeValues": {":true": {"BOOL": True}, ":why": {"S": why}},
-            }
-            if paused
-            else {"UpdateExpression": "REMOVE paused, paused_reason"}
-        )
-        self._dynamodb.update_item(TableName=self.table, Key=fleet_key(fleet), **change)
+        if paused:
+            self._dynamodb.update_item(
+                TableName=self.table,
+                Key=fleet_key(fleet),
+                UpdateExpression="SET paused = :true, paused_reason = :why",
+                ExpressionAttributeValues={":true": {"BOOL": True}, ":why": {"S": why}},
+            )
+        else:
+            self._dynamodb.update_item(
+                TableName=self.table,
+                Key=fleet_key(fleet),
+                UpdateExpression="REMOVE paused, paused_reason",
+            )

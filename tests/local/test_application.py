@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
@@ -13,6 +13,9 @@ from moto import mock_aws
 from local import application, install_extensions
 from local.imagebuilder import Health, imagebuilder_backends
 from tests.local.eventbus import EventQueue
+
+if TYPE_CHECKING:
+    from types_boto3_cloudwatch.type_defs import DimensionTypeDef, MetricTypeDef
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -61,11 +64,14 @@ def _serving(health: Health, subnet: str, group_arn: str) -> None:
 
 
 def _error_rate_alarm(name: str, group_arn: str, balancer_arn: str) -> None:
-    dimensions = [
+    dimensions: list[DimensionTypeDef] = [
         {"Name": "LoadBalancer", "Value": balancer_arn.split("loadbalancer/")[1]},
         {"Name": "TargetGroup", "Value": group_arn.rsplit(":", maxsplit=1)[-1]},
     ]
-    stat = {"Namespace": "AWS/ApplicationELB", "Dimensions": dimensions}
+
+    def metric(name: str) -> MetricTypeDef:
+        return {"Namespace": "AWS/ApplicationELB", "MetricName": name, "Dimensions": dimensions}
+
     boto3.client("cloudwatch", region_name=REGION).put_metric_alarm(
         AlarmName=name,
         ComparisonOperator="GreaterThanThreshold",
@@ -77,7 +83,7 @@ def _error_rate_alarm(name: str, group_arn: str, balancer_arn: str) -> None:
                 "Id": "errors",
                 "ReturnData": False,
                 "MetricStat": {
-                    "Metric": {**stat, "MetricName": "HTTPCode_Target_5XX_Count"},
+                    "Metric": metric("HTTPCode_Target_5XX_Count"),
                     "Period": 60,
                     "Stat": "Sum",
                 },
@@ -86,7 +92,7 @@ def _error_rate_alarm(name: str, group_arn: str, balancer_arn: str) -> None:
                 "Id": "requests",
                 "ReturnData": False,
                 "MetricStat": {
-                    "Metric": {**stat, "MetricName": "RequestCount"},
+                    "Metric": metric("RequestCount"),
                     "Period": 60,
                     "Stat": "Sum",
                 },

@@ -10,7 +10,7 @@ import types
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
@@ -19,6 +19,9 @@ from moto import mock_aws
 from local import eventbridge, install_extensions
 from local.eventbridge import select, transform
 from tests.local.eventbus import EventQueue
+
+if TYPE_CHECKING:
+    from types_boto3_events.type_defs import TargetTypeDef
 
 REGION = "us-east-1"
 EVENTS = Path(__file__).resolve().parents[1] / "events"
@@ -145,10 +148,10 @@ def test_a_handler_past_its_timeout_is_answered_as_a_timeout(aws: None) -> None:
     assert result["payload"]["errorMessage"].endswith("Task timed out after 1.00 seconds")
 
 
-def _rule(pattern: dict[str, Any], target: dict[str, Any]) -> None:
+def _rule(pattern: dict[str, Any], target: TargetTypeDef) -> None:
     events = boto3.client("events", region_name=REGION)
     events.put_rule(Name="probe", EventPattern=json.dumps(pattern))
-    events.put_targets(Rule="probe", Targets=[{"Id": "1", **target}])
+    events.put_targets(Rule="probe", Targets=[target])
 
 
 def _put(source: str, detail_type: str, detail: dict[str, Any]) -> None:
@@ -164,6 +167,7 @@ def test_a_matching_event_reaches_a_lambda_through_an_input_transformer(aws: Non
     _rule(
         {"source": ["phoenix"], "detail-type": ["Release Requested"]},
         {
+            "Id": "1",
             "Arn": arn,
             "InputTransformer": {
                 "InputPathsMap": {"fleet": "$.detail.fleet", "ami": "$.detail.ami"},
@@ -183,7 +187,7 @@ def test_a_matching_event_starts_a_state_machine_with_the_selected_input(aws: No
         definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
         roleArn=role,
     )["stateMachineArn"]
-    _rule({"source": ["aws.imagebuilder"]}, {"Arn": machine, "InputPath": "$.detail"})
+    _rule({"source": ["aws.imagebuilder"]}, {"Id": "1", "Arn": machine, "InputPath": "$.detail"})
     _put(
         "aws.imagebuilder",
         "EC2 Image Builder Image State Change",
@@ -314,5 +318,5 @@ def test_a_state_machine_task_invokes_a_phoenix_handler_through_moto_s_interpret
 
 def test_a_target_that_cannot_take_the_event_never_fails_the_producer(aws: None) -> None:
     missing = "arn:aws:states:us-east-1:123456789012:stateMachine:gone"
-    _rule({"source": ["phoenix"]}, {"Arn": missing})
+    _rule({"source": ["phoenix"]}, {"Id": "1", "Arn": missing})
     _put("phoenix", "Release Requested", {"fleet": "web"})  # asserts FailedEntryCount == 0

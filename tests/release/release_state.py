@@ -10,14 +10,14 @@ from __future__ import annotations
 import functools
 import json
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 import boto3
 from aws_lambda_powertools import Metrics
 from botocore.stub import ANY, Stubber
 
 from phoenix.kernel import clock, ledger
-from phoenix.kernel.clients import Clients
+from phoenix.kernel.clients import Clients, Service
 from phoenix.kernel.settings import ReleaseSettings
 
 SETTINGS = ReleaseSettings(environment="sandbox", service_name="t", table_name="ledger")
@@ -40,7 +40,16 @@ SOURCE_VERSION = 7
 VERSION = 8
 CAPACITY = {"min": 2, "max": 6, "desired": 3}
 TOKEN = "AQCEAAAAKgAAAAMAAAAAAAAAAc+token"  # noqa: S105 - a task token, no secret
-CREDENTIALS = {"aws_access_key_id": "x", "aws_secret_access_key": "x"}
+
+
+class Credentials(TypedDict):
+    """boto3.client's keyword arguments for fake credentials (Stubber and moto)."""
+
+    aws_access_key_id: str
+    aws_secret_access_key: str
+
+
+CREDENTIALS: Credentials = {"aws_access_key_id": "x", "aws_secret_access_key": "x"}
 
 
 def parameter(slot: str, setting: str) -> str:
@@ -196,7 +205,7 @@ class StubbedAws:
         self._stubs: dict[str, Stubber] = {}
         self.clients = Clients("us-east-1", factory=lambda service: self.stub(service).client)
 
-    def stub(self, service: str) -> Stubber:
+    def stub(self, service: Service) -> Stubber:
         if service not in self._stubs:
             client = boto3.client(service, region_name="us-east-1", **CREDENTIALS)
             # Registered before the Stubber's own handler, which answers the call.
@@ -286,7 +295,7 @@ def expect_event(aws: StubbedAws, detail_type: str, **detail: Any) -> None:
 def expect_step(aws: StubbedAws, step: str, **detail: Any) -> None:
     """The step appended to the release's ledger item, then `Release Step Completed`."""
     entry = ledger.typed({"step": step, **detail})
-    entry["M"]["at"] = ANY
+    entry["M"] = {**entry["M"], "at": ANY}
     aws.dynamodb.add_response(
         "update_item",
         {"Attributes": {"last_step_at": {"S": "2026-11-25T09:04:00.000000Z"}}},

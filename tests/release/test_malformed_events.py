@@ -27,7 +27,7 @@ from hypothesis import event as label
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from phoenix.kernel.clients import Clients
+from phoenix.kernel.clients import Clients, Service
 from phoenix.kernel.settings import ReleaseSettings
 from phoenix.release.handlers import (
     deploy,
@@ -42,6 +42,7 @@ from phoenix.release.handlers import (
 from phoenix.release.runtime.events import ImageStateChange, InstanceRefreshEvent, ReleaseRequested
 from phoenix.release.runtime.models import MalformedStepError, StepInput
 from phoenix.release.runtime.settings import RefreshEventSettings, TriggerSettings
+from tests.release.release_state import Credentials
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 IMAGE = json.loads((EVENTS / "imagebuilder_image_available.json").read_text())
@@ -60,7 +61,7 @@ TRIGGER_SETTINGS = TriggerSettings(
 REFRESH_SETTINGS = RefreshEventSettings(
     environment="sandbox", service_name="t", table_name="ledger", groups=json.dumps({GROUP: "web"})
 )
-CREDENTIALS = {"aws_access_key_id": "x", "aws_secret_access_key": "x"}
+CREDENTIALS: Credentials = {"aws_access_key_id": "x", "aws_secret_access_key": "x"}
 
 TG = f"{ELB}:targetgroup/web-{{}}/0123456789abcdef"
 SLOTS = {
@@ -104,7 +105,7 @@ def step_input(action: str, **state: Any) -> dict[str, Any]:
 
 
 # --- the harness: clients that fail on any call, and the warnings logged ---------------
-def stubbed(service: str) -> Any:
+def stubbed(service: Service) -> Any:
     client = boto3.client(service, region_name="us-east-1", **CREDENTIALS)
     Stubber(client).activate()  # nothing queued: any call raises UnStubbedResponseError
     return client
@@ -114,7 +115,7 @@ def no_call_clients() -> tuple[Clients, list[str]]:
     """Clients of stubbed clients, made on first use, and the services used."""
     made: list[str] = []
 
-    def factory(service: str) -> Any:
+    def factory(service: Service) -> Any:
         made.append(service)
         return stubbed(service)
 

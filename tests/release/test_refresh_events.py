@@ -171,7 +171,10 @@ def test_without_a_waiting_token_nothing_is_sent(aws: StubbedAws, case: str) -> 
 
 
 def test_a_dynamodb_null_reads_as_none() -> None:
-    typed = {"a": {"NULL": True}, "b": {"L": [{"NULL": True}, {"M": {"c": {"NULL": True}}}]}}
+    typed: dict[str, Any] = {
+        "a": {"NULL": True},
+        "b": {"L": [{"NULL": True}, {"M": {"c": {"NULL": True}}}]},
+    }
     assert ledger.plain(typed) == {"a": None, "b": [None, {"c": None}]}
     assert ledger.plain({"a": ledger.typed(None)}) == {"a": None}
 

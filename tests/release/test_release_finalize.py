@@ -108,7 +108,7 @@ def _kept(strategy: str) -> dict[str, Any]:
                 "previous_ami": PREVIOUS_AMI,
             }
         )
-        warm["M"]["until"] = IsoAfter(timedelta(seconds=1800))
+        warm["M"] = {**warm["M"], "until": IsoAfter(timedelta(seconds=1800))}
         kept["warm_slot"] = warm
     return kept
 

@@ -15,6 +15,7 @@ from botocore.stub import ANY, Stubber
 
 from phoenix.release.handlers.trigger import handle
 from phoenix.release.runtime.settings import TriggerSettings as Settings
+from tests.release.release_state import Credentials
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 IMAGE = json.loads((EVENTS / "imagebuilder_image_available.json").read_text())
@@ -33,7 +34,7 @@ class Clients:
 
 @pytest.fixture
 def clients() -> Iterator[Clients]:
-    credentials = {"aws_access_key_id": "t", "aws_secret_access_key": "t"}
+    credentials: Credentials = {"aws_access_key_id": "t", "aws_secret_access_key": "t"}
     imagebuilder = boto3.client("imagebuilder", region_name="us-east-1", **credentials)
     stepfunctions = boto3.client("stepfunctions", region_name="us-east-1", **credentials)
     with Stubber(imagebuilder) as images, Stubber(stepfunctions) as executions:

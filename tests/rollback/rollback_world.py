@@ -266,7 +266,7 @@ def expect_window_restored(aws: StubbedAws, old: str) -> None:
 def expect_recorded(aws: StubbedAws, how: str, done: str, reason: str) -> None:
     """The `rolled back` step appended to the release item."""
     entry = ledger.typed({"step": "rolled back", "how": how, "action": done, "reason": reason})
-    entry["M"]["at"] = ANY
+    entry["M"] = {**entry["M"], "at": ANY}
     aws.dynamodb.add_response(
         "update_item",
         {"Attributes": {"last_step_at": {"S": "2026-11-25T11:59:00.000000Z"}}},

@@ -8,7 +8,7 @@ malformed event is logged with the reason and changes nothing.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.parser import ValidationError, parse
@@ -19,11 +19,18 @@ from phoenix.release.runtime import trigger
 from phoenix.release.runtime.events import ImageStateChange, ReleaseRequested
 from phoenix.release.runtime.settings import TriggerSettings
 
+if TYPE_CHECKING:
+    from types_boto3_imagebuilder.client import ImagebuilderClient
+    from types_boto3_stepfunctions.client import SFNClient
+
 logger = Logger()
 
 
 def handle(
-    event: Any, settings: TriggerSettings, imagebuilder: Any, stepfunctions: Any
+    event: Any,
+    settings: TriggerSettings,
+    imagebuilder: ImagebuilderClient,
+    stepfunctions: SFNClient,
 ) -> dict[str, Any]:
     event_id = event.get("id") if isinstance(event, dict) else None
     try:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import BaseModel, ConfigDict, Field
 
 from phoenix.kernel.events import DetailType, put
 from phoenix.release.runtime.models import ReleaseState
+
+if TYPE_CHECKING:
+    from types_boto3_events.client import EventBridgeClient
 
 IMAGE_STATE_CHANGE = "EC2 Image Builder Image State Change"
 
@@ -74,7 +77,9 @@ class InstanceRefreshEvent(EventBridgeModel):
     detail: InstanceRefreshDetail
 
 
-def publish(events: Any, detail_type: DetailType, state: ReleaseState, **detail: Any) -> None:
+def publish(
+    events: EventBridgeClient, detail_type: DetailType, state: ReleaseState, **detail: Any
+) -> None:
     """One event with the release id, fleet, environment and AMIs, plus `detail`."""
     body = {
         "release_id": state.release.id,

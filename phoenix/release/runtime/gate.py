@@ -8,7 +8,7 @@ GetMetricData, whatever the number of instances.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 from phoenix.kernel.fleet_calls import alarms_in_alarm
 from phoenix.kernel.metrics import (
@@ -20,12 +20,20 @@ from phoenix.kernel.metrics import (
 )
 from phoenix.release.runtime.models import FleetSpec, ReleaseState
 
+if TYPE_CHECKING:
+    from types_boto3_cloudwatch.client import CloudWatchClient
+    from types_boto3_cloudwatch.type_defs import DimensionTypeDef, MetricDataQueryTypeDef
+    from types_boto3_ec2.client import EC2Client
+    from types_boto3_elbv2.client import ElasticLoadBalancingv2Client
+
 
 class GateFailedError(Exception):
     """The release is not healthy: the message names what failed."""
 
 
-def target_health(elbv2: Any, target_group: str) -> tuple[dict[str, int], list[str]]:
+def target_health(
+    elbv2: ElasticLoadBalancingv2Client, target_group: str
+) -> tuple[dict[str, int], list[str]]:
     """How many of a target group's targets are in each state, and the healthy ones."""
     descriptions = elbv2.describe_target_health(TargetGroupArn=target_group)
     counts: dict[str, int] = {}
@@ -38,7 +46,7 @@ def target_health(elbv2: Any, target_group: str) -> tuple[dict[str, int], list[s
     return counts, healthy
 
 
-def on_ami(ec2: Any, instance_ids: list[str], ami: str) -> int:
+def on_ami(ec2: EC2Client, instance_ids: list[str], ami: str) -> int:
     """How many of the instances run `ami` (one DescribeInstances; none for no ids)."""
     if not instance_ids:
         return 0
@@ -46,7 +54,9 @@ def on_ami(ec2: Any, instance_ids: list[str], ami: str) -> int:
     return sum(1 for r in found for i in r["Instances"] if i.get("ImageId") == ami)
 
 
-def warmed_up(elbv2: Any, ec2: Any, state: ReleaseState) -> tuple[bool, str]:
+def warmed_up(
+    elbv2: ElasticLoadBalancingv2Client, ec2: EC2Client, state: ReleaseState
+) -> tuple[bool, str]:
     """Every instance the target slot should have is registered, healthy and on the new
     AMI (a healthy target of an older AMI, still draining or not yet replaced, does not
     count)."""
@@ -66,11 +76,13 @@ def _dimension(arn: str) -> str:
     return arn.rsplit(":", 1)[1].removeprefix("loadbalancer/")
 
 
-def _queries(spec: FleetSpec, slot_groups: dict[str, str], period: int) -> list[dict[str, Any]]:
+def _queries(
+    spec: FleetSpec, slot_groups: dict[str, str], period: int
+) -> list[MetricDataQueryTypeDef]:
     listener_balancer = "/".join(spec.listener.rsplit(":", 1)[1].split("/")[1:4])
-    queries = []
+    queries: list[MetricDataQueryTypeDef] = []
     for role, group in slot_groups.items():
-        dimensions = [
+        dimensions: list[DimensionTypeDef] = [
             {"Name": "LoadBalancer", "Value": listener_balancer},
             {"Name": "TargetGroup", "Value": _dimension(group)},
         ]
@@ -93,7 +105,7 @@ def _queries(spec: FleetSpec, slot_groups: dict[str, str], period: int) -> list[
 
 
 def judge_canary(
-    cloudwatch: Any, state: ReleaseState, since: datetime, until: datetime
+    cloudwatch: CloudWatchClient, state: ReleaseState, since: datetime, until: datetime
 ) -> tuple[bool, str]:
     """Canary versus baseline since the step began: 5xx rate and p99 latency.
 
@@ -146,7 +158,13 @@ def _shown(value: float | None, unit: str) -> str:
     return "n/a" if value is None else f"{value:.1f}{unit}"
 
 
-def judge(elbv2: Any, ec2: Any, cloudwatch: Any, state: ReleaseState, until: datetime) -> str:
+def judge(
+    elbv2: ElasticLoadBalancingv2Client,
+    ec2: EC2Client,
+    cloudwatch: CloudWatchClient,
+    state: ReleaseState,
+    until: datetime,
+) -> str:
     """The gate after a step: raises GateFailedError with the reason, else a summary."""
     healthy, targets = warmed_up(elbv2, ec2, state)
     if not healthy:

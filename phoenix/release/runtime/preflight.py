@@ -8,12 +8,19 @@ service, whatever the fleet's size.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING
 
 from phoenix.kernel.clock import now, parse_time
 from phoenix.kernel.fleet_calls import ACTIVE_REFRESH_STATUSES, alarms_in_alarm, latest_refresh
 from phoenix.kernel.names import Slot, release_pointer, slot_parameter
 from phoenix.release.runtime.models import Capacity, FleetSpec, Plan, ReleaseState, TrafficStep
+
+if TYPE_CHECKING:
+    from types_boto3_autoscaling.client import AutoScalingClient
+    from types_boto3_autoscaling.type_defs import AutoScalingGroupTypeDef
+    from types_boto3_cloudwatch.client import CloudWatchClient
+    from types_boto3_ec2.client import EC2Client
+    from types_boto3_ssm.client import SSMClient
 
 
 class PreflightFailedError(Exception):
@@ -27,7 +34,7 @@ def _other(slot: Slot) -> Slot:
     return "green" if slot == "blue" else "blue"
 
 
-def read_controller_state(ssm: Any, state: ReleaseState) -> dict[str, str]:
+def read_controller_state(ssm: SSMClient, state: ReleaseState) -> dict[str, str]:
     """The pointer and the slots' weights (GetParameters, one call)."""
     spec = state.fleet_spec
     names = [release_pointer(state.environment, spec.name)]
@@ -58,7 +65,7 @@ def active_slot(state: ReleaseState, parameters: dict[str, str]) -> Slot:
     return "blue" if weights["blue"] > weights["green"] else "green"
 
 
-def check_images(ec2: Any, state: ReleaseState, from_ami: str) -> None:
+def check_images(ec2: EC2Client, state: ReleaseState, from_ami: str) -> None:
     """The target AMI exists here, is available and of the fleet's architecture; the
     previous AMI (the rollback target) is still launchable."""
     found = ec2.describe_images(ImageIds=sorted({state.ami, from_ami}))["Images"]
@@ -90,7 +97,9 @@ def check_images(ec2: Any, state: ReleaseState, from_ami: str) -> None:
         )
 
 
-def check_groups(autoscaling: Any, spec: FleetSpec) -> dict[str, dict[str, Any]]:
+def check_groups(
+    autoscaling: AutoScalingClient, spec: FleetSpec
+) -> dict[str, AutoScalingGroupTypeDef]:
     """Every slot's group exists and uses an explicit launch template version."""
     names = [slot.group for slot in spec.slots.values()]
     found = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=names)
@@ -109,7 +118,7 @@ def check_groups(autoscaling: Any, spec: FleetSpec) -> dict[str, dict[str, Any]]
     return groups
 
 
-def check_no_refresh(autoscaling: Any, group: str) -> None:
+def check_no_refresh(autoscaling: AutoScalingClient, group: str) -> None:
     latest = latest_refresh(autoscaling, group)
     if latest and latest["Status"] in ACTIVE_REFRESH_STATUSES:
         raise PreflightFailedError(
@@ -119,7 +128,7 @@ def check_no_refresh(autoscaling: Any, group: str) -> None:
         )
 
 
-def check_alarms(cloudwatch: Any, spec: FleetSpec) -> None:
+def check_alarms(cloudwatch: CloudWatchClient, spec: FleetSpec) -> None:
     firing = alarms_in_alarm(cloudwatch, spec.alarms)
     if firing:
         raise PreflightFailedError("fleet alarms OK", ", ".join(firing), "in ALARM now")
@@ -143,7 +152,14 @@ def traffic_steps(spec: FleetSpec) -> list[TrafficStep]:
     return [TrafficStep(target=p, active=100 - p, last=p == 100) for p in steps]
 
 
-def run(state: ReleaseState, *, ssm: Any, ec2: Any, autoscaling: Any, cloudwatch: Any) -> Plan:
+def run(
+    state: ReleaseState,
+    *,
+    ssm: SSMClient,
+    ec2: EC2Client,
+    autoscaling: AutoScalingClient,
+    cloudwatch: CloudWatchClient,
+) -> Plan:
     """Every preflight check of docs/release.md, in order; the plan for the steps that follow."""
     spec = state.fleet_spec
     parameters = read_controller_state(ssm, state)

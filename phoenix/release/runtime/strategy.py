@@ -6,7 +6,7 @@ Each function makes a fixed number of AWS calls, whatever the number of instance
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
@@ -16,12 +16,19 @@ from phoenix.kernel.fleet_calls import ACTIVE_REFRESH_STATUSES, put_parameter
 from phoenix.kernel.names import Slot, release_pointer, slot_parameter
 from phoenix.release.runtime.models import FleetSpec, Plan, ReleaseState
 
+if TYPE_CHECKING:
+    from types_boto3_autoscaling.client import AutoScalingClient
+    from types_boto3_autoscaling.type_defs import InstanceRefreshTypeDef, RefreshPreferencesTypeDef
+    from types_boto3_ec2.client import EC2Client
+    from types_boto3_elbv2.client import ElasticLoadBalancingv2Client
+    from types_boto3_ssm.client import SSMClient
+
 
 class RefreshStillCancellingError(Exception):
     """The refresh to undo is being cancelled; retry the rollback once it is Cancelled."""
 
 
-def prepare(ec2: Any, state: ReleaseState) -> int:
+def prepare(ec2: EC2Client, state: ReleaseState) -> int:
     """A new launch template version for the target slot: the current one, new AMI."""
     plan = state.need_plan()
     template = state.fleet_spec.slots[plan.target_slot].launch_template
@@ -34,10 +41,10 @@ def prepare(ec2: Any, state: ReleaseState) -> int:
     return int(response["LaunchTemplateVersion"]["VersionNumber"])
 
 
-def refresh_preferences(spec: FleetSpec) -> dict[str, Any]:
+def refresh_preferences(spec: FleetSpec) -> RefreshPreferencesTypeDef:
     """Instance Refresh preferences: launch before terminate by default, checkpoints, bake
     time, skip matching, and AutoRollback on the fleet's alarms."""
-    preferences: dict[str, Any] = {
+    preferences: RefreshPreferencesTypeDef = {
         "MinHealthyPercentage": spec.min_healthy_percentage,
         "MaxHealthyPercentage": spec.max_healthy_percentage,
         "InstanceWarmup": spec.warmup_seconds,
@@ -55,7 +62,7 @@ def refresh_preferences(spec: FleetSpec) -> dict[str, Any]:
     return preferences
 
 
-def start_refresh(autoscaling: Any, state: ReleaseState, version: int) -> str:
+def start_refresh(autoscaling: AutoScalingClient, state: ReleaseState, version: int) -> str:
     """StartInstanceRefresh to `version` with the fleet's preferences; the refresh id."""
     spec = state.fleet_spec
     slot = spec.slots[state.need_plan().target_slot]
@@ -70,7 +77,9 @@ def start_refresh(autoscaling: Any, state: ReleaseState, version: int) -> str:
     return str(response["InstanceRefreshId"])
 
 
-def scale_target(autoscaling: Any, ssm: Any, state: ReleaseState, version: int) -> None:
+def scale_target(
+    autoscaling: AutoScalingClient, ssm: SSMClient, state: ReleaseState, version: int
+) -> None:
     """The idle slot gets the new version and the active slot's capacity. Its version and
     minimum go to the controller's parameters first, so a deploy meanwhile keeps them."""
     plan = state.need_plan()
@@ -99,7 +108,9 @@ def scale_target(autoscaling: Any, ssm: Any, state: ReleaseState, version: int) 
     )
 
 
-def set_weights(elbv2: Any, spec: FleetSpec, weights: dict[Slot, int]) -> None:
+def set_weights(
+    elbv2: ElasticLoadBalancingv2Client, spec: FleetSpec, weights: dict[Slot, int]
+) -> None:
     """ModifyListener: forward to the slots' target groups by `weights` (one call)."""
     fleet_calls.set_weights(
         elbv2,
@@ -108,7 +119,9 @@ def set_weights(elbv2: Any, spec: FleetSpec, weights: dict[Slot, int]) -> None:
     )
 
 
-def empty_slot(autoscaling: Any, ssm: Any, state: ReleaseState, slot: Slot) -> None:
+def empty_slot(
+    autoscaling: AutoScalingClient, ssm: SSMClient, state: ReleaseState, slot: Slot
+) -> None:
     """Scale a slot to 0, its controller-owned minimum first."""
     fleet_calls.empty_slot(
         autoscaling,
@@ -118,7 +131,12 @@ def empty_slot(autoscaling: Any, ssm: Any, state: ReleaseState, slot: Slot) -> N
     )
 
 
-def roll_back_traffic(elbv2: Any, autoscaling: Any, ssm: Any, state: ReleaseState) -> None:
+def roll_back_traffic(
+    elbv2: ElasticLoadBalancingv2Client,
+    autoscaling: AutoScalingClient,
+    ssm: SSMClient,
+    state: ReleaseState,
+) -> None:
     """blue_green/canary: every request back to the active slot first (one call), then the
     target slot scaled to 0. The parameters never held the new weights: nothing to undo."""
     plan = state.need_plan()
@@ -126,7 +144,7 @@ def roll_back_traffic(elbv2: Any, autoscaling: Any, ssm: Any, state: ReleaseStat
     empty_slot(autoscaling, ssm, state, plan.target_slot)
 
 
-def roll_back_refresh(autoscaling: Any, state: ReleaseState) -> str:
+def roll_back_refresh(autoscaling: AutoScalingClient, state: ReleaseState) -> str:
     """rolling: undo the refresh. Returns what was done: `rollback` (RollbackInstanceRefresh
     of the running refresh), `refresh` (a new refresh to the previous version, when the
     refresh had already ended; when AWS refuses a rollback, the refresh is cancelled and
@@ -178,11 +196,11 @@ def roll_back_refresh(autoscaling: Any, state: ReleaseState) -> str:
     return "refresh"
 
 
-def _started(refresh: dict[str, Any]) -> datetime:
+def _started(refresh: InstanceRefreshTypeDef) -> datetime:
     return parse_time(refresh["StartTime"])
 
 
-def commit(ssm: Any, state: ReleaseState, plan: Plan, version: int) -> None:
+def commit(ssm: SSMClient, state: ReleaseState, plan: Plan, version: int) -> None:
     """After success: the controller's parameters say what now serves (pointer last, so a
     crash in between never points at an AMI the slots do not run)."""
     env, fleet = state.environment, state.fleet

@@ -9,11 +9,16 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
 from phoenix.release.runtime.events import ImageStateChange, ReleaseRequested
+
+if TYPE_CHECKING:
+    from types_boto3_imagebuilder.client import ImagebuilderClient
+    from types_boto3_imagebuilder.type_defs import ImageTypeDef
+    from types_boto3_stepfunctions.client import SFNClient
 
 _NAME = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -53,7 +58,7 @@ def subscribed_fleets(image_arn: str, subscriptions: dict[str, list[str]]) -> li
     return subscriptions[name]
 
 
-def ami_for_region(image: dict[str, Any], region: str) -> str:
+def ami_for_region(image: ImageTypeDef, region: str) -> str:
     """The AMI an Image Builder image produced in `region` (GetImage's outputResources)."""
     for ami in image.get("outputResources", {}).get("amis", []):
         if ami.get("region") == region and ami.get("image"):
@@ -61,10 +66,10 @@ def ami_for_region(image: dict[str, Any], region: str) -> str:
     raise RefusedError(f"image {image.get('arn')!r} has no AMI in {region}")
 
 
-def read_image(imagebuilder: Any, arn: str) -> dict[str, Any]:
+def read_image(imagebuilder: ImagebuilderClient, arn: str) -> ImageTypeDef:
     """GetImage; an image Image Builder does not know is refused, not an error."""
     try:
-        image: dict[str, Any] = imagebuilder.get_image(imageBuildVersionArn=arn)["image"]
+        image = imagebuilder.get_image(imageBuildVersionArn=arn)["image"]
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
             raise RefusedError(f"Image Builder has no image {arn}") from None
@@ -74,7 +79,7 @@ def read_image(imagebuilder: Any, arn: str) -> dict[str, Any]:
 
 def plan_image(
     event: ImageStateChange,
-    image: dict[str, Any],
+    image: ImageTypeDef,
     *,
     environment: str,
     region: str,
@@ -100,7 +105,7 @@ def plan_requested(
     return [ReleaseRequest(environment, event.detail.fleet, event.detail.ami, trigger, event.id)]
 
 
-def start(stepfunctions: Any, state_machine_arn: str, request: ReleaseRequest) -> bool:
+def start(stepfunctions: SFNClient, state_machine_arn: str, request: ReleaseRequest) -> bool:
     """Start the release; False when this event already started it (a duplicate)."""
     try:
         stepfunctions.start_execution(

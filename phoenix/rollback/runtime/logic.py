@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
@@ -33,6 +33,13 @@ from phoenix.kernel.fleet_calls import put_parameter
 from phoenix.kernel.ledger import Ledger
 from phoenix.kernel.names import Slot, release_pointer, slot_parameter
 from phoenix.rollback.runtime.models import RollbackFleet
+
+if TYPE_CHECKING:
+    from types_boto3_autoscaling.client import AutoScalingClient
+    from types_boto3_dynamodb.type_defs import AttributeValueTypeDef
+    from types_boto3_elbv2.client import ElasticLoadBalancingv2Client
+    from types_boto3_ssm.client import SSMClient
+    from types_boto3_stepfunctions.client import SFNClient
 
 Action = Literal["in_flight", "window", "release", "nothing"]
 # The handler's logger (Powertools shares its keys with child loggers).
@@ -72,7 +79,9 @@ def _comparable(moment: Any) -> str:
     return clock.parse_time(str(moment)).isoformat() if moment else ""
 
 
-def weights_back(elbv2: Any, fleet: RollbackFleet, serve: Slot, drop: Slot) -> None:
+def weights_back(
+    elbv2: ElasticLoadBalancingv2Client, fleet: RollbackFleet, serve: Slot, drop: Slot
+) -> None:
     """ModifyListener: every request to `serve`'s target group."""
     fleet_calls.set_weights(
         elbv2,
@@ -84,7 +93,7 @@ def weights_back(elbv2: Any, fleet: RollbackFleet, serve: Slot, drop: Slot) -> N
 ROLLING_BACK = {"RollbackInProgress", "RollbackSuccessful"}
 
 
-def refresh_back(autoscaling: Any, fleet: RollbackFleet) -> str | None:
+def refresh_back(autoscaling: AutoScalingClient, fleet: RollbackFleet) -> str | None:
     """RollbackInstanceRefresh of the rolling slot: what was done, or None when the
     refresh is neither rolling back nor can be rolled back (it ended on the new version,
     or AWS refuses: the release's own gate and Catch path undo it, with a refresh back
@@ -114,7 +123,10 @@ def claim(ledger: Ledger, fleet: str, release_id: str, expected: str) -> bool:
         "AND attribute_exists(warm_slot)",
         "release": "last_release = :release AND last_outcome = :succeeded",
     }[expected]
-    values: dict[str, Any] = {":release": {"S": release_id}, ":outcome": {"S": "rolled back"}}
+    values: dict[str, AttributeValueTypeDef] = {
+        ":release": {"S": release_id},
+        ":outcome": {"S": "rolled back"},
+    }
     if expected != "in_flight":
         values[":succeeded"] = {"S": "succeeded"}
     return ledger.update_fleet_if(
@@ -125,7 +137,9 @@ def claim(ledger: Ledger, fleet: str, release_id: str, expected: str) -> bool:
     )
 
 
-def stop_execution(stepfunctions: Any, state_machine_arn: str, release_id: str, why: str) -> None:
+def stop_execution(
+    stepfunctions: SFNClient, state_machine_arn: str, release_id: str, why: str
+) -> None:
     arn = state_machine_arn.replace(":stateMachine:", ":execution:") + f":{release_id}"
     try:
         stepfunctions.stop_execution(executionArn=arn, error="RolledBack", cause=why[:32000])
@@ -135,7 +149,11 @@ def stop_execution(stepfunctions: Any, state_machine_arn: str, release_id: str, 
 
 
 def empty_slot(
-    autoscaling: Any, ssm: Any, environment: str, fleet: RollbackFleet, slot: Slot
+    autoscaling: AutoScalingClient,
+    ssm: SSMClient,
+    environment: str,
+    fleet: RollbackFleet,
+    slot: Slot,
 ) -> None:
     fleet_calls.empty_slot(
         autoscaling,
@@ -146,7 +164,7 @@ def empty_slot(
 
 
 def restore_window(
-    ssm: Any, environment: str, fleet: RollbackFleet, window: dict[str, Any]
+    ssm: SSMClient, environment: str, fleet: RollbackFleet, window: dict[str, Any]
 ) -> None:
     """The controller's parameters say the old slot serves the previous AMI again."""
     old, new = window["old_slot"], window["new_slot"]
