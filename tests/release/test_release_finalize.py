@@ -12,7 +12,8 @@ from botocore.exceptions import ClientError
 from botocore.stub import ANY
 
 from phoenix.kernel import ledger
-from phoenix.release.handlers.finalize import RETIRE_HOLD, handle
+from phoenix.release.handlers.finalize import handle
+from phoenix.release.runtime.finalize import RETIRE_HOLD
 from tests.release.release_state import (
     AMI,
     GROUPS,

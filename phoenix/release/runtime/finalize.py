@@ -1,0 +1,145 @@
+"""The end of a release: ledger, lock, pointer, events and metrics.
+
+Actions:
+- `succeed`: the controller's parameters and the pointer say what now serves; the
+  previous AMI is tagged as a rollback target (the image lifecycle keeps it); ledger
+  closed, lock released, `Release Succeeded`;
+- `rolled_back` / `failed`: ledger closed with the reason, lock released, `Release
+  Rolled Back` / `Release Failed`;
+- `rejected`: the fleet was locked or paused; the release is recorded as rejected and
+  `Release Rejected` says why (the lock is someone else's: untouched);
+- `retire`: after the rollback window, the old slot scales to 0, unless a later
+  release (or a rollback) has changed the fleet since.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import MetricUnit
+
+from phoenix.kernel import clock, ledger
+from phoenix.kernel.clients import Clients
+from phoenix.kernel.ledger import Ledger
+from phoenix.kernel.settings import ReleaseSettings
+from phoenix.release.runtime import events as release_events
+from phoenix.release.runtime import strategy
+from phoenix.release.runtime.models import ReleaseState
+from phoenix.release.runtime.steps import record
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Metrics
+
+# Retiring is two calls; a lock that outlives a failed retire frees itself soon.
+RETIRE_HOLD = timedelta(minutes=5)
+OUTCOMES = {"succeed": "succeeded", "rolled_back": "rolled back", "failed": "failed"}
+# The handler's logger (Powertools shares its keys with child loggers).
+logger = Logger(child=True)
+
+
+def _duration(state: ReleaseState) -> float:
+    return (clock.now() - state.release.started_at).total_seconds()
+
+
+def succeed(
+    aws: Clients, settings: ReleaseSettings, state: ReleaseState, metrics: Metrics
+) -> dict[str, Any]:
+    """`succeed`: see the module docstring; whether and when the old slot retires."""
+    plan = state.need_plan()
+    strategy.commit(aws.ssm, state, plan, state.need_version())
+    if plan.from_ami != state.ami:
+        aws.ec2.create_tags(
+            Resources=[plan.from_ami], Tags=[{"Key": ledger.ROLLBACK_TARGET_TAG, "Value": "true"}]
+        )
+    record(aws, settings, state, "pointer moved", metrics, ami=state.ami)
+    window = state.fleet_spec.rollback_window_seconds
+    keeps_old_slot = state.fleet_spec.strategy != "rolling" and window > 0
+    warm = {
+        "release": state.release.id,
+        "old_slot": plan.active_slot,
+        "new_slot": plan.target_slot,
+        "previous_ami": plan.from_ami,
+        "until": _later(window),
+    }
+    Ledger(aws.dynamodb, settings.table_name).close_release(
+        state.fleet,
+        state.release.id,
+        outcome="succeeded",
+        reason="",
+        good_ami=state.ami,
+        # A rollback release goes back to an AMI: nothing before it to return to.
+        # Re-releasing the AMI already serving keeps the fallback it had.
+        previous_ami=""
+        if state.trigger.startswith("rollback")
+        else (plan.from_ami if plan.from_ami != state.ami else None),
+        window=warm if keeps_old_slot else None,
+    )
+    _end(aws, settings, state, "succeeded", metrics)
+    release_events.publish(aws.events, "Release Succeeded", state)
+    return {"retire": keeps_old_slot, "retire_at": warm["until"]}
+
+
+def _later(seconds: int) -> str:
+    return ledger.iso(clock.now() + timedelta(seconds=seconds))
+
+
+def _end(
+    aws: Clients, settings: ReleaseSettings, state: ReleaseState, outcome: str, metrics: Metrics
+) -> None:
+    """Free the lock and count the release's end (its outcome is in the ledger already)."""
+    Ledger(aws.dynamodb, settings.table_name).release_lock(state.fleet, state.release.id)
+    metrics.add_metric(name="ReleaseDuration", unit=MetricUnit.Seconds, value=_duration(state))
+    name = {"succeeded": "ReleasesSucceeded", "rolled back": "ReleasesRolledBack"}
+    metrics.add_metric(name=name.get(outcome, "ReleasesFailed"), unit=MetricUnit.Count, value=1)
+
+
+def retire(aws: Clients, settings: ReleaseSettings, state: ReleaseState) -> dict[str, Any]:
+    """`retire`: the old slot to 0 unless the fleet changed since; whether it did."""
+    plan = state.need_plan()
+    if not Ledger(aws.dynamodb, settings.table_name).close_window(state.fleet, state.release.id):
+        logger.info("old slot kept: the fleet changed since (a rollback or a later release)")
+        return {"retired": False}
+    try:
+        Ledger(aws.dynamodb, settings.table_name).acquire(
+            state.fleet, state.release.id, hold=RETIRE_HOLD
+        )
+    except ledger.LockRefusedError as refusal:
+        logger.info("old slot kept", extra={"reason": str(refusal)})
+        return {"retired": False}
+    try:
+        strategy.empty_slot(aws.autoscaling, aws.ssm, state, plan.active_slot)
+    finally:
+        Ledger(aws.dynamodb, settings.table_name).release_lock(state.fleet, state.release.id)
+    return {"retired": True}
+
+
+def conclude(
+    aws: Clients, settings: ReleaseSettings, state: ReleaseState, action: str, metrics: Metrics
+) -> dict[str, Any]:
+    """`rejected`, `rolled_back` or `failed`: the outcome recorded and announced."""
+    reason = state.reason() or "unknown"
+    if action == "rejected":
+        facts = {"trigger": state.trigger, "to_ami": state.ami, "outcome": "rejected"}
+        Ledger(aws.dynamodb, settings.table_name).open_release(state.fleet, state.release.id, facts)
+        Ledger(aws.dynamodb, settings.table_name).close_release(
+            state.fleet,
+            state.release.id,
+            outcome="rejected",
+            reason=reason,
+            good_ami=None,
+        )
+        release_events.publish(aws.events, "Release Rejected", state, reason=reason)
+        return {"outcome": "rejected", "reason": reason}
+    outcome = OUTCOMES[action]
+    good = state.plan.from_ami if state.plan and action == "rolled_back" else None
+    Ledger(aws.dynamodb, settings.table_name).close_release(
+        state.fleet, state.release.id, outcome=outcome, reason=reason, good_ami=good
+    )
+    _end(aws, settings, state, outcome, metrics)
+    if action == "rolled_back":
+        release_events.publish(aws.events, "Release Rolled Back", state, reason=reason)
+    else:
+        release_events.publish(aws.events, "Release Failed", state, reason=reason)
+    return {"outcome": outcome, "reason": reason}
