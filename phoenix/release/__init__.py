@@ -1,2 +1,3 @@
 """ReleaseOrchestrator: the release state machine (construct, definition, spec), its runtime
-(runtime/: models, preflight, strategy, gate, trigger) and its Lambda handlers (handlers/)."""
+(runtime/: models, settings, preflight, strategy, gate, finalize, trigger, events, steps)
+and its Lambda handlers (handlers/)."""
