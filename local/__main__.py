@@ -1,19 +1,22 @@
 """The embedded AWS from the command line.
 
     python -m local serve [-c env=sandbox] [--port 4566] [--time-scale 60]
-    python -m local status [-c env=sandbox] [--port 4566]
+    python -m local status [-c env=sandbox] [--port PORT]
     python -m local bake [-c env=sandbox] [--pipeline golden] [--version 1.0.0]
-                         [--health healthy|failing|erroring|degrading|slow] [--port 4566]
+                         [--health healthy|failing|erroring|degrading|slow] [--port PORT]
 
 Starts moto on 127.0.0.1 with phoenix's extensions, deploys the environment's
 synthesized stacks into it with the real CDK CLI, prints the endpoint and the fleets,
 and serves until Ctrl-C. Point boto3, the AWS CLI or `npx cdk` at it with the variables
-it prints.
+it prints. `status` and `bake` talk to 127.0.0.1:PORT when --port is given, else to
+AWS_ENDPOINT_URL (the SDKs' standard variable, one of those printed) when it is set,
+else to 127.0.0.1:4566.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -25,6 +28,9 @@ from local.embedded import DeployError, EmbeddedAws
 from local.status import describe_fleets
 from phoenix.kernel.names import image_name
 
+DEFAULT_PORT = 4566
+PORT_HELP = "the server's port on 127.0.0.1 (default: AWS_ENDPOINT_URL when set, else 4566)"
+
 
 def _context(values: list[str]) -> dict[str, str]:
     context = {}
@@ -34,6 +40,14 @@ def _context(values: list[str]) -> dict[str, str]:
             raise SystemExit(f"phoenix: -c takes KEY=VALUE, got {value!r}")
         context[key] = setting
     return context
+
+
+def server_endpoint(port: int | None) -> str:
+    """Where `status` and `bake` find the server: --port when given, else the SDKs'
+    AWS_ENDPOINT_URL when set, else the port `serve` listens on by default."""
+    if port is not None:
+        return f"http://127.0.0.1:{port}"
+    return os.environ.get("AWS_ENDPOINT_URL") or f"http://127.0.0.1:{DEFAULT_PORT}"
 
 
 def serve(environment: str, port: int, time_scale: float) -> int:
@@ -66,9 +80,8 @@ def serve(environment: str, port: int, time_scale: float) -> int:
     return 0
 
 
-def bake(environment: str, pipeline: str, version: str, health: str, port: int) -> int:
+def bake(environment: str, pipeline: str, version: str, health: str, endpoint: str) -> int:
     """Ask the running embedded AWS to build an image (CreateImage), then show it."""
-    endpoint = f"http://127.0.0.1:{port}"
     imagebuilder = endpoint_client("imagebuilder", endpoint)
     prefix = "arn:aws:imagebuilder:us-east-1:123456789012"
     name = image_name(environment, pipeline)
@@ -88,11 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     serve_parser = commands.add_parser("serve", help="run the embedded AWS with phoenix deployed")
     serve_parser.add_argument("-c", dest="context", action="append", default=[])
-    serve_parser.add_argument("--port", type=int, default=4566)
+    serve_parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     serve_parser.add_argument("--time-scale", type=float, default=60.0)
     status_parser = commands.add_parser("status", help="print the fleets of a running server")
     status_parser.add_argument("-c", dest="context", action="append", default=[])
-    status_parser.add_argument("--port", type=int, default=4566)
+    status_parser.add_argument("--port", type=int, help=PORT_HELP)
     bake_parser = commands.add_parser(
         "bake", help="bake an AMI as the pipeline would, announcing it AVAILABLE"
     )
@@ -104,18 +117,16 @@ def main(argv: list[str] | None = None) -> int:
         choices=["healthy", "failing", "erroring", "degrading", "slow"],
         default="healthy",
     )
-    bake_parser.add_argument("--port", type=int, default=4566)
+    bake_parser.add_argument("--port", type=int, help=PORT_HELP)
     arguments = parser.parse_args(argv)
     environment = _context(arguments.context).get("env", "sandbox")
+    if arguments.command == "serve":
+        return serve(environment, arguments.port, arguments.time_scale)
+    endpoint = server_endpoint(arguments.port)
     if arguments.command == "bake":
-        return bake(
-            environment, arguments.pipeline, arguments.version, arguments.health, arguments.port
-        )
-    if arguments.command == "status":
-        endpoint = f"http://127.0.0.1:{arguments.port}"
-        print(describe_fleets(lambda service: endpoint_client(service, endpoint), environment))
-        return 0
-    return serve(environment, arguments.port, arguments.time_scale)
+        return bake(environment, arguments.pipeline, arguments.version, arguments.health, endpoint)
+    print(describe_fleets(lambda service: endpoint_client(service, endpoint), environment))
+    return 0
 
 
 if __name__ == "__main__":

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -86,6 +89,25 @@ def test_every_stack_is_complete(sandbox: EmbeddedAws) -> None:
     statuses = {s["StackName"]: s["StackStatus"] for s in stacks}
     assert statuses["phoenix-sandbox"] == "CREATE_COMPLETE"
     assert statuses["phoenix-sandbox-state"] == "CREATE_COMPLETE"
+
+
+def test_status_finds_the_server_by_aws_endpoint_url_alone(sandbox: EmbeddedAws) -> None:
+    # Given a shell where the only AWS setting is the SDKs' endpoint variable (this
+    # server's port is a free one, not status's default)
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    environment["AWS_ENDPOINT_URL"] = sandbox.endpoint
+    # When `python -m local status` runs there without --port, then it reaches the server
+    status = subprocess.run(
+        [sys.executable, "-m", "local", "status"],
+        cwd=REPO,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert "fleet web: http://" in status
+    assert "phoenix-sandbox-web-blue: min 2 desired 2 max 4" in status
 
 
 def test_blue_serves_at_its_minimum_from_the_release_pointer_and_green_waits(

@@ -10,6 +10,9 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+from local.__main__ import server_endpoint
 from local.cloudformation import endpoint_client
 
 REPO = Path(__file__).resolve().parents[2]
@@ -87,3 +90,13 @@ def test_serve_starts_within_30_seconds_answers_and_stops_on_ctrl_c() -> None:
     assert server.returncode == 0
     assert "phoenix: stopped" in remaining
     assert os.environ.get("AWS_ENDPOINT_URL") is None  # the tests' own process untouched
+
+
+def test_status_and_bake_take_port_then_aws_endpoint_url_then_4566(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    assert server_endpoint(None) == "http://127.0.0.1:4566"
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://localhost:4000")
+    assert server_endpoint(None) == "http://localhost:4000"
+    assert server_endpoint(5000) == "http://127.0.0.1:5000"  # the option wins
