@@ -10,10 +10,20 @@ that much (the serve command does it on a timer; tests call it). Each step repla
 many instances as the preferences allow: with MaxHealthyPercentage above 100 it launches
 new instances first (up to that headroom) and then terminates as many old ones;
 otherwise it terminates up to what MinHealthyPercentage allows and lets the group launch
-replacements. It pauses `CheckpointDelay` at each checkpoint below 100 (sending the
-event), waits `BakeTime` once all are replaced, and with AutoRollback rolls back as soon
-as one of the AlarmSpecification alarms is in ALARM. Instances launch and become healthy
-at once.
+replacements. It waits `BakeTime` once it has replaced what it replaces, and with
+AutoRollback rolls back as soon as one of the AlarmSpecification alarms is in ALARM.
+Instances launch and become healthy at once.
+
+Checkpoints follow the API reference, RefreshPreferences.CheckpointPercentages (ascending
+unique values, 1-100 in botocore's model; "To replace all instances in the Auto Scaling
+group, the last number in the array must be 100"), and the user guide's "Add checkpoints to
+an instance refresh" (the last value is the share of the group the refresh must replace to
+become Successful): https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_RefreshPreferences.html
+and .../autoscaling/ec2/userguide/asg-adding-checkpoints-instance-refresh.html. A checkpoint
+is reached once at least its percentage of the group is new; the refresh pauses
+`CheckpointDelay` (default 3600 s) at each checkpoint before the last, sending the event,
+and replaces nothing past the last: a last value below 100 ends it Successful (after
+BakeTime) with the rest of the group on the old launch template version.
 """
 
 from __future__ import annotations
@@ -84,6 +94,15 @@ class Refresh:
     @property
     def checkpoints(self) -> list[int]:
         return [int(p) for p in self.preferences.get("CheckpointPercentages", [])]
+
+    @property
+    def last_checkpoint(self) -> int:
+        """The percentage of the group the refresh replaces: the last checkpoint, or 100."""
+        return self.checkpoints[-1] if self.checkpoints else 100
+
+    def stops_short(self) -> bool:
+        """A last checkpoint below 100 is reached: the refresh replaces no more."""
+        return self.last_checkpoint < 100 and self.last_checkpoint in self.reached_checkpoints
 
     def percentage(self) -> int:
         if self.status.startswith("Rollback"):
@@ -322,6 +341,9 @@ def remaining(refresh: Refresh) -> int:
     active = {s.instance.id for s in group.active_instances()}
     if refresh.status == "RollbackInProgress":
         return len((refresh.replaced & active) - refresh.rolled_back)
+    if refresh.last_checkpoint < 100:  # the refresh replaces up to its last checkpoint
+        goal = math.ceil(refresh.total * refresh.last_checkpoint / 100)
+        return min(len(active - refresh.replaced), max(goal - len(refresh.replaced), 0))
     return len(active - refresh.replaced)
 
 

@@ -60,7 +60,7 @@ def _step(refresh: Refresh, seconds: float) -> None:
         old = [i for i in active if i in refresh.replaced and i not in refresh.rolled_back]
     else:
         old = [i for i in active if i not in refresh.replaced]
-    if not old:
+    if not old or (not rolling_back and refresh.stops_short()):
         _complete(refresh, seconds, rolling_back)
         return
     batch = _batch_size(refresh, group.desired_capacity or len(active), len(old), rolling_back)
@@ -139,7 +139,7 @@ def _checkpoint(refresh: Refresh) -> None:
         return
     refresh.reached_checkpoints.extend(reached)
     highest = reached[-1]
-    if highest < 100:
+    if highest < refresh.last_checkpoint:  # the last one ends the refresh: no pause
         delay = int(refresh.preferences.get("CheckpointDelay", 3600))
         refresh.pause_seconds = float(delay)
         publish(

@@ -122,7 +122,8 @@ def fleet_spec(fleet: ImmutableFleet) -> dict[str, Any]:
         spec |= {
             "min_healthy_percentage": rolling.min_healthy_percentage,
             "max_healthy_percentage": rolling.max_healthy_percentage,
-            "checkpoint_percentages": [p for p in rolling.checkpoint_percentages if p < 100],
+            # as configured, ending at 100: the refresh replaces up to its last checkpoint
+            "checkpoint_percentages": list(rolling.checkpoint_percentages),
             "checkpoint_delay_seconds": rolling.checkpoint_delay_minutes * 60,
             "bake_seconds": rolling.bake_time_minutes * 60,
         }

@@ -75,6 +75,12 @@ def test_a_healthy_image_replaces_every_instance_and_takes_all_traffic(
     after = FleetView.read(aws, fleet)
     release = release_item(aws, fleet, execution["name"])
     assert execution["status"] == "SUCCEEDED", release
+    if fleet == "worker":  # its refresh paused at 50% and went on to the last checkpoint, 100
+        (refresh, *_) = aws.client("autoscaling").describe_instance_refreshes(
+            AutoScalingGroupName="phoenix-sandbox-worker-blue"
+        )["InstanceRefreshes"]
+        assert refresh["Preferences"].get("CheckpointPercentages") == [50, 100]
+        assert (refresh["Status"], refresh["PercentageComplete"]) == ("Successful", 100)
     assert after.serving_amis == {baked.ami}
     assert sorted(after.weights.values()) in ([100], [0, 100])
     assert after.pointer == baked.ami != before.pointer

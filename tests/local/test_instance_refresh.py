@@ -108,6 +108,34 @@ def test_launch_before_terminate_with_a_checkpoint(world: World) -> None:
     assert kinds == ["Started", "Checkpoint Reached", "Succeeded"]
 
 
+def test_a_last_checkpoint_below_100_ends_the_refresh_successful_there(world: World) -> None:
+    # Given a refresh whose last checkpoint is 50: AWS replaces that much of the group
+    # (the API reference: to replace all instances the last number must be 100)
+    _start(world, CheckpointPercentages=[20, 50], CheckpointDelay=600)
+
+    # When time passes: one instance (25%, past 20) and the delay, then a second (50%)
+    advance(60)
+    assert (world.refresh()["Status"], world.refresh()["PercentageComplete"]) == ("InProgress", 25)
+    advance(600)
+    advance(60)
+    advance(60)
+    advance(600)  # and nothing more happens however long it waits
+
+    # Then it ended Successful at 50%, half the instances still on launch template
+    # version 1 (its AMI; moto reports every instance's version as the template's default)
+    state = world.refresh()
+    assert (state["Status"], state["PercentageComplete"], state["InstancesToUpdate"]) == (
+        "Successful",
+        50,
+        0,
+    )
+    assert sorted(world.images()) == sorted([world.old_image] * 2 + [world.new_image] * 2)
+    events = world.events()
+    kinds = [e["detail-type"].removeprefix("EC2 Auto Scaling Instance Refresh ") for e in events]
+    assert kinds == ["Started", "Checkpoint Reached", "Succeeded"]  # no pause at the last one
+    assert events[1]["detail"]["CheckpointPercentage"] == "20"
+
+
 def test_the_checkpoint_event_carries_percentage_and_delay_as_aws_sends_them(world: World) -> None:
     _start(world, CheckpointPercentages=[50, 100], CheckpointDelay=600)
     advance(60)
@@ -208,10 +236,11 @@ def test_requests_aws_refuses_are_refused(world: World) -> None:
         Preferences={"MinHealthyPercentage": 50, "MaxHealthyPercentage": 200},
     )
     assert code == "ValidationError"
-    code, _ = _error(
-        start, AutoScalingGroupName=GROUP, Preferences={"CheckpointPercentages": [60, 20]}
-    )
-    assert code == "ValidationError"
+    for checkpoints in ([60, 20], [50, 50, 100], [50, 101]):  # ascending, unique, 1-100
+        code, _ = _error(
+            start, AutoScalingGroupName=GROUP, Preferences={"CheckpointPercentages": checkpoints}
+        )
+        assert code == "ValidationError", checkpoints
     code, _ = _error(
         start,
         AutoScalingGroupName=GROUP,

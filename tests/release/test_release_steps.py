@@ -9,18 +9,23 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from docs.diagram import state_machine_definition
 from phoenix.release.handlers.deploy import handle as deploy
 from phoenix.release.handlers.prepare import handle as prepare
-from phoenix.release.runtime.models import MalformedStepError
+from phoenix.release.runtime.models import FleetSpec, MalformedStepError
+from phoenix.release.runtime.strategy import refresh_preferences
+from tests.conftest import SynthesizedApp
 from tests.release.release_state import (
     ALARMS,
     AMI,
     CAPACITY,
     GROUPS,
+    LISTENER,
     RELEASE_ID,
     SETTINGS,
     SOURCE_VERSION,
     TABLE,
+    TARGET_GROUPS,
     TEMPLATES,
     TOKEN,
     VERSION,
@@ -119,7 +124,7 @@ def test_refresh_stores_the_token_then_starts_the_refresh(aws: StubbedAws) -> No
                 "BakeTime": 600,
                 "ScaleInProtectedInstances": "Refresh",
                 "StandbyInstances": "Terminate",
-                "CheckpointPercentages": [50],
+                "CheckpointPercentages": [50, 100],
                 "CheckpointDelay": 300,
                 "AlarmSpecification": {"Alarms": ALARMS},
             },
@@ -141,6 +146,29 @@ def test_refresh_by_a_release_that_lost_its_lock_starts_nothing(aws: StubbedAws)
     with pytest.raises(ClientError, match="ConditionalCheckFailed"):
         deploy(step_input(release_state("rolling"), "refresh", TOKEN), SETTINGS, aws.clients)
     assert aws.calls == ["dynamodb.UpdateItem"]
+
+
+def test_production_workers_refresh_pauses_at_its_checkpoints_and_replaces_every_instance(
+    synthesized: SynthesizedApp,
+) -> None:
+    # Given production's worker (checkpoints [20, 50, 100] in config/production.yaml) as
+    # the state machine hands it to the steps, its resources as CloudFormation resolves them
+    definition = state_machine_definition(synthesized.template("phoenix-production"))
+    written = definition["States"]["Fleet-worker"]["Result"]
+    resolved = {"group": GROUPS["blue"], "target_group": TARGET_GROUPS["blue"]}
+    spec = FleetSpec.model_validate(
+        written
+        | {"listener": LISTENER, "alarms": ALARMS}
+        | {"slots": {"blue": resolved | {"launch_template": TEMPLATES["blue"]}}}
+    )
+
+    # When deploy `refresh` makes its StartInstanceRefresh preferences
+    preferences = refresh_preferences(spec)
+
+    # Then the last checkpoint is 100: AWS replaces only up to the last one (API reference,
+    # RefreshPreferences: to replace all instances, the last number must be 100)
+    assert preferences.get("CheckpointPercentages") == [20, 50, 100]
+    assert preferences.get("CheckpointDelay") == 600
 
 
 def test_await_only_stores_the_new_token(aws: StubbedAws) -> None:

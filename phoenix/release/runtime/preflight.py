@@ -141,7 +141,8 @@ def refresh_wait_seconds(spec: FleetSpec) -> int:
     batches = math.ceil(100 / per_batch)
     expected = (
         batches * spec.warmup_seconds
-        + len(spec.checkpoint_percentages) * spec.checkpoint_delay_seconds
+        # a pause at each checkpoint but the last (100), which ends the refresh
+        + len([p for p in spec.checkpoint_percentages if p < 100]) * spec.checkpoint_delay_seconds
         + spec.bake_seconds
     )
     return max(600, 2 * expected)

@@ -43,7 +43,10 @@ def prepare(ec2: EC2Client, state: ReleaseState) -> int:
 
 def refresh_preferences(spec: FleetSpec) -> RefreshPreferencesTypeDef:
     """Instance Refresh preferences: launch before terminate by default, checkpoints, bake
-    time, skip matching, and AutoRollback on the fleet's alarms."""
+    time, skip matching, and AutoRollback on the fleet's alarms. The checkpoints end at 100:
+    a refresh replaces instances only up to its last checkpoint, and "To replace all
+    instances in the Auto Scaling group, the last number in the array must be 100" (API
+    reference, RefreshPreferences.CheckpointPercentages)."""
     preferences: RefreshPreferencesTypeDef = {
         "MinHealthyPercentage": spec.min_healthy_percentage,
         "MaxHealthyPercentage": spec.max_healthy_percentage,
@@ -54,8 +57,9 @@ def refresh_preferences(spec: FleetSpec) -> RefreshPreferencesTypeDef:
         "ScaleInProtectedInstances": "Refresh",
         "StandbyInstances": "Terminate",
     }
-    if spec.checkpoint_percentages:
-        preferences["CheckpointPercentages"] = spec.checkpoint_percentages
+    pauses = [p for p in spec.checkpoint_percentages if p < 100]
+    if pauses:
+        preferences["CheckpointPercentages"] = [*pauses, 100]
         preferences["CheckpointDelay"] = spec.checkpoint_delay_seconds
     if spec.alarms:
         preferences["AlarmSpecification"] = {"Alarms": spec.alarms}
