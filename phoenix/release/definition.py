@@ -3,8 +3,8 @@
 Input: the release trigger's request (environment, fleet, ami, trigger, event_id,
 image). Every Lambda step receives `{"action", "state": $, "entered_at"[, "task_token"]}`
 (phoenix/release/runtime/models.py). Every state after the lock has a Catch leading to
-the rollback path; Lambda steps retry the Lambda service's transient errors, the direct
-ModifyListener call retries throttling.
+the rollback path; Lambda steps retry the Lambda service's retryable errors (throttling
+included), the direct ModifyListener call retries throttling.
 """
 
 from __future__ import annotations
@@ -21,6 +21,18 @@ from constructs import Construct
 from phoenix.kernel.fleet_calls import ACTIVE_REFRESH_STATUSES, weighted_forward
 from phoenix.kernel.ledger import FleetPausedError, LockRefusedError
 from phoenix.release.runtime.strategy import RefreshStillCancellingError
+
+# The Lambda service's errors a step retries: those "Best practices: handle Lambda service
+# exceptions" (Step Functions developer guide) lists, throttling included, and the client
+# timeout CDK's own default retry covers. CDK's `retry_on_service_exceptions` omits
+# Lambda.TooManyRequestsException.
+LAMBDA_RETRYABLE = [
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+    "Lambda.ClientExecutionTimeoutException",
+]
 
 
 @dataclass(frozen=True)
@@ -107,7 +119,7 @@ class ReleaseDefinition(Construct):
             if token
             else {"payload_response_only": True}
         )
-        return tasks.LambdaInvoke(
+        task = tasks.LambdaInvoke(
             self,
             id,
             **pattern,
@@ -115,8 +127,15 @@ class ReleaseDefinition(Construct):
             payload=sfn.TaskInput.from_object(payload),
             result_path=result_path,
             task_timeout=sfn.Timeout.at(timeout_path) if timeout_path else None,
-            retry_on_service_exceptions=True,
+            retry_on_service_exceptions=False,
         )
+        task.add_retry(
+            errors=LAMBDA_RETRYABLE,
+            interval=Duration.seconds(2),
+            max_attempts=6,
+            backoff_rate=2,
+        )
+        return task
 
     def _guarded(self, task: sfn.TaskStateBase) -> sfn.TaskStateBase:
         task.add_catch(self._rollback, errors=[sfn.Errors.ALL], result_path="$.error")

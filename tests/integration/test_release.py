@@ -10,6 +10,7 @@ import pytest
 
 from local.api_calls import CallLog, recording
 from local.embedded import EmbeddedAws
+from local.faults import failing
 from local.fleet_view import FleetView, release_item
 from phoenix.release.spec import STEP_CALLS, step_handler
 from tests.integration.fleet_view import CapacityWatch, request_release, required_capacity
@@ -132,6 +133,28 @@ def test_an_unhealthy_image_is_rolled_back_to_the_last_good_one(
     assert release["steps"][-1] == "rolled back"
     assert "lock_owner" not in after.fleet_item
     assert watch.lowest >= watch.required, watch.seen
+
+
+def test_a_throttled_lambda_step_is_retried_not_rolled_back(aws: EmbeddedAws) -> None:
+    # Given Lambda throttling the state machine's first invocation of the deploy function
+    # (the rolling fleet's StartRefresh, a waitForTaskToken task)
+    deploy = next(
+        f["FunctionName"]
+        for f in aws.client("lambda").list_functions()["Functions"]
+        if f["Handler"] == step_handler("release_deploy")
+    )
+    baked = aws.bake(pipeline="scratch", version="4.0.0")
+
+    # When a release of a healthy image to the rolling fleet is requested
+    with failing("lambda", "Invoke", "TooManyRequestsException", invoking=deploy) as fault:
+        execution = request_release(aws, "worker", baked.ami)
+
+    # Then the step was retried (Lambda.TooManyRequestsException) and the release succeeded
+    release = release_item(aws, "worker", execution["name"])
+    assert fault.served == 1
+    assert execution["status"] == "SUCCEEDED", release
+    assert release["steps"] == STEPS["worker"]
+    assert FleetView.read(aws, "worker").serving_amis == {baked.ami}
 
 
 def test_every_call_the_steps_made_is_one_their_role_grants(

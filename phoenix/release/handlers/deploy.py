@@ -2,7 +2,8 @@
 
 Actions:
 - `refresh` (rolling, with a task token): store the token for the refresh event
-  receiver, then StartInstanceRefresh to the prepared version;
+  receiver, then StartInstanceRefresh to the prepared version (a retried step carries
+  on with the refresh its first attempt started);
 - `await` (with a task token): store a new token (the wait resumes after a poll);
 - `poll`: DescribeInstanceRefreshes, the polling fallback when no event came in time;
 - `scale` (blue_green, canary): the idle slot gets the new version and the active
@@ -46,7 +47,11 @@ def handle(event: Any, settings: ReleaseSettings, aws: Clients) -> dict[str, Any
             )
             if step.action == "await":
                 return None
-            refresh_id = strategy.start_refresh(aws.autoscaling, state, version)
+            refresh_id, started = strategy.start_refresh(aws.autoscaling, state, version)
+            if not started:
+                # A retried step: its first attempt started the refresh (and recorded it).
+                logger.info("instance refresh already started", extra={"refresh_id": refresh_id})
+                return None
             record(aws, settings, state, "instance refresh started", metrics, refresh_id=refresh_id)
             return None
         if step.action == "poll":

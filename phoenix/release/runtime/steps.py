@@ -6,16 +6,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from aws_lambda_powertools import Logger
+from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
 from phoenix.kernel.clients import Clients
+from phoenix.kernel.events import EventNotAcceptedError
 from phoenix.kernel.ledger import Ledger
 from phoenix.kernel.settings import ReleaseSettings
 from phoenix.release.runtime import events as release_events
 from phoenix.release.runtime.models import MalformedStepError, ReleaseState, StepInput
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools import Logger, Metrics
+    from aws_lambda_powertools import Metrics
+
+logger = Logger(child=True)
 
 
 def parse_step(event: Any, actions: set[str]) -> StepInput:
@@ -45,15 +50,28 @@ def record(
     metrics: Any | None = None,
     **detail: Any,
 ) -> None:
-    """Append `step` to the release's ledger item and announce it."""
-    seconds = Ledger(aws.dynamodb, settings.table_name).record_step(
-        state.fleet, state.release.id, step=step, detail=detail
-    )
-    release_events.publish(aws.events, "Release Step Completed", state, step=step, **detail)
-    if metrics is not None:
+    """Append `step` to the release's ledger item and announce it. Both are best effort:
+    the step has done its work, so a failed write (after botocore's retries) or an event
+    EventBridge did not accept is logged as a warning and never fails the step."""
+    seconds: float | None = None
+    try:
+        seconds = Ledger(aws.dynamodb, settings.table_name).record_step(
+            state.fleet, state.release.id, step=step, detail=detail
+        )
+    except ClientError as error:
+        _warn("step not recorded in the ledger", step, error)
+    try:
+        release_events.publish(aws.events, "Release Step Completed", state, step=step, **detail)
+    except (ClientError, EventNotAcceptedError) as error:
+        _warn("step event not sent", step, error)
+    if metrics is not None and seconds is not None:
         from aws_lambda_powertools.metrics import MetricUnit  # noqa: PLC0415
 
         metrics.add_metric(name="ReleaseStepDuration", unit=MetricUnit.Seconds, value=seconds)
+
+
+def _warn(what: str, step: str, error: Exception) -> None:
+    logger.warning(what, extra={"step": step, "error": f"{type(error).__name__}: {error}"})
 
 
 def run_step(event: Any, actions: set[str], logger: Any, body: Callable[[StepInput], Any]) -> Any:

@@ -66,19 +66,48 @@ def refresh_preferences(spec: FleetSpec) -> RefreshPreferencesTypeDef:
     return preferences
 
 
-def start_refresh(autoscaling: AutoScalingClient, state: ReleaseState, version: int) -> str:
-    """StartInstanceRefresh to `version` with the fleet's preferences; the refresh id."""
+def start_refresh(
+    autoscaling: AutoScalingClient, state: ReleaseState, version: int
+) -> tuple[str, bool]:
+    """StartInstanceRefresh to `version` with the fleet's preferences: the refresh id, and
+    whether this call started it. A retried step whose first attempt started the refresh
+    meets InstanceRefreshInProgress: when the group's latest refresh is this release's
+    (started since the release did, to `version`), it carries on with that one (False);
+    any other refresh in progress is an error."""
     spec = state.fleet_spec
     slot = spec.slots[state.need_plan().target_slot]
-    response = autoscaling.start_instance_refresh(
-        AutoScalingGroupName=slot.group,
-        Strategy="Rolling",
-        DesiredConfiguration={
-            "LaunchTemplate": {"LaunchTemplateId": slot.launch_template, "Version": str(version)}
-        },
-        Preferences=refresh_preferences(spec),
+    try:
+        response = autoscaling.start_instance_refresh(
+            AutoScalingGroupName=slot.group,
+            Strategy="Rolling",
+            DesiredConfiguration={
+                "LaunchTemplate": {
+                    "LaunchTemplateId": slot.launch_template,
+                    "Version": str(version),
+                }
+            },
+            Preferences=refresh_preferences(spec),
+        )
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") != "InstanceRefreshInProgress":
+            raise
+        latest = fleet_calls.latest_refresh(autoscaling, slot.group)
+        if latest is None or not _this_releases(latest, state, slot.launch_template, version):
+            raise
+        return str(latest["InstanceRefreshId"]), False
+    return str(response["InstanceRefreshId"]), True
+
+
+def _this_releases(
+    refresh: InstanceRefreshTypeDef, state: ReleaseState, template: str, version: int
+) -> bool:
+    """The refresh started since this release did, to its launch template version."""
+    wanted = refresh.get("DesiredConfiguration", {}).get("LaunchTemplate", {})
+    return (
+        _started(refresh) >= state.release.started_at
+        and wanted.get("LaunchTemplateId") == template
+        and wanted.get("Version") == str(version)
     )
-    return str(response["InstanceRefreshId"])
 
 
 def scale_target(
