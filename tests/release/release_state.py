@@ -334,3 +334,23 @@ def expect_put_parameter(aws: StubbedAws, name: str, value: str) -> None:
         {"Version": 2},
         {"Name": name, "Value": value, "Type": "String", "Overwrite": True},
     )
+
+
+def expect_token_stored(aws: StubbedAws, group: str = GROUPS["blue"]) -> None:
+    """The release stores the task token for the refresh event receiver (`group`)."""
+    aws.dynamodb.add_response(
+        "update_item",
+        {},
+        {
+            "TableName": TABLE,
+            "Key": fleet_key(),
+            "UpdateExpression": "SET waiting_token = :waiting_token, "
+            "waiting_group = :waiting_group",
+            "ConditionExpression": "lock_owner = :release",
+            "ExpressionAttributeValues": {
+                ":waiting_token": {"S": TOKEN},
+                ":waiting_group": {"S": group},
+                ":release": {"S": RELEASE_ID},
+            },
+        },
+    )

@@ -21,13 +21,12 @@ from tests.release.release_state import (
     SETTINGS,
     SOURCE_VERSION,
     STARTED_AT,
-    TABLE,
     TEMPLATES,
     TOKEN,
     VERSION,
     StubbedAws,
     expect_event,
-    fleet_key,
+    expect_token_stored,
     release_state,
     step_input,
 )
@@ -70,25 +69,6 @@ def test_every_lambda_step_retries_what_aws_says_is_retryable(
 # --- the refresh step, retried ------------------------------------------------------------
 
 
-def _expect_token_stored(aws: StubbedAws) -> None:
-    aws.dynamodb.add_response(
-        "update_item",
-        {},
-        {
-            "TableName": TABLE,
-            "Key": fleet_key(),
-            "UpdateExpression": "SET waiting_token = :waiting_token, "
-            "waiting_group = :waiting_group",
-            "ConditionExpression": "lock_owner = :release",
-            "ExpressionAttributeValues": {
-                ":waiting_token": {"S": TOKEN},
-                ":waiting_group": {"S": GROUPS["blue"]},
-                ":release": {"S": RELEASE_ID},
-            },
-        },
-    )
-
-
 def _refresh_in_progress(aws: StubbedAws) -> None:
     aws.autoscaling.add_client_error(
         "start_instance_refresh",
@@ -117,7 +97,7 @@ def _latest(aws: StubbedAws, *, started: timedelta, version: int) -> None:
 
 def test_a_retried_refresh_step_carries_on_with_the_refresh_it_started(aws: StubbedAws) -> None:
     # Given this release's refresh to version 8 already running (the first attempt started it)
-    _expect_token_stored(aws)
+    expect_token_stored(aws)
     _refresh_in_progress(aws)
     _latest(aws, started=timedelta(minutes=4), version=VERSION)
 
@@ -141,7 +121,7 @@ def test_a_retried_refresh_step_carries_on_with_the_refresh_it_started(aws: Stub
 def test_a_refresh_in_progress_that_is_not_this_releases_fails_the_step(
     aws: StubbedAws, started: timedelta, version: int
 ) -> None:
-    _expect_token_stored(aws)
+    expect_token_stored(aws)
     _refresh_in_progress(aws)
     _latest(aws, started=started, version=version)
     with pytest.raises(ClientError, match="InstanceRefreshInProgress"):

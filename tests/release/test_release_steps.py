@@ -24,7 +24,6 @@ from tests.release.release_state import (
     RELEASE_ID,
     SETTINGS,
     SOURCE_VERSION,
-    TABLE,
     TARGET_GROUPS,
     TEMPLATES,
     TOKEN,
@@ -33,7 +32,7 @@ from tests.release.release_state import (
     conditional_check_failed,
     expect_put_parameter,
     expect_step,
-    fleet_key,
+    expect_token_stored,
     parameter,
     plan,
     release_state,
@@ -84,28 +83,9 @@ def test_prepare_without_a_plan_is_refused_before_any_call(aws: StubbedAws) -> N
 # --- deploy: the instance refresh ----------------------------------------------------------
 
 
-def _expect_token_stored(aws: StubbedAws, group: str = GROUPS["blue"]) -> None:
-    aws.dynamodb.add_response(
-        "update_item",
-        {},
-        {
-            "TableName": TABLE,
-            "Key": fleet_key(),
-            "UpdateExpression": "SET waiting_token = :waiting_token, "
-            "waiting_group = :waiting_group",
-            "ConditionExpression": "lock_owner = :release",
-            "ExpressionAttributeValues": {
-                ":waiting_token": {"S": TOKEN},
-                ":waiting_group": {"S": group},
-                ":release": {"S": RELEASE_ID},
-            },
-        },
-    )
-
-
 def test_refresh_stores_the_token_then_starts_the_refresh(aws: StubbedAws) -> None:
     # Given a rolling release, prepared at version 8, waiting with a task token
-    _expect_token_stored(aws)
+    expect_token_stored(aws)
     aws.autoscaling.add_response(
         "start_instance_refresh",
         {"InstanceRefreshId": "r-0099"},
@@ -172,7 +152,7 @@ def test_production_workers_refresh_pauses_at_its_checkpoints_and_replaces_every
 
 
 def test_await_only_stores_the_new_token(aws: StubbedAws) -> None:
-    _expect_token_stored(aws)
+    expect_token_stored(aws)
     result = deploy(step_input(release_state("rolling"), "await", TOKEN), SETTINGS, aws.clients)
     assert result is None
     assert aws.calls == ["dynamodb.UpdateItem"]

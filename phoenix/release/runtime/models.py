@@ -46,6 +46,12 @@ class FleetSpec(FrozenModel):
     queue_retry_seconds: Annotated[int, Field(ge=60)] = 300
     queue_attempts: Annotated[int, Field(ge=0)] = 0
 
+    @property
+    def checkpoint_pauses(self) -> list[int]:
+        """The checkpoints a rolling refresh pauses at: all but the last, 100, at which
+        the refresh ends."""
+        return [p for p in self.checkpoint_percentages if p < 100]
+
 
 class ReleaseRef(FrozenModel):
     id: Annotated[str, Field(min_length=1, max_length=80)]

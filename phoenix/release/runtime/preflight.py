@@ -141,8 +141,7 @@ def refresh_wait_seconds(spec: FleetSpec) -> int:
     batches = math.ceil(100 / per_batch)
     expected = (
         batches * spec.warmup_seconds
-        # a pause at each checkpoint but the last (100), which ends the refresh
-        + len([p for p in spec.checkpoint_percentages if p < 100]) * spec.checkpoint_delay_seconds
+        + len(spec.checkpoint_pauses) * spec.checkpoint_delay_seconds
         + spec.bake_seconds
     )
     return max(600, 2 * expected)

@@ -57,9 +57,8 @@ def refresh_preferences(spec: FleetSpec) -> RefreshPreferencesTypeDef:
         "ScaleInProtectedInstances": "Refresh",
         "StandbyInstances": "Terminate",
     }
-    pauses = [p for p in spec.checkpoint_percentages if p < 100]
-    if pauses:
-        preferences["CheckpointPercentages"] = [*pauses, 100]
+    if spec.checkpoint_pauses:
+        preferences["CheckpointPercentages"] = [*spec.checkpoint_pauses, 100]
         preferences["CheckpointDelay"] = spec.checkpoint_delay_seconds
     if spec.alarms:
         preferences["AlarmSpecification"] = {"Alarms": spec.alarms}
