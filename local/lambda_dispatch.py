@@ -138,16 +138,27 @@ def invoke_handler(
     return Invocation(json.dumps(outcome.get("result")), errored=False)
 
 
-def _missing_module(handler: str, code: bytes) -> Invocation | None:
+# The files of each deployed package, by its SHA-256 (a code update changes it): every
+# invocation checks its handler is there, and a package's zip is read once.
+_packaged: dict[str, frozenset[str]] = {}
+
+
+def _files_of(function: LambdaFunction) -> frozenset[str]:
+    key = str(function.code_sha_256)
+    if key not in _packaged:
+        try:
+            with zipfile.ZipFile(io.BytesIO(function.code_bytes)) as package:
+                _packaged[key] = frozenset(package.namelist())
+        except zipfile.BadZipFile:
+            _packaged[key] = frozenset()
+    return _packaged[key]
+
+
+def _missing_module(handler: str, packaged: frozenset[str]) -> Invocation | None:
     """Lambda's answer when the deployed package lacks the handler's module, else None."""
     module = handler.rpartition(".")[0]
-    path = module.replace(".", "/") + ".py"
-    try:
-        with zipfile.ZipFile(io.BytesIO(code)) as package:
-            if path in package.namelist():
-                return None
-    except zipfile.BadZipFile:
-        pass
+    if module.replace(".", "/") + ".py" in packaged:
+        return None
     payload = {
         "errorMessage": f"Unable to import module '{module}': No module named '{module}'",
         "errorType": "Runtime.ImportModuleError",
@@ -207,7 +218,7 @@ def _dispatching(invoke: Callable[..., Any]) -> Callable[..., Any]:
         event = json.loads(body) if body else {}
         variables = {**runtime_variables(self), **(self.environment_vars or {})}
         context = _context_for(self)
-        missing = _missing_module(str(self.handler), self.code_bytes)
+        missing = _missing_module(str(self.handler), _files_of(self))
         outcome = missing or invoke_handler(str(self.handler), event, context, variables)
         clock.notify_watchers()
         if outcome.errored:
