@@ -11,9 +11,11 @@ from local import (
     clock,
     cloudformation,
     eventbridge,
+    iam,
     imagebuilder,
     instance_refresh,
     lambda_dispatch,
+    ssm_image_parameters,
 )
 
 
@@ -33,4 +35,6 @@ def install_extensions(endpoint: str | None = None) -> None:
     instance_refresh.install()
     application.install()
     api_gaps.install()
+    ssm_image_parameters.install()
+    iam.install()
     clock.install(endpoint)

@@ -9,14 +9,18 @@ from __future__ import annotations
 import functools
 import json
 import re
+import threading
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from botocore.exceptions import ClientError
 from moto.cloudformation.custom_model import CustomModel
 from moto.core.common_models import CloudFormationModel
 
+from local.api_calls import LAMBDA_THREAD
 from local.cloudformation import aws_client
+
+_T = TypeVar("_T")
 
 
 class ApiBacked:
@@ -282,6 +286,30 @@ def run_sdk_call(call: Mapping[str, Any], region: str) -> tuple[str | None, dict
     return physical_id, data
 
 
+def as_provider(service_token: str, call: Callable[[], _T]) -> _T:
+    """Run `call` as the provider function named by `service_token` (its ARN) runs it:
+    in a thread named after the function, so local.iam authorizes its AWS calls with
+    the function's role, as AWS would."""
+    if not service_token.startswith("arn:"):
+        return call()
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = call()
+        except Exception as error:  # handed back to the caller below
+            outcome["error"] = error
+
+    name = service_token.rsplit(":", 1)[-1]
+    worker = threading.Thread(target=run, name=f"{LAMBDA_THREAD}{name}", daemon=True)
+    worker.start()
+    worker.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    result: _T = outcome["result"]
+    return result
+
+
 def _restrict_default_security_group(properties: Mapping[str, Any], region: str) -> None:
     """CDK's VpcRestrictDefaultSG provider: strip every rule from the default group."""
     ec2 = aws_client("ec2", region)
@@ -316,8 +344,11 @@ def run_custom_resources(create: Callable[..., Any]) -> Callable[..., Any]:
                 resource.set_data({})
                 return resource
             call = properties["Create"]
-            physical_id, data = run_sdk_call(
-                json.loads(call) if isinstance(call, str) else call, region_name
+            physical_id, data = as_provider(
+                str(properties.get("ServiceToken", "")),
+                lambda: run_sdk_call(
+                    json.loads(call) if isinstance(call, str) else call, region_name
+                ),
             )
             resource.resource_name = physical_id or resource_name
             resource.set_data(data)
