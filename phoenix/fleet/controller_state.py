@@ -70,7 +70,10 @@ class ControllerState(Construct):
         ami = fleet.initial_ami
         if ami.startswith("/"):
             ami = self._read_public_parameter("BootstrapAmi", ami)
-        self._create("ReleasePointer", self.release_pointer, ami, data_type="aws:ec2:image")
+        # Plain text, like every controller parameter: an `aws:ec2:image` parameter is
+        # validated asynchronously with the writer's ec2:DescribeImages and silently not
+        # written when that fails (docs/adr/0007-release-pointer-text.md).
+        self._create("ReleasePointer", self.release_pointer, ami)
         self.slot_parameters: dict[tuple[Slot, SlotSetting], str] = {}
         for (slot, setting), value in initial_slot_settings(fleet).items():
             name = slot_parameter(environment, fleet.name, slot, setting)
@@ -108,7 +111,7 @@ class ControllerState(Construct):
         self._permissions.add_statements(iam.PolicyStatement(actions=actions, resources=[arn]))
         call.node.add_dependency(self._permissions)
 
-    def _create(self, id: str, name: str, value: str, *, data_type: str = "text") -> None:
+    def _create(self, id: str, name: str, value: str) -> None:
         writer = cr.AwsCustomResource(
             self,
             id,
@@ -119,7 +122,7 @@ class ControllerState(Construct):
                     "Name": name,
                     "Value": value,
                     "Type": "String",
-                    "DataType": data_type,
+                    "DataType": "text",
                     "Overwrite": False,
                     "Description": "phoenix controller-owned state; written by releases only",
                 },
