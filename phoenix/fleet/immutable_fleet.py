@@ -21,7 +21,7 @@ from phoenix.fleet.controller_state import initial_slot_settings, ssm_reference
 from phoenix.fleet.slot import FleetSlot
 from phoenix.kernel.fleet_calls import weighted_forward
 from phoenix.kernel.names import Slot, release_pointer, slot_parameter
-from phoenix.platform.nag import acknowledge_wildcard
+from phoenix.platform.nag import acknowledge_wildcard, nag_arn
 from phoenix.platform.roles import managed_policy_role
 
 FLEET_TAG = "phoenix:fleet"
@@ -40,12 +40,16 @@ READS = [
     "cloudwatch:DescribeAlarms",
     "cloudwatch:GetMetricData",
 ]
+LAUNCHING = ("ec2:RunInstances", "iam:PassRole", "ec2:CreateTags")
 # Every call the release controller makes on a fleet (the release and rollback runtimes).
 RELEASE_ACTIONS = (
     *AUTO_SCALING_WRITES,
     "ec2:CreateLaunchTemplateVersion",
-    "ec2:RunInstances",
-    "iam:PassRole",
+    # Auto Scaling checks that whoever points a group at a launch template may launch
+    # from it: RunInstances, PassRole of its instance profile's role, and CreateTags for
+    # the instances and volumes it tags on launch (Amazon EC2 Auto Scaling User Guide,
+    # "Amazon EC2 Auto Scaling API permissions").
+    *LAUNCHING,
     "elasticloadbalancing:ModifyListener",
     "ssm:GetParameters",
     "ssm:PutParameter",
@@ -272,7 +276,8 @@ class ImmutableFleet(Construct):
         Auto Scaling writes are scoped by the fleet's tag (`phoenix:fleet`); launch
         template versions, the listener and the controller's parameters by ARN; launching
         (which Auto Scaling checks when a group's launch template version changes) by the
-        `ec2:LaunchTemplate` condition. The read-only calls support no resource-level
+        `ec2:LaunchTemplate` condition, and tagging on launch to instances and volumes
+        created by RunInstances (`ec2:CreateAction`). The read-only calls support no resource-level
         permissions. The one wildcard finding this leaves is acknowledged on `grantee`.
         """
         wanted = set(actions)
@@ -305,6 +310,14 @@ class ImmutableFleet(Construct):
             (["ec2:CreateLaunchTemplateVersion"], template_arns, None),
             (["ec2:RunInstances"], ["*"], {"ArnLike": {"ec2:LaunchTemplate": template_arns}}),
             (["iam:PassRole"], [self.instance_role.role_arn], None),
+            (
+                ["ec2:CreateTags"],
+                [
+                    stack.format_arn(service="ec2", resource=kind, resource_name="*")
+                    for kind in ("instance", "volume")
+                ],
+                {"StringEquals": {"ec2:CreateAction": "RunInstances"}},
+            ),
             (["elasticloadbalancing:ModifyListener"], [self.listener.listener_arn], None),
             (["ssm:GetParameters", "ssm:PutParameter"], parameter_arns, None),
             (READS, ["*"], None),
@@ -327,6 +340,16 @@ class ImmutableFleet(Construct):
                 "the fleet's launch templates; the other '*' actions are read-only calls "
                 "that support no resource-level permissions.",
             )
+        principal = grantee.grant_principal
+        if isinstance(principal, Construct) and "ec2:CreateTags" in wanted:
+            for kind in ("instance", "volume"):
+                acknowledge_wildcard(
+                    principal,
+                    nag_arn(stack, "ec2", f"{kind}/*"),
+                    "Tags on launch: instances and volumes Auto Scaling launches from the "
+                    "fleet's templates have no ID before RunInstances; the statement "
+                    "allows only ec2:CreateAction RunInstances.",
+                )
         grant = grants[0]
         for other in grants[1:]:
             grant = grant.combine(other)

@@ -20,8 +20,9 @@ from tests.iam import granted_actions
 
 # Granted for a call the code makes, not called by name: Auto Scaling launches from a
 # launch template with the caller's permissions (UpdateAutoScalingGroup and
-# StartInstanceRefresh with a template version), and DynamoDB uses the table's key.
-IMPLIED = {"ec2:RunInstances", "iam:PassRole"}
+# StartInstanceRefresh with a template version: RunInstances, PassRole, and CreateTags
+# for the template's tags on launch), and DynamoDB uses the table's key.
+IMPLIED = {"ec2:RunInstances", "iam:PassRole", "ec2:CreateTags"}
 EVERY_FUNCTION = {
     "logs:CreateLogStream",
     "logs:PutLogEvents",
