@@ -152,6 +152,10 @@ class EnvironmentConfig(StrictModel):
     description: str = ""
     account: AccountId | None = None
     region: Region | None = None
+    # After a release's rollback window, an alarm rolls it back (a release of the AMI
+    # before it) only if it ended at most this many hours ago; a rollback request
+    # always can. Beyond it, an alarm is not evidence against the last release.
+    alarm_rollback_horizon_hours: Annotated[int, Field(ge=1, le=720)] = 24
     deletion_protection: bool = True
     access_logs_retention_days: Annotated[int, Field(ge=1, le=3653)] = 90
     network: NetworkConfig

@@ -72,6 +72,7 @@ class AlarmRollback(Construct):
                 table_name=ledger.table.table_name,
                 state_machine_arn=state_machine.state_machine_arn,
                 fleets=json.dumps(described),
+                alarm_rollback_horizon_hours=config.alarm_rollback_horizon_hours,
             ),
             config=config.functions,
             key=key,

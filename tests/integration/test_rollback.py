@@ -116,6 +116,33 @@ def test_later_a_rollback_is_a_new_release_of_the_last_good_ami(aws: EmbeddedAws
     assert release_item(aws, "worker", new[0]["name"])["to_ami"] == first
 
 
+def test_after_the_window_the_alarm_itself_rolls_back_on_a_fast_track(aws: EmbeddedAws) -> None:
+    # Given web (canary, 30-minute window) released twice, the window long over, and then
+    # the last AMI turning bad (a fault found after release: its instances answer half
+    # of their requests with 5xx from now on)
+    first = _released(aws, "web", "7.1.0")
+    last = _released(aws, "web", "7.1.1")
+    aws.advance(40 * 60)
+    aws.client("ec2").create_tags(
+        Resources=[last], Tags=[{"Key": "phoenix:health", "Value": "erroring"}]
+    )
+    before = set(aws.executions())
+
+    # When the fleet's own 5xx alarm goes to ALARM on the real traffic
+    aws.advance(5 * 60)
+    aws.settle()
+
+    # Then one rollback release, not refused by that alarm, put the first AMI back with
+    # all the traffic in one step (no canary steps)
+    new = [e for arn, e in aws.executions().items() if arn not in before]
+    assert [e["name"].startswith("rollback-web-") for e in new] == [True]
+    release = release_item(aws, "web", new[0]["name"])
+    assert new[0]["status"] == "SUCCEEDED", release
+    assert release["to_ami"] == first
+    assert release["steps"].count("health gate passed") == 1, release["steps"]
+    _assert_back_on(aws, "web", first)
+
+
 def test_an_alarm_with_nothing_to_roll_back_changes_nothing(aws: EmbeddedAws) -> None:
     # Given worker just rolled back (its last release is the rollback itself)
     before = FleetView.read(aws, "worker")

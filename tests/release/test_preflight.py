@@ -237,3 +237,25 @@ def test_a_fleet_without_alarms_asks_cloudwatch_nothing(aws: StubbedAws) -> None
     )
     assert plan.target_slot == "green"
     assert "cloudwatch.DescribeAlarms" not in aws.calls
+
+
+def test_a_rollback_release_ignores_the_alarm_that_started_it_and_skips_the_canary(
+    aws: StubbedAws,
+) -> None:
+    # Given the fleet's alarm in ALARM (the bad release it undoes is serving)
+    given(aws, "canary", World(firing=(ALARMS[1],)), through="refreshes")
+    state = release_state("canary", planned=False, prepared=False)
+    state["trigger"] = "rollback of web-1a2b: alarm phoenix-sandbox-web-5xx-rate"
+
+    # When the rollback release's preflight runs
+    plan = preflight.run(
+        ReleaseState.model_validate(state),
+        ssm=aws.clients.ssm,
+        ec2=aws.clients.ec2,
+        autoscaling=aws.clients.autoscaling,
+        cloudwatch=aws.clients.cloudwatch,
+    )
+
+    # Then it passes without asking CloudWatch, and goes to full traffic in one step
+    assert "cloudwatch.DescribeAlarms" not in aws.calls
+    assert [s.model_dump() for s in plan.steps] == [{"target": 100, "active": 0, "last": True}]

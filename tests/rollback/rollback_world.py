@@ -335,8 +335,11 @@ def expect_rolled_back_event(aws: StubbedAws, **detail: Any) -> None:
     )
 
 
-def expect_release_started(aws: StubbedAws, event_id: str, reason: str) -> None:
-    """A new release of PREVIOUS_AMI, marked as the rollback of RELEASE_ID."""
+def expect_release_started(
+    aws: StubbedAws, event_id: str, reason: str, refused: str | None = None
+) -> None:
+    """A new release of PREVIOUS_AMI, marked as the rollback of RELEASE_ID, named after
+    it (`refused`: the error Step Functions answers with)."""
     wanted = {
         "environment": "sandbox",
         "fleet": "web",
@@ -345,12 +348,21 @@ def expect_release_started(aws: StubbedAws, event_id: str, reason: str) -> None:
         "event_id": event_id,
         "image": None,
     }
+    params = {
+        "stateMachineArn": MACHINE,
+        "name": f"rollback-{RELEASE_ID}",
+        "input": JsonContaining(wanted),
+    }
+    if refused is not None:
+        aws.stepfunctions.add_client_error(
+            "start_execution",
+            service_error_code=refused,
+            http_status_code=400,
+            expected_params=params,
+        )
+        return
     aws.stepfunctions.add_response(
         "start_execution",
         {"executionArn": f"{MACHINE}:x", "startDate": datetime(2026, 11, 25, tzinfo=UTC)},
-        {
-            "stateMachineArn": MACHINE,
-            "name": f"rollback-web-{event_id}",
-            "input": JsonContaining(wanted),
-        },
+        params,
     )

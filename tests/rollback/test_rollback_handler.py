@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from phoenix.kernel import clock, ledger
 from phoenix.rollback.runtime.handler import handle
 from tests.release.release_state import (
     PREVIOUS_AMI,
@@ -24,6 +25,7 @@ from tests.release.release_state import (
 from tests.rollback.rollback_world import (
     ALARM_ID,
     ALARM_REASON,
+    REQUEST_ID,
     SLOTTED,
     alarm,
     expect_claim,
@@ -39,6 +41,7 @@ from tests.rollback.rollback_world import (
     expect_window_restored,
     fleet,
     in_flight,
+    request,
     settings,
     succeeded,
 )
@@ -210,14 +213,46 @@ def test_a_window_rollback_that_loses_the_claim_moves_no_traffic(aws: StubbedAws
     assert aws.calls == ["dynamodb.GetItem", "dynamodb.UpdateItem"]
 
 
-def test_a_rollback_release_that_loses_the_claim_starts_nothing(aws: StubbedAws) -> None:
+def test_a_rollback_release_already_started_by_another_event_is_a_duplicate(
+    aws: StubbedAws,
+) -> None:
+    # Every event of a storm asks for the one execution named after the release
     expect_read(aws, succeeded(window=None))
-    expect_claim(aws, "release", refused=LOST)
+    expect_release_started(aws, ALARM_ID, ALARM_REASON, refused="ExecutionAlreadyExists")
 
     result = handle(alarm(), settings("rolling"), aws.clients)
 
     assert result == {"action": "duplicate", "fleet": "web", "release": RELEASE_ID}
-    assert aws.calls == ["dynamodb.GetItem", "dynamodb.UpdateItem"]
+    assert aws.calls == ["dynamodb.GetItem", "stepfunctions.StartExecution"]
+
+
+def test_a_rollback_release_that_loses_the_claim_is_stopped(aws: StubbedAws) -> None:
+    # Started, then the claim is lost (a newer release succeeded meanwhile): stopped
+    # before its preflight can move anything
+    expect_read(aws, succeeded(window=None))
+    expect_release_started(aws, ALARM_ID, ALARM_REASON)
+    expect_claim(aws, "release", refused=LOST)
+    expect_stopped(aws, "claim lost", release=f"rollback-{RELEASE_ID}")
+
+    result = handle(alarm(), settings("rolling"), aws.clients)
+
+    assert result == {"action": "duplicate", "fleet": "web", "release": RELEASE_ID}
+    assert aws.calls == [
+        "dynamodb.GetItem",
+        "stepfunctions.StartExecution",
+        "dynamodb.UpdateItem",
+        "stepfunctions.StopExecution",
+    ]
+
+
+def test_a_start_that_fails_claims_nothing(aws: StubbedAws) -> None:
+    # StartExecution throttled: the event is retried; the release is not marked rolled back
+    expect_read(aws, succeeded(window=None))
+    expect_release_started(aws, ALARM_ID, ALARM_REASON, refused="ThrottlingException")
+
+    with pytest.raises(ClientError, match="Throttling"):
+        handle(alarm(), settings("rolling"), aws.clients)
+    assert aws.calls == ["dynamodb.GetItem", "stepfunctions.StartExecution"]
 
 
 def test_a_ledger_error_on_the_claim_is_raised_after_the_critical_path(aws: StubbedAws) -> None:
@@ -277,18 +312,41 @@ LATER = {"window passed": timedelta(seconds=-1), "no window (rolling)": None}
 @pytest.mark.parametrize("case", LATER, ids=list(LATER))
 def test_later_an_alarm_starts_a_release_of_the_previous_ami(aws: StubbedAws, case: str) -> None:
     expect_read(aws, succeeded(window=LATER[case]))
-    expect_claim(aws, "release")
     expect_release_started(aws, ALARM_ID, ALARM_REASON)
+    expect_claim(aws, "release")
 
     result = handle(alarm(), settings(), aws.clients)
 
-    name = f"rollback-web-{ALARM_ID}"
+    name = f"rollback-{RELEASE_ID}"
     assert result == {"action": "release", "fleet": "web", "release": name}
     assert aws.calls == [
         "dynamodb.GetItem",
-        "dynamodb.UpdateItem",
         "stepfunctions.StartExecution",
+        "dynamodb.UpdateItem",
     ]
+
+
+def test_an_alarm_beyond_the_horizon_does_not_roll_back_but_a_request_does(
+    aws: StubbedAws,
+) -> None:
+    # The last release ended two days ago; the horizon is a day
+    old = succeeded(window=None) | {"last_ended_at": ledger.iso(clock.now() - timedelta(days=2))}
+    expect_read(aws, old)
+
+    result = handle(alarm(), settings(), aws.clients)
+
+    assert result["action"] == "nothing"
+    assert "alarm horizon" in result["reason"]
+    assert aws.calls == ["dynamodb.GetItem"]
+
+    # A person asking for it is another matter: a request has no horizon
+    expect_read(aws, old)
+    expect_release_started(aws, REQUEST_ID, "requested by alice: incident 42")
+    expect_claim(aws, "release")
+
+    result = handle(request("Rollback Requested"), settings(), aws.clients)
+
+    assert result["action"] == "release"
 
 
 # --- nothing to roll back -----------------------------------------------------------------

@@ -58,7 +58,7 @@ def handle(event: Any, settings: ReleaseSettings, aws: Clients) -> dict[str, Any
                 "target_slot": plan.target_slot,
                 "from_ami": plan.from_ami,
                 "to_ami": state.ami,
-                "rollback": state.trigger.startswith("rollback"),
+                "rollback": state.is_rollback,
             },
         )
         record(

@@ -72,7 +72,7 @@ def succeed(
         # A rollback release goes back to an AMI: nothing before it to return to.
         # Re-releasing the AMI already serving keeps the fallback it had.
         previous_ami=""
-        if state.trigger.startswith("rollback")
+        if state.is_rollback
         else (plan.from_ami if plan.from_ami != state.ami else None),
         window=warm if keeps_old_slot else None,
     )

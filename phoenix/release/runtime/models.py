@@ -157,6 +157,12 @@ class ReleaseState(BaseModel):
     error: Failure | None = None
     rollback: RolledBack | None = None
 
+    @property
+    def is_rollback(self) -> bool:
+        """A release the rollback function started: of the last good AMI, on a fleet
+        whose alarms may be in ALARM because of the release it undoes."""
+        return self.trigger.startswith("rollback")
+
     def reason(self) -> str:
         """Why the release did not succeed, as the rollback or the Catch recorded it."""
         if self.rollback is not None:

@@ -147,8 +147,10 @@ def refresh_wait_seconds(spec: FleetSpec) -> int:
     return max(600, 2 * expected)
 
 
-def traffic_steps(spec: FleetSpec) -> list[TrafficStep]:
-    steps = spec.steps if spec.strategy == "canary" else [100]
+def traffic_steps(spec: FleetSpec, *, rollback: bool = False) -> list[TrafficStep]:
+    """The canary's weight steps; one step to 100 otherwise, and for a rollback release
+    (a fast track back to the last good AMI: full traffic once its targets are warm)."""
+    steps = spec.steps if spec.strategy == "canary" and not rollback else [100]
     return [TrafficStep(target=p, active=100 - p, last=p == 100) for p in steps]
 
 
@@ -171,7 +173,10 @@ def run(
     check_images(ec2, state, from_ami)
     groups = check_groups(autoscaling, spec)
     check_no_refresh(autoscaling, spec.slots[target].group)
-    check_alarms(cloudwatch, spec)
+    if not state.is_rollback:
+        # A rollback release runs because an alarm fired; the alarm stays in ALARM until
+        # the good AMI serves again, so it cannot be a reason to refuse the rollback.
+        check_alarms(cloudwatch, spec)
     serving = groups[spec.slots[active].group]
     return Plan(
         from_ami=from_ami,
@@ -183,7 +188,7 @@ def run(
         capacity=Capacity(
             min=serving["MinSize"], max=serving["MaxSize"], desired=serving["DesiredCapacity"]
         ),
-        steps=traffic_steps(spec),
+        steps=traffic_steps(spec, rollback=state.is_rollback),
         target_running=0
         if spec.strategy == "rolling"
         else int(groups[spec.slots[target].group]["DesiredCapacity"]),

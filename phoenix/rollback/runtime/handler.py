@@ -10,6 +10,7 @@ an alarm storm rolls back once.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -49,7 +50,10 @@ def handle(event: Any, settings: RollbackSettings, aws: Clients) -> dict[str, An
             fleet = _fleet_of_alarm(alarm.detail.alarm_name, settings)
             since = alarm.detail.state.timestamp or alarm.time.isoformat()
             reason = f"alarm {alarm.detail.alarm_name}: {alarm.detail.state.reason}"[:500]
-            return roll_back(aws, settings, fleet, reason=reason, since=since, event_id=alarm.id)
+            horizon = timedelta(hours=settings.alarm_rollback_horizon_hours)
+            return roll_back(
+                aws, settings, fleet, reason=reason, since=since, event_id=alarm.id, horizon=horizon
+            )
         request = parse(event=event, model=FleetRequest)
         if request.detail.fleet not in settings.fleets:
             raise RefusedError(f"no fleet {request.detail.fleet!r} in {settings.environment}")
@@ -92,9 +96,15 @@ def roll_back(
     reason: str,
     since: str,
     event_id: str,
+    horizon: timedelta | None = None,
 ) -> dict[str, Any]:
     outcome = logic.roll_back(
-        _controller(settings, aws), fleet, reason=reason, since=since, event_id=event_id
+        _controller(settings, aws),
+        fleet,
+        reason=reason,
+        since=since,
+        event_id=event_id,
+        horizon=horizon,
     )
     if outcome.time_to_rollback is not None:
         metrics.add_metric(

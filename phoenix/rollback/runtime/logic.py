@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from aws_lambda_powertools import Logger
@@ -53,8 +53,10 @@ class Decision:
     why: str = ""
 
 
-def decide(item: dict[str, Any], now: datetime) -> Decision:
-    """What a rollback of this fleet means now, from its ledger item."""
+def decide(item: dict[str, Any], now: datetime, horizon: timedelta | None = None) -> Decision:
+    """What a rollback of this fleet means now, from its ledger item. With `horizon`
+    (an alarm's rollback), a success that ended longer ago than that is not rolled
+    back: an alarm then is not evidence against a release that served that long."""
     flight = item.get("flight") or {}
     owner = item.get("lock_owner")
     if owner:
@@ -72,7 +74,17 @@ def decide(item: dict[str, Any], now: datetime) -> Decision:
         return Decision("window", last)
     if not item.get("previous_good_ami"):
         return Decision("nothing", last, "no earlier AMI to go back to")
-    return Decision("release", last)
+    too_old = _beyond(horizon, item, now)
+    return Decision("nothing", last, too_old) if too_old else Decision("release", last)
+
+
+def _beyond(horizon: timedelta | None, item: dict[str, Any], now: datetime) -> str:
+    """Why the last release is beyond the alarm's horizon, or "" when it is not."""
+    ended = _comparable(item.get("last_ended_at"))
+    if horizon is None or not ended or ended >= (now - horizon).isoformat():
+        return ""
+    hours = horizon.total_seconds() / 3600
+    return f"release {item['last_release']} ended at {ended}, over {hours:g} h ago (alarm horizon)"
 
 
 def _comparable(moment: Any) -> str:
@@ -203,11 +215,18 @@ class Outcome:
 
 
 def roll_back(
-    ctl: Controller, fleet: RollbackFleet, *, reason: str, since: str, event_id: str
+    ctl: Controller,
+    fleet: RollbackFleet,
+    *,
+    reason: str,
+    since: str,
+    event_id: str,
+    horizon: timedelta | None = None,
 ) -> Outcome:
-    """Roll `fleet` back as its ledger item says (see the module docstring)."""
+    """Roll `fleet` back as its ledger item says (see the module docstring); `horizon`:
+    see decide."""
     item = ctl.ledger.fleet_item(fleet.name)
-    decision = decide(item, clock.now())
+    decision = decide(item, clock.now(), horizon)
     logger.append_keys(fleet=fleet.name, release_id=decision.release_id)
     if decision.action == "nothing":
         logger.info("nothing to roll back", extra={"why": decision.why, "reason": reason})
@@ -306,10 +325,14 @@ def _seconds_since(since: str) -> float | None:
 def release_previous(
     ctl: Controller, fleet: RollbackFleet, *, item: dict[str, Any], reason: str, event_id: str
 ) -> Outcome:
-    """A release of the AMI before the last one, marked as a rollback (claimed once)."""
+    """A release of the AMI before the last one, marked as a rollback, started once.
+
+    The execution is named after the release it undoes, so every event of a storm asks
+    for the same one and only the first starts it (StartExecution refuses a second
+    execution of that name: ExecutionAlreadyExists). Only once it has started is the
+    release claimed as rolled back; if the claim is lost (a newer release succeeded
+    meanwhile), the execution is stopped before its preflight can move anything."""
     last = str(item["last_release"])
-    if not claim(ctl.ledger, fleet.name, last, "release"):
-        return Outcome("duplicate", fleet.name, release=last)
     request = {
         "environment": ctl.environment,
         "fleet": fleet.name,
@@ -318,9 +341,26 @@ def release_previous(
         "event_id": event_id,
         "image": None,
     }
-    name = f"rollback-{fleet.name}-{event_id}"[:80]
-    ctl.aws.stepfunctions.start_execution(
-        stateMachineArn=ctl.state_machine_arn, name=name, input=json.dumps(request)
-    )
+    name = rollback_execution_name(last)
+    try:
+        ctl.aws.stepfunctions.start_execution(
+            stateMachineArn=ctl.state_machine_arn, name=name, input=json.dumps(request)
+        )
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") != "ExecutionAlreadyExists":
+            raise
+        logger.info("rollback release already started", extra={"execution": name})
+        return Outcome("duplicate", fleet.name, release=last)
+    if not claim(ctl.ledger, fleet.name, last, "release"):
+        stop_execution(ctl.aws.stepfunctions, ctl.state_machine_arn, name, "claim lost")
+        logger.warning("rollback release stopped: the fleet moved on", extra={"execution": name})
+        return Outcome("duplicate", fleet.name, release=last)
     logger.warning("rollback release started", extra={"execution": name, "reason": reason})
     return Outcome("release", fleet.name, release=name)
+
+
+def rollback_execution_name(release_id: str) -> str:
+    """The one execution that may roll `release_id` back (Step Functions names: at most
+    80 characters; a longer id keeps its end, where its unique part is)."""
+    name = f"rollback-{release_id}"
+    return name if len(name) <= 80 else "rollback-" + release_id[-71:]

@@ -22,6 +22,8 @@ class RollbackFleet(FrozenModel):
 
 class RollbackSettings(ReleaseSettings):
     state_machine_arn: str
+    # An alarm rolls back a release that ended at most this long ago (requests: any).
+    alarm_rollback_horizon_hours: Annotated[int, Field(ge=1, le=720)] = 24
     # fleet name -> RollbackFleet fields (validated when used: at synthesis they hold
     # CloudFormation references, not ARNs yet)
     fleets: Json[dict[str, dict[str, Any]]]
