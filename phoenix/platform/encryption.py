@@ -46,7 +46,9 @@ class EnvironmentKey(Construct):
                     "kms:Decrypt*",
                     "kms:ReEncrypt*",
                     "kms:GenerateDataKey*",
-                    "kms:Describe*",
+                    # No kms:Describe*: DescribeKey takes no encryption context, so under
+                    # this condition it could never be allowed (Service Authorization
+                    # Reference, AWS KMS); CloudWatch Logs does not need it.
                 ],
                 resources=["*"],
                 conditions={

@@ -94,7 +94,19 @@ class ReleaseOrchestrator(Construct):
             "Step Functions log delivery (logs:*LogDelivery*, DescribeLogGroups) and "
             "X-Ray (PutTraceSegments) support no resource-level permissions.",
         )
-        self.state_machine.grant_task_response(self.refresh_events)
+        # SendTaskSuccess, the one call the receiver makes, supports no resource-level
+        # permissions (Service Authorization Reference, AWS Step Functions): "*".
+        # (CDK's grant_task_response names the state machine and adds Failure and
+        # Heartbeat, which the receiver never calls.)
+        self.refresh_events.add_to_role_policy(
+            iam.PolicyStatement(actions=["states:SendTaskSuccess"], resources=["*"])
+        )
+        acknowledge_wildcard(
+            self.refresh_events.execution_role,
+            "*",
+            "states:SendTaskSuccess supports no resource-level permissions; a task token "
+            "is unguessable and names its own execution.",
+        )
         stack = Stack.of(self)
         for function in vars(self.steps).values():
             resource = stack.get_logical_id(function.node.default_child)
