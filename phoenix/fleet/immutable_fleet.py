@@ -36,6 +36,7 @@ READS = [
     "autoscaling:DescribeInstanceRefreshes",
     "ec2:DescribeImages",
     "ec2:DescribeInstances",
+    "ec2:DescribeLaunchTemplates",
     "elasticloadbalancing:DescribeTargetHealth",
     "cloudwatch:DescribeAlarms",
     "cloudwatch:GetMetricData",

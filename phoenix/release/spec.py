@@ -23,6 +23,7 @@ STEP_CALLS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] 
         (
             "ssm:GetParameters",
             "ec2:DescribeImages",
+            "ec2:DescribeLaunchTemplates",
             "autoscaling:DescribeAutoScalingGroups",
             "autoscaling:DescribeInstanceRefreshes",
             "cloudwatch:DescribeAlarms",

@@ -54,6 +54,7 @@ class World:
     refresh: str = "Successful"
     target: str = "green"  # the slot whose refreshes preflight asks about
     firing: tuple[str, ...] = ()
+    default: int = 9  # the templates' default version (the last deploy's)
 
 
 def given(aws: StubbedAws, strategy: str, world: World, through: str = "alarms") -> None:
@@ -85,6 +86,20 @@ def given(aws: StubbedAws, strategy: str, world: World, through: str = "alarms")
             "describe_auto_scaling_groups",
             {"AutoScalingGroups": groups},
             {"AutoScalingGroupNames": [GROUPS[s] for s in slots]},
+        )
+    target = "blue" if strategy == "rolling" else world.target
+    failing_groups = any(
+        g["LaunchTemplate"]["Version"].startswith("$") for g in world.groups
+    ) or len(world.groups) < len(slots)
+    if "groups" in stages and not failing_groups:
+        aws.ec2.add_response(
+            "describe_launch_templates",
+            {
+                "LaunchTemplates": [
+                    {"LaunchTemplateId": TEMPLATES[target], "DefaultVersionNumber": world.default}
+                ]
+            },
+            {"LaunchTemplateIds": [TEMPLATES[target]]},
         )
     target = "blue" if strategy == "rolling" else world.target
     if "refreshes" in stages:

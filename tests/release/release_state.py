@@ -106,6 +106,7 @@ def plan(strategy: str = "canary", active: str = "blue", **changes: Any) -> dict
         "active_target_group": TARGET_GROUPS[active],
         "target_target_group": TARGET_GROUPS[target],
         "source_version": SOURCE_VERSION,
+        "template_version": SOURCE_VERSION,
         "capacity": CAPACITY,
         "target_running": 0,
         "steps": [{"target": p, "active": 100 - p, "last": p == 100} for p in steps],

@@ -84,7 +84,7 @@ STATE = {
 PLAN = {
     **{"from_ami": "ami-0fedcba9876543210", "active_slot": "blue", "target_slot": "green"},
     **{"active_target_group": TG.format("blue"), "target_target_group": TG.format("green")},
-    **{"source_version": 1, "capacity": {"min": 1, "max": 2, "desired": 1}},
+    **{"source_version": 1, "template_version": 1, "capacity": {"min": 1, "max": 2, "desired": 1}},
     **{"steps": [{"target": 100, "active": 0, "last": True}], "refresh_wait_seconds": 600},
 }
 # handler module, the action of its base input, the actions it accepts

@@ -157,6 +157,8 @@ def test_canary_targets_the_idle_slot_with_the_canary_steps(aws: StubbedAws) -> 
     )
     assert plan.from_ami == PREVIOUS_AMI
     assert plan.source_version == 7
+    # and the new version will be based on the template as the last deploy left it
+    assert plan.template_version == 9
     assert plan.capacity.model_dump() == {"min": 2, "max": 6, "desired": 3}
     assert plan.target_running == 0  # green is idle
     assert [s.model_dump() for s in plan.steps] == [

@@ -118,6 +118,13 @@ def check_groups(
     return groups
 
 
+def template_version(ec2: EC2Client, spec: FleetSpec, target: Slot) -> int:
+    """The default version of the target slot's launch template (DescribeLaunchTemplates)."""
+    template = spec.slots[target].launch_template
+    (found,) = ec2.describe_launch_templates(LaunchTemplateIds=[template])["LaunchTemplates"]
+    return int(found["DefaultVersionNumber"])
+
+
 def check_no_refresh(autoscaling: AutoScalingClient, group: str) -> None:
     latest = latest_refresh(autoscaling, group)
     if latest and latest["Status"] in ACTIVE_REFRESH_STATUSES:
@@ -172,6 +179,7 @@ def run(
         raise PreflightFailedError("fleet slots", spec.name, f"no {target} slot")
     check_images(ec2, state, from_ami)
     groups = check_groups(autoscaling, spec)
+    base = template_version(ec2, spec, target)
     check_no_refresh(autoscaling, spec.slots[target].group)
     if not state.is_rollback:
         # A rollback release runs because an alarm fired; the alarm stays in ALARM until
@@ -185,6 +193,7 @@ def run(
         active_target_group=spec.slots[active].target_group,
         target_target_group=spec.slots[target].target_group,
         source_version=int(groups[spec.slots[target].group]["LaunchTemplate"]["Version"]),
+        template_version=base,
         capacity=Capacity(
             min=serving["MinSize"], max=serving["MaxSize"], desired=serving["DesiredCapacity"]
         ),

@@ -29,12 +29,15 @@ class RefreshStillCancellingError(Exception):
 
 
 def prepare(ec2: EC2Client, state: ReleaseState) -> int:
-    """A new launch template version for the target slot: the current one, new AMI."""
+    """A new launch template version for the target slot: the template as the last deploy
+    shaped it (its default version), with the new AMI. Basing it on the version the
+    group runs instead would drop every deploy-time change (instance type, user data,
+    security groups) from every release."""
     plan = state.need_plan()
     template = state.fleet_spec.slots[plan.target_slot].launch_template
     response = ec2.create_launch_template_version(
         LaunchTemplateId=template,
-        SourceVersion=str(plan.source_version),
+        SourceVersion=str(plan.template_version),
         VersionDescription=f"phoenix release {state.release.id}"[:255],
         LaunchTemplateData={"ImageId": state.ami},
     )
