@@ -274,6 +274,22 @@ class Ledger:
             fleet, release_id, {"flight": typed({"release": release_id, **flight})}
         )
 
+    def mark_warm(self, fleet: str, release_id: str) -> None:
+        """The release's new slot passed its warm-up: from now on the rollback function
+        acts on that slot's alarms too (before, the release's own warm-up gate judges
+        it: unhealthy targets of a slot that serves nothing are expected while it warms)."""
+        self._dynamodb.update_item(
+            TableName=self.table,
+            Key=fleet_key(fleet),
+            UpdateExpression="SET flight.warm_at = :at",
+            ConditionExpression="lock_owner = :release AND flight.#release = :release",
+            ExpressionAttributeNames={"#release": "release"},
+            ExpressionAttributeValues={
+                ":at": {"S": iso(clock.now())},
+                ":release": {"S": release_id},
+            },
+        )
+
     def await_refresh(self, fleet: str, release_id: str, *, token: str, group: str) -> None:
         """Store the task token the instance refresh receiver completes for `group`."""
         self._set_while_locked(

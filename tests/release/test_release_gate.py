@@ -17,10 +17,13 @@ from tests.release.release_state import (
     AMI,
     LISTENER,
     PREVIOUS_AMI,
+    RELEASE_ID,
     SETTINGS,
+    TABLE,
     TARGET_GROUPS,
     StubbedAws,
     expect_step,
+    fleet_key,
     release_state,
     step_input,
 )
@@ -87,6 +90,19 @@ def test_warmup_ready_when_every_wanted_target_is_healthy(aws: StubbedAws) -> No
     # Given the 3 instances the target slot should have, all healthy
     _targets(aws, healthy=3)
     reason = f"3 of 3 targets healthy on {AMI} (3 healthy)"
+    # the fleet item says the new slot is warm (the rollback function heeds its alarms now)
+    aws.dynamodb.add_response(
+        "update_item",
+        {},
+        {
+            "TableName": TABLE,
+            "Key": fleet_key(),
+            "UpdateExpression": "SET flight.warm_at = :at",
+            "ConditionExpression": "lock_owner = :release AND flight.#release = :release",
+            "ExpressionAttributeNames": {"#release": "release"},
+            "ExpressionAttributeValues": {":at": ANY, ":release": {"S": RELEASE_ID}},
+        },
+    )
     expect_step(aws, "new targets healthy", targets=reason)
 
     result = handle(step_input(release_state(), "warmup"), SETTINGS, aws.clients)

@@ -15,6 +15,7 @@ from aws_lambda_powertools import Logger, Metrics
 
 from phoenix.kernel import clock
 from phoenix.kernel.clients import Clients
+from phoenix.kernel.ledger import Ledger
 from phoenix.kernel.settings import ReleaseSettings
 from phoenix.release.runtime import gate
 from phoenix.release.runtime.models import StepInput, Warmup
@@ -37,6 +38,7 @@ def handle(event: Any, settings: ReleaseSettings, aws: Clients) -> dict[str, Any
                     f"{reason}"
                 )
             if ready:
+                Ledger(aws.dynamodb, settings.table_name).mark_warm(state.fleet, state.release.id)
                 record(aws, settings, state, "new targets healthy", metrics, targets=reason)
             return Warmup(ready=ready, checks_left=left, reason=reason).model_dump()
         summary = gate.judge(aws.elbv2, aws.ec2, aws.cloudwatch, state, clock.now())

@@ -20,6 +20,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from phoenix.kernel.clients import Clients
 from phoenix.kernel.ledger import Ledger
+from phoenix.kernel.names import Slot
 from phoenix.rollback.runtime import logic
 from phoenix.rollback.runtime.events import AlarmStateChange, FleetRequest
 from phoenix.rollback.runtime.models import RollbackFleet, RollbackSettings
@@ -39,6 +40,15 @@ def _fleet_of_alarm(name: str, settings: RollbackSettings) -> RollbackFleet:
     raise RefusedError(f"alarm {name} is no fleet's in {settings.environment}")
 
 
+def _slot_of_alarm(name: str, settings: RollbackSettings, fleet: RollbackFleet) -> Slot | None:
+    """The slot a per-slot alarm watches (`phoenix-<env>-<fleet>-<slot>-...`), else None."""
+    rest = name.removeprefix(f"phoenix-{settings.environment}-{fleet.name}-")
+    slot = rest.split("-", 1)[0]
+    if slot == "blue":
+        return "blue"
+    return "green" if slot == "green" else None
+
+
 def handle(event: Any, settings: RollbackSettings, aws: Clients) -> dict[str, Any]:
     try:
         if not isinstance(event, dict):
@@ -51,8 +61,16 @@ def handle(event: Any, settings: RollbackSettings, aws: Clients) -> dict[str, An
             since = alarm.detail.state.timestamp or alarm.time.isoformat()
             reason = f"alarm {alarm.detail.alarm_name}: {alarm.detail.state.reason}"[:500]
             horizon = timedelta(hours=settings.alarm_rollback_horizon_hours)
+            slot = _slot_of_alarm(alarm.detail.alarm_name, settings, fleet)
             return roll_back(
-                aws, settings, fleet, reason=reason, since=since, event_id=alarm.id, horizon=horizon
+                aws,
+                settings,
+                fleet,
+                reason=reason,
+                since=since,
+                event_id=alarm.id,
+                horizon=horizon,
+                alarm_slot=slot,
             )
         request = parse(event=event, model=FleetRequest)
         if request.detail.fleet not in settings.fleets:
@@ -97,6 +115,7 @@ def roll_back(
     since: str,
     event_id: str,
     horizon: timedelta | None = None,
+    alarm_slot: Slot | None = None,
 ) -> dict[str, Any]:
     outcome = logic.roll_back(
         _controller(settings, aws),
@@ -105,6 +124,7 @@ def roll_back(
         since=since,
         event_id=event_id,
         horizon=horizon,
+        alarm_slot=alarm_slot,
     )
     if outcome.time_to_rollback is not None:
         metrics.add_metric(

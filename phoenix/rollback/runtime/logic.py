@@ -222,11 +222,22 @@ def roll_back(
     since: str,
     event_id: str,
     horizon: timedelta | None = None,
+    alarm_slot: Slot | None = None,
 ) -> Outcome:
     """Roll `fleet` back as its ledger item says (see the module docstring); `horizon`:
-    see decide."""
+    see decide; `alarm_slot`: the slot the alarm watches, if it watches one."""
     item = ctl.ledger.fleet_item(fleet.name)
     decision = decide(item, clock.now(), horizon)
+    flight = item.get("flight") or {}
+    warming = (
+        decision.action == "in_flight"
+        and fleet.strategy != "rolling"  # a rolling refresh replaces serving instances
+        and not flight.get("warm_at")
+    )
+    if warming and alarm_slot is not None and alarm_slot == flight.get("target_slot"):
+        # The new slot serves nothing until it is warm: its alarms (unhealthy hosts
+        # while instances boot) are the warm-up gate's to judge, not a reason to stop.
+        decision = Decision("nothing", decision.release_id, "the target slot is warming up")
     logger.append_keys(fleet=fleet.name, release_id=decision.release_id)
     if decision.action == "nothing":
         logger.info("nothing to roll back", extra={"why": decision.why, "reason": reason})
