@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,11 +18,54 @@ from local.cloudformation_resources import flatten, sdk_call_method
 REGION = "us-east-1"
 
 
+PROVIDER_GRANTS = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": ["ssm:PutParameter", "ssm:GetParameter"],
+            "Resource": "arn:aws:ssm:us-east-1:123456789012:parameter/*",
+        }
+    ],
+}
+
+
 @pytest.fixture
 def aws() -> Iterator[None]:
     with mock_aws():
         install_extensions(None)
+        _provider_function()
         yield
+
+
+def _provider_function() -> None:
+    """The function an AwsCustomResource's ServiceToken names: its calls are made with its
+    role (local.iam), which may write and read phoenix's parameters."""
+    iam = boto3.client("iam")
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "lambda.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    role = iam.create_role(RoleName="provider", AssumeRolePolicyDocument=json.dumps(trust))
+    iam.put_role_policy(
+        RoleName="provider", PolicyName="calls", PolicyDocument=json.dumps(PROVIDER_GRANTS)
+    )
+    package = io.BytesIO()
+    with zipfile.ZipFile(package, "w") as archive:
+        archive.writestr("index.py", "def handler(event, context):\n    return None\n")
+    boto3.client("lambda", region_name=REGION).create_function(
+        FunctionName="provider",
+        Runtime="nodejs20.x",
+        Role=role["Role"]["Arn"],
+        Handler="index.handler",
+        Code={"ZipFile": package.getvalue()},
+    )
 
 
 def _deploy(resources: dict[str, Any], outputs: dict[str, Any] | None = None) -> dict[str, Any]:
