@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import io
 import json
-import zipfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,6 +12,7 @@ from moto import mock_aws
 
 from local import install_extensions
 from local.cloudformation_resources import flatten, sdk_call_method
+from tests.local.provider import provider_function
 
 REGION = "us-east-1"
 
@@ -34,38 +33,8 @@ PROVIDER_GRANTS = {
 def aws() -> Iterator[None]:
     with mock_aws():
         install_extensions(None)
-        _provider_function()
+        provider_function(PROVIDER_GRANTS)
         yield
-
-
-def _provider_function() -> None:
-    """The function an AwsCustomResource's ServiceToken names: its calls are made with its
-    role (local.iam), which may write and read phoenix's parameters."""
-    iam = boto3.client("iam")
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "lambda.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
-    role = iam.create_role(RoleName="provider", AssumeRolePolicyDocument=json.dumps(trust))
-    iam.put_role_policy(
-        RoleName="provider", PolicyName="calls", PolicyDocument=json.dumps(PROVIDER_GRANTS)
-    )
-    package = io.BytesIO()
-    with zipfile.ZipFile(package, "w") as archive:
-        archive.writestr("index.py", "def handler(event, context):\n    return None\n")
-    boto3.client("lambda", region_name=REGION).create_function(
-        FunctionName="provider",
-        Runtime="nodejs20.x",
-        Role=role["Role"]["Arn"],
-        Handler="index.handler",
-        Code={"ZipFile": package.getvalue()},
-    )
 
 
 def _deploy(resources: dict[str, Any], outputs: dict[str, Any] | None = None) -> dict[str, Any]:
