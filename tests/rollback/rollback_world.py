@@ -194,40 +194,55 @@ def expect_refresh_rolled_back(
 
 
 CLAIMS = {
-    # the release still holds the lock, and no rollback of it was claimed yet
-    "in_flight": "lock_owner = :release "
-    "AND (attribute_not_exists(rolled_back) OR rolled_back <> :release)",
-    # its success still stands, and the window's end has not retired the old slot
-    "window": "last_release = :release AND last_outcome = :succeeded "
-    "AND attribute_exists(warm_slot)",
+    # the release still holds the lock, and no other event claimed its rollback
+    "in_flight": "lock_owner = :release AND (attribute_not_exists(rolled_back) "
+    "OR rolled_back <> :release OR rolled_back_by = :event)",
+    # its success still stands, the window's end has not retired the old slot and no
+    # release holds the fleet; or this same event claimed it and did not finish
+    "window": "(last_release = :release AND last_outcome = :succeeded "
+    "AND attribute_exists(warm_slot) AND (attribute_not_exists(lock_owner) "
+    "OR lock_expires < :now)) OR (rolled_back = :release AND rolled_back_by = :event "
+    "AND attribute_exists(warm_slot))",
     # its success still stands
     "release": "last_release = :release AND last_outcome = :succeeded",
 }
 
 
-def claim_params(how: str, release: str = RELEASE_ID) -> dict[str, Any]:
-    values = {":release": {"S": release}, ":outcome": {"S": "rolled back"}}
+def claim_params(how: str, release: str = RELEASE_ID, event: str = ALARM_ID) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        ":release": {"S": release},
+        ":outcome": {"S": "rolled back"},
+        ":event": {"S": event},
+    }
+    update = "SET rolled_back = :release, rolled_back_by = :event, last_outcome = :outcome"
     if how != "in_flight":
         values[":succeeded"] = {"S": "succeeded"}
+    if how == "window":
+        # the window rollback holds the fleet's lock for its few calls
+        values |= {":now": ANY, ":owner": {"S": f"rollback-{release}"}, ":expires": ANY}
+        update += ", lock_owner = :owner, lock_expires = :expires"
+    if how == "release":
+        del values[":event"]
+        update = "SET rolled_back = :release, last_outcome = :outcome"
     return {
         "TableName": TABLE,
         "Key": fleet_key(),
-        "UpdateExpression": "SET rolled_back = :release, last_outcome = :outcome",
+        "UpdateExpression": update,
         "ConditionExpression": CLAIMS[how],
         "ExpressionAttributeValues": values,
     }
 
 
-def expect_claim(aws: StubbedAws, how: str, refused: str | None = None) -> None:
-    """The conditional claim (`refused`: the error DynamoDB answers with)."""
+def expect_claim(
+    aws: StubbedAws, how: str, refused: str | None = None, event: str = ALARM_ID
+) -> None:
+    """The conditional claim by `event` (`refused`: the error DynamoDB answers with)."""
+    params = claim_params(how, event=event)
     if refused is None:
-        aws.dynamodb.add_response("update_item", {}, claim_params(how))
+        aws.dynamodb.add_response("update_item", {}, params)
         return
     aws.dynamodb.add_client_error(
-        "update_item",
-        service_error_code=refused,
-        http_status_code=400,
-        expected_params=claim_params(how),
+        "update_item", service_error_code=refused, http_status_code=400, expected_params=params
     )
 
 

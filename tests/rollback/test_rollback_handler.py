@@ -11,7 +11,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 
 from phoenix.kernel import clock, ledger
 from phoenix.rollback.runtime.handler import handle
@@ -175,97 +174,6 @@ def test_an_execution_that_already_ended_is_no_error(aws: StubbedAws) -> None:
     assert handle(alarm(), settings(), aws.clients)["action"] == "in_flight"
 
 
-# --- storms: the claim is won once --------------------------------------------------------
-
-CRITICAL_PATH: dict[str, Any] = {
-    "canary": lambda aws: expect_weights(aws, "blue", "green"),
-    "blue_green": lambda aws: expect_weights(aws, "blue", "green"),
-    "rolling": expect_refresh_rolled_back,
-}
-
-
-@pytest.mark.parametrize("strategy", list(CRITICAL_PATH))
-def test_a_second_alarm_of_a_storm_loses_the_claim_and_stops_there(
-    aws: StubbedAws, strategy: str
-) -> None:
-    # Given another alarm of the storm read the item too, and claimed the rollback first
-    expect_read(aws, in_flight(strategy))
-    CRITICAL_PATH[strategy](aws)
-    expect_claim(aws, "in_flight", refused=LOST)
-
-    result = handle(alarm("phoenix-sandbox-web-p99-latency"), settings(strategy), aws.clients)
-
-    # Then it did the (idempotent) critical path again, and nothing after the claim
-    assert result == {"action": "duplicate", "fleet": "web", "release": RELEASE_ID}
-    assert aws.calls[-1] == "dynamodb.UpdateItem"
-    assert len(aws.calls) == 3
-
-
-def test_a_window_rollback_that_loses_the_claim_moves_no_traffic(aws: StubbedAws) -> None:
-    # Given another alarm claimed it first, or the window's end is retiring the old slot
-    expect_read(aws, succeeded(window=timedelta(minutes=20)))
-    expect_claim(aws, "window", refused=LOST)
-
-    result = handle(alarm(), settings(), aws.clients)
-
-    # Then no traffic goes to a slot that may be emptied under it
-    assert result == {"action": "duplicate", "fleet": "web", "release": RELEASE_ID}
-    assert aws.calls == ["dynamodb.GetItem", "dynamodb.UpdateItem"]
-
-
-def test_a_rollback_release_already_started_by_another_event_is_a_duplicate(
-    aws: StubbedAws,
-) -> None:
-    # Every event of a storm asks for the one execution named after the release
-    expect_read(aws, succeeded(window=None))
-    expect_release_started(aws, ALARM_ID, ALARM_REASON, refused="ExecutionAlreadyExists")
-
-    result = handle(alarm(), settings("rolling"), aws.clients)
-
-    assert result == {"action": "duplicate", "fleet": "web", "release": RELEASE_ID}
-    assert aws.calls == ["dynamodb.GetItem", "stepfunctions.StartExecution"]
-
-
-def test_a_rollback_release_that_loses_the_claim_is_stopped(aws: StubbedAws) -> None:
-    # Started, then the claim is lost (a newer release succeeded meanwhile): stopped
-    # before its preflight can move anything
-    expect_read(aws, succeeded(window=None))
-    expect_release_started(aws, ALARM_ID, ALARM_REASON)
-    expect_claim(aws, "release", refused=LOST)
-    expect_stopped(aws, "claim lost", release=f"rollback-{RELEASE_ID}")
-
-    result = handle(alarm(), settings("rolling"), aws.clients)
-
-    assert result == {"action": "duplicate", "fleet": "web", "release": RELEASE_ID}
-    assert aws.calls == [
-        "dynamodb.GetItem",
-        "stepfunctions.StartExecution",
-        "dynamodb.UpdateItem",
-        "stepfunctions.StopExecution",
-    ]
-
-
-def test_a_start_that_fails_claims_nothing(aws: StubbedAws) -> None:
-    # StartExecution throttled: the event is retried; the release is not marked rolled back
-    expect_read(aws, succeeded(window=None))
-    expect_release_started(aws, ALARM_ID, ALARM_REASON, refused="ThrottlingException")
-
-    with pytest.raises(ClientError, match="Throttling"):
-        handle(alarm(), settings("rolling"), aws.clients)
-    assert aws.calls == ["dynamodb.GetItem", "stepfunctions.StartExecution"]
-
-
-def test_a_ledger_error_on_the_claim_is_raised_after_the_critical_path(aws: StubbedAws) -> None:
-    # The event is delivered again; the critical path already ran and runs again then
-    expect_read(aws, in_flight())
-    expect_weights(aws, serve="blue", drop="green")
-    expect_claim(aws, "in_flight", refused="ProvisionedThroughputExceededException")
-
-    with pytest.raises(ClientError, match="ProvisionedThroughputExceeded"):
-        handle(alarm(), settings(), aws.clients)
-    assert aws.calls == ["dynamodb.GetItem", "elbv2.ModifyListener", "dynamodb.UpdateItem"]
-
-
 # --- inside the rollback window -----------------------------------------------------------
 
 
@@ -283,12 +191,13 @@ def test_an_alarm_inside_the_window_moves_traffic_back_to_the_warm_old_slot(
     expect_emptied(aws, new)
     expect_recorded(aws, "window", "traffic restored", ALARM_REASON)
     expect_closed(aws, ALARM_REASON, good=PREVIOUS_AMI)
+    expect_unlock(aws, release=f"rollback-{RELEASE_ID}")
     expect_rolled_back_event(aws, strategy=strategy, reason=ALARM_REASON, rollback="window")
 
     result = handle(alarm(), settings(strategy), aws.clients)
 
-    # Then the claim comes before the traffic (the window's end claims the same item
-    # under the opposite condition); no execution to stop and no lock to release
+    # Then the claim (which takes the fleet's lock) comes before the traffic (the window's
+    # end claims the same item under the opposite condition); no execution to stop
     assert result == {"action": "window", "fleet": "web", "release": RELEASE_ID}
     assert aws.calls == [
         "dynamodb.GetItem",
@@ -300,6 +209,7 @@ def test_an_alarm_inside_the_window_moves_traffic_back_to_the_warm_old_slot(
         "dynamodb.UpdateItem",  # the step
         "dynamodb.UpdateItem",  # the release item closed
         "dynamodb.UpdateItem",  # the fleet item: last good AMI = the previous AMI
+        "dynamodb.UpdateItem",  # the window rollback's lock released
         "events.PutEvents",
     ]
 

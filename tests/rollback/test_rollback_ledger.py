@@ -15,7 +15,7 @@ from moto import mock_aws
 from phoenix.kernel import clock, ledger
 from phoenix.kernel.ledger import Ledger
 from phoenix.release.handlers import finalize
-from phoenix.rollback.runtime import logic
+from phoenix.rollback.runtime import claims, logic
 from phoenix.rollback.runtime.handler import handle
 from tests.release.release_state import (
     AMI,
@@ -102,7 +102,7 @@ def _succeed(dynamodb: Any, release: str, window: timedelta) -> None:
 
 def _rolled_back_in_flight(dynamodb: Any, release: str) -> None:
     """What the rollback function writes for a release in flight."""
-    assert logic.claim(Ledger(dynamodb, TABLE), "web", release, "in_flight")
+    assert claims.claim(Ledger(dynamodb, TABLE), "web", release, "in_flight", "e-1")
     Ledger(dynamodb, TABLE).close_release(
         "web", release, outcome="rolled back", reason="r", good_ami=PREVIOUS_AMI
     )
@@ -116,22 +116,28 @@ def _decide(dynamodb: Any) -> logic.Decision:
 def test_a_release_in_flight_is_claimed_once(dynamodb: Any) -> None:
     _start(dynamodb, RELEASE_ID)
     assert _decide(dynamodb) == logic.Decision("in_flight", RELEASE_ID)
-    assert logic.claim(Ledger(dynamodb, TABLE), "web", RELEASE_ID, "in_flight") is True
-    assert logic.claim(Ledger(dynamodb, TABLE), "web", RELEASE_ID, "in_flight") is False
+    assert claims.claim(Ledger(dynamodb, TABLE), "web", RELEASE_ID, "in_flight", "e-1") is True
+    # another event of the storm loses; the same event, delivered again, claims again
+    assert claims.claim(Ledger(dynamodb, TABLE), "web", RELEASE_ID, "in_flight", "e-2") is False
+    assert claims.claim(Ledger(dynamodb, TABLE), "web", RELEASE_ID, "in_flight", "e-1") is True
 
 
 def test_a_release_that_no_longer_holds_the_lock_is_not_claimed(dynamodb: Any) -> None:
     _start(dynamodb, RELEASE_ID)
     Ledger(dynamodb, TABLE).release_lock("web", RELEASE_ID)
-    assert logic.claim(Ledger(dynamodb, TABLE), "web", RELEASE_ID, "in_flight") is False
+    assert claims.claim(Ledger(dynamodb, TABLE), "web", RELEASE_ID, "in_flight", "e-1") is False
 
 
 def test_inside_the_window_the_success_is_claimed_once(dynamodb: Any) -> None:
     _start(dynamodb, RELEASE_ID)
     _succeed(dynamodb, RELEASE_ID, timedelta(minutes=30))
     assert _decide(dynamodb) == logic.Decision("window", RELEASE_ID)
-    assert logic.claim(Ledger(dynamodb, TABLE), "web", RELEASE_ID, "window") is True
-    assert logic.claim(Ledger(dynamodb, TABLE), "web", RELEASE_ID, "window") is False
+    assert claims.claim(Ledger(dynamodb, TABLE), "web", RELEASE_ID, "window", "e-1") is True
+    assert claims.claim(Ledger(dynamodb, TABLE), "web", RELEASE_ID, "window", "e-2") is False
+    # the claim holds the fleet's lock: no release can start while it moves the fleet
+    item = Ledger(dynamodb, TABLE).fleet_item("web")
+    assert item["lock_owner"] == f"rollback-{RELEASE_ID}"
+    assert claims.claim(Ledger(dynamodb, TABLE), "web", RELEASE_ID, "window", "e-1") is True
     assert _decide(dynamodb).action == "nothing"
 
 
@@ -158,14 +164,15 @@ def test_a_later_release_of_a_rolled_back_fleet_can_be_claimed(dynamodb: Any) ->
     _start(dynamodb, NEXT_RELEASE)
 
     assert _decide(dynamodb) == logic.Decision("in_flight", NEXT_RELEASE)
-    assert logic.claim(Ledger(dynamodb, TABLE), "web", NEXT_RELEASE, "in_flight") is True
+    assert claims.claim(Ledger(dynamodb, TABLE), "web", NEXT_RELEASE, "in_flight", "e-1") is True
 
 
 def test_an_alarm_rolls_back_a_release_after_an_earlier_rollback(dynamodb: Any) -> None:
     # Given a window rollback of RELEASE_ID, then the next release in flight
     _start(dynamodb, RELEASE_ID)
     _succeed(dynamodb, RELEASE_ID, timedelta(minutes=30))
-    assert logic.claim(Ledger(dynamodb, TABLE), "web", RELEASE_ID, "window")  # a window rollback
+    assert claims.claim(Ledger(dynamodb, TABLE), "web", RELEASE_ID, "window", "e-1")
+    Ledger(dynamodb, TABLE).release_lock("web", claims.window_lock(RELEASE_ID))  # its end
     _start(dynamodb, NEXT_RELEASE)
 
     # When an alarm of the fleet comes
@@ -189,9 +196,9 @@ def test_the_window_s_end_first_leaves_a_rollback_release(dynamodb: Any) -> None
     assert Ledger(dynamodb, TABLE).close_window("web", RELEASE_ID) is True
 
     # Then no rollback moves traffic to that slot: an alarm releases the AMI before
-    assert logic.claim(Ledger(dynamodb, TABLE), "web", RELEASE_ID, "window") is False
+    assert claims.claim(Ledger(dynamodb, TABLE), "web", RELEASE_ID, "window", "e-1") is False
     assert _decide(dynamodb) == logic.Decision("release", RELEASE_ID)
-    assert logic.claim(Ledger(dynamodb, TABLE), "web", RELEASE_ID, "release") is True
+    assert claims.claim(Ledger(dynamodb, TABLE), "web", RELEASE_ID, "release", "e-1") is True
 
 
 def test_a_later_release_ends_the_earlier_window(dynamodb: Any) -> None:
@@ -200,13 +207,13 @@ def test_a_later_release_ends_the_earlier_window(dynamodb: Any) -> None:
     _start(dynamodb, NEXT_RELEASE, active_slot="green", target_slot="blue")
     _succeed(dynamodb, NEXT_RELEASE, timedelta(minutes=30))
     assert Ledger(dynamodb, TABLE).close_window("web", RELEASE_ID) is False
-    assert logic.claim(Ledger(dynamodb, TABLE), "web", RELEASE_ID, "window") is False
+    assert claims.claim(Ledger(dynamodb, TABLE), "web", RELEASE_ID, "window", "e-1") is False
 
 
 def test_a_rollback_inside_the_window_first_keeps_the_old_slot(dynamodb: Any) -> None:
     _start(dynamodb, RELEASE_ID)
     _succeed(dynamodb, RELEASE_ID, timedelta(minutes=30))
-    assert logic.claim(Ledger(dynamodb, TABLE), "web", RELEASE_ID, "window") is True
+    assert claims.claim(Ledger(dynamodb, TABLE), "web", RELEASE_ID, "window", "e-1") is True
     assert Ledger(dynamodb, TABLE).close_window("web", RELEASE_ID) is False
 
 

@@ -21,8 +21,10 @@ from tests.release.release_state import (
     fleet_key,
 )
 from tests.rollback.rollback_world import (
+    ALARM_ID,
     ALARM_NAME,
     ALARM_REASON,
+    REQUEST_ID,
     SAMPLE_ALARM,
     alarm,
     expect_claim,
@@ -48,10 +50,10 @@ def aws() -> Iterator[StubbedAws]:
     stubbed.verify()
 
 
-def _expect_in_flight_rollback(aws: StubbedAws, reason: str) -> None:
+def _expect_in_flight_rollback(aws: StubbedAws, reason: str, event: str = ALARM_ID) -> None:
     expect_read(aws, in_flight())
     expect_weights(aws, serve="blue", drop="green")
-    expect_claim(aws, "in_flight")
+    expect_claim(aws, "in_flight", event=event)
     expect_stopped(aws, reason)
     expect_emptied(aws, "green")
     expect_recorded(aws, "in_flight", "traffic restored", reason)
@@ -67,7 +69,7 @@ WHY = {"incident 42": "requested by alice: incident 42", "": "requested by alice
 
 @pytest.mark.parametrize("given", WHY, ids=["with a reason", "without a reason"])
 def test_a_rollback_request_rolls_back_like_an_alarm(aws: StubbedAws, given: str) -> None:
-    _expect_in_flight_rollback(aws, WHY[given])
+    _expect_in_flight_rollback(aws, WHY[given], event=REQUEST_ID)
 
     result = handle(request("Rollback Requested", reason=given), settings(), aws.clients)
 
@@ -209,6 +211,7 @@ def _expect_window_rollback(aws: StubbedAws, reason: str) -> None:
     expect_emptied(aws, "green")
     expect_recorded(aws, "window", "traffic restored", reason)
     expect_closed(aws, reason, good=PREVIOUS_AMI)
+    expect_unlock(aws, release=f"rollback-{RELEASE_ID}")
     expect_rolled_back_event(aws, reason=reason, rollback="window")
 
 

@@ -27,19 +27,15 @@ from typing import TYPE_CHECKING, Any, Literal
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
-from phoenix.kernel import clock, events, fleet_calls
+from phoenix.kernel import clock, events
 from phoenix.kernel.clients import Clients
-from phoenix.kernel.fleet_calls import put_parameter
 from phoenix.kernel.ledger import Ledger
-from phoenix.kernel.names import Slot, release_pointer, slot_parameter
+from phoenix.kernel.names import Slot
+from phoenix.rollback.runtime import claims, moves
 from phoenix.rollback.runtime.models import RollbackFleet
 
 if TYPE_CHECKING:
-    from types_boto3_autoscaling.client import AutoScalingClient
-    from types_boto3_dynamodb.type_defs import AttributeValueTypeDef
-    from types_boto3_elbv2.client import ElasticLoadBalancingv2Client
-    from types_boto3_ssm.client import SSMClient
-    from types_boto3_stepfunctions.client import SFNClient
+    pass
 
 Action = Literal["in_flight", "window", "release", "nothing"]
 # The handler's logger (Powertools shares its keys with child loggers).
@@ -91,100 +87,6 @@ def _comparable(moment: Any) -> str:
     return clock.parse_time(str(moment)).isoformat() if moment else ""
 
 
-def weights_back(
-    elbv2: ElasticLoadBalancingv2Client, fleet: RollbackFleet, serve: Slot, drop: Slot
-) -> None:
-    """ModifyListener: every request to `serve`'s target group."""
-    fleet_calls.set_weights(
-        elbv2,
-        fleet.listener,
-        {fleet.slots[serve].target_group: 100, fleet.slots[drop].target_group: 0},
-    )
-
-
-ROLLING_BACK = {"RollbackInProgress", "RollbackSuccessful"}
-
-
-def refresh_back(autoscaling: AutoScalingClient, fleet: RollbackFleet) -> str | None:
-    """RollbackInstanceRefresh of the rolling slot: what was done, or None when the
-    refresh is neither rolling back nor can be rolled back (it ended on the new version,
-    or AWS refuses: the release's own gate and Catch path undo it, with a refresh back
-    or a cancel first, so it is left to them)."""
-    group = fleet.slots["blue"].group
-    try:
-        autoscaling.rollback_instance_refresh(AutoScalingGroupName=group)
-    except ClientError as error:
-        code = str(error.response.get("Error", {}).get("Code"))
-        latest = autoscaling.describe_instance_refreshes(AutoScalingGroupName=group, MaxRecords=1)
-        found = latest.get("InstanceRefreshes", [])
-        if found and found[0]["Status"] in ROLLING_BACK:
-            return f"{found[0]['Status']} already ({code})"  # AutoRollback got there first
-        return None
-    return "rolled back"
-
-
-def claim(ledger: Ledger, fleet: str, release_id: str, expected: str) -> bool:
-    """Mark the release as rolled back on the fleet item, once (conditional).
-
-    `expected` is what makes this the first claim: `in_flight` (the release still holds
-    the lock and nobody claimed it) or `window` (its outcome is still succeeded)."""
-    condition = {
-        "in_flight": "lock_owner = :release "
-        "AND (attribute_not_exists(rolled_back) OR rolled_back <> :release)",
-        "window": "last_release = :release AND last_outcome = :succeeded "
-        "AND attribute_exists(warm_slot)",
-        "release": "last_release = :release AND last_outcome = :succeeded",
-    }[expected]
-    values: dict[str, AttributeValueTypeDef] = {
-        ":release": {"S": release_id},
-        ":outcome": {"S": "rolled back"},
-    }
-    if expected != "in_flight":
-        values[":succeeded"] = {"S": "succeeded"}
-    return ledger.update_fleet_if(
-        fleet,
-        UpdateExpression="SET rolled_back = :release, last_outcome = :outcome",
-        ConditionExpression=condition,
-        ExpressionAttributeValues=values,
-    )
-
-
-def stop_execution(
-    stepfunctions: SFNClient, state_machine_arn: str, release_id: str, why: str
-) -> None:
-    arn = state_machine_arn.replace(":stateMachine:", ":execution:") + f":{release_id}"
-    try:
-        stepfunctions.stop_execution(executionArn=arn, error="RolledBack", cause=why[:32000])
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") != "ExecutionDoesNotExist":
-            raise
-
-
-def empty_slot(
-    autoscaling: AutoScalingClient,
-    ssm: SSMClient,
-    environment: str,
-    fleet: RollbackFleet,
-    slot: Slot,
-) -> None:
-    fleet_calls.empty_slot(
-        autoscaling,
-        ssm,
-        minimum_parameter=slot_parameter(environment, fleet.name, slot, "min-size"),
-        group=fleet.slots[slot].group,
-    )
-
-
-def restore_window(
-    ssm: SSMClient, environment: str, fleet: RollbackFleet, window: dict[str, Any]
-) -> None:
-    """The controller's parameters say the old slot serves the previous AMI again."""
-    old, new = window["old_slot"], window["new_slot"]
-    put_parameter(ssm, slot_parameter(environment, fleet.name, old, "weight"), "100")
-    put_parameter(ssm, slot_parameter(environment, fleet.name, new, "weight"), "0")
-    put_parameter(ssm, release_pointer(environment, fleet.name), str(window["previous_ami"]))
-
-
 @dataclass(frozen=True)
 class Controller:
     """What a rollback acts through: the clients, the ledger, the environment's name and
@@ -227,7 +129,7 @@ def roll_back(
     """Roll `fleet` back as its ledger item says (see the module docstring); `horizon`:
     see decide; `alarm_slot`: the slot the alarm watches, if it watches one."""
     item = ctl.ledger.fleet_item(fleet.name)
-    decision = decide(item, clock.now(), horizon)
+    decision = claims.unfinished(item, event_id) or decide(item, clock.now(), horizon)
     flight = item.get("flight") or {}
     warming = (
         decision.action == "in_flight"
@@ -247,11 +149,11 @@ def roll_back(
     flight = item.get("flight") or {}
     window = item.get("warm_slot") or {}
     duplicate = Outcome("duplicate", fleet.name, release=decision.release_id)
-    claimed = decision.action == "window" and _claim(ctl, fleet, decision)
+    claimed = decision.action == "window" and _claim(ctl, fleet, decision, event_id)
     if decision.action == "window" and not claimed:
         return duplicate
     if decision.action == "in_flight" and fleet.strategy == "rolling":
-        rolled = refresh_back(ctl.aws.autoscaling, fleet)
+        rolled = moves.refresh_back(ctl.aws.autoscaling, fleet)
         if rolled is None:
             logger.warning("refresh not rolled back here: the release's own path will")
             return Outcome("deferred", fleet.name, release=decision.release_id)
@@ -262,12 +164,13 @@ def roll_back(
             if decision.action == "in_flight"
             else (window["old_slot"], window["new_slot"])
         )
-        weights_back(ctl.aws.elbv2, fleet, serve, drop)
+        moves.weights_back(ctl.aws.elbv2, fleet, serve, drop)
         done = "traffic restored"
     seconds = _seconds_since(since)
-    if not claimed and not _claim(ctl, fleet, decision):
-        logger.info("already rolled back by another event", extra={"reason": reason})
-        return duplicate
+    if not claimed and not _claim(ctl, fleet, decision, event_id):
+        return _lost_claim(
+            ctl, fleet, decision, flight, reason=reason, since=since, event_id=event_id
+        )
     good = _after_traffic(ctl, fleet, decision, flight=flight, window=window, reason=reason)
     ctl.ledger.record_step(
         fleet.name,
@@ -278,8 +181,12 @@ def roll_back(
     ctl.ledger.close_release(
         fleet.name, decision.release_id, outcome="rolled back", reason=reason, good_ami=good
     )
-    if decision.action == "in_flight":
-        ctl.ledger.release_lock(fleet.name, decision.release_id)
+    ctl.ledger.release_lock(
+        fleet.name,
+        decision.release_id
+        if decision.action == "in_flight"
+        else claims.window_lock(decision.release_id),
+    )
     body = {
         "release_id": decision.release_id,
         "environment": ctl.environment,
@@ -297,6 +204,31 @@ def roll_back(
     )
 
 
+def _lost_claim(
+    ctl: Controller,
+    fleet: RollbackFleet,
+    decision: Decision,
+    flight: dict[str, Any],
+    *,
+    reason: str,
+    since: str,
+    event_id: str,
+) -> Outcome:
+    """Traffic moved for a release in flight, then the claim was lost: act on what the
+    fleet is now (read again). Another event's claim: nothing more. The release's own
+    Succeed, which freed the lock meanwhile: roll that success back instead, from its
+    window, or (no window left: its old slot, where traffic just went, is being retired)
+    with traffic back on the new slot first and a rollback release."""
+    again = decide(ctl.ledger.fleet_item(fleet.name), clock.now())
+    if again.release_id != decision.release_id or again.action not in ("window", "release"):
+        logger.info("already rolled back by another event", extra={"reason": reason})
+        return Outcome("duplicate", fleet.name, release=decision.release_id)
+    if again.action == "release" and fleet.strategy != "rolling":
+        moves.weights_back(ctl.aws.elbv2, fleet, flight["target_slot"], flight["active_slot"])
+    logger.info("the release succeeded meanwhile", extra={"now": again.action})
+    return roll_back(ctl, fleet, reason=reason, since=since, event_id=event_id)
+
+
 def _after_traffic(
     ctl: Controller,
     fleet: RollbackFleet,
@@ -310,17 +242,17 @@ def _after_traffic(
     restore the window's parameters, empty the new slot; the AMI now serving."""
     aws, environment = ctl.aws, ctl.environment
     if decision.action == "in_flight":
-        stop_execution(aws.stepfunctions, ctl.state_machine_arn, decision.release_id, reason)
+        moves.stop_execution(aws.stepfunctions, ctl.state_machine_arn, decision.release_id, reason)
         if fleet.strategy != "rolling":
-            empty_slot(aws.autoscaling, aws.ssm, environment, fleet, flight["target_slot"])
+            moves.empty_slot(aws.autoscaling, aws.ssm, environment, fleet, flight["target_slot"])
         return str(flight["from_ami"])
-    restore_window(aws.ssm, environment, fleet, window)
-    empty_slot(aws.autoscaling, aws.ssm, environment, fleet, window["new_slot"])
+    moves.restore_window(aws.ssm, environment, fleet, window)
+    moves.empty_slot(aws.autoscaling, aws.ssm, environment, fleet, window["new_slot"])
     return str(window["previous_ami"])
 
 
-def _claim(ctl: Controller, fleet: RollbackFleet, decision: Decision) -> bool:
-    return claim(ctl.ledger, fleet.name, decision.release_id, decision.action)
+def _claim(ctl: Controller, fleet: RollbackFleet, decision: Decision, event_id: str) -> bool:
+    return claims.claim(ctl.ledger, fleet.name, decision.release_id, decision.action, event_id)
 
 
 def _seconds_since(since: str) -> float | None:
@@ -362,8 +294,8 @@ def release_previous(
             raise
         logger.info("rollback release already started", extra={"execution": name})
         return Outcome("duplicate", fleet.name, release=last)
-    if not claim(ctl.ledger, fleet.name, last, "release"):
-        stop_execution(ctl.aws.stepfunctions, ctl.state_machine_arn, name, "claim lost")
+    if not claims.claim(ctl.ledger, fleet.name, last, "release", event_id):
+        moves.stop_execution(ctl.aws.stepfunctions, ctl.state_machine_arn, name, "claim lost")
         logger.warning("rollback release stopped: the fleet moved on", extra={"execution": name})
         return Outcome("duplicate", fleet.name, release=last)
     logger.warning("rollback release started", extra={"execution": name, "reason": reason})
