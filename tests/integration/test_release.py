@@ -157,6 +157,31 @@ def test_a_throttled_lambda_step_is_retried_not_rolled_back(aws: EmbeddedAws) ->
     assert FleetView.read(aws, "worker").serving_amis == {baked.ami}
 
 
+def test_a_step_that_fails_is_undone_by_the_release_s_own_rollback(aws: EmbeddedAws) -> None:
+    # Given AWS refusing the blue_green fleet's scale-up of its idle slot (a call that is
+    # not retried: the request is invalid as far as AWS is concerned)
+    aws.advance(300)
+    before = FleetView.read(aws, "api")
+    baked = aws.bake(pipeline="scratch", version="4.1.0")
+
+    # When its release is requested
+    with failing("autoscaling", "UpdateAutoScalingGroup", "ValidationError") as fault:
+        execution = request_release(aws, "api", baked.ami)
+
+    # Then the step's Catch ran the release's rollback step: the fleet serves what it
+    # served, nothing is left scaled up, and the release is closed with the reason
+    after = FleetView.read(aws, "api")
+    release = release_item(aws, "api", execution["name"])
+    assert fault.served == 1
+    assert execution["status"] == "FAILED", release
+    assert after.serving_amis == before.serving_amis
+    assert after.pointer == before.pointer
+    assert after.idle_desired == 0
+    assert release["outcome"] == "rolled back", release
+    assert "ValidationError" in release["reason"]
+    assert "lock_owner" not in after.fleet_item
+
+
 def test_every_call_the_steps_made_is_one_their_role_grants(
     aws: EmbeddedAws, calls: CallLog
 ) -> None:
