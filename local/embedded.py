@@ -19,6 +19,7 @@ from moto.server import ThreadedMotoServer
 from local import clock, cloudformation, eventbridge, install_extensions
 from local.status import describe_fleets
 from phoenix.config.environment import load_environment
+from phoenix.kernel.fleet_calls import ACTIVE_REFRESH_STATUSES
 from phoenix.kernel.names import image_name
 
 REPO = Path(__file__).resolve().parent.parent
@@ -26,6 +27,8 @@ REPO = Path(__file__).resolve().parent.parent
 CONFIG_DIR = REPO / "config"
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "us-east-1"
+# How long settle() lets simulated time pass for instance refreshes still running.
+SETTLE_REFRESHES_FOR = 2 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -165,16 +168,38 @@ class EmbeddedAws:
         ]
 
     def settle(self, timeout: float = 120.0) -> None:
-        """Wait (in real time) until every event is delivered and no execution runs."""
+        """Wait (in real time) until every event is delivered and no execution runs; then
+        let simulated time pass, a minute at a time, while an instance refresh is still
+        active (a stopped release's refresh rolls back on its own, as on AWS, and nothing
+        else moves the clock), at most SETTLE_REFRESHES_FOR."""
         deadline = time.monotonic() + timeout
         while True:
             eventbridge.drain()
             running = self.running_releases()
             if not running:
-                return
+                break
             if time.monotonic() > deadline:
                 raise TimeoutError(f"executions still running: {running}")
             time.sleep(0.1)
+        waited = 0.0
+        while self.active_refreshes() and waited < SETTLE_REFRESHES_FOR:
+            self.advance(60)
+            waited += 60
+        eventbridge.drain()
+
+    def active_refreshes(self) -> list[str]:
+        """The groups with an instance refresh not yet ended (its latest one)."""
+        autoscaling = self.client("autoscaling")
+        groups = autoscaling.describe_auto_scaling_groups()["AutoScalingGroups"]
+        active = []
+        for group in groups:
+            name = group["AutoScalingGroupName"]
+            latest = autoscaling.describe_instance_refreshes(
+                AutoScalingGroupName=name, MaxRecords=1
+            )["InstanceRefreshes"]
+            if latest and latest[0]["Status"] in ACTIVE_REFRESH_STATUSES:
+                active.append(name)
+        return active
 
     def cli_environment(self) -> dict[str, str]:
         """What the AWS CLI, boto3 or the CDK CLI need to talk to this endpoint."""

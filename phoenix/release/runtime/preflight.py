@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from phoenix.kernel.clock import now, parse_time
+from phoenix.kernel import clock
 from phoenix.kernel.fleet_calls import ACTIVE_REFRESH_STATUSES, alarms_in_alarm, latest_refresh
 from phoenix.kernel.names import Slot, release_pointer, slot_parameter
 from phoenix.release.runtime.models import Capacity, FleetSpec, Plan, ReleaseState, TrafficStep
@@ -91,7 +91,7 @@ def check_images(ec2: EC2Client, state: ReleaseState, from_ami: str) -> None:
             "rollback AMI launchable", from_ami, f"state {previous.get('State')}"
         )
     deprecation = previous.get("DeprecationTime")
-    if deprecation and parse_time(deprecation) <= now():
+    if deprecation and clock.parse_time(deprecation) <= clock.now():
         raise PreflightFailedError(
             "rollback AMI launchable", from_ami, f"deprecated since {deprecation}"
         )
