@@ -3,16 +3,32 @@
 moto has no StartInstanceRefresh, DescribeInstanceRefreshes, CancelInstanceRefresh or
 RollbackInstanceRefresh. These add them to moto's Auto Scaling API (so botocore parses
 and validates requests and responses from its own model), replace instances in moto's
-groups, and publish the `EC2 Auto Scaling Instance Refresh ...` events.
+groups (local.instance_refresh_clock, on simulated time), and publish the
+`EC2 Auto Scaling Instance Refresh ...` events.
 
-Time is simulated: `instance_refresh_clock.advance(seconds)` moves every refresh on by
-that much (the serve command does it on a timer; tests call it). Each step replaces as
-many instances as the preferences allow: with MaxHealthyPercentage above 100 it launches
-new instances first (up to that headroom) and then terminates as many old ones;
-otherwise it terminates up to what MinHealthyPercentage allows and lets the group launch
-replacements. It waits `BakeTime` once it has replaced what it replaces, and with
-AutoRollback rolls back as soon as one of the AlarmSpecification alarms is in ALARM.
-Instances launch and become healthy at once.
+What each call accepts and refuses:
+- StartInstanceRefresh refuses, with InstanceRefreshInProgress, a group that has "an
+  active instance refresh" (API reference, StartInstanceRefresh, Errors): Pending,
+  InProgress, Baking, Cancelling or RollbackInProgress. Its preferences, alarms and
+  desired launch template are checked as local.instance_refresh_validation gives
+  (ValidationError).
+- CancelInstanceRefresh "Cancels an instance refresh or rollback that is in progress. If
+  an instance refresh or rollback is not in progress, an ActiveInstanceRefreshNotFound
+  error occurs" (API reference): Pending, InProgress, Baking or RollbackInProgress; a
+  refresh already Cancelling is refused so. The refresh goes Cancelling, and Cancelled
+  once its in-flight launches and terminations complete ("The status of the instance
+  refresh is set to Cancelling. After the cancellation is complete, the status of the
+  instance refresh is set to Cancelled", user guide, "Cancel an instance refresh"): one
+  simulated step later. With WaitForTransitioningInstances false it is Cancelled at once
+  and "Any in-flight launches and terminations continue in the background".
+- RollbackInstanceRefresh "Cancels an instance refresh that is in progress and rolls
+  back any changes that it made" (API reference); "You can roll back an instance
+  refresh that is still in progress. You can't roll it back after it's finished" (user
+  guide, "Undo changes with a manual or auto rollback"). A refresh Cancelling or already
+  rolling back is not in progress: ActiveInstanceRefreshNotFound ("an active instance
+  refresh or rollback ... was not found"). IrreversibleInstanceRefresh is only for "a
+  desired configuration was not found or an incompatible launch template ... or launch
+  template version ($Latest or $Default)" (API reference, Errors).
 
 Checkpoints follow the API reference, RefreshPreferences.CheckpointPercentages (ascending
 unique values, 1-100 in botocore's model; "To replace all instances in the Auto Scaling
@@ -24,12 +40,14 @@ is reached once at least its percentage of the group is new; the refresh pauses
 `CheckpointDelay` (default 3600 s) at each checkpoint before the last, sending the event,
 and replaces nothing past the last: a last value below 100 ends it Successful (after
 BakeTime) with the rest of the group on the old launch template version.
+
+Events, one per status change: local.instance_refresh_events. DescribeInstanceRefreshes'
+view of a refresh: local.instance_refresh_describe.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import math
 import uuid
 import weakref
@@ -42,9 +60,17 @@ from moto.autoscaling.models import AutoScalingBackend, autoscaling_backends
 from moto.autoscaling.responses import AutoScalingResponse
 from moto.core.responses import ActionResult
 from moto.core.utils import utcnow
-from moto.events.models import events_backends
 
+from local.instance_refresh_describe import describe
+from local.instance_refresh_events import EVENTS, publish
+from local.instance_refresh_validation import check_alarms, check_template, validate_preferences
+
+# "An active instance refresh" blocks another (StartInstanceRefresh, InstanceRefreshInProgress).
 ACTIVE = {"Pending", "InProgress", "Baking", "Cancelling", "RollbackInProgress"}
+# What RollbackInstanceRefresh rolls back: "an instance refresh that is in progress".
+IN_PROGRESS = {"Pending", "InProgress", "Baking"}
+# What CancelInstanceRefresh cancels: "an instance refresh or rollback that is in progress".
+CANCELLABLE = IN_PROGRESS | {"RollbackInProgress"}
 
 
 class InstanceRefreshInProgressError(AutoscalingClientError):
@@ -57,6 +83,21 @@ class ActiveInstanceRefreshNotFoundError(AutoscalingClientError):
 
 class IrreversibleInstanceRefreshError(AutoscalingClientError):
     code = "IrreversibleInstanceRefresh"
+
+
+@dataclass
+class Batch:
+    """Instances a refresh (or its rollback) is replacing now: `replacing` are the ones
+    it replaces, `pending` the new ones launched for them and not yet found healthy,
+    `retiring` those of `replacing` still serving (launched before terminating), ended
+    once the pending ones are healthy. The group's desired capacity was `base_desired`
+    before the batch."""
+
+    replacing: list[str]
+    pending: set[str]
+    retiring: list[str]
+    base_desired: int
+    rollback: bool
 
 
 @dataclass
@@ -81,15 +122,26 @@ class Refresh:
     reached_checkpoints: list[int] = field(default_factory=list)
     pause_seconds: float = 0.0
     bake_seconds: float = 0.0
+    stalled_seconds: float = 0.0
+    batch: Batch | None = None
     rollback_reason: str = ""
+    percentage_on_rollback: int = 0
 
     @property
     def min_healthy(self) -> int:
+        """Default 90 ("Understand the default values for an instance refresh")."""
         return int(self.preferences.get("MinHealthyPercentage", 90))
 
     @property
     def max_healthy(self) -> int:
+        """Default 100 ("Understand the default values for an instance refresh")."""
         return int(self.preferences.get("MaxHealthyPercentage", 100))
+
+    @property
+    def max_healthy_set(self) -> bool:
+        """ "Explicitly setting MaxHealthyPercentage to 100 is not equivalent to omitting
+        it" (API reference, RefreshPreferences)."""
+        return self.preferences.get("MaxHealthyPercentage") is not None
 
     @property
     def checkpoints(self) -> list[int]:
@@ -124,28 +176,11 @@ def history(account: str, region: str, group: str) -> list[Refresh]:
     return by_group.setdefault(group, [])
 
 
-def _active(account: str, region: str, group: str) -> Refresh | None:
-    return next((r for r in history(account, region, group) if r.status in ACTIVE), None)
+def _latest(account: str, region: str, group: str, statuses: set[str]) -> Refresh | None:
+    return next((r for r in history(account, region, group) if r.status in statuses), None)
 
 
-def publish(refresh: Refresh, detail_type: str, **extra: str) -> None:
-    backend = autoscaling_backends[refresh.account][refresh.region]
-    group = backend.autoscaling_groups.get(refresh.group)
-    detail = {"InstanceRefreshId": refresh.id, "AutoScalingGroupName": refresh.group, **extra}
-    events_backends[refresh.account][refresh.region].put_events(
-        [
-            {
-                "Source": "aws.autoscaling",
-                "DetailType": f"EC2 Auto Scaling Instance Refresh {detail_type}",
-                "Detail": json.dumps(detail),
-                "Resources": [group.arn] if group else [],
-                "EventBusName": "default",
-            }
-        ]
-    )
-
-
-def _use_template(backend: AutoScalingBackend, group_name: str, template: dict[str, Any]) -> None:
+def use_template(backend: AutoScalingBackend, group_name: str, template: dict[str, Any]) -> None:
     """Point the group at a launch template version, as UpdateAutoScalingGroup does."""
     backend.update_auto_scaling_group(
         name=group_name,
@@ -161,62 +196,7 @@ def _use_template(backend: AutoScalingBackend, group_name: str, template: dict[s
     )
 
 
-def _check_template(backend: AutoScalingBackend, target: dict[str, Any]) -> None:
-    """The desired launch template and version must exist (Auto Scaling's ValidationError)."""
-    template_id = target.get("LaunchTemplateId", "")
-    version = str(target.get("Version", "$Default"))
-    try:
-        template = backend.ec2_backend.get_launch_template(template_id)
-    except Exception as error:
-        raise ValidationError(
-            "You must use a valid fully-formed launch template. The specified launch "
-            f"template, with template ID {template_id}, does not exist."
-        ) from error
-    known = {str(v.number) for v in template.versions} | {"$Latest", "$Default"}
-    if version not in known:
-        raise ValidationError(
-            "You must use a valid fully-formed launch template. The specified version "
-            f"{version} of launch template {template_id} does not exist."
-        )
-
-
 # -- the API ------------------------------------------------------------------------------
-
-
-def validate_preferences(preferences: dict[str, Any], desired: dict[str, Any] | None) -> None:
-    """The checks AWS documents for StartInstanceRefresh preferences."""
-    minimum = preferences.get("MinHealthyPercentage")
-    maximum = preferences.get("MaxHealthyPercentage")
-    if minimum is not None and not 0 <= int(minimum) <= 100:
-        raise ValidationError("MinHealthyPercentage must be between 0 and 100.")
-    if maximum is not None:
-        if minimum is None:
-            raise ValidationError(
-                "You must specify MinHealthyPercentage when you specify MaxHealthyPercentage."
-            )
-        if not 100 <= int(maximum) <= 200:
-            raise ValidationError("MaxHealthyPercentage must be between 100 and 200.")
-        if int(maximum) - int(minimum) > 100:
-            raise ValidationError(
-                "The difference between MaxHealthyPercentage and MinHealthyPercentage "
-                "cannot be greater than 100."
-            )
-    checkpoints = [int(p) for p in preferences.get("CheckpointPercentages", [])]
-    if any(not 1 <= p <= 100 for p in checkpoints) or checkpoints != sorted(set(checkpoints)):
-        raise ValidationError(
-            "CheckpointPercentages must be unique values from 1 to 100 in ascending order."
-        )
-    if "CheckpointDelay" in preferences and not checkpoints:
-        raise ValidationError("CheckpointDelay requires CheckpointPercentages.")
-    if preferences.get("AutoRollback"):
-        template = (desired or {}).get("LaunchTemplate")
-        if not template:
-            raise ValidationError("AutoRollback requires a DesiredConfiguration launch template.")
-        if str(template.get("Version", "$Default")) in {"$Latest", "$Default"}:
-            raise ValidationError(
-                "AutoRollback requires an explicit launch template version, not "
-                f"{template.get('Version', '$Default')}."
-            )
 
 
 def start(
@@ -233,11 +213,12 @@ def start(
         raise ValidationError(f"Strategy {strategy} is not supported by the embedded AWS.")
     validate_preferences(preferences, desired)
     account, region = backend.account_id, backend.region_name
-    if _active(account, region, group_name):
+    if _latest(account, region, group_name, ACTIVE):
         raise InstanceRefreshInProgressError(
             "An Instance Refresh is already in progress and blocks the execution of this "
             "Instance Refresh."
         )
+    check_alarms(account, region, preferences)
     previous = (
         {
             "LaunchTemplateId": group.ec2_launch_template.id,
@@ -248,8 +229,8 @@ def start(
     )
     target = dict((desired or {}).get("LaunchTemplate") or {}) or previous
     if target and target != previous:
-        _check_template(backend, target)
-        _use_template(backend, group_name, target)
+        check_template(backend, target)
+        use_template(backend, group_name, target)
     refresh = Refresh(
         id=str(uuid.uuid4()),
         group=group_name,
@@ -266,97 +247,63 @@ def start(
     return refresh
 
 
-def describe(refresh: Refresh) -> dict[str, Any]:
-    to_update = remaining(refresh)
-    described: dict[str, Any] = {
-        "InstanceRefreshId": refresh.id,
-        "AutoScalingGroupName": refresh.group,
-        "Status": refresh.status,
-        "StatusReason": refresh.reason,
-        "StartTime": refresh.start_time,
-        "PercentageComplete": refresh.percentage(),
-        "InstancesToUpdate": to_update,
-        "ProgressDetails": {
-            "LivePoolProgress": {
-                "PercentageComplete": refresh.percentage(),
-                "InstancesToUpdate": to_update,
-            }
-        },
-        "Preferences": refresh.preferences,
-        "Strategy": "Rolling",
-    }
-    if refresh.desired:
-        described["DesiredConfiguration"] = refresh.desired
-    if refresh.end_time:
-        described["EndTime"] = refresh.end_time
-    if refresh.rollback_reason:
-        described["RollbackDetails"] = {
-            "RollbackReason": refresh.rollback_reason,
-            "PercentageCompleteOnRollback": math.floor(
-                100 * len(refresh.replaced) / max(refresh.total, 1)
-            ),
-            "InstancesToUpdateOnRollback": len(refresh.replaced) - len(refresh.rolled_back),
-        }
-    return described
+def _not_found(group_name: str) -> ActiveInstanceRefreshNotFoundError:
+    return ActiveInstanceRefreshNotFoundError(
+        f"No in progress or pending Instance Refresh found for Auto Scaling group {group_name}"
+    )
 
 
-def cancel(backend: AutoScalingBackend, group_name: str) -> Refresh:
-    refresh = _active(backend.account_id, backend.region_name, group_name)
+def cancel(backend: AutoScalingBackend, group_name: str, wait: bool = True) -> Refresh:
+    """Cancelling now, Cancelled at the next step once the in-flight batch has settled;
+    without waiting for transitioning instances, Cancelled at once (the batch settles in
+    the background, local.instance_refresh_clock)."""
+    refresh = _latest(backend.account_id, backend.region_name, group_name, CANCELLABLE)
     if refresh is None:
-        raise ActiveInstanceRefreshNotFoundError(
-            f"No in progress or pending Instance Refresh found for Auto Scaling group {group_name}"
-        )
-    finish(refresh, "Cancelled", "Cancelled by the user.")
+        raise _not_found(group_name)
+    refresh.pause_seconds = 0.0
+    if wait:
+        refresh.status, refresh.reason = "Cancelling", "Cancellation requested by the user."
+    else:
+        finish(refresh, "Cancelled", "Cancelled by the user.")
     return refresh
 
 
 def rollback(backend: AutoScalingBackend, group_name: str, reason: str = "") -> Refresh:
-    refresh = _active(backend.account_id, backend.region_name, group_name)
-    if refresh is None or refresh.status == "RollbackInProgress":
-        raise ActiveInstanceRefreshNotFoundError(
-            f"No in progress or pending Instance Refresh found for Auto Scaling group {group_name}"
-        )
+    refresh = _latest(backend.account_id, backend.region_name, group_name, IN_PROGRESS)
+    if refresh is None:
+        raise _not_found(group_name)
     if not refresh.desired or refresh.previous_template is None:
         raise IrreversibleInstanceRefreshError(
             "The instance refresh cannot be rolled back: it was started without a "
             "DesiredConfiguration."
         )
-    refresh.status = "RollbackInProgress"
-    refresh.pause_seconds = 0.0  # a rollback does not wait out a checkpoint
-    refresh.rollback_reason = reason or "Rollback requested by the user."
-    refresh.reason = refresh.rollback_reason
-    _use_template(backend, group_name, refresh.previous_template)
-    publish(refresh, "Rollback Started")
+    start_rollback(backend, refresh, reason or "Rollback requested by the user.")
     return refresh
 
 
-# -- progress ------------------------------------------------------------------------------
+def start_rollback(backend: AutoScalingBackend, refresh: Refresh, reason: str) -> None:
+    """RollbackInProgress: the group back on its previous launch template; the instances
+    the refresh launched are replaced from the next step ("When you receive a successful
+    response from this operation, Amazon EC2 Auto Scaling immediately begins replacing
+    instances", API reference, RollbackInstanceRefresh)."""
+    assert refresh.previous_template is not None
+    refresh.percentage_on_rollback = refresh.percentage()
+    refresh.status = "RollbackInProgress"
+    refresh.pause_seconds = 0.0  # a rollback does not wait out a checkpoint
+    refresh.stalled_seconds = 0.0
+    refresh.rollback_reason = refresh.reason = reason
+    use_template(backend, refresh.group, refresh.previous_template)
+    publish(refresh, "Rollback Started")
 
 
-def remaining(refresh: Refresh) -> int:
-    backend = autoscaling_backends[refresh.account][refresh.region]
-    group = backend.autoscaling_groups.get(refresh.group)
-    if group is None:
-        return 0
-    active = {s.instance.id for s in group.active_instances()}
-    if refresh.status == "RollbackInProgress":
-        return len((refresh.replaced & active) - refresh.rolled_back)
-    if refresh.last_checkpoint < 100:  # the refresh replaces up to its last checkpoint
-        goal = math.ceil(refresh.total * refresh.last_checkpoint / 100)
-        return min(len(active - refresh.replaced), max(goal - len(refresh.replaced), 0))
-    return len(active - refresh.replaced)
+# -- ending --------------------------------------------------------------------------------
 
 
 def finish(refresh: Refresh, status: str, reason: str) -> None:
+    """The refresh ends in `status` now (its EndTime), sending that status's event."""
     refresh.status, refresh.reason, refresh.end_time = status, reason, utcnow()
-    events = {
-        "Successful": "Succeeded",
-        "Failed": "Failed",
-        "Cancelled": "Cancelled",
-        "RollbackSuccessful": "Rollback Succeeded",
-        "RollbackFailed": "Rollback Failed",
-    }
-    publish(refresh, events[status])
+    refresh.pause_seconds = 0.0
+    publish(refresh, EVENTS[status])
 
 
 # -- wiring into moto's Auto Scaling API ---------------------------------------------------
@@ -385,7 +332,12 @@ def install() -> None:
         return ActionResult({"InstanceRefreshes": refreshes})
 
     def cancel_instance_refresh(self: AutoScalingResponse) -> ActionResult:
-        refresh = cancel(self.autoscaling_backend, self._get_param("AutoScalingGroupName"))
+        wait = self._get_param("WaitForTransitioningInstances")
+        refresh = cancel(
+            self.autoscaling_backend,
+            self._get_param("AutoScalingGroupName"),
+            wait=str(wait).lower() != "false",  # WaitForTransitioningInstances: default true
+        )
         return ActionResult({"InstanceRefreshId": refresh.id})
 
     def rollback_instance_refresh(self: AutoScalingResponse) -> ActionResult:

@@ -1,37 +1,135 @@
 """Simulated time for instance refreshes: each step replaces what the preferences allow.
 
-See local.instance_refresh for the API and the rules this follows.
+See local.instance_refresh for the API. `advance(seconds)` is one step of `seconds` for
+every active refresh (local.clock calls it each simulated minute; tests call it).
+
+A refresh replaces instances in batches, each over two steps (launched, then found
+healthy), as wide as its minimum and maximum healthy percentages and the group's
+maximum size allow and never past the next checkpoint: local.instance_refresh_batches.
+
+New instances are healthy at once, except that in a group with ELB health checks an
+instance from a failing AMI (local.application) fails them. "If the new instances don't
+pass their health checks, Amazon EC2 Auto Scaling terminates and replaces them. If the
+instance refresh can't launch any healthy instances, it will eventually fail, leaving
+the other 90 percent of the group untouched" (Core concepts): the failing ones are
+replaced each step and the instances they were to replace keep serving (those of the
+batch already terminated stay replaced by failing ones); "Amazon EC2 Auto Scaling keeps
+retrying for an hour ... If the problem persists after an hour, the operation fails"
+(user guide, "How an instance refresh works", Limitations, One-hour timeout), with
+AutoRollback rolled back instead ("the instance refresh attempts to complete all
+replacements for one hour before it fails and rolls back", user guide, "Undo changes
+with a manual or auto rollback"). So it is too when no instance can be replaced at all
+(a group at its maximum size with MinHealthyPercentage 100, local.instance_refresh_batches).
+A rollback whose previous configuration fails so ends RollbackFailed ("the rollback
+workflow will still occur, but it will eventually fail", Considerations).
+
+Alarms: while the refresh is InProgress or Baking, an AlarmSpecification alarm in ALARM
+fails it, or with AutoRollback rolls it back ("If you specify a CloudWatch alarm but do
+not enable auto rollback, and the alarm state goes to ALARM, the instance refresh fails
+without rolling back"; auto rollback reverses what was deployed "if any CloudWatch
+alarms you specify go into the ALARM state", same page). A rollback ends the refresh's
+own in-flight batch (its new instances terminated, the group back to its capacity) and
+then replaces, batch by batch, every instance the refresh launched.
+
+Cancelling: the next step lets the in-flight batch complete (or, failing, ends it) and
+the refresh is Cancelled; a refresh cancelled without waiting settles its batch the
+same way in the background. BakeTime: "The amount of time, in seconds, to wait at the
+end of an instance refresh before the instance refresh is considered complete"
+(RefreshPreferences.BakeTime): Baking, then Successful.
 """
 
 from __future__ import annotations
 
-import math
-
-from moto.autoscaling.models import AutoScalingBackend, autoscaling_backends
+from moto.autoscaling.models import AutoScalingBackend, FakeAutoScalingGroup
 from moto.cloudwatch.models import cloudwatch_backends
-from moto.ec2.models import ec2_backends
 
-from local.application import image_health
-from local.instance_refresh import (
-    ACTIVE,
-    ATTRIBUTE,
-    Refresh,
-    backends,
-    finish,
-    publish,
-    rollback,
+from local import instance_refresh_batches as batches
+from local.instance_refresh import ACTIVE, ATTRIBUTE, Refresh, backends, finish, start_rollback
+from local.instance_refresh_events import publish
+
+ONE_HOUR = 3600.0
+FAILED_HEALTH_CHECKS = "New instances failed their Elastic Load Balancing health checks."
+NO_ROOM = (
+    "No instance can be replaced without going below MinHealthyPercentage or above the "
+    "group's maximum size."
 )
 
 # -- time ------------------------------------------------------------------------------------
 
 
 def advance(seconds: float = 60.0) -> None:
-    """Move every active refresh on by `seconds` of simulated time."""
+    """Move every active refresh on by `seconds` of simulated time (one step)."""
     for backend in list(backends):
         for refreshes in list(backend.__dict__.get(ATTRIBUTE, {}).values()):
-            for refresh in refreshes:
+            for refresh in list(refreshes):
                 if refresh.status in ACTIVE:
-                    _step(refresh, seconds)
+                    _step(backend, refresh, seconds)
+                elif refresh.batch is not None:  # cancelled without waiting: background
+                    batches.settle(backend, refresh)
+
+
+def _step(backend: AutoScalingBackend, refresh: Refresh, seconds: float) -> None:
+    group = backend.autoscaling_groups.get(refresh.group)
+    if group is None:
+        refresh.batch = None
+        finish(refresh, "Failed", "The Auto Scaling group was deleted.")
+    elif refresh.status == "Cancelling":
+        batches.settle(backend, refresh)
+        finish(refresh, "Cancelled", "Cancelled by the user.")
+    elif not _interrupted(backend, refresh) and not _waiting(refresh, seconds):
+        _replace(backend, refresh, group, seconds)
+
+
+def _interrupted(backend: AutoScalingBackend, refresh: Refresh) -> bool:
+    """An alarm in ALARM fails the refresh or rolls it back (True); a rollback first ends
+    the refresh's own in-flight batch."""
+    rolling_back = refresh.status == "RollbackInProgress"
+    if not rolling_back:
+        alarm = _alarm_in_alarm(refresh)
+        if alarm:
+            _fail(backend, refresh, f"CloudWatch alarm {alarm} is in the ALARM state.")
+            return True
+    if refresh.batch is not None and refresh.batch.rollback != rolling_back:
+        batches.abort(backend, refresh)
+    return False
+
+
+def _waiting(refresh: Refresh, seconds: float) -> bool:
+    """At a checkpoint, or baking: time passes and nothing is replaced."""
+    if refresh.pause_seconds > 0:
+        refresh.pause_seconds = max(0.0, refresh.pause_seconds - seconds)
+        return True
+    if refresh.status == "Baking":
+        refresh.bake_seconds += seconds
+        if refresh.bake_seconds >= float(refresh.preferences.get("BakeTime", 0)):
+            finish(refresh, "Successful", "")
+        return True
+    return False
+
+
+def _replace(
+    backend: AutoScalingBackend, refresh: Refresh, group: FakeAutoScalingGroup, seconds: float
+) -> None:
+    """The in-flight batch checked and completed, then the next one started (or the
+    refresh, or its rollback, complete)."""
+    rolling_back = refresh.status == "RollbackInProgress"
+    if refresh.batch is not None:
+        if not batches.verify(backend, refresh):
+            _stalled(backend, refresh, seconds, FAILED_HEALTH_CHECKS)
+            return
+        if not rolling_back:
+            _checkpoint(refresh)
+        if refresh.pause_seconds > 0:
+            return
+    old = batches.old_instances(refresh, group, rolling_back)
+    if not old or (not rolling_back and refresh.stops_short()):
+        _complete(refresh, rolling_back)
+        return
+    widths = batches.widths(refresh, group, len(old), rolling_back)
+    if widths is None:
+        _stalled(backend, refresh, seconds, NO_ROOM)
+        return
+    batches.launch(backend, refresh, old, *widths, rolling_back=rolling_back)
 
 
 def _alarm_in_alarm(refresh: Refresh) -> str | None:
@@ -40,96 +138,29 @@ def _alarm_in_alarm(refresh: Refresh) -> str | None:
     return next((n for n in names if n in alarms and alarms[n].state_value == "ALARM"), None)
 
 
-def _step(refresh: Refresh, seconds: float) -> None:
-    backend = autoscaling_backends[refresh.account][refresh.region]
-    group = backend.autoscaling_groups.get(refresh.group)
-    if group is None:
-        finish(refresh, "Failed", "The Auto Scaling group was deleted.")
-        return
-    rolling_back = refresh.status == "RollbackInProgress"
-    if not rolling_back and refresh.preferences.get("AutoRollback"):
-        alarm = _alarm_in_alarm(refresh)
-        if alarm:
-            rollback(backend, refresh.group, f"Alarm {alarm} is in ALARM state.")
-            rolling_back = True
-    if refresh.pause_seconds > 0:
-        refresh.pause_seconds = max(0.0, refresh.pause_seconds - seconds)
-        return
-    active = [s.instance.id for s in group.active_instances()]
-    if rolling_back:
-        old = [i for i in active if i in refresh.replaced and i not in refresh.rolled_back]
+def _stalled(backend: AutoScalingBackend, refresh: Refresh, seconds: float, reason: str) -> None:
+    """No replacement this step: the refresh retries for an hour, then fails."""
+    refresh.stalled_seconds += seconds
+    refresh.reason = reason
+    if refresh.stalled_seconds >= ONE_HOUR:
+        _fail(backend, refresh, f"{reason} The instance refresh kept retrying for an hour.")
+    elif refresh.batch is not None:
+        batches.retry(backend, refresh)
+
+
+def _fail(backend: AutoScalingBackend, refresh: Refresh, reason: str) -> None:
+    """Failed, or with AutoRollback rolled back; a failing rollback is RollbackFailed. The
+    in-flight batch ends first (a rollback switches the launch template before, so what
+    that relaunches is on the previous configuration)."""
+    if refresh.status == "RollbackInProgress":
+        batches.abort(backend, refresh)
+        finish(refresh, "RollbackFailed", reason)
+    elif refresh.preferences.get("AutoRollback") and refresh.previous_template is not None:
+        start_rollback(backend, refresh, reason)
+        batches.abort(backend, refresh)
     else:
-        old = [i for i in active if i not in refresh.replaced]
-    if not old or (not rolling_back and refresh.stops_short()):
-        _complete(refresh, seconds, rolling_back)
-        return
-    batch = _batch_size(refresh, group.desired_capacity or len(active), len(old), rolling_back)
-    if batch <= 0:
-        return
-    launched = _replace(backend, refresh.group, old[:batch])
-    if launched is None:
-        _failed_health_checks(backend, refresh, rolling_back)
-        return
-    (refresh.rolled_back if rolling_back else refresh.replaced).update(launched)
-    if rolling_back:
-        refresh.rolled_back.update(old[:batch])
-    else:
-        _checkpoint(refresh)
-
-
-def _batch_size(refresh: Refresh, desired: int, old: int, rolling_back: bool) -> int:
-    headroom = math.floor(desired * refresh.max_healthy / 100) - desired
-    may_drop = desired - math.ceil(desired * refresh.min_healthy / 100)
-    batch = max(headroom if headroom > 0 else may_drop, 1)
-    if not rolling_back:
-        upcoming = [p for p in refresh.checkpoints if p not in refresh.reached_checkpoints]
-        if upcoming:
-            allowed = math.ceil(refresh.total * upcoming[0] / 100) - len(refresh.replaced)
-            batch = min(batch, max(allowed, 0))
-    return min(batch, old)
-
-
-def _replace(backend: AutoScalingBackend, group_name: str, old: list[str]) -> set[str] | None:
-    """Launch as many new instances as `old`, then terminate `old`: the new ones are
-    launched from the group's current launch template (the refresh's target). When the
-    group uses ELB health checks and a new instance fails them (its AMI's health profile
-    is `failing`), the new instances are terminated instead, `old` keeps serving, and
-    the result is None: AWS fails the refresh (or rolls it back) in that case."""
-    group = backend.autoscaling_groups[group_name]
-    before = {s.instance.id for s in group.active_instances()}
-    desired = group.desired_capacity or len(before)
-    room = desired + len(old) <= (group.max_size or 0)
-    if room:
-        backend.set_desired_capacity(group_name, desired + len(old))
-        launched = {s.instance.id for s in group.active_instances()} - before
-        if _fail_health_checks(backend, group.health_check_type, launched):
-            for instance_id in launched:
-                backend.terminate_instance(instance_id, should_decrement=True)
-            return None
-        for instance_id in old:
-            backend.terminate_instance(instance_id, should_decrement=True)
-    else:
-        for instance_id in old:
-            backend.terminate_instance(instance_id, should_decrement=False)
-    return {s.instance.id for s in group.active_instances()} - before
-
-
-def _failed_health_checks(
-    backend: AutoScalingBackend, refresh: Refresh, rolling_back: bool
-) -> None:
-    reason = "New instances failed their Elastic Load Balancing health checks."
-    if refresh.preferences.get("AutoRollback") and not rolling_back:
-        rollback(backend, refresh.group, reason)
-    else:
+        batches.abort(backend, refresh)
         finish(refresh, "Failed", reason)
-
-
-def _fail_health_checks(backend: AutoScalingBackend, check: str | None, launched: set[str]) -> bool:
-    if check != "ELB":
-        return False
-    ec2 = ec2_backends[backend.account_id][backend.region_name]
-    images = [ec2.get_instance_by_id(i) for i in launched]
-    return any(image_health(ec2, i.image_id) == "failing" for i in images if i is not None)
 
 
 def _checkpoint(refresh: Refresh) -> None:
@@ -150,13 +181,12 @@ def _checkpoint(refresh: Refresh) -> None:
         )
 
 
-def _complete(refresh: Refresh, seconds: float, rolling_back: bool) -> None:
+def _complete(refresh: Refresh, rolling_back: bool) -> None:
+    refresh.reason = ""
     if rolling_back:
         finish(refresh, "RollbackSuccessful", refresh.rollback_reason)
-        return
-    bake_time = float(refresh.preferences.get("BakeTime", 0))
-    if refresh.bake_seconds < bake_time:
-        refresh.status = "Baking"
-        refresh.bake_seconds += seconds
-        return
-    finish(refresh, "Successful", "")
+    elif float(refresh.preferences.get("BakeTime", 0)) > 0:
+        refresh.status, refresh.bake_seconds = "Baking", 0.0
+        publish(refresh, "Started Baking")
+    else:
+        finish(refresh, "Successful", "")
