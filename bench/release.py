@@ -19,6 +19,7 @@ from pathlib import Path
 
 import yaml
 
+from bench.quiet import logs_to_file
 from local.api_calls import recording
 from local.embedded import EmbeddedAws
 
@@ -70,7 +71,8 @@ def measure(instances: int) -> dict[str, Measured]:
 
 
 def main() -> int:
-    by_size = {size: measure(size) for size in SIZES}
+    with logs_to_file("bench-release") as logs:
+        by_size = {size: measure(size) for size in SIZES}
     small, large = SIZES
     print(f"release cost, {small} vs {large} instances per fleet (one healthy release each)")
     header = (
@@ -95,6 +97,7 @@ def main() -> int:
     print(f"rolling transitions: {rolling} (limit {MAX_ROLLING_TRANSITIONS})")
     if rolling >= MAX_ROLLING_TRANSITIONS:
         failures.append(f"rolling release took {rolling} transitions")
+    print(f"handler logs: {logs}")
     for failure in failures:
         print(f"FAIL {failure}")
     return 1 if failures else 0

@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.quiet import logs_to_file
 from local import eventbridge
 from local.api_calls import recording
 from local.embedded import EmbeddedAws
@@ -33,7 +34,11 @@ ALARMS = "bench-alarms"
 def main() -> int:
     alarms: list[float] = []
     rows: list[tuple[str, list[str], float | None]] = []
-    with tempfile.TemporaryDirectory() as scratch, EmbeddedAws() as aws:
+    with (
+        logs_to_file("bench-rollback") as logs,
+        tempfile.TemporaryDirectory() as scratch,
+        EmbeddedAws() as aws,
+    ):
         aws.deploy("sandbox", outdir=Path(scratch) / "cdk.out", config_dir=CONFIG)
         pattern = {"source": ["aws.cloudwatch"], "detail": {"state": {"value": ["ALARM"]}}}
         aws.client("events").put_rule(Name=ALARMS, EventPattern=json.dumps(pattern))
@@ -58,6 +63,7 @@ def main() -> int:
         print(f"{strategy:<11} {len(path):>5}  {seconds:>17}  {shown}")
         if not path or len(path) > TARGET_CALLS:
             failures.append(strategy)
+    print(f"handler logs: {logs}")
     print(f"target: {TARGET_CALLS} calls; over or missing: {', '.join(failures) or 'none'}")
     return 1 if failures else 0
 

@@ -1,0 +1,27 @@
+"""Benchmarks print their results, not the handlers' logs: while the embedded AWS runs,
+everything written to stdout (Powertools' JSON logs and metrics) and every log record
+(moto's and the handlers') goes to a file the benchmark names at the end."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def logs_to_file(name: str) -> Iterator[Path]:
+    """Send stdout and logging to `<tmp>/phoenix-<name>-*/handlers.log` while the block runs."""
+    path = Path(tempfile.mkdtemp(prefix=f"phoenix-{name}-")) / "handlers.log"
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    with path.open("w") as log, contextlib.redirect_stdout(log):
+        to_file = logging.StreamHandler(log)
+        root.handlers = [to_file]
+        root.setLevel(logging.INFO)
+        try:
+            yield path
+        finally:
+            root.handlers, root.level = handlers, level
