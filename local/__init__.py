@@ -15,6 +15,7 @@ from local import (
     imagebuilder,
     instance_refresh,
     lambda_dispatch,
+    sfn_events,
     ssm_image_parameters,
 )
 
@@ -38,3 +39,4 @@ def install_extensions(endpoint: str | None = None) -> None:
     ssm_image_parameters.install()
     iam.install()
     clock.install(endpoint)
+    sfn_events.install()  # after clock: StopExecution's ABORTED is published at once

@@ -1,4 +1,5 @@
-"""EventBridge in the embedded AWS: rules deliver to Lambda, Step Functions and SQS.
+"""EventBridge in the embedded AWS: rules deliver to Lambda, Step Functions, SQS and
+event buses.
 
 moto matches events to rules correctly but raises NotImplementedError for Lambda and
 Step Functions targets, and fills InputTransformer templates without JSON-quoting
@@ -16,11 +17,33 @@ delivery thread in the order the events were put: a handler whose call puts an e
 `drain()` waits until every event put so far is delivered; the simulated clock drains
 between minutes, and tests drain before they look. SQS targets are delivered before
 PutEvents returns. A delivery that fails is logged and never fails the call that
-produced the event. Other target types keep moto's behaviour.
+produced the event.
+
+An event bus target (in this or another Region or account) receives the event itself,
+asynchronously like a Lambda target, as the EventBridge user guide describes bus-to-bus
+delivery ("Sending and receiving events between AWS Regions"; "Event bus target: bus
+to bus"; "Sending and receiving events between event buses in the same account and
+Region"):
+- the event arrives as a new event, with a new `id` (and ingestion time); everything
+  else is the event as the sender's bus received it: `source`, `detail-type`,
+  `detail`, `resources`, `time`, and `account` and `region` (the event structure
+  reference: the Region "where the event originated"). moto re-puts only Source,
+  DetailType and Detail, so the receiving rules would lose `resources` (an Image
+  Builder event's image ARN) and `time`;
+- the rule delivers with the target's role ("Delivery role": events:PutEvents on the
+  destination bus): a target without a role, or whose role may not put events on that
+  bus (local.iam_policy's evaluator on the role's policies as deployed), is not
+  delivered, as AWS counts a failed invocation;
+- an event that arrived from another bus goes no further to a bus ("EventBridge can't
+  route events received from a sender event bus to a third event bus").
+Input transformation of a bus target (Input, InputPath, InputTransformer) is not
+emulated: such a target is not delivered, and the log says why. Other target types keep
+moto's behaviour.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import logging
@@ -32,11 +55,14 @@ from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import ClientError
-from moto.events.models import Rule
+from moto.core.utils import unix_time
+from moto.events.models import Rule, events_backends
 from moto.events.utils import EventMessageType
 from moto.utilities.arns import parse_arn
 
 from local.cloudformation import aws_client
+from local.iam import role_policies
+from local.iam_policy import Decision, Request, evaluate
 
 logger = logging.getLogger("phoenix.local.eventbridge")
 # moto delivers to SQS too, but drops `account` (and anything else its default template
@@ -101,7 +127,46 @@ def target_input(target: dict[str, Any], event: dict[str, Any]) -> str:
     return json.dumps(event)
 
 
+def is_event_bus(target_arn: str) -> bool:
+    arn = parse_arn(target_arn)
+    return bool(arn.service == "events" and arn.resource_type == "event-bus")
+
+
+class BusNotDeliveredError(Exception):
+    """A bus target EventBridge would not deliver to (the reason is the message)."""
+
+
+# The ids of events that reached a bus from another bus: they go to no further bus.
+_from_a_bus: set[str] = set()
+
+
+def to_bus(target: dict[str, Any], event: dict[str, Any]) -> None:
+    """Deliver `event` to the event bus `target` names, as EventBridge does (see above)."""
+    if event.get("id") in _from_a_bus:
+        raise BusNotDeliveredError("it came from another event bus")
+    transformed = sorted({"Input", "InputPath", "InputTransformer"} & set(target))
+    if transformed:
+        raise BusNotDeliveredError(f"input transformation of a bus target: {transformed}")
+    role = target.get("RoleArn")
+    if not role:
+        raise BusNotDeliveredError("the target has no role")
+    allowed = evaluate(role_policies(role), Request("events:PutEvents", target["Arn"]))
+    if allowed is not Decision.ALLOWED:
+        raise BusNotDeliveredError(f"{role} may not put events on {target['Arn']}")
+    arn = parse_arn(target["Arn"])
+    bus = events_backends[arn.account][arn.region].describe_event_bus(arn.resource_id)
+    arrived = {**copy.deepcopy(event), "id": str(uuid.uuid4())}
+    if "ingestion-time" in arrived:  # moto's own field: when the receiving bus took it
+        arrived["ingestion-time"] = unix_time()
+    _from_a_bus.add(arrived["id"])
+    for rule in list(bus.rules.values()):
+        rule.send_to_targets(copy.deepcopy(arrived))  # type: ignore[arg-type]
+
+
 def deliver(target: dict[str, Any], event: dict[str, Any], region: str) -> None:
+    if is_event_bus(target["Arn"]):
+        to_bus(target, event)
+        return
     arn = parse_arn(target["Arn"])
     payload = target_input(target, event)
     if arn.service == "lambda":
@@ -141,6 +206,8 @@ def tap(rule_name: str, listener: Callable[[dict[str, Any]], None]) -> Callable[
 def _deliver_logged(target: dict[str, Any], event: dict[str, Any], region: str) -> None:
     try:
         deliver(target, event, region)
+    except BusNotDeliveredError as refused:
+        logger.warning("event %s not delivered to %s: %s", event.get("id"), target["Arn"], refused)
     except ClientError as error:
         # A failed delivery never fails the producer's call; AWS would retry it and then
         # drop it or send it to the target's dead-letter queue.
@@ -172,7 +239,7 @@ def _delivery_thread() -> threading.Thread:
 
 @functools.cache
 def install() -> None:
-    """Deliver to Lambda, Step Functions and SQS targets (once per process)."""
+    """Deliver to Lambda, Step Functions, SQS and event bus targets (once per process)."""
     Rule.send_to_targets = _delivering(Rule.send_to_targets)  # type: ignore[method-assign]
 
 
@@ -184,7 +251,11 @@ def _delivering(send: Callable[..., Any]) -> Callable[..., Any]:
         listener = _taps.get(self.name)
         if listener is not None:
             listener(dict(original_event))
-        ours = [t for t in self.targets if parse_arn(t["Arn"]).service in DELIVERED]
+        ours = [
+            t
+            for t in self.targets
+            if parse_arn(t["Arn"]).service in DELIVERED or is_event_bus(t["Arn"])
+        ]
         others = [t for t in self.targets if t not in ours]
         for target in ours:
             if parse_arn(target["Arn"]).service == "sqs":

@@ -39,6 +39,7 @@ Functions itself makes with the state machine's role.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -88,12 +89,18 @@ def role_policies(role_arn: str) -> list[str]:
 
 
 def caller_of(thread_name: str, region: str) -> Caller | None:
-    """The function a call comes from, by the thread it runs in (None: not a function)."""
+    """The function a call comes from, by the thread it runs in (None: not a function).
+
+    The function lives in its own Region (the AWS_REGION the Lambda runtime gives it,
+    set for the call's duration by lambda_dispatch), which need not be the Region of
+    the client it calls with: a disaster recovery region's trigger reads images in the
+    primary."""
     if not thread_name.startswith(LAMBDA_THREAD):
         return None
     function = thread_name.removeprefix(LAMBDA_THREAD)
-    deployed = lambda_backends[ACCOUNT][region].get_function(function)
-    return Caller(function, str(deployed.role), region)
+    home = os.environ.get("AWS_REGION") or region
+    deployed = lambda_backends[ACCOUNT][home].get_function(function)
+    return Caller(function, str(deployed.role), home)
 
 
 # -- resources and request context, per action --------------------------------------------
@@ -226,6 +233,7 @@ _RESOURCES: dict[str, Callable[[str, Params, str], Iterator[Request]]] = {
     "autoscaling:RollbackInstanceRefresh": _auto_scaling_group,
     "ec2:CreateLaunchTemplateVersion": _launch_template,
     "ec2:CreateTags": _tagging,
+    "ec2:DeleteTags": _tagging,  # the same resource types and tag condition keys (SAR)
     "elasticloadbalancing:ModifyListener": _named_by("ListenerArn"),
     "events:PutEvents": _events,
     "states:StartExecution": _named_by("stateMachineArn"),

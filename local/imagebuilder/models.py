@@ -5,6 +5,21 @@ trigger reads which AMI an image produced in each region) and the `EC2 Image Bui
 Image State Change` event that announces an image is AVAILABLE. `bake` stands in for a
 pipeline run: it registers a real AMI in moto's EC2 (tagged with the health profile the
 application model reads) and publishes the image's AVAILABLE event.
+
+Distribution follows the distribution configuration CreateImage names
+(`distributionConfigurationArn`, "the distribution configuration that defines and
+configures the outputs of your pipeline"; EC2 Image Builder API Reference, CreateImage):
+one AMI in each of its distributions' Regions ("Distribution: defines the settings for
+a specific Region"), each registered in that Region's EC2, and GetImage's
+`outputResources.amis` lists them all, one per Region ("Ami: region, the Amazon Web
+Services Region of the Amazon EC2 AMI"; Image Builder User Guide, "Manage Image Builder
+distribution settings"), tagged with its distribution's `AmiTags` ("The tags to apply
+to AMIs distributed to this Region"; AmiDistributionConfiguration). Without one the
+image has its build Region's AMI only. The build Region's AMI is always made
+(phoenix's distributions list that Region first); the AVAILABLE event is published in
+the build Region only, once every copy exists: Image Builder sends its events to the
+default bus of the Region it runs in. Not emulated: the distribution's KMS keys,
+launch permissions and AMI names.
 """
 
 from __future__ import annotations
@@ -48,6 +63,7 @@ class Image:
     account: str
     health: Health
     created: datetime = field(default_factory=utcnow)
+    copies: dict[str, str] = field(default_factory=dict)  # other Region -> its AMI id
 
     def to_api(self) -> dict[str, Any]:
         """The `image` member of a GetImage response (the fields phoenix reads)."""
@@ -62,11 +78,12 @@ class Image:
             "outputResources": {
                 "amis": [
                     {
-                        "region": self.region,
-                        "image": self.ami_id,
+                        "region": region,
+                        "image": ami,
                         "name": f"{self.name} {self.version}",
                         "accountId": self.account,
                     }
+                    for region, ami in {self.region: self.ami_id, **self.copies}.items()
                 ]
             },
             "tags": {HEALTH_TAG: self.health},
@@ -89,7 +106,21 @@ class ImageBuilderBackend(BaseBackend):
             raise ResourceNotFoundError(f"The image '{arn}' does not exist.")
         return self.images[arn]
 
-    def create_image(self, recipe_arn: str, tags: dict[str, str]) -> Image:
+    def distributions(self, arn: str | None) -> dict[str, dict[str, str]]:
+        """Region -> the AMI tags of each distribution of a configuration recorded from a
+        template (none without one)."""
+        if arn is None:
+            return {}
+        if arn not in self.resources or ":distribution-configuration/" not in arn:
+            raise ResourceNotFoundError(f"The distribution configuration '{arn}' does not exist.")
+        return {
+            str(d["Region"]): dict(d.get("AmiDistributionConfiguration", {}).get("AmiTags", {}))
+            for d in self.resources[arn].get("Distributions", [])
+        }
+
+    def create_image(
+        self, recipe_arn: str, tags: dict[str, str], distribution_arn: str | None = None
+    ) -> Image:
         parts = recipe_arn.split(":image-recipe/")
         if len(parts) != 2 or len(parts[1].split("/")) != 2:
             raise InvalidParameterValueError(
@@ -103,25 +134,35 @@ class ImageBuilderBackend(BaseBackend):
                 f"not {health!r}"
             )
         architecture = tags.get("phoenix:architecture", "arm64")
-        return self.bake(name, version, cast(Health, health), architecture)
+        regions = self.distributions(distribution_arn)
+        return self.bake(name, version, cast(Health, health), architecture, regions)
 
-    def bake(self, name: str, version: str, health: Health, architecture: str) -> Image:
-        """Register the AMI a pipeline run would produce and announce it AVAILABLE.
+    def bake(
+        self,
+        name: str,
+        version: str,
+        health: Health,
+        architecture: str,
+        regions: dict[str, dict[str, str]] | None = None,
+    ) -> Image:
+        """Register the AMIs a pipeline run would produce (in this Region and the other
+        `regions` it distributes to, each with its AMI tags) and announce it AVAILABLE.
 
         `name` is the image (and recipe) name, `phoenix-<env>-<pipeline>` for phoenix's.
         """
         build = self.builds.get(f"{name}/{version}", 0) + 1
         self.builds[f"{name}/{version}"] = build
-        ec2 = ec2_backends[self.account_id][self.region_name]
-        ami = ec2.register_image(
-            name=f"{name} {version}/{build}",
-            description=f"baked by the rehearsal, health {health}",
-        )
-        ami.architecture = architecture
-        ec2.create_tags([ami.id], {HEALTH_TAG: health, "Name": f"{name} {version}/{build}"})
+        tags = {self.region_name: {}, **(regions or {})}
+        amis = {
+            region: self._register(region, f"{name} {version}/{build}", health, architecture, more)
+            for region, more in tags.items()
+        }
         prefix = f"arn:aws:imagebuilder:{self.region_name}:{self.account_id}"
         arn = f"{prefix}:image/{name}/{version}/{build}"
-        image = Image(arn, name, version, ami.id, self.region_name, self.account_id, health)
+        own = amis.pop(self.region_name)
+        image = Image(
+            arn, name, version, own, self.region_name, self.account_id, health, copies=amis
+        )
         self.images[arn] = image
         events_backends[self.account_id][self.region_name].put_events(
             [
@@ -137,6 +178,17 @@ class ImageBuilderBackend(BaseBackend):
             ]
         )
         return image
+
+    def _register(
+        self, region: str, name: str, health: Health, architecture: str, tags: dict[str, str]
+    ) -> str:
+        """One AMI in `region`'s EC2, tagged with the distribution's AMI tags and the
+        health profile the application model reads there."""
+        ec2 = ec2_backends[self.account_id][region]
+        ami = ec2.register_image(name=name, description=f"baked by the rehearsal, health {health}")
+        ami.architecture = architecture
+        ec2.create_tags([ami.id], {**tags, HEALTH_TAG: health, "Name": name})
+        return str(ami.id)
 
 
 # moto's own region list has no Image Builder; it runs wherever EC2 does.

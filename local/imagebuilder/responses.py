@@ -23,12 +23,14 @@ class ImageBuilderResponse(BaseResponse):
 
         The recipe ARN names the pipeline and version (`image-recipe/phoenix-<name>/<x.y.z>`);
         the tags `phoenix:health` (healthy, failing, slow) and `phoenix:architecture` (arm64,
-        x86_64) say what kind of AMI to bake.
+        x86_64) say what kind of AMI to bake; `distributionConfigurationArn`, one deployed
+        from a template, where its AMIs go.
         """
         recipe = str(self._get_param("imageRecipeArn"))
         self._get_param("infrastructureConfigurationArn")
         tags = self._get_param("tags") or {}
-        image = self.backend.create_image(recipe, tags)
+        distribution = self._get_param("distributionConfigurationArn")
+        image = self.backend.create_image(recipe, tags, distribution)
         return json.dumps(
             {
                 "requestId": str(uuid.uuid4()),

@@ -70,6 +70,71 @@ def test_a_bake_registers_an_ami_tagged_with_its_health_and_announces_it(imagebu
     assert event["resources"] == [arn]
 
 
+def _deployed_distribution(regions: list[Any]) -> str:
+    """A distribution configuration deployed from a template, as the pipeline's is."""
+    template = {
+        "Resources": {
+            "Distribution": {
+                "Type": "AWS::ImageBuilder::DistributionConfiguration",
+                "Properties": {
+                    "Name": "phoenix-sandbox-golden",
+                    "Distributions": [
+                        {
+                            "Region": region,
+                            "AmiDistributionConfiguration": {"AmiTags": {"copy": str(n)}},
+                        }
+                        for n, region in enumerate(regions)
+                    ],
+                },
+            }
+        },
+        "Outputs": {"Arn": {"Value": {"Fn::GetAtt": ["Distribution", "Arn"]}}},
+    }
+    cloudformation = boto3.client("cloudformation", region_name=REGION)
+    cloudformation.create_stack(StackName="images", TemplateBody=json.dumps(template))
+    (stack,) = cloudformation.describe_stacks(StackName="images")["Stacks"]
+    return str(stack["Outputs"][0]["OutputValue"])
+
+
+def test_an_image_has_an_ami_in_each_region_its_distribution_names(imagebuilder: Any) -> None:
+    # Given a distribution configuration to this region and another
+    distribution = _deployed_distribution([{"Ref": "AWS::Region"}, "us-west-2"])
+
+    # When an image is created with it
+    arn = imagebuilder.create_image(
+        imageRecipeArn=RECIPE,
+        infrastructureConfigurationArn=INFRASTRUCTURE,
+        distributionConfigurationArn=distribution,
+        tags={"phoenix:health": "erroring"},
+    )["imageBuildVersionArn"]
+
+    # Then GetImage lists one AMI per region, each registered in its own region's EC2
+    # with the image's health and its distribution's AMI tags, and in no other
+    amis = imagebuilder.get_image(imageBuildVersionArn=arn)["image"]["outputResources"]["amis"]
+    by_region = {ami["region"]: ami["image"] for ami in amis}
+    assert list(by_region) == [REGION, "us-west-2"]
+    for n, (region, ami) in enumerate(by_region.items()):
+        ec2 = boto3.client("ec2", region_name=region)
+        (described,) = ec2.describe_images(ImageIds=[ami])["Images"]
+        tags = {t["Key"]: t["Value"] for t in described["Tags"]}
+        assert (tags["phoenix:health"], tags["copy"]) == ("erroring", str(n))
+        (other,) = set(by_region.values()) - {ami}
+        assert (
+            ec2.describe_images(Filters=[{"Name": "image-id", "Values": [other]}])["Images"] == []
+        )
+
+
+def test_an_unknown_distribution_configuration_is_refused(imagebuilder: Any) -> None:
+    with pytest.raises(ClientError) as raised:
+        imagebuilder.create_image(
+            imageRecipeArn=RECIPE,
+            infrastructureConfigurationArn=INFRASTRUCTURE,
+            distributionConfigurationArn=f"{INFRASTRUCTURE.rsplit(':', 1)[0]}:"
+            "distribution-configuration/nowhere",
+        )
+    assert raised.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
 def test_each_build_of_a_version_gets_its_own_arn(imagebuilder: Any) -> None:
     arns = [
         imagebuilder.create_image(
