@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from aws_cdk import Environment, Fn, RemovalPolicy, Stack, Stage, Tags
+from aws_cdk import Aws, Environment, Fn, RemovalPolicy, Stack, Stage, Tags
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -11,10 +13,12 @@ from phoenix.config.environment import EnvironmentConfig, NetworkConfig
 from phoenix.fleet.controller_state import ControllerState
 from phoenix.fleet.immutable_fleet import ImmutableFleet
 from phoenix.images.pipeline import GoldenImagePipeline
+from phoenix.kernel.names import image_name
 from phoenix.platform.encryption import EnvironmentKey
 from phoenix.platform.network import Network
 from phoenix.platform.observability import Observability, log_retention
 from phoenix.release.orchestrator import ReleaseOrchestrator
+from phoenix.release.runtime.events import IMAGE_STATE_CHANGE
 
 
 class PhoenixStack(Stack):
@@ -23,6 +27,13 @@ class PhoenixStack(Stack):
     One stack per region keeps each region deployable on its own (a disaster recovery
     region must not depend on the primary's stack) and avoids cross-stack exports,
     which would pin resources a release needs to replace.
+
+    Every region runs its own release controller for its own fleets. Images are baked
+    only in the primary region and distributed to the others, and Image Builder
+    announces them only there: the primary forwards each AVAILABLE event of this
+    environment's images to every DR region's default event bus (`forward_images`),
+    where that region's controller reads the image in the primary and releases its
+    own region's copy of the AMI.
     """
 
     def __init__(
@@ -91,9 +102,58 @@ class PhoenixStack(Stack):
                 )
                 for pipeline in config.image_pipelines
             }
-            self.release = ReleaseOrchestrator(
-                self, "Release", config=config, key=self.encryption.key, fleets=self.fleets
-            )
+            self.forward_images = {
+                dr.region: self._forward_images(config, dr.region)
+                for dr in config.disaster_recovery
+            }
+        self.release = ReleaseOrchestrator(
+            self,
+            "Release",
+            config=config,
+            key=self.encryption.key,
+            fleets=self.fleets,
+            image_region=None if primary else config.region,
+        )
+
+    def _forward_images(self, config: EnvironmentConfig, region: str) -> events.Rule:
+        """Image Builder publishes `EC2 Image Builder Image State Change` only in the
+        region that built the image, so a DR region's controller never hears of a new
+        one by itself. This rule sends what the primary's own release trigger hears
+        (the same pattern: AVAILABLE, this environment's images baked here) to
+        `region`'s default bus, with the role EventBridge needs for a cross-Region
+        event bus target, allowed PutEvents on that bus only (EventBridge user guide,
+        "Sending and receiving events between AWS Regions"). One rule per DR region:
+        a rule takes at most five targets."""
+        bus = events.EventBus.from_event_bus_arn(
+            self,
+            f"DefaultBus-{region}",
+            self.format_arn(
+                service="events", region=region, resource="event-bus", resource_name="default"
+            ),
+        )
+        rule = events.Rule(
+            self,
+            f"ForwardImages-{region}",
+            description=f"phoenix {config.name}: baked images, to {region}'s controller",
+            event_pattern=events.EventPattern(
+                source=["aws.imagebuilder"],
+                detail_type=[IMAGE_STATE_CHANGE],
+                detail={"state": {"status": ["AVAILABLE"]}},
+            ),
+            targets=[targets.EventBus(bus)],
+        )
+        images = [
+            {
+                "prefix": f"arn:{Aws.PARTITION}:imagebuilder:{Aws.REGION}:{Aws.ACCOUNT_ID}:"
+                f"image/{image_name(config.name, pipeline.name)}/"
+            }
+            for pipeline in config.image_pipelines
+        ]
+        # CDK types `resources` as exact strings; a prefix match needs the raw pattern.
+        cfn = rule.node.default_child
+        assert isinstance(cfn, events.CfnRule)
+        cfn.add_property_override("EventPattern.resources", images)
+        return rule
 
     @property
     def availability_zones(self) -> list[str]:

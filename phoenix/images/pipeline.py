@@ -30,8 +30,6 @@ from phoenix.platform.roles import managed_policy_role
 
 COMPONENTS_DIR = Path(__file__).resolve().parent / "components"
 SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
-# AMIs a fleet may return to carry this tag (set by the release controller); the
-# lifecycle policy never touches them, whatever their age or count.
 
 
 def _severities_at_or_above(threshold: str) -> str:
@@ -54,7 +52,10 @@ class GoldenImagePipeline(Construct):
       notifications to `topic`, and the instance terminated on failure.
     - Images are distributed to `regions` (the first is this one) with launch permission
       for `config.launch_permission_accounts`, and never into launch templates: Image
-      Builder would make the new version their default and break rollback.
+      Builder would make the new version their default and break rollback. Every
+      region's copy gets the same AMI tags (`ami_tags`), never `phoenix:rollback-target`:
+      a new image is nobody's way back yet; the release controller of the copy's region
+      tags it while a fleet there may roll back to it (docs/adr/0008-rollback-target-tags.md).
     - The pipeline runs on `config.schedule` when its dependencies have updates, and a
       lifecycle policy keeps the last `config.keep_images` AMIs, never removing one
       tagged `phoenix:rollback-target` or launched in the last 30 days.
@@ -74,6 +75,7 @@ class GoldenImagePipeline(Construct):
     ) -> None:
         super().__init__(scope, id)
         self.name = image_name(environment, config.name)
+        self.ami_tags = {"phoenix:pipeline": self.name}
         components = self._components(config)
         recipe = imagebuilder.CfnImageRecipe(
             self,
@@ -259,7 +261,7 @@ class GoldenImagePipeline(Construct):
             region=target,
             ami_distribution_configuration={
                 "Name": f"{self.name}-{{{{imagebuilder:buildDate}}}}",
-                "AmiTags": {"phoenix:pipeline": self.name},
+                "AmiTags": dict(self.ami_tags),
                 "KmsKeyId": key,
                 **({"LaunchPermissionConfiguration": permission} if permission else {}),
             },
@@ -295,6 +297,8 @@ class GoldenImagePipeline(Construct):
                     ),
                     exclusion_rules=imagebuilder.CfnLifecyclePolicy.ExclusionRulesProperty(
                         amis=imagebuilder.CfnLifecyclePolicy.AmiExclusionRulesProperty(
+                            # Set by the release controller on each AMI (each region's
+                            # copy apart) that a fleet may roll back to.
                             tag_map={ROLLBACK_TARGET_TAG: "true"},
                             last_launched=imagebuilder.CfnLifecyclePolicy.LastLaunchedProperty(
                                 unit="DAYS", value=30

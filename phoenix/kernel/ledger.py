@@ -5,6 +5,8 @@
   release waits for an instance refresh, the task token that ends the wait.
 - Release item (`pk = FLEET#<fleet>`, `sk = RELEASE#<release id>`): what triggered it,
   from/to AMI, strategy, every step with its time, and the outcome.
+- Rollback-target item (`pk = AMI#<ami>`, `sk = ROLLBACK_TARGET`): the fleets that may roll
+  back to the AMI (`holders`), so the last one to let go removes its tag (ADR 0008).
 
 `Ledger` holds the DynamoDB client it is given, so the logic is tested with moto and Stubber.
 Times are ISO 8601 UTC strings, which compare in time order as strings.
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypedDict, Unpack
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, Unpack
 
 from botocore.exceptions import ClientError
 
@@ -27,6 +29,10 @@ if TYPE_CHECKING:
 FLEET_SK = "FLEET"
 # The tag that keeps an AMI from the image lifecycle's deletions (GoldenImagePipeline).
 ROLLBACK_TARGET_TAG = "phoenix:rollback-target"
+TARGET_SK = "ROLLBACK_TARGET"
+# A holder no fleet can be (fleet names start with a letter): the AMI carried the tag
+# before holders were recorded, so who else may need it is unknown; it keeps the tag.
+UNTRACKED_HOLDER = "#tagged-before-holders"
 # How long a release may hold its fleet's lock; the release state machine's timeout
 # includes it, so a lock outlives no execution.
 LOCK_HOLD = timedelta(hours=6)
@@ -42,6 +48,19 @@ def fleet_key(fleet: str) -> dict[str, AttributeValueTypeDef]:
 
 def release_key(fleet: str, release_id: str) -> dict[str, AttributeValueTypeDef]:
     return {"pk": {"S": f"FLEET#{fleet}"}, "sk": {"S": f"RELEASE#{release_id}"}}
+
+
+def target_key(ami: str) -> dict[str, AttributeValueTypeDef]:
+    return {"pk": {"S": f"AMI#{ami}"}, "sk": {"S": TARGET_SK}}
+
+
+def rollback_targets(item: Mapping[str, Any]) -> set[str]:
+    """The AMIs a fleet item (plain values) may roll back to: the one before the last good
+    AMI (what a rollback after the window releases) and the rollback window's AMI; never
+    the AMI that serves (returning to it would change nothing)."""
+    window = item.get("warm_slot") or {}
+    named = {str(ami) for ami in (item.get("previous_good_ami"), window.get("previous_ami")) if ami}
+    return named - {item.get("last_good_ami")}
 
 
 class LockRefusedError(Exception):
@@ -337,3 +356,40 @@ class Ledger:
                 Key=fleet_key(fleet),
                 UpdateExpression="REMOVE paused, paused_reason",
             )
+
+    def hold_target(self, ami: str, fleet: str) -> set[str]:
+        """Record that `fleet` may roll back to `ami`; who held it before (idempotent)."""
+        return self._holders("ADD", ami, fleet, "UPDATED_OLD")
+
+    def drop_target(self, ami: str, fleet: str) -> set[str]:
+        """Record that `fleet` no longer may; who still holds `ami` (empty: untag it)."""
+        return self._holders("DELETE", ami, fleet, "UPDATED_NEW")
+
+    def _holders(
+        self, verb: str, ami: str, fleet: str, returns: Literal["UPDATED_OLD", "UPDATED_NEW"]
+    ) -> set[str]:
+        response = self._dynamodb.update_item(
+            TableName=self.table,
+            Key=target_key(ami),
+            UpdateExpression=f"SET updated_at = :at {verb} holders :fleet",
+            ExpressionAttributeValues={":fleet": {"SS": [fleet]}, ":at": {"S": iso(clock.now())}},
+            ReturnValues=returns,
+        )
+        return set(response.get("Attributes", {}).get("holders", {}).get("SS", []))
+
+    def target_holders(self, ami: str) -> set[str]:
+        """The fleets that may roll back to `ami` now (a consistent read)."""
+        response = self._dynamodb.get_item(
+            TableName=self.table, Key=target_key(ami), ConsistentRead=True
+        )
+        return set(response.get("Item", {}).get("holders", {}).get("SS", []))
+
+    def record_targets(self, fleet: str, amis: set[str]) -> None:
+        """The AMIs `fleet` now holds (hold_target): what its next reconciliation lets go
+        of when the fleet item no longer names them, even after a release took the window."""
+        self._dynamodb.update_item(
+            TableName=self.table,
+            Key=fleet_key(fleet),
+            UpdateExpression="SET rollback_targets = :amis",
+            ExpressionAttributeValues={":amis": typed(sorted(amis))},
+        )

@@ -3,8 +3,8 @@
 Input: the release trigger's request (environment, fleet, ami, trigger, event_id,
 image). Every Lambda step receives `{"action", "state": $, "entered_at"[, "task_token"]}`
 (phoenix/release/runtime/models.py). Every state after the lock has a Catch leading to
-the rollback path; Lambda steps retry the Lambda service's retryable errors (throttling
-included), the direct ModifyListener call retries throttling.
+the rollback path (rollback_path.py); Lambda steps retry the Lambda service's retryable
+errors (throttling included), the direct ModifyListener call retries throttling.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from constructs import Construct
 
 from phoenix.kernel.fleet_calls import ACTIVE_REFRESH_STATUSES, weighted_forward
 from phoenix.kernel.ledger import FleetPausedError, LockRefusedError
-from phoenix.release.runtime.strategy import RefreshStillCancellingError
+from phoenix.release.rollback_path import rollback_path
+from phoenix.release.runtime.strategy import ForeignRefreshError
 
 # The Lambda service's errors a step retries: those "Best practices: handle Lambda service
 # exceptions" (Step Functions developer guide) lists, throttling included, and the client
@@ -43,6 +44,8 @@ class ReleaseFunctions:
     gate: lambda_.IFunction
     rollback: lambda_.IFunction
     finalize: lambda_.IFunction
+    # HoldLock: the lock held until the execution's deadline (runtime/cleanup.py).
+    hold: lambda_.IFunction
 
 
 class ReleaseDefinition(Construct):
@@ -70,7 +73,14 @@ class ReleaseDefinition(Construct):
         rolled_back = self._step(
             "RecordRollback", functions.finalize, "rolled_back", "$.outcome"
         ).next(fail)
-        self._rollback = self._rollback_path(rolled_back)
+        self._rollback = rollback_path(
+            self,
+            self._step,
+            rollback=functions.rollback,
+            deploy=functions.deploy,
+            recorded=rolled_back,
+            failed=self._failed,
+        )
         self._success = self._succeeded()
 
         release = sfn.Pass(
@@ -177,6 +187,10 @@ class ReleaseDefinition(Construct):
         )
         preflight.add_catch(self._failed, errors=[sfn.Errors.ALL], result_path="$.error")
         prepare = self._guarded(self._step("Prepare", functions.prepare, "run", "$.prepared"))
+        # No wait after the lock may outlast it (canary bakes add up, refresh waits are
+        # as long as the refresh): held until the execution's own deadline.
+        hold = self._step("HoldLock", functions.hold, "hold", "$.held")
+        hold.add_catch(self._failed, errors=[sfn.Errors.ALL], result_path="$.error")
         by_strategy = (
             sfn.Choice(self, "Strategy")
             .when(sfn.Condition.string_equals("$.fleet_spec.strategy", "rolling"), self._rolling())
@@ -188,7 +202,7 @@ class ReleaseDefinition(Construct):
             parameters={"left": sfn.JsonPath.number_at("$.fleet_spec.queue_attempts")},
             result_path="$.queue",
         )
-        preflight.next(prepare).next(by_strategy)
+        preflight.next(hold).next(prepare).next(by_strategy)
         return start_queue.next(preflight)
 
     def _succeeded(self) -> sfn.IChainable:
@@ -232,7 +246,11 @@ class ReleaseDefinition(Construct):
             token=True,
             timeout_path="$.plan.refresh_wait_seconds",
         )
-        poll = self._guarded(self._step("PollRefresh", functions.deploy, "poll", "$.refresh"))
+        poll = self._step("PollRefresh", functions.deploy, "poll", "$.refresh")
+        # Another refresh on the group: the release is recorded failed and that refresh
+        # left alone (the rollback would undo it).
+        poll.add_catch(self._failed, errors=[ForeignRefreshError.__name__], result_path="$.error")
+        self._guarded(poll)
         again = self._step(
             "AwaitRefresh",
             functions.deploy,
@@ -357,33 +375,3 @@ class ReleaseDefinition(Construct):
             backoff_rate=2,
         )
         return shift
-
-    def _rollback_path(self, recorded: sfn.IChainable) -> sfn.IChainable:
-        """Roll back for the strategy; a rolling rollback is awaited like the refresh."""
-        functions = self._functions
-        rollback = self._step("Rollback", functions.rollback, "run", "$.rollback")
-        rollback.add_retry(
-            errors=[RefreshStillCancellingError.__name__],
-            interval=Duration.seconds(30),
-            max_attempts=6,
-            backoff_rate=1.5,
-        )
-        rollback.add_catch(self._failed, errors=[sfn.Errors.ALL], result_path="$.rollback_error")
-        await_rollback = self._step(
-            "AwaitRollback",
-            functions.deploy,
-            "await",
-            "$.refresh",
-            token=True,
-            timeout_path="$.plan.refresh_wait_seconds",
-        )
-        await_rollback.add_catch(
-            self._failed, errors=[sfn.Errors.ALL], result_path="$.rollback_error"
-        )
-        await_rollback.next(recorded)
-        wait = (
-            sfn.Choice(self, "AwaitRollback?")
-            .when(sfn.Condition.boolean_equals("$.rollback.wait", True), await_rollback)
-            .otherwise(recorded)
-        )
-        return rollback.next(wait)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import Aws, Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Aws, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -32,6 +32,7 @@ from phoenix.platform.observability import log_retention
 from phoenix.platform.roles import put_events_on_default_bus
 from phoenix.release.definition import ReleaseDefinition, ReleaseFunctions
 from phoenix.release.ledger import ReleaseLedger
+from phoenix.release.runtime.cleanup import STATUS_CHANGE, UNHANDLED, CleanupSettings
 from phoenix.release.runtime.events import IMAGE_STATE_CHANGE
 from phoenix.release.runtime.settings import RefreshEventSettings, TriggerSettings
 from phoenix.release.spec import STEP_CALLS, fleet_spec, step_handler
@@ -42,8 +43,11 @@ class ReleaseOrchestrator(Construct):
     """The release state machine and the rule that starts it for this environment's images.
 
     The rule matches `EC2 Image Builder Image State Change` events with status AVAILABLE
-    for images named `phoenix-<env>-<pipeline>` in this account and region. Executions
-    are logged (ALL, with data) to a log group encrypted with `key` and traced with X-Ray.
+    for images named `phoenix-<env>-<pipeline>` in this account, baked in `image_region`
+    (default: this region; a disaster recovery region's controller names the primary,
+    whose stack forwards those events to its bus), and the trigger may read only those
+    images. Executions are logged (ALL, with data) to a log group encrypted with `key`
+    and traced with X-Ray.
     """
 
     def __init__(
@@ -54,6 +58,7 @@ class ReleaseOrchestrator(Construct):
         config: EnvironmentConfig,
         key: kms.IKey,
         fleets: dict[str, ImmutableFleet],
+        image_region: str | None = None,
     ) -> None:
         super().__init__(scope, id)
         environment = config.name
@@ -75,14 +80,15 @@ class ReleaseOrchestrator(Construct):
             fleets={name: fleet_spec(fleet) for name, fleet in fleets.items()},
         )
         window = max((fleet_spec(f)["rollback_window_seconds"] for f in fleets.values()), default=0)
+        # The lock's hold, then the rollback window the old slot stays warm for.
+        lifetime = LOCK_HOLD.total_seconds() + window + 3600
         self.state_machine = sfn.StateMachine(
             self,
             "StateMachine",
             state_machine_name=release_state_machine(environment),
             state_machine_type=sfn.StateMachineType.STANDARD,
             definition_body=sfn.DefinitionBody.from_chainable(definition.start),
-            # The lock's hold, then the rollback window the old slot stays warm for.
-            timeout=Duration.seconds(LOCK_HOLD.total_seconds() + window + 3600),
+            timeout=Duration.seconds(lifetime),
             logs=sfn.LogOptions(
                 destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True
             ),
@@ -116,7 +122,8 @@ class ReleaseOrchestrator(Construct):
                 "Step Functions invokes the release's own step function; ':*' "
                 "covers its versions and aliases, which CDK grants with the function.",
             )
-        self.trigger = self._trigger(config, key)
+        self._cleanup(config, fleets, lifetime)
+        self.trigger = self._trigger(config, key, image_region)
         self.rollback = AlarmRollback(
             self,
             "Rollback",
@@ -128,8 +135,8 @@ class ReleaseOrchestrator(Construct):
         )
         images = [
             {
-                "prefix": f"arn:{Aws.PARTITION}:imagebuilder:{Aws.REGION}:{Aws.ACCOUNT_ID}:"
-                f"image/{image_name(environment, pipeline)}/"
+                "prefix": f"arn:{Aws.PARTITION}:imagebuilder:{image_region or Aws.REGION}:"
+                f"{Aws.ACCOUNT_ID}:image/{image_name(environment, pipeline)}/"
             }
             for pipeline in pipelines
         ]
@@ -186,6 +193,7 @@ class ReleaseOrchestrator(Construct):
             for action in other:
                 function.add_to_role_policy(self._scoped(function, action))
             made[name] = function
+        self.cleanup = made["release_cleanup"]
         groups = {
             group.auto_scaling_group_name: name
             for name, fleet in fleets.items()
@@ -225,21 +233,65 @@ class ReleaseOrchestrator(Construct):
             gate=made["release_gate"],
             rollback=made["release_rollback"],
             finalize=made["release_finalize"],
+            hold=self.cleanup,
+        )
+
+    def _cleanup(
+        self, config: EnvironmentConfig, fleets: dict[str, ImmutableFleet], lifetime: float
+    ) -> None:
+        """The cleanup function (made with the steps: HoldLock invokes it) learns the state
+        machine, its timeout and the fleets; a rule sends it the executions that end
+        TIMED_OUT, ABORTED or FAILED (runtime/cleanup.py)."""
+        # The state machine's ARN by its name: it invokes this function (HoldLock), so a
+        # reference would make each depend on the other.
+        machine = Stack.of(self).format_arn(
+            service="states",
+            resource="stateMachine",
+            resource_name=release_state_machine(config.name),
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        keys = ("name", "strategy", "listener", "slots")
+        described = {n: {k: fleet_spec(f)[k] for k in keys} for n, f in fleets.items()}
+        settings = CleanupSettings(
+            environment=config.name,
+            service_name="phoenix-release-cleanup",
+            table_name=self.ledger.table.table_name,
+            state_machine_arn=machine,
+            execution_timeout_seconds=int(lifetime),
+            fleets=json.dumps(described),
+        )
+        for variable, value in settings.to_environment().items():
+            self.cleanup.add_environment(variable, value)
+        self.execution_ended = events.Rule(
+            self,
+            "ExecutionEnded",
+            description=f"phoenix {config.name}: a release execution that ended unhandled",
+            event_pattern=events.EventPattern(
+                source=["aws.states"],
+                detail_type=[STATUS_CHANGE],
+                detail={
+                    "stateMachineArn": [self.state_machine.state_machine_arn],
+                    "status": list(UNHANDLED),
+                },
+            ),
+            targets=[targets.LambdaFunction(self.cleanup)],
         )
 
     def _scoped(self, function: PhoenixFunction, action: str) -> iam.PolicyStatement:
         """The statement for a call outside the ledger and the fleets."""
         if action == "events:PutEvents":
             return put_events_on_default_bus(self)
-        if action == "ec2:CreateTags":
-            # Marking the previous AMI a rollback target (the image lifecycle keeps it):
-            # images only, and only that tag.
+        if action in ("ec2:CreateTags", "ec2:DeleteTags"):
+            # Marking AMIs rollback targets and unmarking them (the image lifecycle keeps
+            # exactly those): images only, and only that tag. ForAllValues alone also
+            # matches a request without tag keys, which for DeleteTags removes every tag
+            # of the image: the Null condition requires the keys to be named.
             images = nag_arn(Stack.of(self), "ec2", "image/*", with_account=False)
             acknowledge_wildcard(
                 function.execution_role,
                 images,
-                "Any AMI a fleet ran may become a rollback target; the statement "
-                "allows only the phoenix:rollback-target tag key.",
+                "Any AMI a fleet ran may become a rollback target; the statements "
+                "allow only the phoenix:rollback-target tag key.",
             )
             return iam.PolicyStatement(
                 actions=[action],
@@ -248,11 +300,16 @@ class ReleaseOrchestrator(Construct):
                         service="ec2", account="", resource="image", resource_name="*"
                     )
                 ],
-                conditions={"ForAllValues:StringEquals": {"aws:TagKeys": [ROLLBACK_TARGET_TAG]}},
+                conditions={
+                    "ForAllValues:StringEquals": {"aws:TagKeys": [ROLLBACK_TARGET_TAG]},
+                    "Null": {"aws:TagKeys": "false"},
+                },
             )
         raise ValueError(f"no scoping for {action}")
 
-    def _trigger(self, config: EnvironmentConfig, key: kms.IKey) -> PhoenixFunction:
+    def _trigger(
+        self, config: EnvironmentConfig, key: kms.IKey, image_region: str | None
+    ) -> PhoenixFunction:
         subscriptions = {
             image_name(config.name, pipeline.name): [
                 fleet.name for fleet in config.fleets if fleet.image_pipeline == pipeline.name
@@ -270,14 +327,21 @@ class ReleaseOrchestrator(Construct):
                 service_name="phoenix-release-trigger",
                 state_machine_arn=self.state_machine.state_machine_arn,
                 subscriptions=json.dumps(subscriptions),
+                image_region=image_region or Aws.REGION,
             ),
             config=config.functions,
             key=key,
         )
         self.state_machine.grant_start_execution(trigger)
         stack = Stack.of(self)
+        # GetImage on the images where they are baked (image_region), from any region.
         images = [
-            stack.format_arn(service="imagebuilder", resource="image", resource_name=f"{name}/*")
+            stack.format_arn(
+                service="imagebuilder",
+                region=image_region,
+                resource="image",
+                resource_name=f"{name}/*",
+            )
             for name in subscriptions
         ]
         trigger.add_to_role_policy(
@@ -285,6 +349,9 @@ class ReleaseOrchestrator(Construct):
         )
         for name in subscriptions:
             arn = nag_arn(stack, "imagebuilder", f"image/{name}/*")
+            if image_region:  # cdk-nag names the images' region, not the stack's
+                parts = arn.split(":", 4)
+                arn = ":".join([*parts[:3], image_region, parts[4]])
             acknowledge_wildcard(
                 trigger.execution_role,
                 arn,

@@ -72,8 +72,23 @@ STEP_CALLS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] 
     ),
     "release_finalize": (
         ("dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:PutItem"),
-        ("ssm:PutParameter", "autoscaling:UpdateAutoScalingGroup"),
-        ("events:PutEvents", "ec2:CreateTags"),
+        ("ssm:PutParameter", "autoscaling:UpdateAutoScalingGroup", "ec2:DescribeImages"),
+        ("events:PutEvents", "ec2:CreateTags", "ec2:DeleteTags"),
+    ),
+    # The definition's `HoldLock`, and what an execution that ended without its end
+    # handling left, put right on its status change event (runtime/cleanup.py).
+    "release_cleanup": (
+        ("dynamodb:GetItem", "dynamodb:UpdateItem"),
+        (
+            "ssm:GetParameters",
+            "elasticloadbalancing:ModifyListener",
+            "ssm:PutParameter",
+            "autoscaling:UpdateAutoScalingGroup",
+            "autoscaling:DescribeInstanceRefreshes",
+            "autoscaling:RollbackInstanceRefresh",
+            "autoscaling:CancelInstanceRefresh",
+        ),
+        ("events:PutEvents",),
     ),
 }
 

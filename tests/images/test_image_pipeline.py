@@ -95,6 +95,17 @@ def test_images_go_to_every_region_and_never_into_launch_templates(
         )
 
 
+def test_every_region_gets_the_same_ami_tags_and_no_rollback_target(
+    synthesized: SynthesizedApp,
+) -> None:
+    # The primary's AMI and the disaster-recovery copy are tagged alike; neither is a
+    # rollback target when baked (each region's release controller tags its own copy
+    # while a fleet there may roll back to it: docs/adr/0008-rollback-target-tags.md)
+    distribution = _one(_production(synthesized), "AWS::ImageBuilder::DistributionConfiguration")
+    tags = [d["AmiDistributionConfiguration"]["AmiTags"] for d in distribution["Distributions"]]
+    assert tags == [{"phoenix:pipeline": "phoenix-production-golden"}] * 2
+
+
 def test_scanning_tests_and_schedule(synthesized: SynthesizedApp) -> None:
     pipeline = _one(_production(synthesized), "AWS::ImageBuilder::ImagePipeline")
     assert pipeline["ImageScanningConfiguration"] == {"ImageScanningEnabled": True}

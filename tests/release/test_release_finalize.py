@@ -38,6 +38,7 @@ from tests.release.release_state import (
     release_state,
     step_input,
 )
+from tests.release.test_rollback_targets import expect_fleet_read, expect_target_moved
 
 ROLLED_BACK: dict[str, Any] = {
     "wait": False,
@@ -114,17 +115,6 @@ def _kept(strategy: str) -> dict[str, Any]:
     return kept
 
 
-def _expect_tag(aws: StubbedAws) -> None:
-    aws.ec2.add_response(
-        "create_tags",
-        {},
-        {
-            "Resources": [PREVIOUS_AMI],
-            "Tags": [{"Key": "phoenix:rollback-target", "Value": "true"}],
-        },
-    )
-
-
 # --- succeed ------------------------------------------------------------------------------
 
 
@@ -137,9 +127,9 @@ def test_success_moves_the_weights_and_the_pointer_last_then_closes_and_unlocks(
     expect_put_parameter(aws, parameter("green", "weight"), "100")
     expect_put_parameter(aws, parameter("blue", "weight"), "0")
     expect_put_parameter(aws, POINTER, AMI)
-    _expect_tag(aws)
     expect_step(aws, "pointer moved", ami=AMI)
     _expect_close(aws, "succeeded", "", good_ami=AMI, kept=_kept(strategy))
+    expect_target_moved(aws, window=True)  # (tests/release/test_rollback_targets.py)
     expect_unlock(aws)
     expect_event(aws, "Release Succeeded", from_ami=PREVIOUS_AMI)
 
@@ -151,15 +141,15 @@ def test_success_moves_the_weights_and_the_pointer_last_then_closes_and_unlocks(
     retire_at = datetime.fromisoformat(result["retire_at"])
     assert abs(retire_at - (datetime.now(UTC) + timedelta(seconds=1800))) < timedelta(minutes=1)
     # and the parameters (the pointer last) say what serves before anything else is done
-    assert aws.calls[:5] == ["ssm.PutParameter"] * 4 + ["ec2.CreateTags"]
+    assert aws.calls[:4] == ["ssm.PutParameter"] * 4
 
 
 def test_a_rolling_success_has_no_weights_and_nothing_to_retire(aws: StubbedAws) -> None:
     expect_put_parameter(aws, parameter("blue", "launch-template-version"), str(VERSION))
     expect_put_parameter(aws, POINTER, AMI)
-    _expect_tag(aws)
     expect_step(aws, "pointer moved", ami=AMI)
     _expect_close(aws, "succeeded", "", good_ami=AMI, kept=_kept("rolling"))
+    expect_target_moved(aws, window=False)
     expect_unlock(aws)
     expect_event(aws, "Release Succeeded")
 
@@ -181,7 +171,7 @@ def test_releasing_the_ami_already_serving_tags_nothing(aws: StubbedAws) -> None
 
     handle(step_input(state, "succeed"), SETTINGS, aws.clients)
 
-    assert "ec2.CreateTags" not in aws.calls
+    assert not [call for call in aws.calls if call.startswith("ec2.")]
 
 
 # --- rolled back, failed, rejected ------------------------------------------------------------
@@ -337,6 +327,7 @@ def test_retire_ends_the_window_then_empties_the_old_slot_under_the_lock(
     _expect_window_closed(aws)
     _expect_lock(aws)
     _expect_emptied(aws, "blue")
+    expect_fleet_read(aws, held=[PREVIOUS_AMI])  # its AMI is still the previous good one
     expect_unlock(aws)
 
     result = handle(step_input(release_state(), "retire"), SETTINGS, aws.clients)
@@ -390,6 +381,7 @@ def test_retire_holds_the_lock_no_longer_than_a_release_may(aws: StubbedAws) -> 
     _expect_window_closed(aws)
     _expect_lock(aws, expires=IsoAfter(timedelta(minutes=5)))
     _expect_emptied(aws, "blue")
+    expect_fleet_read(aws, held=[PREVIOUS_AMI])
     expect_unlock(aws)
 
     result = handle(step_input(release_state(), "retire"), SETTINGS, aws.clients)

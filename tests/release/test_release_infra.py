@@ -92,9 +92,3 @@ def test_the_state_machine_is_standard_logged_and_traced(synthesized: Synthesize
             ),
         },
     )
-
-
-def test_only_the_primary_region_starts_releases(synthesized: SynthesizedApp) -> None:
-    template = Template.from_json(synthesized.template("phoenix-production-us-west-2"))
-    assert template.find_resources("AWS::StepFunctions::StateMachine") == {}
-    assert _rules(template) == {}

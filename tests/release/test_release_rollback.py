@@ -79,7 +79,7 @@ def test_traffic_goes_back_to_the_active_slot_before_the_target_is_emptied(
 
     # Then every request is back on blue first, then green's minimum, then green emptied;
     # nothing to wait for
-    assert result == {"wait": False, "action": "traffic", "reason": REASON}
+    assert result == {"wait": False, "action": "traffic", "reason": REASON, "refresh_id": None}
     assert aws.calls[:3] == [
         "elbv2.ModifyListener",
         "ssm.PutParameter",
@@ -91,20 +91,28 @@ def test_traffic_goes_back_to_the_active_slot_before_the_target_is_emptied(
 
 
 def _latest(
-    aws: StubbedAws, status: str | None, *, started: timedelta = timedelta(minutes=2)
+    aws: StubbedAws,
+    status: str | None,
+    *,
+    started: timedelta = timedelta(minutes=2),
+    back: bool = False,
 ) -> None:
-    """The group's latest refresh: `status`, started `started` after the release."""
-    refreshes = []
+    """The group's latest refresh: `status`, started `started` after the release (`back`:
+    to the version before it, as the rollback's refresh back)."""
+    refreshes: list[dict[str, Any]] = []
     if status is not None:
         refreshes = [
             {
-                "InstanceRefreshId": "r-0099",
+                "InstanceRefreshId": "r-0100" if back else "r-0099",
                 "AutoScalingGroupName": GROUPS["blue"],
                 "Status": status,
                 "StartTime": STARTED_AT + started,
                 "PercentageComplete": 50,
             }
         ]
+        if back:
+            template = {"LaunchTemplateId": TEMPLATES["blue"], "Version": str(SOURCE_VERSION)}
+            refreshes[0]["DesiredConfiguration"] = {"LaunchTemplate": template}
     aws.autoscaling.add_response(
         "describe_instance_refreshes",
         {"InstanceRefreshes": refreshes},
@@ -141,9 +149,17 @@ def _expect_refresh_back(aws: StubbedAws) -> None:
     )
 
 
-def _roll_back(aws: StubbedAws, action: str, reason: str = REASON, **state: Any) -> Any:
-    expect_step(aws, "rolled back", action=action, reason=reason)
+def _roll_back(
+    aws: StubbedAws, action: str, reason: str = REASON, refresh_id: str | None = None, **state: Any
+) -> Any:
+    """The rollback's result; its step names the refresh it waits for, if any."""
+    waits = {"refresh_id": refresh_id} if refresh_id else {}
+    expect_step(aws, "rolled back", action=action, reason=reason, **waits)
     return handle(step_input(release_state("rolling", **state)), SETTINGS, aws.clients)
+
+
+def _waits(action: str, refresh_id: str) -> dict[str, Any]:
+    return {"wait": True, "action": action, "reason": REASON, "refresh_id": refresh_id}
 
 
 @pytest.mark.parametrize("status", ["Pending", "InProgress", "Baking"])
@@ -155,10 +171,10 @@ def test_this_releases_running_refresh_is_rolled_back(aws: StubbedAws, status: s
         {"AutoScalingGroupName": GROUPS["blue"]},
     )
 
-    result = _roll_back(aws, "rollback", error=ERROR)
+    result = _roll_back(aws, "rollback", refresh_id="r-0099", error=ERROR)
 
-    # Then the state machine waits for the rollback's end event
-    assert result == {"wait": True, "action": "rollback", "reason": REASON}
+    # Then the state machine waits for the rollback's end (same refresh id)
+    assert result == _waits("rollback", "r-0099")
 
 
 def test_an_irreversible_refresh_is_cancelled_and_replaced_by_one_back(aws: StubbedAws) -> None:
@@ -190,8 +206,8 @@ def test_an_irreversible_refresh_is_cancelled_and_replaced_by_one_back(aws: Stub
     # When the retry finds the refresh Cancelled, Then it starts the refresh back
     _latest(aws, "Cancelled")
     _expect_refresh_back(aws)
-    result = _roll_back(aws, "refresh", error=ERROR)
-    assert result == {"wait": True, "action": "refresh", "reason": REASON}
+    result = _roll_back(aws, "refresh", refresh_id="r-0100", error=ERROR)
+    assert result == _waits("refresh", "r-0100")
     assert aws.calls[3:5] == [
         "autoscaling.DescribeInstanceRefreshes",
         "autoscaling.StartInstanceRefresh",
@@ -221,9 +237,9 @@ def test_a_finished_refresh_is_followed_by_a_refresh_back(aws: StubbedAws, statu
     _latest(aws, status)
     _expect_refresh_back(aws)
 
-    result = _roll_back(aws, "refresh", error=ERROR)
+    result = _roll_back(aws, "refresh", refresh_id="r-0100", error=ERROR)
 
-    assert result == {"wait": True, "action": "refresh", "reason": REASON}
+    assert result == _waits("refresh", "r-0100")
 
 
 NOTHING_TO_UNDO = {
@@ -244,7 +260,7 @@ def test_a_refresh_that_changed_nothing_of_this_release_is_left_alone(
 
     result = _roll_back(aws, "nothing", error=ERROR)
 
-    assert result == {"wait": False, "action": "nothing", "reason": REASON}
+    assert result == {"wait": False, "action": "nothing", "reason": REASON, "refresh_id": None}
     assert [c for c in aws.calls if c.startswith("autoscaling.")] == [
         "autoscaling.DescribeInstanceRefreshes"
     ]
@@ -252,8 +268,8 @@ def test_a_refresh_that_changed_nothing_of_this_release_is_left_alone(
 
 def test_a_rollback_already_in_progress_is_awaited_without_a_call(aws: StubbedAws) -> None:
     _latest(aws, "RollbackInProgress")
-    result = _roll_back(aws, "rollback", error=ERROR)
-    assert result["wait"] is True
+    result = _roll_back(aws, "rollback", refresh_id="r-0099", error=ERROR)
+    assert result == _waits("rollback", "r-0099")
     assert [c for c in aws.calls if c.startswith("autoscaling.")] == [
         "autoscaling.DescribeInstanceRefreshes"
     ]
@@ -281,7 +297,33 @@ def test_a_cancelled_refresh_that_replaced_instances_is_followed_by_a_refresh_ba
     _latest(aws, status)
     _expect_refresh_back(aws)
 
-    result = _roll_back(aws, "refresh", error=ERROR)
+    result = _roll_back(aws, "refresh", refresh_id="r-0100", error=ERROR)
 
     # Then a refresh back replaces them (SkipMatching leaves the others)
-    assert result == {"wait": True, "action": "refresh", "reason": REASON}
+    assert result == _waits("refresh", "r-0100")
+
+
+@pytest.mark.parametrize("status", ["Pending", "InProgress", "Baking", "Failed", "Cancelled"])
+def test_a_retried_rollback_awaits_its_own_refresh_back_without_a_call(
+    aws: StubbedAws, status: str
+) -> None:
+    # Given the step's first attempt started the refresh back (the Lambda answer was lost)
+    _latest(aws, status, back=True)
+
+    # When the step runs again
+    result = _roll_back(aws, "refresh", refresh_id="r-0100", error=ERROR)
+
+    # Then it waits for that refresh, however it ends (its poll says), and neither rolls
+    # it back (that would put the new version back) nor starts another
+    assert result == _waits("refresh", "r-0100")
+    assert [c for c in aws.calls if c.startswith("autoscaling.")] == [
+        "autoscaling.DescribeInstanceRefreshes"
+    ]
+
+
+def test_a_retried_rollback_whose_refresh_back_succeeded_has_nothing_left(
+    aws: StubbedAws,
+) -> None:
+    _latest(aws, "Successful", back=True)
+    result = _roll_back(aws, "nothing", error=ERROR)
+    assert result == {"wait": False, "action": "nothing", "reason": REASON, "refresh_id": None}

@@ -4,6 +4,7 @@ and the idle slot scaled up (Stubber)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -24,6 +25,7 @@ from tests.release.release_state import (
     RELEASE_ID,
     SETTINGS,
     SOURCE_VERSION,
+    STARTED_AT,
     TARGET_GROUPS,
     TEMPLATES,
     TOKEN,
@@ -194,8 +196,19 @@ POLLS: list[tuple[dict[str, Any] | None, int]] = [
 def test_each_poll_reports_the_status_and_counts_down(
     aws: StubbedAws, previous: dict[str, Any] | None, left: int
 ) -> None:
-    # Given the refresh still in progress
-    _refreshes(aws, {"InstanceRefreshId": "r-0099", "Status": "InProgress", "StatusReason": "50%"})
+    # Given this release's refresh (started since the release, to its version) in progress
+    _refreshes(
+        aws,
+        {
+            "InstanceRefreshId": "r-0099",
+            "Status": "InProgress",
+            "StatusReason": "50%",
+            "StartTime": STARTED_AT + timedelta(minutes=5),
+            "DesiredConfiguration": {
+                "LaunchTemplate": {"LaunchTemplateId": TEMPLATES["blue"], "Version": str(VERSION)}
+            },
+        },
+    )
     state = release_state("rolling")
     if previous is not None:
         state["refresh"] = previous

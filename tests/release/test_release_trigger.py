@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,8 +14,11 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
+from local.lambda_dispatch import LambdaContext
+from phoenix.release.handlers import trigger as trigger_handler
 from phoenix.release.handlers.trigger import handle
 from phoenix.release.runtime.settings import TriggerSettings as Settings
+from tests.conftest import SynthesizedApp
 from tests.release.release_state import Credentials
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
@@ -43,27 +47,36 @@ def clients() -> Iterator[Clients]:
         executions.assert_no_pending_responses()
 
 
-def _settings(subscriptions: dict[str, list[str]] | None = None) -> Settings:
-    return Settings.from_environ(
-        {
-            "PHOENIX_ENVIRONMENT": "sandbox",
-            "POWERTOOLS_SERVICE_NAME": "phoenix-release-trigger",
-            "PHOENIX_STATE_MACHINE_ARN": MACHINE,
-            "PHOENIX_SUBSCRIPTIONS": json.dumps(
-                subscriptions or {"phoenix-sandbox-golden": ["web", "api"]}
-            ),
-            "AWS_REGION": "us-east-1",
-        }
-    )
+def _environment(
+    subscriptions: dict[str, list[str]] | None = None, more: dict[str, str] | None = None
+) -> dict[str, str]:
+    return {
+        "PHOENIX_ENVIRONMENT": "sandbox",
+        "POWERTOOLS_SERVICE_NAME": "phoenix-release-trigger",
+        "PHOENIX_STATE_MACHINE_ARN": MACHINE,
+        "PHOENIX_SUBSCRIPTIONS": json.dumps(
+            subscriptions or {"phoenix-sandbox-golden": ["web", "api"]}
+        ),
+        "AWS_REGION": "us-east-1",
+        **(more or {}),
+    }
 
 
-def _image(region: str = "us-east-1") -> dict[str, Any]:
+def _settings(
+    subscriptions: dict[str, list[str]] | None = None, more: dict[str, str] | None = None
+) -> Settings:
+    return Settings.from_environ(_environment(subscriptions, more))
+
+
+def _image(region: str = "us-east-1", **copies: str) -> dict[str, Any]:
+    amis = [{"region": region, "image": AMI}]
+    amis += [{"region": r.replace("_", "-"), "image": ami} for r, ami in copies.items()]
     return {
         "image": {
             "arn": IMAGE["resources"][0],
             "name": "phoenix-sandbox-golden",
             "version": "1.0.0/1",
-            "outputResources": {"amis": [{"region": region, "image": AMI}]},
+            "outputResources": {"amis": amis},
         }
     }
 
@@ -187,3 +200,139 @@ def test_an_image_image_builder_does_not_know_is_refused(clients: Clients) -> No
     )
     result = handle(IMAGE, _settings(), clients.imagebuilder, clients.stepfunctions)
     assert "has no image" in str(result["refused"])
+
+
+# A disaster recovery region's trigger: images are baked in the primary (us-east-1).
+DR = {"AWS_REGION": "us-west-2", "PHOENIX_IMAGE_REGION": "us-east-1"}
+DR_AMI = "ami-0123456789abcdef0"
+
+
+def test_a_dr_trigger_releases_its_own_regions_copy_of_a_primary_image(
+    clients: Clients,
+) -> None:
+    clients.images.add_response(
+        "get_image", _image(us_west_2=DR_AMI), {"imageBuildVersionArn": IMAGE["resources"][0]}
+    )
+    inputs: list[dict[str, Any]] = []
+    clients.executions.add_response(
+        "start_execution",
+        {"executionArn": f"{MACHINE}:web", "startDate": "2026-11-25T09:00:00Z"},
+        {"stateMachineArn": MACHINE, "name": f"web-{IMAGE['id']}", "input": ANY},
+    )
+    original = clients.stepfunctions.start_execution
+
+    def recording(**kwargs: Any) -> Any:
+        inputs.append(kwargs)
+        return original(**kwargs)
+
+    clients.stepfunctions.start_execution = recording
+    settings = _settings({"phoenix-sandbox-golden": ["web"]}, more=DR)
+    result = handle(IMAGE, settings, clients.imagebuilder, clients.stepfunctions)
+    assert result["started"] == ["web"]
+    assert json.loads(inputs[0]["input"])["ami"] == DR_AMI
+
+
+def test_an_image_baked_in_another_region_is_refused_without_any_aws_call(
+    clients: Clients,
+) -> None:
+    elsewhere = _changed(
+        IMAGE, lambda e: e.update(resources=[e["resources"][0].replace("us-east-1", "eu-west-1")])
+    )
+    result = handle(elsewhere, _settings(more=DR), clients.imagebuilder, clients.stepfunctions)
+    assert result["refused"] == (
+        f"image {elsewhere['resources'][0]!r} was baked in eu-west-1, not in us-east-1"
+    )
+
+
+def test_the_handler_reads_images_in_their_region_and_starts_releases_in_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    regions: dict[str, str] = {}
+
+    def handled(event: Any, settings: Settings, imagebuilder: Any, stepfunctions: Any) -> Any:
+        regions.update(
+            images=imagebuilder.meta.region_name, releases=stepfunctions.meta.region_name
+        )
+        return {}
+
+    monkeypatch.setattr(trigger_handler, "handle", handled)
+    credentials = {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t"}
+    for name, value in _environment(more=DR | credentials).items():
+        monkeypatch.setenv(name, value)
+    function = "arn:aws:lambda:us-west-2:123456789012:function:phoenix-trigger"
+    context = LambdaContext("phoenix-trigger", function, 256, 30)
+    trigger_handler.lambda_handler(IMAGE, context)  # type: ignore[arg-type]
+    assert regions == {"images": "us-east-1", "releases": "us-west-2"}
+
+
+# In production's templates (config/production.yaml: us-east-1, DR us-west-2).
+ACCOUNT_ = r"(\d{12}|ACCOUNT)"
+PRIMARY_IMAGES = rf"arn:aws:imagebuilder:us-east-1:{ACCOUNT_}:image/phoenix-production-golden/"
+RULE = "AWS::Events::Rule"
+
+
+def _text(value: Any, region: str) -> Any:
+    """A template value with Fn::Join and the pseudo parameters rendered (enough for ARNs)."""
+    if isinstance(value, list):
+        return [_text(v, region) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return separator.join(_text(part, region) for part in parts)
+    pseudo = {"AWS::Region": region, "AWS::AccountId": "ACCOUNT", "AWS::Partition": "aws"}
+    if set(value) == {"Ref"} and value["Ref"] in pseudo:
+        return pseudo[value["Ref"]]
+    return {k: _text(v, region) for k, v in value.items()}
+
+
+def _resource(
+    template: dict[str, Any], kind: str, logical_prefix: str
+) -> tuple[str, dict[str, Any]]:
+    (found,) = [
+        (name, r)
+        for name, r in template["Resources"].items()
+        if r["Type"] == kind and name.startswith(logical_prefix)
+    ]
+    return found
+
+
+def _role_statements(template: dict[str, Any], role: str, region: str) -> list[Any]:
+    return [
+        _text(statement, region)
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::IAM::Policy" and {"Ref": role} in r["Properties"]["Roles"]
+        for statement in r["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def test_a_dr_region_hears_of_and_reads_the_primarys_images(
+    synthesized: SynthesizedApp,
+) -> None:
+    primary = synthesized.template("phoenix-production")
+    dr = synthesized.template("phoenix-production-us-west-2")
+
+    # The primary forwards what its own trigger hears to the DR region's default bus,
+    # with a role that may put events on that bus only
+    _, own = _resource(primary, RULE, "ReleaseImageAvailable")
+    _, forward = _resource(primary, RULE, "ForwardImagesuswest2")
+    assert forward["Properties"]["EventPattern"] == own["Properties"]["EventPattern"]
+    (target,) = forward["Properties"]["Targets"]
+    bus = _text(target["Arn"], "us-east-1")
+    assert re.fullmatch(rf"arn:aws:events:us-west-2:{ACCOUNT_}:event-bus/default", bus)
+    role = target["RoleArn"]["Fn::GetAtt"][0]
+    assert _role_statements(primary, role, "us-east-1") == [
+        {"Action": "events:PutEvents", "Effect": "Allow", "Resource": bus}
+    ]
+
+    # The DR region's own trigger hears of the primary's images and may read only those
+    _, heard = _resource(dr, RULE, "ReleaseImageAvailable")
+    (prefix,) = _text(heard["Properties"]["EventPattern"]["resources"], "us-west-2")
+    assert re.fullmatch(PRIMARY_IMAGES, prefix["prefix"])
+    _, trigger = _resource(dr, "AWS::Lambda::Function", "ReleaseTrigger")
+    assert trigger["Properties"]["Environment"]["Variables"]["PHOENIX_IMAGE_REGION"] == "us-east-1"
+    role, _ = _resource(dr, "AWS::IAM::Role", "ReleaseTriggerRole")
+    (reads,) = [
+        s for s in _role_statements(dr, role, "us-west-2") if s["Action"] == "imagebuilder:GetImage"
+    ]
+    assert re.fullmatch(PRIMARY_IMAGES + r"\*", reads["Resource"])

@@ -219,7 +219,7 @@ def claim_params(how: str, release: str = RELEASE_ID, event: str = ALARM_ID) -> 
         values[":succeeded"] = {"S": "succeeded"}
     if how == "window":
         # the window rollback holds the fleet's lock for its few calls
-        values |= {":now": ANY, ":owner": {"S": f"rollback-{release}"}, ":expires": ANY}
+        values |= {":now": ANY, ":owner": {"S": f"window-rollback-{release}"}, ":expires": ANY}
         update += ", lock_owner = :owner, lock_expires = :expires"
     if how == "release":
         del values[":event"]

@@ -191,7 +191,7 @@ def test_an_alarm_inside_the_window_moves_traffic_back_to_the_warm_old_slot(
     expect_emptied(aws, new)
     expect_recorded(aws, "window", "traffic restored", ALARM_REASON)
     expect_closed(aws, ALARM_REASON, good=PREVIOUS_AMI)
-    expect_unlock(aws, release=f"rollback-{RELEASE_ID}")
+    expect_unlock(aws, release=f"window-rollback-{RELEASE_ID}")
     expect_rolled_back_event(aws, strategy=strategy, reason=ALARM_REASON, rollback="window")
 
     result = handle(alarm(), settings(strategy), aws.clients)

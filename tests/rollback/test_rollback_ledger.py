@@ -136,7 +136,7 @@ def test_inside_the_window_the_success_is_claimed_once(dynamodb: Any) -> None:
     assert claims.claim(Ledger(dynamodb, TABLE), "web", RELEASE_ID, "window", "e-2") is False
     # the claim holds the fleet's lock: no release can start while it moves the fleet
     item = Ledger(dynamodb, TABLE).fleet_item("web")
-    assert item["lock_owner"] == f"rollback-{RELEASE_ID}"
+    assert item["lock_owner"] == f"window-rollback-{RELEASE_ID}"
     assert claims.claim(Ledger(dynamodb, TABLE), "web", RELEASE_ID, "window", "e-1") is True
     assert _decide(dynamodb).action == "nothing"
 

@@ -98,7 +98,7 @@ def test_a_release_that_succeeded_while_traffic_moved_is_rolled_back_from_its_wi
     expect_emptied(aws, "green")
     expect_recorded(aws, "window", "traffic restored", ALARM_REASON)
     expect_closed(aws, ALARM_REASON, good=PREVIOUS_AMI)
-    expect_unlock(aws, release=f"rollback-{RELEASE_ID}")
+    expect_unlock(aws, release=f"window-rollback-{RELEASE_ID}")
     expect_rolled_back_event(aws, strategy=strategy, reason=ALARM_REASON, rollback="window")
 
     result = handle(alarm(), settings(strategy), aws.clients)

@@ -211,7 +211,7 @@ def _expect_window_rollback(aws: StubbedAws, reason: str) -> None:
     expect_emptied(aws, "green")
     expect_recorded(aws, "window", "traffic restored", reason)
     expect_closed(aws, reason, good=PREVIOUS_AMI)
-    expect_unlock(aws, release=f"rollback-{RELEASE_ID}")
+    expect_unlock(aws, release=f"window-rollback-{RELEASE_ID}")
     expect_rolled_back_event(aws, reason=reason, rollback="window")
 
 

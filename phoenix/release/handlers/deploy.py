@@ -6,6 +6,7 @@ Actions:
   on with the refresh its first attempt started);
 - `await` (with a task token): store a new token (the wait resumes after a poll);
 - `poll`: DescribeInstanceRefreshes, the polling fallback when no event came in time;
+  a latest refresh that is not this release's fails the step (ForeignRefreshError);
 - `scale` (blue_green, canary): the idle slot gets the new version and the active
   slot's capacity.
 """
@@ -16,7 +17,6 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 
-from phoenix.kernel import fleet_calls
 from phoenix.kernel.clients import Clients
 from phoenix.kernel.ledger import Ledger
 from phoenix.kernel.settings import ReleaseSettings
@@ -55,7 +55,7 @@ def handle(event: Any, settings: ReleaseSettings, aws: Clients) -> dict[str, Any
             record(aws, settings, state, "instance refresh started", metrics, refresh_id=refresh_id)
             return None
         if step.action == "poll":
-            latest = fleet_calls.latest_refresh(aws.autoscaling, group) or {"Status": "None"}
+            latest = strategy.polled_refresh(aws.autoscaling, state) or {"Status": "None"}
             left = (state.refresh.polls_left if state.refresh else POLLS) - 1
             outcome = RefreshOutcome(
                 status=latest["Status"],

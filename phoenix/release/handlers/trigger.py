@@ -1,9 +1,12 @@
 """Release trigger: an AVAILABLE image (or a Release Requested event) starts releases.
 
 One execution of the release state machine per subscribed fleet, named after the event
-and the fleet, so a duplicate delivery starts nothing twice. An event for another
-pipeline, a status other than AVAILABLE, an image without an AMI in this region, or a
-malformed event is logged with the reason and changes nothing.
+and the fleet, so a duplicate delivery starts nothing twice. The image is read where it
+was baked (`image_region`: the primary region, also for a disaster recovery region's
+trigger, whose events the primary forwards) and released with this region's copy of
+its AMI. An event for another pipeline, an image baked in another region, a status
+other than AVAILABLE, an image without an AMI in this region, or a malformed event is
+logged with the reason and changes nothing.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ def handle(
                     f"expected one image ARN in resources, got {len(available.resources)}"
                 )
             trigger.subscribed_fleets(available.resources[0], settings.subscriptions)
+            trigger.check_image_region(available.resources[0], settings.images_in)
             image = trigger.read_image(imagebuilder, available.resources[0])
             requests = trigger.plan_image(
                 available,
@@ -78,4 +82,7 @@ def handle(
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:  # noqa: ARG001
     settings = TriggerSettings.from_environ()
     aws = Clients(settings.region)
-    return handle(event, settings, aws.imagebuilder, aws.stepfunctions)
+    # GetImage goes to the region the images are baked in (for a DR region, the
+    # primary); the releases start here.
+    images = Clients(settings.images_in)
+    return handle(event, settings, images.imagebuilder, aws.stepfunctions)

@@ -1,15 +1,16 @@
 """The end of a release: ledger, lock, pointer, events and metrics.
 
 Actions:
-- `succeed`: the controller's parameters and the pointer say what now serves; the
-  previous AMI is tagged as a rollback target (the image lifecycle keeps it); ledger
-  closed, lock released, `Release Succeeded`;
+- `succeed`: the controller's parameters and the pointer say what now serves; ledger
+  closed; the rollback-target tags follow the fleet item (see `keep_rollback_targets`);
+  lock released, `Release Succeeded`;
 - `rolled_back` / `failed`: ledger closed with the reason, lock released, `Release
   Rolled Back` / `Release Failed`;
 - `rejected`: the fleet was locked or paused; the release is recorded as rejected and
   `Release Rejected` says why (the lock is someone else's: untouched);
-- `retire`: after the rollback window, the old slot scales to 0, unless a later
-  release (or a rollback) has changed the fleet since.
+- `retire`: after the rollback window, the old slot scales to 0 and the window's AMI
+  loses its tag if nothing else names it, unless a later release (or a rollback) has
+  changed the fleet since.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit
+from botocore.exceptions import ClientError
 
 from phoenix.kernel import clock, ledger
 from phoenix.kernel.clients import Clients
@@ -31,6 +33,7 @@ from phoenix.release.runtime.steps import record
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Metrics
+    from types_boto3_ec2.type_defs import TagTypeDef
 
 # Retiring is two calls; a lock that outlives a failed retire frees itself soon.
 RETIRE_HOLD = timedelta(minutes=5)
@@ -49,10 +52,6 @@ def succeed(
     """`succeed`: see the module docstring; whether and when the old slot retires."""
     plan = state.need_plan()
     strategy.commit(aws.ssm, state, plan, state.need_version())
-    if plan.from_ami != state.ami:
-        aws.ec2.create_tags(
-            Resources=[plan.from_ami], Tags=[{"Key": ledger.ROLLBACK_TARGET_TAG, "Value": "true"}]
-        )
     record(aws, settings, state, "pointer moved", metrics, ami=state.ami)
     window = state.fleet_spec.rollback_window_seconds
     keeps_old_slot = state.fleet_spec.strategy != "rolling" and window > 0
@@ -76,6 +75,8 @@ def succeed(
         else (plan.from_ami if plan.from_ami != state.ami else None),
         window=warm if keeps_old_slot else None,
     )
+    if plan.from_ami != state.ami:  # a re-release changes no rollback target
+        keep_rollback_targets(aws, settings, state.fleet)
     _end(aws, settings, state, "succeeded", metrics)
     release_events.publish(aws.events, "Release Succeeded", state)
     return {"retire": keeps_old_slot, "retire_at": warm["until"]}
@@ -110,9 +111,63 @@ def retire(aws: Clients, settings: ReleaseSettings, state: ReleaseState) -> dict
         return {"retired": False}
     try:
         strategy.empty_slot(aws.autoscaling, aws.ssm, state, plan.active_slot)
+        keep_rollback_targets(aws, settings, state.fleet)
     finally:
         Ledger(aws.dynamodb, settings.table_name).release_lock(state.fleet, state.release.id)
     return {"retired": True}
+
+
+TAG: list[TagTypeDef] = [{"Key": ledger.ROLLBACK_TARGET_TAG, "Value": "true"}]
+
+
+def keep_rollback_targets(aws: Clients, settings: ReleaseSettings, fleet: str) -> None:
+    """Tag the AMIs the fleet item now names as rollback targets (ledger.rollback_targets),
+    and untag those it held and no longer names once no fleet of the environment holds
+    them: the image lifecycle keeps exactly what some fleet may roll back to
+    (docs/adr/0008-rollback-target-tags.md). Every write repeats safely on a retry.
+
+    Called while the fleet's lock is held (succeed, retire), so one fleet's
+    reconciliations never overlap; other fleets' may, hence the holders record and the
+    check after an untag (a fleet that took the AMI meanwhile gets its tag back).
+    """
+    book = Ledger(aws.dynamodb, settings.table_name)
+    item = book.fleet_item(fleet)
+    named = ledger.rollback_targets(item)
+    held = set(item.get("rollback_targets") or [])
+    gained = sorted(named - held)
+    for ami in gained:
+        # Read before holding: tagged yet held by nobody means tagged before holders
+        # were recorded (by this fleet or another), so it is never untagged.
+        tagged = _tagged(aws, ami)
+        if not book.hold_target(ami, fleet) and tagged:
+            book.hold_target(ami, ledger.UNTRACKED_HOLDER)
+    if gained:
+        aws.ec2.create_tags(Resources=gained, Tags=TAG)
+    for ami in sorted(held - named):
+        others = book.drop_target(ami, fleet)
+        if others:
+            logger.info("rollback target kept", extra={"ami": ami, "holders": sorted(others)})
+            continue
+        _untag(aws, ami)
+        if book.target_holders(ami):
+            aws.ec2.create_tags(Resources=[ami], Tags=TAG)
+    if named != held:
+        book.record_targets(fleet, named)
+
+
+def _tagged(aws: Clients, ami: str) -> bool:
+    images = aws.ec2.describe_images(ImageIds=[ami]).get("Images", [])
+    return any(tag in TAG for image in images for tag in image.get("Tags", []))
+
+
+def _untag(aws: Clients, ami: str) -> None:
+    """Remove the tag; an AMI already deregistered has nothing to keep."""
+    try:
+        aws.ec2.delete_tags(Resources=[ami], Tags=[{"Key": ledger.ROLLBACK_TARGET_TAG}])
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") != "InvalidAMIID.NotFound":
+            raise
+        logger.info("rollback target already deregistered", extra={"ami": ami})
 
 
 def conclude(

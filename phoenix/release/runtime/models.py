@@ -118,6 +118,21 @@ class RolledBack(FrozenModel):
     wait: bool
     action: str
     reason: str
+    # The refresh a rolling rollback waits for (RollbackInstanceRefresh keeps the release's
+    # refresh id; a refresh back has its own): its polls check the group's latest is it.
+    refresh_id: str | None = None
+
+
+class RollbackRefresh(FrozenModel):
+    """The rollback's instance refresh as a poll read it (`$.rollback_refresh`): whether
+    the fleet is back on the version before the release, and when not, what the ledger
+    says (`summary`)."""
+
+    status: str
+    reason: str = ""
+    polls_left: Annotated[int, Field(ge=0)] = 0
+    back: bool = False
+    summary: str = ""
 
 
 class Failure(BaseModel):
@@ -160,6 +175,7 @@ class ReleaseState(BaseModel):
     refresh: RefreshOutcome | None = None
     error: Failure | None = None
     rollback: RolledBack | None = None
+    rollback_refresh: RollbackRefresh | None = None
 
     @property
     def is_rollback(self) -> bool:

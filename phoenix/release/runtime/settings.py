@@ -12,9 +12,18 @@ class TriggerSettings(FunctionSettings):
     state_machine_arn: str
     # image name (phoenix-<env>-<pipeline>) -> the fleets it releases to
     subscriptions: Json[dict[str, list[str]]]
+    # Where the images are baked, so where GetImage reads them: the primary region, also
+    # for a disaster recovery region's trigger (Image Builder copies the AMIs, the image
+    # itself lives only where it was built). Empty: the function's own region.
+    image_region: str = ""
     # Set by the Lambda runtime (a reserved variable), so never part of the environment
     # the infrastructure writes.
     region: str = Field(default="", alias="AWS_REGION", exclude=True)
+
+    @property
+    def images_in(self) -> str:
+        """The region of the images this trigger releases (and of its GetImage calls)."""
+        return self.image_region or self.region
 
 
 class RefreshEventSettings(ReleaseSettings):

@@ -14,7 +14,13 @@ from phoenix.kernel import fleet_calls
 from phoenix.kernel.clock import parse_time
 from phoenix.kernel.fleet_calls import ACTIVE_REFRESH_STATUSES, put_parameter
 from phoenix.kernel.names import Slot, release_pointer, slot_parameter
-from phoenix.release.runtime.models import FleetSpec, Plan, ReleaseState
+from phoenix.release.runtime.models import (
+    FleetSpec,
+    MalformedStepError,
+    Plan,
+    ReleaseState,
+    RollbackRefresh,
+)
 
 if TYPE_CHECKING:
     from types_boto3_autoscaling.client import AutoScalingClient
@@ -26,6 +32,19 @@ if TYPE_CHECKING:
 
 class RefreshStillCancellingError(Exception):
     """The refresh to undo is being cancelled; retry the rollback once it is Cancelled."""
+
+
+class ForeignRefreshError(Exception):
+    """The group's latest instance refresh is not this release's: another refresh (someone
+    else's, started once this release's ended) changes the fleet. Its status says nothing
+    of this release, and undoing it is not this release's to do."""
+
+
+# What this release's rollback refresh ends as when the fleet is back on the version
+# before the release (API reference, InstanceRefresh Status): RollbackInstanceRefresh ends
+# RollbackSuccessful, a refresh back Successful. RollbackFailed, Failed and Cancelled stop
+# where they are, with the fleet partly on either version.
+BACK = {"rollback": "RollbackSuccessful", "refresh": "Successful"}
 
 
 def prepare(ec2: EC2Client, state: ReleaseState) -> int:
@@ -112,6 +131,37 @@ def _this_releases(
     )
 
 
+def polled_refresh(
+    autoscaling: AutoScalingClient, state: ReleaseState
+) -> InstanceRefreshTypeDef | None:
+    """The forward refresh, read when no event came in time: the group's latest refresh
+    (None when it has none). The latest can be someone else's, started after this
+    release's ended; then ForeignRefreshError, since its status says nothing of this
+    release (the state machine records the release failed and leaves that refresh be)."""
+    slot = state.fleet_spec.slots[state.need_plan().target_slot]
+    version = state.need_version()
+    latest = fleet_calls.latest_refresh(autoscaling, slot.group)
+    if latest is not None and not _this_releases(latest, state, slot.launch_template, version):
+        raise ForeignRefreshError(
+            f"the latest instance refresh of {slot.group}, {_described(latest)}, is not this "
+            f"release's (to version {version}, started since "
+            f"{state.release.started_at.isoformat()}): someone else's refresh may be "
+            "changing the fleet, left as it is"
+        )
+    return latest
+
+
+def _described(refresh: InstanceRefreshTypeDef) -> str:
+    wanted = refresh.get("DesiredConfiguration", {}).get("LaunchTemplate", {})
+    to = (
+        f"to {wanted.get('LaunchTemplateId')} version {wanted.get('Version')}"
+        if wanted
+        else "without a desired configuration"
+    )
+    started = _started(refresh).isoformat()
+    return f"{refresh['InstanceRefreshId']} ({refresh['Status']}, {to}, started {started})"
+
+
 def scale_target(
     autoscaling: AutoScalingClient, ssm: SSMClient, state: ReleaseState, version: int
 ) -> None:
@@ -179,30 +229,37 @@ def roll_back_traffic(
     empty_slot(autoscaling, ssm, state, plan.target_slot)
 
 
-def roll_back_refresh(autoscaling: AutoScalingClient, state: ReleaseState) -> str:
-    """rolling: undo the refresh. Returns what was done: `rollback` (RollbackInstanceRefresh
-    of the running refresh), `refresh` (a new refresh to the previous version, when the
-    refresh had already ended; when AWS refuses a rollback, the refresh is cancelled and
-    RefreshStillCancellingError raised, so the retried step starts that refresh) or
-    `nothing` (no refresh of this release, or it already rolled back). A cancelled or
-    failed refresh keeps the instances it replaced, so it is followed by a refresh back
-    too; SkipMatching makes that replace only instances not on the previous version."""
+def roll_back_refresh(
+    autoscaling: AutoScalingClient, state: ReleaseState
+) -> tuple[str, str | None]:
+    """rolling: undo the refresh. Returns what was done, and the refresh the state machine
+    then waits for: `rollback` (RollbackInstanceRefresh of the running refresh, same id),
+    `refresh` (a new refresh to the previous version, when the refresh had already ended;
+    when AWS refuses a rollback, the refresh is cancelled and RefreshStillCancellingError
+    raised, so the retried step starts that refresh) or `nothing` (no refresh of this
+    release, or it already rolled back). A cancelled or failed refresh keeps the instances
+    it replaced, so it is followed by a refresh back too; SkipMatching makes that replace
+    only instances not on the previous version. A retried step that finds its own refresh
+    back awaits it (or, Successful, has nothing left to undo): rolling that one back
+    would put the new version back."""
     plan = state.need_plan()
     slot = state.fleet_spec.slots[plan.target_slot]
     latest = fleet_calls.latest_refresh(autoscaling, slot.group)
-    if latest is not None and _started(latest) < state.release.started_at:
-        latest = None  # an earlier release's refresh: this one changed no instance
-    status = latest["Status"] if latest else "None"
-    if status in {"RollbackSuccessful", "None"}:
-        return "nothing"
+    if latest is None or _started(latest) < state.release.started_at:
+        return "nothing", None  # none, or an earlier release's: this one changed no instance
+    status, refresh_id = latest["Status"], str(latest["InstanceRefreshId"])
+    if _this_releases(latest, state, slot.launch_template, plan.source_version):
+        return ("nothing", None) if status == "Successful" else ("refresh", refresh_id)
+    if status == "RollbackSuccessful":
+        return "nothing", None
     if status == "RollbackInProgress":
-        return "rollback"
+        return "rollback", refresh_id
     if status == "Cancelling":
         raise RefreshStillCancellingError(f"refresh of {slot.group} is still cancelling")
     if status in ACTIVE_REFRESH_STATUSES:
         try:
-            autoscaling.rollback_instance_refresh(AutoScalingGroupName=slot.group)
-            return "rollback"
+            response = autoscaling.rollback_instance_refresh(AutoScalingGroupName=slot.group)
+            return "rollback", str(response["InstanceRefreshId"])
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") != "IrreversibleInstanceRefresh":
                 raise
@@ -217,7 +274,7 @@ def roll_back_refresh(autoscaling: AutoScalingClient, state: ReleaseState) -> st
     preferences["AutoRollback"] = False
     preferences.pop("CheckpointPercentages", None)
     preferences.pop("CheckpointDelay", None)
-    autoscaling.start_instance_refresh(
+    response = autoscaling.start_instance_refresh(
         AutoScalingGroupName=slot.group,
         Strategy="Rolling",
         DesiredConfiguration={
@@ -228,7 +285,47 @@ def roll_back_refresh(autoscaling: AutoScalingClient, state: ReleaseState) -> st
         },
         Preferences=preferences,
     )
-    return "refresh"
+    return "refresh", str(response["InstanceRefreshId"])
+
+
+def poll_rollback(
+    autoscaling: AutoScalingClient, state: ReleaseState, polls: int
+) -> RollbackRefresh:
+    """The rollback's refresh, read after its event or when none came in time (one call).
+    The event only says that a refresh of the group ended, so the refresh is read here:
+    the fleet is back only on the status BACK names for what Rollback did. A group whose
+    latest refresh is not the one Rollback started is someone else's to change: not back,
+    no poll left. A refresh still running leaves `polls` - 1 more polls."""
+    rolled = state.rollback
+    if rolled is None or rolled.refresh_id is None:
+        raise MalformedStepError("the state has no rollback refresh to poll")
+    previous = state.rollback_refresh
+    left = max((previous.polls_left if previous else polls) - 1, 0)
+    group = state.fleet_spec.slots[state.need_plan().target_slot].group
+    latest = fleet_calls.latest_refresh(autoscaling, group)
+    if latest is None or latest["InstanceRefreshId"] != rolled.refresh_id:
+        found = (
+            "no refresh"
+            if latest is None
+            else f"{latest['InstanceRefreshId']} ({latest['Status']})"
+        )
+        return RollbackRefresh(
+            status="NotThisRelease",
+            summary=f"the latest instance refresh of {group} is {found}, not the rollback's "
+            f"{rolled.refresh_id}: someone else's refresh may be changing the fleet",
+        )
+    status, reason = latest["Status"], latest.get("StatusReason", "")
+    back = status == BACK.get(rolled.action)
+    what = f"the rollback's instance refresh {rolled.refresh_id}"
+    if back:
+        summary = ""
+    elif status in ACTIVE_REFRESH_STATUSES:
+        summary = f"{what} is still {status} after {polls - left} polls"
+    else:
+        summary = f"{what} ended {status}: {reason or 'no reason given'}"
+    return RollbackRefresh(
+        status=status, reason=reason, polls_left=left, back=back, summary=summary[:500]
+    )
 
 
 def _started(refresh: InstanceRefreshTypeDef) -> datetime:

@@ -51,6 +51,23 @@ def image_name_of(arn: str) -> str:
     return match.group(1)
 
 
+def image_region_of(arn: str) -> str:
+    """`arn:<partition>:imagebuilder:<region>:<account>:...` -> `<region>`."""
+    parts = arn.split(":", 5)
+    if len(parts) != 6 or parts[0] != "arn" or parts[2] != "imagebuilder" or not parts[3]:
+        raise RefusedError(f"not an Image Builder ARN: {arn!r}")
+    return parts[3]
+
+
+def check_image_region(arn: str, region: str) -> None:
+    """Refuse an image not baked in `region`, the one region whose images the trigger
+    may read (its GetImage grant) and where its Image Builder client calls. A disaster
+    recovery region's trigger receives the primary's events, forwarded to its bus."""
+    baked_in = image_region_of(arn)
+    if baked_in != region:
+        raise RefusedError(f"image {arn!r} was baked in {baked_in}, not in {region}")
+
+
 def subscribed_fleets(image_arn: str, subscriptions: dict[str, list[str]]) -> list[str]:
     name = image_name_of(image_arn)
     if name not in subscriptions:

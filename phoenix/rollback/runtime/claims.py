@@ -37,7 +37,7 @@ CLAIMS = {
 
 def window_lock(release_id: str) -> str:
     """The lock a window rollback holds: no release may start while it moves the fleet."""
-    return f"rollback-{release_id}"
+    return f"window-rollback-{release_id}"
 
 
 def claim(ledger: Ledger, fleet: str, release_id: str, expected: str, event_id: str) -> bool:

@@ -1,0 +1,89 @@
+"""Rollback-target tags in the embedded AWS: after each release, exactly the AMIs some
+fleet of the environment may roll back to carry `phoenix:rollback-target`, so the image
+lifecycle keeps those and may delete the rest (docs/adr/0008-rollback-target-tags.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from local.embedded import EmbeddedAws
+from local.fleet_view import FleetView
+from phoenix.kernel.ledger import ROLLBACK_TARGET_TAG
+from tests.integration.fleet_view import request_release
+
+CONFIG = Path(__file__).resolve().parent / "config"
+
+
+@pytest.fixture(scope="module")
+def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedAws]:
+    with EmbeddedAws() as embedded:
+        embedded.deploy("sandbox", outdir=tmp_path_factory.mktemp("cdk.out"), config_dir=CONFIG)
+        yield embedded
+
+
+def _tagged(aws: EmbeddedAws, amis: list[str]) -> set[str]:
+    """Which of `amis` carry the rollback-target tag, as DescribeImages and DescribeTags
+    both say (the lifecycle policy reads the AMI's own tags)."""
+    images = aws.client("ec2").describe_images(ImageIds=amis)["Images"]
+    by_image = {
+        image["ImageId"]
+        for image in images
+        if {"Key": ROLLBACK_TARGET_TAG, "Value": "true"} in image.get("Tags", [])
+    }
+    described = aws.client("ec2").describe_tags(
+        Filters=[
+            {"Name": "resource-id", "Values": amis},
+            {"Name": "key", "Values": [ROLLBACK_TARGET_TAG]},
+        ]
+    )["Tags"]
+    assert by_image == {t["ResourceId"] for t in described if t["Value"] == "true"}
+    return by_image
+
+
+def _release(aws: EmbeddedAws, fleet: str, ami: str) -> None:
+    execution = request_release(aws, fleet, ami)
+    assert execution["status"] == "SUCCEEDED", execution
+    assert FleetView.read(aws, fleet).pointer == ami
+
+
+def test_after_three_releases_only_the_current_rollback_target_is_tagged(
+    aws: EmbeddedAws,
+) -> None:
+    # Given the canary fleet on the AMI it was deployed with, and three healthy images
+    first = FleetView.read(aws, "web").pointer
+    baked = [aws.bake(pipeline="scratch", version=f"7.0.{n}").ami for n in (1, 2, 3)]
+
+    # When each is released in turn (each release's rollback window ends before the next)
+    for ami in baked:
+        _release(aws, "web", ami)
+
+    # Then the AMI before the serving one, and only that one, is kept as a rollback target
+    item = FleetView.read(aws, "web").fleet_item
+    assert item["previous_good_ami"]["S"] == baked[1]
+    assert _tagged(aws, [first, *baked]) == {baked[1]}
+
+
+def test_an_ami_stays_tagged_while_another_fleet_may_still_roll_back_to_it(
+    aws: EmbeddedAws,
+) -> None:
+    # Given two fleets that served the same AMI (`shared`) and both moved on from it
+    shared, common, later = (
+        aws.bake(pipeline="scratch", version=f"8.0.{n}").ami for n in (1, 2, 3)
+    )
+    for fleet in ("web", "api"):
+        _release(aws, fleet, shared)
+        _release(aws, fleet, common)
+    assert _tagged(aws, [shared]) == {shared}
+
+    # When one of them moves on again, its rollback target is no longer `shared`
+    _release(aws, "web", later)
+
+    # Then `shared` keeps its tag: the other fleet would still roll back to it
+    assert _tagged(aws, [shared, common]) == {shared, common}
+
+    # and loses it only once no fleet names it any more
+    _release(aws, "api", later)
+    assert _tagged(aws, [shared, common, later]) == {common}
