@@ -4,11 +4,9 @@ one the rollback function stopped is left as that function left it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from local import clock
 from local.api_calls import recording
@@ -16,13 +14,6 @@ from local.embedded import EmbeddedAws
 from local.fleet_view import FleetView, release_item
 
 CONFIG = Path(__file__).resolve().parent / "config"
-
-
-@pytest.fixture(scope="module")
-def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedAws]:
-    with EmbeddedAws() as embedded:
-        embedded.deploy("sandbox", outdir=tmp_path_factory.mktemp("cdk.out"), config_dir=CONFIG)
-        yield embedded
 
 
 def _released(aws: EmbeddedAws, fleet: str, version: str, health: str = "healthy") -> str:

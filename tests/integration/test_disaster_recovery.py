@@ -17,6 +17,7 @@ from local import eventbridge
 from local.cloudformation import aws_client
 from local.embedded import ACCOUNT, EmbeddedAws
 from phoenix.kernel.names import image_name
+from tests.integration.conftest import SharedSandbox
 
 CONFIG = Path(__file__).resolve().parent / "config_dr"
 ENVIRONMENT, FLEET = "dr", "worker"
@@ -24,7 +25,10 @@ PRIMARY, DR = "us-east-1", "us-west-2"
 
 
 @pytest.fixture(scope="module")
-def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedAws]:
+def aws(
+    tmp_path_factory: pytest.TempPathFactory, shared_sandbox: SharedSandbox
+) -> Iterator[EmbeddedAws]:
+    shared_sandbox.end()  # one embedded AWS per process at a time
     with EmbeddedAws(region=PRIMARY) as embedded:
         stacks = embedded.deploy(
             ENVIRONMENT, outdir=tmp_path_factory.mktemp("cdk.out"), config_dir=CONFIG

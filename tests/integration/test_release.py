@@ -13,6 +13,7 @@ from local.embedded import EmbeddedAws
 from local.faults import failing
 from local.fleet_view import FleetView, release_item
 from phoenix.release.spec import STEP_CALLS, step_handler
+from tests.integration.conftest import SharedSandbox
 from tests.integration.fleet_view import CapacityWatch, request_release, required_capacity
 
 CONFIG = Path(__file__).resolve().parent / "config"
@@ -52,11 +53,10 @@ def calls() -> Iterator[CallLog]:
 
 
 @pytest.fixture(scope="module")
-def aws(tmp_path_factory: pytest.TempPathFactory, calls: CallLog) -> Iterator[EmbeddedAws]:
-    with EmbeddedAws() as embedded:
-        embedded.deploy("sandbox", outdir=tmp_path_factory.mktemp("cdk.out"), config_dir=CONFIG)
-        calls.clear()  # deploying runs CDK's own custom resources, not phoenix's steps
-        yield embedded
+def aws(shared_sandbox: SharedSandbox, calls: CallLog) -> EmbeddedAws:
+    embedded = shared_sandbox.get()
+    calls.clear()  # deploying runs CDK's own custom resources, not phoenix's steps
+    return embedded
 
 
 @pytest.mark.parametrize("fleet", FLEETS.values())

@@ -4,11 +4,8 @@ later), manual, pause and resume, alarm storms and a throttled rollback."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from local import clock
 from local.api_calls import recording
@@ -18,13 +15,6 @@ from local.fleet_view import FleetView, release_item
 from phoenix.kernel.ledger import Ledger
 
 CONFIG = Path(__file__).resolve().parent / "config"
-
-
-@pytest.fixture(scope="module")
-def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedAws]:
-    with EmbeddedAws() as embedded:
-        embedded.deploy("sandbox", outdir=tmp_path_factory.mktemp("cdk.out"), config_dir=CONFIG)
-        yield embedded
 
 
 def _released(aws: EmbeddedAws, fleet: str, version: str, health: str = "healthy") -> str:

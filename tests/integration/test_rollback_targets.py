@@ -4,10 +4,7 @@ lifecycle keeps those and may delete the rest (docs/adr/0008-rollback-target-tag
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from local.embedded import EmbeddedAws
 from local.fleet_view import FleetView
@@ -15,13 +12,6 @@ from phoenix.kernel.ledger import ROLLBACK_TARGET_TAG
 from tests.integration.fleet_view import request_release
 
 CONFIG = Path(__file__).resolve().parent / "config"
-
-
-@pytest.fixture(scope="module")
-def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedAws]:
-    with EmbeddedAws() as embedded:
-        embedded.deploy("sandbox", outdir=tmp_path_factory.mktemp("cdk.out"), config_dir=CONFIG)
-        yield embedded
 
 
 def _tagged(aws: EmbeddedAws, amis: list[str]) -> set[str]:

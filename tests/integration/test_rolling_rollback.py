@@ -30,13 +30,6 @@ GROUP = "phoenix-sandbox-worker-blue"
 OUTCOMES = "phoenix-test-release-outcomes"
 
 
-@pytest.fixture(scope="module")
-def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedAws]:
-    with EmbeddedAws() as embedded:
-        embedded.deploy("sandbox", outdir=tmp_path_factory.mktemp("cdk.out"), config_dir=CONFIG)
-        yield embedded
-
-
 @pytest.fixture
 def outcomes(aws: EmbeddedAws) -> Iterator[list[str]]:
     """The detail types of the `Release Rolled Back` / `Release Failed` events sent."""

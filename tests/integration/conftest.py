@@ -1,0 +1,50 @@
+"""One embedded AWS for the integration modules that use the same environment.
+
+Deploying the sandbox takes a fair share of a test run, so the modules that release to
+tests/integration/config's sandbox share one deployment, in the order pytest runs them;
+a module with another environment (its own `EmbeddedAws`) ends the shared one first, and
+the next module that wants the sandbox deploys it again. Each module leaves the fleets
+serving (its tests assert it), so the next one starts from a working fleet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from local.embedded import EmbeddedAws
+
+CONFIG = Path(__file__).resolve().parent / "config"
+
+
+class SharedSandbox:
+    def __init__(self, outdir: pytest.TempPathFactory) -> None:
+        self._outdir = outdir
+        self._aws: EmbeddedAws | None = None
+
+    def get(self) -> EmbeddedAws:
+        if self._aws is None:
+            aws = EmbeddedAws().start()
+            aws.deploy("sandbox", outdir=self._outdir.mktemp("cdk.out"), config_dir=CONFIG)
+            self._aws = aws
+        return self._aws
+
+    def end(self) -> None:
+        if self._aws is not None:
+            self._aws.stop()
+            self._aws = None
+
+
+@pytest.fixture(scope="session")
+def shared_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedSandbox]:
+    shared = SharedSandbox(tmp_path_factory)
+    yield shared
+    shared.end()
+
+
+@pytest.fixture(scope="module")
+def aws(shared_sandbox: SharedSandbox) -> EmbeddedAws:
+    """The sandbox deployed with one fleet per strategy, shared by the modules."""
+    return shared_sandbox.get()
