@@ -1,6 +1,6 @@
 """Benchmarks print their results, not the handlers' logs: while the embedded AWS runs,
 everything written to stdout (Powertools' JSON logs and metrics) and every log record
-(moto's and the handlers') goes to a file the benchmark names at the end."""
+(moto's and the handlers') and every Python warning go to a file the benchmark names at the end."""
 
 from __future__ import annotations
 
@@ -21,7 +21,9 @@ def logs_to_file(name: str) -> Iterator[Path]:
         to_file = logging.StreamHandler(log)
         root.handlers = [to_file]
         root.setLevel(logging.INFO)
+        logging.captureWarnings(True)  # Python warnings (Powertools' UserWarning) too
         try:
             yield path
         finally:
+            logging.captureWarnings(False)
             root.handlers, root.level = handlers, level
