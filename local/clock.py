@@ -35,6 +35,8 @@ its AWS SDK integrations reach the embedded endpoint, and `elasticloadbalancingv
 from __future__ import annotations
 
 import functools
+import heapq
+import itertools
 import os
 import threading
 import weakref
@@ -86,6 +88,34 @@ def notify_watchers() -> None:
         watcher()
 
 
+_due: list[tuple[float, int, Callable[[], None]]] = []
+_order = itertools.count()
+
+
+def at(delay: float, action: Callable[[], None]) -> None:
+    """Run `action` once `delay` simulated seconds have passed (checked after each
+    simulated minute, by whatever advances the clock)."""
+    with _lock:
+        heapq.heappush(_due, (elapsed() + delay, next(_order), action))
+
+
+def _drop_due() -> None:
+    with _lock:
+        _due.clear()
+
+
+sim_time.on_forget(_drop_due)
+
+
+def _run_due() -> None:
+    while True:
+        with _lock:
+            if not _due or _due[0][0] > elapsed():
+                return
+            _, _, action = heapq.heappop(_due)
+        action()
+
+
 def elapsed() -> float:
     """Simulated seconds passed in this process."""
     return _elapsed["seconds"]
@@ -103,6 +133,7 @@ def advance(seconds: float = MINUTE) -> None:
             sim_time.passed(MINUTE)
             notify_watchers()
         eventbridge.drain()
+        _run_due()
 
 
 def _wait_interval(self: WaitFunction, env: Any, wait_seconds: int) -> None:  # noqa: ARG001

@@ -14,6 +14,11 @@ packages) is instead called in-process, as the Lambda runtime would call it:
   fails as Lambda's Python runtime fails it, with `Runtime.ImportModuleError` ("Unable
   to import module"; Lambda developer guide, "Troubleshoot invocation issues in
   Lambda"), so a package that ships without its handler fails here as on AWS.
+- an asynchronous invocation (InvocationType Event, as EventBridge invokes) whose
+  handler fails is retried twice, one and then two simulated minutes later, with the
+  same request id, and then discarded (and recorded in `lost`), as Lambda does without
+  an on-failure destination or dead-letter queue ("Error handling and automatic retries
+  in Lambda"); destinations and dead-letter queues are not emulated.
 Other functions (CDK's own providers) keep moto's behaviour.
 """
 
@@ -23,6 +28,7 @@ import functools
 import importlib
 import io
 import json
+import logging
 import os
 import threading
 import time
@@ -201,6 +207,47 @@ def runtime_variables(function: LambdaFunction) -> dict[str, str]:
     return variables
 
 
+# Lambda developer guide, "Error handling and automatic retries in Lambda" /
+# "Asynchronous invocation": a function error in an asynchronous invocation is retried
+# twice, one minute and then two minutes later, with the same request id; after the last
+# attempt the event goes to the function's on-failure destination or dead-letter queue,
+# or is discarded.
+ASYNC_RETRY_DELAYS = (60.0, 120.0)
+logger = logging.getLogger("phoenix.local.lambda")
+# What asynchronous invocations ran out of attempts: (function name, event), newest last.
+lost: list[tuple[str, Any]] = []
+
+
+def _asynchronous(request_headers: Any) -> bool:
+    headers = {str(k).lower(): str(v) for k, v in dict(request_headers or {}).items()}
+    return headers.get("x-amz-invocation-type", "").lower() == "event"
+
+
+def _retry_later(
+    function: LambdaFunction, event: Any, variables: dict[str, str], request_id: str, attempt: int
+) -> None:
+    def retry() -> None:
+        context = _context_for(function)
+        context.aws_request_id = request_id
+        outcome = invoke_handler(str(function.handler), event, context, variables)
+        clock.notify_watchers()
+        if not outcome.errored:
+            return
+        if attempt < len(ASYNC_RETRY_DELAYS):
+            _retry_later(function, event, variables, request_id, attempt + 1)
+            return
+        # No destination or dead-letter queue is emulated: the event is discarded, as
+        # Lambda discards it without one (phoenix configures none).
+        lost.append((function.function_name, event))
+        logger.warning(
+            "asynchronous invocation %s of %s failed three times; event discarded",
+            request_id,
+            function.function_name,
+        )
+
+    clock.at(ASYNC_RETRY_DELAYS[attempt - 1], retry)
+
+
 @functools.cache
 def install() -> None:
     """Route invocations of phoenix's handlers to this process (once per process)."""
@@ -220,6 +267,8 @@ def _dispatching(invoke: Callable[..., Any]) -> Callable[..., Any]:
         context = _context_for(self)
         missing = _missing_module(str(self.handler), _files_of(self))
         outcome = missing or invoke_handler(str(self.handler), event, context, variables)
+        if outcome.errored and _asynchronous(request_headers):
+            _retry_later(self, event, variables, context.aws_request_id, attempt=1)
         clock.notify_watchers()
         if outcome.errored:
             response_headers["x-amz-function-error"] = "Unhandled"

@@ -81,10 +81,20 @@ def passed(seconds: float) -> None:
         _passed["seconds"] += seconds
 
 
+_on_forget: list[Callable[[], None]] = []
+
+
+def on_forget(action: Callable[[], None]) -> None:
+    """Call `action` whenever a world ends (what was scheduled in it is dropped)."""
+    _on_forget.append(action)
+
+
 def forget() -> None:
     """The world ended: what comes next starts from real time."""
     with _lock:
         _passed["seconds"] = 0.0
+    for action in list(_on_forget):
+        action()
 
 
 def now() -> datetime:

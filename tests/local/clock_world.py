@@ -70,6 +70,8 @@ def _probe_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         seen["timestamps"] = [t.isoformat() for t in result["Timestamps"]]
         seen["values"] = result["Values"]
     probe.calls.append(seen)
+    if len(probe.calls) <= int(event.get("fail_first", 0)):
+        raise RuntimeError(f"attempt {len(probe.calls)} fails")
     return {"now": seen["now"], "thread": seen["thread"]}
 
 
