@@ -36,7 +36,7 @@ READS = [
     "autoscaling:DescribeInstanceRefreshes",
     "ec2:DescribeImages",
     "ec2:DescribeInstances",
-    "ec2:DescribeLaunchTemplates",
+    "ec2:DescribeLaunchTemplateVersions",
     "elasticloadbalancing:DescribeTargetHealth",
     "cloudwatch:DescribeAlarms",
     "cloudwatch:GetMetricData",

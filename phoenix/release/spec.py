@@ -23,7 +23,7 @@ STEP_CALLS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] 
         (
             "ssm:GetParameters",
             "ec2:DescribeImages",
-            "ec2:DescribeLaunchTemplates",
+            "ec2:DescribeLaunchTemplateVersions",
             "autoscaling:DescribeAutoScalingGroups",
             "autoscaling:DescribeInstanceRefreshes",
             "cloudwatch:DescribeAlarms",

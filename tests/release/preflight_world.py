@@ -14,6 +14,7 @@ from tests.release.release_state import (
     GROUPS,
     POINTER,
     PREVIOUS_AMI,
+    TEMPLATE_VERSION,
     TEMPLATES,
     StubbedAws,
     parameter,
@@ -54,7 +55,6 @@ class World:
     refresh: str = "Successful"
     target: str = "green"  # the slot whose refreshes preflight asks about
     firing: tuple[str, ...] = ()
-    default: int = 9  # the templates' default version (the last deploy's)
 
 
 def given(aws: StubbedAws, strategy: str, world: World, through: str = "alarms") -> None:
@@ -88,19 +88,18 @@ def given(aws: StubbedAws, strategy: str, world: World, through: str = "alarms")
             {"AutoScalingGroupNames": [GROUPS[s] for s in slots]},
         )
     target = "blue" if strategy == "rolling" else world.target
-    failing_groups = any(
-        g["LaunchTemplate"]["Version"].startswith("$") for g in world.groups
-    ) or len(world.groups) < len(slots)
-    if "groups" in stages and not failing_groups:
+    ours = [g for g in world.groups if g["AutoScalingGroupName"] in {GROUPS[s] for s in slots}]
+    good_groups = len(ours) == len(slots) and all(
+        str(g["LaunchTemplate"]["Version"]).isdigit() for g in ours
+    )
+    if "groups" in stages and good_groups:
+        # the target template's newest version: the one the last deploy made
         aws.ec2.add_response(
-            "describe_launch_templates",
-            {
-                "LaunchTemplates": [
-                    {"LaunchTemplateId": TEMPLATES[target], "DefaultVersionNumber": world.default}
-                ]
-            },
-            {"LaunchTemplateIds": [TEMPLATES[target]]},
+            "describe_launch_template_versions",
+            {"LaunchTemplateVersions": [{"VersionNumber": TEMPLATE_VERSION}]},
+            {"LaunchTemplateId": TEMPLATES[target], "Versions": ["$Latest"]},
         )
+    target = "blue" if strategy == "rolling" else world.target
     target = "blue" if strategy == "rolling" else world.target
     if "refreshes" in stages:
         refresh = {"InstanceRefreshId": "r-0042", "Status": world.refresh}

@@ -37,6 +37,7 @@ RELEASE_ID = "web-3f9c2a"
 STARTED_AT = datetime.fromisoformat("2026-11-25T09:00:00+00:00")
 POINTER = "/phoenix/sandbox/web/ami"
 SOURCE_VERSION = 7
+TEMPLATE_VERSION = 9
 VERSION = 8
 CAPACITY = {"min": 2, "max": 6, "desired": 3}
 TOKEN = "AQCEAAAAKgAAAAMAAAAAAAAAAc+token"  # noqa: S105 - a task token, no secret

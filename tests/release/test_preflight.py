@@ -157,7 +157,7 @@ def test_canary_targets_the_idle_slot_with_the_canary_steps(aws: StubbedAws) -> 
     )
     assert plan.from_ami == PREVIOUS_AMI
     assert plan.source_version == 7
-    # and the new version will be based on the template as the last deploy left it
+    # and the new version will be based on the template as the last deploy made it
     assert plan.template_version == 9
     assert plan.capacity.model_dump() == {"min": 2, "max": 6, "desired": 3}
     assert plan.target_running == 0  # green is idle
@@ -261,3 +261,29 @@ def test_a_rollback_release_ignores_the_alarm_that_started_it_and_skips_the_cana
     # Then it passes without asking CloudWatch, and goes to full traffic in one step
     assert "cloudwatch.DescribeAlarms" not in aws.calls
     assert [s.model_dump() for s in plan.steps] == [{"target": 100, "active": 0, "last": True}]
+
+
+def test_the_base_version_is_the_newest_a_deploy_made_not_a_release(aws: StubbedAws) -> None:
+    # Given versions 1-12 of the template: 9 made by a deploy (CloudFormation never moves
+    # the default version), 10-12 by releases since
+    template = "lt-0123456789abcdef0"
+
+    def version(number: int, description: str = "") -> dict[str, object]:
+        return {"VersionNumber": number} | (
+            {"VersionDescription": description} if description else {}
+        )
+
+    released = [version(n, f"phoenix release web-{n}") for n in (10, 11, 12)]
+    aws.ec2.add_response(
+        "describe_launch_template_versions",
+        {"LaunchTemplateVersions": [released[-1]]},
+        {"LaunchTemplateId": template, "Versions": ["$Latest"]},
+    )
+    aws.ec2.add_response(
+        "describe_launch_template_versions",
+        {"LaunchTemplateVersions": [version(n) for n in range(1, 10)] + released[:2]},
+        {"LaunchTemplateId": template, "MinVersion": "1", "MaxVersion": "11", "MaxResults": 50},
+    )
+
+    # When preflight looks for the base of the new version, Then it is 9
+    assert preflight.deployed_version(aws.clients.ec2, template) == 9

@@ -87,8 +87,8 @@ class Plan(FrozenModel):
     target_target_group: str
     # The target slot's version now: a rolling release's way back.
     source_version: Annotated[int, Field(ge=1)]
-    # The target slot's launch template's default version: the shape the last `cdk deploy`
-    # gave it (CloudFormation makes each update the default), the new version's base.
+    # The target slot's launch template version the last deploy that changed it made
+    # (preflight.deployed_version): the new version's base.
     template_version: Annotated[int, Field(ge=1)]
     capacity: Capacity
     # Instances the target slot still runs (blue_green/canary: the previous release's old

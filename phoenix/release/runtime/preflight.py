@@ -14,12 +14,14 @@ from phoenix.kernel import clock
 from phoenix.kernel.fleet_calls import ACTIVE_REFRESH_STATUSES, alarms_in_alarm, latest_refresh
 from phoenix.kernel.names import Slot, release_pointer, slot_parameter
 from phoenix.release.runtime.models import Capacity, FleetSpec, Plan, ReleaseState, TrafficStep
+from phoenix.release.runtime.strategy import RELEASE_VERSION
 
 if TYPE_CHECKING:
     from types_boto3_autoscaling.client import AutoScalingClient
     from types_boto3_autoscaling.type_defs import AutoScalingGroupTypeDef
     from types_boto3_cloudwatch.client import CloudWatchClient
     from types_boto3_ec2.client import EC2Client
+    from types_boto3_ec2.type_defs import LaunchTemplateVersionTypeDef
     from types_boto3_ssm.client import SSMClient
 
 
@@ -118,11 +120,40 @@ def check_groups(
     return groups
 
 
-def template_version(ec2: EC2Client, spec: FleetSpec, target: Slot) -> int:
-    """The default version of the target slot's launch template (DescribeLaunchTemplates)."""
-    template = spec.slots[target].launch_template
-    (found,) = ec2.describe_launch_templates(LaunchTemplateIds=[template])["LaunchTemplates"]
-    return int(found["DefaultVersionNumber"])
+VERSIONS_PER_READ = 50
+
+
+def deployed_version(ec2: EC2Client, template: str) -> int:
+    """The newest version of `template` that a deploy made, not a release: CloudFormation
+    adds a version on every update of the template and never moves its default version,
+    and every version a release makes is described `phoenix release <id>`
+    (strategy.prepare). One DescribeLaunchTemplateVersions when the newest version is a
+    deploy's; else one more per VERSIONS_PER_READ releases looked past."""
+    (latest,) = ec2.describe_launch_template_versions(
+        LaunchTemplateId=template, Versions=["$Latest"]
+    )["LaunchTemplateVersions"]
+    newest = int(latest["VersionNumber"])
+    if not _a_releases(latest):
+        return newest
+    while newest > 1:
+        oldest = max(1, newest - VERSIONS_PER_READ)
+        found = ec2.describe_launch_template_versions(
+            LaunchTemplateId=template,
+            MinVersion=str(oldest),
+            MaxVersion=str(newest - 1),
+            MaxResults=VERSIONS_PER_READ,
+        )["LaunchTemplateVersions"]
+        deployed = [int(v["VersionNumber"]) for v in found if not _a_releases(v)]
+        if deployed:
+            return max(deployed)
+        newest = oldest
+    raise PreflightFailedError(
+        "a deployed launch template version", template, "every version is a release's"
+    )
+
+
+def _a_releases(version: LaunchTemplateVersionTypeDef) -> bool:
+    return str(version.get("VersionDescription", "")).startswith(RELEASE_VERSION)
 
 
 def check_no_refresh(autoscaling: AutoScalingClient, group: str) -> None:
@@ -179,7 +210,7 @@ def run(
         raise PreflightFailedError("fleet slots", spec.name, f"no {target} slot")
     check_images(ec2, state, from_ami)
     groups = check_groups(autoscaling, spec)
-    base = template_version(ec2, spec, target)
+    base = deployed_version(ec2, spec.slots[target].launch_template)
     check_no_refresh(autoscaling, spec.slots[target].group)
     if not state.is_rollback:
         # A rollback release runs because an alarm fired; the alarm stays in ALARM until

@@ -30,6 +30,11 @@ if TYPE_CHECKING:
     from types_boto3_ssm.client import SSMClient
 
 
+# How prepare describes the launch template versions it makes (preflight tells them from
+# the versions a deploy made by it).
+RELEASE_VERSION = "phoenix release "
+
+
 class RefreshStillCancellingError(Exception):
     """The refresh to undo is being cancelled; retry the rollback once it is Cancelled."""
 
@@ -49,7 +54,7 @@ BACK = {"rollback": "RollbackSuccessful", "refresh": "Successful"}
 
 def prepare(ec2: EC2Client, state: ReleaseState) -> int:
     """A new launch template version for the target slot: the template as the last deploy
-    shaped it (its default version), with the new AMI. Basing it on the version the
+    shaped it (the version CloudFormation made), with the new AMI. Basing it on the version the
     group runs instead would drop every deploy-time change (instance type, user data,
     security groups) from every release."""
     plan = state.need_plan()
@@ -57,7 +62,7 @@ def prepare(ec2: EC2Client, state: ReleaseState) -> int:
     response = ec2.create_launch_template_version(
         LaunchTemplateId=template,
         SourceVersion=str(plan.template_version),
-        VersionDescription=f"phoenix release {state.release.id}"[:255],
+        VersionDescription=f"{RELEASE_VERSION}{state.release.id}"[:255],
         LaunchTemplateData={"ImageId": state.ami},
     )
     return int(response["LaunchTemplateVersion"]["VersionNumber"])
