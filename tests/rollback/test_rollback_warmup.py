@@ -57,3 +57,25 @@ def test_once_warm_the_target_slots_alarm_rolls_the_release_back(aws: StubbedAws
     with pytest.raises(ClientError):
         handle(alarm(GREEN_UNHEALTHY), settings(), aws.clients)
     assert aws.calls[:2] == ["dynamodb.GetItem", "elbv2.ModifyListener"]
+
+
+def test_the_fleet_s_unhealthy_hosts_alarm_counts_the_warming_slot_too(aws: StubbedAws) -> None:
+    # Given the same release before its warm-up passed: the fleet's unhealthy-hosts alarm
+    # adds up both slots' unhealthy targets, the booting ones included
+    expect_read(aws, in_flight())
+
+    result = handle(alarm("phoenix-sandbox-web-unhealthy-hosts"), settings(), aws.clients)
+
+    assert result["action"] == "nothing"
+    assert aws.calls == ["dynamodb.GetItem"]
+
+
+def test_the_fleet_s_5xx_alarm_acts_during_warm_up(aws: StubbedAws) -> None:
+    # It counts only requests the load balancer served: the warming slot serves none
+    expect_read(aws, in_flight())
+    expect_weights(aws, serve="blue", drop="green")
+    expect_claim(aws, "in_flight", refused="ProvisionedThroughputExceededException")
+
+    with pytest.raises(ClientError):
+        handle(alarm("phoenix-sandbox-web-5xx-rate"), settings(), aws.clients)
+    assert aws.calls[:2] == ["dynamodb.GetItem", "elbv2.ModifyListener"]

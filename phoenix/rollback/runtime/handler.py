@@ -40,13 +40,18 @@ def _fleet_of_alarm(name: str, settings: RollbackSettings) -> RollbackFleet:
     raise RefusedError(f"alarm {name} is no fleet's in {settings.environment}")
 
 
-def _slot_of_alarm(name: str, settings: RollbackSettings, fleet: RollbackFleet) -> Slot | None:
-    """The slot a per-slot alarm watches (`phoenix-<env>-<fleet>-<slot>-...`), else None."""
+def _slots_of_alarm(name: str, settings: RollbackSettings, fleet: RollbackFleet) -> set[Slot]:
+    """The slots whose targets an alarm counts (`phoenix-<env>-<fleet>[-<slot>]-<what>`,
+    phoenix/fleet/alarms.py): a slot's alarm, its slot; the fleet's unhealthy-hosts alarm,
+    every slot (it adds up each target group's unhealthy targets, serving or not); the
+    fleet's 5xx and latency alarms count only traffic the load balancer served: none."""
     rest = name.removeprefix(f"phoenix-{settings.environment}-{fleet.name}-")
-    slot = rest.split("-", 1)[0]
-    if slot == "blue":
-        return "blue"
-    return "green" if slot == "green" else None
+    first = rest.partition("-")[0]
+    if first == "blue":
+        return {"blue"}
+    if first == "green":
+        return {"green"}
+    return set(fleet.slots) if rest.endswith("unhealthy-hosts") else set()
 
 
 def handle(event: Any, settings: RollbackSettings, aws: Clients) -> dict[str, Any]:
@@ -61,7 +66,7 @@ def handle(event: Any, settings: RollbackSettings, aws: Clients) -> dict[str, An
             since = alarm.detail.state.timestamp or alarm.time.isoformat()
             reason = f"alarm {alarm.detail.alarm_name}: {alarm.detail.state.reason}"[:500]
             horizon = timedelta(hours=settings.alarm_rollback_horizon_hours)
-            slot = _slot_of_alarm(alarm.detail.alarm_name, settings, fleet)
+            slots = _slots_of_alarm(alarm.detail.alarm_name, settings, fleet)
             return roll_back(
                 aws,
                 settings,
@@ -70,7 +75,7 @@ def handle(event: Any, settings: RollbackSettings, aws: Clients) -> dict[str, An
                 since=since,
                 event_id=alarm.id,
                 horizon=horizon,
-                alarm_slot=slot,
+                alarm_slots=slots,
             )
         request = parse(event=event, model=FleetRequest)
         if request.detail.fleet not in settings.fleets:
@@ -115,7 +120,7 @@ def roll_back(
     since: str,
     event_id: str,
     horizon: timedelta | None = None,
-    alarm_slot: Slot | None = None,
+    alarm_slots: set[Slot] | None = None,
 ) -> dict[str, Any]:
     outcome = logic.roll_back(
         _controller(settings, aws),
@@ -124,7 +129,7 @@ def roll_back(
         since=since,
         event_id=event_id,
         horizon=horizon,
-        alarm_slot=alarm_slot,
+        alarm_slots=alarm_slots,
     )
     if outcome.time_to_rollback is not None:
         metrics.add_metric(

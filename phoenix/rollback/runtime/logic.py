@@ -124,10 +124,10 @@ def roll_back(
     since: str,
     event_id: str,
     horizon: timedelta | None = None,
-    alarm_slot: Slot | None = None,
+    alarm_slots: set[Slot] | None = None,
 ) -> Outcome:
     """Roll `fleet` back as its ledger item says (see the module docstring); `horizon`:
-    see decide; `alarm_slot`: the slot the alarm watches, if it watches one."""
+    see decide; `alarm_slots`: the slots whose targets the alarm counts."""
     item = ctl.ledger.fleet_item(fleet.name)
     decision = claims.unfinished(item, event_id) or decide(item, clock.now(), horizon)
     flight = item.get("flight") or {}
@@ -136,7 +136,7 @@ def roll_back(
         and fleet.strategy != "rolling"  # a rolling refresh replaces serving instances
         and not flight.get("warm_at")
     )
-    if warming and alarm_slot is not None and alarm_slot == flight.get("target_slot"):
+    if warming and flight.get("target_slot") in (alarm_slots or set()):
         # The new slot serves nothing until it is warm: its alarms (unhealthy hosts
         # while instances boot) are the warm-up gate's to judge, not a reason to stop.
         decision = Decision("nothing", decision.release_id, "the target slot is warming up")
