@@ -6,6 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from phoenix.kernel.names import Slot
+
 Strategy = Literal["rolling", "blue_green", "canary"]
 AmiId = Annotated[str, Field(pattern=r"^ami-[0-9a-f]{8,17}$")]
 FleetName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,23}$")]
@@ -22,3 +24,13 @@ class SlotSpec(FrozenModel):
     group: Annotated[str, Field(min_length=1)]
     target_group: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:elasticloadbalancing:")]
     launch_template: Annotated[str, Field(pattern=r"^lt-[0-9a-f]+$")]
+
+
+class ServingFleet(FrozenModel):
+    """A fleet as the functions that move its traffic know it, from their settings: its
+    listener and slots (the rollback function, the release cleanup)."""
+
+    name: FleetName
+    strategy: Strategy
+    listener: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:elasticloadbalancing:")]
+    slots: dict[Slot, SlotSpec]

@@ -44,8 +44,8 @@ from phoenix.kernel import clock, events, fleet_calls, ledger
 from phoenix.kernel.clients import Clients
 from phoenix.kernel.fleet_calls import ACTIVE_REFRESH_STATUSES, put_parameter
 from phoenix.kernel.ledger import Ledger
-from phoenix.kernel.models import FleetName, FrozenModel, SlotSpec, Strategy
-from phoenix.kernel.names import Slot, release_pointer, slot_parameter
+from phoenix.kernel.models import FleetName, ServingFleet
+from phoenix.kernel.names import release_pointer, slot_parameter
 from phoenix.kernel.settings import ReleaseSettings
 from phoenix.release.runtime.models import ReleaseState
 
@@ -58,20 +58,11 @@ UNHANDLED = ("TIMED_OUT", "ABORTED", "FAILED")
 logger = Logger(child=True)
 
 
-class CleanupFleet(FrozenModel):
-    """What the cleanup knows of a fleet (in its settings)."""
-
-    name: FleetName
-    strategy: Strategy
-    listener: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:elasticloadbalancing:")]
-    slots: dict[Slot, SlotSpec]
-
-
 class CleanupSettings(ReleaseSettings):
     state_machine_arn: str
     # The state machine's TimeoutSeconds: how long an execution may live.
     execution_timeout_seconds: Annotated[int, Field(ge=60)]
-    # fleet name -> CleanupFleet fields (validated when used: at synthesis they hold
+    # fleet name -> ServingFleet fields (validated when used: at synthesis they hold
     # CloudFormation references)
     fleets: Json[dict[str, dict[str, Any]]]
 
@@ -116,7 +107,7 @@ class Ended:
     release_id: str
     status: str
     started_at: datetime
-    fleet: CleanupFleet
+    fleet: ServingFleet
     ami: str
     reason: str
 
@@ -144,7 +135,7 @@ def parse(event: Any, settings: CleanupSettings) -> Ended:
         release_id=change.name,
         status=change.status,
         started_at=datetime.fromtimestamp(change.start_date / 1000, tz=UTC),
-        fleet=CleanupFleet.model_validate(settings.fleets[request.fleet]),
+        fleet=ServingFleet.model_validate(settings.fleets[request.fleet]),
         ami=request.ami,
         reason=(f"execution {change.status}: {why}" if why else f"execution {change.status}")[:500],
     )

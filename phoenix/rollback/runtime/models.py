@@ -6,18 +6,11 @@ from typing import Annotated, Any
 
 from pydantic import Field, Json
 
-from phoenix.kernel.models import FleetName, FrozenModel, SlotSpec, Strategy
-from phoenix.kernel.names import Slot
+from phoenix.kernel.models import ServingFleet
 from phoenix.kernel.settings import ReleaseSettings
 
-
-class RollbackFleet(FrozenModel):
-    """What the rollback function knows of a fleet (in its settings)."""
-
-    name: FleetName
-    strategy: Strategy
-    listener: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:elasticloadbalancing:")]
-    slots: dict[Slot, SlotSpec]
+# What the rollback function knows of a fleet (in its settings).
+RollbackFleet = ServingFleet
 
 
 class RollbackSettings(ReleaseSettings):
