@@ -78,17 +78,77 @@ def is_phoenix_handler(handler: str | None) -> bool:
     return bool(handler) and str(handler).startswith(HANDLER_PACKAGE)
 
 
+# Each running handler's variables, by its thread: os.environ shows them to that thread
+# only. Written by hand: the standard library has no per-thread environment, and
+# mutating the process's environment for a call raced with every other thread reading
+# it (botocore iterates os.environ when it makes a client: a key removed meanwhile is a
+# KeyError, and another thread saw the function's AWS_REGION).
+_overlays: dict[int, dict[str, str | None]] = {}
+
+
+class _ThreadEnviron(os._Environ[str]):
+    """os.environ with each handler thread's own variables over the process's."""
+
+    def _overlay(self) -> dict[str, str | None] | None:
+        return _overlays.get(threading.get_ident())
+
+    def __getitem__(self, key: str) -> str:
+        overlay = self._overlay()
+        if overlay is not None and key in overlay:
+            value = overlay[key]
+            if value is None:
+                raise KeyError(key)
+            return value
+        return str(super().__getitem__(key))
+
+    def __setitem__(self, key: str, value: str) -> None:
+        overlay = self._overlay()
+        if overlay is None:
+            super().__setitem__(key, value)
+        else:
+            overlay[key] = str(value)
+
+    def __delitem__(self, key: str) -> None:
+        overlay = self._overlay()
+        if overlay is None:
+            super().__delitem__(key)
+            return
+        self[key]  # KeyError when absent, as os.environ raises
+        overlay[key] = None
+
+    def __iter__(self) -> Iterator[str]:
+        overlay = self._overlay()
+        base = list(super().__iter__())
+        if overlay is None:
+            yield from base
+            return
+        yield from (key for key in base if key not in overlay)
+        yield from (key for key, value in list(overlay.items()) if value is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def copy(self) -> dict[str, str]:
+        return dict(self)
+
+
+def _thread_environ() -> None:
+    if not isinstance(os.environ, _ThreadEnviron):
+        os.environ.__class__ = _ThreadEnviron
+
+
 @contextmanager
 def function_environment(variables: dict[str, str]) -> Iterator[None]:
-    """The function's variables in os.environ for one call; one call at a time."""
+    """The function's variables in os.environ, for the calling thread only, for one call;
+    one call at a time (each handler module is imported for its function, see
+    _module_for)."""
+    _thread_environ()
     with _environment_lock:
-        saved = dict(os.environ)
-        os.environ.update(variables)
+        _overlays[threading.get_ident()] = dict(variables)
         try:
             yield
         finally:
-            os.environ.clear()
-            os.environ.update(saved)
+            del _overlays[threading.get_ident()]
 
 
 _loaded_for: dict[str, str] = {}
