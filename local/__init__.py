@@ -8,6 +8,7 @@ from local import (
     alarm_events,
     api_gaps,
     application,
+    cfn_events,
     clock,
     cloudformation,
     eventbridge,
@@ -30,6 +31,7 @@ def install_extensions(endpoint: str | None = None) -> None:
     default_user_config["stepfunctions"]["execute_state_machine"] = True
     imagebuilder.install()  # first: its CloudFormation models must exist before the caches clear
     cloudformation.install(endpoint)
+    cfn_events.install()
     lambda_dispatch.install()
     eventbridge.install()
     alarm_events.install()
