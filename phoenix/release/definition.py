@@ -21,6 +21,7 @@ from constructs import Construct
 from phoenix.kernel.fleet_calls import ACTIVE_REFRESH_STATUSES, weighted_forward
 from phoenix.kernel.ledger import FleetPausedError, LockRefusedError
 from phoenix.release.rollback_path import rollback_path
+from phoenix.release.runtime.preflight import NothingToReleaseError
 from phoenix.release.runtime.strategy import ForeignRefreshError
 
 # The Lambda service's errors a step retries: those "Best practices: handle Lambda service
@@ -185,6 +186,8 @@ class ReleaseDefinition(Construct):
         preflight.add_catch(
             queue_or_reject, errors=[LockRefusedError.__name__], result_path="$.error"
         )
+        nothing = sfn.Succeed(self, "NothingToRelease", comment="the deploy changed nothing")
+        preflight.add_catch(nothing, errors=[NothingToReleaseError.__name__], result_path="$.error")
         preflight.add_catch(self._failed, errors=[sfn.Errors.ALL], result_path="$.error")
         prepare = self._guarded(self._step("Prepare", functions.prepare, "run", "$.prepared"))
         # No wait after the lock may outlast it (canary bakes add up, refresh waits are

@@ -2,7 +2,8 @@
 the rules that start releases and resume them.
 
 The release trigger function receives `EC2 Image Builder Image State Change` events for
-this environment's pipelines and `phoenix` `Release Requested` events, and starts the
+this environment's pipelines, `phoenix` `Release Requested` events and this stack's
+`CloudFormation Stack Status Change` to UPDATE_COMPLETE (a deploy), and starts the
 release state machine once per subscribed fleet. The state machine (definition.py) runs
 the release (docs/architecture.md); the refresh event receiver completes its instance
 refresh waits. Each function is granted exactly the calls it makes.
@@ -24,7 +25,7 @@ from constructs import Construct
 from phoenix.config.environment import EnvironmentConfig
 from phoenix.fleet.immutable_fleet import ImmutableFleet
 from phoenix.kernel.ledger import LOCK_HOLD, ROLLBACK_TARGET_TAG
-from phoenix.kernel.names import image_name, release_state_machine
+from phoenix.kernel.names import image_name, release_pointer, release_state_machine
 from phoenix.kernel.settings import ReleaseSettings
 from phoenix.platform.functions import PhoenixFunction
 from phoenix.platform.nag import acknowledge_wildcard, nag_arn
@@ -33,7 +34,7 @@ from phoenix.platform.roles import put_events_on_default_bus
 from phoenix.release.definition import ReleaseDefinition, ReleaseFunctions
 from phoenix.release.ledger import ReleaseLedger
 from phoenix.release.runtime.cleanup import STATUS_CHANGE, UNHANDLED, CleanupSettings
-from phoenix.release.runtime.events import IMAGE_STATE_CHANGE
+from phoenix.release.runtime.events import IMAGE_STATE_CHANGE, STACK_STATUS_CHANGE
 from phoenix.release.runtime.settings import RefreshEventSettings, TriggerSettings
 from phoenix.release.spec import STEP_CALLS, fleet_spec, step_handler
 from phoenix.rollback.alarm_rollback import AlarmRollback
@@ -157,6 +158,19 @@ class ReleaseOrchestrator(Construct):
             description=f"phoenix {environment}: a release asked for by hand",
             event_pattern=events.EventPattern(
                 source=["phoenix"], detail_type=["Release Requested"]
+            ),
+            targets=[targets.LambdaFunction(self.trigger)],
+        )
+        self.deployed = events.Rule(
+            self,
+            "Deployed",
+            description=f"phoenix {environment}: a deploy's launch template changes go out "
+            "as a release",
+            event_pattern=events.EventPattern(
+                source=["aws.cloudformation"],
+                detail_type=[STACK_STATUS_CHANGE],
+                resources=[Aws.STACK_ID],
+                detail={"status-details": {"status": ["UPDATE_COMPLETE"]}},
             ),
             targets=[targets.LambdaFunction(self.trigger)],
         )
@@ -328,12 +342,27 @@ class ReleaseOrchestrator(Construct):
                 state_machine_arn=self.state_machine.state_machine_arn,
                 subscriptions=json.dumps(subscriptions),
                 image_region=image_region or Aws.REGION,
+                stack_id=Aws.STACK_ID,
             ),
             config=config.functions,
             key=key,
         )
         self.state_machine.grant_start_execution(trigger)
         stack = Stack.of(self)
+        # A deploy's releases are of each fleet's release pointer (GetParameters).
+        pointers = [
+            stack.format_arn(
+                service="ssm",
+                resource="parameter",
+                resource_name=release_pointer(config.name, fleet.name).lstrip("/"),
+                arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+            )
+            for fleet in config.fleets
+        ]
+        if pointers:
+            trigger.add_to_role_policy(
+                iam.PolicyStatement(actions=["ssm:GetParameters"], resources=pointers)
+            )
         # GetImage on the images where they are baked (image_region), from any region.
         images = [
             stack.format_arn(

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from app import CONFIG_DIR
+from local import eventbridge
 from local.embedded import EmbeddedAws
 
 REPO = Path(__file__).resolve().parents[2]
@@ -274,23 +275,48 @@ def test_a_later_deploy_leaves_what_a_release_set(sandbox: EmbeddedAws, tmp_path
     assert ssm.get_parameter(Name="/phoenix/sandbox/web/ami")["Parameter"]["Value"] == baked.ami
 
     # When the sandbox is deployed again with its launch template and groups changed
+    # (seen as the deploy ends: its end starts a release of what it changed)
     config = yaml.safe_load((CONFIG_DIR / "sandbox.yaml").read_text())
     config["fleets"][0] |= {"instance_type": "t4g.medium", "capacity": {"min": 3, "max": 6}}
     (tmp_path / "sandbox.yaml").write_text(yaml.safe_dump(config))
-    sandbox.deploy("sandbox", outdir=tmp_path / "cdk.out", config_dir=tmp_path)
+    rules = sandbox.client("events").list_rules(NamePrefix="phoenix-sandbox-ReleaseDeployed")
+    (rule,) = rules["Rules"]
+    seen: dict[str, Any] = {}
+    stop = eventbridge.tap(
+        rule["Name"], lambda _: seen.update(groups=_groups(sandbox), weights=_weights(sandbox))
+    )
+    try:
+        sandbox.deploy("sandbox", outdir=tmp_path / "cdk.out", config_dir=tmp_path)
+    finally:
+        stop()
 
     # Then the deploy changed what it owns and left what the release set
-    groups = _groups(sandbox)
+    groups = seen["groups"]
     for name, group in released.items():
         assert groups[name]["MaxSize"] == 6
         assert groups[name]["MinSize"] == group["MinSize"]  # not the config's new 3
         assert groups[name]["LaunchTemplate"]["Version"] == group["LaunchTemplate"]["Version"]
-    assert _weights(sandbox) == weights
+    assert seen["weights"] == weights
     template = group["LaunchTemplate"]["LaunchTemplateId"]
     ec2 = sandbox.client("ec2")
     latest = ec2.describe_launch_templates(LaunchTemplateIds=[template])["LaunchTemplates"][0]
     # the deploy's new shape is a new version the release's slot does not use
     assert latest["LatestVersionNumber"] > int(group["LaunchTemplate"]["Version"])
+    assert ssm.get_parameter(Name="/phoenix/sandbox/web/ami")["Parameter"]["Value"] == baked.ami
+
+    # ...and the release it started put the new shape into service on the same AMI, with
+    # the release's capacity, not the config's
+    sandbox.settle()
+    after = _groups(sandbox)
+    now = _weights(sandbox)
+    serving = after[f"phoenix-sandbox-web-{max(now, key=lambda slot: now[slot])}"]
+    assert now != weights
+    assert serving["MinSize"] == group["MinSize"]
+    reservations = ec2.describe_instances(
+        InstanceIds=[i["InstanceId"] for i in serving["Instances"]]
+    )["Reservations"]
+    launched = {(i["InstanceType"], i["ImageId"]) for r in reservations for i in r["Instances"]}
+    assert launched == {("t4g.medium", baked.ami)}
     assert ssm.get_parameter(Name="/phoenix/sandbox/web/ami")["Parameter"]["Value"] == baked.ami
 
 

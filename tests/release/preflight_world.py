@@ -99,8 +99,6 @@ def given(aws: StubbedAws, strategy: str, world: World, through: str = "alarms")
             {"LaunchTemplateVersions": [{"VersionNumber": TEMPLATE_VERSION}]},
             {"LaunchTemplateId": TEMPLATES[target], "Versions": ["$Latest"]},
         )
-    target = "blue" if strategy == "rolling" else world.target
-    target = "blue" if strategy == "rolling" else world.target
     if "refreshes" in stages:
         refresh = {"InstanceRefreshId": "r-0042", "Status": world.refresh}
         aws.autoscaling.add_response(

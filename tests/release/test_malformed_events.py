@@ -39,7 +39,12 @@ from phoenix.release.handlers import (
     rollback,
     trigger,
 )
-from phoenix.release.runtime.events import ImageStateChange, InstanceRefreshEvent, ReleaseRequested
+from phoenix.release.runtime.events import (
+    ImageStateChange,
+    InstanceRefreshEvent,
+    ReleaseRequested,
+    StackStatusChange,
+)
 from phoenix.release.runtime.models import MalformedStepError, StepInput
 from phoenix.release.runtime.settings import RefreshEventSettings, TriggerSettings
 from tests.release.release_state import Credentials
@@ -49,6 +54,7 @@ IMAGE = json.loads((EVENTS / "imagebuilder_image_available.json").read_text())
 REQUESTED = json.loads((EVENTS / "phoenix_release_requested.json").read_text())
 REFRESH = json.loads((EVENTS / "autoscaling_instance_refresh_succeeded.json").read_text())
 ALARM = json.loads((EVENTS / "cloudwatch_alarm_state_change.json").read_text())
+STACK = json.loads((EVENTS / "cloudformation_stack_status_change.json").read_text())
 GROUP = REFRESH["detail"]["AutoScalingGroupName"]
 ELB = "arn:aws:elasticloadbalancing:us-east-1:123456789012"
 EXAMPLES = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -122,7 +128,7 @@ def no_call_clients() -> tuple[Clients, list[str]]:
     return Clients("us-east-1", factory=factory), made
 
 
-IMAGEBUILDER, STEPFUNCTIONS = stubbed("imagebuilder"), stubbed("stepfunctions")
+IMAGEBUILDER, STEPFUNCTIONS, SSM = stubbed("imagebuilder"), stubbed("stepfunctions"), stubbed("ssm")
 
 
 @contextmanager
@@ -148,7 +154,7 @@ def logged_reason(records: list[logging.LogRecord], message: str) -> str:
 
 def refused_by_trigger(event: Any) -> None:
     with warnings_of(trigger) as records:
-        result = trigger.handle(event, TRIGGER_SETTINGS, IMAGEBUILDER, STEPFUNCTIONS)
+        result = trigger.handle(event, TRIGGER_SETTINGS, IMAGEBUILDER, STEPFUNCTIONS, SSM)
     reason = logged_reason(records, "event refused")
     assert result == {"started": [], "duplicates": [], "refused": reason}
 
@@ -287,7 +293,7 @@ def malformed_events(
         ("resources",): st.lists(WRONG_TYPES.filter(lambda v: not isinstance(v, str)), min_size=1),
         **detail,
     }
-    models = (ImageStateChange, ReleaseRequested, InstanceRefreshEvent)
+    models = (ImageStateChange, ReleaseRequested, InstanceRefreshEvent, StackStatusChange)
     return malformed(base, invalid, lambda e: not any(accepts(m, e) for m in models), **options)
 
 
@@ -299,6 +305,10 @@ REFRESH_EVENTS = malformed_events(
 REQUEST_INVALID: dict[Path_, Any] = {("detail", "ami"): BAD_AMI, ("detail", "fleet"): BAD_NAME}
 TRIGGER_EVENTS = malformed_events(IMAGE, {("detail", "state"): st.just({"x": 1})})
 TRIGGER_EVENTS |= malformed_events(REQUESTED, REQUEST_INVALID, extra_in=(("detail",),))
+TRIGGER_EVENTS |= malformed_events(
+    STACK,
+    {("detail", "stack-id"): BAD_TEXT, ("detail", "status-details"): st.just({"x": 1})},
+)
 
 
 # --- the properties --------------------------------------------------------------------
@@ -371,7 +381,16 @@ def test_a_refusal_inside_a_step_is_logged_with_its_reason() -> None:
 NOT_ONE_RESOURCE = [IMAGE | {"resources": IMAGE["resources"] * n} for n in (0, 2)]
 
 
-@pytest.mark.parametrize("event", [None, [IMAGE], "text", 7, json.dumps(IMAGE), *NOT_ONE_RESOURCE])
+# A deploy of a stack that is not this environment's (AWS's sample), and one not finished.
+FOREIGN_STACK = [
+    STACK,
+    STACK | {"detail": STACK["detail"] | {"status-details": {"status": "UPDATE_IN_PROGRESS"}}},
+]
+
+
+@pytest.mark.parametrize(
+    "event", [None, [IMAGE], "text", 7, json.dumps(IMAGE), *NOT_ONE_RESOURCE, *FOREIGN_STACK]
+)
 def test_the_trigger_refuses_these_malformed_events(event: Any) -> None:
     refused_by_trigger(event)
 
@@ -384,6 +403,11 @@ def test_the_refresh_receiver_refuses_an_event_sent_as_a_json_string() -> None:
 def test_the_aws_sample_events_parse_with_the_project_s_models() -> None:
     assert ImageStateChange.model_validate(IMAGE).detail.state.status == "AVAILABLE"
     assert ReleaseRequested.model_validate(REQUESTED).detail.fleet == "web"
+    stack = StackStatusChange.model_validate(STACK).detail
+    assert (stack.stack_id, stack.status_details.status) == (
+        STACK["resources"][0],
+        "CREATE_COMPLETE",
+    )
     refresh = InstanceRefreshEvent.model_validate(REFRESH)
     assert (refresh.detail_type, refresh.detail.group) == (REFRESH["detail-type"], GROUP)
     # phoenix has no model of its own for alarm events: the envelope its models extend

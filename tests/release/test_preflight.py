@@ -18,6 +18,7 @@ from tests.release.release_state import (
     LISTENER,
     PREVIOUS_AMI,
     TARGET_GROUPS,
+    TEMPLATES,
     StubbedAws,
     fleet_spec,
     parameter,
@@ -287,3 +288,58 @@ def test_the_base_version_is_the_newest_a_deploy_made_not_a_release(aws: Stubbed
 
     # When preflight looks for the base of the new version, Then it is 9
     assert preflight.deployed_version(aws.clients.ec2, template) == 9
+
+
+def _deploy_release(
+    aws: StubbedAws, deployed: dict[str, object], serving: dict[str, object]
+) -> None:
+    """A deploy's release of the blue/green fleet (blue serves version 6 of its template);
+    the template's newest version, 9, is the deploy's."""
+    template = TEMPLATES["blue"]
+    state = release_state("blue_green", planned=False, prepared=False)
+    state["trigger"] = "deploy of phoenix-sandbox"
+    given(aws, "blue_green", World(), through="parameters")
+    aws.autoscaling.add_response(
+        "describe_auto_scaling_groups",
+        {"AutoScalingGroups": [group("blue", "6", 3), group("green", "7", 0)]},
+        {"AutoScalingGroupNames": [GROUPS["blue"], GROUPS["green"]]},
+    )
+    aws.ec2.add_response(
+        "describe_launch_template_versions",
+        {"LaunchTemplateVersions": [{"VersionNumber": 9, "LaunchTemplateData": deployed}]},
+        {"LaunchTemplateId": template, "Versions": ["$Latest"]},
+    )
+    aws.ec2.add_response(
+        "describe_launch_template_versions",
+        {
+            "LaunchTemplateVersions": [
+                {"VersionNumber": 6, "LaunchTemplateData": serving},
+                {"VersionNumber": 9, "LaunchTemplateData": deployed},
+            ]
+        },
+        {"LaunchTemplateId": template, "Versions": ["6", "9"]},
+    )
+    preflight.check_deploy_changed(
+        ReleaseState.model_validate(state),
+        ssm=aws.clients.ssm,
+        ec2=aws.clients.ec2,
+        autoscaling=aws.clients.autoscaling,
+    )
+
+
+def test_a_deploy_that_changed_the_instance_type_goes_ahead(aws: StubbedAws) -> None:
+    _deploy_release(
+        aws,
+        deployed={"ImageId": PREVIOUS_AMI, "InstanceType": "t4g.medium"},
+        serving={"ImageId": AMI, "InstanceType": "t4g.small"},
+    )
+
+
+def test_a_deploy_that_changed_nothing_launched_ends_the_release(aws: StubbedAws) -> None:
+    # Only the AMI differs: that is the release's to choose, not the deploy's
+    with pytest.raises(preflight.NothingToReleaseError, match="version 9, the newest a deploy"):
+        _deploy_release(
+            aws,
+            deployed={"ImageId": PREVIOUS_AMI, "InstanceType": "t4g.small"},
+            serving={"ImageId": AMI, "InstanceType": "t4g.small"},
+        )

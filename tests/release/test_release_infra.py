@@ -50,7 +50,7 @@ def test_a_release_requested_by_hand_reaches_the_release_trigger(
     assert [t["Arn"] for t in rule["Targets"]] == [{"Fn::GetAtt": [_trigger(template), "Arn"]}]
 
 
-def test_the_trigger_knows_the_subscriptions_and_may_only_read_images_and_start(
+def test_the_trigger_knows_the_subscriptions_and_may_only_read_images_pointers_and_start(
     synthesized: SynthesizedApp,
 ) -> None:
     template = Template.from_json(synthesized.template("phoenix-production"))
@@ -74,9 +74,32 @@ def test_the_trigger_knows_the_subscriptions_and_may_only_read_images_and_start(
         "xray:PutTelemetryRecords",
         "states:StartExecution",
         "imagebuilder:GetImage",
+        "ssm:GetParameters",
     }
     (images,) = [s for s in statements if s["Action"] == "imagebuilder:GetImage"]
     assert json.dumps(images["Resource"]).endswith(':image/phoenix-production-golden/*"]]}')
+    # the release pointers only, one per fleet
+    (pointers,) = [s for s in statements if s["Action"] == "ssm:GetParameters"]
+    assert sorted(json.dumps(r).rsplit(":", 1)[1] for r in pointers["Resource"]) == [
+        f'parameter/phoenix/production/{fleet}/ami"]]}}' for fleet in ("api", "web", "worker")
+    ]
+    assert variables["PHOENIX_STACK_ID"] == {"Ref": "AWS::StackId"}
+
+
+def test_a_finished_deploy_of_the_stack_reaches_the_release_trigger(
+    synthesized: SynthesizedApp,
+) -> None:
+    template = Template.from_json(synthesized.template("phoenix-sandbox"))
+    rule = _rules(template)[
+        "phoenix sandbox: a deploy's launch template changes go out as a release"
+    ]
+    assert rule["EventPattern"] == {
+        "source": ["aws.cloudformation"],
+        "detail-type": ["CloudFormation Stack Status Change"],
+        "resources": [{"Ref": "AWS::StackId"}],
+        "detail": {"status-details": {"status": ["UPDATE_COMPLETE"]}},
+    }
+    assert [t["Arn"] for t in rule["Targets"]] == [{"Fn::GetAtt": [_trigger(template), "Arn"]}]
 
 
 def test_the_state_machine_is_standard_logged_and_traced(synthesized: SynthesizedApp) -> None:

@@ -1,5 +1,7 @@
 """Preflight: take the fleet's lock, open the release in the ledger, check rollback safety.
 
+A deploy's release whose deploy changed nothing the fleet runs raises
+NothingToReleaseError before anything else (the execution ends there).
 The lock is one conditional write; a locked or paused fleet raises LockRefusedError
 (the state machine records the release as rejected). A failed check raises
 PreflightFailedError naming the check and the resource. Returns the release plan.
@@ -27,6 +29,10 @@ metrics = Metrics()
 def handle(event: Any, settings: ReleaseSettings, aws: Clients) -> dict[str, Any]:
     def body(step: StepInput) -> dict[str, Any]:
         state = step.state
+        if state.is_deploy:
+            preflight.check_deploy_changed(
+                state, ssm=aws.ssm, ec2=aws.ec2, autoscaling=aws.autoscaling
+            )
         Ledger(aws.dynamodb, settings.table_name).acquire(
             state.fleet, state.release.id, hold=ledger.LOCK_HOLD
         )

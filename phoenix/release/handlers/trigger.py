@@ -1,4 +1,5 @@
-"""Release trigger: an AVAILABLE image (or a Release Requested event) starts releases.
+"""Release trigger: an AVAILABLE image, a Release Requested event or a finished deploy
+starts releases.
 
 One execution of the release state machine per subscribed fleet, named after the event
 and the fleet, so a duplicate delivery starts nothing twice. The image is read where it
@@ -7,6 +8,12 @@ trigger, whose events the primary forwards) and released with this region's copy
 its AMI. An event for another pipeline, an image baked in another region, a status
 other than AVAILABLE, an image without an AMI in this region, or a malformed event is
 logged with the reason and changes nothing.
+
+A deploy of this region's stack that ends UPDATE_COMPLETE (`CloudFormation Stack Status
+Change`) starts a release of each fleet's pointer AMI, named after the event, so that a
+change the deploy made to a launch template reaches instances through a release (its
+strategy, gates and rollback); preflight ends one at once when the deploy changed
+nothing the fleet runs.
 """
 
 from __future__ import annotations
@@ -19,11 +26,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from phoenix.kernel.clients import Clients
 from phoenix.release.runtime import trigger
-from phoenix.release.runtime.events import ImageStateChange, ReleaseRequested
+from phoenix.release.runtime.events import ImageStateChange, ReleaseRequested, StackStatusChange
 from phoenix.release.runtime.settings import TriggerSettings
 
 if TYPE_CHECKING:
     from types_boto3_imagebuilder.client import ImagebuilderClient
+    from types_boto3_ssm.client import SSMClient
     from types_boto3_stepfunctions.client import SFNClient
 
 logger = Logger()
@@ -34,6 +42,7 @@ def handle(
     settings: TriggerSettings,
     imagebuilder: ImagebuilderClient,
     stepfunctions: SFNClient,
+    ssm: SSMClient,
 ) -> dict[str, Any]:
     event_id = event.get("id") if isinstance(event, dict) else None
     try:
@@ -44,6 +53,15 @@ def handle(
             fleets = sorted({f for fs in settings.subscriptions.values() for f in fs})
             requests = trigger.plan_requested(
                 requested, environment=settings.environment, fleets=fleets
+            )
+        elif event.get("source") == "aws.cloudformation":
+            deployed = parse(event=event, model=StackStatusChange)
+            fleets = sorted({f for fs in settings.subscriptions.values() for f in fs})
+            trigger.check_deploy(deployed, settings.stack_id)
+            requests = trigger.plan_deploy(
+                deployed,
+                environment=settings.environment,
+                pointers=trigger.read_pointers(ssm, settings.environment, fleets),
             )
         else:
             available = parse(event=event, model=ImageStateChange)
@@ -85,4 +103,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     # GetImage goes to the region the images are baked in (for a DR region, the
     # primary); the releases start here.
     images = Clients(settings.images_in)
-    return handle(event, settings, images.imagebuilder, aws.stepfunctions)
+    return handle(event, settings, images.imagebuilder, aws.stepfunctions, aws.ssm)

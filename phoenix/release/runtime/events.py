@@ -53,6 +53,32 @@ class ReleaseRequested(EventBridgeModel):
     detail: ReleaseRequestedDetail
 
 
+STACK_STATUS_CHANGE = "CloudFormation Stack Status Change"
+
+
+class StackStatusDetails(BaseModel):
+    status: str = Field(min_length=1)
+    status_reason: str | None = Field(default=None, alias="status-reason")
+
+
+class StackStatusChangeDetail(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    stack_id: str = Field(
+        alias="stack-id", pattern=r"^arn:[^:]+:cloudformation:[^:]+:\d{12}:stack/[^/]+/"
+    )
+    status_details: StackStatusDetails = Field(alias="status-details")
+
+
+class StackStatusChange(EventBridgeModel):
+    """`CloudFormation Stack Status Change`: a stack of this environment reached a status
+    (CloudFormation user guide, "Stack Status Change event detail")."""
+
+    source: Literal["aws.cloudformation"]
+    detail_type: Literal["CloudFormation Stack Status Change"] = Field(alias="detail-type")
+    detail: StackStatusChangeDetail
+
+
 REFRESH_ENDED = {
     "EC2 Auto Scaling Instance Refresh Succeeded": "Successful",
     "EC2 Auto Scaling Instance Refresh Failed": "Failed",

@@ -155,6 +155,10 @@ class Failure(BaseModel):
         return self.cause or self.error
 
 
+# The trigger of a release a finished deploy asks for: `deploy of <stack name>`.
+DEPLOY_TRIGGER = "deploy of "
+
+
 class ReleaseState(BaseModel):
     """The execution's state; later steps add to it, so unknown keys are kept."""
 
@@ -182,6 +186,12 @@ class ReleaseState(BaseModel):
         """A release the rollback function started: of the last good AMI, on a fleet
         whose alarms may be in ALARM because of the release it undoes."""
         return self.trigger.startswith("rollback")
+
+    @property
+    def is_deploy(self) -> bool:
+        """A release of the pointer AMI a deploy asked for: it goes ahead only when the
+        deploy changed the launch template the fleet runs (preflight.check_deploy_changed)."""
+        return self.trigger.startswith(DEPLOY_TRIGGER)
 
     def reason(self) -> str:
         """Why the release did not succeed, as the rollback or the Catch recorded it."""

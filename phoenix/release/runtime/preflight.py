@@ -25,6 +25,11 @@ if TYPE_CHECKING:
     from types_boto3_ssm.client import SSMClient
 
 
+class NothingToReleaseError(Exception):
+    """A deploy's release whose deploy changed nothing the fleet runs: the execution ends
+    at once, with no lock taken and nothing recorded."""
+
+
 class PreflightFailedError(Exception):
     def __init__(self, check: str, resource: str, detail: str) -> None:
         super().__init__(f"preflight check '{check}' failed for {resource}: {detail}")
@@ -154,6 +159,39 @@ def deployed_version(ec2: EC2Client, template: str) -> int:
 
 def _a_releases(version: LaunchTemplateVersionTypeDef) -> bool:
     return str(version.get("VersionDescription", "")).startswith(RELEASE_VERSION)
+
+
+def _shape(version: LaunchTemplateVersionTypeDef) -> dict[str, object]:
+    """What a launch template version launches, but the AMI (a release's own part)."""
+    data = dict(version.get("LaunchTemplateData", {}))
+    data.pop("ImageId", None)
+    return data
+
+
+def check_deploy_changed(
+    state: ReleaseState, *, ssm: SSMClient, ec2: EC2Client, autoscaling: AutoScalingClient
+) -> None:
+    """For a deploy's release: go ahead only when the newest version a deploy made of the
+    serving slot's launch template launches something other than the version its group
+    runs (the AMI aside: the release keeps the pointer AMI). Raises NothingToReleaseError
+    otherwise. Reads the controller's parameters, the groups and at most three
+    DescribeLaunchTemplateVersions."""
+    spec = state.fleet_spec
+    active = active_slot(state, read_controller_state(ssm, state))
+    slot = spec.slots[active]
+    serving = int(check_groups(autoscaling, spec)[slot.group]["LaunchTemplate"]["Version"])
+    deployed = deployed_version(ec2, slot.launch_template)
+    if deployed != serving:
+        versions = ec2.describe_launch_template_versions(
+            LaunchTemplateId=slot.launch_template, Versions=[str(serving), str(deployed)]
+        )["LaunchTemplateVersions"]
+        shapes = {int(v["VersionNumber"]): _shape(v) for v in versions}
+        if shapes.get(serving) != shapes.get(deployed):
+            return
+    raise NothingToReleaseError(
+        f"{spec.name}: launch template {slot.launch_template} version {deployed}, the "
+        f"newest a deploy made, launches what version {serving} ({active}) runs"
+    )
 
 
 def check_no_refresh(autoscaling: AutoScalingClient, group: str) -> None:

@@ -16,6 +16,9 @@ class TriggerSettings(FunctionSettings):
     # for a disaster recovery region's trigger (Image Builder copies the AMIs, the image
     # itself lives only where it was built). Empty: the function's own region.
     image_region: str = ""
+    # This region's stack (its ID): a deploy of it that ends UPDATE_COMPLETE releases
+    # what it changed.
+    stack_id: str = ""
     # Set by the Lambda runtime (a reserved variable), so never part of the environment
     # the infrastructure writes.
     region: str = Field(default="", alias="AWS_REGION", exclude=True)

@@ -13,14 +13,19 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
-from phoenix.release.runtime.events import ImageStateChange, ReleaseRequested
+from phoenix.kernel.names import release_pointer
+from phoenix.release.runtime.events import ImageStateChange, ReleaseRequested, StackStatusChange
+from phoenix.release.runtime.models import DEPLOY_TRIGGER
 
 if TYPE_CHECKING:
     from types_boto3_imagebuilder.client import ImagebuilderClient
     from types_boto3_imagebuilder.type_defs import ImageTypeDef
+    from types_boto3_ssm.client import SSMClient
     from types_boto3_stepfunctions.client import SFNClient
 
 _NAME = re.compile(r"[^A-Za-z0-9_-]")
+# GetParameters takes at most 10 names (SSM API reference, GetParameters: Names).
+PARAMETERS_PER_READ = 10
 
 
 class RefusedError(Exception):
@@ -120,6 +125,41 @@ def plan_requested(
         raise RefusedError(f"no fleet {event.detail.fleet!r} in {environment}")
     trigger = f"requested by {event.detail.requested_by}"
     return [ReleaseRequest(environment, event.detail.fleet, event.detail.ami, trigger, event.id)]
+
+
+def check_deploy(event: StackStatusChange, stack_id: str) -> None:
+    """Refuse what is not a finished deploy of this region's stack."""
+    status = event.detail.status_details.status
+    if event.detail.stack_id != stack_id:
+        raise RefusedError(f"stack {event.detail.stack_id} is not this environment's")
+    if status != "UPDATE_COMPLETE":
+        raise RefusedError(f"stack status is {status}, not UPDATE_COMPLETE")
+
+
+def plan_deploy(
+    event: StackStatusChange, *, environment: str, pointers: dict[str, str]
+) -> list[ReleaseRequest]:
+    """A deploy of this region's stack finished: one release per fleet of its pointer AMI
+    (the last known good one), so that what the deploy changed in a launch template
+    reaches instances through a release (preflight ends it at once when nothing did)."""
+    stack_name = event.detail.stack_id.split("/")[1]
+    return [
+        ReleaseRequest(environment, fleet, ami, f"{DEPLOY_TRIGGER}{stack_name}", event.id)
+        for fleet, ami in sorted(pointers.items())
+    ]
+
+
+def read_pointers(ssm: SSMClient, environment: str, fleets: list[str]) -> dict[str, str]:
+    """Each fleet's release pointer (GetParameters, ten at a time); a fleet without one
+    (its state not deployed) is left out."""
+    names = {release_pointer(environment, fleet): fleet for fleet in fleets}
+    pointers: dict[str, str] = {}
+    ordered = sorted(names)
+    for first in range(0, len(ordered), PARAMETERS_PER_READ):
+        batch = ordered[first : first + PARAMETERS_PER_READ]
+        found = ssm.get_parameters(Names=batch)["Parameters"]
+        pointers.update({names[p["Name"]]: str(p["Value"]) for p in found})
+    return pointers
 
 
 def start(stepfunctions: SFNClient, state_machine_arn: str, request: ReleaseRequest) -> bool:
