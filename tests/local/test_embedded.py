@@ -292,10 +292,10 @@ def test_a_later_deploy_leaves_what_a_release_set(sandbox: EmbeddedAws, tmp_path
 
     # Then the deploy changed what it owns and left what the release set
     groups = seen["groups"]
-    for name, group in released.items():
+    for name, each in released.items():
         assert groups[name]["MaxSize"] == 6
-        assert groups[name]["MinSize"] == group["MinSize"]  # not the config's new 3
-        assert groups[name]["LaunchTemplate"]["Version"] == group["LaunchTemplate"]["Version"]
+        assert groups[name]["MinSize"] == each["MinSize"]  # not the config's new 3
+        assert groups[name]["LaunchTemplate"]["Version"] == each["LaunchTemplate"]["Version"]
     assert seen["weights"] == weights
     template = group["LaunchTemplate"]["LaunchTemplateId"]
     ec2 = sandbox.client("ec2")

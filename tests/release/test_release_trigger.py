@@ -6,110 +6,53 @@ import copy
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from botocore.stub import ANY, Stubber
+from botocore.stub import ANY
 
 from local.lambda_dispatch import LambdaContext
 from phoenix.release.handlers import trigger as trigger_handler
 from phoenix.release.handlers.trigger import handle
 from phoenix.release.runtime.settings import TriggerSettings as Settings
 from tests.conftest import SynthesizedApp
-from tests.release.release_state import Credentials
+from tests.release.trigger_world import (
+    AMI,
+    EVENTS,
+    MACHINE,
+    Clients,
+    expect_start,
+    image_of,
+    stubbed_clients,
+    trigger_environment,
+    trigger_settings,
+)
 
-EVENTS = Path(__file__).resolve().parents[1] / "events"
 IMAGE = json.loads((EVENTS / "imagebuilder_image_available.json").read_text())
 REQUESTED = json.loads((EVENTS / "phoenix_release_requested.json").read_text())
-MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:phoenix-sandbox-release"
-AMI = "ami-0fedcba9876543210"
-
-
-@dataclass
-class Clients:
-    imagebuilder: Any
-    stepfunctions: Any
-    ssm: Any
-    images: Stubber
-    executions: Stubber
-    parameters: Stubber
 
 
 @pytest.fixture
 def clients() -> Iterator[Clients]:
-    credentials: Credentials = {"aws_access_key_id": "t", "aws_secret_access_key": "t"}
-    imagebuilder = boto3.client("imagebuilder", region_name="us-east-1", **credentials)
-    stepfunctions = boto3.client("stepfunctions", region_name="us-east-1", **credentials)
-    ssm = boto3.client("ssm", region_name="us-east-1", **credentials)
-    with (
-        Stubber(imagebuilder) as images,
-        Stubber(stepfunctions) as executions,
-        Stubber(ssm) as parameters,
-    ):
-        yield Clients(imagebuilder, stepfunctions, ssm, images, executions, parameters)
-        images.assert_no_pending_responses()
-        executions.assert_no_pending_responses()
-        parameters.assert_no_pending_responses()
-
-
-def _environment(
-    subscriptions: dict[str, list[str]] | None = None, more: dict[str, str] | None = None
-) -> dict[str, str]:
-    return {
-        "PHOENIX_ENVIRONMENT": "sandbox",
-        "POWERTOOLS_SERVICE_NAME": "phoenix-release-trigger",
-        "PHOENIX_STATE_MACHINE_ARN": MACHINE,
-        "PHOENIX_SUBSCRIPTIONS": json.dumps(
-            subscriptions or {"phoenix-sandbox-golden": ["web", "api"]}
-        ),
-        "AWS_REGION": "us-east-1",
-        **(more or {}),
-    }
-
-
-def _settings(
-    subscriptions: dict[str, list[str]] | None = None, more: dict[str, str] | None = None
-) -> Settings:
-    return Settings.from_environ(_environment(subscriptions, more))
-
-
-def _image(region: str = "us-east-1", **copies: str) -> dict[str, Any]:
-    amis = [{"region": region, "image": AMI}]
-    amis += [{"region": r.replace("_", "-"), "image": ami} for r, ami in copies.items()]
-    return {
-        "image": {
-            "arn": IMAGE["resources"][0],
-            "name": "phoenix-sandbox-golden",
-            "version": "1.0.0/1",
-            "outputResources": {"amis": amis},
-        }
-    }
-
-
-def _expect_start(clients: Clients, fleet: str, event_id: str) -> None:
-    clients.executions.add_response(
-        "start_execution",
-        {"executionArn": f"{MACHINE}:{fleet}", "startDate": "2026-11-25T09:00:00Z"},
-        {"stateMachineArn": MACHINE, "name": f"{fleet}-{event_id}", "input": ANY},
-    )
+    with stubbed_clients() as made:
+        yield made
 
 
 def test_an_available_image_starts_one_release_per_subscribed_fleet(clients: Clients) -> None:
     clients.images.add_response(
-        "get_image", _image(), {"imageBuildVersionArn": IMAGE["resources"][0]}
+        "get_image", image_of(), {"imageBuildVersionArn": IMAGE["resources"][0]}
     )
     for fleet in ("web", "api"):
-        _expect_start(clients, fleet, IMAGE["id"])
-    result = handle(IMAGE, _settings(), clients.imagebuilder, clients.stepfunctions, clients.ssm)
+        expect_start(clients, fleet, IMAGE["id"])
+    result = handle(
+        IMAGE, trigger_settings(), clients.imagebuilder, clients.stepfunctions, clients.ssm
+    )
     assert result == {"started": ["web", "api"], "duplicates": [], "refused": None}
 
 
 def test_the_release_input_names_fleet_ami_image_and_event(clients: Clients) -> None:
     clients.images.add_response(
-        "get_image", _image(), {"imageBuildVersionArn": IMAGE["resources"][0]}
+        "get_image", image_of(), {"imageBuildVersionArn": IMAGE["resources"][0]}
     )
     inputs: list[dict[str, Any]] = []
     clients.executions.add_response(
@@ -126,7 +69,7 @@ def test_the_release_input_names_fleet_ami_image_and_event(clients: Clients) -> 
     clients.stepfunctions.start_execution = recording
     handle(
         IMAGE,
-        _settings({"phoenix-sandbox-golden": ["web"]}),
+        trigger_settings({"phoenix-sandbox-golden": ["web"]}),
         clients.imagebuilder,
         clients.stepfunctions,
         clients.ssm,
@@ -145,14 +88,14 @@ def test_the_release_input_names_fleet_ami_image_and_event(clients: Clients) -> 
 
 def test_the_same_event_again_starts_nothing_twice(clients: Clients) -> None:
     clients.images.add_response(
-        "get_image", _image(), {"imageBuildVersionArn": IMAGE["resources"][0]}
+        "get_image", image_of(), {"imageBuildVersionArn": IMAGE["resources"][0]}
     )
     clients.executions.add_client_error(
         "start_execution", service_error_code="ExecutionAlreadyExists", http_status_code=400
     )
     result = handle(
         IMAGE,
-        _settings({"phoenix-sandbox-golden": ["web"]}),
+        trigger_settings({"phoenix-sandbox-golden": ["web"]}),
         clients.imagebuilder,
         clients.stepfunctions,
         clients.ssm,
@@ -161,9 +104,9 @@ def test_the_same_event_again_starts_nothing_twice(clients: Clients) -> None:
 
 
 def test_a_requested_release_starts_for_its_fleet(clients: Clients) -> None:
-    _expect_start(clients, "web", REQUESTED["id"])
+    expect_start(clients, "web", REQUESTED["id"])
     result = handle(
-        REQUESTED, _settings(), clients.imagebuilder, clients.stepfunctions, clients.ssm
+        REQUESTED, trigger_settings(), clients.imagebuilder, clients.stepfunctions, clients.ssm
     )
     assert result["started"] == ["web"]
 
@@ -194,7 +137,7 @@ def test_bad_or_foreign_events_are_refused_without_any_aws_call(
 ) -> None:
     # The stubbers have no responses queued: any call at all would fail the test.
     result = handle(
-        REFUSED[case], _settings(), clients.imagebuilder, clients.stepfunctions, clients.ssm
+        REFUSED[case], trigger_settings(), clients.imagebuilder, clients.stepfunctions, clients.ssm
     )
     assert result["started"] == []
     assert result["refused"]
@@ -202,9 +145,11 @@ def test_bad_or_foreign_events_are_refused_without_any_aws_call(
 
 def test_an_image_without_an_ami_in_this_region_is_refused(clients: Clients) -> None:
     clients.images.add_response(
-        "get_image", _image(region="eu-west-1"), {"imageBuildVersionArn": IMAGE["resources"][0]}
+        "get_image", image_of(region="eu-west-1"), {"imageBuildVersionArn": IMAGE["resources"][0]}
     )
-    result = handle(IMAGE, _settings(), clients.imagebuilder, clients.stepfunctions, clients.ssm)
+    result = handle(
+        IMAGE, trigger_settings(), clients.imagebuilder, clients.stepfunctions, clients.ssm
+    )
     assert result["refused"] == f"image {IMAGE['resources'][0]!r} has no AMI in us-east-1"
 
 
@@ -212,7 +157,9 @@ def test_an_image_image_builder_does_not_know_is_refused(clients: Clients) -> No
     clients.images.add_client_error(
         "get_image", service_error_code="ResourceNotFoundException", http_status_code=404
     )
-    result = handle(IMAGE, _settings(), clients.imagebuilder, clients.stepfunctions, clients.ssm)
+    result = handle(
+        IMAGE, trigger_settings(), clients.imagebuilder, clients.stepfunctions, clients.ssm
+    )
     assert "has no image" in str(result["refused"])
 
 
@@ -225,7 +172,7 @@ def test_a_dr_trigger_releases_its_own_regions_copy_of_a_primary_image(
     clients: Clients,
 ) -> None:
     clients.images.add_response(
-        "get_image", _image(us_west_2=DR_AMI), {"imageBuildVersionArn": IMAGE["resources"][0]}
+        "get_image", image_of(us_west_2=DR_AMI), {"imageBuildVersionArn": IMAGE["resources"][0]}
     )
     inputs: list[dict[str, Any]] = []
     clients.executions.add_response(
@@ -240,7 +187,7 @@ def test_a_dr_trigger_releases_its_own_regions_copy_of_a_primary_image(
         return original(**kwargs)
 
     clients.stepfunctions.start_execution = recording
-    settings = _settings({"phoenix-sandbox-golden": ["web"]}, more=DR)
+    settings = trigger_settings({"phoenix-sandbox-golden": ["web"]}, more=DR)
     result = handle(IMAGE, settings, clients.imagebuilder, clients.stepfunctions, clients.ssm)
     assert result["started"] == ["web"]
     assert json.loads(inputs[0]["input"])["ami"] == DR_AMI
@@ -253,7 +200,11 @@ def test_an_image_baked_in_another_region_is_refused_without_any_aws_call(
         IMAGE, lambda e: e.update(resources=[e["resources"][0].replace("us-east-1", "eu-west-1")])
     )
     result = handle(
-        elsewhere, _settings(more=DR), clients.imagebuilder, clients.stepfunctions, clients.ssm
+        elsewhere,
+        trigger_settings(more=DR),
+        clients.imagebuilder,
+        clients.stepfunctions,
+        clients.ssm,
     )
     assert result["refused"] == (
         f"image {elsewhere['resources'][0]!r} was baked in eu-west-1, not in us-east-1"
@@ -277,7 +228,7 @@ def test_the_handler_reads_images_in_their_region_and_starts_releases_in_its_own
 
     monkeypatch.setattr(trigger_handler, "handle", handled)
     credentials = {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t"}
-    for name, value in _environment(more=DR | credentials).items():
+    for name, value in trigger_environment(more=DR | credentials).items():
         monkeypatch.setenv(name, value)
     function = "arn:aws:lambda:us-west-2:123456789012:function:phoenix-trigger"
     context = LambdaContext("phoenix-trigger", function, 256, 30)
@@ -356,72 +307,3 @@ def test_a_dr_region_hears_of_and_reads_the_primarys_images(
         s for s in _role_statements(dr, role, "us-west-2") if s["Action"] == "imagebuilder:GetImage"
     ]
     assert re.fullmatch(PRIMARY_IMAGES + r"\*", reads["Resource"])
-
-
-# A deploy of this region's stack (AWS's sample event, as this stack's update).
-STACK = json.loads((EVENTS / "cloudformation_stack_status_change.json").read_text())
-STACK_ID = STACK["detail"]["stack-id"]
-DEPLOYED = STACK | {
-    "detail": STACK["detail"]
-    | {"status-details": {"status": "UPDATE_COMPLETE", "status-reason": ""}}
-}
-
-
-def _pointer(fleet: str) -> str:
-    return f"/phoenix/sandbox/{fleet}/ami"
-
-
-def _pointers(clients: Clients, fleets: list[str], amis: dict[str, str]) -> None:
-    found = [
-        {"Name": _pointer(f), "Type": "String", "Value": amis[f], "Version": 1}
-        for f in fleets
-        if f in amis
-    ]
-    missing = [_pointer(f) for f in fleets if f not in amis]
-    response: dict[str, Any] = {"Parameters": found}
-    if missing:
-        response["InvalidParameters"] = missing
-    clients.parameters.add_response(
-        "get_parameters", response, {"Names": [_pointer(f) for f in fleets]}
-    )
-
-
-def test_a_finished_deploy_releases_each_fleet_s_pointer_ami(clients: Clients) -> None:
-    # Given twelve fleets, one of them without its state yet
-    fleets = sorted(f"f{n:02d}" for n in range(12))
-    amis = {f: f"ami-0{n:016x}" for n, f in enumerate(fleets) if f != "f05"}
-    _pointers(clients, fleets[:10], amis)  # GetParameters takes ten names at a time
-    _pointers(clients, fleets[10:], amis)
-    inputs: list[dict[str, Any]] = []
-    for fleet in sorted(amis):
-        _expect_start(clients, fleet, STACK["id"])
-    original = clients.stepfunctions.start_execution
-
-    def recording(**kwargs: Any) -> Any:
-        inputs.append(json.loads(kwargs["input"]))
-        return original(**kwargs)
-
-    clients.stepfunctions.start_execution = recording
-    settings = _settings({"phoenix-sandbox-golden": fleets}, more={"PHOENIX_STACK_ID": STACK_ID})
-
-    # When this stack's update completes
-    result = handle(DEPLOYED, settings, clients.imagebuilder, clients.stepfunctions, clients.ssm)
-
-    # Then every fleet with a pointer gets a release of that AMI, named after the event
-    assert result == {"started": sorted(amis), "duplicates": [], "refused": None}
-    assert {i["fleet"]: i["ami"] for i in inputs} == amis
-    assert {i["trigger"] for i in inputs} == {"deploy of teststack"}
-    assert {i["event_id"] for i in inputs} == {STACK["id"]}
-
-
-@pytest.mark.parametrize(
-    "status", ["UPDATE_IN_PROGRESS", "UPDATE_ROLLBACK_COMPLETE", "CREATE_COMPLETE"]
-)
-def test_only_a_completed_update_of_this_stack_releases(clients: Clients, status: str) -> None:
-    event = DEPLOYED | {"detail": DEPLOYED["detail"] | {"status-details": {"status": status}}}
-    settings = _settings(more={"PHOENIX_STACK_ID": STACK_ID})
-    result = handle(event, settings, clients.imagebuilder, clients.stepfunctions, clients.ssm)
-    assert result["refused"] == f"stack status is {status}, not UPDATE_COMPLETE"
-    other = _settings(more={"PHOENIX_STACK_ID": STACK_ID.replace("teststack", "other")})
-    result = handle(DEPLOYED, other, clients.imagebuilder, clients.stepfunctions, clients.ssm)
-    assert result["refused"] == f"stack {STACK_ID} is not this environment's"

@@ -1,0 +1,96 @@
+"""The release trigger and the end of a deploy: a release of each fleet's pointer AMI,
+against AWS's sample event and botocore's API models (Stubber)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from phoenix.release.handlers.trigger import handle
+from tests.release.trigger_world import (
+    EVENTS,
+    Clients,
+    expect_start,
+    stubbed_clients,
+    trigger_settings,
+)
+
+
+@pytest.fixture
+def clients() -> Iterator[Clients]:
+    with stubbed_clients() as made:
+        yield made
+
+
+# A deploy of this region's stack (AWS's sample event, as this stack's update).
+STACK = json.loads((EVENTS / "cloudformation_stack_status_change.json").read_text())
+STACK_ID = STACK["detail"]["stack-id"]
+DEPLOYED = STACK | {
+    "detail": STACK["detail"]
+    | {"status-details": {"status": "UPDATE_COMPLETE", "status-reason": ""}}
+}
+
+
+def _pointer(fleet: str) -> str:
+    return f"/phoenix/sandbox/{fleet}/ami"
+
+
+def _pointers(clients: Clients, fleets: list[str], amis: dict[str, str]) -> None:
+    found = [
+        {"Name": _pointer(f), "Type": "String", "Value": amis[f], "Version": 1}
+        for f in fleets
+        if f in amis
+    ]
+    missing = [_pointer(f) for f in fleets if f not in amis]
+    response: dict[str, Any] = {"Parameters": found}
+    if missing:
+        response["InvalidParameters"] = missing
+    clients.parameters.add_response(
+        "get_parameters", response, {"Names": [_pointer(f) for f in fleets]}
+    )
+
+
+def test_a_finished_deploy_releases_each_fleet_s_pointer_ami(clients: Clients) -> None:
+    # Given twelve fleets, one of them without its state yet
+    fleets = sorted(f"f{n:02d}" for n in range(12))
+    amis = {f: f"ami-0{n:016x}" for n, f in enumerate(fleets) if f != "f05"}
+    _pointers(clients, fleets[:10], amis)  # GetParameters takes ten names at a time
+    _pointers(clients, fleets[10:], amis)
+    inputs: list[dict[str, Any]] = []
+    for fleet in sorted(amis):
+        expect_start(clients, fleet, STACK["id"])
+    original = clients.stepfunctions.start_execution
+
+    def recording(**kwargs: Any) -> Any:
+        inputs.append(json.loads(kwargs["input"]))
+        return original(**kwargs)
+
+    clients.stepfunctions.start_execution = recording
+    settings = trigger_settings(
+        {"phoenix-sandbox-golden": fleets}, more={"PHOENIX_STACK_ID": STACK_ID}
+    )
+
+    # When this stack's update completes
+    result = handle(DEPLOYED, settings, clients.imagebuilder, clients.stepfunctions, clients.ssm)
+
+    # Then every fleet with a pointer gets a release of that AMI, named after the event
+    assert result == {"started": sorted(amis), "duplicates": [], "refused": None}
+    assert {i["fleet"]: i["ami"] for i in inputs} == amis
+    assert {i["trigger"] for i in inputs} == {"deploy of teststack"}
+    assert {i["event_id"] for i in inputs} == {STACK["id"]}
+
+
+@pytest.mark.parametrize(
+    "status", ["UPDATE_IN_PROGRESS", "UPDATE_ROLLBACK_COMPLETE", "CREATE_COMPLETE"]
+)
+def test_only_a_completed_update_of_this_stack_releases(clients: Clients, status: str) -> None:
+    event = DEPLOYED | {"detail": DEPLOYED["detail"] | {"status-details": {"status": status}}}
+    settings = trigger_settings(more={"PHOENIX_STACK_ID": STACK_ID})
+    result = handle(event, settings, clients.imagebuilder, clients.stepfunctions, clients.ssm)
+    assert result["refused"] == f"stack status is {status}, not UPDATE_COMPLETE"
+    other = trigger_settings(more={"PHOENIX_STACK_ID": STACK_ID.replace("teststack", "other")})
+    result = handle(DEPLOYED, other, clients.imagebuilder, clients.stepfunctions, clients.ssm)
+    assert result["refused"] == f"stack {STACK_ID} is not this environment's"

@@ -1,0 +1,91 @@
+"""The release trigger's world for Stubber tests: its clients, settings and expected
+StartExecution calls."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.stub import ANY, Stubber
+
+from phoenix.release.runtime.settings import TriggerSettings as Settings
+from tests.release.release_state import Credentials
+
+EVENTS = Path(__file__).resolve().parents[1] / "events"
+IMAGE = json.loads((EVENTS / "imagebuilder_image_available.json").read_text())
+MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:phoenix-sandbox-release"
+AMI = "ami-0fedcba9876543210"
+
+
+@dataclass
+class Clients:
+    imagebuilder: Any
+    stepfunctions: Any
+    ssm: Any
+    images: Stubber
+    executions: Stubber
+    parameters: Stubber
+
+
+@contextmanager
+def stubbed_clients() -> Iterator[Clients]:
+    credentials: Credentials = {"aws_access_key_id": "t", "aws_secret_access_key": "t"}
+    imagebuilder = boto3.client("imagebuilder", region_name="us-east-1", **credentials)
+    stepfunctions = boto3.client("stepfunctions", region_name="us-east-1", **credentials)
+    ssm = boto3.client("ssm", region_name="us-east-1", **credentials)
+    with (
+        Stubber(imagebuilder) as images,
+        Stubber(stepfunctions) as executions,
+        Stubber(ssm) as parameters,
+    ):
+        yield Clients(imagebuilder, stepfunctions, ssm, images, executions, parameters)
+        images.assert_no_pending_responses()
+        executions.assert_no_pending_responses()
+        parameters.assert_no_pending_responses()
+
+
+def trigger_environment(
+    subscriptions: dict[str, list[str]] | None = None, more: dict[str, str] | None = None
+) -> dict[str, str]:
+    return {
+        "PHOENIX_ENVIRONMENT": "sandbox",
+        "POWERTOOLS_SERVICE_NAME": "phoenix-release-trigger",
+        "PHOENIX_STATE_MACHINE_ARN": MACHINE,
+        "PHOENIX_SUBSCRIPTIONS": json.dumps(
+            subscriptions or {"phoenix-sandbox-golden": ["web", "api"]}
+        ),
+        "AWS_REGION": "us-east-1",
+        **(more or {}),
+    }
+
+
+def trigger_settings(
+    subscriptions: dict[str, list[str]] | None = None, more: dict[str, str] | None = None
+) -> Settings:
+    return Settings.from_environ(trigger_environment(subscriptions, more))
+
+
+def image_of(region: str = "us-east-1", **copies: str) -> dict[str, Any]:
+    amis = [{"region": region, "image": AMI}]
+    amis += [{"region": r.replace("_", "-"), "image": ami} for r, ami in copies.items()]
+    return {
+        "image": {
+            "arn": IMAGE["resources"][0],
+            "name": "phoenix-sandbox-golden",
+            "version": "1.0.0/1",
+            "outputResources": {"amis": amis},
+        }
+    }
+
+
+def expect_start(clients: Clients, fleet: str, event_id: str) -> None:
+    clients.executions.add_response(
+        "start_execution",
+        {"executionArn": f"{MACHINE}:{fleet}", "startDate": "2026-11-25T09:00:00Z"},
+        {"stateMachineArn": MACHINE, "name": f"{fleet}-{event_id}", "input": ANY},
+    )
