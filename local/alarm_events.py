@@ -2,16 +2,19 @@
 
 CloudWatch sends a `CloudWatch Alarm State Change` event (source `aws.cloudwatch`) to the
 default event bus whenever an alarm's state changes; moto changes the state silently.
-Here every change of state (by SetAlarmState or by the rehearsal's application model)
-is published in the shape the CloudWatch user guide documents: `resources` holds the
-alarm ARN, `detail` the alarm name, the new and previous state (value, reason, reason
-data, timestamp) and the alarm's configuration.
+Here every change of state (by SetAlarmState or by an evaluation, local.alarm_evaluation)
+is published in the shape of the CloudWatch user guide's sample events: `resources`
+holds the alarm ARN, `detail` the alarm name, the new and previous state (value,
+reason, reason data, timestamp) and the alarm's configuration (its metrics with their
+namespace, name, dimensions, period and statistic; a metric math alarm's expressions,
+labels and returnData).
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import uuid
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -34,22 +37,50 @@ def _state(value: str, reason: str, reason_data: str | None, moment: datetime) -
     return state
 
 
+def _metric(namespace: str, name: str, dimensions: Any) -> dict[str, Any]:
+    return {
+        "dimensions": {str(d.name): str(d.value) for d in dimensions or []},
+        "name": name,
+        "namespace": namespace,
+    }
+
+
+def _query(query: Any) -> dict[str, Any]:
+    """One entry of `configuration.metrics`, as in AWS's metric math sample event."""
+    entry: dict[str, Any] = {"id": query.id}
+    if query.expression:
+        entry["expression"] = query.expression
+    if query.label:
+        entry["label"] = query.label
+    if query.metric_stat is not None:
+        stat = query.metric_stat
+        entry["metricStat"] = {
+            "metric": _metric(
+                stat.metric.namespace, stat.metric.metric_name, stat.metric.dimensions
+            ),
+            "period": int(stat.period),
+            "stat": stat.stat,
+        }
+    entry["returnData"] = str(query.return_data).lower() != "false"
+    return entry
+
+
 def _configuration(alarm: Alarm) -> dict[str, Any]:
+    """The alarm's `configuration`: its description and metrics, with each metric's
+    namespace, name, dimensions (an object), period and statistic, and a metric math
+    alarm's expressions and labels (CloudWatch user guide, "Alarm events and
+    EventBridge", the sample events)."""
     configuration: dict[str, Any] = {"description": alarm.description or ""}
     if alarm.metric_data_queries:
-        configuration["metrics"] = [
-            {"id": query.id, "expression": query.expression, "returnData": query.return_data}
-            if query.expression
-            else {"id": query.id, "returnData": query.return_data}
-            for query in alarm.metric_data_queries
-        ]
+        configuration["metrics"] = [_query(query) for query in alarm.metric_data_queries]
     else:
         configuration["metrics"] = [
             {
-                "id": "m1",
+                # AWS names the one metric of a single-metric alarm with a generated id.
+                "id": str(uuid.uuid5(uuid.NAMESPACE_URL, alarm.alarm_arn)),
                 "metricStat": {
-                    "metric": {"namespace": alarm.namespace, "name": alarm.metric_name},
-                    "period": alarm.period,
+                    "metric": _metric(alarm.namespace, alarm.metric_name, alarm.dimensions),
+                    "period": int(alarm.period),
                     "stat": alarm.statistic or alarm.extended_statistic,
                 },
                 "returnData": True,

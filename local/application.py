@@ -8,17 +8,17 @@ failing, erroring or slow; an AMI without the tag is healthy. From it:
 - traffic: each time `advance(seconds)` runs, every load balancer's listener splits a
   steady request rate between its target groups by weight, and the model publishes
   the ALB metrics CloudWatch would (RequestCount, HTTPCode_Target_5XX_Count,
-  TargetResponseTime, UnHealthyHostCount) per target group and load balancer. A target
+  TargetResponseTime, UnHealthyHostCount) per target group and per load balancer. A target
   group whose targets are all unhealthy still gets its share (ALB fails open), so a
   failing AMI's requests come back 5xx; an erroring AMI passes its health checks but
   answers half of its requests with 5xx (a bad release a health check misses); a
   degrading AMI serves well for its first 12 minutes of traffic, then errors so (a
   leak, found after the release); a slow
   AMI answers in 2.5 s;
-- alarms: every alarm on these metrics is evaluated from the same numbers against its
-  own threshold and comparison, moving to ALARM after `EvaluationPeriods` breaching
-  steps in a row and back to OK after one healthy step (each change sends the
-  CloudWatch event, see alarm_events).
+- alarms: after each minute's datapoints, every metric alarm of the region is
+  evaluated from its own definition (local.alarm_evaluation: its metrics or metric
+  math, statistic, period, M out of N, missing data); each change of state sends the
+  CloudWatch event (local.alarm_events).
 """
 
 from __future__ import annotations
@@ -29,11 +29,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from moto.cloudwatch.models import Alarm, cloudwatch_backends
+from moto.cloudwatch.models import cloudwatch_backends
 from moto.core.utils import utcnow
 from moto.ec2.models import ec2_backends
 from moto.elbv2.models import ELBv2Backend, FakeHealthStatus, FakeTargetGroup, elbv2_backends
 
+from local import alarm_evaluation
 from local.imagebuilder import HEALTH_TAG
 
 REQUESTS_PER_MINUTE = 600
@@ -44,7 +45,6 @@ ERROR_SHARE = {"healthy": 0.0, "slow": 0.0, "failing": 1.0, "erroring": 0.5}
 DEGRADES_AFTER_MINUTES = 12
 _served: dict[str, int] = {}
 NAMESPACE = "AWS/ApplicationELB"
-_breaching: dict[str, int] = {}
 
 
 def image_health(ec2: Any, image_id: str) -> str:
@@ -129,9 +129,18 @@ def _traffic(backend: ELBv2Backend) -> dict[str, tuple[str, GroupTraffic]]:
 
 
 def _publish(account: str, region: str, traffic: dict[str, tuple[str, GroupTraffic]]) -> None:
+    """The minute's datapoints, per target group (dimensions TargetGroup and
+    LoadBalancer) and per load balancer (LoadBalancer only), as an Application Load
+    Balancer publishes them (Elastic Load Balancing user guide, "CloudWatch metrics for
+    your Application Load Balancer": metric dimensions). UnHealthyHostCount is per target
+    group only. A load balancer's TargetResponseTime gets each target group's latency as
+    a value, so its percentiles span them."""
     cloudwatch = cloudwatch_backends[account][region]
     now = utcnow()
+    data: list[dict[str, Any]] = []
+    by_balancer: dict[str, list[GroupTraffic]] = {}
     for group_arn, (balancer_arn, minute) in traffic.items():
+        by_balancer.setdefault(balancer_arn, []).append(minute)
         dimensions = [
             {"Name": "LoadBalancer", "Value": _dimension(balancer_arn)},
             {"Name": "TargetGroup", "Value": _dimension(group_arn)},
@@ -143,89 +152,20 @@ def _publish(account: str, region: str, traffic: dict[str, tuple[str, GroupTraff
         }
         if minute.requests:
             values["TargetResponseTime"] = minute.latency
-        cloudwatch.put_metric_data(
-            NAMESPACE,
-            [
-                {"MetricName": name, "Value": value, "Dimensions": dimensions, "Timestamp": now}
-                for name, value in values.items()
-            ],
-        )
-
-
-def _watched(alarm: Alarm) -> tuple[set[str], set[str], set[str]]:
-    """The metric names, target groups and load balancers an alarm reads."""
-    metrics: set[str] = set()
-    groups: set[str] = set()
-    balancers: set[str] = set()
-    stats = [q.metric_stat for q in alarm.metric_data_queries if q.metric_stat]
-    pairs = (
-        [(s.metric.metric_name, s.metric.dimensions) for s in stats]
-        if stats
-        else [(alarm.metric_name, alarm.dimensions)]
-    )
-    for name, dimensions in pairs:
-        metrics.add(str(name))
-        for dimension in dimensions or []:
-            if dimension.name == "TargetGroup":
-                groups.add(str(dimension.value))
-            if dimension.name == "LoadBalancer":
-                balancers.add(str(dimension.value))
-    return metrics, groups, balancers
-
-
-def alarm_value(alarm: Alarm, traffic: dict[str, tuple[str, GroupTraffic]]) -> float | None:
-    """What the alarm's metric reads this minute, or None when it is not an ALB alarm."""
-    metrics, groups, balancers = _watched(alarm)
-    chosen = [
-        minute
-        for group_arn, (balancer_arn, minute) in traffic.items()
-        if (groups and _dimension(group_arn) in groups)
-        or (not groups and _dimension(balancer_arn) in balancers)
-    ]
-    if not chosen:
-        return None
-    requests = sum(m.requests for m in chosen)
-    if "HTTPCode_Target_5XX_Count" in metrics:
-        return 100 * sum(m.errors for m in chosen) / requests if requests else 0.0
-    if "TargetResponseTime" in metrics:
-        return max((m.latency for m in chosen if m.requests), default=0.0)
-    if "UnHealthyHostCount" in metrics:
-        return float(sum(m.unhealthy for m in chosen))
-    return None
-
-
-_COMPARE: dict[str, Callable[[float, float], bool]] = {
-    "GreaterThanThreshold": lambda value, threshold: value > threshold,
-    "GreaterThanOrEqualToThreshold": lambda value, threshold: value >= threshold,
-    "LessThanThreshold": lambda value, threshold: value < threshold,
-    "LessThanOrEqualToThreshold": lambda value, threshold: value <= threshold,
-}
-
-
-def _evaluate(account: str, region: str, traffic: dict[str, tuple[str, GroupTraffic]]) -> None:
-    cloudwatch = cloudwatch_backends[account][region]
-    for alarm in list(cloudwatch.alarms.values()):
-        value = alarm_value(alarm, traffic)
-        compare = _COMPARE.get(alarm.comparison_operator)
-        if value is None or compare is None:
-            continue
-        breaching = compare(value, float(alarm.threshold))
-        streak = _breaching.get(alarm.alarm_arn, 0) + 1 if breaching else 0
-        _breaching[alarm.alarm_arn] = streak
-        periods = int(alarm.evaluation_periods or 1)
-        if breaching and streak >= periods and alarm.state_value != "ALARM":
-            alarm.update_state(
-                f"Threshold Crossed: {periods} datapoint(s) [{value:.3f}] "
-                f"{alarm.comparison_operator} the threshold ({alarm.threshold})",
-                "{}",
-                "ALARM",
-            )
-        elif not breaching and alarm.state_value != "OK":
-            alarm.update_state(
-                f"Threshold not crossed: datapoint [{value:.3f}] (threshold {alarm.threshold})",
-                "{}",
-                "OK",
-            )
+        data += [{"MetricName": n, "Value": v, "Dimensions": dimensions} for n, v in values.items()]
+    for balancer_arn, minutes in by_balancer.items():
+        dimensions = [{"Name": "LoadBalancer", "Value": _dimension(balancer_arn)}]
+        totals = {
+            "RequestCount": sum(m.requests for m in minutes),
+            "HTTPCode_Target_5XX_Count": sum(m.errors for m in minutes),
+        }
+        data += [{"MetricName": n, "Value": v, "Dimensions": dimensions} for n, v in totals.items()]
+        data += [
+            {"MetricName": "TargetResponseTime", "Value": m.latency, "Dimensions": dimensions}
+            for m in minutes
+            if m.requests
+        ]
+    cloudwatch.put_metric_data(NAMESPACE, [d | {"Timestamp": now} for d in data])
 
 
 def advance(account: str, region: str) -> None:
@@ -235,7 +175,7 @@ def advance(account: str, region: str) -> None:
     if not traffic:
         return
     _publish(account, region, traffic)
-    _evaluate(account, region, traffic)
+    alarm_evaluation.evaluate_region(account, region, utcnow())
 
 
 @functools.cache

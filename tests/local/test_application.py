@@ -10,8 +10,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from local import application, install_extensions
+from local import application, install_extensions, sim_time
 from local.imagebuilder import Health, imagebuilder_backends
+from phoenix.kernel.metrics import ERROR_RATE_EXPRESSION
 from tests.local.eventbus import EventQueue
 
 if TYPE_CHECKING:
@@ -77,8 +78,9 @@ def _error_rate_alarm(name: str, group_arn: str, balancer_arn: str) -> None:
         ComparisonOperator="GreaterThanThreshold",
         EvaluationPeriods=2,
         Threshold=5.0,
+        TreatMissingData="notBreaching",
         Metrics=[
-            {"Id": "rate", "Expression": "100 * errors / requests", "ReturnData": True},
+            {"Id": "rate", "Expression": ERROR_RATE_EXPRESSION, "ReturnData": True},
             {
                 "Id": "errors",
                 "ReturnData": False,
@@ -147,6 +149,12 @@ def fleet() -> Iterator[Fleet]:
         yield Fleet(listener, blue, green, queue)
 
 
+def _a_minute() -> None:
+    """A minute of traffic, a simulated minute after the last (one period each)."""
+    sim_time.passed(60)
+    application.advance(ACCOUNT, REGION)
+
+
 def _states() -> dict[str, str]:
     alarms = boto3.client("cloudwatch", region_name=REGION).describe_alarms()["MetricAlarms"]
     return {a["AlarmName"]: a["StateValue"] for a in alarms}
@@ -166,14 +174,14 @@ def test_traffic_to_a_failing_slot_raises_its_alarm_after_its_evaluation_periods
     fleet: Fleet,
 ) -> None:
     # Given all traffic on the healthy slot: nothing breaches
-    application.advance(ACCOUNT, REGION)
+    _a_minute()
     assert _states() == {"phoenix-t-web-green-5xx-rate": "OK", "phoenix-t-web-blue-5xx-rate": "OK"}
 
     # When a canary step sends a quarter of the traffic to the failing slot
     fleet.weights(75, 25)
-    application.advance(ACCOUNT, REGION)
+    _a_minute()
     assert _states()["phoenix-t-web-green-5xx-rate"] == "OK"  # one period of two
-    application.advance(ACCOUNT, REGION)
+    _a_minute()
 
     # Then its alarm goes to ALARM (and sends the event), the healthy slot's does not
     assert _states() == {
@@ -186,13 +194,13 @@ def test_traffic_to_a_failing_slot_raises_its_alarm_after_its_evaluation_periods
 
     # And when traffic is shifted back, the alarm returns to OK
     fleet.weights(100, 0)
-    application.advance(ACCOUNT, REGION)
+    _a_minute()
     assert _states()["phoenix-t-web-green-5xx-rate"] == "OK"
 
 
 def test_the_metrics_are_published_per_target_group(fleet: Fleet) -> None:
     fleet.weights(50, 50)
-    application.advance(ACCOUNT, REGION)
+    _a_minute()
     cloudwatch = boto3.client("cloudwatch", region_name=REGION)
     listed = cloudwatch.list_metrics(Namespace="AWS/ApplicationELB")["Metrics"]
     names = {m["MetricName"] for m in listed}
