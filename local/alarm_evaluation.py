@@ -137,7 +137,7 @@ def _combine(left: Value, right: Value, apply: Callable[[float, float], float]) 
             return None
 
     if isinstance(left, dict) and isinstance(right, dict):
-        pairs = {t: one(left.get(t, 0.0), right.get(t, 0.0)) for t in left.keys() | right.keys()}
+        pairs = {t: one(left.get(t, 0), right.get(t, 0)) for t in left.keys() | right.keys()}
     elif isinstance(left, dict):
         pairs = {t: one(v, float(right)) for t, v in left.items()}  # type: ignore[arg-type]
     elif isinstance(right, dict):
@@ -327,10 +327,6 @@ def _unfilled(points: list[float | None], treat: str, *, enough: bool, within: b
     return "INSUFFICIENT_DATA" if points[-1] is not None else "ALARM"
 
 
-def _stamp(moment: datetime) -> str:
-    return moment.strftime("%d/%m/%y %H:%M:%S")
-
-
 def evaluate(alarm: Alarm, data: list[Any], now: datetime) -> Evaluation | None:
     """The alarm's state from its evaluation range; None when it keeps its state."""
     if alarm.comparison_operator not in _COMPARISONS:
@@ -368,7 +364,7 @@ def evaluate(alarm: Alarm, data: list[Any], now: datetime) -> Evaluation | None:
         reason = f"Insufficient Data: {n} datapoint{'s were' if n > 1 else ' was'} unknown."
         return Evaluation(state, reason, json.dumps(reason_data))
     breaching = sum(1 for _, value in values if compare(value, threshold))
-    shown = ", ".join(f"{value} ({_stamp(moment)})" for moment, value in reversed(values))
+    shown = ", ".join(f"{v} ({t.strftime('%d/%m/%y %H:%M:%S')})" for t, v in reversed(values))
     if state == "ALARM":
         counted, verb, transition = breaching, "was", "OK -> ALARM"
     else:

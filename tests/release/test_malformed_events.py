@@ -99,7 +99,7 @@ STEPS: dict[str, tuple[ModuleType, str, set[str]]] = {
     "deploy": (deploy, "refresh", deploy.ACTIONS),
     "gate": (gate, "warmup", {"warmup", "judge"}),
     "finalize": (finalize, "rolled_back", finalize.ACTIONS),
-    "rollback": (rollback, "run", {"run"}),
+    "rollback": (rollback, "run", rollback.ACTIONS),
 }
 ALL_ACTIONS = set().union(*(actions for _, _, actions in STEPS.values()))
 

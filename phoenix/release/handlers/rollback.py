@@ -27,6 +27,7 @@ logger = Logger()
 metrics = Metrics()
 # Polls of a rollback's refresh still running, a Wait apart (as the forward refresh's).
 POLLS = 3
+ACTIONS = {"run", "poll"}
 
 
 def handle(event: Any, settings: ReleaseSettings, aws: Clients) -> dict[str, Any]:
@@ -55,7 +56,7 @@ def handle(event: Any, settings: ReleaseSettings, aws: Clients) -> dict[str, Any
             "refresh_id": refresh_id,
         }
 
-    result: dict[str, Any] = run_step(event, {"run", "poll"}, logger, body)
+    result: dict[str, Any] = run_step(event, ACTIONS, logger, body)
     return result
 
 
