@@ -61,7 +61,7 @@ lint: setup
 	$(BIN)/mypy examples/own-app/app.py
 
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 bench: setup
 	$(BIN)/python bench/synth.py

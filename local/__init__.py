@@ -5,6 +5,7 @@ from __future__ import annotations
 from moto.core.config import default_user_config
 
 from local import (
+    alarm_evaluation,
     alarm_events,
     api_gaps,
     application,
@@ -35,6 +36,7 @@ def install_extensions(endpoint: str | None = None) -> None:
     lambda_dispatch.install()
     eventbridge.install()
     alarm_events.install()
+    alarm_evaluation.install()
     instance_refresh.install()
     application.install()
     api_gaps.install()

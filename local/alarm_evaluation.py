@@ -38,23 +38,17 @@ ones above, the evaluation delay CloudWatch adds for late data, and
 
 from __future__ import annotations
 
-import ast
 import json
 import operator
-from collections.abc import Callable, Mapping
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from moto.cloudwatch.models import Alarm, Statistics, cloudwatch_backends
+from moto.cloudwatch.models import Alarm, CloudWatchBackend, Statistics, cloudwatch_backends
 
-# A series: a value per period start (a period with no value is absent).
-Series = dict[datetime, float]
-Value = Series | float
-
-
-class UnsupportedAlarmError(Exception):
-    """An alarm this emulation cannot evaluate faithfully (named, never guessed)."""
+from local.metric_math import Expression, Series, UnsupportedAlarmError
 
 
 @dataclass(frozen=True)
@@ -121,127 +115,6 @@ def metric_series(
     return series
 
 
-# -- metric math ----------------------------------------------------------------------------
-
-
-def _combine(left: Value, right: Value, apply: Callable[[float, float], float]) -> Value:
-    """An operator over two values. Between two series: every timestamp either has, a
-    missing value read as 0 ("Missing values in a time series are treated as 0", also for
-    comparisons); with a number: the series' timestamps. A division by zero drops the
-    data point."""
-
-    def one(a: float, b: float) -> float | None:
-        try:
-            return apply(a, b)
-        except ZeroDivisionError:
-            return None
-
-    if isinstance(left, dict) and isinstance(right, dict):
-        pairs = {t: one(left.get(t, 0), right.get(t, 0)) for t in left.keys() | right.keys()}
-    elif isinstance(left, dict):
-        pairs = {t: one(v, float(right)) for t, v in left.items()}  # type: ignore[arg-type]
-    elif isinstance(right, dict):
-        pairs = {t: one(float(left), v) for t, v in right.items()}
-    else:
-        single = one(left, right)
-        if single is None:
-            raise UnsupportedAlarmError("a constant division by zero")
-        return single
-    return {t: v for t, v in pairs.items() if v is not None}
-
-
-_BINARY: dict[type[ast.operator], Callable[[float, float], float]] = {
-    ast.Add: operator.add,
-    ast.Sub: operator.sub,
-    ast.Mult: operator.mul,
-    ast.Div: operator.truediv,
-}
-_COMPARE: dict[type[ast.cmpop], Callable[[float, float], bool]] = {
-    ast.Gt: operator.gt,
-    ast.GtE: operator.ge,
-    ast.Lt: operator.lt,
-    ast.LtE: operator.le,
-    ast.Eq: operator.eq,
-    ast.NotEq: operator.ne,
-}
-
-
-class _Expression:
-    """A metric math expression over the query series, for the evaluated periods.
-
-    Parsed with Python's `ast` (the subset used here is also Python syntax) and
-    evaluated node by node: only the nodes listed are accepted."""
-
-    def __init__(self, text: str, series: Mapping[str, Series], periods: list[datetime]):
-        self._series = series
-        self._periods = periods
-        try:
-            self._tree = ast.parse(text.strip(), mode="eval").body
-        except SyntaxError as error:
-            raise UnsupportedAlarmError(f"expression {text!r}: {error.msg}") from None
-        self._text = text
-
-    def value(self) -> Value:
-        return self._eval(self._tree)
-
-    def _eval(self, node: ast.expr) -> Value:
-        if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
-            return float(node.value)
-        if isinstance(node, ast.Name):
-            if node.id not in self._series:
-                raise UnsupportedAlarmError(f"expression {self._text!r}: no query {node.id!r}")
-            return dict(self._series[node.id])
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-            return _combine(0.0, self._eval(node.operand), operator.sub)
-        if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
-            return _combine(self._eval(node.left), self._eval(node.right), _BINARY[type(node.op)])
-        if isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in _COMPARE:
-            test = _COMPARE[type(node.ops[0])]
-            return _combine(
-                self._eval(node.left),
-                self._eval(node.comparators[0]),
-                lambda a, b: 1.0 if test(a, b) else 0.0,
-            )
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
-            return self._call(node, node.func.id, [self._eval(a) for a in node.args])
-        raise self._unsupported(node)
-
-    def _unsupported(self, node: ast.expr) -> UnsupportedAlarmError:
-        return UnsupportedAlarmError(
-            f"expression {self._text!r}: {ast.unparse(node)!r} is not emulated"
-        )
-
-    def _call(self, node: ast.expr, function: str, arguments: list[Value]) -> Value:
-        if function == "FILL" and len(arguments) == 2:
-            return self._fill(*arguments)
-        if function == "IF" and len(arguments) == 3:
-            return self._if(*arguments)
-        raise self._unsupported(node)
-
-    def _fill(self, series: Value, value: Value) -> Value:
-        if not isinstance(series, dict) or isinstance(value, dict):
-            raise UnsupportedAlarmError(f"expression {self._text!r}: FILL(series, number)")
-        return {t: series.get(t, value) for t in self._periods}
-
-    def _if(self, condition: Value, when_true: Value, when_false: Value) -> Value:
-        """IF per timestamp of the condition (a missing condition: no value); a TRUE
-        condition where the true series has no value gives 0, a FALSE one where the false
-        series has none gives no value (the guide's IF(metric1, metric2, metric3) table)."""
-        if not isinstance(condition, dict):
-            return when_true if condition else when_false
-        chosen: Series = {}
-        for moment, test in condition.items():
-            if test:
-                chosen[moment] = (
-                    when_true.get(moment, 0.0) if isinstance(when_true, dict) else when_true
-                )
-            elif not isinstance(when_false, dict):
-                chosen[moment] = when_false
-            elif moment in when_false:
-                chosen[moment] = when_false[moment]
-        return chosen
-
-
 # -- the alarm ------------------------------------------------------------------------------
 
 
@@ -264,7 +137,7 @@ def alarm_series(alarm: Alarm, data: list[Any], periods: list[datetime], period:
             series[each.id] = metric_series(data, read, periods, int(each.metric_stat.period))
     expressions = {q.id: q.expression for q in alarm.metric_data_queries if q.expression}
     for query_id, text in expressions.items():
-        result = _Expression(text, series, periods).value()
+        result = Expression(text, series, periods).value()
         series[query_id] = result if isinstance(result, dict) else dict.fromkeys(periods, result)
     (returned,) = [q.id for q in alarm.metric_data_queries if str(q.return_data).lower() != "false"]
     return series[returned]
@@ -382,6 +255,32 @@ def _iso(moment: datetime) -> str:
     return aware.strftime("%Y-%m-%dT%H:%M:%S.") + f"{aware.microsecond // 1000:03d}+0000"
 
 
+# Each backend's datapoints by the minute they are stamped in (its `metric_data` is one
+# list of every datapoint ever put; scanning it every simulated minute grows with the run).
+_by_minute: weakref.WeakKeyDictionary[Any, dict[int, list[Any]]] = weakref.WeakKeyDictionary()
+
+
+def _minute(moment: datetime) -> int:
+    return int(moment.replace(tzinfo=UTC).timestamp()) // 60
+
+
+def install() -> None:
+    """Index datapoints by minute as PutMetricData stores them (once per process)."""
+    if getattr(CloudWatchBackend.put_metric_data, "_indexed", False):
+        return
+    put = CloudWatchBackend.put_metric_data
+
+    def indexed(self: CloudWatchBackend, namespace: str, metric_data: list[Any]) -> None:
+        before = len(self.metric_data)
+        put(self, namespace, metric_data)
+        index = _by_minute.setdefault(self, {})
+        for datum in self.metric_data[before:]:
+            index.setdefault(_minute(datum.timestamp), []).append(datum)
+
+    indexed._indexed = True  # type: ignore[attr-defined]
+    CloudWatchBackend.put_metric_data = indexed  # type: ignore[method-assign]
+
+
 def evaluate_region(account: str, region: str, now: datetime) -> None:
     """Evaluate every metric alarm of the region; a change of state is recorded (and sent
     as the CloudWatch event)."""
@@ -390,8 +289,9 @@ def evaluate_region(account: str, region: str, now: datetime) -> None:
     if not alarms:
         return
     reach = max(alarm_period(a) * (int(a.evaluation_periods) + EXTRA_PERIODS) for a in alarms)
-    since = (now - timedelta(seconds=reach + 60)).replace(tzinfo=None)
-    recent = [d for d in backend.metric_data if d.timestamp.replace(tzinfo=None) >= since]
+    index = _by_minute.get(backend, {})
+    last = _minute(now)
+    recent = [d for m in range(last - reach // 60 - 1, last + 1) for d in index.get(m, [])]
     for alarm in alarms:
         outcome = evaluate(alarm, recent, now)
         if outcome is not None and outcome.state != alarm.state_value:

@@ -14,7 +14,8 @@ import pytest
 from moto import mock_aws
 
 from local import alarm_evaluation, install_extensions
-from local.alarm_evaluation import UnsupportedAlarmError, decide
+from local.alarm_evaluation import decide
+from local.metric_math import Expression, UnsupportedAlarmError
 from phoenix.kernel.metrics import ERROR_RATE_EXPRESSION
 from tests.local.eventbus import EventQueue
 
@@ -67,7 +68,7 @@ T = [datetime(2026, 12, 1, 9, minute, tzinfo=UTC) for minute in range(5)]
 
 
 def _expression(text: str, **series: dict[datetime, float]) -> object:
-    return alarm_evaluation._Expression(text, series, T).value()
+    return Expression(text, series, T).value()
 
 
 def test_metric_math_follows_the_guide_s_examples() -> None:
