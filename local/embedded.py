@@ -142,12 +142,14 @@ class EmbeddedAws:
     def executions(self) -> dict[str, dict[str, Any]]:
         """Every execution of every state machine here, by ARN."""
         stepfunctions = self.client("stepfunctions")
+        # Every page: ListExecutions returns at most 100 at a time (and executions started
+        # in the same simulated second have no defined order between pages).
+        pages = stepfunctions.get_paginator("list_executions")
         return {
             listed["executionArn"]: listed
             for machine in stepfunctions.list_state_machines()["stateMachines"]
-            for listed in stepfunctions.list_executions(stateMachineArn=machine["stateMachineArn"])[
-                "executions"
-            ]
+            for page in pages.paginate(stateMachineArn=machine["stateMachineArn"])
+            for listed in page["executions"]
         }
 
     def history(self, execution_arn: str) -> list[dict[str, Any]]:
@@ -159,12 +161,14 @@ class EmbeddedAws:
     def running_releases(self) -> list[str]:
         """The ARNs of release executions still running, in every state machine here."""
         stepfunctions = self.client("stepfunctions")
+        pages = stepfunctions.get_paginator("list_executions")
         return [
             execution["executionArn"]
             for machine in stepfunctions.list_state_machines()["stateMachines"]
-            for execution in stepfunctions.list_executions(
+            for page in pages.paginate(
                 stateMachineArn=machine["stateMachineArn"], statusFilter="RUNNING"
-            )["executions"]
+            )
+            for execution in page["executions"]
         ]
 
     def settle(self, timeout: float = 120.0) -> None:
