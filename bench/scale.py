@@ -1,0 +1,146 @@
+"""How phoenix's synthesis grows with the number of fleets in one environment.
+
+config/production.yaml's fleets copied to make 1, 10, 100 and 500 fleets (names get a
+number), each environment synthesized as the CDK CLI runs the app (a fresh process with
+CDK_OUTDIR). Per size: synthesis seconds, seconds per fleet, the most resources in any
+stack (CloudFormation allows 500), the largest Lambda environment (Lambda allows 4 KB:
+names and values as synthesized, an intrinsic counted as its JSON) and the largest state
+machine definition. A size that does not synthesize is reported with CDK's reason, and
+the larger ones are not tried.
+
+    .venv/bin/python -m bench.scale [--sizes 1,10,100,500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+BASE = REPO / "config" / "production.yaml"
+CDK_CONTEXT = json.loads((REPO / "cdk.json").read_text()).get("context", {})
+
+
+@dataclass(frozen=True)
+class Measured:
+    fleets: int
+    seconds: float
+    max_resources: int
+    max_environment_bytes: int
+    max_definition_bytes: int
+
+
+def config_with(fleets: int, folder: Path) -> None:
+    config = yaml.safe_load(BASE.read_text())
+    base = config["fleets"]
+    copies = []
+    for n in range(fleets):
+        fleet = dict(base[n % len(base)])
+        fleet["name"] = f"{fleet['name'][:16]}{n}"
+        copies.append(fleet)
+    config["fleets"] = copies
+    (folder / "production.yaml").write_text(yaml.safe_dump(config))
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+
+
+def _definition(value: Any) -> str:
+    if isinstance(value, dict) and "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return str(separator).join(_text(part) for part in parts)
+    return _text(value)
+
+
+def measure(outdir: Path, fleets: int, seconds: float) -> Measured:
+    resources, environments, definitions = [0], [0], [0]
+    for path in outdir.glob("**/*.template.json"):
+        template = json.loads(path.read_text())
+        found = template.get("Resources", {})
+        resources.append(len(found))
+        for resource in found.values():
+            properties = resource.get("Properties", {})
+            if resource["Type"] == "AWS::Lambda::Function":
+                variables = properties.get("Environment", {}).get("Variables", {})
+                environments.append(sum(len(k) + len(_text(v)) for k, v in variables.items()))
+            if resource["Type"] == "AWS::StepFunctions::StateMachine":
+                definitions.append(len(_definition(properties.get("DefinitionString", ""))))
+    return Measured(fleets, seconds, max(resources), max(environments), max(definitions))
+
+
+def synthesize(fleets: int) -> Measured | str:
+    """The measurements, or why synthesis failed (its last error line)."""
+    with tempfile.TemporaryDirectory() as work:
+        config, outdir = Path(work) / "config", Path(work) / "cdk.out"
+        config.mkdir()
+        config_with(fleets, config)
+        environment = {
+            **os.environ,
+            "CDK_OUTDIR": str(outdir),
+            # As the CDK CLI passes it: cdk.json's context (feature flags) and ours.
+            "CDK_CONTEXT_JSON": json.dumps(
+                {**CDK_CONTEXT, "env": "production", "config_dir": str(config)}
+            ),
+            "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+            "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
+        }
+        started = time.perf_counter()
+        result = subprocess.run(
+            [sys.executable, str(REPO / "app.py")],
+            cwd=REPO,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=3600,
+            check=False,
+        )
+        elapsed = time.perf_counter() - started
+        if result.returncode != 0:
+            lines = [line for line in result.stderr.splitlines() if "Error" in line]
+            reason = (lines or result.stderr.splitlines() or [f"exit {result.returncode}"])[-1]
+            # CDK's TooManyResourcesInStack goes on to count every resource type.
+            return reason.split(": AWS::", 1)[0]
+        return measure(outdir, fleets, elapsed)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1,10,100,500")
+    sizes = [int(size) for size in parser.parse_args().sizes.split(",")]
+    header = ("fleets", "synth s", "s/fleet", "max res", "max env B", "max def B")
+    print(" ".join(f"{name:>10}" for name in header))
+    done: list[Measured] = []
+    for fleets in sizes:
+        outcome = synthesize(fleets)
+        if isinstance(outcome, str):
+            print(f"{fleets:>10} does not synthesize: {outcome}")
+            print(f"scale: synthesis fails at {fleets} fleets: {outcome}")
+            return 1
+        done.append(outcome)
+        print(
+            f"{fleets:>10} {outcome.seconds:>10.1f} {outcome.seconds / fleets:>10.2f} "
+            f"{outcome.max_resources:>10} {outcome.max_environment_bytes:>10} "
+            f"{outcome.max_definition_bytes:>10}"
+        )
+    last = done[-1]
+    print(
+        f"scale: {last.fleets} fleets synthesized; max resources per stack "
+        f"{last.max_resources}; max Lambda environment {last.max_environment_bytes} bytes; "
+        f"{last.seconds / last.fleets:.2f} s per fleet"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
