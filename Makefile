@@ -60,8 +60,14 @@ lint: setup
 	$(BIN)/mypy app.py phoenix tests bench local
 	$(BIN)/mypy examples/own-app/app.py
 
+# The integration tests (one deployed sandbox, shared by their modules in order) run in a
+# second process beside the others; their output follows when both are done.
 test: lint
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	@log=$$(mktemp); \
+	$(BIN)/python -m pytest -p no:cacheprovider tests/integration > $$log 2>&1 & pid=$$!; \
+	$(BIN)/python -m pytest --ignore=tests/integration; rest=$$?; \
+	wait $$pid; integration=$$?; cat $$log; rm -f $$log; \
+	test $$rest -eq 0 && test $$integration -eq 0
 
 bench: setup
 	$(BIN)/python bench/synth.py

@@ -105,14 +105,3 @@ def changed_sandbox(
     synthesized = SynthesizedApp(app=app, assembly=app.synth(), configs={"sandbox": config})
     return ChangedSandbox(synthesized=synthesized, config=config)
 
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """`make test` runs the tests in two processes (pytest-xdist, `--dist loadgroup`): each
-    module stays whole in one of them (module fixtures deploy an embedded AWS, and a
-    process holds one at a time), and the integration modules, which share one deployed
-    sandbox in the order they run (tests/integration/conftest.py), stay together."""
-    for item in items:
-        path = Path(str(item.path))
-        integration = "integration" in path.parts
-        group = "integration" if integration else str(path.relative_to(Path(__file__).parent))
-        item.add_marker(pytest.mark.xdist_group(group))
