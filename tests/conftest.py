@@ -104,4 +104,3 @@ def changed_sandbox(
     stack.fleets["web"].grant_release(controller)
     synthesized = SynthesizedApp(app=app, assembly=app.synth(), configs={"sandbox": config})
     return ChangedSandbox(synthesized=synthesized, config=config)
-
