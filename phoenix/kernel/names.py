@@ -32,6 +32,18 @@ def resource_name(environment: str, fleet: str, *parts: str) -> str:
     return "-".join(("phoenix", environment, fleet, *parts))
 
 
+def fleet_of_group(environment: str, group: str) -> str | None:
+    """The fleet whose slot `group` is (`phoenix-<env>-<fleet>-<slot>`, as the fleet
+    names its groups), or None for a group that is no slot of this environment."""
+    prefix = f"phoenix-{environment}-"
+    for slot in ("blue", "green"):
+        suffix = f"-{slot}"
+        if group.startswith(prefix) and group.endswith(suffix):
+            fleet = group[len(prefix) : -len(suffix)]
+            return fleet or None
+    return None
+
+
 def image_name(environment: str, pipeline: str) -> str:
     """The name of a pipeline's images (and recipe): `phoenix-<env>-<pipeline>`."""
     return f"phoenix-{environment}-{pipeline}"

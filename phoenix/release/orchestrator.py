@@ -208,11 +208,6 @@ class ReleaseOrchestrator(Construct):
                 function.add_to_role_policy(self._scoped(function, action))
             made[name] = function
         self.cleanup = made["release_cleanup"]
-        groups = {
-            group.auto_scaling_group_name: name
-            for name, fleet in fleets.items()
-            for group in fleet.auto_scaling_groups.values()
-        }
         self.refresh_events = PhoenixFunction(
             self,
             "RefreshEvents",
@@ -223,7 +218,6 @@ class ReleaseOrchestrator(Construct):
                 environment=config.name,
                 service_name="phoenix-refresh-events",
                 table_name=table.table_name,
-                groups=json.dumps(groups),
             ),
             config=config.functions,
             key=key,

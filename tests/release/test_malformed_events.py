@@ -54,7 +54,6 @@ REQUESTED = json.loads((EVENTS / "phoenix_release_requested.json").read_text())
 REFRESH = json.loads((EVENTS / "autoscaling_instance_refresh_succeeded.json").read_text())
 ALARM = json.loads((EVENTS / "cloudwatch_alarm_state_change.json").read_text())
 STACK = json.loads((EVENTS / "cloudformation_stack_status_change.json").read_text())
-GROUP = REFRESH["detail"]["AutoScalingGroupName"]
 ELB = "arn:aws:elasticloadbalancing:us-east-1:123456789012"
 EXAMPLES = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 STEP_SETTINGS = ReleaseSettings(environment="sandbox", service_name="t", table_name="ledger")
@@ -64,7 +63,7 @@ TRIGGER_SETTINGS = TriggerSettings(
     environment="sandbox", service_name="t", state_machine_arn=MACHINE, subscriptions=SUBSCRIPTIONS
 )
 REFRESH_SETTINGS = RefreshEventSettings(
-    environment="sandbox", service_name="t", table_name="ledger", groups=json.dumps({GROUP: "web"})
+    environment="sandbox", service_name="t", table_name="ledger"
 )
 CREDENTIALS: Credentials = {"aws_access_key_id": "x", "aws_secret_access_key": "x"}
 

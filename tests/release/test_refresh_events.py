@@ -23,12 +23,7 @@ from tests.release.release_state import (
     fleet_key,
 )
 
-SETTINGS = Settings(
-    environment="sandbox",
-    service_name="t",
-    table_name=TABLE,
-    groups=json.dumps({GROUPS["blue"]: "web", GROUPS["green"]: "web"}),
-)
+SETTINGS = Settings(environment="sandbox", service_name="t", table_name=TABLE)
 REFRESH_ID = "ab00cf8f-9126-4f3c-8010-dbb8cad6fb86"
 
 

@@ -20,6 +20,7 @@ from botocore.exceptions import ClientError
 
 from phoenix.kernel.clients import Clients
 from phoenix.kernel.ledger import Ledger
+from phoenix.kernel.names import fleet_of_group
 from phoenix.release.runtime.events import REFRESH_ENDED, InstanceRefreshEvent
 from phoenix.release.runtime.settings import RefreshEventSettings
 
@@ -38,7 +39,7 @@ def handle(event: Any, settings: RefreshEventSettings, aws: Clients) -> dict[str
         logger.warning("event refused", extra={"reason": reason})
         return {"completed": False, "reason": reason}
     group = refresh.detail.group
-    fleet = settings.groups.get(group)
+    fleet = fleet_of_group(settings.environment, group)
     status = REFRESH_ENDED.get(refresh.detail_type)
     if fleet is None or status is None:
         reason = f"group {group} is no fleet's" if fleet is None else "not the end of a refresh"

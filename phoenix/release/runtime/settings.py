@@ -30,5 +30,4 @@ class TriggerSettings(FunctionSettings):
 
 
 class RefreshEventSettings(ReleaseSettings):
-    # Auto Scaling group name -> the fleet it belongs to
-    groups: Json[dict[str, str]]
+    """No per-fleet data: a group's fleet is in its name (names.fleet_of_group)."""
