@@ -9,7 +9,6 @@ import time
 import types
 import zipfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -19,12 +18,12 @@ from moto import mock_aws
 from local import eventbridge, install_extensions
 from local.eventbridge import select, transform
 from tests.local.eventbus import EventQueue
+from tests.sample_events import sample_event
 
 if TYPE_CHECKING:
     from types_boto3_events.type_defs import TargetTypeDef
 
 REGION = "us-east-1"
-EVENTS = Path(__file__).resolve().parents[1] / "events"
 HANDLER = "phoenix.probe_dispatch.runtime.handler.lambda_handler"
 HANDLER_MODULE = HANDLER.rpartition(".")[0]
 HANDLER_FILE = HANDLER_MODULE.replace(".", "/") + ".py"
@@ -263,7 +262,7 @@ def test_an_alarm_state_change_publishes_the_documented_event(aws: None) -> None
 
     # Then exactly one event arrives, shaped like AWS's sample
     (event,) = queue.received()
-    sample = json.loads((EVENTS / "cloudwatch_alarm_state_change.json").read_text())
+    sample = sample_event("cloudwatch_alarm_state_change")
     assert set(event) >= set(sample) - {"version"}
     assert set(event["detail"]) == set(sample["detail"])
     assert set(event["detail"]["state"]) == set(sample["detail"]["state"])

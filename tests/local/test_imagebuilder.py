@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -14,10 +13,10 @@ from moto import mock_aws
 
 from local import install_extensions
 from tests.local.eventbus import EventQueue
+from tests.sample_events import sample_event
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
-EVENTS = Path(__file__).resolve().parents[1] / "events"
 RECIPE = f"arn:aws:imagebuilder:{REGION}:{ACCOUNT}:image-recipe/phoenix-sandbox-golden/1.2.0"
 INFRASTRUCTURE = f"arn:aws:imagebuilder:{REGION}:{ACCOUNT}:infrastructure-configuration/x"
 
@@ -63,7 +62,7 @@ def test_a_bake_registers_an_ami_tagged_with_its_health_and_announces_it(imagebu
 
     # And the AVAILABLE event arrives shaped like AWS's
     (event,) = queue.received()
-    sample = json.loads((EVENTS / "imagebuilder_image_available.json").read_text())
+    sample = sample_event("imagebuilder_image_available")
     assert event["source"] == sample["source"]
     assert event["detail-type"] == sample["detail-type"]
     assert event["detail"] == sample["detail"]

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
 from logging.handlers import BufferingHandler
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -47,13 +46,13 @@ from phoenix.release.runtime.events import (
 from phoenix.release.runtime.models import MalformedStepError, StepInput
 from phoenix.release.runtime.settings import RefreshEventSettings, TriggerSettings
 from tests.release.release_state import Credentials
+from tests.sample_events import sample_event
 
-EVENTS = Path(__file__).resolve().parents[1] / "events"
-IMAGE = json.loads((EVENTS / "imagebuilder_image_available.json").read_text())
-REQUESTED = json.loads((EVENTS / "phoenix_release_requested.json").read_text())
-REFRESH = json.loads((EVENTS / "autoscaling_instance_refresh_succeeded.json").read_text())
-ALARM = json.loads((EVENTS / "cloudwatch_alarm_state_change.json").read_text())
-STACK = json.loads((EVENTS / "cloudformation_stack_status_change.json").read_text())
+IMAGE = sample_event("imagebuilder_image_available")
+REQUESTED = sample_event("phoenix_release_requested")
+REFRESH = sample_event("autoscaling_instance_refresh_succeeded")
+ALARM = sample_event("cloudwatch_alarm_state_change")
+STACK = sample_event("cloudformation_stack_status_change")
 ELB = "arn:aws:elasticloadbalancing:us-east-1:123456789012"
 EXAMPLES = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 STEP_SETTINGS = ReleaseSettings(environment="sandbox", service_name="t", table_name="ledger")

@@ -18,7 +18,6 @@ from phoenix.release.runtime.settings import TriggerSettings as Settings
 from tests.conftest import SynthesizedApp
 from tests.release.trigger_world import (
     AMI,
-    EVENTS,
     MACHINE,
     Clients,
     expect_start,
@@ -27,9 +26,10 @@ from tests.release.trigger_world import (
     trigger_environment,
     trigger_settings,
 )
+from tests.sample_events import sample_event
 
-IMAGE = json.loads((EVENTS / "imagebuilder_image_available.json").read_text())
-REQUESTED = json.loads((EVENTS / "phoenix_release_requested.json").read_text())
+IMAGE = sample_event("imagebuilder_image_available")
+REQUESTED = sample_event("phoenix_release_requested")
 
 
 @pytest.fixture

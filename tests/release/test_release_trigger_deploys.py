@@ -11,12 +11,12 @@ import pytest
 
 from phoenix.release.handlers.trigger import handle
 from tests.release.trigger_world import (
-    EVENTS,
     Clients,
     expect_start,
     stubbed_clients,
     trigger_settings,
 )
+from tests.sample_events import sample_event
 
 
 @pytest.fixture
@@ -26,7 +26,7 @@ def clients() -> Iterator[Clients]:
 
 
 # A deploy of this region's stack (AWS's sample event, as this stack's update).
-STACK = json.loads((EVENTS / "cloudformation_stack_status_change.json").read_text())
+STACK = sample_event("cloudformation_stack_status_change")
 STACK_ID = STACK["detail"]["stack-id"]
 DEPLOYED = STACK | {
     "detail": STACK["detail"]

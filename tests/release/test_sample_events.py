@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 
 from phoenix.release.runtime.events import (
@@ -13,13 +10,13 @@ from phoenix.release.runtime.events import (
     ReleaseRequested,
     StackStatusChange,
 )
+from tests.sample_events import sample_event
 
-EVENTS = Path(__file__).resolve().parents[1] / "events"
-IMAGE = json.loads((EVENTS / "imagebuilder_image_available.json").read_text())
-REQUESTED = json.loads((EVENTS / "phoenix_release_requested.json").read_text())
-REFRESH = json.loads((EVENTS / "autoscaling_instance_refresh_succeeded.json").read_text())
-ALARM = json.loads((EVENTS / "cloudwatch_alarm_state_change.json").read_text())
-STACK = json.loads((EVENTS / "cloudformation_stack_status_change.json").read_text())
+IMAGE = sample_event("imagebuilder_image_available")
+REQUESTED = sample_event("phoenix_release_requested")
+REFRESH = sample_event("autoscaling_instance_refresh_succeeded")
+ALARM = sample_event("cloudwatch_alarm_state_change")
+STACK = sample_event("cloudformation_stack_status_change")
 
 
 def test_the_aws_sample_events_parse_with_the_project_s_models() -> None:

@@ -7,7 +7,6 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -15,9 +14,9 @@ from botocore.stub import ANY, Stubber
 
 from phoenix.release.runtime.settings import TriggerSettings as Settings
 from tests.release.release_state import Credentials
+from tests.sample_events import sample_event
 
-EVENTS = Path(__file__).resolve().parents[1] / "events"
-IMAGE = json.loads((EVENTS / "imagebuilder_image_available.json").read_text())
+IMAGE = sample_event("imagebuilder_image_available")
 MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:phoenix-sandbox-release"
 AMI = "ami-0fedcba9876543210"
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from botocore.stub import ANY
@@ -31,9 +30,9 @@ from tests.release.release_state import (
     parameter,
     release_key,
 )
+from tests.sample_events import sample_event
 
-EVENTS = Path(__file__).resolve().parents[1] / "events"
-SAMPLE_ALARM = json.loads((EVENTS / "cloudwatch_alarm_state_change.json").read_text())
+SAMPLE_ALARM = sample_event("cloudwatch_alarm_state_change")
 ALARM_NAME = "phoenix-sandbox-web-5xx-rate"
 ALARM_REASON = f"alarm {ALARM_NAME}: {SAMPLE_ALARM['detail']['state']['reason']}"
 ALARM_ID = SAMPLE_ALARM["id"]
