@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -22,6 +21,7 @@ from tests.release.trigger_world import (
     Clients,
     expect_start,
     image_of,
+    recorded_inputs,
     stubbed_clients,
     trigger_environment,
     trigger_settings,
@@ -54,19 +54,12 @@ def test_the_release_input_names_fleet_ami_image_and_event(clients: Clients) -> 
     clients.images.add_response(
         "get_image", image_of(), {"imageBuildVersionArn": IMAGE["resources"][0]}
     )
-    inputs: list[dict[str, Any]] = []
     clients.executions.add_response(
         "start_execution",
         {"executionArn": f"{MACHINE}:web", "startDate": "2026-11-25T09:00:00Z"},
         {"stateMachineArn": MACHINE, "name": f"web-{IMAGE['id']}", "input": ANY},
     )
-    original = clients.stepfunctions.start_execution
-
-    def recording(**kwargs: Any) -> Any:
-        inputs.append(json.loads(kwargs["input"]))
-        return original(**kwargs)
-
-    clients.stepfunctions.start_execution = recording
+    inputs = recorded_inputs(clients)
     handle(
         IMAGE,
         trigger_settings({"phoenix-sandbox-golden": ["web"]}),
@@ -174,23 +167,16 @@ def test_a_dr_trigger_releases_its_own_regions_copy_of_a_primary_image(
     clients.images.add_response(
         "get_image", image_of(us_west_2=DR_AMI), {"imageBuildVersionArn": IMAGE["resources"][0]}
     )
-    inputs: list[dict[str, Any]] = []
     clients.executions.add_response(
         "start_execution",
         {"executionArn": f"{MACHINE}:web", "startDate": "2026-11-25T09:00:00Z"},
         {"stateMachineArn": MACHINE, "name": f"web-{IMAGE['id']}", "input": ANY},
     )
-    original = clients.stepfunctions.start_execution
-
-    def recording(**kwargs: Any) -> Any:
-        inputs.append(kwargs)
-        return original(**kwargs)
-
-    clients.stepfunctions.start_execution = recording
+    inputs = recorded_inputs(clients)
     settings = trigger_settings({"phoenix-sandbox-golden": ["web"]}, more=DR)
     result = handle(IMAGE, settings, clients.imagebuilder, clients.stepfunctions, clients.ssm)
     assert result["started"] == ["web"]
-    assert json.loads(inputs[0]["input"])["ami"] == DR_AMI
+    assert inputs[0]["ami"] == DR_AMI
 
 
 def test_an_image_baked_in_another_region_is_refused_without_any_aws_call(

@@ -3,7 +3,6 @@ against AWS's sample event and botocore's API models (Stubber)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +12,7 @@ from phoenix.release.handlers.trigger import handle
 from tests.release.trigger_world import (
     Clients,
     expect_start,
+    recorded_inputs,
     stubbed_clients,
     trigger_settings,
 )
@@ -59,16 +59,9 @@ def test_a_finished_deploy_releases_each_fleet_s_pointer_ami(clients: Clients) -
     amis = {f: f"ami-0{n:016x}" for n, f in enumerate(fleets) if f != "f05"}
     _pointers(clients, fleets[:10], amis)  # GetParameters takes ten names at a time
     _pointers(clients, fleets[10:], amis)
-    inputs: list[dict[str, Any]] = []
     for fleet in sorted(amis):
         expect_start(clients, fleet, STACK["id"])
-    original = clients.stepfunctions.start_execution
-
-    def recording(**kwargs: Any) -> Any:
-        inputs.append(json.loads(kwargs["input"]))
-        return original(**kwargs)
-
-    clients.stepfunctions.start_execution = recording
+    inputs = recorded_inputs(clients)
     settings = trigger_settings(
         {"phoenix-sandbox-golden": fleets}, more={"PHOENIX_STACK_ID": STACK_ID}
     )

@@ -88,3 +88,17 @@ def expect_start(clients: Clients, fleet: str, event_id: str) -> None:
         {"executionArn": f"{MACHINE}:{fleet}", "startDate": "2026-11-25T09:00:00Z"},
         {"stateMachineArn": MACHINE, "name": f"{fleet}-{event_id}", "input": ANY},
     )
+
+
+def recorded_inputs(clients: Clients) -> list[dict[str, Any]]:
+    """The input of every StartExecution the trigger makes from now on, as JSON read back
+    (the stubbed client still answers each call)."""
+    inputs: list[dict[str, Any]] = []
+    original = clients.stepfunctions.start_execution
+
+    def recording(**kwargs: Any) -> Any:
+        inputs.append(json.loads(kwargs["input"]))
+        return original(**kwargs)
+
+    clients.stepfunctions.start_execution = recording
+    return inputs

@@ -50,18 +50,16 @@ def handle(
             raise trigger.RefusedError(f"the event is a {type(event).__name__}, not an object")
         if event.get("source") == "phoenix":
             requested = parse(event=event, model=ReleaseRequested)
-            fleets = sorted({f for fs in settings.subscriptions.values() for f in fs})
             requests = trigger.plan_requested(
-                requested, environment=settings.environment, fleets=fleets
+                requested, environment=settings.environment, fleets=settings.fleets
             )
         elif event.get("source") == "aws.cloudformation":
             deployed = parse(event=event, model=StackStatusChange)
-            fleets = sorted({f for fs in settings.subscriptions.values() for f in fs})
             trigger.check_deploy(deployed, settings.stack_id)
             requests = trigger.plan_deploy(
                 deployed,
                 environment=settings.environment,
-                pointers=trigger.read_pointers(ssm, settings.environment, fleets),
+                pointers=trigger.read_pointers(ssm, settings.environment, settings.fleets),
             )
         else:
             available = parse(event=event, model=ImageStateChange)

@@ -24,6 +24,11 @@ class TriggerSettings(FunctionSettings):
     region: str = Field(default="", alias="AWS_REGION", exclude=True)
 
     @property
+    def fleets(self) -> list[str]:
+        """Every fleet of the environment (each is subscribed to one pipeline)."""
+        return sorted({fleet for fleets in self.subscriptions.values() for fleet in fleets})
+
+    @property
     def images_in(self) -> str:
         """The region of the images this trigger releases (and of its GetImage calls)."""
         return self.image_region or self.region
