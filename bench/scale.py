@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from bench.synth import app_environment
 
 REPO = Path(__file__).resolve().parent.parent
 BASE = REPO / "config" / "production.yaml"
@@ -85,16 +86,9 @@ def synthesize(fleets: int) -> Measured | str:
         config, outdir = Path(work) / "config", Path(work) / "cdk.out"
         config.mkdir()
         config_with(fleets, config)
-        environment = {
-            **os.environ,
-            "CDK_OUTDIR": str(outdir),
-            # As the CDK CLI passes it: cdk.json's context (feature flags) and ours.
-            "CDK_CONTEXT_JSON": json.dumps(
-                {**CDK_CONTEXT, "env": "production", "config_dir": str(config)}
-            ),
-            "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
-            "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
-        }
+        # As the CDK CLI passes it: cdk.json's context (feature flags) and ours.
+        context = {**CDK_CONTEXT, "env": "production", "config_dir": str(config)}
+        environment = app_environment(str(outdir), context)
         started = time.perf_counter()
         result = subprocess.run(
             [sys.executable, str(REPO / "app.py")],

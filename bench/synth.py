@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 APPS = {
@@ -28,15 +29,20 @@ APPS = {
 TARGET_RATIO = 1.3
 
 
+def app_environment(outdir: str, context: dict[str, Any]) -> dict[str, str]:
+    """The environment the CDK CLI gives an app it runs: where to write, the context."""
+    return {
+        **os.environ,
+        "CDK_OUTDIR": outdir,
+        "CDK_CONTEXT_JSON": json.dumps(context),
+        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+        "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
+    }
+
+
 def synthesize_once(script: Path, context: dict[str, str]) -> float:
     with tempfile.TemporaryDirectory() as outdir:
-        environment = {
-            **os.environ,
-            "CDK_OUTDIR": outdir,
-            "CDK_CONTEXT_JSON": json.dumps(context),
-            "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
-            "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
-        }
+        environment = app_environment(outdir, context)
         started = time.perf_counter()
         subprocess.run(
             [sys.executable, str(script)], cwd=REPO, env=environment, check=True, timeout=300
