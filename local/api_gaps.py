@@ -1,4 +1,4 @@
-"""Two small gaps in moto that a release runs into, filled as AWS documents them.
+"""Small gaps in moto that phoenix runs into, filled as AWS documents them.
 
 - CreateLaunchTemplateVersion with `SourceVersion`: "the new version inherits the same
   launch parameters as the source version, except for parameters that you specify in
@@ -10,6 +10,16 @@
 - The Step Functions context object's `$$.Execution.StartTime`: AWS gives an ISO 8601
   string ("2019-03-26T20:14:13.192Z"); moto's interpreter a datetime, which breaks any
   state that passes it on (DescribeExecution then fails to encode the output).
+- The error an AWS SDK integration's task fails with is "the service name and the error
+  name ..., both in Pascal case" (Step Functions Developer Guide, "Learning to use AWS
+  service SDK integrations"): `Ssm.ParameterNotFoundException`, as AWS's own execution
+  histories show it. moto's interpreter knows the Pascal case of two services and falls
+  back to the lower-case name (`ssm.`) for the rest, so a Catch written as AWS names the
+  error never matches; SSM's is added here.
+- An `AWS::SSM::Parameter`'s `Tags`: "Optional metadata that you assign to a resource in
+  the form of an arbitrary set of tags (key-value pairs)", a JSON object (CloudFormation
+  User Guide, AWS::SSM::Parameter). moto's CloudFormation hands the object to PutParameter
+  as if it were PutParameter's list of {Key, Value}, and fails on the first key.
 """
 
 from __future__ import annotations
@@ -24,6 +34,10 @@ from typing import Any, SupportsFloat
 from moto.cloudwatch.models import Statistics
 from moto.ec2.models.launch_templates import LaunchTemplate
 from moto.ec2.responses.launch_templates import LaunchTemplates
+from moto.ssm.models import Parameter
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+    state_task_service_aws_sdk,
+)
 from moto.stepfunctions.parser.backend import execution_worker
 
 _PERCENTILE = re.compile(r"^p(\d{1,2}(\.\d+)?)$")
@@ -44,7 +58,7 @@ def percentile(values: list[float], rank: float) -> float | None:
 
 @functools.cache
 def install() -> None:
-    """Fill both gaps in this process (once)."""
+    """Fill the gaps in this process (once)."""
     LaunchTemplates.create_launch_template_version = _inheriting(  # type: ignore[method-assign]
         LaunchTemplates.create_launch_template_version
     )
@@ -53,6 +67,9 @@ def install() -> None:
     Statistics.get_statistics_for_type = _with_percentiles(  # type: ignore[method-assign,assignment]
         Statistics.get_statistics_for_type
     )
+    state_task_service_aws_sdk._SERVICE_ERROR_NAMES.setdefault("ssm", "Ssm")
+    created = Parameter.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+    Parameter.create_from_cloudformation_json = classmethod(_tags_as_a_list(created))  # type: ignore[method-assign,assignment]
 
 
 def _inheriting(create: Callable[..., Any]) -> Callable[..., Any]:
@@ -111,3 +128,20 @@ def _iso_start_time(make: Callable[..., Any]) -> Callable[..., Any]:
         return make(**fields)
 
     return execution_data
+
+
+def parameter_tags(properties: dict[str, Any]) -> dict[str, Any]:
+    """The properties with a `Tags` object as PutParameter's list of {Key, Value}."""
+    tags = properties.get("Tags")
+    if not isinstance(tags, dict):
+        return properties
+    return {**properties, "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
+
+
+def _tags_as_a_list(create: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(create)
+    def created(cls: Any, name: str, template: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        properties = parameter_tags(template.get("Properties", {}))
+        return create(cls, name, {**template, "Properties": properties}, *args, **kwargs)
+
+    return created

@@ -179,6 +179,13 @@ def _parameters(action: str, params: Params, region: str) -> Iterator[Request]:
         yield Request(action, _parameter_arn(region, name))
 
 
+def _path(action: str, params: Params, region: str) -> Iterator[Request]:
+    """GetParametersByPath is authorized against the path asked for, not the parameters it
+    returns (AWS Systems Manager User Guide, "How Parameter Store authorizes parameter
+    retrieval")."""
+    yield Request(action, _parameter_arn(region, str(params["Path"])))
+
+
 def _auto_scaling_group(action: str, params: Params, region: str) -> Iterator[Request]:
     arn, context = _group(region, params["AutoScalingGroupName"])
     yield Request(action, arn, context)
@@ -225,6 +232,7 @@ _RESOURCES: dict[str, Callable[[str, Params, str], Iterator[Request]]] = {
     "dynamodb:UpdateItem": _table,
     "ssm:GetParameter": _parameters,
     "ssm:GetParameters": _parameters,
+    "ssm:GetParametersByPath": _path,
     "ssm:PutParameter": _parameters,
     "ssm:DeleteParameter": _parameters,
     "autoscaling:UpdateAutoScalingGroup": _auto_scaling_group,
