@@ -19,6 +19,7 @@ from phoenix.platform.network import Network
 from phoenix.platform.observability import Observability, log_retention
 from phoenix.release.orchestrator import ReleaseOrchestrator
 from phoenix.release.runtime.events import IMAGE_STATE_CHANGE
+from phoenix.release.spec import register
 
 
 class PhoenixStack(Stack):
@@ -87,6 +88,8 @@ class PhoenixStack(Stack):
             )
             for fleet in config.fleets
         }
+        # Each fleet's spec, in the registry the release controller reads.
+        self.registrations = {name: register(fleet) for name, fleet in self.fleets.items()}
         if primary:
             # Images are baked in the primary region (and copied to the others).
             self.image_pipelines = {

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -27,10 +28,15 @@ class SlotSpec(FrozenModel):
 
 
 class ServingFleet(FrozenModel):
-    """A fleet as the functions that move its traffic know it, from their settings: its
+    """A fleet as the functions that move its traffic know it, from the registry: its
     listener and slots (the rollback function, the release cleanup)."""
 
     name: FleetName
     strategy: Strategy
     listener: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:elasticloadbalancing:")]
     slots: dict[Slot, SlotSpec]
+
+    @classmethod
+    def of_spec(cls, spec: Mapping[str, Any]) -> ServingFleet:
+        """The serving part of a fleet's registry spec (phoenix.kernel.registry)."""
+        return cls.model_validate({key: spec.get(key) for key in cls.model_fields})

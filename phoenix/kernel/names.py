@@ -3,6 +3,9 @@
 The controller-owned state of a fleet lives in SSM parameters under
 `/phoenix/<environment>/<fleet>/`; templates read them through deploy-time dynamic
 references and the controller writes them (docs/adr/0004-controller-owned-state.md).
+What the controller knows of each fleet (its spec) is in the fleet registry, under
+`/phoenix-fleets/<environment>/`: written by CloudFormation, read by the controller,
+never written by it (docs/adr/0009-fleet-registry.md).
 """
 
 from __future__ import annotations
@@ -25,6 +28,16 @@ def release_pointer(environment: str, fleet: str) -> str:
 def slot_parameter(environment: str, fleet: str, slot: Slot, setting: SlotSetting) -> str:
     """The SSM parameter holding one controller-owned setting of a slot."""
     return f"{fleet_prefix(environment, fleet)}/{slot}/{setting}"
+
+
+def fleet_registry(environment: str) -> str:
+    """The path of the environment's fleet registry: one parameter per fleet."""
+    return f"/phoenix-fleets/{environment}"
+
+
+def registered_fleet(environment: str, fleet: str) -> str:
+    """The registry parameter holding a fleet's spec."""
+    return f"{fleet_registry(environment)}/{fleet}"
 
 
 def resource_name(environment: str, fleet: str, *parts: str) -> str:

@@ -20,6 +20,7 @@ from constructs import Construct
 
 from phoenix.kernel.fleet_calls import ACTIVE_REFRESH_STATUSES, weighted_forward
 from phoenix.kernel.ledger import FleetPausedError, LockRefusedError
+from phoenix.release.read_fleet import read_fleet
 from phoenix.release.rollback_path import rollback_path
 from phoenix.release.runtime.preflight import NothingToReleaseError
 from phoenix.release.runtime.strategy import ForeignRefreshError
@@ -52,8 +53,9 @@ class ReleaseFunctions:
 class ReleaseDefinition(Construct):
     """Builds the chain; `self.start` is the state machine's first state.
 
-    `fleets` maps each fleet name to its spec (FleetSpec in phoenix/release/runtime); the spec
-    is written into the definition, so the steps read it without an AWS call.
+    The fleet's spec is read from the fleet registry (`registry`, the path under which
+    CloudFormation writes one parameter per fleet) by a direct GetParameter, so the
+    definition holds nothing per fleet. `listeners` scopes the direct ModifyListener.
     """
 
     def __init__(
@@ -62,11 +64,12 @@ class ReleaseDefinition(Construct):
         id: str,
         *,
         functions: ReleaseFunctions,
-        fleets: dict[str, dict[str, Any]],
+        registry: str,
+        listeners: list[str],
     ) -> None:
         super().__init__(scope, id)
         self._functions = functions
-        self._listeners = sorted({str(spec["listener"]) for spec in fleets.values()}) or ["*"]
+        self._listeners = listeners
         fail = sfn.Fail(self, "ReleaseNotDone", error="ReleaseNotDone", cause="see the ledger")
         self._failed = self._step("RecordFailure", functions.finalize, "failed", "$.outcome").next(
             fail
@@ -93,18 +96,7 @@ class ReleaseDefinition(Construct):
             },
             result_path="$.release",
         )
-        describe = sfn.Choice(self, "WhichFleet")
-        locked = self._locked()
-        for name, spec in fleets.items():
-            known = sfn.Pass(
-                self,
-                f"Fleet-{name}",
-                result=sfn.Result.from_object(spec),
-                result_path="$.fleet_spec",
-            )
-            describe.when(sfn.Condition.string_equals("$.fleet", name), known.next(locked))
-        describe.otherwise(sfn.Fail(self, "UnknownFleet", error="UnknownFleet"))
-        self.start = release.next(describe)
+        self.start = release.next(read_fleet(self, registry)).next(self._locked())
 
     # -- building blocks -----------------------------------------------------------------
 

@@ -11,8 +11,6 @@ refresh waits. Each function is granted exactly the calls it makes.
 
 from __future__ import annotations
 
-import json
-
 from aws_cdk import ArnFormat, Aws, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -25,7 +23,12 @@ from constructs import Construct
 from phoenix.config.environment import EnvironmentConfig
 from phoenix.fleet.immutable_fleet import ImmutableFleet
 from phoenix.kernel.ledger import LOCK_HOLD, ROLLBACK_TARGET_TAG
-from phoenix.kernel.names import image_name, release_pointer, release_state_machine
+from phoenix.kernel.names import (
+    fleet_registry,
+    image_name,
+    release_pointer,
+    release_state_machine,
+)
 from phoenix.kernel.settings import ReleaseSettings
 from phoenix.platform.functions import PhoenixFunction
 from phoenix.platform.nag import acknowledge_wildcard, nag_arn
@@ -36,7 +39,7 @@ from phoenix.release.ledger import ReleaseLedger
 from phoenix.release.runtime.cleanup import STATUS_CHANGE, UNHANDLED, CleanupSettings
 from phoenix.release.runtime.events import IMAGE_STATE_CHANGE, STACK_STATUS_CHANGE
 from phoenix.release.runtime.settings import RefreshEventSettings, TriggerSettings
-from phoenix.release.spec import STEP_CALLS, fleet_spec, step_handler
+from phoenix.release.spec import STEP_CALLS, fleet_spec, grant_registry_reads, step_handler
 from phoenix.rollback.alarm_rollback import AlarmRollback
 
 
@@ -78,7 +81,8 @@ class ReleaseOrchestrator(Construct):
             self,
             "Steps",
             functions=self.steps,
-            fleets={name: fleet_spec(fleet) for name, fleet in fleets.items()},
+            registry=fleet_registry(environment),
+            listeners=sorted(fleet.listener.listener_arn for fleet in fleets.values()) or ["*"],
         )
         window = max((fleet_spec(f)["rollback_window_seconds"] for f in fleets.values()), default=0)
         # The lock's hold, then the rollback window the old slot stays warm for.
@@ -100,6 +104,11 @@ class ReleaseOrchestrator(Construct):
             "*",
             "Step Functions log delivery (logs:*LogDelivery*, DescribeLogGroups) and "
             "X-Ray (PutTraceSegments) support no resource-level permissions.",
+        )
+        acknowledge_wildcard(
+            self.state_machine,
+            nag_arn(Stack.of(self), "ssm", f"parameter{fleet_registry(environment)}/*"),
+            "ReadFleet reads the spec of the fleet an execution releases, named in its input.",
         )
         # SendTaskSuccess, the one call the receiver makes, supports no resource-level
         # permissions (Service Authorization Reference, AWS Step Functions): "*".
@@ -123,7 +132,7 @@ class ReleaseOrchestrator(Construct):
                 "Step Functions invokes the release's own step function; ':*' "
                 "covers its versions and aliases, which CDK grants with the function.",
             )
-        self._cleanup(config, fleets, lifetime)
+        self._cleanup(config, lifetime)
         self.trigger = self._trigger(config, key, image_region)
         self.rollback = AlarmRollback(
             self,
@@ -244,9 +253,7 @@ class ReleaseOrchestrator(Construct):
             hold=self.cleanup,
         )
 
-    def _cleanup(
-        self, config: EnvironmentConfig, fleets: dict[str, ImmutableFleet], lifetime: float
-    ) -> None:
+    def _cleanup(self, config: EnvironmentConfig, lifetime: float) -> None:
         """The cleanup function (made with the steps: HoldLock invokes it) learns the state
         machine, its timeout and the fleets; a rule sends it the executions that end
         TIMED_OUT, ABORTED or FAILED (runtime/cleanup.py)."""
@@ -258,18 +265,16 @@ class ReleaseOrchestrator(Construct):
             resource_name=release_state_machine(config.name),
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
-        keys = ("name", "strategy", "listener", "slots")
-        described = {n: {k: fleet_spec(f)[k] for k in keys} for n, f in fleets.items()}
         settings = CleanupSettings(
             environment=config.name,
             service_name="phoenix-release-cleanup",
             table_name=self.ledger.table.table_name,
             state_machine_arn=machine,
             execution_timeout_seconds=int(lifetime),
-            fleets=json.dumps(described),
         )
         for variable, value in settings.to_environment().items():
             self.cleanup.add_environment(variable, value)
+        grant_registry_reads(self.cleanup, config.name)
         self.execution_ended = events.Rule(
             self,
             "ExecutionEnded",
@@ -318,12 +323,7 @@ class ReleaseOrchestrator(Construct):
     def _trigger(
         self, config: EnvironmentConfig, key: kms.IKey, image_region: str | None
     ) -> PhoenixFunction:
-        subscriptions = {
-            image_name(config.name, pipeline.name): [
-                fleet.name for fleet in config.fleets if fleet.image_pipeline == pipeline.name
-            ]
-            for pipeline in config.image_pipelines
-        }
+        images = [image_name(config.name, pipeline.name) for pipeline in config.image_pipelines]
         trigger = PhoenixFunction(
             self,
             "Trigger",
@@ -334,7 +334,6 @@ class ReleaseOrchestrator(Construct):
                 environment=config.name,
                 service_name="phoenix-release-trigger",
                 state_machine_arn=self.state_machine.state_machine_arn,
-                subscriptions=json.dumps(subscriptions),
                 image_region=image_region or Aws.REGION,
                 stack_id=Aws.STACK_ID,
             ),
@@ -343,34 +342,44 @@ class ReleaseOrchestrator(Construct):
         )
         self.state_machine.grant_start_execution(trigger)
         stack = Stack.of(self)
-        # A deploy's releases are of each fleet's release pointer (GetParameters).
-        pointers = [
-            stack.format_arn(
-                service="ssm",
-                resource="parameter",
-                resource_name=release_pointer(config.name, fleet.name).lstrip("/"),
-                arn_format=ArnFormat.SLASH_RESOURCE_NAME,
-            )
-            for fleet in config.fleets
-        ]
-        if pointers:
-            trigger.add_to_role_policy(
-                iam.PolicyStatement(actions=["ssm:GetParameters"], resources=pointers)
-            )
-        # GetImage on the images where they are baked (image_region), from any region.
-        images = [
-            stack.format_arn(
-                service="imagebuilder",
-                region=image_region,
-                resource="image",
-                resource_name=f"{name}/*",
-            )
-            for name in subscriptions
-        ]
+        # The fleets and their pipelines, from the registry; a deploy's releases are of
+        # each fleet's release pointer (GetParameters).
+        grant_registry_reads(trigger, config.name, every=True)
+        pointers = release_pointer(config.name, "*").lstrip("/")
         trigger.add_to_role_policy(
-            iam.PolicyStatement(actions=["imagebuilder:GetImage"], resources=images)
+            iam.PolicyStatement(
+                actions=["ssm:GetParameters"],
+                resources=[
+                    stack.format_arn(
+                        service="ssm",
+                        resource="parameter",
+                        resource_name=pointers,
+                        arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+                    )
+                ],
+            )
         )
-        for name in subscriptions:
+        acknowledge_wildcard(
+            trigger.execution_role,
+            nag_arn(stack, "ssm", f"parameter/{pointers}"),
+            "Every fleet's release pointer: a deploy releases each fleet of the registry.",
+        )
+        # GetImage on the images where they are baked (image_region), from any region.
+        trigger.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["imagebuilder:GetImage"],
+                resources=[
+                    stack.format_arn(
+                        service="imagebuilder",
+                        region=image_region,
+                        resource="image",
+                        resource_name=f"{name}/*",
+                    )
+                    for name in images
+                ],
+            )
+        )
+        for name in images:
             arn = nag_arn(stack, "imagebuilder", f"image/{name}/*")
             if image_region:  # cdk-nag names the images' region, not the stack's
                 parts = arn.split(":", 4)

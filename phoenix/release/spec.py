@@ -1,7 +1,8 @@
-"""What the release state machine knows of each fleet, and what each step may call.
+"""What the release controller knows of each fleet, and what each step may call.
 
-`fleet_spec` is written into the state machine's definition (FleetSpec in
-phoenix/release/runtime/models.py validates it at run time). `STEP_CALLS` lists, per
+`fleet_spec` is what the fleet registry holds for a fleet: `register` writes it as the
+fleet's parameter, deployed with the fleet (FleetSpec in phoenix/release/runtime/models.py
+validates it at run time; phoenix.kernel.registry reads it). `STEP_CALLS` lists, per
 step function, the ledger actions, the fleet actions (scoped by ImmutableFleet.grant_release)
 and the other actions its code calls; a test checks each against the code.
 """
@@ -11,9 +12,21 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from aws_cdk import ArnFormat, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_ssm as ssm
+
 from phoenix.config.fleet import BlueGreenFleet, CanaryFleet, RollingFleet
 from phoenix.fleet.immutable_fleet import ImmutableFleet
 from phoenix.kernel.ledger import LOCK_HOLD
+from phoenix.kernel.names import fleet_registry, registered_fleet
+from phoenix.platform.functions import PhoenixFunction
+from phoenix.platform.nag import acknowledge_wildcard, nag_arn
+
+# What a function that reads the registry calls (phoenix.kernel.registry): one fleet or
+# a few by name; every fleet by the registry's path.
+REGISTRY_READ = "ssm:GetParameters"
+REGISTRY_LIST = "ssm:GetParametersByPath"
 
 LEDGER_WRITE = ("dynamodb:UpdateItem",)
 # function -> (ledger actions, fleet actions, other actions)
@@ -106,6 +119,7 @@ def fleet_spec(fleet: ImmutableFleet) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "name": config.name,
         "strategy": config.strategy,
+        "image_pipeline": config.image_pipeline,
         "architecture": config.architecture,
         "listener": fleet.listener.listener_arn,
         "slots": {
@@ -157,3 +171,51 @@ def fleet_spec(fleet: ImmutableFleet) -> dict[str, Any]:
             "rollback_window_seconds": config.canary.rollback_window_minutes * 60,
         }
     return spec
+
+
+def register(fleet: ImmutableFleet) -> ssm.StringParameter:
+    """The fleet's entry in its environment's registry, deployed with the fleet. A
+    standard parameter holds 4 KB; a spec is about 2 KB (tests/release/test_registry.py
+    measures the largest)."""
+    return ssm.StringParameter(
+        fleet,
+        "Registration",
+        parameter_name=registered_fleet(fleet.environment, fleet.config.name),
+        string_value=Stack.of(fleet).to_json_string(fleet_spec(fleet)),
+        description=f"phoenix {fleet.environment}: fleet {fleet.config.name}, as releases see it",
+        tier=ssm.ParameterTier.STANDARD,
+    )
+
+
+def registry_arn(scope: Stack, environment: str, *, path: bool = False) -> str:
+    """The registry's parameters (`path`: the registry's path itself, which
+    GetParametersByPath is authorized against)."""
+    name = fleet_registry(environment).lstrip("/")
+    return scope.format_arn(
+        service="ssm",
+        resource="parameter",
+        resource_name=name if path else f"{name}/*",
+        arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+    )
+
+
+def grant_registry_reads(
+    function: PhoenixFunction, environment: str, *, every: bool = False
+) -> None:
+    """Reading fleets by name from the registry; with `every`, listing all of them."""
+    stack = Stack.of(function)
+    function.add_to_role_policy(
+        iam.PolicyStatement(actions=[REGISTRY_READ], resources=[registry_arn(stack, environment)])
+    )
+    name = fleet_registry(environment).lstrip("/")
+    acknowledge_wildcard(
+        function.execution_role,
+        nag_arn(stack, "ssm", f"parameter/{name}/*"),
+        "The environment's fleet registry: which fleet an event names is known only then.",
+    )
+    if every:
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=[REGISTRY_LIST], resources=[registry_arn(stack, environment, path=True)]
+            )
+        )

@@ -7,8 +7,6 @@ releases.
 
 from __future__ import annotations
 
-import json
-
 from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -24,7 +22,7 @@ from phoenix.platform.functions import PhoenixFunction
 from phoenix.platform.nag import acknowledge_wildcard, nag_arn
 from phoenix.platform.roles import put_events_on_default_bus
 from phoenix.release.ledger import ReleaseLedger
-from phoenix.release.spec import fleet_spec
+from phoenix.release.spec import grant_registry_reads
 from phoenix.rollback.runtime.models import RollbackSettings
 
 # What the rollback function calls (a test compares its role with this list).
@@ -55,11 +53,6 @@ class AlarmRollback(Construct):
         state_machine: sfn.StateMachine,
     ) -> None:
         super().__init__(scope, id)
-        # The fields of each fleet's release spec the rollback needs (RollbackFleet).
-        described = {
-            name: {key: fleet_spec(fleet)[key] for key in ("name", "strategy", "listener", "slots")}
-            for name, fleet in fleets.items()
-        }
         self.function = PhoenixFunction(
             self,
             "Function",
@@ -71,13 +64,13 @@ class AlarmRollback(Construct):
                 service_name="phoenix-rollback",
                 table_name=ledger.table.table_name,
                 state_machine_arn=state_machine.state_machine_arn,
-                fleets=json.dumps(described),
                 alarm_rollback_horizon_hours=config.alarm_rollback_horizon_hours,
             ),
             config=config.functions,
             key=key,
         )
         ledger.grant(self.function, *ROLLBACK_LEDGER_CALLS)
+        grant_registry_reads(self.function, config.name)
         for fleet in fleets.values():
             fleet.grant_release(self.function, ROLLBACK_FLEET_CALLS)
         state_machine.grant_start_execution(self.function)

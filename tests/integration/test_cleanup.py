@@ -89,7 +89,7 @@ def test_a_release_the_rollback_function_stopped_is_left_as_it_left_it(aws: Embe
 
     # Then the release stays rolled back with the alarm's reason, and the cleanup, which
     # the execution's end reached after the rollback function stopped it, only read the
-    # fleet's ledger item (before: its HoldLock step)
+    # fleet from the registry and its ledger item (before: its HoldLock step)
     assert execution["status"] == "ABORTED"
     release = release_item(aws, "web", execution["name"])
     assert release["outcome"] == "rolled back"
@@ -98,7 +98,7 @@ def test_a_release_the_rollback_function_stopped_is_left_as_it_left_it(aws: Embe
     order = [(function, action) for _, function, action in calls.sequence]
     stopped = [action for _, action in order].index("states:StopExecution")
     after = [action for function, action in order[stopped:] if "Cleanup" in function]
-    assert after == ["dynamodb:GetItem"]
+    assert after == ["ssm:GetParameters", "dynamodb:GetItem"]
     view = FleetView.read(aws, "web")
     assert view.serving_amis == {good}
     assert "lock_owner" not in view.fleet_item

@@ -16,6 +16,7 @@ import yaml
 from app import CONFIG_DIR
 from local import eventbridge
 from local.embedded import EmbeddedAws
+from phoenix.release.runtime.models import FleetSpec
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -125,6 +126,25 @@ def test_blue_serves_at_its_minimum_from_the_release_pointer_and_green_waits(
     images = {i["ImageId"] for r in instances["Reservations"] for i in r["Instances"]}
     assert images == {pointer["Parameter"]["Value"]}
     assert _weights(sandbox) == {"blue": 100, "green": 0}
+
+
+def test_the_registry_holds_web_resolved_and_an_unknown_fleet_ends_its_execution(
+    sandbox: EmbeddedAws,
+) -> None:
+    value = sandbox.client("ssm").get_parameter(Name="/phoenix-fleets/sandbox/web")
+    spec = FleetSpec.model_validate_json(value["Parameter"]["Value"])
+    assert spec.slots["blue"].group == "phoenix-sandbox-web-blue"
+    stepfunctions = sandbox.client("stepfunctions")
+    (machine,) = stepfunctions.list_state_machines()["stateMachines"]
+    request = {"environment": "sandbox", "fleet": "nosuch", "ami": "ami-0123456789abcdef0"}
+    started = stepfunctions.start_execution(
+        stateMachineArn=machine["stateMachineArn"],
+        name="nosuch-probe",
+        input=json.dumps(request | {"trigger": "t"}),
+    )
+    sandbox.settle()
+    ended = stepfunctions.describe_execution(executionArn=started["executionArn"])
+    assert (ended["status"], ended.get("error")) == ("FAILED", "UnknownFleet")
 
 
 def test_the_alarms_exist_by_their_contract_names(sandbox: EmbeddedAws) -> None:

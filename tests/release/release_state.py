@@ -57,6 +57,14 @@ def parameter(slot: str, setting: str) -> str:
     return f"/phoenix/sandbox/web/{slot}/{setting}"
 
 
+def expect_registered(aws: StubbedAws, spec: dict[str, Any] | None) -> None:
+    """The registry's read of web (GetParameters); None: the registry holds no web."""
+    name = "/phoenix-fleets/sandbox/web"
+    found = {"Parameters": [{"Name": name, "Type": "String", "Value": json.dumps(spec)}]}
+    missing = {"Parameters": [], "InvalidParameters": [name]}
+    aws.ssm.add_response("get_parameters", found if spec else missing, {"Names": [name]})
+
+
 def other(slot: str) -> str:
     return "green" if slot == "blue" else "blue"
 
@@ -65,11 +73,12 @@ def other(slot: str) -> str:
 
 
 def fleet_spec(strategy: str = "canary", **changes: Any) -> dict[str, Any]:
-    """A fleet as the state machine's definition describes it (FleetSpec)."""
+    """A fleet as the registry describes it (FleetSpec)."""
     slots = ("blue",) if strategy == "rolling" else ("blue", "green")
     spec: dict[str, Any] = {
         "name": "web",
         "strategy": strategy,
+        "image_pipeline": "golden",
         "architecture": "arm64",
         "listener": LISTENER,
         "slots": {

@@ -57,9 +57,8 @@ ELB = "arn:aws:elasticloadbalancing:us-east-1:123456789012"
 EXAMPLES = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 STEP_SETTINGS = ReleaseSettings(environment="sandbox", service_name="t", table_name="ledger")
 MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:phoenix-sandbox-release"
-SUBSCRIPTIONS = json.dumps({"phoenix-sandbox-golden": ["web", "api"]})
 TRIGGER_SETTINGS = TriggerSettings(
-    environment="sandbox", service_name="t", state_machine_arn=MACHINE, subscriptions=SUBSCRIPTIONS
+    environment="sandbox", service_name="t", state_machine_arn=MACHINE
 )
 REFRESH_SETTINGS = RefreshEventSettings(
     environment="sandbox", service_name="t", table_name="ledger"
@@ -72,7 +71,8 @@ SLOTS = {
     for s in ("blue", "green")
 }
 FLEET_SPEC = {
-    **{"name": "web", "strategy": "blue_green", "architecture": "arm64", "slots": SLOTS},
+    **{"name": "web", "strategy": "blue_green", "image_pipeline": "golden", "slots": SLOTS},
+    "architecture": "arm64",
     **{"listener": f"{ELB}:listener/app/web/0123456789abcdef/0123456789abcdef", "alarms": ["a"]},
     **{"min_healthy_percentage": 90, "max_healthy_percentage": 120, "bake_seconds": 60},
     **{"checkpoint_percentages": [50], "checkpoint_delay_seconds": 60, "steps": [10, 100]},

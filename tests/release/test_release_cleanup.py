@@ -29,6 +29,7 @@ from tests.release.release_state import (
     conditional_check_failed,
     expect_event,
     expect_put_parameter,
+    expect_registered,
     expect_unlock,
     fleet_key,
     fleet_spec,
@@ -45,15 +46,10 @@ FLIGHT = {"release": RELEASE_ID, "active_slot": "blue", "target_slot": "green"}
 FLIGHT |= {"strategy": "canary", "from_ami": PREVIOUS_AMI, "to_ami": AMI}
 
 
-def _settings(strategy: str = "canary") -> CleanupSettings:
-    spec = fleet_spec(strategy)
-    fleet = {key: spec[key] for key in ("name", "strategy", "listener", "slots")}
-    return CleanupSettings(
-        **{"environment": "sandbox", "service_name": "t", "table_name": TABLE},
-        state_machine_arn=MACHINE,
-        execution_timeout_seconds=TIMEOUT,
-        fleets=json.dumps({"web": fleet}),
-    )
+SETTINGS = CleanupSettings(
+    **{"environment": "sandbox", "service_name": "t", "table_name": TABLE},
+    **{"state_machine_arn": MACHINE, "execution_timeout_seconds": TIMEOUT},
+)
 
 
 def status_change(status: str = "ABORTED", **detail: Any) -> dict[str, Any]:
@@ -86,7 +82,9 @@ def _item(aws: StubbedAws, key: dict[str, Any], **values: Any) -> None:
     aws.dynamodb.add_response("get_item", {"Item": item}, expected)
 
 
-def _fleet_item(aws: StubbedAws, **values: Any) -> None:
+def _fleet_item(aws: StubbedAws, strategy: str = "canary", **values: Any) -> None:
+    """web in the registry (the first call), then its ledger item."""
+    expect_registered(aws, fleet_spec(strategy))
     _item(aws, fleet_key(), **values)
 
 
@@ -154,12 +152,12 @@ def test_a_release_that_owns_the_lock_mid_canary_is_put_back_and_closed(
 
     # When its end arrives
     cause = {"error": error, "cause": "boom"} if error else {}
-    result = handle(status_change(status, **cause), _settings(), aws.clients)
+    result = handle(status_change(status, **cause), SETTINGS, aws.clients)
 
     # Then traffic went back first, then the parameters, the slot, the ledger, the lock
     assert result["action"] == "cleaned"
     assert result["closed"] == "failed"
-    assert aws.calls[3:5] == ["elbv2.ModifyListener", "ssm.PutParameter"]
+    assert aws.calls[4:6] == ["elbv2.ModifyListener", "ssm.PutParameter"]
     assert aws.calls[-2:] == ["dynamodb.UpdateItem", "events.PutEvents"]
 
 
@@ -179,10 +177,10 @@ def test_a_fleet_the_release_no_longer_owns_is_left_alone(
 ) -> None:
     _fleet_item(aws, **item)
 
-    result = handle(status_change("ABORTED"), _settings(), aws.clients)
+    result = handle(status_change("ABORTED"), SETTINGS, aws.clients)
 
     assert result["action"] == "nothing"
-    assert aws.calls == ["dynamodb.GetItem"]
+    assert aws.calls == ["ssm.GetParameters", "dynamodb.GetItem"]
 
 
 @pytest.mark.parametrize(
@@ -193,10 +191,6 @@ def test_a_fleet_the_release_no_longer_owns_is_left_alone(
         (status_change("RUNNING"), "status RUNNING"),
         (status_change(name="web-other"), "is not web-other"),
         (status_change(input="not json"), "not a release request"),
-        (
-            status_change(input=json.dumps({"environment": "sandbox", "fleet": "api", "ami": AMI})),
-            "no fleet 'api'",
-        ),
         ({**status_change(), "source": "phoenix"}, "source"),
         ({**status_change(), "detail": {"status": "ABORTED"}}, "executionArn"),
         ("not an event", "not an object"),
@@ -205,7 +199,7 @@ def test_a_fleet_the_release_no_longer_owns_is_left_alone(
 def test_foreign_or_malformed_events_are_refused_with_no_call(
     aws: StubbedAws, event: Any, reason: str
 ) -> None:
-    result = handle(event, _settings(), aws.clients)
+    result = handle(event, SETTINGS, aws.clients)
 
     assert result["action"] == "refused"
     assert reason in result["reason"]
@@ -221,7 +215,7 @@ def test_once_the_pointer_moved_the_new_ami_keeps_serving(aws: StubbedAws) -> No
     expect_unlock(aws)
     expect_event(aws, "Release Failed")
 
-    result = handle(status_change("FAILED"), _settings(), aws.clients)
+    result = handle(status_change("FAILED"), SETTINGS, aws.clients)
 
     # Then nothing moved traffic: the release is closed failed and the lock freed
     assert "pointer had moved" in result["why"]
@@ -234,7 +228,7 @@ def test_after_its_own_rollback_step_nothing_more_is_undone(
 ) -> None:
     # Given the release's Rollback step ran, and then its execution was stopped (a rolling
     # fleet's rollback refresh may still run: it is back only when that ends)
-    _fleet_item(aws, lock_owner=RELEASE_ID, flight={**FLIGHT, "strategy": strategy})
+    _fleet_item(aws, strategy, lock_owner=RELEASE_ID, flight={**FLIGHT, "strategy": strategy})
     _release_item(aws, steps=("preflight passed", "rolled back"))
     good = PREVIOUS_AMI if closed == "rolled back" else None
     _closed(aws, closed, "execution ABORTED", good_ami=good)
@@ -242,10 +236,11 @@ def test_after_its_own_rollback_step_nothing_more_is_undone(
     kind = "Release Rolled Back" if good else "Release Failed"
     expect_event(aws, kind, reason="execution ABORTED")
 
-    result = handle(status_change("ABORTED"), _settings(strategy), aws.clients)
+    result = handle(status_change("ABORTED"), SETTINGS, aws.clients)
 
     assert result["closed"] == closed
-    assert [c for c in aws.calls if not c.startswith(("dynamodb", "events"))] == []
+    reads = ("dynamodb.GetItem", "ssm.GetParameters")
+    assert [c for c in aws.calls if not c.startswith((*reads, "dynamodb", "events"))] == []
 
 
 @pytest.mark.parametrize(
@@ -262,7 +257,7 @@ def test_a_release_already_closed_only_has_its_lock_freed(
     _release_item(aws, outcome=outcome)
     expect_unlock(aws)
 
-    result = handle(status_change("ABORTED"), _settings(), aws.clients)
+    result = handle(status_change("ABORTED"), SETTINGS, aws.clients)
 
     assert (result["action"], result.get("closed")) == ("cleaned", None)
 
@@ -274,9 +269,10 @@ def test_a_release_stopped_before_its_flight_was_recorded_is_only_closed(aws: St
     expect_unlock(aws)
     expect_event(aws, "Release Failed")
 
-    handle(status_change("ABORTED"), _settings(), aws.clients)
+    handle(status_change("ABORTED"), SETTINGS, aws.clients)
 
-    reads, writes = ["dynamodb.GetItem"] * 2, ["dynamodb.UpdateItem"] * 3
+    reads = ["ssm.GetParameters", *["dynamodb.GetItem"] * 2]
+    writes = ["dynamodb.UpdateItem"] * 3
     assert aws.calls == [*reads, *writes, "events.PutEvents"]
 
 
@@ -294,7 +290,7 @@ def _refresh(aws: StubbedAws, status: str, *, forward: bool = True, started: int
 
 def _rolling(aws: StubbedAws) -> None:
     flight = {**FLIGHT, "strategy": "rolling", "target_slot": "blue"}
-    _fleet_item(aws, lock_owner=RELEASE_ID, flight=flight)
+    _fleet_item(aws, "rolling", lock_owner=RELEASE_ID, flight=flight)
     _release_item(aws, steps=("instance refresh started",))
     _pointer(aws, PREVIOUS_AMI)
 
@@ -303,7 +299,7 @@ def _rolling_closed(aws: StubbedAws) -> dict[str, Any]:
     _closed(aws, "failed", "execution ABORTED")
     expect_unlock(aws)
     expect_event(aws, "Release Failed")
-    return handle(status_change("ABORTED"), _settings("rolling"), aws.clients)
+    return handle(status_change("ABORTED"), SETTINGS, aws.clients)
 
 
 def test_this_releases_running_refresh_is_rolled_back(aws: StubbedAws) -> None:
@@ -368,31 +364,31 @@ def _hold(aws: StubbedAws, held: bool) -> None:
 def test_hold_lock_holds_it_until_the_execution_s_deadline(aws: StubbedAws) -> None:
     _hold(aws, held=True)
 
-    result = handle(step_input(release_state(), action="hold"), _settings(), aws.clients)
+    result = handle(step_input(release_state(), action="hold"), SETTINGS, aws.clients)
 
     assert result == {"until": ledger.iso(STARTED_AT + timedelta(seconds=TIMEOUT))}
 
 
 def test_hold_lock_changes_nothing_when_held_long_enough(aws: StubbedAws) -> None:
     _hold(aws, held=False)
-    _fleet_item(aws, lock_owner=RELEASE_ID, lock_expires="2099-01-01T00:00:00.000000Z")
+    _item(aws, fleet_key(), lock_owner=RELEASE_ID, lock_expires="2099-01-01T00:00:00.000000Z")
 
-    result = handle(step_input(release_state(), action="hold"), _settings(), aws.clients)
+    result = handle(step_input(release_state(), action="hold"), SETTINGS, aws.clients)
 
     assert result == {"until": "2099-01-01T00:00:00.000000Z"}
 
 
 def test_hold_lock_fails_when_the_release_lost_its_lock(aws: StubbedAws) -> None:
     _hold(aws, held=False)
-    _fleet_item(aws, lock_owner="web-another-release")
+    _item(aws, fleet_key(), lock_owner="web-another-release")
 
     with pytest.raises(LockLostError, match="web-another-release"):
-        handle(step_input(release_state(), action="hold"), _settings(), aws.clients)
+        handle(step_input(release_state(), action="hold"), SETTINGS, aws.clients)
 
 
 def test_hold_lock_refuses_a_malformed_step_with_no_call(aws: StubbedAws) -> None:
     with pytest.raises(MalformedStepError):
-        handle({"action": "hold", "state": {"fleet": "web"}}, _settings(), aws.clients)
+        handle({"action": "hold", "state": {"fleet": "web"}}, SETTINGS, aws.clients)
     with pytest.raises(MalformedStepError, match="unknown action"):
-        handle(step_input(release_state(), action="retire"), _settings(), aws.clients)
+        handle(step_input(release_state(), action="retire"), SETTINGS, aws.clients)
     assert aws.calls == []

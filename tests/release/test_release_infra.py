@@ -50,15 +50,13 @@ def test_a_release_requested_by_hand_reaches_the_release_trigger(
     assert [t["Arn"] for t in rule["Targets"]] == [{"Fn::GetAtt": [_trigger(template), "Arn"]}]
 
 
-def test_the_trigger_knows_the_subscriptions_and_may_only_read_images_pointers_and_start(
+def test_the_trigger_holds_no_fleet_and_may_only_read_the_registry_images_pointers_and_start(
     synthesized: SynthesizedApp,
 ) -> None:
     template = Template.from_json(synthesized.template("phoenix-production"))
     trigger = template.find_resources("AWS::Lambda::Function")[_trigger(template)]
     variables = trigger["Properties"]["Environment"]["Variables"]
-    assert json.loads(variables["PHOENIX_SUBSCRIPTIONS"]) == {
-        "phoenix-production-golden": ["web", "api", "worker"]
-    }
+    assert "PHOENIX_SUBSCRIPTIONS" not in variables  # the registry says who subscribes
     assert "AWS_REGION" not in variables  # reserved: the runtime sets it
     role = trigger["Properties"]["Role"]["Fn::GetAtt"][0]
     statements = [
@@ -75,14 +73,23 @@ def test_the_trigger_knows_the_subscriptions_and_may_only_read_images_pointers_a
         "states:StartExecution",
         "imagebuilder:GetImage",
         "ssm:GetParameters",
+        "ssm:GetParametersByPath",
     }
     (images,) = [s for s in statements if s["Action"] == "imagebuilder:GetImage"]
     assert json.dumps(images["Resource"]).endswith(':image/phoenix-production-golden/*"]]}')
-    # the release pointers only, one per fleet
-    (pointers,) = [s for s in statements if s["Action"] == "ssm:GetParameters"]
-    assert sorted(json.dumps(r).rsplit(":", 1)[1] for r in pointers["Resource"]) == [
-        f'parameter/phoenix/production/{fleet}/ami"]]}}' for fleet in ("api", "web", "worker")
+    # the registry's parameters and the release pointers, the same for any number of fleets
+    reads = [
+        json.dumps(resource)
+        for s in statements
+        if s["Action"] == "ssm:GetParameters"
+        for resource in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])
     ]
+    assert sorted(read.rsplit(":", 1)[1] for read in reads) == [
+        'parameter/phoenix-fleets/production/*"]]}',
+        'parameter/phoenix/production/*/ami"]]}',
+    ]
+    (listed,) = [s for s in statements if s["Action"] == "ssm:GetParametersByPath"]
+    assert json.dumps(listed["Resource"]).endswith(':parameter/phoenix-fleets/production"]]}')
     assert variables["PHOENIX_STACK_ID"] == {"Ref": "AWS::StackId"}
 
 

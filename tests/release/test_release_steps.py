@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from docs.diagram import state_machine_definition
 from phoenix.release.handlers.deploy import handle as deploy
 from phoenix.release.handlers.prepare import handle as prepare
 from phoenix.release.runtime.models import FleetSpec, MalformedStepError
 from phoenix.release.runtime.strategy import refresh_preferences
 from tests.conftest import SynthesizedApp
+from tests.release.registry import registered_spec
 from tests.release.release_state import (
     ALARMS,
     AMI,
@@ -134,9 +134,8 @@ def test_production_workers_refresh_pauses_at_its_checkpoints_and_replaces_every
     synthesized: SynthesizedApp,
 ) -> None:
     # Given production's worker (checkpoints [20, 50, 100] in config/production.yaml) as
-    # the state machine hands it to the steps, its resources as CloudFormation resolves them
-    definition = state_machine_definition(synthesized.template("phoenix-production"))
-    written = definition["States"]["Fleet-worker"]["Result"]
+    # the registry hands it to the steps, its resources as CloudFormation resolves them
+    written = registered_spec(synthesized.template("phoenix-production"), "production", "worker")
     resolved = {"group": GROUPS["blue"], "target_group": TARGET_GROUPS["blue"]}
     spec = FleetSpec.model_validate(
         written

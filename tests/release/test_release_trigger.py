@@ -19,6 +19,8 @@ from tests.release.trigger_world import (
     AMI,
     MACHINE,
     Clients,
+    expect_fleet_read,
+    expect_registry,
     expect_start,
     image_of,
     recorded_inputs,
@@ -39,18 +41,20 @@ def clients() -> Iterator[Clients]:
 
 
 def test_an_available_image_starts_one_release_per_subscribed_fleet(clients: Clients) -> None:
+    expect_registry(clients, {"web": "golden", "api": "golden", "db": "other"})
     clients.images.add_response(
         "get_image", image_of(), {"imageBuildVersionArn": IMAGE["resources"][0]}
     )
-    for fleet in ("web", "api"):
+    for fleet in ("api", "web"):
         expect_start(clients, fleet, IMAGE["id"])
     result = handle(
         IMAGE, trigger_settings(), clients.imagebuilder, clients.stepfunctions, clients.ssm
     )
-    assert result == {"started": ["web", "api"], "duplicates": [], "refused": None}
+    assert result == {"started": ["api", "web"], "duplicates": [], "refused": None}
 
 
 def test_the_release_input_names_fleet_ami_image_and_event(clients: Clients) -> None:
+    expect_registry(clients, {"web": "golden"})
     clients.images.add_response(
         "get_image", image_of(), {"imageBuildVersionArn": IMAGE["resources"][0]}
     )
@@ -62,7 +66,7 @@ def test_the_release_input_names_fleet_ami_image_and_event(clients: Clients) -> 
     inputs = recorded_inputs(clients)
     handle(
         IMAGE,
-        trigger_settings({"phoenix-sandbox-golden": ["web"]}),
+        trigger_settings(),
         clients.imagebuilder,
         clients.stepfunctions,
         clients.ssm,
@@ -80,6 +84,7 @@ def test_the_release_input_names_fleet_ami_image_and_event(clients: Clients) -> 
 
 
 def test_the_same_event_again_starts_nothing_twice(clients: Clients) -> None:
+    expect_registry(clients, {"web": "golden"})
     clients.images.add_response(
         "get_image", image_of(), {"imageBuildVersionArn": IMAGE["resources"][0]}
     )
@@ -88,7 +93,7 @@ def test_the_same_event_again_starts_nothing_twice(clients: Clients) -> None:
     )
     result = handle(
         IMAGE,
-        trigger_settings({"phoenix-sandbox-golden": ["web"]}),
+        trigger_settings(),
         clients.imagebuilder,
         clients.stepfunctions,
         clients.ssm,
@@ -97,6 +102,7 @@ def test_the_same_event_again_starts_nothing_twice(clients: Clients) -> None:
 
 
 def test_a_requested_release_starts_for_its_fleet(clients: Clients) -> None:
+    expect_fleet_read(clients, "web")
     expect_start(clients, "web", REQUESTED["id"])
     result = handle(
         REQUESTED, trigger_settings(), clients.imagebuilder, clients.stepfunctions, clients.ssm
@@ -119,7 +125,6 @@ REFUSED = {
     "not an image ARN": _changed(IMAGE, lambda e: e.update(resources=["arn:aws:s3:::bucket"])),
     "malformed": _changed(IMAGE, lambda e: e.pop("detail")),
     "not an event at all": {"hello": "world"},
-    "unknown fleet": _changed(REQUESTED, lambda e: e["detail"].update(fleet="nosuch")),
     "bad AMI in a request": _changed(REQUESTED, lambda e: e["detail"].update(ami="ubuntu")),
 }
 
@@ -136,7 +141,41 @@ def test_bad_or_foreign_events_are_refused_without_any_aws_call(
     assert result["refused"]
 
 
+def test_a_request_for_a_fleet_the_registry_does_not_hold_is_refused(clients: Clients) -> None:
+    expect_fleet_read(clients, "nosuch", pipeline=None)
+    unknown = _changed(REQUESTED, lambda e: e["detail"].update(fleet="nosuch"))
+    result = handle(
+        unknown, trigger_settings(), clients.imagebuilder, clients.stepfunctions, clients.ssm
+    )
+    assert result == {"started": [], "duplicates": [], "refused": "no fleet 'nosuch' in sandbox"}
+
+
+def test_an_image_no_fleet_subscribes_to_is_refused_after_reading_the_registry(
+    clients: Clients,
+) -> None:
+    expect_registry(clients, {"db": "other"})
+    result = handle(
+        IMAGE, trigger_settings(), clients.imagebuilder, clients.stepfunctions, clients.ssm
+    )
+    assert result["refused"] == "no fleet releases the images of 'phoenix-sandbox-golden'"
+
+
+def test_the_registry_is_read_a_page_of_ten_at_a_time(clients: Clients) -> None:
+    fleets = {f"web-{number:02}": "golden" for number in range(23)}
+    expect_registry(clients, fleets)
+    clients.images.add_response(
+        "get_image", image_of(), {"imageBuildVersionArn": IMAGE["resources"][0]}
+    )
+    for fleet in sorted(fleets):
+        expect_start(clients, fleet, IMAGE["id"])
+    result = handle(
+        IMAGE, trigger_settings(), clients.imagebuilder, clients.stepfunctions, clients.ssm
+    )
+    assert result["started"] == sorted(fleets)
+
+
 def test_an_image_without_an_ami_in_this_region_is_refused(clients: Clients) -> None:
+    expect_registry(clients)
     clients.images.add_response(
         "get_image", image_of(region="eu-west-1"), {"imageBuildVersionArn": IMAGE["resources"][0]}
     )
@@ -147,6 +186,7 @@ def test_an_image_without_an_ami_in_this_region_is_refused(clients: Clients) -> 
 
 
 def test_an_image_image_builder_does_not_know_is_refused(clients: Clients) -> None:
+    expect_registry(clients)
     clients.images.add_client_error(
         "get_image", service_error_code="ResourceNotFoundException", http_status_code=404
     )
@@ -164,6 +204,7 @@ DR_AMI = "ami-0123456789abcdef0"
 def test_a_dr_trigger_releases_its_own_regions_copy_of_a_primary_image(
     clients: Clients,
 ) -> None:
+    expect_registry(clients, {"web": "golden"})
     clients.images.add_response(
         "get_image", image_of(us_west_2=DR_AMI), {"imageBuildVersionArn": IMAGE["resources"][0]}
     )
@@ -173,7 +214,7 @@ def test_a_dr_trigger_releases_its_own_regions_copy_of_a_primary_image(
         {"stateMachineArn": MACHINE, "name": f"web-{IMAGE['id']}", "input": ANY},
     )
     inputs = recorded_inputs(clients)
-    settings = trigger_settings({"phoenix-sandbox-golden": ["web"]}, more=DR)
+    settings = trigger_settings(more=DR)
     result = handle(IMAGE, settings, clients.imagebuilder, clients.stepfunctions, clients.ssm)
     assert result["started"] == ["web"]
     assert inputs[0]["ami"] == DR_AMI

@@ -11,6 +11,7 @@ import pytest
 from phoenix.release.handlers.trigger import handle
 from tests.release.trigger_world import (
     Clients,
+    expect_registry,
     expect_start,
     recorded_inputs,
     stubbed_clients,
@@ -57,14 +58,13 @@ def test_a_finished_deploy_releases_each_fleet_s_pointer_ami(clients: Clients) -
     # Given twelve fleets, one of them without its state yet
     fleets = sorted(f"f{n:02d}" for n in range(12))
     amis = {f: f"ami-0{n:016x}" for n, f in enumerate(fleets) if f != "f05"}
+    expect_registry(clients, dict.fromkeys(fleets, "golden"))
     _pointers(clients, fleets[:10], amis)  # GetParameters takes ten names at a time
     _pointers(clients, fleets[10:], amis)
     for fleet in sorted(amis):
         expect_start(clients, fleet, STACK["id"])
     inputs = recorded_inputs(clients)
-    settings = trigger_settings(
-        {"phoenix-sandbox-golden": fleets}, more={"PHOENIX_STACK_ID": STACK_ID}
-    )
+    settings = trigger_settings(more={"PHOENIX_STACK_ID": STACK_ID})
 
     # When this stack's update completes
     result = handle(DEPLOYED, settings, clients.imagebuilder, clients.stepfunctions, clients.ssm)

@@ -1,5 +1,5 @@
-"""The release trigger's world for Stubber tests: its clients, settings and expected
-StartExecution calls."""
+"""The release trigger's world for Stubber tests: its clients, settings, the fleet
+registry it reads and expected StartExecution calls."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import boto3
 from botocore.stub import ANY, Stubber
 
 from phoenix.release.runtime.settings import TriggerSettings as Settings
-from tests.release.release_state import Credentials
+from tests.release.release_state import Credentials, fleet_spec
 from tests.sample_events import sample_event
 
 IMAGE = sample_event("imagebuilder_image_available")
@@ -48,25 +48,53 @@ def stubbed_clients() -> Iterator[Clients]:
         parameters.assert_no_pending_responses()
 
 
-def trigger_environment(
-    subscriptions: dict[str, list[str]] | None = None, more: dict[str, str] | None = None
-) -> dict[str, str]:
+def trigger_environment(more: dict[str, str] | None = None) -> dict[str, str]:
     return {
         "PHOENIX_ENVIRONMENT": "sandbox",
         "POWERTOOLS_SERVICE_NAME": "phoenix-release-trigger",
         "PHOENIX_STATE_MACHINE_ARN": MACHINE,
-        "PHOENIX_SUBSCRIPTIONS": json.dumps(
-            subscriptions or {"phoenix-sandbox-golden": ["web", "api"]}
-        ),
         "AWS_REGION": "us-east-1",
         **(more or {}),
     }
 
 
-def trigger_settings(
-    subscriptions: dict[str, list[str]] | None = None, more: dict[str, str] | None = None
-) -> Settings:
-    return Settings.from_environ(trigger_environment(subscriptions, more))
+def trigger_settings(more: dict[str, str] | None = None) -> Settings:
+    return Settings.from_environ(trigger_environment(more))
+
+
+def _registered(fleet: str, pipeline: str) -> dict[str, Any]:
+    spec = json.dumps(fleet_spec(name=fleet, image_pipeline=pipeline))
+    return {"Name": f"/phoenix-fleets/sandbox/{fleet}", "Type": "String", "Value": spec}
+
+
+def expect_registry(clients: Clients, fleets: dict[str, str] | None = None) -> None:
+    """The registry read by path (fleet -> its image pipeline; default: `web` and `api` on
+    `golden`), in pages of ten as the trigger asks for them."""
+    entries = [_registered(f, p) for f, p in (fleets or {"web": "golden", "api": "golden"}).items()]
+    pages = [entries[first : first + 10] for first in range(0, len(entries), 10)] or [[]]
+    for number, page in enumerate(pages):
+        answer: dict[str, Any] = {"Parameters": page}
+        if number < len(pages) - 1:
+            answer["NextToken"] = f"page-{number + 1}"
+        expected: dict[str, Any] = {
+            "Path": "/phoenix-fleets/sandbox",
+            "Recursive": False,
+            "MaxResults": 10,
+        }
+        if number:
+            expected["NextToken"] = f"page-{number}"
+        clients.parameters.add_response("get_parameters_by_path", answer, expected)
+
+
+def expect_fleet_read(clients: Clients, fleet: str, pipeline: str | None = "golden") -> None:
+    """One fleet read by name (None: the registry does not hold it)."""
+    name = f"/phoenix-fleets/sandbox/{fleet}"
+    answer: dict[str, Any] = (
+        {"Parameters": [_registered(fleet, pipeline)]}
+        if pipeline
+        else {"Parameters": [], "InvalidParameters": [name]}
+    )
+    clients.parameters.add_response("get_parameters", answer, {"Names": [name]})
 
 
 def image_of(region: str = "us-east-1", **copies: str) -> dict[str, Any]:

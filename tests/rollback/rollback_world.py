@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,11 +22,11 @@ from tests.release.release_state import (
     RELEASE_ID,
     TABLE,
     TARGET_GROUPS,
-    TEMPLATES,
     JsonContaining,
     StubbedAws,
     expect_put_parameter,
     fleet_key,
+    fleet_spec,
     other,
     parameter,
     release_key,
@@ -45,29 +46,40 @@ SLOTTED = ["blue_green", "canary"]
 # --- settings and events ------------------------------------------------------------------
 
 
-def fleet(strategy: str = "canary", name: str = "web") -> dict[str, Any]:
-    """A fleet as the rollback function's settings describe it (RollbackFleet)."""
-    slots = ("blue",) if strategy == "rolling" else ("blue", "green")
-    described = {
-        slot: {
-            "group": GROUPS[slot],
-            "target_group": TARGET_GROUPS[slot],
-            "launch_template": TEMPLATES[slot],
-        }
-        for slot in slots
-    }
-    return {"name": name, "strategy": strategy, "listener": LISTENER, "slots": described}
-
-
-def settings(strategy: str = "canary", more: dict[str, Any] | None = None) -> Settings:
-    """The function's settings with `web` of this strategy (and `more` fleets by name)."""
+def settings() -> Settings:
+    """The function's settings: nothing about fleets (those are in the registry)."""
     return Settings(
-        environment="sandbox",
-        service_name="t",
-        table_name=TABLE,
-        state_machine_arn=MACHINE,
-        fleets=json.dumps({"web": fleet(strategy), **(more or {})}),
+        environment="sandbox", service_name="t", table_name=TABLE, state_machine_arn=MACHINE
     )
+
+
+def expect_fleets(
+    aws: StubbedAws, event: dict[str, Any], strategy: str = "canary", more: tuple[str, ...] = ()
+) -> None:
+    """The registry read `event` makes (GetParameters), with `web` of `strategy` and the
+    blue/green fleets `more` registered. A request reads its fleet; an alarm
+    `phoenix-sandbox-<a>-<b>-...` reads each leading part of its name that can be a fleet's
+    (`a`, `a-b`, ...)."""
+    specs = {"web": fleet_spec(strategy)} | {
+        name: fleet_spec("blue_green", name=name) for name in more
+    }
+    if event.get("source") == "aws.cloudwatch":
+        parts = event["detail"]["alarmName"].removeprefix("phoenix-sandbox-").split("-")
+        wanted = {"-".join(parts[:end]) for end in range(1, len(parts))}
+        wanted = {name for name in wanted if re.fullmatch(r"[a-z][a-z0-9-]{0,23}", name)}
+    else:
+        wanted = {event["detail"]["fleet"]}
+    names = [f"/phoenix-fleets/sandbox/{name}" for name in sorted(wanted)]
+    found = [
+        {"Name": f"/phoenix-fleets/sandbox/{name}", "Type": "String", "Value": json.dumps(spec)}
+        for name, spec in sorted(specs.items())
+        if name in wanted
+    ]
+    missing = [f"/phoenix-fleets/sandbox/{name}" for name in sorted(wanted - set(specs))]
+    answer: dict[str, Any] = {"Parameters": found}
+    if missing:
+        answer["InvalidParameters"] = missing
+    aws.ssm.add_response("get_parameters", answer, {"Names": names})
 
 
 def alarm(name: str = ALARM_NAME, state: str = "ALARM") -> dict[str, Any]:

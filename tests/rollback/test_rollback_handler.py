@@ -30,6 +30,7 @@ from tests.rollback.rollback_world import (
     expect_claim,
     expect_closed,
     expect_emptied,
+    expect_fleets,
     expect_read,
     expect_recorded,
     expect_refresh_rolled_back,
@@ -38,7 +39,6 @@ from tests.rollback.rollback_world import (
     expect_stopped,
     expect_weights,
     expect_window_restored,
-    fleet,
     in_flight,
     request,
     settings,
@@ -63,6 +63,7 @@ def aws() -> Iterator[StubbedAws]:
 def test_an_alarm_in_flight_puts_traffic_back_first_then_stops_and_closes_the_release(
     aws: StubbedAws, strategy: str, active: str
 ) -> None:
+    expect_fleets(aws, alarm(), strategy)
     # Given a release of the other slot in flight (`active` serving PREVIOUS_AMI)
     target = other(active)
     expect_read(aws, in_flight(strategy, active))
@@ -76,11 +77,12 @@ def test_an_alarm_in_flight_puts_traffic_back_first_then_stops_and_closes_the_re
     expect_rolled_back_event(aws, strategy=strategy, reason=ALARM_REASON, rollback="in_flight")
 
     # When its 5xx alarm goes to ALARM
-    result = handle(alarm(), settings(strategy), aws.clients)
+    result = handle(alarm(), settings(), aws.clients)
 
     # Then the critical path is one read and one ModifyListener; everything else after
     assert result == {"action": "in_flight", "fleet": "web", "release": RELEASE_ID}
     assert aws.calls == [
+        "ssm.GetParameters",
         "dynamodb.GetItem",
         "elbv2.ModifyListener",
         "dynamodb.UpdateItem",  # the claim
@@ -96,6 +98,7 @@ def test_an_alarm_in_flight_puts_traffic_back_first_then_stops_and_closes_the_re
 
 
 def test_an_alarm_in_flight_of_a_rolling_release_rolls_its_refresh_back(aws: StubbedAws) -> None:
+    expect_fleets(aws, alarm(), "rolling")
     expect_read(aws, in_flight("rolling"))
     expect_refresh_rolled_back(aws)
     expect_claim(aws, "in_flight")
@@ -105,11 +108,12 @@ def test_an_alarm_in_flight_of_a_rolling_release_rolls_its_refresh_back(aws: Stu
     expect_unlock(aws)
     expect_rolled_back_event(aws, strategy="rolling", rollback="in_flight")
 
-    result = handle(alarm(), settings("rolling"), aws.clients)
+    result = handle(alarm(), settings(), aws.clients)
 
     # Then no listener and no slot to empty: the refresh rollback is the critical path
     assert result["action"] == "in_flight"
-    assert aws.calls[:3] == [
+    assert aws.calls[:4] == [
+        "ssm.GetParameters",
         "dynamodb.GetItem",
         "autoscaling.RollbackInstanceRefresh",
         "dynamodb.UpdateItem",
@@ -119,6 +123,7 @@ def test_an_alarm_in_flight_of_a_rolling_release_rolls_its_refresh_back(aws: Stu
 
 
 def test_a_refresh_aws_already_rolls_back_closes_the_release(aws: StubbedAws) -> None:
+    expect_fleets(aws, alarm(), "rolling")
     # Given AutoRollback got there first (AWS refuses a second rollback)
     expect_read(aws, in_flight("rolling"))
     expect_refresh_rolled_back(aws, refused="ActiveInstanceRefreshNotFound")
@@ -131,7 +136,7 @@ def test_a_refresh_aws_already_rolls_back_closes_the_release(aws: StubbedAws) ->
     expect_unlock(aws)
     expect_rolled_back_event(aws, rollback="in_flight")
 
-    assert handle(alarm(), settings("rolling"), aws.clients)["action"] == "in_flight"
+    assert handle(alarm(), settings(), aws.clients)["action"] == "in_flight"
 
 
 @pytest.mark.parametrize(
@@ -144,16 +149,18 @@ def test_a_refresh_aws_already_rolls_back_closes_the_release(aws: StubbedAws) ->
 def test_a_refresh_that_cannot_be_rolled_back_here_is_left_to_the_release(
     aws: StubbedAws, refused: str, status: str
 ) -> None:
+    expect_fleets(aws, alarm(), "rolling")
     # Given a refresh that ended on the new version, or one AWS will not roll back
     expect_read(aws, in_flight("rolling"))
     expect_refresh_rolled_back(aws, refused=refused, status=status)
 
-    result = handle(alarm(), settings("rolling"), aws.clients)
+    result = handle(alarm(), settings(), aws.clients)
 
     # Then nothing is claimed or stopped: the release's gate fails on the alarm and its
     # own rollback path undoes the refresh (a refresh back, or a cancel first)
     assert result["action"] == "deferred"
     assert aws.calls == [
+        "ssm.GetParameters",
         "dynamodb.GetItem",
         "autoscaling.RollbackInstanceRefresh",
         "autoscaling.DescribeInstanceRefreshes",
@@ -161,6 +168,7 @@ def test_a_refresh_that_cannot_be_rolled_back_here_is_left_to_the_release(
 
 
 def test_an_execution_that_already_ended_is_no_error(aws: StubbedAws) -> None:
+    expect_fleets(aws, alarm())
     expect_read(aws, in_flight())
     expect_weights(aws, serve="blue", drop="green")
     expect_claim(aws, "in_flight")
@@ -182,6 +190,7 @@ def test_an_execution_that_already_ended_is_no_error(aws: StubbedAws) -> None:
 def test_an_alarm_inside_the_window_moves_traffic_back_to_the_warm_old_slot(
     aws: StubbedAws, strategy: str, old: str
 ) -> None:
+    expect_fleets(aws, alarm(), strategy)
     # Given RELEASE_ID succeeded on the other slot and `old` is still warm
     new = other(old)
     expect_read(aws, succeeded(window=timedelta(minutes=20), old=old))
@@ -194,12 +203,13 @@ def test_an_alarm_inside_the_window_moves_traffic_back_to_the_warm_old_slot(
     expect_unlock(aws, release=f"window-rollback-{RELEASE_ID}")
     expect_rolled_back_event(aws, strategy=strategy, reason=ALARM_REASON, rollback="window")
 
-    result = handle(alarm(), settings(strategy), aws.clients)
+    result = handle(alarm(), settings(), aws.clients)
 
     # Then the claim (which takes the fleet's lock) comes before the traffic (the window's
     # end claims the same item under the opposite condition); no execution to stop
     assert result == {"action": "window", "fleet": "web", "release": RELEASE_ID}
     assert aws.calls == [
+        "ssm.GetParameters",
         "dynamodb.GetItem",
         "dynamodb.UpdateItem",  # the claim
         "elbv2.ModifyListener",
@@ -221,6 +231,7 @@ LATER = {"window passed": timedelta(seconds=-1), "no window (rolling)": None}
 
 @pytest.mark.parametrize("case", LATER, ids=list(LATER))
 def test_later_an_alarm_starts_a_release_of_the_previous_ami(aws: StubbedAws, case: str) -> None:
+    expect_fleets(aws, alarm())
     expect_read(aws, succeeded(window=LATER[case]))
     expect_release_started(aws, ALARM_ID, ALARM_REASON)
     expect_claim(aws, "release")
@@ -230,6 +241,7 @@ def test_later_an_alarm_starts_a_release_of_the_previous_ami(aws: StubbedAws, ca
     name = f"rollback-{RELEASE_ID}"
     assert result == {"action": "release", "fleet": "web", "release": name}
     assert aws.calls == [
+        "ssm.GetParameters",
         "dynamodb.GetItem",
         "stepfunctions.StartExecution",
         "dynamodb.UpdateItem",
@@ -239,6 +251,8 @@ def test_later_an_alarm_starts_a_release_of_the_previous_ami(aws: StubbedAws, ca
 def test_an_alarm_beyond_the_horizon_does_not_roll_back_but_a_request_does(
     aws: StubbedAws,
 ) -> None:
+    expect_fleets(aws, alarm())
+    expect_fleets(aws, request("Rollback Requested"))
     # The last release ended two days ago; the horizon is a day
     old = succeeded(window=None) | {"last_ended_at": ledger.iso(clock.now() - timedelta(days=2))}
     expect_read(aws, old)
@@ -247,7 +261,7 @@ def test_an_alarm_beyond_the_horizon_does_not_roll_back_but_a_request_does(
 
     assert result["action"] == "nothing"
     assert "alarm horizon" in result["reason"]
-    assert aws.calls == ["dynamodb.GetItem"]
+    assert aws.calls == ["ssm.GetParameters", "dynamodb.GetItem"]
 
     # A person asking for it is another matter: a request has no horizon
     expect_read(aws, old)
@@ -281,17 +295,19 @@ NOTHING: dict[str, tuple[dict[str, Any] | None, str]] = {
 
 @pytest.mark.parametrize("case", NOTHING, ids=list(NOTHING))
 def test_with_nothing_to_roll_back_only_the_fleet_item_is_read(aws: StubbedAws, case: str) -> None:
+    expect_fleets(aws, alarm())
     item, why = NOTHING[case]
     expect_read(aws, item)
 
     result = handle(alarm(), settings(), aws.clients)
 
     assert result == {"action": "nothing", "fleet": "web", "reason": why}
-    assert aws.calls == ["dynamodb.GetItem"]
+    assert aws.calls == ["ssm.GetParameters", "dynamodb.GetItem"]
 
 
 def test_an_alarm_of_a_longer_named_fleet_rolls_that_fleet_back(aws: StubbedAws) -> None:
     # `web-api`'s alarms start with `phoenix-sandbox-web-` too: the longest name wins
+    expect_fleets(aws, alarm("phoenix-sandbox-web-api-5xx-rate"), more=("web-api",))
     aws.dynamodb.add_response(
         "get_item",
         {},
@@ -301,8 +317,8 @@ def test_an_alarm_of_a_longer_named_fleet_rolls_that_fleet_back(aws: StubbedAws)
             "ConsistentRead": True,
         },
     )
-    wider = settings(more={"web-api": fleet("blue_green", name="web-api")})
-    result = handle(alarm("phoenix-sandbox-web-api-5xx-rate"), wider, aws.clients)
+    event = alarm("phoenix-sandbox-web-api-5xx-rate")
+    result = handle(event, settings(), aws.clients)
     assert result == {
         "action": "nothing",
         "fleet": "web-api",

@@ -1,6 +1,7 @@
 """The rollback function's infrastructure (phoenix/rollback/alarm_rollback.py): the
-environment's alarms going to ALARM and the `phoenix` requests reach it; it knows every
-fleet; its role grants exactly the calls it makes, each one a call its code makes."""
+environment's alarms going to ALARM and the `phoenix` requests reach it; it finds each
+alarm's fleet in the registry, and its environment holds no fleet; its role grants exactly
+the calls it makes, each one a call its code makes."""
 
 from __future__ import annotations
 
@@ -9,16 +10,20 @@ import json
 import re
 from typing import Any, get_args
 
+import boto3
 import pytest
 from aws_cdk.assertions import Template
+from moto import mock_aws
 
+from phoenix.kernel.names import registered_fleet
+from phoenix.release.spec import REGISTRY_READ
 from phoenix.rollback.alarm_rollback import REQUESTS, ROLLBACK_FLEET_CALLS, ROLLBACK_LEDGER_CALLS
 from phoenix.rollback.runtime import handler
 from phoenix.rollback.runtime.events import FleetRequest
-from phoenix.rollback.runtime.models import RollbackSettings
 from tests.code import handler_module, modules_reached
 from tests.conftest import SynthesizedApp
 from tests.iam import actions_of, granted_actions
+from tests.release.release_state import CREDENTIALS, fleet_spec
 from tests.release.test_release_grants import EVERY_FUNCTION, TABLE_KEY
 
 HANDLER = "phoenix.rollback.runtime.handler.lambda_handler"
@@ -31,6 +36,7 @@ CALLS = {
     "states:StartExecution",
     "states:StopExecution",
     "events:PutEvents",
+    REGISTRY_READ,
 }
 
 
@@ -126,32 +132,28 @@ def test_every_alarm_of_a_fleet_is_matched_and_rolls_that_fleet_back(
     template = _template(synthesized, environment)
     config = synthesized.configs[environment]
     fleets = {f.name.replace("-", ""): f.name for f in config.fleets}
-    settings = RollbackSettings(
-        environment=environment,
-        service_name="t",
-        table_name="ledger",
-        state_machine_arn="arn:aws:states:us-east-1:123456789012:stateMachine:x",
-        fleets=json.dumps({f.name: _any_fleet(f.name) for f in config.fleets}),
-    )
     alarms = template.find_resources("AWS::CloudWatch::Alarm")
     assert alarms
-    for logical_id, alarm in alarms.items():
-        owner = re.match(r"Fleet([A-Za-z0-9]+?)Alarms", logical_id)
-        assert owner, logical_id
-        name = alarm["Properties"]["AlarmName"]
-        assert name.startswith(f"phoenix-{environment}-")  # the rule's prefix
-        fleet = handler._fleet_of_alarm(name, settings)
-        assert fleet.name == fleets[owner.group(1)], name
-
-
-def _any_fleet(name: str) -> dict[str, Any]:
-    elb = "arn:aws:elasticloadbalancing:us-east-1:123456789012"
-    slot = {"group": f"{name}-blue", "target_group": f"{elb}:tg", "launch_template": "lt-0a"}
-    return {"name": name, "strategy": "rolling", "listener": f"{elb}:l", "slots": {"blue": slot}}
+    with mock_aws():
+        ssm = boto3.client("ssm", region_name="us-east-1", **CREDENTIALS)
+        for fleet in config.fleets:
+            spec = fleet_spec(fleet.strategy, name=fleet.name)
+            ssm.put_parameter(
+                Name=registered_fleet(environment, fleet.name),
+                Value=json.dumps(spec),
+                Type="String",
+            )
+        for logical_id, alarm in alarms.items():
+            owner = re.match(r"Fleet([A-Za-z0-9]+?)Alarms", logical_id)
+            assert owner, logical_id
+            name = alarm["Properties"]["AlarmName"]
+            assert name.startswith(f"phoenix-{environment}-")  # the rule's prefix
+            found, _ = handler._fleet_of_alarm(ssm, name, environment)
+            assert found.name == fleets[owner.group(1)], name
 
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
-def test_the_function_knows_every_fleet_and_the_release_state_machine(
+def test_the_function_knows_the_release_state_machine_and_no_fleet(
     synthesized: SynthesizedApp, environment: str
 ) -> None:
     template = _template(synthesized, environment)
@@ -159,18 +161,9 @@ def test_the_function_knows_every_fleet_and_the_release_state_machine(
     (machine,) = template.find_resources("AWS::StepFunctions::StateMachine")
     assert variables["PHOENIX_STATE_MACHINE_ARN"] == {"Ref": machine}
     assert variables["PHOENIX_ENVIRONMENT"] == environment
-    # the fleets' JSON, with each CloudFormation reference in it as "<ref>"
-    parts = variables["PHOENIX_FLEETS"]["Fn::Join"][1]
-    fleets = json.loads("".join(p if isinstance(p, str) else "<ref>" for p in parts))
-    config = synthesized.configs[environment]
-    assert {name: (f["name"], f["strategy"]) for name, f in fleets.items()} == {
-        f.name: (f.name, f.strategy) for f in config.fleets
-    }
-    for f in fleets.values():
-        slots = ["blue"] if f["strategy"] == "rolling" else ["blue", "green"]
-        assert sorted(f["slots"]) == sorted(slots)
-        assert f["listener"] == "<ref>"
-        assert all(set(s.values()) == {"<ref>"} for s in f["slots"].values())
+    assert "PHOENIX_FLEETS" not in variables
+    written = json.dumps(variables)
+    assert not [f.name for f in synthesized.configs[environment].fleets if f.name in written]
 
 
 # --- least privilege ------------------------------------------------------------------------

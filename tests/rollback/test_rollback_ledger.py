@@ -36,6 +36,7 @@ from tests.rollback.rollback_world import (
     ALARM_REASON,
     alarm,
     expect_emptied,
+    expect_fleets,
     expect_rolled_back_event,
     expect_stopped,
     expect_weights,
@@ -178,6 +179,7 @@ def test_an_alarm_rolls_back_a_release_after_an_earlier_rollback(dynamodb: Any) 
     # When an alarm of the fleet comes
     aws = StubbedAws()  # every service but DynamoDB
     aws.clients.provide("dynamodb", dynamodb)
+    expect_fleets(aws, alarm())
     expect_weights(aws, serve="blue", drop="green")
     expect_stopped(aws, ALARM_REASON, release=NEXT_RELEASE)
     expect_emptied(aws, "green")

@@ -25,6 +25,7 @@ from tests.rollback.rollback_world import (
     expect_claim,
     expect_closed,
     expect_emptied,
+    expect_fleets,
     expect_read,
     expect_recorded,
     expect_refresh_rolled_back,
@@ -64,25 +65,27 @@ CRITICAL_PATH: dict[str, Any] = {
 def test_a_second_alarm_of_a_storm_loses_the_claim_and_stops_there(
     aws: StubbedAws, strategy: str
 ) -> None:
+    expect_fleets(aws, alarm("phoenix-sandbox-web-p99-latency"), strategy)
     # Given another alarm of the storm read the item too, and claimed the rollback first
     expect_read(aws, in_flight(strategy))
     CRITICAL_PATH[strategy](aws)
     expect_claim(aws, "in_flight", refused=LOST)
     expect_read(aws, in_flight(strategy) | {"rolled_back": RELEASE_ID, "rolled_back_by": "e-2"})
 
-    result = handle(alarm("phoenix-sandbox-web-p99-latency"), settings(strategy), aws.clients)
+    result = handle(alarm("phoenix-sandbox-web-p99-latency"), settings(), aws.clients)
 
     # Then it did the (idempotent) critical path again, read the item again to see why
     # the claim was lost, and did nothing after the claim
     assert result == {"action": "duplicate", "fleet": "web", "release": RELEASE_ID}
     assert aws.calls[-2:] == ["dynamodb.UpdateItem", "dynamodb.GetItem"]
-    assert len(aws.calls) == 4
+    assert len(aws.calls) == 5  # with the registry's read first
 
 
 @pytest.mark.parametrize("strategy", SLOTTED)
 def test_a_release_that_succeeded_while_traffic_moved_is_rolled_back_from_its_window(
     aws: StubbedAws, strategy: str
 ) -> None:
+    expect_fleets(aws, alarm(), strategy)
     # Given traffic moved back for a release in flight, then the claim lost to the
     # release's own Succeed (it freed the lock and opened its rollback window)
     expect_read(aws, in_flight(strategy))
@@ -101,12 +104,13 @@ def test_a_release_that_succeeded_while_traffic_moved_is_rolled_back_from_its_wi
     expect_unlock(aws, release=f"window-rollback-{RELEASE_ID}")
     expect_rolled_back_event(aws, strategy=strategy, reason=ALARM_REASON, rollback="window")
 
-    result = handle(alarm(), settings(strategy), aws.clients)
+    result = handle(alarm(), settings(), aws.clients)
 
     assert result == {"action": "window", "fleet": "web", "release": RELEASE_ID}
 
 
 def test_a_window_rollback_that_loses_the_claim_moves_no_traffic(aws: StubbedAws) -> None:
+    expect_fleets(aws, alarm())
     # Given another alarm claimed it first, or the window's end is retiring the old slot
     expect_read(aws, succeeded(window=timedelta(minutes=20)))
     expect_claim(aws, "window", refused=LOST)
@@ -115,23 +119,25 @@ def test_a_window_rollback_that_loses_the_claim_moves_no_traffic(aws: StubbedAws
 
     # Then no traffic goes to a slot that may be emptied under it
     assert result == {"action": "duplicate", "fleet": "web", "release": RELEASE_ID}
-    assert aws.calls == ["dynamodb.GetItem", "dynamodb.UpdateItem"]
+    assert aws.calls == ["ssm.GetParameters", "dynamodb.GetItem", "dynamodb.UpdateItem"]
 
 
 def test_a_rollback_release_already_started_by_another_event_is_a_duplicate(
     aws: StubbedAws,
 ) -> None:
+    expect_fleets(aws, alarm(), "rolling")
     # Every event of a storm asks for the one execution named after the release
     expect_read(aws, succeeded(window=None))
     expect_release_started(aws, ALARM_ID, ALARM_REASON, refused="ExecutionAlreadyExists")
 
-    result = handle(alarm(), settings("rolling"), aws.clients)
+    result = handle(alarm(), settings(), aws.clients)
 
     assert result == {"action": "duplicate", "fleet": "web", "release": RELEASE_ID}
-    assert aws.calls == ["dynamodb.GetItem", "stepfunctions.StartExecution"]
+    assert aws.calls == ["ssm.GetParameters", "dynamodb.GetItem", "stepfunctions.StartExecution"]
 
 
 def test_a_rollback_release_that_loses_the_claim_is_stopped(aws: StubbedAws) -> None:
+    expect_fleets(aws, alarm(), "rolling")
     # Started, then the claim is lost (a newer release succeeded meanwhile): stopped
     # before its preflight can move anything
     expect_read(aws, succeeded(window=None))
@@ -139,10 +145,11 @@ def test_a_rollback_release_that_loses_the_claim_is_stopped(aws: StubbedAws) -> 
     expect_claim(aws, "release", refused=LOST)
     expect_stopped(aws, "claim lost", release=f"rollback-{RELEASE_ID}")
 
-    result = handle(alarm(), settings("rolling"), aws.clients)
+    result = handle(alarm(), settings(), aws.clients)
 
     assert result == {"action": "duplicate", "fleet": "web", "release": RELEASE_ID}
     assert aws.calls == [
+        "ssm.GetParameters",
         "dynamodb.GetItem",
         "stepfunctions.StartExecution",
         "dynamodb.UpdateItem",
@@ -151,16 +158,18 @@ def test_a_rollback_release_that_loses_the_claim_is_stopped(aws: StubbedAws) -> 
 
 
 def test_a_start_that_fails_claims_nothing(aws: StubbedAws) -> None:
+    expect_fleets(aws, alarm(), "rolling")
     # StartExecution throttled: the event is retried; the release is not marked rolled back
     expect_read(aws, succeeded(window=None))
     expect_release_started(aws, ALARM_ID, ALARM_REASON, refused="ThrottlingException")
 
     with pytest.raises(ClientError, match="Throttling"):
-        handle(alarm(), settings("rolling"), aws.clients)
-    assert aws.calls == ["dynamodb.GetItem", "stepfunctions.StartExecution"]
+        handle(alarm(), settings(), aws.clients)
+    assert aws.calls == ["ssm.GetParameters", "dynamodb.GetItem", "stepfunctions.StartExecution"]
 
 
 def test_a_ledger_error_on_the_claim_is_raised_after_the_critical_path(aws: StubbedAws) -> None:
+    expect_fleets(aws, alarm())
     # The event is delivered again; the critical path already ran and runs again then
     expect_read(aws, in_flight())
     expect_weights(aws, serve="blue", drop="green")
@@ -168,4 +177,9 @@ def test_a_ledger_error_on_the_claim_is_raised_after_the_critical_path(aws: Stub
 
     with pytest.raises(ClientError, match="ProvisionedThroughputExceeded"):
         handle(alarm(), settings(), aws.clients)
-    assert aws.calls == ["dynamodb.GetItem", "elbv2.ModifyListener", "dynamodb.UpdateItem"]
+    assert aws.calls == [
+        "ssm.GetParameters",
+        "dynamodb.GetItem",
+        "elbv2.ModifyListener",
+        "dynamodb.UpdateItem",
+    ]

@@ -30,6 +30,7 @@ from tests.rollback.rollback_world import (
     expect_claim,
     expect_closed,
     expect_emptied,
+    expect_fleets,
     expect_read,
     expect_recorded,
     expect_rolled_back_event,
@@ -51,6 +52,8 @@ def aws() -> Iterator[StubbedAws]:
 
 
 def _expect_in_flight_rollback(aws: StubbedAws, reason: str, event: str = ALARM_ID) -> None:
+    if event == ALARM_ID:
+        expect_fleets(aws, alarm())
     expect_read(aws, in_flight())
     expect_weights(aws, serve="blue", drop="green")
     expect_claim(aws, "in_flight", event=event)
@@ -69,15 +72,17 @@ WHY = {"incident 42": "requested by alice: incident 42", "": "requested by alice
 
 @pytest.mark.parametrize("given", WHY, ids=["with a reason", "without a reason"])
 def test_a_rollback_request_rolls_back_like_an_alarm(aws: StubbedAws, given: str) -> None:
+    expect_fleets(aws, request("Rollback Requested", reason=given))
     _expect_in_flight_rollback(aws, WHY[given], event=REQUEST_ID)
 
     result = handle(request("Rollback Requested", reason=given), settings(), aws.clients)
 
     assert result == {"action": "in_flight", "fleet": "web", "release": RELEASE_ID}
-    assert aws.calls[:2] == ["dynamodb.GetItem", "elbv2.ModifyListener"]
+    assert aws.calls[:3] == ["ssm.GetParameters", "dynamodb.GetItem", "elbv2.ModifyListener"]
 
 
 def test_releases_paused_sets_paused_with_the_reason_in_one_write(aws: StubbedAws) -> None:
+    expect_fleets(aws, request("Releases Paused"))
     aws.dynamodb.add_response(
         "update_item",
         {},
@@ -95,10 +100,11 @@ def test_releases_paused_sets_paused_with_the_reason_in_one_write(aws: StubbedAw
     result = handle(request("Releases Paused"), settings(), aws.clients)
 
     assert result == {"action": "paused", "fleet": "web"}
-    assert aws.calls == ["dynamodb.UpdateItem"]
+    assert aws.calls == ["ssm.GetParameters", "dynamodb.UpdateItem"]
 
 
 def test_releases_resumed_removes_paused_in_one_write(aws: StubbedAws) -> None:
+    expect_fleets(aws, request("Releases Resumed", reason=""))
     aws.dynamodb.add_response(
         "update_item",
         {},
@@ -112,7 +118,7 @@ def test_releases_resumed_removes_paused_in_one_write(aws: StubbedAws) -> None:
     result = handle(request("Releases Resumed", reason=""), settings(), aws.clients)
 
     assert result == {"action": "resumed", "fleet": "web"}
-    assert aws.calls == ["dynamodb.UpdateItem"]
+    assert aws.calls == ["ssm.GetParameters", "dynamodb.UpdateItem"]
 
 
 # --- refused without a call ---------------------------------------------------------------
@@ -127,7 +133,7 @@ REFUSED: dict[str, tuple[Any, str]] = {
         alarm("phoenix-production-web-5xx-rate"),
         "alarm phoenix-production-web-5xx-rate is no fleet's in sandbox",
     ),
-    "another fleet's alarm": (
+    "another fleet's alarm": (  # read from the registry: not there
         alarm("phoenix-sandbox-webby-5xx-rate"),
         "alarm phoenix-sandbox-webby-5xx-rate is no fleet's in sandbox",
     ),
@@ -136,11 +142,11 @@ REFUSED: dict[str, tuple[Any, str]] = {
         "alarm phoenix-sandbox-web is no fleet's in sandbox",
     ),
     "AWS's sample alarm": (SAMPLE_ALARM, "alarm ServerCpuTooHigh is no fleet's in sandbox"),
-    "a rollback of an unknown fleet": (
+    "a rollback of an unknown fleet": (  # read from the registry: not there
         request("Rollback Requested", fleet="db"),
         "no fleet 'db' in sandbox",
     ),
-    "a pause of an unknown fleet": (
+    "a pause of an unknown fleet": (  # read from the registry: not there
         request("Releases Paused", fleet="db"),
         "no fleet 'db' in sandbox",
     ),
@@ -151,12 +157,16 @@ REFUSED: dict[str, tuple[Any, str]] = {
 
 
 @pytest.mark.parametrize("case", REFUSED, ids=list(REFUSED))
-def test_events_with_nothing_to_do_here_are_refused_without_a_call(
+def test_events_with_nothing_to_do_here_are_refused_with_at_most_the_registry_read(
     aws: StubbedAws, case: str
 ) -> None:
     event, reason = REFUSED[case]
+    reads = case in {"another fleet's alarm", "a rollback of an unknown fleet"}
+    reads |= case == "a pause of an unknown fleet"
+    if reads:
+        expect_fleets(aws, event)
     assert handle(event, settings(), aws.clients) == {"action": "refused", "reason": reason}
-    assert aws.calls == []
+    assert aws.calls == (["ssm.GetParameters"] if reads else [])
 
 
 @pytest.mark.parametrize(
@@ -204,6 +214,7 @@ def test_an_alarm_without_a_state_timestamp_is_timed_from_the_event(aws: Stubbed
 
 
 def _expect_window_rollback(aws: StubbedAws, reason: str) -> None:
+    expect_fleets(aws, alarm())
     expect_read(aws, succeeded(window=timedelta(minutes=20)))
     expect_claim(aws, "window")
     expect_weights(aws, serve="blue", drop="green")

@@ -3,7 +3,8 @@ and the state machine's `HoldLock` step (what both do: phoenix/release/runtime/c
 
 Events: `Step Functions Execution Status Change` with status TIMED_OUT, ABORTED or FAILED
 for this environment's release state machine. A malformed event, another state machine's,
-another status or an input naming no fleet here is logged and refused before any call.
+another status or an input naming no fleet of the registry here is logged and refused
+before any change.
 The step input (`{"action": "hold", "state", "entered_at"}`) is the state machine's.
 """
 
@@ -34,7 +35,7 @@ def handle(event: Any, settings: CleanupSettings, aws: Clients) -> dict[str, Any
         )
         return held
     try:
-        ended = cleanup.parse(event, settings)
+        ended = cleanup.parse(event, settings, aws.ssm)
     except (ValidationError, cleanup.RefusedError) as refusal:
         reason = str(refusal)[:500]
         logger.warning("event refused", extra={"reason": reason})

@@ -1,7 +1,8 @@
 """Release trigger: an AVAILABLE image, a Release Requested event or a finished deploy
 starts releases.
 
-One execution of the release state machine per subscribed fleet, named after the event
+One execution of the release state machine per subscribed fleet (the fleets, and the
+pipeline each is subscribed to, are read from the fleet registry), named after the event
 and the fleet, so a duplicate delivery starts nothing twice. The image is read where it
 was baked (`image_region`: the primary region, also for a disaster recovery region's
 trigger, whose events the primary forwards) and released with this region's copy of
@@ -25,6 +26,7 @@ from aws_lambda_powertools.utilities.parser import ValidationError, parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from phoenix.kernel.clients import Clients
+from phoenix.kernel.registry import read_fleets, read_registry
 from phoenix.release.runtime import trigger
 from phoenix.release.runtime.events import ImageStateChange, ReleaseRequested, StackStatusChange
 from phoenix.release.runtime.settings import TriggerSettings
@@ -50,8 +52,9 @@ def handle(
             raise trigger.RefusedError(f"the event is a {type(event).__name__}, not an object")
         if event.get("source") == "phoenix":
             requested = parse(event=event, model=ReleaseRequested)
+            known = read_fleets(ssm, settings.environment, [requested.detail.fleet])
             requests = trigger.plan_requested(
-                requested, environment=settings.environment, fleets=settings.fleets
+                requested, environment=settings.environment, fleets=list(known)
             )
         elif event.get("source") == "aws.cloudformation":
             deployed = parse(event=event, model=StackStatusChange)
@@ -59,7 +62,9 @@ def handle(
             requests = trigger.plan_deploy(
                 deployed,
                 environment=settings.environment,
-                pointers=trigger.read_pointers(ssm, settings.environment, settings.fleets),
+                pointers=trigger.read_pointers(
+                    ssm, settings.environment, sorted(read_registry(ssm, settings.environment))
+                ),
             )
         else:
             available = parse(event=event, model=ImageStateChange)
@@ -69,15 +74,19 @@ def handle(
                 raise trigger.RefusedError(
                     f"expected one image ARN in resources, got {len(available.resources)}"
                 )
-            trigger.subscribed_fleets(available.resources[0], settings.subscriptions)
             trigger.check_image_region(available.resources[0], settings.images_in)
+            trigger.check_image_environment(available.resources[0], settings.environment)
+            subscriptions = trigger.subscriptions(
+                read_registry(ssm, settings.environment), settings.environment
+            )
+            trigger.subscribed_fleets(available.resources[0], subscriptions)
             image = trigger.read_image(imagebuilder, available.resources[0])
             requests = trigger.plan_image(
                 available,
                 image,
                 environment=settings.environment,
                 region=settings.region,
-                subscriptions=settings.subscriptions,
+                subscriptions=subscriptions,
             )
     except (ValidationError, trigger.RefusedError) as refusal:
         logger.warning("event refused", extra={"event_id": event_id, "reason": str(refusal)})

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from botocore.exceptions import ClientError
-from pydantic import BaseModel, ConfigDict, Field, Json
+from pydantic import BaseModel, ConfigDict, Field
 
 from phoenix.kernel import clock, events, fleet_calls, ledger
 from phoenix.kernel.clients import Clients
@@ -46,11 +46,13 @@ from phoenix.kernel.fleet_calls import ACTIVE_REFRESH_STATUSES, put_parameter
 from phoenix.kernel.ledger import Ledger
 from phoenix.kernel.models import FleetName, ServingFleet
 from phoenix.kernel.names import release_pointer, slot_parameter
+from phoenix.kernel.registry import read_fleet
 from phoenix.kernel.settings import ReleaseSettings
 from phoenix.release.runtime.models import ReleaseState
 
 if TYPE_CHECKING:
     from types_boto3_autoscaling.client import AutoScalingClient
+    from types_boto3_ssm.client import SSMClient
 
 STATUS_CHANGE = "Step Functions Execution Status Change"
 # The ends no Catch path handles; SUCCEEDED and RUNNING are refused.
@@ -62,9 +64,6 @@ class CleanupSettings(ReleaseSettings):
     state_machine_arn: str
     # The state machine's TimeoutSeconds: how long an execution may live.
     execution_timeout_seconds: Annotated[int, Field(ge=60)]
-    # fleet name -> ServingFleet fields (validated when used: at synthesis they hold
-    # CloudFormation references)
-    fleets: Json[dict[str, dict[str, Any]]]
 
 
 class StatusChangeDetail(BaseModel):
@@ -112,8 +111,9 @@ class Ended:
     reason: str
 
 
-def parse(event: Any, settings: CleanupSettings) -> Ended:
-    """The execution that ended, or RefusedError / ValidationError saying why not (no call)."""
+def parse(event: Any, settings: CleanupSettings, ssm: SSMClient) -> Ended:
+    """The execution that ended, or RefusedError / ValidationError saying why not. The one
+    call is the read of the execution's fleet from the registry, after every other check."""
     if not isinstance(event, dict):
         raise RefusedError(f"the event is a {type(event).__name__}, not an object")
     change = StatusChange.model_validate(event).detail
@@ -128,14 +128,15 @@ def parse(event: Any, settings: CleanupSettings) -> Ended:
         request = ReleaseRequest.model_validate(json.loads(change.input or ""))
     except ValueError:
         raise RefusedError("the execution's input is not a release request") from None
-    if request.environment != settings.environment or request.fleet not in settings.fleets:
+    spec = read_fleet(ssm, settings.environment, request.fleet)
+    if request.environment != settings.environment or spec is None:
         raise RefusedError(f"no fleet {request.fleet!r} in {settings.environment}")
     why = ": ".join(part for part in (change.error, change.cause) if part)
     return Ended(
         release_id=change.name,
         status=change.status,
         started_at=datetime.fromtimestamp(change.start_date / 1000, tz=UTC),
-        fleet=ServingFleet.model_validate(settings.fleets[request.fleet]),
+        fleet=ServingFleet.of_spec(spec),
         ami=request.ami,
         reason=(f"execution {change.status}: {why}" if why else f"execution {change.status}")[:500],
     )

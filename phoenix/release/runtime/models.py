@@ -23,10 +23,12 @@ class MalformedStepError(Exception):
 
 
 class FleetSpec(FrozenModel):
-    """What the state machine knows of a fleet (written into its definition at deploy)."""
+    """What the state machine knows of a fleet (read from the fleet registry)."""
 
     name: FleetName
     strategy: Strategy
+    # The image pipeline whose images the fleet releases (trigger: subscriptions).
+    image_pipeline: Annotated[str, Field(min_length=1)]
     architecture: Literal["arm64", "x86_64"]
     listener: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:elasticloadbalancing:")]
     slots: dict[Slot, SlotSpec]

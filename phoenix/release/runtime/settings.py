@@ -3,15 +3,13 @@ kernel's ReleaseSettings): one model each, read by the construct and the handler
 
 from __future__ import annotations
 
-from pydantic import Field, Json
+from pydantic import Field
 
 from phoenix.kernel.settings import FunctionSettings, ReleaseSettings
 
 
 class TriggerSettings(FunctionSettings):
     state_machine_arn: str
-    # image name (phoenix-<env>-<pipeline>) -> the fleets it releases to
-    subscriptions: Json[dict[str, list[str]]]
     # Where the images are baked, so where GetImage reads them: the primary region, also
     # for a disaster recovery region's trigger (Image Builder copies the AMIs, the image
     # itself lives only where it was built). Empty: the function's own region.
@@ -22,11 +20,6 @@ class TriggerSettings(FunctionSettings):
     # Set by the Lambda runtime (a reserved variable), so never part of the environment
     # the infrastructure writes.
     region: str = Field(default="", alias="AWS_REGION", exclude=True)
-
-    @property
-    def fleets(self) -> list[str]:
-        """Every fleet of the environment (each is subscribed to one pipeline)."""
-        return sorted({fleet for fleets in self.subscriptions.values() for fleet in fleets})
 
     @property
     def images_in(self) -> str:

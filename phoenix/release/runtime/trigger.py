@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from phoenix.kernel.names import release_pointer
+from phoenix.kernel.names import image_name, release_pointer
+from phoenix.kernel.registry import PARAMETERS_PER_READ
 from phoenix.release.runtime.events import ImageStateChange, ReleaseRequested, StackStatusChange
 from phoenix.release.runtime.models import DEPLOY_TRIGGER
 
@@ -24,8 +25,6 @@ if TYPE_CHECKING:
     from types_boto3_stepfunctions.client import SFNClient
 
 _NAME = re.compile(r"[^A-Za-z0-9_-]")
-# GetParameters takes at most 10 names (SSM API reference, GetParameters: Names).
-PARAMETERS_PER_READ = 10
 
 
 class RefusedError(Exception):
@@ -73,10 +72,29 @@ def check_image_region(arn: str, region: str) -> None:
         raise RefusedError(f"image {arn!r} was baked in {baked_in}, not in {region}")
 
 
+def check_image_environment(arn: str, environment: str) -> None:
+    """Refuse an image of no pipeline of this environment (`phoenix-<env>-<pipeline>`)
+    before the registry is read."""
+    name = image_name_of(arn)
+    if not name.startswith(image_name(environment, "")):
+        raise RefusedError(f"image {name!r} is not from this environment's pipelines")
+
+
+def subscriptions(registry: dict[str, dict[str, Any]], environment: str) -> dict[str, list[str]]:
+    """Image name (`phoenix-<env>-<pipeline>`) -> the fleets its images release to, from
+    the registry's specs."""
+    subscribed: dict[str, list[str]] = {}
+    for fleet, spec in sorted(registry.items()):
+        subscribed.setdefault(image_name(environment, str(spec["image_pipeline"])), []).append(
+            fleet
+        )
+    return subscribed
+
+
 def subscribed_fleets(image_arn: str, subscriptions: dict[str, list[str]]) -> list[str]:
     name = image_name_of(image_arn)
     if name not in subscriptions:
-        raise RefusedError(f"image {name!r} is not from this environment's pipelines")
+        raise RefusedError(f"no fleet releases the images of {name!r}")
     return subscriptions[name]
 
 

@@ -5,13 +5,14 @@ Events: `CloudWatch Alarm State Change` to ALARM of a fleet's alarm
 `Releases Resumed` (detail: fleet, requested_by, reason). What a rollback does:
 phoenix/rollback/runtime/logic.py. A malformed event, an alarm of no fleet here, another
 state than ALARM, or a fleet with nothing to roll back is logged and changes nothing;
+the fleets are read from the registry (phoenix.kernel.registry);
 an alarm storm rolls back once.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -21,9 +22,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from phoenix.kernel.clients import Clients
 from phoenix.kernel.ledger import Ledger
 from phoenix.kernel.names import Slot
+from phoenix.kernel.registry import fleet_of_resource, read_fleet
 from phoenix.rollback.runtime import logic
 from phoenix.rollback.runtime.events import AlarmStateChange, FleetRequest
 from phoenix.rollback.runtime.models import RollbackFleet, RollbackSettings
+
+if TYPE_CHECKING:
+    from types_boto3_ssm.client import SSMClient
 
 logger = Logger()
 metrics = Metrics()
@@ -33,19 +38,21 @@ class RefusedError(Exception):
     """Nothing to do for this event; the reason is logged."""
 
 
-def _fleet_of_alarm(name: str, settings: RollbackSettings) -> RollbackFleet:
-    for fleet in sorted(settings.fleets, key=len, reverse=True):
-        if name.startswith(f"phoenix-{settings.environment}-{fleet}-"):
-            return settings.fleet(fleet)
-    raise RefusedError(f"alarm {name} is no fleet's in {settings.environment}")
+def _fleet_of_alarm(ssm: SSMClient, name: str, environment: str) -> tuple[RollbackFleet, str]:
+    """The fleet an alarm (`phoenix-<env>-<fleet>-<rest>`) is of, from the registry, with
+    `<rest>`."""
+    found = fleet_of_resource(ssm, environment, name)
+    if found is None:
+        raise RefusedError(f"alarm {name} is no fleet's in {environment}")
+    spec, rest = found
+    return RollbackFleet.of_spec(spec), rest
 
 
-def _slots_of_alarm(name: str, settings: RollbackSettings, fleet: RollbackFleet) -> set[Slot]:
+def _slots_of_alarm(rest: str, fleet: RollbackFleet) -> set[Slot]:
     """The slots whose targets an alarm counts (`phoenix-<env>-<fleet>[-<slot>]-<what>`,
     phoenix/fleet/alarms.py): a slot's alarm, its slot; the fleet's unhealthy-hosts alarm,
     every slot (it adds up each target group's unhealthy targets, serving or not); the
     fleet's 5xx and latency alarms count only traffic the load balancer served: none."""
-    rest = name.removeprefix(f"phoenix-{settings.environment}-{fleet.name}-")
     first = rest.partition("-")[0]
     if first == "blue":
         return {"blue"}
@@ -62,11 +69,11 @@ def handle(event: Any, settings: RollbackSettings, aws: Clients) -> dict[str, An
             alarm = parse(event=event, model=AlarmStateChange)
             if alarm.detail.state.value != "ALARM":
                 raise RefusedError(f"alarm state is {alarm.detail.state.value}, not ALARM")
-            fleet = _fleet_of_alarm(alarm.detail.alarm_name, settings)
+            fleet, rest = _fleet_of_alarm(aws.ssm, alarm.detail.alarm_name, settings.environment)
             since = alarm.detail.state.timestamp or alarm.time.isoformat()
             reason = f"alarm {alarm.detail.alarm_name}: {alarm.detail.state.reason}"[:500]
             horizon = timedelta(hours=settings.alarm_rollback_horizon_hours)
-            slots = _slots_of_alarm(alarm.detail.alarm_name, settings, fleet)
+            slots = _slots_of_alarm(rest, fleet)
             return roll_back(
                 aws,
                 settings,
@@ -78,9 +85,10 @@ def handle(event: Any, settings: RollbackSettings, aws: Clients) -> dict[str, An
                 alarm_slots=slots,
             )
         request = parse(event=event, model=FleetRequest)
-        if request.detail.fleet not in settings.fleets:
+        spec = read_fleet(aws.ssm, settings.environment, request.detail.fleet)
+        if spec is None:
             raise RefusedError(f"no fleet {request.detail.fleet!r} in {settings.environment}")
-        fleet = settings.fleet(request.detail.fleet)
+        fleet = RollbackFleet.of_spec(spec)
         who = f"requested by {request.detail.requested_by}"
         why = f"{who}: {request.detail.reason}" if request.detail.reason else who
         if request.detail_type == "Rollback Requested":

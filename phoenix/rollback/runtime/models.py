@@ -1,15 +1,15 @@
-"""What the rollback function knows of a fleet."""
+"""What the rollback function knows of a fleet, and its settings."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from pydantic import Field, Json
+from pydantic import Field
 
 from phoenix.kernel.models import ServingFleet
 from phoenix.kernel.settings import ReleaseSettings
 
-# What the rollback function knows of a fleet (in its settings).
+# What the rollback function knows of a fleet (read from the registry).
 RollbackFleet = ServingFleet
 
 
@@ -17,9 +17,3 @@ class RollbackSettings(ReleaseSettings):
     state_machine_arn: str
     # An alarm rolls back a release that ended at most this long ago (requests: any).
     alarm_rollback_horizon_hours: Annotated[int, Field(ge=1, le=720)] = 24
-    # fleet name -> RollbackFleet fields (validated when used: at synthesis they hold
-    # CloudFormation references, not ARNs yet)
-    fleets: Json[dict[str, dict[str, Any]]]
-
-    def fleet(self, name: str) -> RollbackFleet:
-        return RollbackFleet.model_validate(self.fleets[name])
