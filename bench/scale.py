@@ -4,8 +4,10 @@ config/production.yaml's fleets copied to make 1, 10, 100 and 500 fleets (names 
 number), each environment synthesized as the CDK CLI runs the app (a fresh process with
 CDK_OUTDIR). Per size: synthesis seconds, seconds per fleet, the most resources in any
 stack (CloudFormation allows 500), the largest Lambda environment (Lambda allows 4 KB:
-names and values as synthesized, an intrinsic counted as its JSON) and the largest state
-machine definition. A size that does not synthesize is reported with CDK's reason, and
+names and values as synthesized, an intrinsic counted as its JSON), the largest state
+machine definition, and the largest inline policy of a role (IAM allows 10,240 characters
+of inline policy per role; counted as the policies' JSON without whitespace, an intrinsic
+as its JSON). A size that does not synthesize is reported with CDK's reason, and
 the larger ones are not tried.
 
     .venv/bin/python -m bench.scale [--sizes 1,10,100,500]
@@ -39,6 +41,7 @@ class Measured:
     max_resources: int
     max_environment_bytes: int
     max_definition_bytes: int
+    max_role_policy_bytes: int
 
 
 def config_with(fleets: int, folder: Path) -> None:
@@ -66,6 +69,7 @@ def _definition(value: Any) -> str:
 
 def measure(outdir: Path, fleets: int, seconds: float) -> Measured:
     resources, environments, definitions = [0], [0], [0]
+    policies: dict[str, int] = {}
     for path in outdir.glob("**/*.template.json"):
         template = json.loads(path.read_text())
         found = template.get("Resources", {})
@@ -77,7 +81,19 @@ def measure(outdir: Path, fleets: int, seconds: float) -> Measured:
                 environments.append(sum(len(k) + len(_text(v)) for k, v in variables.items()))
             if resource["Type"] == "AWS::StepFunctions::StateMachine":
                 definitions.append(len(_definition(properties.get("DefinitionString", ""))))
-    return Measured(fleets, seconds, max(resources), max(environments), max(definitions))
+            if resource["Type"] == "AWS::IAM::Policy":
+                size = len(_text(properties.get("PolicyDocument", {})))
+                for role in properties.get("Roles", []):
+                    key = f"{path.name}/{_text(role)}"
+                    policies[key] = policies.get(key, 0) + size
+    return Measured(
+        fleets,
+        seconds,
+        max(resources),
+        max(environments),
+        max(definitions),
+        max(policies.values(), default=0),
+    )
 
 
 def synthesize(fleets: int) -> Measured | str:
@@ -112,7 +128,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1,10,100,500")
     sizes = [int(size) for size in parser.parse_args().sizes.split(",")]
-    header = ("fleets", "synth s", "s/fleet", "max res", "max env B", "max def B")
+    header = ("fleets", "synth s", "s/fleet", "max res", "max env B", "max def B", "max pol B")
     print(" ".join(f"{name:>10}" for name in header))
     done: list[Measured] = []
     for fleets in sizes:
@@ -125,7 +141,7 @@ def main() -> int:
         print(
             f"{fleets:>10} {outcome.seconds:>10.1f} {outcome.seconds / fleets:>10.2f} "
             f"{outcome.max_resources:>10} {outcome.max_environment_bytes:>10} "
-            f"{outcome.max_definition_bytes:>10}"
+            f"{outcome.max_definition_bytes:>10} {outcome.max_role_policy_bytes:>10}"
         )
     last = done[-1]
     print(

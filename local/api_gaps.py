@@ -20,6 +20,9 @@
   the form of an arbitrary set of tags (key-value pairs)", a JSON object (CloudFormation
   User Guide, AWS::SSM::Parameter). moto's CloudFormation hands the object to PutParameter
   as if it were PutParameter's list of {Key, Value}, and fails on the first key.
+- An `AWS::ElasticLoadBalancingV2::Listener`'s `Tags` ("The tags to assign to the
+  listener", CloudFormation User Guide; updatable without interruption): moto's
+  CloudFormation drops them, so a policy scoped by a listener's tags could never match.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from typing import Any, SupportsFloat
 from moto.cloudwatch.models import Statistics
 from moto.ec2.models.launch_templates import LaunchTemplate
 from moto.ec2.responses.launch_templates import LaunchTemplates
+from moto.elbv2.models import FakeListener, elbv2_backends
 from moto.ssm.models import Parameter
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
     state_task_service_aws_sdk,
@@ -70,6 +74,9 @@ def install() -> None:
     state_task_service_aws_sdk._SERVICE_ERROR_NAMES.setdefault("ssm", "Ssm")
     created = Parameter.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
     Parameter.create_from_cloudformation_json = classmethod(_tags_as_a_list(created))  # type: ignore[method-assign,assignment]
+    for name in ("create_from_cloudformation_json", "update_from_cloudformation_json"):
+        made = getattr(FakeListener, name).__func__
+        setattr(FakeListener, name, classmethod(_listener_tagged(made)))
 
 
 def _inheriting(create: Callable[..., Any]) -> Callable[..., Any]:
@@ -145,3 +152,19 @@ def _tags_as_a_list(create: Callable[..., Any]) -> Callable[..., Any]:
         return create(cls, name, {**template, "Properties": properties}, *args, **kwargs)
 
     return created
+
+
+def _listener_tagged(make: Callable[..., Any]) -> Callable[..., Any]:
+    """The listener CloudFormation made or updated, tagged with its template's Tags."""
+
+    @functools.wraps(make)
+    def made(cls: Any, *args: Any, **kwargs: Any) -> Any:
+        listener = make(cls, *args, **kwargs)
+        template = next(a for a in args if isinstance(a, dict) and "Properties" in a)
+        tags = template["Properties"].get("Tags") or []
+        if tags:
+            backend = elbv2_backends[listener.arn.split(":")[4]][listener.arn.split(":")[3]]
+            backend.add_tags([listener.arn], tags)
+        return listener
+
+    return made

@@ -12,14 +12,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+from phoenix.fleet.grants import fleet_tagged, listeners
 from phoenix.kernel.fleet_calls import ACTIVE_REFRESH_STATUSES, weighted_forward
 from phoenix.kernel.ledger import FleetPausedError, LockRefusedError
+from phoenix.kernel.names import fleet_registry
 from phoenix.release.read_fleet import read_fleet
 from phoenix.release.rollback_path import rollback_path
 from phoenix.release.runtime.preflight import NothingToReleaseError
@@ -55,7 +57,8 @@ class ReleaseDefinition(Construct):
 
     The fleet's spec is read from the fleet registry (`registry`, the path under which
     CloudFormation writes one parameter per fleet) by a direct GetParameter, so the
-    definition holds nothing per fleet. `listeners` scopes the direct ModifyListener.
+    definition holds nothing per fleet. The direct ModifyListener may change the listeners
+    of `environment`'s fleets (by their tag).
     """
 
     def __init__(
@@ -64,12 +67,11 @@ class ReleaseDefinition(Construct):
         id: str,
         *,
         functions: ReleaseFunctions,
-        registry: str,
-        listeners: list[str],
+        environment: str,
     ) -> None:
         super().__init__(scope, id)
         self._functions = functions
-        self._listeners = listeners
+        self._environment = environment
         fail = sfn.Fail(self, "ReleaseNotDone", error="ReleaseNotDone", cause="see the ledger")
         self._failed = self._step("RecordFailure", functions.finalize, "failed", "$.outcome").next(
             fail
@@ -96,7 +98,9 @@ class ReleaseDefinition(Construct):
             },
             result_path="$.release",
         )
-        self.start = release.next(read_fleet(self, registry)).next(self._locked())
+        self.start = release.next(read_fleet(self, fleet_registry(environment))).next(
+            self._locked()
+        )
 
     # -- building blocks -----------------------------------------------------------------
 
@@ -344,7 +348,7 @@ class ReleaseDefinition(Construct):
             service="elasticloadbalancingv2",
             action="modifyListener",
             iam_action="elasticloadbalancing:ModifyListener",
-            iam_resources=self._listeners,
+            iam_resources=[listeners(Stack.of(self))],
             parameters={
                 "ListenerArn": sfn.JsonPath.string_at("$.fleet_spec.listener"),
                 "DefaultActions": weighted_forward(
@@ -363,6 +367,12 @@ class ReleaseDefinition(Construct):
             result_selector={"shifted": True},
             result_path="$.shifted",
         )
+        # Only the environment's fleets' listeners, by their tag (as the functions' grants):
+        # CallAwsService takes resources only, so its statement (a protected property of
+        # the task) gets the condition.
+        for statement in shift._task_policies or []:
+            for operator, values in fleet_tagged(self._environment).items():
+                statement.add_condition(operator, values)
         shift.add_retry(
             errors=["ElasticLoadBalancingV2.ThrottlingException"],
             interval=Duration.seconds(1),

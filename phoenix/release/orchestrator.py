@@ -21,6 +21,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from phoenix.config.environment import EnvironmentConfig
+from phoenix.fleet.grants import grant_environment_fleets
 from phoenix.fleet.immutable_fleet import ImmutableFleet
 from phoenix.kernel.ledger import LOCK_HOLD, ROLLBACK_TARGET_TAG
 from phoenix.kernel.names import (
@@ -67,7 +68,7 @@ class ReleaseOrchestrator(Construct):
         super().__init__(scope, id)
         environment = config.name
         self.ledger = ReleaseLedger(self, "Ledger", key=key)
-        self.steps = self._step_functions(config, key, fleets)
+        self.steps = self._step_functions(config, key)
         pipelines = [p.name for p in config.image_pipelines]
         log_retention_days = config.functions.log_retention_days
         log_group = logs.LogGroup(
@@ -81,8 +82,7 @@ class ReleaseOrchestrator(Construct):
             self,
             "Steps",
             functions=self.steps,
-            registry=fleet_registry(environment),
-            listeners=sorted(fleet.listener.listener_arn for fleet in fleets.values()) or ["*"],
+            environment=environment,
         )
         window = max((fleet_spec(f)["rollback_window_seconds"] for f in fleets.values()), default=0)
         # The lock's hold, then the rollback window the old slot stays warm for.
@@ -109,6 +109,11 @@ class ReleaseOrchestrator(Construct):
             self.state_machine,
             nag_arn(Stack.of(self), "ssm", f"parameter{fleet_registry(environment)}/*"),
             "ReadFleet reads the spec of the fleet an execution releases, named in its input.",
+        )
+        acknowledge_wildcard(
+            self.state_machine,
+            nag_arn(Stack.of(self), "elasticloadbalancing", "listener/app/*"),
+            "ShiftTraffic: listeners tagged as this environment's fleets' only.",
         )
         # SendTaskSuccess, the one call the receiver makes, supports no resource-level
         # permissions (Service Authorization Reference, AWS Step Functions): "*".
@@ -139,7 +144,6 @@ class ReleaseOrchestrator(Construct):
             "Rollback",
             config=config,
             key=key,
-            fleets=fleets,
             ledger=self.ledger,
             state_machine=self.state_machine,
         )
@@ -188,9 +192,7 @@ class ReleaseOrchestrator(Construct):
         assert isinstance(rule, events.CfnRule)
         rule.add_property_override("EventPattern.resources", images)
 
-    def _step_functions(
-        self, config: EnvironmentConfig, key: kms.IKey, fleets: dict[str, ImmutableFleet]
-    ) -> ReleaseFunctions:
+    def _step_functions(self, config: EnvironmentConfig, key: kms.IKey) -> ReleaseFunctions:
         """One function per step, each granted exactly what it calls (STEP_CALLS)."""
         table = self.ledger.table
         made: dict[str, PhoenixFunction] = {}
@@ -211,8 +213,7 @@ class ReleaseOrchestrator(Construct):
                 timeout=Duration.seconds(60),
             )
             self.ledger.grant(function, *table_actions)
-            for fleet in fleets.values():
-                fleet.grant_release(function, fleet_actions)
+            grant_environment_fleets(function, function.execution_role, config.name, fleet_actions)
             for action in other:
                 function.add_to_role_policy(self._scoped(function, action))
             made[name] = function

@@ -16,7 +16,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from phoenix.config.environment import EnvironmentConfig
-from phoenix.fleet.immutable_fleet import ImmutableFleet
+from phoenix.fleet.grants import grant_environment_fleets
 from phoenix.kernel.names import release_state_machine
 from phoenix.platform.functions import PhoenixFunction
 from phoenix.platform.nag import acknowledge_wildcard, nag_arn
@@ -48,7 +48,6 @@ class AlarmRollback(Construct):
         *,
         config: EnvironmentConfig,
         key: kms.IKey,
-        fleets: dict[str, ImmutableFleet],
         ledger: ReleaseLedger,
         state_machine: sfn.StateMachine,
     ) -> None:
@@ -71,8 +70,9 @@ class AlarmRollback(Construct):
         )
         ledger.grant(self.function, *ROLLBACK_LEDGER_CALLS)
         grant_registry_reads(self.function, config.name)
-        for fleet in fleets.values():
-            fleet.grant_release(self.function, ROLLBACK_FLEET_CALLS)
+        grant_environment_fleets(
+            self.function, self.function.execution_role, config.name, ROLLBACK_FLEET_CALLS
+        )
         state_machine.grant_start_execution(self.function)
         stack = Stack.of(self)
         machine = release_state_machine(config.name)

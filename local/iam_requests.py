@@ -1,0 +1,264 @@
+"""What an AWS call asks IAM for, as AWS evaluates it: the action on each resource the
+call names (ARN formats and condition keys from the Service Authorization Reference), with
+the resource's tags where the reference lists `aws:ResourceTag/<key>` for it, and what AWS
+checks implicitly for the call. local.iam evaluates these against the caller's role; its
+docstring lists the AWS documentation each behaviour follows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+from moto.autoscaling.models import autoscaling_backends
+from moto.ec2.models import ec2_backends
+from moto.elbv2.models import elbv2_backends
+from moto.iam.models import iam_backends
+from moto.ssm.models import ssm_backends
+from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+from local import ssm_image_parameters
+from local.iam_policy import Request
+
+ACCOUNT = "123456789012"
+
+
+class NotEmulatedError(Exception):
+    """A call the IAM emulation has no resource mapping for."""
+
+
+def _arn(service: str, region: str, resource: str, *, account: str = ACCOUNT) -> str:
+    return f"arn:aws:{service}:{region}:{account}:{resource}"
+
+
+def _tags(prefixes: Sequence[str], tags: Mapping[str, str]) -> dict[str, list[str]]:
+    return {f"{prefix}/{key}": [value] for prefix in prefixes for key, value in tags.items()}
+
+
+def _group(region: str, name: str) -> tuple[str, dict[str, list[str]]]:
+    group = autoscaling_backends[ACCOUNT][region].autoscaling_groups[name]
+    tags = {t["Key"]: t["Value"] for t in group.tags}
+    return group.arn, _tags(("aws:ResourceTag", "autoscaling:ResourceTag"), tags)
+
+
+def _template_id(region: str, spec: Mapping[str, Any]) -> str:
+    ec2 = ec2_backends[ACCOUNT][region]
+    if spec.get("LaunchTemplateId"):
+        return str(spec["LaunchTemplateId"])
+    return str(ec2.get_launch_template_by_name(spec["LaunchTemplateName"]).id)
+
+
+def _parameter_arn(region: str, name: str) -> str:
+    """A parameter's ARN; AWS's public parameters (`/aws/service/...`) have no account."""
+    public = name.startswith("/aws/")
+    return _arn("ssm", region, "parameter/" + name.lstrip("/"), account="" if public else ACCOUNT)
+
+
+def _ec2_resource_arn(region: str, resource_id: str) -> str:
+    kinds = {
+        "ami": ("image", ""),
+        "snap": ("snapshot", ""),
+        "i": ("instance", ACCOUNT),
+        "vol": ("volume", ACCOUNT),
+        "lt": ("launch-template", ACCOUNT),
+    }
+    prefix = resource_id.split("-", 1)[0]
+    if prefix not in kinds:
+        raise NotEmulatedError(f"ec2 resource id {resource_id}")
+    kind, account = kinds[prefix]
+    return _arn("ec2", region, f"{kind}/{resource_id}", account=account)
+
+
+def _execution_of_token(region: str, token: str) -> str | None:
+    """The state machine whose running execution waits for `token`."""
+    backend = stepfunctions_parser_backends[ACCOUNT][region]
+    for machine in backend.state_machines:
+        for execution in machine.executions:
+            worker = getattr(execution, "exec_worker", None)
+            if worker is not None and worker.env.callback_pool_manager.get(token) is not None:
+                return str(machine.arn)
+    return None
+
+
+Params = Mapping[str, Any]
+_UNSCOPED = {"cloudwatch:GetMetricData"}  # actions without resource-level permissions
+
+
+def _alarms(action: str, params: Params, region: str) -> Iterator[Request]:
+    for name in params.get("AlarmNames") or []:
+        yield Request(action, _arn("cloudwatch", region, f"alarm:{name}"))
+    if not params.get("AlarmNames"):
+        yield Request(action, "*")
+
+
+def _table(action: str, params: Params, region: str) -> Iterator[Request]:
+    yield Request(action, _arn("dynamodb", region, f"table/{params['TableName']}"))
+
+
+def _parameters(action: str, params: Params, region: str) -> Iterator[Request]:
+    for name in params.get("Names") or [params["Name"]]:
+        yield Request(action, _parameter_arn(region, name))
+
+
+def _path(action: str, params: Params, region: str) -> Iterator[Request]:
+    """GetParametersByPath is authorized against the path asked for, not the parameters it
+    returns (AWS Systems Manager User Guide, "How Parameter Store authorizes parameter
+    retrieval")."""
+    yield Request(action, _parameter_arn(region, str(params["Path"])))
+
+
+def _auto_scaling_group(action: str, params: Params, region: str) -> Iterator[Request]:
+    arn, context = _group(region, params["AutoScalingGroupName"])
+    yield Request(action, arn, context)
+
+
+def _template_tags(region: str, template_id: str) -> dict[str, list[str]]:
+    """A launch template's tags as `aws:ResourceTag/<key>` and `ec2:ResourceTag/<key>`."""
+    found = ec2_backends[ACCOUNT][region].describe_tags(filters={"resource-id": [template_id]})
+    tags = {t["key"]: t["value"] for t in found}
+    return _tags(("aws:ResourceTag", "ec2:ResourceTag"), tags)
+
+
+def _launch_template(action: str, params: Params, region: str) -> Iterator[Request]:
+    template = _template_id(region, params)
+    arn = _arn("ec2", region, f"launch-template/{template}")
+    yield Request(action, arn, _template_tags(region, template))
+
+
+def _listener(action: str, params: Params, region: str) -> Iterator[Request]:
+    """A listener, with its tags (`aws:ResourceTag`, `elasticloadbalancing:ResourceTag`)."""
+    arn = str(params["ListenerArn"])
+    tags = elbv2_backends[ACCOUNT][region].tagging_service.get_tag_dict_for_resource(arn)
+    yield Request(action, arn, _tags(("aws:ResourceTag", "elasticloadbalancing:ResourceTag"), tags))
+
+
+def _tagging(action: str, params: Params, region: str) -> Iterator[Request]:
+    tags = {t["Key"]: t.get("Value", "") for t in params["Tags"]}
+    context = {**_tags(("aws:RequestTag",), tags), "aws:TagKeys": list(tags)}
+    for resource in params["Resources"]:
+        yield Request(action, _ec2_resource_arn(region, resource), context)
+
+
+def _events(action: str, params: Params, region: str) -> Iterator[Request]:
+    for entry in params["Entries"]:
+        bus = entry.get("EventBusName") or "default"
+        arn = bus if bus.startswith("arn:") else _arn("events", region, f"event-bus/{bus}")
+        context = {
+            "events:source": [entry.get("Source", "")],
+            "events:detail-type": [entry.get("DetailType", "")],
+        }
+        yield Request(action, arn, context)
+
+
+def _task_response(action: str, params: Params, region: str) -> Iterator[Request]:
+    yield Request(action, _execution_of_token(region, str(params["taskToken"])) or "*")
+
+
+def _named_by(parameter: str) -> Callable[[str, Params, str], Iterator[Request]]:
+    def named(action: str, params: Params, _region: str) -> Iterator[Request]:
+        yield Request(action, str(params[parameter]))
+
+    return named
+
+
+_RESOURCES: dict[str, Callable[[str, Params, str], Iterator[Request]]] = {
+    "cloudwatch:DescribeAlarms": _alarms,
+    "dynamodb:GetItem": _table,
+    "dynamodb:PutItem": _table,
+    "dynamodb:UpdateItem": _table,
+    "ssm:GetParameter": _parameters,
+    "ssm:GetParameters": _parameters,
+    "ssm:GetParametersByPath": _path,
+    "ssm:PutParameter": _parameters,
+    "ssm:DeleteParameter": _parameters,
+    "autoscaling:UpdateAutoScalingGroup": _auto_scaling_group,
+    "autoscaling:StartInstanceRefresh": _auto_scaling_group,
+    "autoscaling:CancelInstanceRefresh": _auto_scaling_group,
+    "autoscaling:RollbackInstanceRefresh": _auto_scaling_group,
+    "ec2:CreateLaunchTemplateVersion": _launch_template,
+    "ec2:CreateTags": _tagging,
+    "ec2:DeleteTags": _tagging,  # the same resource types and tag condition keys (SAR)
+    "elasticloadbalancing:ModifyListener": _listener,
+    "events:PutEvents": _events,
+    "states:StartExecution": _named_by("stateMachineArn"),
+    "states:StopExecution": _named_by("executionArn"),
+    "states:SendTaskSuccess": _task_response,
+    "states:SendTaskFailure": _task_response,
+    "imagebuilder:GetImage": _named_by("imageBuildVersionArn"),
+}
+
+
+def requests_for(action: str, params: Params, region: str) -> Iterator[Request]:
+    """The authorizations `action` with `params` needs, as AWS evaluates them."""
+    if action in _RESOURCES:
+        yield from _RESOURCES[action](action, params, region)
+    elif action.split(":")[1].startswith("Describe") or action in _UNSCOPED:
+        yield Request(action, "*")
+    else:
+        raise NotEmulatedError(f"no resource mapping for {action}")
+
+
+def implicit_requests(action: str, params: Mapping[str, Any], region: str) -> Iterator[Request]:
+    """What AWS checks besides the action itself (see the module docstring)."""
+    template: Mapping[str, Any] | None = None
+    if action == "autoscaling:UpdateAutoScalingGroup":
+        template = params.get("LaunchTemplate")
+    elif action == "autoscaling:StartInstanceRefresh":
+        template = params.get("DesiredConfiguration", {}).get("LaunchTemplate")
+    if template:
+        yield from _launch_template_use(region, template)
+    if action == "ssm:PutParameter":
+        backend = ssm_backends[ACCOUNT][region]
+        if ssm_image_parameters.is_image_parameter(backend, params["Name"], params.get("DataType")):
+            yield Request("ec2:DescribeImages", "*")
+
+
+def _launch_template_use(region: str, spec: Mapping[str, Any]) -> Iterator[Request]:
+    ec2 = ec2_backends[ACCOUNT][region]
+    template_id = _template_id(region, spec)
+    template = ec2.get_launch_template(template_id)
+    version_spec = str(spec.get("Version") or "$Default")
+    version = template.get_version(
+        {
+            "$Latest": template.latest_version_number,
+            "$Default": template.default_version_number,
+        }.get(version_spec, version_spec)
+    )
+    data = version.data
+    template_arn = _arn("ec2", region, f"launch-template/{template_id}")
+    launch = {"ec2:LaunchTemplate": [template_arn]}
+    # RunInstances is authorized on the launch template too, with its tags (Service
+    # Authorization Reference, Amazon EC2: RunInstances, resource type launch-template).
+    yield Request("ec2:RunInstances", template_arn, launch | _template_tags(region, template_id))
+    for kind in ("instance", "volume", "network-interface", "security-group", "subnet"):
+        yield Request("ec2:RunInstances", _arn("ec2", region, f"{kind}/*"), launch)
+    if data.get("ImageId"):
+        yield Request(
+            "ec2:RunInstances", _arn("ec2", region, f"image/{data['ImageId']}", account=""), launch
+        )
+    profile = data.get("IamInstanceProfile") or {}
+    for role in _profile_roles(profile):
+        listed, _ = iam_backends[ACCOUNT]["global"].list_role_tags(role.name, None)
+        tags = {t["Key"]: t["Value"] for t in listed}
+        context = {"iam:PassedToService": ["ec2.amazonaws.com"]}
+        context |= _tags(("aws:ResourceTag", "iam:ResourceTag"), tags)
+        yield Request("iam:PassRole", role.arn, context)
+    for spec_ in data.get("TagSpecifications") or []:
+        kind = spec_.get("ResourceType")
+        if kind not in ("instance", "volume"):
+            continue
+        tags = {t["Key"]: t.get("Value", "") for t in spec_.get("Tags", [])}
+        context = {
+            **_tags(("aws:RequestTag",), tags),
+            "aws:TagKeys": list(tags),
+            "ec2:CreateAction": ["RunInstances"],
+        }
+        yield Request("ec2:CreateTags", _arn("ec2", region, f"{kind}/*"), context)
+
+
+def _profile_roles(profile: Mapping[str, Any]) -> list[Any]:
+    iam = iam_backends[ACCOUNT]["global"]
+    for candidate in iam.get_instance_profiles():
+        if profile.get("Arn") == candidate.arn or profile.get("Name") == candidate.name:
+            return list(candidate.roles)
+    return []
