@@ -10,11 +10,12 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from phoenix.config.environment import EnvironmentConfig, NetworkConfig
-from phoenix.fleet.controller_state import ControllerState
+from phoenix.fleet.controller_state import ControllerState, provider_permissions
 from phoenix.fleet.immutable_fleet import ImmutableFleet
 from phoenix.images.pipeline import GoldenImagePipeline
 from phoenix.kernel.names import image_name
 from phoenix.platform.encryption import EnvironmentKey
+from phoenix.platform.nag import acknowledge_wildcard, nag_arn
 from phoenix.platform.network import Network
 from phoenix.platform.observability import Observability, log_retention
 from phoenix.release.orchestrator import ReleaseOrchestrator
@@ -199,6 +200,13 @@ class ControllerStateStack(Stack):
             description=f"phoenix {config.name}: creates the release controller's parameters",
         )
         provider_logs.grant_write(provider_role)
+        permissions = provider_permissions(self, config.name, list(config.fleets), provider_role)
+        acknowledge_wildcard(
+            permissions,
+            nag_arn(self, "ssm", f"parameter/phoenix/{config.name}/*"),
+            "The environment's controller parameters, created once by this stack's "
+            "custom resources: one statement whatever the number of fleets.",
+        )
         self.fleets = {
             fleet.name: ControllerState(
                 self,
@@ -207,6 +215,7 @@ class ControllerStateStack(Stack):
                 fleet=fleet,
                 provider_role=provider_role,
                 provider_logs=provider_logs,
+                permissions=permissions,
             )
             for fleet in config.fleets
         }

@@ -59,12 +59,13 @@ class ControllerState(Construct):
         fleet: FleetConfig,
         provider_role: iam.IRole,
         provider_logs: logs.ILogGroup,
+        permissions: iam.Policy,
     ) -> None:
         super().__init__(scope, id)
         self._provider_role = provider_role
         self._provider_logs = provider_logs
-        # One policy for the fleet's calls, in place before any of them runs.
-        self._permissions = iam.Policy(self, "Permissions", roles=[provider_role])
+        # The provider's policy (provider_permissions): in place before any call runs.
+        self._permissions = permissions
         self._stack = Stack.of(self)
         self.release_pointer = release_pointer(environment, fleet.name)
         ami = fleet.initial_ami
@@ -79,15 +80,6 @@ class ControllerState(Construct):
             name = slot_parameter(environment, fleet.name, slot, setting)
             self.slot_parameters[(slot, setting)] = name
             self._create(f"{slot}-{setting}", name, value)
-
-    def _arn(self, name: str, *, account: str | None = None) -> str:
-        return self._stack.format_arn(
-            service="ssm",
-            resource="parameter",
-            resource_name=name.lstrip("/"),
-            arn_format=ArnFormat.SLASH_RESOURCE_NAME,
-            account=account,
-        )
 
     def _read_public_parameter(self, id: str, name: str) -> str:
         reader = cr.AwsCustomResource(
@@ -104,12 +96,8 @@ class ControllerState(Construct):
             role=self._provider_role,
             log_group=self._provider_logs,
         )
-        self._allow(reader, ["ssm:GetParameter"], self._arn(name, account=""))
+        reader.node.add_dependency(self._permissions)
         return reader.get_response_field("Parameter.Value")
-
-    def _allow(self, call: cr.AwsCustomResource, actions: list[str], arn: str) -> None:
-        self._permissions.add_statements(iam.PolicyStatement(actions=actions, resources=[arn]))
-        call.node.add_dependency(self._permissions)
 
     def _create(self, id: str, name: str, value: str) -> None:
         writer = cr.AwsCustomResource(
@@ -139,4 +127,38 @@ class ControllerState(Construct):
             role=self._provider_role,
             log_group=self._provider_logs,
         )
-        self._allow(writer, ["ssm:PutParameter", "ssm:DeleteParameter"], self._arn(name))
+        writer.node.add_dependency(self._permissions)
+
+
+def provider_permissions(
+    scope: Construct, environment: str, fleets: list[FleetConfig], role: iam.IRole
+) -> iam.Policy:
+    """The custom resources' calls for every fleet of a stack, in one policy whatever the
+    number of fleets: write and delete the environment's controller parameters
+    (`/phoenix/<env>/*`), read the public parameters that name bootstrap AMIs."""
+    stack = Stack.of(scope)
+    written = stack.format_arn(
+        service="ssm",
+        resource="parameter",
+        resource_name=f"phoenix/{environment}/*",
+        arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+    )
+    statements = [
+        iam.PolicyStatement(
+            actions=["ssm:PutParameter", "ssm:DeleteParameter"], resources=[written]
+        )
+    ]
+    public = sorted({f.initial_ami for f in fleets if f.initial_ami.startswith("/")})
+    if public:
+        read = [
+            stack.format_arn(
+                service="ssm",
+                account="",
+                resource="parameter",
+                resource_name=name.lstrip("/"),
+                arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+            )
+            for name in public
+        ]
+        statements.append(iam.PolicyStatement(actions=["ssm:GetParameter"], resources=read))
+    return iam.Policy(scope, "ProviderPermissions", roles=[role], statements=statements)

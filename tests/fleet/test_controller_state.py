@@ -241,8 +241,14 @@ def test_the_parameter_writer_may_touch_only_these_parameters(synthesized: Synth
         "logs:CreateLogStream",
         "logs:PutLogEvents",
     }
+    # the environment's controller parameters (one statement for any number of fleets)
+    # and the public parameters that name bootstrap AMIs, nothing else
     for statement in statements:
         resource = json.dumps(statement["Resource"])
-        assert "*" not in resource.replace("log-group", ""), statement
         if "ssm:PutParameter" in json.dumps(statement["Action"]):
-            assert ":parameter/phoenix/sandbox/web/" in resource
+            assert resource.endswith(':parameter/phoenix/sandbox/*"]]}'), statement
+        elif "ssm:GetParameter" in json.dumps(statement["Action"]):
+            assert ":parameter/aws/service/" in resource, statement
+            assert "*" not in resource, statement
+        else:
+            assert "*" not in resource.replace("log-group", ""), statement
