@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,8 @@ class Measured:
     max_environment_bytes: int
     max_definition_bytes: int
     max_role_policy_bytes: int
+    stacks: int = 0
+    lint: str = ""  # cfn-lint's verdict on every template (largest size only)
 
 
 def config_with(fleets: int, folder: Path) -> None:
@@ -93,10 +95,35 @@ def measure(outdir: Path, fleets: int, seconds: float) -> Measured:
         max(environments),
         max(definitions),
         max(policies.values(), default=0),
+        stacks=len(resources) - 1,
     )
 
 
-def synthesize(fleets: int) -> Measured | str:
+def lint(outdir: Path) -> str:
+    """cfn-lint on every template, as `make synth` runs it: errors fail, warnings do not."""
+    templates = sorted(str(p) for p in outdir.glob("**/*.template.json"))
+    started = time.perf_counter()
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "cfn-lint"),
+            "--non-zero-exit-code",
+            "error",
+            "--",
+            *templates,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        check=False,
+    )
+    took = time.perf_counter() - started
+    if result.returncode != 0:
+        first = (result.stdout.strip().splitlines() or [f"exit {result.returncode}"])[0]
+        return f"cfn-lint failed on {len(templates)} templates: {first}"
+    return f"cfn-lint passed {len(templates)} templates in {took:.0f} s"
+
+
+def synthesize(fleets: int, *, lint_templates: bool = False) -> Measured | str:
     """The measurements, or why synthesis failed (its last error line)."""
     with tempfile.TemporaryDirectory() as work:
         config, outdir = Path(work) / "config", Path(work) / "cdk.out"
@@ -121,7 +148,10 @@ def synthesize(fleets: int) -> Measured | str:
             reason = (lines or result.stderr.splitlines() or [f"exit {result.returncode}"])[-1]
             # CDK's TooManyResourcesInStack goes on to count every resource type.
             return reason.split(": AWS::", 1)[0]
-        return measure(outdir, fleets, elapsed)
+        measured = measure(outdir, fleets, elapsed)
+        if lint_templates:
+            measured = replace(measured, lint=lint(outdir))
+        return measured
 
 
 def main() -> int:
@@ -132,7 +162,7 @@ def main() -> int:
     print(" ".join(f"{name:>10}" for name in header))
     done: list[Measured] = []
     for fleets in sizes:
-        outcome = synthesize(fleets)
+        outcome = synthesize(fleets, lint_templates=fleets == sizes[-1])
         if isinstance(outcome, str):
             print(f"{fleets:>10} does not synthesize: {outcome}")
             print(f"scale: synthesis fails at {fleets} fleets: {outcome}")
@@ -144,6 +174,10 @@ def main() -> int:
             f"{outcome.max_definition_bytes:>10} {outcome.max_role_policy_bytes:>10}"
         )
     last = done[-1]
+    print(f"{last.fleets} fleets: {last.stacks} stacks, cdk-nag passed (app.py), {last.lint}")
+    if not last.lint.startswith("cfn-lint passed"):
+        print(f"scale: {last.fleets} fleets synthesized but do not lint")
+        return 1
     print(
         f"scale: {last.fleets} fleets synthesized; max resources per stack "
         f"{last.max_resources}; max Lambda environment {last.max_environment_bytes} bytes; "

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from phoenix.platform.observability import Observability
     from phoenix.release.ledger import ReleaseLedger
     from phoenix.release.orchestrator import ReleaseOrchestrator
+    from phoenix.release.spec import register_fleet
     from phoenix.rollback.alarm_rollback import AlarmRollback
     from phoenix.stage import ControllerStateStack, PhoenixStack, PhoenixStage
 
@@ -59,6 +60,7 @@ _EXPORTS = {
     "ReleaseLedger": "phoenix.release.ledger",
     "ReleaseOrchestrator": "phoenix.release.orchestrator",
     "RollingFleet": "phoenix.config.fleet",
+    "register_fleet": "phoenix.release.spec",
 }
 
 __all__ = [
@@ -84,6 +86,7 @@ __all__ = [
     "ReleaseLedger",
     "ReleaseOrchestrator",
     "RollingFleet",
+    "register_fleet",
 ]
 
 

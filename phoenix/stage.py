@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import Aws, Environment, Fn, RemovalPolicy, Stack, Stage, Tags
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -10,17 +12,24 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from phoenix.config.environment import EnvironmentConfig, NetworkConfig
+from phoenix.config.fleet import FleetConfig
 from phoenix.fleet.controller_state import ControllerState, provider_permissions
 from phoenix.fleet.immutable_fleet import ImmutableFleet
 from phoenix.images.pipeline import GoldenImagePipeline
-from phoenix.kernel.names import image_name
+from phoenix.kernel.names import FLEET_STACKS, image_name
 from phoenix.platform.encryption import EnvironmentKey
 from phoenix.platform.nag import acknowledge_wildcard, nag_arn
 from phoenix.platform.network import Network
 from phoenix.platform.observability import Observability, log_retention
 from phoenix.release.orchestrator import ReleaseOrchestrator
 from phoenix.release.runtime.events import IMAGE_STATE_CHANGE
-from phoenix.release.spec import register
+from phoenix.release.spec import register_fleet
+
+# How many fleets the main stack holds (its controller, network and pipelines are about
+# 130 resources, a fleet about 25), and each fleet stack: both stay under 400 resources
+# (tests/test_scale.py, bench/scale.py).
+MAIN_STACK_FLEETS = 8
+FLEETS_PER_STACK = 14
 
 
 class PhoenixStack(Stack):
@@ -47,8 +56,10 @@ class PhoenixStack(Stack):
         network: NetworkConfig,
         env: Environment | None,
         primary: bool,
+        fleets: Sequence[FleetConfig] | None = None,
     ) -> None:
         self._zone_count = network.availability_zones
+        fleets = config.fleets if fleets is None else fleets
         super().__init__(
             scope,
             id,
@@ -87,10 +98,10 @@ class PhoenixStack(Stack):
                 alarm_topic=self.observability.topic,
                 deletion_protection=config.deletion_protection,
             )
-            for fleet in config.fleets
+            for fleet in fleets
         }
         # Each fleet's spec, in the registry the release controller reads.
-        self.registrations = {name: register(fleet) for name, fleet in self.fleets.items()}
+        self.registrations = {name: register_fleet(fleet) for name, fleet in self.fleets.items()}
         if primary:
             # Images are baked in the primary region (and copied to the others).
             self.image_pipelines = {
@@ -115,7 +126,6 @@ class PhoenixStack(Stack):
             "Release",
             config=config,
             key=self.encryption.key,
-            fleets=self.fleets,
             image_region=None if primary else config.region,
         )
 
@@ -175,8 +185,15 @@ class ControllerStateStack(Stack):
     """
 
     def __init__(
-        self, scope: Construct, id: str, *, config: EnvironmentConfig, env: Environment | None
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        config: EnvironmentConfig,
+        env: Environment | None,
+        fleets: Sequence[FleetConfig] | None = None,
     ) -> None:
+        fleets = config.fleets if fleets is None else fleets
         super().__init__(
             scope,
             id,
@@ -200,7 +217,7 @@ class ControllerStateStack(Stack):
             description=f"phoenix {config.name}: creates the release controller's parameters",
         )
         provider_logs.grant_write(provider_role)
-        permissions = provider_permissions(self, config.name, list(config.fleets), provider_role)
+        permissions = provider_permissions(self, config.name, list(fleets), provider_role)
         acknowledge_wildcard(
             permissions,
             nag_arn(self, "ssm", f"parameter/phoenix/{config.name}/*"),
@@ -217,7 +234,7 @@ class ControllerStateStack(Stack):
                 provider_logs=provider_logs,
                 permissions=permissions,
             )
-            for fleet in config.fleets
+            for fleet in fleets
         }
 
 
@@ -225,7 +242,10 @@ class PhoenixStage(Stage):
     """One environment: a stack in its primary region and one per disaster recovery region.
 
     Stacks are named `phoenix-<env>` (primary) and `phoenix-<env>-<region>` (DR), each
-    with a `...-state` stack for the release controller's parameters. With no
+    with a `...-state` stack for the release controller's parameters. The first
+    MAIN_STACK_FLEETS fleets are in that stack; the others in fleet stacks of at most
+    FLEETS_PER_STACK, `<name>-fleets-<n>`, each with its own `-state` stack (so that no
+    stack nears CloudFormation's 500 resources: docs/adr/0010-fleet-stacks.md). With no
     region in the config the primary stack is environment-agnostic. `account` falls back
     to `default_account` (CDK_DEFAULT_ACCOUNT); it is never looked up at synthesis.
     """
@@ -243,18 +263,98 @@ class PhoenixStage(Stage):
         self.config = config
         self.stacks: list[PhoenixStack] = []
         self.state_stacks: list[ControllerStateStack] = []
+        self.fleet_stacks: list[FleetStack] = []
         regions = [(config.region, config.network, True)] + [
             (dr.region, dr.network, False) for dr in config.disaster_recovery
         ]
+        first, rest = fleet_groups(config.fleets)
         for region, network, primary in regions:
             name = f"phoenix-{config.name}" if primary else f"phoenix-{config.name}-{region}"
             env = Environment(account=account, region=region) if region else None
-            state = ControllerStateStack(self, f"{name}-state", config=config, env=env)
+            state = ControllerStateStack(
+                self, f"{name}-state", config=config, env=env, fleets=first
+            )
             stack = PhoenixStack(
-                self, name, config=config, network=network, env=env, primary=primary
+                self,
+                name,
+                config=config,
+                network=network,
+                env=env,
+                primary=primary,
+                fleets=first,
             )
             stack.add_stack_dependency(state, "dynamic references read the controller's parameters")
             self.state_stacks.append(state)
             self.stacks.append(stack)
+            for number, group in enumerate(rest, start=1):
+                group_name = f"{name}{FLEET_STACKS}{number}"
+                group_state = ControllerStateStack(
+                    self, f"{group_name}-state", config=config, env=env, fleets=group
+                )
+                fleet_stack = FleetStack(
+                    self,
+                    group_name,
+                    config=config,
+                    network=network,
+                    env=env,
+                    fleets=group,
+                    main=stack,
+                )
+                fleet_stack.add_stack_dependency(
+                    group_state, "dynamic references read the controller's parameters"
+                )
+                self.state_stacks.append(group_state)
+                self.fleet_stacks.append(fleet_stack)
         Tags.of(self).add("phoenix:environment", config.name)
         Tags.of(self).add("phoenix:managed-by", "cdk")
+
+
+def fleet_groups(
+    fleets: Sequence[FleetConfig],
+) -> tuple[list[FleetConfig], list[list[FleetConfig]]]:
+    """The main stack's fleets, and the groups of the rest, one fleet stack each."""
+    first, rest = list(fleets[:MAIN_STACK_FLEETS]), list(fleets[MAIN_STACK_FLEETS:])
+    groups = [rest[n : n + FLEETS_PER_STACK] for n in range(0, len(rest), FLEETS_PER_STACK)]
+    return first, groups
+
+
+class FleetStack(Stack):
+    """Fleets beyond the main stack's share, in the main stack's network, with its key,
+    access log bucket and alarm topic (CloudFormation exports of the main stack: none of
+    them is replaced by a release or a deploy of a fleet)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        config: EnvironmentConfig,
+        network: NetworkConfig,
+        env: Environment | None,
+        fleets: Sequence[FleetConfig],
+        main: PhoenixStack,
+    ) -> None:
+        super().__init__(
+            scope,
+            id,
+            env=env,
+            stack_name=id,
+            description=f"phoenix {config.name}: fleets {', '.join(f.name for f in fleets)}"[:1024],
+            termination_protection=config.deletion_protection,
+        )
+        self.fleets = {
+            fleet.name: ImmutableFleet(
+                self,
+                f"Fleet-{fleet.name}",
+                environment=config.name,
+                config=fleet,
+                vpc=main.network.vpc,
+                vpc_cidr=network.cidr,
+                key=main.encryption.key,
+                access_logs=main.observability.access_logs,
+                alarm_topic=main.observability.topic,
+                deletion_protection=config.deletion_protection,
+            )
+            for fleet in fleets
+        }
+        self.registrations = {name: register_fleet(fleet) for name, fleet in self.fleets.items()}

@@ -30,6 +30,7 @@ from phoenix import (
     NetworkConfig,
     Observability,
     ReleaseOrchestrator,
+    register_fleet,
 )
 
 # The same models a phoenix YAML file is validated into: a bad value fails here, at once.
@@ -92,11 +93,11 @@ class ShopStack(cdk.Stack):
             topic=observability.topic,
             regions=[self.region],  # bake here; list more regions to copy the AMIs there
         )
+        # The fleet's entry in the registry the release controller reads (its spec)
+        register_fleet(fleet)
         # Releases each baked image to the fleets that subscribe to its pipeline, and
         # rolls a fleet back when one of its alarms fires (its AlarmRollback).
-        ReleaseOrchestrator(
-            self, "Release", config=config, key=key, fleets={fleet_config.name: fleet}
-        )
+        ReleaseOrchestrator(self, "Release", config=config, key=key)
 
 
 # CDK's built-in CloudFormation validation only warns, and tripled this app's synthesis

@@ -16,6 +16,10 @@ Slot = Literal["blue", "green"]
 SlotSetting = Literal["min-size", "launch-template-version", "weight"]
 
 
+# A fleet stack's name: `phoenix-<env>[-<region>]-fleets-<n>` (phoenix/stage.py).
+FLEET_STACKS = "-fleets-"
+
+
 def fleet_prefix(environment: str, fleet: str) -> str:
     return f"/phoenix/{environment}/{fleet}"
 

@@ -22,12 +22,11 @@ from constructs import Construct
 
 from phoenix.config.environment import EnvironmentConfig
 from phoenix.fleet.grants import grant_environment_fleets
-from phoenix.fleet.immutable_fleet import ImmutableFleet
 from phoenix.kernel.ledger import LOCK_HOLD, ROLLBACK_TARGET_TAG
 from phoenix.kernel.names import (
+    FLEET_STACKS,
     fleet_registry,
     image_name,
-    release_pointer,
     release_state_machine,
 )
 from phoenix.kernel.settings import ReleaseSettings
@@ -39,8 +38,14 @@ from phoenix.release.definition import ReleaseDefinition, ReleaseFunctions
 from phoenix.release.ledger import ReleaseLedger
 from phoenix.release.runtime.cleanup import STATUS_CHANGE, UNHANDLED, CleanupSettings
 from phoenix.release.runtime.events import IMAGE_STATE_CHANGE, STACK_STATUS_CHANGE
-from phoenix.release.runtime.settings import RefreshEventSettings, TriggerSettings
-from phoenix.release.spec import STEP_CALLS, fleet_spec, grant_registry_reads, step_handler
+from phoenix.release.runtime.settings import RefreshEventSettings
+from phoenix.release.spec import (
+    STEP_CALLS,
+    grant_registry_reads,
+    rollback_window_seconds,
+    step_handler,
+)
+from phoenix.release.trigger_function import trigger_function
 from phoenix.rollback.alarm_rollback import AlarmRollback
 
 
@@ -62,7 +67,6 @@ class ReleaseOrchestrator(Construct):
         *,
         config: EnvironmentConfig,
         key: kms.IKey,
-        fleets: dict[str, ImmutableFleet],
         image_region: str | None = None,
     ) -> None:
         super().__init__(scope, id)
@@ -84,7 +88,7 @@ class ReleaseOrchestrator(Construct):
             functions=self.steps,
             environment=environment,
         )
-        window = max((fleet_spec(f)["rollback_window_seconds"] for f in fleets.values()), default=0)
+        window = max((rollback_window_seconds(f) for f in config.fleets), default=0)
         # The lock's hold, then the rollback window the old slot stays warm for.
         lifetime = LOCK_HOLD.total_seconds() + window + 3600
         self.state_machine = sfn.StateMachine(
@@ -138,7 +142,7 @@ class ReleaseOrchestrator(Construct):
                 "covers its versions and aliases, which CDK grants with the function.",
             )
         self._cleanup(config, lifetime)
-        self.trigger = self._trigger(config, key, image_region)
+        self.trigger = trigger_function(self, config, key, image_region, self.state_machine)
         self.rollback = AlarmRollback(
             self,
             "Rollback",
@@ -182,15 +186,29 @@ class ReleaseOrchestrator(Construct):
             event_pattern=events.EventPattern(
                 source=["aws.cloudformation"],
                 detail_type=[STACK_STATUS_CHANGE],
-                resources=[Aws.STACK_ID],
                 detail={"status-details": {"status": ["UPDATE_COMPLETE"]}},
             ),
             targets=[targets.LambdaFunction(self.trigger)],
+        )
+        # This stack, and its fleet stacks by their names' prefix (phoenix/stage.py).
+        deployed = self.deployed.node.default_child
+        assert isinstance(deployed, events.CfnRule)
+        deployed.add_property_override(
+            "EventPattern.resources", [Aws.STACK_ID, {"prefix": self._fleet_stacks_arn()}]
         )
         # CDK types `resources` as exact strings; a prefix match needs the raw pattern.
         rule = self.image_available.node.default_child
         assert isinstance(rule, events.CfnRule)
         rule.add_property_override("EventPattern.resources", images)
+
+    def _fleet_stacks_arn(self) -> str:
+        """The start of the ARNs of this stack's fleet stacks (`<stack>-fleets-<n>`)."""
+        return Stack.of(self).format_arn(
+            service="cloudformation",
+            resource="stack",
+            resource_name=f"{Aws.STACK_NAME}{FLEET_STACKS}",
+            arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+        )
 
     def _step_functions(self, config: EnvironmentConfig, key: kms.IKey) -> ReleaseFunctions:
         """One function per step, each granted exactly what it calls (STEP_CALLS)."""
@@ -320,75 +338,3 @@ class ReleaseOrchestrator(Construct):
                 },
             )
         raise ValueError(f"no scoping for {action}")
-
-    def _trigger(
-        self, config: EnvironmentConfig, key: kms.IKey, image_region: str | None
-    ) -> PhoenixFunction:
-        images = [image_name(config.name, pipeline.name) for pipeline in config.image_pipelines]
-        trigger = PhoenixFunction(
-            self,
-            "Trigger",
-            name="release_trigger",
-            handler="phoenix.release.handlers.trigger.lambda_handler",
-            description=f"phoenix {config.name}: starts a release per subscribed fleet",
-            settings=TriggerSettings(
-                environment=config.name,
-                service_name="phoenix-release-trigger",
-                state_machine_arn=self.state_machine.state_machine_arn,
-                image_region=image_region or Aws.REGION,
-                stack_id=Aws.STACK_ID,
-            ),
-            config=config.functions,
-            key=key,
-        )
-        self.state_machine.grant_start_execution(trigger)
-        stack = Stack.of(self)
-        # The fleets and their pipelines, from the registry; a deploy's releases are of
-        # each fleet's release pointer (GetParameters).
-        grant_registry_reads(trigger, config.name, every=True)
-        pointers = release_pointer(config.name, "*").lstrip("/")
-        trigger.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["ssm:GetParameters"],
-                resources=[
-                    stack.format_arn(
-                        service="ssm",
-                        resource="parameter",
-                        resource_name=pointers,
-                        arn_format=ArnFormat.SLASH_RESOURCE_NAME,
-                    )
-                ],
-            )
-        )
-        acknowledge_wildcard(
-            trigger.execution_role,
-            nag_arn(stack, "ssm", f"parameter/{pointers}"),
-            "Every fleet's release pointer: a deploy releases each fleet of the registry.",
-        )
-        # GetImage on the images where they are baked (image_region), from any region.
-        trigger.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["imagebuilder:GetImage"],
-                resources=[
-                    stack.format_arn(
-                        service="imagebuilder",
-                        region=image_region,
-                        resource="image",
-                        resource_name=f"{name}/*",
-                    )
-                    for name in images
-                ],
-            )
-        )
-        for name in images:
-            arn = nag_arn(stack, "imagebuilder", f"image/{name}/*")
-            if image_region:  # cdk-nag names the images' region, not the stack's
-                parts = arn.split(":", 4)
-                arn = ":".join([*parts[:3], image_region, parts[4]])
-            acknowledge_wildcard(
-                trigger.execution_role,
-                arn,
-                "Every build version of this environment's pipeline image; "
-                "versions and build numbers are only known when baked.",
-            )
-        return trigger

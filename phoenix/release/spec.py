@@ -1,6 +1,6 @@
 """What the release controller knows of each fleet, and what each step may call.
 
-`fleet_spec` is what the fleet registry holds for a fleet: `register` writes it as the
+`fleet_spec` is what the fleet registry holds for a fleet: `register_fleet` writes it as the
 fleet's parameter, deployed with the fleet (FleetSpec in phoenix/release/runtime/models.py
 validates it at run time; phoenix.kernel.registry reads it). `STEP_CALLS` lists, per
 step function, the ledger actions, the fleet actions (scoped by ImmutableFleet.grant_release)
@@ -16,7 +16,7 @@ from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_ssm as ssm
 
-from phoenix.config.fleet import BlueGreenFleet, CanaryFleet, RollingFleet
+from phoenix.config.fleet import BlueGreenFleet, CanaryFleet, FleetConfig, RollingFleet
 from phoenix.fleet.immutable_fleet import ImmutableFleet
 from phoenix.kernel.ledger import LOCK_HOLD
 from phoenix.kernel.names import fleet_registry, registered_fleet
@@ -111,6 +111,15 @@ def step_handler(step: str) -> str:
     return f"phoenix.release.handlers.{step.removeprefix('release_')}.lambda_handler"
 
 
+def rollback_window_seconds(config: FleetConfig) -> int:
+    """How long a release's old slot stays warm after it succeeds (rolling: none)."""
+    if isinstance(config, BlueGreenFleet):
+        return config.blue_green.rollback_window_minutes * 60
+    if isinstance(config, CanaryFleet):
+        return config.canary.rollback_window_minutes * 60
+    return 0
+
+
 def fleet_spec(fleet: ImmutableFleet) -> dict[str, Any]:
     """The fleet as the release steps see it: resources, strategy settings, thresholds."""
     config = fleet.config
@@ -120,6 +129,8 @@ def fleet_spec(fleet: ImmutableFleet) -> dict[str, Any]:
         "name": config.name,
         "strategy": config.strategy,
         "image_pipeline": config.image_pipeline,
+        # the stack that deploys it (a deploy of that stack releases what it changed)
+        "stack": Stack.of(fleet).stack_name,
         "architecture": config.architecture,
         "listener": fleet.listener.listener_arn,
         "slots": {
@@ -162,18 +173,18 @@ def fleet_spec(fleet: ImmutableFleet) -> dict[str, Any]:
     elif isinstance(config, BlueGreenFleet):
         spec |= {
             "bake_seconds": config.blue_green.bake_time_minutes * 60,
-            "rollback_window_seconds": config.blue_green.rollback_window_minutes * 60,
+            "rollback_window_seconds": rollback_window_seconds(config),
         }
     elif isinstance(config, CanaryFleet):
         spec |= {
             "steps": config.canary.steps,
             "bake_seconds": config.canary.step_bake_time_minutes * 60,
-            "rollback_window_seconds": config.canary.rollback_window_minutes * 60,
+            "rollback_window_seconds": rollback_window_seconds(config),
         }
     return spec
 
 
-def register(fleet: ImmutableFleet) -> ssm.StringParameter:
+def register_fleet(fleet: ImmutableFleet) -> ssm.StringParameter:
     """The fleet's entry in its environment's registry, deployed with the fleet. A
     standard parameter holds 4 KB; a spec is about 2 KB (tests/release/test_registry.py
     measures the largest)."""

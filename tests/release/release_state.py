@@ -79,6 +79,7 @@ def fleet_spec(strategy: str = "canary", **changes: Any) -> dict[str, Any]:
         "name": "web",
         "strategy": strategy,
         "image_pipeline": "golden",
+        "stack": "phoenix-sandbox",
         "architecture": "arm64",
         "listener": LISTENER,
         "slots": {

@@ -72,7 +72,7 @@ SLOTS = {
 }
 FLEET_SPEC = {
     **{"name": "web", "strategy": "blue_green", "image_pipeline": "golden", "slots": SLOTS},
-    "architecture": "arm64",
+    **{"architecture": "arm64", "stack": "phoenix-sandbox"},
     **{"listener": f"{ELB}:listener/app/web/0123456789abcdef/0123456789abcdef", "alarms": ["a"]},
     **{"min_healthy_percentage": 90, "max_healthy_percentage": 120, "bake_seconds": 60},
     **{"checkpoint_percentages": [50], "checkpoint_delay_seconds": 60, "steps": [10, 100]},

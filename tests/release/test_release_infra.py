@@ -100,12 +100,21 @@ def test_a_finished_deploy_of_the_stack_reaches_the_release_trigger(
     rule = _rules(template)[
         "phoenix sandbox: a deploy's launch template changes go out as a release"
     ]
-    assert rule["EventPattern"] == {
+    pattern = rule["EventPattern"]
+    stack, fleet_stacks = pattern.pop("resources")
+    assert pattern == {
         "source": ["aws.cloudformation"],
         "detail-type": ["CloudFormation Stack Status Change"],
-        "resources": [{"Ref": "AWS::StackId"}],
         "detail": {"status-details": {"status": ["UPDATE_COMPLETE"]}},
     }
+    # this stack, and its fleet stacks by their names' prefix
+    assert stack == {"Ref": "AWS::StackId"}
+    separator, parts = fleet_stacks["prefix"]["Fn::Join"]
+    rendered = separator.join(p if isinstance(p, str) else f"<{p['Ref']}>" for p in parts)
+    assert rendered == (
+        "arn:<AWS::Partition>:cloudformation:<AWS::Region>:<AWS::AccountId>:"
+        "stack/<AWS::StackName>-fleets-"
+    )
     assert [t["Arn"] for t in rule["Targets"]] == [{"Fn::GetAtt": [_trigger(template), "Arn"]}]
 
 

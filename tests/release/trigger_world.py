@@ -62,15 +62,20 @@ def trigger_settings(more: dict[str, str] | None = None) -> Settings:
     return Settings.from_environ(trigger_environment(more))
 
 
-def _registered(fleet: str, pipeline: str) -> dict[str, Any]:
-    spec = json.dumps(fleet_spec(name=fleet, image_pipeline=pipeline))
+def _registered(fleet: str, pipeline: str, stack: str = "phoenix-sandbox") -> dict[str, Any]:
+    spec = json.dumps(fleet_spec(name=fleet, image_pipeline=pipeline, stack=stack))
     return {"Name": f"/phoenix-fleets/sandbox/{fleet}", "Type": "String", "Value": spec}
 
 
-def expect_registry(clients: Clients, fleets: dict[str, str] | None = None) -> None:
+def expect_registry(
+    clients: Clients, fleets: dict[str, str] | None = None, stacks: dict[str, str] | None = None
+) -> None:
     """The registry read by path (fleet -> its image pipeline; default: `web` and `api` on
-    `golden`), in pages of ten as the trigger asks for them."""
-    entries = [_registered(f, p) for f, p in (fleets or {"web": "golden", "api": "golden"}).items()]
+    `golden`; each in the stack `stacks` names, by default phoenix-sandbox), in pages of
+    ten as the trigger asks for them."""
+    chosen = fleets or {"web": "golden", "api": "golden"}
+    where = stacks or {}
+    entries = [_registered(f, p, where.get(f, "phoenix-sandbox")) for f, p in chosen.items()]
     pages = [entries[first : first + 10] for first in range(0, len(entries), 10)] or [[]]
     for number, page in enumerate(pages):
         answer: dict[str, Any] = {"Parameters": page}

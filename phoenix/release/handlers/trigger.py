@@ -10,8 +10,9 @@ its AMI. An event for another pipeline, an image baked in another region, a stat
 other than AVAILABLE, an image without an AMI in this region, or a malformed event is
 logged with the reason and changes nothing.
 
-A deploy of this region's stack that ends UPDATE_COMPLETE (`CloudFormation Stack Status
-Change`) starts a release of each fleet's pointer AMI, named after the event, so that a
+A deploy of this region's stack or one of its fleet stacks that ends UPDATE_COMPLETE
+(`CloudFormation Stack Status Change`) starts a release of the pointer AMI of each fleet
+that stack holds (the registry names each fleet's stack), named after the event, so that a
 change the deploy made to a launch template reaches instances through a release (its
 strategy, gates and rollback); preflight ends one at once when the deploy changed
 nothing the fleet runs.
@@ -58,13 +59,12 @@ def handle(
             )
         elif event.get("source") == "aws.cloudformation":
             deployed = parse(event=event, model=StackStatusChange)
-            trigger.check_deploy(deployed, settings.stack_id)
+            trigger.check_deploy(deployed, settings.stack_id, settings.fleet_stacks)
+            fleets = trigger.deployed_fleets(deployed, read_registry(ssm, settings.environment))
             requests = trigger.plan_deploy(
                 deployed,
                 environment=settings.environment,
-                pointers=trigger.read_pointers(
-                    ssm, settings.environment, sorted(read_registry(ssm, settings.environment))
-                ),
+                pointers=trigger.read_pointers(ssm, settings.environment, fleets),
             )
         else:
             available = parse(event=event, model=ImageStateChange)

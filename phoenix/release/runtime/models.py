@@ -29,6 +29,8 @@ class FleetSpec(FrozenModel):
     strategy: Strategy
     # The image pipeline whose images the fleet releases (trigger: subscriptions).
     image_pipeline: Annotated[str, Field(min_length=1)]
+    # The stack that deploys the fleet: a deploy of it releases what it changed.
+    stack: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9-]{0,127}$")]
     architecture: Literal["arm64", "x86_64"]
     listener: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:elasticloadbalancing:")]
     slots: dict[Slot, SlotSpec]

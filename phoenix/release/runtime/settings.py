@@ -17,6 +17,9 @@ class TriggerSettings(FunctionSettings):
     # This region's stack (its ID): a deploy of it that ends UPDATE_COMPLETE releases
     # what it changed.
     stack_id: str = ""
+    # The start of the names of its fleet stacks (`phoenix-<env>[-<region>]-fleets-`):
+    # a deploy of one releases what it changed in its fleets.
+    fleet_stacks: str = ""
     # Set by the Lambda runtime (a reserved variable), so never part of the environment
     # the infrastructure writes.
     region: str = Field(default="", alias="AWS_REGION", exclude=True)

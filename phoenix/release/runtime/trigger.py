@@ -145,19 +145,30 @@ def plan_requested(
     return [ReleaseRequest(environment, event.detail.fleet, event.detail.ami, trigger, event.id)]
 
 
-def check_deploy(event: StackStatusChange, stack_id: str) -> None:
-    """Refuse what is not a finished deploy of this region's stack."""
+def check_deploy(event: StackStatusChange, stack_id: str, fleet_stacks: str = "") -> None:
+    """Refuse what is not a finished deploy of this region's stack or one of its fleet
+    stacks (same account and region, named `<fleet_stacks><n>`)."""
     status = event.detail.status_details.status
-    if event.detail.stack_id != stack_id:
-        raise RefusedError(f"stack {event.detail.stack_id} is not this environment's")
+    deployed = event.detail.stack_id
+    same_place = deployed.split(":")[3:5] == stack_id.split(":")[3:5]
+    name = deployed.split("/")[1] if deployed.count("/") >= 2 else ""
+    fleet_stack = bool(fleet_stacks) and same_place and name.startswith(fleet_stacks)
+    if deployed != stack_id and not fleet_stack:
+        raise RefusedError(f"stack {deployed} is not this environment's")
     if status != "UPDATE_COMPLETE":
         raise RefusedError(f"stack status is {status}, not UPDATE_COMPLETE")
+
+
+def deployed_fleets(event: StackStatusChange, registry: dict[str, dict[str, Any]]) -> list[str]:
+    """The fleets the deployed stack holds (each fleet's spec names its stack)."""
+    stack_name = event.detail.stack_id.split("/")[1]
+    return sorted(f for f, spec in registry.items() if spec.get("stack") == stack_name)
 
 
 def plan_deploy(
     event: StackStatusChange, *, environment: str, pointers: dict[str, str]
 ) -> list[ReleaseRequest]:
-    """A deploy of this region's stack finished: one release per fleet of its pointer AMI
+    """A deploy of a stack with fleets finished: one release per fleet of its pointer AMI
     (the last known good one), so that what the deploy changed in a launch template
     reaches instances through a release (preflight ends it at once when nothing did)."""
     stack_name = event.detail.stack_id.split("/")[1]
