@@ -2,7 +2,8 @@
 
 moto 5.2 creates most of phoenix's resources from the synthesized templates, but:
 - it does not resolve `{{resolve:ssm:...}}` dynamic references (phoenix's templates read
-  every controller-owned value through them);
+  every controller-owned value through them), nor `Fn::GetStackOutput` (CDK's reference
+  from a fleet stack to the region stack's network, key, bucket and topic);
 - it skips AWS::CloudWatch::Alarm and AWS::EC2::SecurityGroupEgress;
 - it fails on an ALB listener whose forward action is a weighted `ForwardConfig`;
 - its custom resources invoke the provider Lambda in Docker, which is not here, so CDK's
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import re
 from collections.abc import Callable
 from typing import Any
@@ -101,11 +103,26 @@ def resolve_dynamic_references(value: str, region: str) -> str:
     return DYNAMIC_SSM.sub(lookup, value)
 
 
+def stack_output(stack_name: str, output_name: str, region: str) -> str:
+    """`Fn::GetStackOutput`: "the value of an output from another stack", in `region`
+    (CloudFormation Template Reference, Fn::GetStackOutput; the Region defaults to the
+    stack's own). A stack or output that does not exist fails the deploy."""
+    (stack,) = aws_client("cloudformation", region).describe_stacks(StackName=stack_name)["Stacks"]
+    for output in stack.get("Outputs", []):
+        if output["OutputKey"] == output_name:
+            return str(output["OutputValue"])
+    raise ValueError(f"Output {output_name} does not exist in stack {stack_name}")
+
+
 def _resolving_dynamic_references(clean_json: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(clean_json)
     def clean(resource_json: Any, resources_map: Any) -> Any:
         if isinstance(resource_json, str) and "{{resolve:ssm:" in resource_json:
             return resolve_dynamic_references(resource_json, resources_map["AWS::Region"])
+        if isinstance(resource_json, dict) and "Fn::GetStackOutput" in resource_json:
+            given = clean(resource_json["Fn::GetStackOutput"], resources_map)
+            region = given.get("Region") or resources_map["AWS::Region"]
+            return stack_output(given["StackName"], given["OutputName"], region)
         return clean_json(resource_json, resources_map)
 
     return clean
@@ -198,6 +215,9 @@ def _keep_weighted_forward(convert: Callable[..., Any]) -> Callable[..., Any]:
     return converted
 
 
+_log = logging.getLogger(__name__)
+
+
 # -- failures ----------------------------------------------------------------------------
 
 
@@ -209,6 +229,7 @@ def _failing_visibly(create: Callable[..., Any]) -> Callable[..., Any]:
         try:
             create(self)
         except Exception as error:
+            _log.exception("stack %s failed to create", getattr(self, "name", "?"))
             self.status = "CREATE_FAILED"
             self._add_stack_event("CREATE_FAILED", resource_status_reason=_reason(error))
 
@@ -221,6 +242,7 @@ def _failing_visibly_on_update(update: Callable[..., Any]) -> Callable[..., Any]
         try:
             update(self, *args, **kwargs)
         except Exception as error:
+            _log.exception("stack %s failed to update", getattr(self, "name", "?"))
             self.status = "UPDATE_ROLLBACK_COMPLETE"
             self._add_stack_event("UPDATE_FAILED", resource_status_reason=_reason(error))
 

@@ -29,7 +29,7 @@ from phoenix.release.spec import register_fleet
 # 130 resources, a fleet about 25), and each fleet stack: both stay under 400 resources
 # (tests/test_scale.py, bench/scale.py).
 MAIN_STACK_FLEETS = 8
-FLEETS_PER_STACK = 14
+FLEETS_PER_STACK = 12
 
 
 class PhoenixStack(Stack):
@@ -320,8 +320,8 @@ def fleet_groups(
 
 class FleetStack(Stack):
     """Fleets beyond the main stack's share, in the main stack's network, with its key,
-    access log bucket and alarm topic (CloudFormation exports of the main stack: none of
-    them is replaced by a release or a deploy of a fleet)."""
+    access log bucket and alarm topic (read from the main stack's outputs when the fleet
+    stack is deployed, `Fn::GetStackOutput`: docs/adr/0010-fleet-stacks.md)."""
 
     def __init__(
         self,

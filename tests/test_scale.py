@@ -26,8 +26,11 @@ LIMIT = 400  # the issue's bound; CloudFormation's is 500
 def many(tmp_path_factory: pytest.TempPathFactory, synthesized: SynthesizedApp) -> SynthesizedApp:
     raw = synthesized.configs["production"].model_dump(mode="json")
     base = raw["fleets"]
+    # each with HTTPS, the most resources a fleet has (a redirecting HTTP listener too)
+    https = {"certificate_arn": "arn:aws:acm:us-east-1:111122223333:certificate/example"}
+    copies = [base[n % len(base)] for n in range(FLEETS)]
     raw["fleets"] = [
-        base[n % len(base)] | {"name": f"{base[n % len(base)]['name']}{n}"} for n in range(FLEETS)
+        fleet | https | {"name": f"{fleet['name']}{n}"} for n, fleet in enumerate(copies)
     ]
     config = EnvironmentConfig.model_validate(raw)
     app = new_app(outdir=str(tmp_path_factory.mktemp("cdk.out.many")), context=cli_context())
