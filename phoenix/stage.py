@@ -85,23 +85,7 @@ class PhoenixStack(Stack):
             key=self.encryption.key,
             access_logs_retention_days=config.access_logs_retention_days,
         )
-        self.fleets = {
-            fleet.name: ImmutableFleet(
-                self,
-                f"Fleet-{fleet.name}",
-                environment=config.name,
-                config=fleet,
-                vpc=self.network.vpc,
-                vpc_cidr=network.cidr,
-                key=self.encryption.key,
-                access_logs=self.observability.access_logs,
-                alarm_topic=self.observability.topic,
-                deletion_protection=config.deletion_protection,
-            )
-            for fleet in fleets
-        }
-        # Each fleet's spec, in the registry the release controller reads.
-        self.registrations = {name: register_fleet(fleet) for name, fleet in self.fleets.items()}
+        self.fleets = add_fleets(self, config, network, fleets, shared=self)
         if primary:
             # Images are baked in the primary region (and copied to the others).
             self.image_pipelines = {
@@ -271,10 +255,7 @@ class PhoenixStage(Stage):
         for region, network, primary in regions:
             name = f"phoenix-{config.name}" if primary else f"phoenix-{config.name}-{region}"
             env = Environment(account=account, region=region) if region else None
-            state = ControllerStateStack(
-                self, f"{name}-state", config=config, env=env, fleets=first
-            )
-            stack = PhoenixStack(
+            main = PhoenixStack(
                 self,
                 name,
                 config=config,
@@ -283,30 +264,36 @@ class PhoenixStage(Stage):
                 primary=primary,
                 fleets=first,
             )
-            stack.add_stack_dependency(state, "dynamic references read the controller's parameters")
-            self.state_stacks.append(state)
-            self.stacks.append(stack)
+            self.stacks.append(main)
+            self._after_its_state(main, config, env, first)
             for number, group in enumerate(rest, start=1):
-                group_name = f"{name}{FLEET_STACKS}{number}"
-                group_state = ControllerStateStack(
-                    self, f"{group_name}-state", config=config, env=env, fleets=group
-                )
                 fleet_stack = FleetStack(
                     self,
-                    group_name,
+                    f"{name}{FLEET_STACKS}{number}",
                     config=config,
                     network=network,
                     env=env,
                     fleets=group,
-                    main=stack,
+                    main=main,
                 )
-                fleet_stack.add_stack_dependency(
-                    group_state, "dynamic references read the controller's parameters"
-                )
-                self.state_stacks.append(group_state)
                 self.fleet_stacks.append(fleet_stack)
+                self._after_its_state(fleet_stack, config, env, group)
         Tags.of(self).add("phoenix:environment", config.name)
         Tags.of(self).add("phoenix:managed-by", "cdk")
+
+    def _after_its_state(
+        self,
+        stack: Stack,
+        config: EnvironmentConfig,
+        env: Environment | None,
+        fleets: Sequence[FleetConfig],
+    ) -> None:
+        """`stack`'s `-state` stack, for `fleets`, deployed before it."""
+        state = ControllerStateStack(
+            self, f"{stack.stack_name}-state", config=config, env=env, fleets=fleets
+        )
+        stack.add_stack_dependency(state, "dynamic references read the controller's parameters")
+        self.state_stacks.append(state)
 
 
 def fleet_groups(
@@ -342,19 +329,34 @@ class FleetStack(Stack):
             description=f"phoenix {config.name}: fleets {', '.join(f.name for f in fleets)}"[:1024],
             termination_protection=config.deletion_protection,
         )
-        self.fleets = {
-            fleet.name: ImmutableFleet(
-                self,
-                f"Fleet-{fleet.name}",
-                environment=config.name,
-                config=fleet,
-                vpc=main.network.vpc,
-                vpc_cidr=network.cidr,
-                key=main.encryption.key,
-                access_logs=main.observability.access_logs,
-                alarm_topic=main.observability.topic,
-                deletion_protection=config.deletion_protection,
-            )
-            for fleet in fleets
-        }
-        self.registrations = {name: register_fleet(fleet) for name, fleet in self.fleets.items()}
+        self.fleets = add_fleets(self, config, network, fleets, shared=main)
+
+
+def add_fleets(
+    scope: Stack,
+    config: EnvironmentConfig,
+    network: NetworkConfig,
+    fleets: Sequence[FleetConfig],
+    *,
+    shared: PhoenixStack,
+) -> dict[str, ImmutableFleet]:
+    """`fleets` in `scope`, in the network of `shared` (the region's stack) with its key,
+    access log bucket and alarm topic, each registered in the fleet registry."""
+    made = {
+        fleet.name: ImmutableFleet(
+            scope,
+            f"Fleet-{fleet.name}",
+            environment=config.name,
+            config=fleet,
+            vpc=shared.network.vpc,
+            vpc_cidr=network.cidr,
+            key=shared.encryption.key,
+            access_logs=shared.observability.access_logs,
+            alarm_topic=shared.observability.topic,
+            deletion_protection=config.deletion_protection,
+        )
+        for fleet in fleets
+    }
+    for fleet in made.values():
+        register_fleet(fleet)
+    return made
