@@ -14,12 +14,19 @@ def describe_fleets(client: Callable[[str], Any], environment: str) -> str:
     template version, weight, AMIs and the latest instance refresh. `client(service)`
     gives a boto3 client."""
     autoscaling, elbv2, ec2 = client("autoscaling"), client("elbv2"), client("ec2")
-    alarms = client("cloudwatch").describe_alarms(AlarmNamePrefix=f"phoenix-{environment}-")
-    firing = sorted(a["AlarmName"] for a in alarms["MetricAlarms"] if a["StateValue"] == "ALARM")
+    alarms = (
+        client("cloudwatch")
+        .get_paginator("describe_alarms")
+        .paginate(AlarmNamePrefix=f"phoenix-{environment}-", StateValue="ALARM")
+    )
+    firing = sorted(a["AlarmName"] for page in alarms for a in page["MetricAlarms"])
     prefix = f"phoenix-{environment}-"
+    # every page: DescribeAutoScalingGroups returns at most 50 groups at a time
+    pages = autoscaling.get_paginator("describe_auto_scaling_groups").paginate()
     groups = [
         g
-        for g in autoscaling.describe_auto_scaling_groups()["AutoScalingGroups"]
+        for page in pages
+        for g in page["AutoScalingGroups"]
         if g["AutoScalingGroupName"].startswith(prefix)
     ]
     images = _instance_images(ec2, [i["InstanceId"] for g in groups for i in g["Instances"]])
