@@ -14,12 +14,13 @@ def describe_fleets(client: Callable[[str], Any], environment: str) -> str:
     template version, weight, AMIs and the latest instance refresh. `client(service)`
     gives a boto3 client."""
     autoscaling, elbv2, ec2 = client("autoscaling"), client("elbv2"), client("ec2")
-    alarms = (
-        client("cloudwatch")
-        .get_paginator("describe_alarms")
-        .paginate(AlarmNamePrefix=f"phoenix-{environment}-", StateValue="ALARM")
-    )
-    firing = sorted(a["AlarmName"] for page in alarms for a in page["MetricAlarms"])
+    pages = client("cloudwatch").get_paginator("describe_alarms")
+    alarms = [
+        alarm
+        for page in pages.paginate(AlarmNamePrefix=f"phoenix-{environment}-")
+        for alarm in page["MetricAlarms"]
+    ]
+    firing = sorted(a["AlarmName"] for a in alarms if a["StateValue"] == "ALARM")
     prefix = f"phoenix-{environment}-"
     # every page: DescribeAutoScalingGroups returns at most 50 groups at a time
     pages = autoscaling.get_paginator("describe_auto_scaling_groups").paginate()
