@@ -7,14 +7,21 @@ operation, so a parameter must exist before the stack that reads it is deployed.
 
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, Stack
+from aws_cdk import Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from phoenix.config.environment import FleetConfig
-from phoenix.kernel.names import Slot, SlotSetting, release_pointer, slot_parameter
+from phoenix.kernel.names import (
+    Slot,
+    SlotSetting,
+    fleet_prefix,
+    release_pointer,
+    slot_parameter,
+)
+from phoenix.platform.roles import parameter_arn
 
 # The AWS SDK call that writes a parameter only if it does not exist yet.
 _ALREADY_THERE = "ParameterAlreadyExists"
@@ -136,13 +143,7 @@ def provider_permissions(
     """The custom resources' calls for every fleet of a stack, in one policy whatever the
     number of fleets: write and delete the environment's controller parameters
     (`/phoenix/<env>/*`), read the public parameters that name bootstrap AMIs."""
-    stack = Stack.of(scope)
-    written = stack.format_arn(
-        service="ssm",
-        resource="parameter",
-        resource_name=f"phoenix/{environment}/*",
-        arn_format=ArnFormat.SLASH_RESOURCE_NAME,
-    )
+    written = parameter_arn(scope, fleet_prefix(environment, "*"))
     statements = [
         iam.PolicyStatement(
             actions=["ssm:PutParameter", "ssm:DeleteParameter"], resources=[written]
@@ -150,15 +151,6 @@ def provider_permissions(
     ]
     public = sorted({f.initial_ami for f in fleets if f.initial_ami.startswith("/")})
     if public:
-        read = [
-            stack.format_arn(
-                service="ssm",
-                account="",
-                resource="parameter",
-                resource_name=name.lstrip("/"),
-                arn_format=ArnFormat.SLASH_RESOURCE_NAME,
-            )
-            for name in public
-        ]
+        read = [parameter_arn(scope, name, account="") for name in public]
         statements.append(iam.PolicyStatement(actions=["ssm:GetParameter"], resources=read))
     return iam.Policy(scope, "ProviderPermissions", roles=[role], statements=statements)

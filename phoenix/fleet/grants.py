@@ -19,6 +19,7 @@ from constructs import Construct
 from phoenix.fleet.immutable_fleet import AUTO_SCALING_WRITES, FLEET_TAG, READS, RELEASE_ACTIONS
 from phoenix.kernel.names import fleet_prefix
 from phoenix.platform.nag import acknowledge_wildcard, nag_arn
+from phoenix.platform.roles import parameter_arn
 
 # Resources RunInstances authorizes besides the launch template (Service Authorization
 # Reference, Amazon EC2, RunInstances); the images have no account in their ARN.
@@ -48,12 +49,7 @@ def grant_environment_fleets(
         resource_name=f"*:autoScalingGroupName/phoenix-{environment}-*",
         arn_format=ArnFormat.COLON_RESOURCE_NAME,
     )
-    parameters = stack.format_arn(
-        service="ssm",
-        resource="parameter",
-        resource_name=f"{fleet_prefix(environment, '*').lstrip('/')}",
-        arn_format=ArnFormat.SLASH_RESOURCE_NAME,
-    )
+    parameters = parameter_arn(scope, fleet_prefix(environment, "*"))
     launched = [
         stack.format_arn(service="ec2", resource=kind, resource_name="*") for kind in LAUNCHED
     ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from aws_cdk import Acknowledgment, ArnFormat, Stack, Tags, Validations
+from aws_cdk import Acknowledgment, Stack, Tags, Validations
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
@@ -22,7 +22,7 @@ from phoenix.fleet.slot import FleetSlot
 from phoenix.kernel.fleet_calls import weighted_forward
 from phoenix.kernel.names import Slot, release_pointer, slot_parameter
 from phoenix.platform.nag import acknowledge_wildcard, nag_arn
-from phoenix.platform.roles import managed_policy_role
+from phoenix.platform.roles import managed_policy_role, parameter_arn
 
 FLEET_TAG = "phoenix:fleet"
 AUTO_SCALING_WRITES = [
@@ -292,15 +292,7 @@ class ImmutableFleet(Construct):
             )
             for lt in self.launch_templates.values()
         ]
-        parameter_arns = [
-            stack.format_arn(
-                service="ssm",
-                resource="parameter",
-                resource_name=name.lstrip("/"),
-                arn_format=ArnFormat.SLASH_RESOURCE_NAME,
-            )
-            for name in self.controller_parameters
-        ]
+        parameter_arns = [parameter_arn(self, name) for name in self.controller_parameters]
         tagged = {
             "StringEquals": {
                 f"aws:ResourceTag/{FLEET_TAG}": f"{self.environment}/{self.config.name}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from phoenix.kernel.names import fleet_registry, registered_fleet
@@ -23,19 +24,29 @@ PARAMETERS_PER_READ = 10
 _FLEET_NAME = re.compile(r"^[a-z][a-z0-9-]{0,23}$")
 
 
+def read_parameters(ssm: SSMClient, names: list[str]) -> dict[str, str]:
+    """Name -> value of each of `names` that exists (GetParameters, ten names a call, in
+    sorted order); one that does not is left out."""
+    wanted = sorted(set(names))
+    found: dict[str, str] = {}
+    for first in range(0, len(wanted), PARAMETERS_PER_READ):
+        batch = wanted[first : first + PARAMETERS_PER_READ]
+        for parameter in ssm.get_parameters(Names=batch)["Parameters"]:
+            found[parameter["Name"]] = str(parameter["Value"])
+    return found
+
+
+def _by_name(values: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Registry values (specs as JSON) by their fleet's name."""
+    specs = [json.loads(value) for value in values]
+    return {str(spec["name"]): spec for spec in specs}
+
+
 def read_fleets(ssm: SSMClient, environment: str, fleets: list[str]) -> dict[str, dict[str, Any]]:
     """The specs of `fleets` (GetParameters, ten names a call); a name the registry does
     not hold is left out, and so is one that cannot be a fleet's."""
-    wanted = sorted({f for f in fleets if _FLEET_NAME.match(f)})
-    found: dict[str, dict[str, Any]] = {}
-    for first in range(0, len(wanted), PARAMETERS_PER_READ):
-        names = [
-            registered_fleet(environment, f) for f in wanted[first : first + PARAMETERS_PER_READ]
-        ]
-        for parameter in ssm.get_parameters(Names=names)["Parameters"]:
-            spec = json.loads(parameter["Value"])
-            found[str(spec["name"])] = spec
-    return found
+    names = [registered_fleet(environment, f) for f in fleets if _FLEET_NAME.match(f)]
+    return _by_name(read_parameters(ssm, names).values())
 
 
 def read_fleet(ssm: SSMClient, environment: str, fleet: str) -> dict[str, Any] | None:
@@ -45,17 +56,12 @@ def read_fleet(ssm: SSMClient, environment: str, fleet: str) -> dict[str, Any] |
 
 def read_registry(ssm: SSMClient, environment: str) -> dict[str, dict[str, Any]]:
     """Every fleet's spec (GetParametersByPath, ten a page)."""
-    found: dict[str, dict[str, Any]] = {}
     pages = ssm.get_paginator("get_parameters_by_path").paginate(
         Path=fleet_registry(environment),
         Recursive=False,
         PaginationConfig={"PageSize": PARAMETERS_PER_READ},
     )
-    for page in pages:
-        for parameter in page["Parameters"]:
-            spec = json.loads(parameter["Value"])
-            found[str(spec["name"])] = spec
-    return found
+    return _by_name(str(p["Value"]) for page in pages for p in page["Parameters"])
 
 
 def fleet_of_resource(

@@ -3,7 +3,7 @@ the statements several components grant alike."""
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, Stack, Validations
+from aws_cdk import Acknowledgment, ArnFormat, Stack, Validations
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
@@ -37,6 +37,18 @@ def managed_policy_role(
             )
         )
     return role
+
+
+def parameter_arn(scope: Construct, name: str, *, account: str | None = None) -> str:
+    """The ARN of the SSM parameter (or parameter pattern) `name`, in the stack's region;
+    `account=""` for AWS's public parameters, whose ARNs have none."""
+    return Stack.of(scope).format_arn(
+        service="ssm",
+        account=account,
+        resource="parameter",
+        resource_name=name.lstrip("/"),
+        arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+    )
 
 
 def put_events_on_default_bus(scope: Construct) -> iam.PolicyStatement:

@@ -6,10 +6,12 @@ so the definition holds nothing per fleet.
 
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import Duration
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
+
+from phoenix.platform.roles import parameter_arn
 
 
 def read_fleet(scope: Construct, registry: str) -> sfn.IChainable:
@@ -23,14 +25,7 @@ def read_fleet(scope: Construct, registry: str) -> sfn.IChainable:
         service="ssm",
         action="getParameter",
         iam_action="ssm:GetParameter",
-        iam_resources=[
-            Stack.of(scope).format_arn(
-                service="ssm",
-                resource="parameter",
-                resource_name=f"{registry.lstrip('/')}/*",
-                arn_format=ArnFormat.SLASH_RESOURCE_NAME,
-            )
-        ],
+        iam_resources=[parameter_arn(scope, f"{registry}/*")],
         parameters={
             "Name": sfn.JsonPath.format(f"{registry}/{{}}", sfn.JsonPath.string_at("$.fleet"))
         },

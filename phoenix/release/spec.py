@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from aws_cdk import ArnFormat, Stack
+from aws_cdk import Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_ssm as ssm
 
@@ -22,6 +22,7 @@ from phoenix.kernel.ledger import LOCK_HOLD
 from phoenix.kernel.names import fleet_registry, registered_fleet
 from phoenix.platform.functions import PhoenixFunction
 from phoenix.platform.nag import acknowledge_wildcard, nag_arn
+from phoenix.platform.roles import parameter_arn
 
 # What a function that reads the registry calls (phoenix.kernel.registry): one fleet or
 # a few by name; every fleet by the registry's path.
@@ -201,13 +202,8 @@ def register_fleet(fleet: ImmutableFleet) -> ssm.StringParameter:
 def registry_arn(scope: Stack, environment: str, *, path: bool = False) -> str:
     """The registry's parameters (`path`: the registry's path itself, which
     GetParametersByPath is authorized against)."""
-    name = fleet_registry(environment).lstrip("/")
-    return scope.format_arn(
-        service="ssm",
-        resource="parameter",
-        resource_name=name if path else f"{name}/*",
-        arn_format=ArnFormat.SLASH_RESOURCE_NAME,
-    )
+    registry = fleet_registry(environment)
+    return parameter_arn(scope, registry if path else f"{registry}/*")
 
 
 def grant_registry_reads(

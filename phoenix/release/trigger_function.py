@@ -3,7 +3,7 @@ orchestrator's)."""
 
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, Aws, Stack
+from aws_cdk import Aws, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_stepfunctions as sfn
@@ -13,6 +13,7 @@ from phoenix.config.environment import EnvironmentConfig
 from phoenix.kernel.names import FLEET_STACKS, image_name, release_pointer
 from phoenix.platform.functions import PhoenixFunction
 from phoenix.platform.nag import acknowledge_wildcard, nag_arn
+from phoenix.platform.roles import parameter_arn
 from phoenix.release.runtime.settings import TriggerSettings
 from phoenix.release.spec import grant_registry_reads
 
@@ -54,14 +55,7 @@ def trigger_function(
     trigger.add_to_role_policy(
         iam.PolicyStatement(
             actions=["ssm:GetParameters"],
-            resources=[
-                stack.format_arn(
-                    service="ssm",
-                    resource="parameter",
-                    resource_name=pointers,
-                    arn_format=ArnFormat.SLASH_RESOURCE_NAME,
-                )
-            ],
+            resources=[parameter_arn(scope, pointers)],
         )
     )
     acknowledge_wildcard(

@@ -128,8 +128,10 @@ def parse(event: Any, settings: CleanupSettings, ssm: SSMClient) -> Ended:
         request = ReleaseRequest.model_validate(json.loads(change.input or ""))
     except ValueError:
         raise RefusedError("the execution's input is not a release request") from None
-    spec = read_fleet(ssm, settings.environment, request.fleet)
-    if request.environment != settings.environment or spec is None:
+    spec = None
+    if request.environment == settings.environment:
+        spec = read_fleet(ssm, settings.environment, request.fleet)
+    if spec is None:
         raise RefusedError(f"no fleet {request.fleet!r} in {settings.environment}")
     why = ": ".join(part for part in (change.error, change.cause) if part)
     return Ended(

@@ -69,6 +69,11 @@ class StackStatusChangeDetail(BaseModel):
     )
     status_details: StackStatusDetails = Field(alias="status-details")
 
+    @property
+    def stack_name(self) -> str:
+        """`arn:...:stack/<name>/<id>` -> `<name>` (the pattern guarantees both parts)."""
+        return self.stack_id.split("/")[1]
+
 
 class StackStatusChange(EventBridgeModel):
     """`CloudFormation Stack Status Change`: a stack of this environment reached a status

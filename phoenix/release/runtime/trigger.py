@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from phoenix.kernel.names import image_name, release_pointer
-from phoenix.kernel.registry import PARAMETERS_PER_READ
+from phoenix.kernel.registry import read_parameters
 from phoenix.release.runtime.events import ImageStateChange, ReleaseRequested, StackStatusChange
 from phoenix.release.runtime.models import DEPLOY_TRIGGER
 
@@ -151,7 +151,7 @@ def check_deploy(event: StackStatusChange, stack_id: str, fleet_stacks: str = ""
     status = event.detail.status_details.status
     deployed = event.detail.stack_id
     same_place = deployed.split(":")[3:5] == stack_id.split(":")[3:5]
-    name = deployed.split("/")[1] if deployed.count("/") >= 2 else ""
+    name = event.detail.stack_name
     fleet_stack = bool(fleet_stacks) and same_place and name.startswith(fleet_stacks)
     if deployed != stack_id and not fleet_stack:
         raise RefusedError(f"stack {deployed} is not this environment's")
@@ -161,7 +161,7 @@ def check_deploy(event: StackStatusChange, stack_id: str, fleet_stacks: str = ""
 
 def deployed_fleets(event: StackStatusChange, registry: dict[str, dict[str, Any]]) -> list[str]:
     """The fleets the deployed stack holds (each fleet's spec names its stack)."""
-    stack_name = event.detail.stack_id.split("/")[1]
+    stack_name = event.detail.stack_name
     return sorted(f for f, spec in registry.items() if spec.get("stack") == stack_name)
 
 
@@ -171,9 +171,9 @@ def plan_deploy(
     """A deploy of a stack with fleets finished: one release per fleet of its pointer AMI
     (the last known good one), so that what the deploy changed in a launch template
     reaches instances through a release (preflight ends it at once when nothing did)."""
-    stack_name = event.detail.stack_id.split("/")[1]
+    trigger = f"{DEPLOY_TRIGGER}{event.detail.stack_name}"
     return [
-        ReleaseRequest(environment, fleet, ami, f"{DEPLOY_TRIGGER}{stack_name}", event.id)
+        ReleaseRequest(environment, fleet, ami, trigger, event.id)
         for fleet, ami in sorted(pointers.items())
     ]
 
@@ -182,13 +182,7 @@ def read_pointers(ssm: SSMClient, environment: str, fleets: list[str]) -> dict[s
     """Each fleet's release pointer (GetParameters, ten at a time); a fleet without one
     (its state not deployed) is left out."""
     names = {release_pointer(environment, fleet): fleet for fleet in fleets}
-    pointers: dict[str, str] = {}
-    ordered = sorted(names)
-    for first in range(0, len(ordered), PARAMETERS_PER_READ):
-        batch = ordered[first : first + PARAMETERS_PER_READ]
-        found = ssm.get_parameters(Names=batch)["Parameters"]
-        pointers.update({names[p["Name"]]: str(p["Value"]) for p in found})
-    return pointers
+    return {names[name]: value for name, value in read_parameters(ssm, list(names)).items()}
 
 
 def start(stepfunctions: SFNClient, state_machine_arn: str, request: ReleaseRequest) -> bool:
