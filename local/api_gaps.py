@@ -163,8 +163,8 @@ def _listener_tagged(make: Callable[..., Any]) -> Callable[..., Any]:
         template = next(a for a in args if isinstance(a, dict) and "Properties" in a)
         tags = template["Properties"].get("Tags") or []
         if tags:
-            backend = elbv2_backends[listener.arn.split(":")[4]][listener.arn.split(":")[3]]
-            backend.add_tags([listener.arn], tags)
+            region, account = listener.arn.split(":")[3:5]
+            elbv2_backends[account][region].add_tags([listener.arn], tags)
         return listener
 
     return made

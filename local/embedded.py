@@ -143,16 +143,20 @@ class EmbeddedAws:
 
     def executions(self) -> dict[str, dict[str, Any]]:
         """Every execution of every state machine here, by ARN."""
+        return {listed["executionArn"]: listed for listed in self._listed_executions()}
+
+    def _listed_executions(self, **filters: str) -> list[dict[str, Any]]:
+        """ListExecutions of every state machine here, with `filters`. Every page: it
+        returns at most 100 at a time (and executions started in the same simulated second
+        have no defined order between pages)."""
         stepfunctions = self.client("stepfunctions")
-        # Every page: ListExecutions returns at most 100 at a time (and executions started
-        # in the same simulated second have no defined order between pages).
         pages = stepfunctions.get_paginator("list_executions")
-        return {
-            listed["executionArn"]: listed
+        return [
+            listed
             for machine in stepfunctions.list_state_machines()["stateMachines"]
-            for page in pages.paginate(stateMachineArn=machine["stateMachineArn"])
+            for page in pages.paginate(stateMachineArn=machine["stateMachineArn"], **filters)
             for listed in page["executions"]
-        }
+        ]
 
     def history(self, execution_arn: str) -> list[dict[str, Any]]:
         events: list[dict[str, Any]] = self.client("stepfunctions").get_execution_history(
@@ -162,16 +166,8 @@ class EmbeddedAws:
 
     def running_releases(self) -> list[str]:
         """The ARNs of release executions still running, in every state machine here."""
-        stepfunctions = self.client("stepfunctions")
-        pages = stepfunctions.get_paginator("list_executions")
-        return [
-            execution["executionArn"]
-            for machine in stepfunctions.list_state_machines()["stateMachines"]
-            for page in pages.paginate(
-                stateMachineArn=machine["stateMachineArn"], statusFilter="RUNNING"
-            )
-            for execution in page["executions"]
-        ]
+        running = self._listed_executions(statusFilter="RUNNING")
+        return [execution["executionArn"] for execution in running]
 
     def settle(self, timeout: float = 120.0) -> None:
         """Wait (in real time) until every event is delivered and no execution runs; then
