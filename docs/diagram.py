@@ -69,15 +69,19 @@ def _token_text(token: Any) -> str:
     return "${token}"
 
 
-def state_machine_definition(template: dict[str, Any]) -> dict[str, Any]:
-    """The one state machine's definition in `template`, its tokens turned into text."""
+def state_machine_definition(
+    template: dict[str, Any], machine: str = "ReleaseStateMachine"
+) -> dict[str, Any]:
+    """The definition of the one state machine in `template` whose logical id starts with
+    `machine` (default: the release's), its tokens turned into text."""
     machines = [
         resource["Properties"]
-        for resource in template.get("Resources", {}).values()
+        for logical, resource in template.get("Resources", {}).items()
         if resource.get("Type") == "AWS::StepFunctions::StateMachine"
+        and logical.startswith(machine)
     ]
     if len(machines) != 1:
-        raise ValueError(f"expected one AWS::StepFunctions::StateMachine, found {len(machines)}")
+        raise ValueError(f"expected one state machine {machine}*, found {len(machines)}")
     body = machines[0]["DefinitionString"]
     if isinstance(body, dict) and set(body) == {"Fn::Join"}:
         delimiter, parts = body["Fn::Join"]

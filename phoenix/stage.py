@@ -17,6 +17,7 @@ from phoenix.fleet.controller_state import ControllerState, provider_permissions
 from phoenix.fleet.immutable_fleet import ImmutableFleet
 from phoenix.images.pipeline import GoldenImagePipeline
 from phoenix.kernel.names import FLEET_STACKS, image_name
+from phoenix.plan.orchestrator import PlanOrchestrator
 from phoenix.platform.encryption import EnvironmentKey
 from phoenix.platform.nag import acknowledge_wildcard, nag_arn
 from phoenix.platform.network import Network
@@ -112,6 +113,15 @@ class PhoenixStack(Stack):
             key=self.encryption.key,
             image_region=None if primary else config.region,
         )
+        if primary and config.plans:
+            # Plans run in the primary region; a wave elsewhere releases there.
+            self.plans = PlanOrchestrator(
+                self,
+                "Plans",
+                config=config,
+                key=self.encryption.key,
+                ledger=self.release.ledger,
+            )
 
     def _forward_images(self, config: EnvironmentConfig, region: str) -> events.Rule:
         """Image Builder publishes `EC2 Image Builder Image State Change` only in the

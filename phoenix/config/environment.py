@@ -21,6 +21,7 @@ from phoenix.config.fleet import (
     FleetConfig,
     RollingFleet,
 )
+from phoenix.config.plans import PlanConfig, Wave, check_plans, waves
 from phoenix.config.types import (
     AccountId,
     Architecture,
@@ -164,6 +165,8 @@ class EnvironmentConfig(StrictModel):
     functions: LambdaConfig = LambdaConfig()
     image_pipelines: Annotated[list[ImagePipelineConfig], Field(min_length=1)]
     fleets: Annotated[list[FleetConfig], Field(min_length=1)]
+    # Release plans: a pipeline's images go through its fleets in waves (plans.py).
+    plans: list[PlanConfig] = []
 
     @model_validator(mode="after")
     def _consistent(self) -> EnvironmentConfig:
@@ -185,7 +188,16 @@ class EnvironmentConfig(StrictModel):
         if self.disaster_recovery and self.region is None:
             raise ValueError("disaster_recovery needs a primary region: set region")
         unique_names("disaster_recovery[].region", self.regions)
+        check_plans(self.plans, self.fleets, list(pipelines), self.regions)
         return self
+
+    def plan_for(self, pipeline: str) -> PlanConfig | None:
+        """The plan the images of `pipeline` go through, if it has one."""
+        return next((plan for plan in self.plans if plan.image_pipeline == pipeline), None)
+
+    def waves(self, plan: PlanConfig) -> list[Wave]:
+        """The plan's waves in the order they run, each in its region."""
+        return waves(plan, self.fleets, self.regions)
 
     @property
     def regions(self) -> list[str | None]:

@@ -15,6 +15,12 @@ DetailType = Literal[
     "Release Rolled Back",
     "Release Failed",
     "Release Rejected",
+    "Plan Started",
+    "Plan Wave Started",
+    "Plan Halted",
+    "Plan Succeeded",
+    "Plan Abandoned",
+    "Plan Failed",
 ]
 
 

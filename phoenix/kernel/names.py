@@ -68,3 +68,8 @@ def image_name(environment: str, pipeline: str) -> str:
 
 def release_state_machine(environment: str) -> str:
     return f"phoenix-{environment}-release"
+
+
+def plan_state_machine(environment: str, plan: str) -> str:
+    """The state machine that runs a release plan's waves (docs/adr/0011)."""
+    return f"phoenix-{environment}-plan-{plan}"

@@ -3,14 +3,19 @@ orchestrator's)."""
 
 from __future__ import annotations
 
-from aws_cdk import Aws, Stack
+from aws_cdk import ArnFormat, Aws, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from phoenix.config.environment import EnvironmentConfig
-from phoenix.kernel.names import FLEET_STACKS, image_name, release_pointer
+from phoenix.kernel.names import (
+    FLEET_STACKS,
+    image_name,
+    plan_state_machine,
+    release_pointer,
+)
 from phoenix.platform.functions import PhoenixFunction
 from phoenix.platform.nag import acknowledge_wildcard, nag_arn
 from phoenix.platform.roles import parameter_arn
@@ -42,11 +47,21 @@ def trigger_function(
             image_region=image_region or Aws.REGION,
             stack_id=Aws.STACK_ID,
             fleet_stacks=f"{Aws.STACK_NAME}{FLEET_STACKS}",
+            plans={plan.image_pipeline: plan.name for plan in config.plans},
+            runs_plans=image_region is None,
+            plan_state_machine_prefix=_plan_machine(scope, config, ""),
         ),
         config=config.functions,
         key=key,
     )
     state_machine.grant_start_execution(trigger)
+    if config.plans and image_region is None:
+        trigger.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["states:StartExecution"],
+                resources=[_plan_machine(scope, config, plan.name) for plan in config.plans],
+            )
+        )
     stack = Stack.of(scope)
     # The fleets and their pipelines, from the registry; a deploy's releases are of
     # each fleet's release pointer (GetParameters).
@@ -90,3 +105,13 @@ def trigger_function(
             "versions and build numbers are only known when baked.",
         )
     return trigger
+
+
+def _plan_machine(scope: Construct, config: EnvironmentConfig, plan: str) -> str:
+    """The ARN of a plan's state machine in this region (`plan` empty: their prefix)."""
+    return Stack.of(scope).format_arn(
+        service="states",
+        resource="stateMachine",
+        resource_name=plan_state_machine(config.name, plan),
+        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+    )

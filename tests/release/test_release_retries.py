@@ -66,6 +66,36 @@ def test_every_lambda_step_retries_what_aws_says_is_retryable(
         assert retried >= LAMBDA_RETRYABLE, f"{name} does not retry {LAMBDA_RETRYABLE - retried}"
 
 
+def test_every_lambda_step_of_a_plan_retries_what_aws_says_is_retryable(
+    synthesized: SynthesizedApp,
+) -> None:
+    definition = state_machine_definition(
+        synthesized.template("phoenix-production"), "PlansStateMachinegolden"
+    )
+    states = dict(definition["States"])
+    for state in definition["States"].values():  # the Distributed Map's item processor
+        states.update(state.get("ItemProcessor", {}).get("States", {}))
+    lambda_steps = {
+        name: state
+        for name, state in states.items()
+        if state["Type"] == "Task" and ":states:::states:" not in state["Resource"]
+    }
+    assert sorted(lambda_steps) == [
+        "CheckRemoteRelease",
+        "CountRequests",
+        "Halt",
+        "RecordAbandoned",
+        "RecordFailed",
+        "RecordSucceeded",
+        "Start",
+        "StartRemoteRelease",
+        "Window",
+    ]
+    for name, state in lambda_steps.items():
+        retried = {error for retry in state.get("Retry", []) for error in retry["ErrorEquals"]}
+        assert retried >= LAMBDA_RETRYABLE, f"{name} does not retry {LAMBDA_RETRYABLE - retried}"
+
+
 # --- the refresh step, retried ------------------------------------------------------------
 
 

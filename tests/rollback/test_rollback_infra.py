@@ -44,6 +44,12 @@ def _template(synthesized: SynthesizedApp, environment: str) -> Template:
     return Template.from_json(synthesized.template(f"phoenix-{environment}"))
 
 
+def _release_machine(template: Template) -> list[str]:
+    """The release state machine's logical id (a plan's state machines are others)."""
+    machines = template.find_resources("AWS::StepFunctions::StateMachine")
+    return [name for name in machines if name.startswith("ReleaseStateMachine")]
+
+
 def _function(template: Template) -> tuple[str, dict[str, Any]]:
     (found,) = [
         (name, dict(f))
@@ -158,7 +164,7 @@ def test_the_function_knows_the_release_state_machine_and_no_fleet(
 ) -> None:
     template = _template(synthesized, environment)
     variables = _function(template)[1]["Properties"]["Environment"]["Variables"]
-    (machine,) = template.find_resources("AWS::StepFunctions::StateMachine")
+    (machine,) = _release_machine(template)
     assert variables["PHOENIX_STATE_MACHINE_ARN"] == {"Ref": machine}
     assert variables["PHOENIX_ENVIRONMENT"] == environment
     assert "PHOENIX_FLEETS" not in variables
@@ -193,7 +199,7 @@ def test_executions_are_started_and_stopped_only_on_the_release_state_machine(
     synthesized: SynthesizedApp, environment: str
 ) -> None:
     template = _template(synthesized, environment)
-    (machine,) = template.find_resources("AWS::StepFunctions::StateMachine")
+    (machine,) = _release_machine(template)
     statements = _statements(template)
     (start,) = [s for s in statements if "states:StartExecution" in actions_of(s)]
     (stop,) = [s for s in statements if "states:StopExecution" in actions_of(s)]

@@ -80,6 +80,10 @@ def handle(
                 read_registry(ssm, settings.environment), settings.environment
             )
             trigger.subscribed_fleets(available.resources[0], subscriptions)
+            pipeline = trigger.pipeline_of(available.resources[0], settings.environment)
+            plan = settings.plans.get(pipeline)
+            if plan is not None:
+                return _start_plan(available, plan, settings, imagebuilder, stepfunctions)
             image = trigger.read_image(imagebuilder, available.resources[0])
             requests = trigger.plan_image(
                 available,
@@ -101,6 +105,28 @@ def handle(
             extra={"fleet": request.fleet, "ami": request.ami, "event_id": request.event_id},
         )
     return {"started": started, "duplicates": duplicates, "refused": None}
+
+
+def _start_plan(
+    available: ImageStateChange,
+    plan: str,
+    settings: TriggerSettings,
+    imagebuilder: ImagebuilderClient,
+    stepfunctions: SFNClient,
+) -> dict[str, Any]:
+    """The image's pipeline has a plan: one plan execution (in the primary region)."""
+    if not settings.runs_plans:
+        raise trigger.RefusedError(
+            f"the images of this pipeline go through plan {plan!r}, run by the primary region"
+        )
+    image = trigger.read_image(imagebuilder, available.resources[0])
+    request = trigger.plan_request(available, image, environment=settings.environment, plan=plan)
+    is_new = trigger.start_plan(stepfunctions, settings.plan_state_machine_prefix + plan, request)
+    logger.info(
+        "plan started" if is_new else "plan already started by this event",
+        extra={"plan": plan, "image": request["image"], "event_id": available.id},
+    )
+    return {"started": [], "duplicates": [], "refused": None, "plan": plan if is_new else None}
 
 
 @logger.inject_lambda_context

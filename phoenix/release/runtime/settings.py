@@ -20,6 +20,13 @@ class TriggerSettings(FunctionSettings):
     # The start of the names of its fleet stacks (`phoenix-<env>[-<region>]-fleets-`):
     # a deploy of one releases what it changed in its fleets.
     fleet_stacks: str = ""
+    # Image pipeline -> the release plan its images go through (docs/adr/0011); such an
+    # image starts one plan execution (in the primary region, `runs_plans`), not a
+    # release per fleet. A DR region's trigger leaves those images to the primary's plan.
+    plans: dict[str, str] = Field(default_factory=dict)
+    runs_plans: bool = False
+    # The plans' state machines' ARNs start with this (`...:stateMachine:phoenix-<env>-plan-`).
+    plan_state_machine_prefix: str = ""
     # Set by the Lambda runtime (a reserved variable), so never part of the environment
     # the infrastructure writes.
     region: str = Field(default="", alias="AWS_REGION", exclude=True)

@@ -136,6 +136,48 @@ def plan_image(
     ]
 
 
+def pipeline_of(arn: str, environment: str) -> str:
+    """The pipeline that baked the image: `phoenix-<env>-<pipeline>` -> `<pipeline>`."""
+    return image_name_of(arn).removeprefix(image_name(environment, ""))
+
+
+def plan_request(
+    event: ImageStateChange, image: ImageTypeDef, *, environment: str, plan: str
+) -> dict[str, Any]:
+    """The input of a plan execution: the image and its AMI in every region it reached."""
+    (arn,) = event.resources
+    amis = {
+        str(ami["region"]): str(ami["image"])
+        for ami in image.get("outputResources", {}).get("amis", [])
+        if ami.get("region") and ami.get("image")
+    }
+    if not amis:
+        raise RefusedError(f"image {arn!r} has no AMI")
+    return {
+        "environment": environment,
+        "plan": plan,
+        "image": arn,
+        "amis": amis,
+        "event_id": event.id,
+        "trigger": "image-available",
+    }
+
+
+def start_plan(stepfunctions: SFNClient, state_machine_arn: str, request: dict[str, Any]) -> bool:
+    """Start the plan's run, named after the event; False when it already started."""
+    try:
+        stepfunctions.start_execution(
+            stateMachineArn=state_machine_arn,
+            name=_NAME.sub("-", str(request["event_id"]))[:80],
+            input=json.dumps(request),
+        )
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ExecutionAlreadyExists":
+            return False
+        raise
+    return True
+
+
 def plan_requested(
     event: ReleaseRequested, *, environment: str, fleets: list[str]
 ) -> list[ReleaseRequest]:

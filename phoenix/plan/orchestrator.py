@@ -1,0 +1,272 @@
+"""PlanOrchestrator: a state machine per release plan, the plan function its steps call,
+and the function that resumes or abandons a halted run.
+
+Plans run in the environment's primary region (the trigger there starts them); a wave
+in another region releases there through the plan function. Each function is granted
+exactly the calls it makes.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from phoenix.config.environment import EnvironmentConfig
+from phoenix.config.plans import Wave
+from phoenix.kernel.names import fleet_registry, plan_state_machine, release_state_machine
+from phoenix.plan.definition import PlanDefinition, layout
+from phoenix.plan.runtime.settings import PlanSettings
+from phoenix.platform.functions import PhoenixFunction
+from phoenix.platform.nag import acknowledge_wildcard, nag_arn
+from phoenix.platform.observability import log_retention
+from phoenix.platform.roles import put_events_on_default_bus
+from phoenix.release.ledger import ReleaseLedger
+
+# The plan state machine's lifetime: a run waits out blocked windows, bakes and halts.
+PLAN_TIMEOUT = Duration.days(90)
+
+
+class PlanOrchestrator(Construct):
+    """One Standard state machine per plan of `config`, named `phoenix-<env>-plan-<plan>`."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        config: EnvironmentConfig,
+        key: kms.IKey,
+        ledger: ReleaseLedger,
+    ) -> None:
+        super().__init__(scope, id)
+        # The release state machine by its name: its ARN then holds no reference, and
+        # what CDK grants on its executions names it.
+        release = sfn.StateMachine.from_state_machine_name(
+            self, "Release", release_state_machine(config.name)
+        )
+        self._environment = config.name
+        stack = Stack.of(self)
+        settings = PlanSettings(
+            environment=config.name,
+            service_name="phoenix-plan",
+            table_name=ledger.table.table_name,
+            release_state_machine_arn=release.state_machine_arn,
+        )
+        self.step = PhoenixFunction(
+            self,
+            "Step",
+            name="plan_step",
+            handler="phoenix.plan.handlers.plan_step.lambda_handler",
+            description=f"phoenix {config.name}: the steps of a release plan",
+            settings=settings,
+            config=config.functions,
+            key=key,
+            timeout=Duration.seconds(60),
+        )
+        ledger.grant(self.step, "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem")
+        self.step.add_to_role_policy(put_events_on_default_bus(self))
+        all_waves = [config.waves(plan) for plan in config.plans]
+        regions = sorted({w.region or stack.region for waves in all_waves for w in waves})
+        remote = [r for r in regions if r != stack.region and r is not None]
+        # halt reads how each release of the wave ended; check_release polls remote ones
+        self.step.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["states:DescribeExecution"],
+                resources=[self._release_in(r, executions=True) for r in regions],
+            )
+        )
+        if remote:
+            self.step.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["states:StartExecution"],
+                    resources=[self._release_in(region) for region in remote],
+                )
+            )
+        if any(w.min_requests for waves in all_waves for w in waves):
+            self._grant_request_counts(config, regions)
+        for region in regions:
+            arn = nag_arn(stack, "states", f"execution:{release_state_machine(config.name)}:*")
+            if region != stack.region:  # cdk-nag names the other region
+                arn = ":".join([*arn.split(":")[:3], region, *arn.split(":")[4:]])
+            acknowledge_wildcard(
+                self.step.execution_role,
+                arn,
+                "A plan's releases: executions of the release state machine, named at run time.",
+            )
+        self.control = self._control(config, key, ledger, settings)
+        self.state_machines = {
+            plan.name: self._state_machine(config, plan.name, waves, key, release)
+            for plan, waves in zip(config.plans, all_waves, strict=True)
+        }
+
+    def _state_machine(
+        self,
+        config: EnvironmentConfig,
+        plan: str,
+        waves: list[Wave],
+        key: kms.IKey,
+        release: sfn.IStateMachine,
+    ) -> sfn.StateMachine:
+        found = next(p for p in config.plans if p.name == plan)
+        blocked = [w.model_dump(mode="json", exclude_defaults=False) for w in found.blocked]
+        definition = PlanDefinition(
+            self,
+            f"Steps-{plan}",
+            plan_layout=layout(waves, blocked),
+            step=self.step,
+            release=release,
+        )
+        log_group = logs.LogGroup(
+            self,
+            f"ExecutionLogs-{plan}",
+            encryption_key=key,
+            retention=log_retention(config.functions.log_retention_days),
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        machine = sfn.StateMachine(
+            self,
+            f"StateMachine-{plan}",
+            state_machine_name=plan_state_machine(config.name, plan),
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            definition_body=sfn.DefinitionBody.from_chainable(definition.start),
+            timeout=PLAN_TIMEOUT,
+            logs=sfn.LogOptions(
+                destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True
+            ),
+            tracing_enabled=True,
+        )
+        acknowledge_wildcard(
+            machine,
+            "*",
+            "Step Functions log delivery (logs:*LogDelivery*, DescribeLogGroups) and "
+            "X-Ray (PutTraceSegments) support no resource-level permissions.",
+        )
+        self._acknowledge_machine(machine, config.name)
+        return machine
+
+    def _acknowledge_machine(self, machine: sfn.StateMachine, environment: str) -> None:
+        """The wildcards of what CDK grants a plan's state machine: invoking the plan
+        function (its versions), the releases' executions (startExecution.sync:2 may
+        describe and stop them), and its own Distributed Map's child executions."""
+        stack = Stack.of(self)
+        step = stack.get_logical_id(self.step.node.default_child)  # type: ignore[arg-type]
+        acknowledge_wildcard(
+            machine,
+            f"<{step}.Arn>:*",
+            "Step Functions invokes the plan function; ':*' covers its versions and aliases.",
+        )
+        release = release_state_machine(environment)
+        acknowledge_wildcard(
+            machine,
+            nag_arn(stack, "states", f"execution:{release}*"),
+            "startExecution.sync:2 describes and stops the release executions it starts, "
+            "named at run time.",
+        )
+        logical = stack.get_logical_id(machine.node.default_child)  # type: ignore[arg-type]
+        itself = '{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"' + logical + '"}]}]}'
+        for children in (":*", "/*:*"):
+            acknowledge_wildcard(
+                machine,
+                nag_arn(stack, "states", f"execution:{itself}{children}"),
+                "The Distributed Map's child executions (one per fleet of a wave), "
+                "named by Step Functions.",
+            )
+
+    def _control(
+        self,
+        config: EnvironmentConfig,
+        key: kms.IKey,
+        ledger: ReleaseLedger,
+        settings: PlanSettings,
+    ) -> PhoenixFunction:
+        control = PhoenixFunction(
+            self,
+            "Control",
+            name="plan_control",
+            handler="phoenix.plan.handlers.plan_control.lambda_handler",
+            description=f"phoenix {config.name}: resumes or abandons a halted plan run",
+            settings=settings.model_copy(update={"service_name": "phoenix-plan-control"}),
+            config=config.functions,
+            key=key,
+        )
+        ledger.grant(control, "dynamodb:GetItem", "dynamodb:UpdateItem")
+        # SendTaskSuccess supports no resource-level permissions (Service Authorization
+        # Reference, AWS Step Functions).
+        control.add_to_role_policy(
+            iam.PolicyStatement(actions=["states:SendTaskSuccess"], resources=["*"])
+        )
+        acknowledge_wildcard(
+            control.execution_role,
+            "*",
+            "states:SendTaskSuccess supports no resource-level permissions; the token comes "
+            "from the halted run's ledger item.",
+        )
+        events.Rule(
+            self,
+            "Decisions",
+            description=f"phoenix {config.name}: resume or abandon a halted plan run",
+            event_pattern=events.EventPattern(
+                source=["phoenix"],
+                detail_type=["Plan Resumed", "Plan Abandoned"],
+                detail={"environment": [config.name]},
+            ),
+            targets=[targets.LambdaFunction(control)],
+        )
+        return control
+
+    def _grant_request_counts(self, config: EnvironmentConfig, regions: list[str]) -> None:
+        """A bake's request count: the wave's fleets' specs (their load balancers) from
+        the registry of their region, and GetMetricData, which supports no resource-level
+        permissions."""
+        stack = Stack.of(self)
+        name = fleet_registry(config.name).lstrip("/")
+        self.step.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["ssm:GetParameters"],
+                resources=[
+                    stack.format_arn(
+                        service="ssm",
+                        region=region,
+                        resource="parameter",
+                        resource_name=f"{name}/*",
+                        arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+                    )
+                    for region in regions
+                ],
+            )
+        )
+        self.step.add_to_role_policy(
+            iam.PolicyStatement(actions=["cloudwatch:GetMetricData"], resources=["*"])
+        )
+        for region in regions:
+            arn = nag_arn(stack, "ssm", f"parameter/{name}/*")
+            if region != stack.region:  # cdk-nag names the other region
+                arn = ":".join([*arn.split(":")[:3], region, *arn.split(":")[4:]])
+            acknowledge_wildcard(
+                self.step.execution_role,
+                arn,
+                "The environment's fleet registry: a wave's fleets are known only at run time.",
+            )
+        acknowledge_wildcard(
+            self.step.execution_role,
+            "*",
+            "cloudwatch:GetMetricData supports no resource-level permissions.",
+        )
+
+    def _release_in(self, region: str, *, executions: bool = False) -> str:
+        """The release state machine in `region` (same name in every region), or with
+        `executions`, its executions."""
+        name = release_state_machine(self._environment)
+        return Stack.of(self).format_arn(
+            service="states",
+            region=region,
+            resource="execution" if executions else "stateMachine",
+            resource_name=f"{name}:*" if executions else name,
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )

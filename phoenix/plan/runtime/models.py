@@ -1,0 +1,122 @@
+"""What a plan execution carries from state to state, and what each step receives.
+
+The state machine's input is the trigger's `PlanRequest`; the definition adds the plan's
+layout (`layout`, its waves and blocked windows, written into the definition at
+synthesis) and the run (`run`: the execution's name and start). Each step receives
+`{"action", "state": $, "entered_at"[, "task_token"]}`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+_NAME = re.compile(r"[^A-Za-z0-9_-]")
+Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,23}$")]
+
+
+def execution_name(*parts: str) -> str:
+    """A Step Functions execution name from `parts`: deterministic, so that starting it
+    twice is refused (ExecutionAlreadyExists) and a duplicate acts once."""
+    return _NAME.sub("-", "-".join(parts))[:80]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class WaveLayout(Model):
+    name: str
+    region: str | None
+    fleets: list[Name]
+    max_concurrency: Annotated[int, Field(ge=1)]
+    bake_minutes: Annotated[int, Field(ge=0)]
+    min_requests: Annotated[int, Field(ge=0)]
+
+
+class Layout(Model):
+    waves: Annotated[list[WaveLayout], Field(min_length=1)]
+    blocked: list[dict[str, Any]] = []
+
+
+class Run(Model):
+    id: Annotated[str, Field(min_length=1, max_length=80)]
+    started_at: datetime
+
+
+class PlanRequest(Model):
+    """The input of a plan execution: one image through the plan (from the trigger)."""
+
+    environment: Name
+    plan: Name
+    image: str
+    # The image's AMI in each region it was distributed to.
+    amis: dict[str, Annotated[str, Field(pattern=r"^ami-[0-9a-f]{8,17}$")]]
+    event_id: Annotated[str, Field(min_length=1, max_length=64)]
+    trigger: str = "image-available"
+
+
+class Item(Model):
+    """One fleet's release in one region, as the wave's map runs it."""
+
+    fleet: Name
+    region: str
+    ami: str
+    name: str  # the release execution's name
+    local: bool  # in the plan's own region (started by the state machine itself)
+
+
+class Wave(Model):
+    name: str
+    region: str
+    items: list[Item]
+    max_concurrency: int
+    bake_seconds: int
+    min_requests: int
+
+
+class Waves(Model):
+    count: int
+    all: list[Wave]
+
+
+class Position(Model):
+    wave: Annotated[int, Field(ge=0)]
+
+
+class Current(Model):
+    wave: Wave
+
+
+class Moment(Model):
+    at: datetime
+
+
+class PlanState(PlanRequest):
+    run: Run
+    layout: Layout
+    waves: Waves | None = None
+    position: Position | None = None
+    current: Current | None = None
+    # When the wave's last release ended (the bake counts requests from then).
+    ended: Moment | None = None
+    # What stopped the plan: the map's or the gate's error and cause.
+    failure: dict[str, Any] | None = None
+
+
+class PlanStep(Model):
+    action: Annotated[str, Field(pattern=r"^[a-z_]{1,32}$")]
+    state: PlanState
+    entered_at: datetime
+    task_token: Annotated[str, Field(min_length=1, max_length=2048)] | None = None
+
+
+class ItemStep(Model):
+    """A remote release's start or check, from the wave's map (one item)."""
+
+    action: Annotated[str, Field(pattern=r"^[a-z_]{1,32}$")]
+    item: Item
+    request: dict[str, Any]
