@@ -23,6 +23,15 @@
 - An `AWS::ElasticLoadBalancingV2::Listener`'s `Tags` ("The tags to assign to the
   listener", CloudFormation User Guide; updatable without interruption): moto's
   CloudFormation drops them, so a policy scoped by a listener's tags could never match.
+- The optimized Step Functions integration (`arn:aws:states:::states:startExecution` and
+  its `.sync`, `.sync:2`, `.waitForTaskToken` forms) takes its parameters as its
+  developer guide writes them, `StateMachineArn`, `Input`, `Name` ("Start a new AWS Step
+  Functions state machine from a running execution", its examples), which are the
+  StartExecution API's `stateMachineArn`, `input`, `name`. moto's interpreter passes
+  them to its SDK client unchanged, which refuses them (botocore knows no `Input`). Its
+  results are in the same case, as the guide's examples show them (`ExecutionArn`,
+  `StartDate`; with `.sync`, DescribeExecution's `Status`, `Output`...): moto hands on the
+  SDK's own (`executionArn`) and then looks for `ExecutionArn` itself.
 """
 
 from __future__ import annotations
@@ -41,6 +50,9 @@ from moto.elbv2.models import FakeListener, elbv2_backends
 from moto.ssm.models import Parameter
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
     state_task_service_aws_sdk,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (  # noqa: E501
+    StateTaskServiceSfn,
 )
 from moto.stepfunctions.parser.backend import execution_worker
 
@@ -77,6 +89,44 @@ def install() -> None:
     for name in ("create_from_cloudformation_json", "update_from_cloudformation_json"):
         made = getattr(FakeListener, name).__func__
         setattr(FakeListener, name, classmethod(_listener_tagged(made)))
+    StateTaskServiceSfn._normalise_parameters = _api_member_names(  # type: ignore[method-assign]
+        StateTaskServiceSfn._normalise_parameters
+    )
+    StateTaskServiceSfn._normalise_response = _pascal_case_response  # type: ignore[method-assign,assignment]
+
+
+# The optimized integration's parameters (its developer guide's names) -> StartExecution's.
+_START_EXECUTION_MEMBERS = {"StateMachineArn": "stateMachineArn", "Input": "input", "Name": "name"}
+
+
+def api_member_names(parameters: dict[str, Any]) -> None:
+    """Rename the integration's StartExecution parameters to the API's, in place."""
+    for given, member in _START_EXECUTION_MEMBERS.items():
+        if given in parameters:
+            parameters[member] = parameters.pop(given)
+
+
+def pascal_case(response: dict[str, Any]) -> None:
+    """The integration's result keys as Step Functions writes them, in place."""
+    for key in list(response):
+        response[key[:1].upper() + key[1:]] = response.pop(key)
+
+
+def _pascal_case_response(_: StateTaskServiceSfn, response: Any, *__: Any, **___: Any) -> None:
+    if isinstance(response, dict):
+        pascal_case(response)
+
+
+def _api_member_names(normalise: Callable[..., None]) -> Callable[..., None]:
+    @functools.wraps(normalise)
+    def normalised(
+        self: StateTaskServiceSfn, parameters: dict[str, Any], *args: Any, **kwargs: Any
+    ) -> None:
+        normalise(self, parameters, *args, **kwargs)
+        if self._get_boto_service_action() == "start_execution":
+            api_member_names(parameters)
+
+    return normalised
 
 
 def _inheriting(create: Callable[..., Any]) -> Callable[..., Any]:

@@ -27,6 +27,12 @@ turns the status to FAILED. Here a stopped execution is ABORTED when StopExecuti
 returns and stays so; a token wait ends before the next simulated minute; and what the
 stopped state raises on its way out is dropped (no Retry, no Catch, no later state).
 
+A `.sync` / `.sync:2` task ("Run a Job") waits for its job (here, a nested execution) to
+end, polling it; it has no task token to wait for ("Wait for a Callback with Task Token"
+is its own pattern). moto's interpreter also starts a token wait beside the poll for
+every integration that supports both patterns, which here would move the clock for as
+long as the job runs; a `.sync` task waits for its job only.
+
 Also here, because the interpreter needs it to call AWS the way Step Functions does:
 its AWS SDK integrations reach the embedded endpoint, and `elasticloadbalancingv2`
 (Step Functions' name) maps to boto3's `elbv2`.
@@ -233,6 +239,31 @@ def _keeping_aborted(reflect: Callable[..., None]) -> Callable[..., None]:
     return reflect_execution_status
 
 
+def _job_only(evaluate: Callable[..., Any]) -> Callable[..., Any]:
+    """A `.sync` task polls its job and waits for no token."""
+
+    @functools.wraps(evaluate)
+    def eval_sync(
+        self: StateTaskServiceCallback,
+        *,
+        env: Environment,
+        sync_resolver: Callable[[], Any] | None,
+        timeout_seconds: int | None,
+        callback_endpoint: CallbackEndpoint | None,  # noqa: ARG001
+        heartbeat_endpoint: Any,
+    ) -> Any:
+        return evaluate(
+            self,
+            env=env,
+            sync_resolver=sync_resolver,
+            timeout_seconds=timeout_seconds,
+            callback_endpoint=None,
+            heartbeat_endpoint=heartbeat_endpoint,
+        )
+
+    return eval_sync
+
+
 @functools.cache
 def _install_stopping() -> None:
     StateTaskServiceCallback._eval_wait_for_task_token = _watching_the_execution(  # type: ignore[method-assign]
@@ -242,6 +273,7 @@ def _install_stopping() -> None:
         ExecutionState._evaluate_with_timeout
     )
     Execution.stop = _aborting_at_once(Execution.stop)  # type: ignore[method-assign]
+    StateTaskServiceCallback._eval_sync = _job_only(StateTaskServiceCallback._eval_sync)  # type: ignore[method-assign]
     BaseExecutionWorkerCommunication._reflect_execution_status = _keeping_aborted(  # type: ignore[method-assign]
         BaseExecutionWorkerCommunication._reflect_execution_status
     )

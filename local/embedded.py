@@ -9,7 +9,7 @@ import subprocess
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from types import TracebackType
@@ -37,6 +37,8 @@ SETTLE_REFRESHES_FOR = 2 * 3600.0
 class Baked:
     arn: str
     ami: str
+    # The image's AMI in each region its distribution configuration reached.
+    amis: dict[str, str] = field(default_factory=dict)
 
 
 class DeployError(RuntimeError):
@@ -91,19 +93,30 @@ class EmbeddedAws:
         pipeline: str = "golden",
         health: str = "healthy",
         version: str = "1.0.0",
+        *,
+        distribute: bool = False,
     ) -> Baked:
-        """Bake an image as the pipeline would (CreateImage): its ARN and the AMI it made."""
+        """Bake an image as the pipeline would (CreateImage): its ARN and the AMI it made
+        (with `distribute`, through the pipeline's distribution configuration, to every
+        region it names)."""
         imagebuilder = self.client("imagebuilder")
         prefix = f"arn:aws:imagebuilder:{self.region}:{ACCOUNT}"
         name = image_name(environment, pipeline)
+        distribution = (
+            {"distributionConfigurationArn": f"{prefix}:distribution-configuration/{name}"}
+            if distribute
+            else {}
+        )
         arn = imagebuilder.create_image(
             imageRecipeArn=f"{prefix}:image-recipe/{name}/{version}",
             infrastructureConfigurationArn=f"{prefix}:infrastructure-configuration/{name}",
             tags={"phoenix:health": health},
+            **distribution,
         )["imageBuildVersionArn"]
         image = imagebuilder.get_image(imageBuildVersionArn=arn)["image"]
         eventbridge.drain()
-        return Baked(arn=str(arn), ami=str(image["outputResources"]["amis"][0]["image"]))
+        amis = {str(a["region"]): str(a["image"]) for a in image["outputResources"]["amis"]}
+        return Baked(arn=str(arn), ami=amis.get(self.region, next(iter(amis.values()))), amis=amis)
 
     def status(self, environment: str = "sandbox") -> str:
         """What `python -m local status` prints."""
@@ -246,13 +259,15 @@ class EmbeddedAws:
         outdir: Path | None = None,
         config_dir: Path | None = None,
     ) -> list[str]:
-        """Bootstrap, then deploy every stack of `environment`; return their names."""
+        """Bootstrap, then deploy every stack of `environment` (or of several, named as
+        `cdk synth -c env=` takes them: `sandbox,waves`); return their names."""
         out = outdir or REPO / "cdk.out.local"
         context = ["-c", f"env={environment}"]
         if config_dir is not None:
             context += ["-c", f"config_dir={config_dir}"]
-        config = load_environment(environment, config_dir or CONFIG_DIR)
-        regions = sorted({region or self.region for region in config.regions})
+        names = [name.strip() for name in environment.split(",") if name.strip()]
+        configs = [load_environment(name, config_dir or CONFIG_DIR) for name in names]
+        regions = sorted({r or self.region for config in configs for r in config.regions})
         targets = [f"aws://{ACCOUNT}/{region}" for region in regions]
         # The app is synthesized once, while the targets are bootstrapped: bootstrap runs
         # outside the project (no cdk.json), so it does not synthesize the app a second time.
@@ -263,7 +278,7 @@ class EmbeddedAws:
             bootstrap.result()
         self._cdk(
             "deploy",
-            f"{environment}/*",
+            *(f"{name}/*" for name in names),
             "--app",
             str(out),
             "--require-approval",
@@ -279,7 +294,7 @@ class EmbeddedAws:
             for stack in cloudformation.aws_client("cloudformation", region).describe_stacks()[
                 "Stacks"
             ]
-            if stack["StackName"].startswith(f"phoenix-{environment}")
+            if stack["StackName"].startswith(tuple(f"phoenix-{name}" for name in names))
         ]
         broken = {s["StackName"]: s["StackStatus"] for s in stacks}
         broken = {

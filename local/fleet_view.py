@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from local.cloudformation import aws_client
 from local.embedded import EmbeddedAws
 
 
@@ -20,13 +21,20 @@ class FleetView:
     fleet_item: dict[str, Any]
 
     @classmethod
-    def read(cls, aws: EmbeddedAws, fleet: str) -> FleetView:
+    def read(
+        cls, aws: EmbeddedAws, fleet: str, environment: str = "sandbox", region: str = ""
+    ) -> FleetView:
+        """The fleet of `environment` in `region` (default: the embedded AWS's own)."""
+
+        def client(service: str) -> Any:
+            return aws_client(service, region) if region else aws.client(service)
+
         groups = {
             g["AutoScalingGroupName"].rsplit("-", 1)[1]: g
-            for g in aws.client("autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"]
-            if g["AutoScalingGroupName"].startswith(f"phoenix-sandbox-{fleet}-")
+            for g in client("autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"]
+            if g["AutoScalingGroupName"].startswith(f"phoenix-{environment}-{fleet}-")
         }
-        ec2 = aws.client("ec2")
+        ec2 = client("ec2")
         amis: dict[str, set[str]] = {}
         for slot, group in groups.items():
             ids = [i["InstanceId"] for i in group["Instances"]]
@@ -34,7 +42,7 @@ class FleetView:
             amis[slot] = {i["ImageId"] for r in found for i in r["Instances"]}
         slot_of = {arn: slot for slot, g in groups.items() for arn in g["TargetGroupARNs"]}
         weights: dict[str, int] = {}
-        elbv2 = aws.client("elbv2")
+        elbv2 = client("elbv2")
         for balancer in elbv2.describe_load_balancers()["LoadBalancers"]:
             for listener in elbv2.describe_listeners(LoadBalancerArn=balancer["LoadBalancerArn"])[
                 "Listeners"
@@ -43,13 +51,13 @@ class FleetView:
                 for target in action.get("ForwardConfig", {}).get("TargetGroups", []):
                     if target["TargetGroupArn"] in slot_of:
                         weights[slot_of[target["TargetGroupArn"]]] = target["Weight"]
-        pointer = aws.client("ssm").get_parameter(Name=f"/phoenix/sandbox/{fleet}/ami")
+        pointer = client("ssm").get_parameter(Name=f"/phoenix/{environment}/{fleet}/ami")
         return cls(
             amis_by_slot=amis,
             desired_by_slot={s: g["DesiredCapacity"] for s, g in groups.items()},
             weights=weights if len(groups) > 1 else {"blue": 100},
             pointer=pointer["Parameter"]["Value"],
-            fleet_item=ledger_item(aws, f"FLEET#{fleet}", "FLEET"),
+            fleet_item=ledger_item(aws, f"FLEET#{fleet}", "FLEET", environment, region),
         )
 
     @property
@@ -62,14 +70,23 @@ class FleetView:
         return sum(d for slot, d in self.desired_by_slot.items() if self.weights.get(slot) == 0)
 
 
-def ledger_table(aws: EmbeddedAws) -> str:
-    (table,) = aws.client("dynamodb").list_tables()["TableNames"]
+def ledger_table(aws: EmbeddedAws, environment: str = "sandbox", region: str = "") -> str:
+    """The ledger of `environment` in `region` (its table's name starts with its stack's)."""
+    dynamodb = aws_client("dynamodb", region) if region else aws.client("dynamodb")
+    (table,) = [
+        name
+        for name in dynamodb.list_tables()["TableNames"]
+        if name.startswith(f"phoenix-{environment}-") and "Ledger" in name
+    ]
     return str(table)
 
 
-def ledger_item(aws: EmbeddedAws, pk: str, sk: str) -> dict[str, Any]:
-    item = aws.client("dynamodb").get_item(
-        TableName=ledger_table(aws), Key={"pk": {"S": pk}, "sk": {"S": sk}}
+def ledger_item(
+    aws: EmbeddedAws, pk: str, sk: str, environment: str = "sandbox", region: str = ""
+) -> dict[str, Any]:
+    dynamodb = aws_client("dynamodb", region) if region else aws.client("dynamodb")
+    item = dynamodb.get_item(
+        TableName=ledger_table(aws, environment, region), Key={"pk": {"S": pk}, "sk": {"S": sk}}
     )
     return dict(item.get("Item", {}))
 

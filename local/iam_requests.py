@@ -182,6 +182,8 @@ _RESOURCES: dict[str, Callable[[str, Params, str], Iterator[Request]]] = {
     "events:PutEvents": _events,
     "states:StartExecution": _named_by("stateMachineArn"),
     "states:StopExecution": _named_by("executionArn"),
+    # DescribeExecution's resource type is the execution (Service Authorization Reference).
+    "states:DescribeExecution": _named_by("executionArn"),
     "states:SendTaskSuccess": _task_response,
     "states:SendTaskFailure": _task_response,
     "imagebuilder:GetImage": _named_by("imageBuildVersionArn"),

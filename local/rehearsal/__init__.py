@@ -4,9 +4,13 @@
 2. bake v3 (errors on half its requests, passes health checks) -> canary step 1 ->
    the slot's 5xx alarm -> automatic rollback -> `web` back on v2;
 3. bake v4 (degrades after its release) -> blue_green release to `api` -> success ->
-   an alarm inside the rollback window -> traffic back on the warm old slot.
+   an alarm inside the rollback window -> traffic back on the warm old slot;
+4. bake v5 (slow) for the `waves` environment -> its release plan: `web` alone, then
+   `api` and `worker` -> `api` rolls back -> the plan halts before the disaster recovery
+   region's wave -> abandoned by a `Plan Abandon Requested` event (waves.py).
 Each scenario checks what must hold; the run exits non-zero if anything did not.
-The environment is local/rehearsal/sandbox.yaml; run.py prints what happened.
+The environments are local/rehearsal/sandbox.yaml and waves.yaml; run.py prints what
+happened.
 """
 
 from __future__ import annotations
@@ -65,6 +69,8 @@ class Rehearsal:
     current: str = "set-up"
     alarm_at: float | None = None
     amis: dict[str, str] = field(default_factory=dict)  # by version, as baked
+    # What each fleet of the plan's environment serves at the end: (fleet, region) -> AMIs.
+    plan_view: dict[tuple[str, str], str] = field(default_factory=dict)
 
     # -- the timeline --------------------------------------------------------------------
 
@@ -79,6 +85,10 @@ class Rehearsal:
         if event.get("source") == "aws.cloudwatch":
             self.alarm_at = self.alarm_at or time.perf_counter()
             self.note("alarm in ALARM", str(detail.get("alarmName")))
+            return
+        if kind.startswith("Plan "):
+            what = detail.get("wave") or detail.get("status") or ""
+            self.note(f"plan {detail.get('plan')}: {kind}", str(detail.get("reason", what))[:90])
             return
         if kind == "Release Step Completed":
             extra = f" ({detail['traffic']}% of traffic)" if "traffic" in detail else ""
@@ -111,8 +121,9 @@ def critical_path(calls: CallLog, handler_prefix: str) -> tuple[list[str], float
 
 
 def deploy(aws: EmbeddedAws) -> list[str]:
+    """Both environments of the rehearsal, in one synthesis and one deploy."""
     outdir = Path(tempfile.mkdtemp(prefix="phoenix-rehearsal-"))
-    return aws.deploy("sandbox", outdir=outdir / "cdk.out", config_dir=CONFIG_DIR)
+    return aws.deploy("sandbox,waves", outdir=outdir / "cdk.out", config_dir=CONFIG_DIR)
 
 
 def watch_timeline(aws: EmbeddedAws, rehearsal: Rehearsal) -> None:

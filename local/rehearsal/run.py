@@ -16,7 +16,14 @@ from local import clock
 from local.api_calls import recording
 from local.embedded import Baked, EmbeddedAws
 from local.fleet_view import FleetView, release_item
-from local.rehearsal import Rehearsal, Scenario, critical_path, deploy, watch_timeline
+from local.rehearsal import (
+    Rehearsal,
+    Scenario,
+    critical_path,
+    deploy,
+    watch_timeline,
+    waves,
+)
 
 ROLLBACK_FUNCTION = "ReleaseRollback"  # the rollback function's name contains this
 
@@ -83,10 +90,14 @@ def run(aws: EmbeddedAws, rehearsal: Rehearsal) -> None:
         scenario.check("the pointer is back", view.pointer == before)
         scenario.check("nothing left scaled up", view.idle_desired == 0)
 
+    def plan() -> None:
+        waves.plan_halts_on_a_bad_fleet(aws, rehearsal, rehearsal.scenarios[-1])
+
     for name, body in (
         ("v2: canary release to web", healthy_canary),
         ("v3: bad canary, alarm, rollback", bad_canary),
         ("v4: blue_green, alarm in the window", blue_green_window),
+        ("v5: a plan, 6 fleets, 3 waves, 2 regions", plan),
     ):
         scenario = rehearsal.scenario(name)
         _timed(rehearsal, scenario, body)
@@ -126,6 +137,14 @@ def report(console: Console, rehearsal: Rehearsal) -> bool:
             restore,
         )
     console.print(summary)
+    if rehearsal.plan_view:
+        fleets = Table(title="the plan's fleets: what each serves")
+        for column in ("fleet", *sorted({region for _, region in rehearsal.plan_view})):
+            fleets.add_column(column)
+        for fleet in sorted({fleet for fleet, _ in rehearsal.plan_view}):
+            regions = sorted({region for _, region in rehearsal.plan_view})
+            fleets.add_row(fleet, *(rehearsal.plan_view[(fleet, region)] for region in regions))
+        console.print(fleets)
     for scenario in rehearsal.scenarios:
         for what, holds in scenario.checks:
             passed &= holds

@@ -21,6 +21,8 @@ DetailType = Literal[
     "Plan Succeeded",
     "Plan Abandoned",
     "Plan Failed",
+    "Plan Resume Requested",
+    "Plan Abandon Requested",
 ]
 
 

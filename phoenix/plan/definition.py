@@ -7,7 +7,7 @@ release the wave's fleets with a Distributed Map (each item is one fleet's relea
 execution, at most `max_concurrency` at once, no failure tolerated), bake, then check
 that the wave's fleets served the requests the bake needs. A failed or rolled-back
 release (or a bake that never saw its requests) halts the run: it waits on a task token
-for a `Plan Resumed` (next wave) or `Plan Abandoned` request.
+for a `Plan Resume Requested` (next wave) or `Plan Abandon Requested`.
 
 A fleet in this region is released by `states:startExecution.sync:2`; one in another
 region by the plan function (Step Functions starts nested executions in its own region
@@ -107,6 +107,14 @@ class PlanDefinition(Construct):
         ).otherwise(succeeded)
         releases = self._releases(release)
         releases.add_catch(halt, result_path="$.failure")
+        outcome = self._step("WaveOutcome", "outcome", "$.outcome")
+        outcome.add_catch(halt, result_path="$.failure")
+        wave_failed = sfn.Pass(
+            self,
+            "WaveFailed",
+            parameters={"Error": "ReleaseNotDone", "Cause.$": "$.outcome.reason"},
+            result_path="$.failure",
+        ).next(halt)
         window.next(
             sfn.Choice(self, "Blocked")
             .when(sfn.Condition.boolean_equals("$.window.blocked", True), wait_window)
@@ -128,14 +136,18 @@ class PlanDefinition(Construct):
         bake_more = sfn.Wait(self, "BakeLonger", time=sfn.WaitTime.duration(BAKE_RECHECK)).next(
             requests
         )
-        releases.next(
-            sfn.Pass(
-                self,
-                "WaveEnded",
-                parameters={"at.$": "$$.State.EnteredTime"},
-                result_path="$.ended",
-            )
-        ).next(
+        wave_ended = sfn.Pass(
+            self,
+            "WaveEnded",
+            parameters={"at.$": "$$.State.EnteredTime"},
+            result_path="$.ended",
+        )
+        releases.next(outcome).next(
+            sfn.Choice(self, "WaveReleased")
+            .when(sfn.Condition.boolean_equals("$.outcome.released", False), wave_failed)
+            .otherwise(wave_ended)
+        )
+        wave_ended.next(
             sfn.Wait(self, "Bake", time=sfn.WaitTime.seconds_path("$.current.wave.bake_seconds"))
         ).next(requests).next(
             sfn.Choice(self, "Baked")
@@ -177,13 +189,20 @@ class PlanDefinition(Construct):
         )
 
     def _releases(self, release: sfn.IStateMachine) -> sfn.DistributedMap:
-        """The wave's releases: one child execution per item, none failing tolerated."""
+        """The wave's releases, one child execution per fleet, each run to its end (a
+        release is never cut short because another failed). Once one of the wave failed,
+        the fleets not yet started are not (MayStart); WaveOutcome then names the failed."""
         releases = sfn.DistributedMap(
             self,
             "Releases",
             items_path="$.current.wave.items",
             item_selector={
                 "item.$": "$$.Map.Item.Value",
+                "run": {
+                    "plan.$": "$.plan",
+                    "id.$": "$.run.id",
+                    "wave.$": "$.position.wave",
+                },
                 "request": {
                     "environment.$": "$.environment",
                     "fleet.$": "$$.Map.Item.Value.fleet",
@@ -194,9 +213,14 @@ class PlanDefinition(Construct):
                 },
             },
             max_concurrency_path="$.current.wave.max_concurrency",
-            tolerated_failure_count=0,
             result_path=sfn.JsonPath.DISCARD,
             map_execution_type=sfn.StateMachineType.STANDARD,
+        )
+        # A failed release is recorded, and its item ends there: WaveOutcome judges the
+        # wave after the map. (A Map Run fails on more failed items than it tolerates, and
+        # stops the rest, which would cut its siblings' releases short.)
+        failed = self._item_step("MarkFailed", "mark_failed", "$.marked").next(
+            sfn.Succeed(self, "FailureRecorded")
         )
         here = tasks.StepFunctionsStartExecution(
             self,
@@ -207,8 +231,9 @@ class PlanDefinition(Construct):
             input=sfn.TaskInput.from_json_path_at("$.request"),
             result_path=sfn.JsonPath.DISCARD,
         )
-        start_remote = self._item_step("StartRemoteRelease", "start_release")
-        check_remote = self._item_step("CheckRemoteRelease", "check_release")
+        here.add_catch(failed, result_path="$.error")
+        start_remote = self._item_step("StartRemoteRelease", "start_release", "$.remote")
+        check_remote = self._item_step("CheckRemoteRelease", "check_release", "$.remote")
         poll = sfn.Wait(self, "RemoteReleaseRuns", time=sfn.WaitTime.duration(REMOTE_POLL))
         start_remote.next(poll).next(check_remote).next(
             sfn.Choice(self, "RemoteReleaseEnded")
@@ -217,19 +242,19 @@ class PlanDefinition(Construct):
                 sfn.Condition.string_equals("$.remote.status", "SUCCEEDED"),
                 sfn.Succeed(self, "RemoteReleased"),
             )
-            .otherwise(
-                sfn.Fail(
-                    self,
-                    "RemoteReleaseNotDone",
-                    error="ReleaseNotDone",
-                    cause="the release in another region did not succeed",
-                )
-            )
+            .otherwise(failed)
         )
+        may_start = self._item_step("MayStart", "may_start", "$.start")
         releases.item_processor(
-            sfn.Choice(self, "InThisRegion")
-            .when(sfn.Condition.boolean_equals("$.item.local", True), here)
-            .otherwise(start_remote)
+            may_start.next(
+                sfn.Choice(self, "Started")
+                .when(
+                    sfn.Condition.boolean_equals("$.start.go", False),
+                    sfn.Succeed(self, "NotStarted", comment="a release of the wave failed"),
+                )
+                .when(sfn.Condition.boolean_equals("$.item.local", True), here)
+                .otherwise(start_remote)
+            )
         )
         return releases
 
@@ -260,7 +285,7 @@ class PlanDefinition(Construct):
         task.add_retry(errors=LAMBDA_RETRYABLE, interval=Duration.seconds(2), max_attempts=6)
         return task
 
-    def _item_step(self, id: str, action: str) -> tasks.LambdaInvoke:
+    def _item_step(self, id: str, action: str, result_path: str) -> tasks.LambdaInvoke:
         task = tasks.LambdaInvoke(
             self,
             id,
@@ -269,11 +294,12 @@ class PlanDefinition(Construct):
                 {
                     "action": action,
                     "item": sfn.JsonPath.object_at("$.item"),
+                    "run": sfn.JsonPath.object_at("$.run"),
                     "request": sfn.JsonPath.object_at("$.request"),
                 }
             ),
             payload_response_only=True,
-            result_path="$.remote",
+            result_path=result_path,
             retry_on_service_exceptions=False,
         )
         task.add_retry(errors=LAMBDA_RETRYABLE, interval=Duration.seconds(2), max_attempts=6)

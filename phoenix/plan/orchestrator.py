@@ -213,7 +213,7 @@ class PlanOrchestrator(Construct):
             description=f"phoenix {config.name}: resume or abandon a halted plan run",
             event_pattern=events.EventPattern(
                 source=["phoenix"],
-                detail_type=["Plan Resumed", "Plan Abandoned"],
+                detail_type=["Plan Resume Requested", "Plan Abandon Requested"],
                 detail={"environment": [config.name]},
             ),
             targets=[targets.LambdaFunction(control)],

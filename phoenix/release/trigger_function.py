@@ -3,6 +3,8 @@ orchestrator's)."""
 
 from __future__ import annotations
 
+import json
+
 from aws_cdk import ArnFormat, Aws, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -47,7 +49,7 @@ def trigger_function(
             image_region=image_region or Aws.REGION,
             stack_id=Aws.STACK_ID,
             fleet_stacks=f"{Aws.STACK_NAME}{FLEET_STACKS}",
-            plans={plan.image_pipeline: plan.name for plan in config.plans},
+            plans=json.dumps({plan.image_pipeline: plan.name for plan in config.plans}),
             runs_plans=image_region is None,
             plan_state_machine_prefix=_plan_machine(scope, config, ""),
         ),

@@ -1,4 +1,4 @@
-"""`Plan Resumed` / `Plan Abandoned` requests (phoenix/plan/runtime/control.py)."""
+"""`Plan Resume Requested` / `Plan Abandon Requested` events (phoenix/plan/runtime/control.py)."""
 
 from __future__ import annotations
 

@@ -14,8 +14,21 @@ from phoenix.plan.runtime.models import ItemStep, PlanStep
 from phoenix.plan.runtime.settings import PlanSettings
 
 logger = Logger()
-PLAN_ACTIONS = {"start", "window", "requests", "halt", "succeeded", "abandoned", "failed"}
-ITEM_ACTIONS = {"start_release", "check_release"}
+PLAN_STEPS = {
+    "start": run.start,
+    "window": run.window,
+    "outcome": run.outcome,
+    "requests": run.requests,
+    "halt": run.halt,
+}
+OUTCOMES = {"succeeded", "abandoned", "failed"}
+ITEM_STEPS = {
+    "may_start": run.may_start,
+    "start_release": run.start_release,
+    "check_release": run.check_release,
+    "mark_failed": run.mark_failed,
+}
+PLAN_ACTIONS = set(PLAN_STEPS) | OUTCOMES
 
 
 class MalformedPlanStepError(Exception):
@@ -25,16 +38,13 @@ class MalformedPlanStepError(Exception):
 def handle(event: Any, settings: PlanSettings, aws: Clients) -> dict[str, Any]:
     action = event.get("action") if isinstance(event, dict) else None
     try:
-        if action in ITEM_ACTIONS:
+        if action in ITEM_STEPS:
             item = ItemStep.model_validate(event)
             logger.append_keys(fleet=item.item.fleet, region=item.item.region, action=action)
-            if action == "start_release":
-                return run.start_release(settings, item)
-            return run.check_release(settings, item)
+            return ITEM_STEPS[action](aws, settings, item)
         if action not in PLAN_ACTIONS:
-            raise MalformedPlanStepError(
-                f"unknown action {action!r}; expected one of {sorted(PLAN_ACTIONS | ITEM_ACTIONS)}"
-            )
+            known = sorted(PLAN_ACTIONS | set(ITEM_STEPS))
+            raise MalformedPlanStepError(f"unknown action {action!r}; expected one of {known}")
         step = PlanStep.model_validate(event)
     except ValidationError as error:
         problems = "; ".join(
@@ -47,9 +57,8 @@ def handle(event: Any, settings: PlanSettings, aws: Clients) -> dict[str, Any]:
         logger.warning("step input refused", extra={"reason": str(refusal)})
         raise
     logger.append_keys(plan=step.state.plan, run=step.state.run.id, action=action)
-    steps = {"start": run.start, "window": run.window, "requests": run.requests, "halt": run.halt}
-    if action in steps:
-        return steps[action](aws, settings, step)
+    if action in PLAN_STEPS:
+        return PLAN_STEPS[action](aws, settings, step)
     return run.finish(aws, settings, step, str(action))
 
 

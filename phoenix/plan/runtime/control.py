@@ -1,4 +1,5 @@
-"""Resuming or abandoning a halted plan run: `phoenix` `Plan Resumed` / `Plan Abandoned`.
+"""Resuming or abandoning a halted plan run: `phoenix` `Plan Resume Requested` or
+`Plan Abandon Requested`.
 
 The request names the environment, the plan and the run (the plan execution's name), who
 asks and why, and may name the halted wave (then a request meant for an earlier halt of
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from types_boto3_dynamodb.client import DynamoDBClient
     from types_boto3_stepfunctions.client import SFNClient
 
-DECISIONS = {"Plan Resumed": "resume", "Plan Abandoned": "abandon"}
+DECISIONS = {"Plan Resume Requested": "resume", "Plan Abandon Requested": "abandon"}
 Name = Field(pattern=r"^[a-z][a-z0-9-]{0,23}$")
 
 
@@ -45,7 +46,9 @@ class PlanDecisionDetail(BaseModel):
 
 class PlanDecision(EventBridgeModel):
     source: Literal["phoenix"]
-    detail_type: Literal["Plan Resumed", "Plan Abandoned"] = Field(alias="detail-type")
+    detail_type: Literal["Plan Resume Requested", "Plan Abandon Requested"] = Field(
+        alias="detail-type"
+    )
     detail: PlanDecisionDetail
 
 

@@ -103,7 +103,8 @@ class PlanState(PlanRequest):
     current: Current | None = None
     # When the wave's last release ended (the bake counts requests from then).
     ended: Moment | None = None
-    # What stopped the plan: the map's or the gate's error and cause.
+    # How the wave's releases ended (WaveOutcome), and what stopped the plan.
+    outcome: dict[str, Any] | None = None
     failure: dict[str, Any] | None = None
 
 
@@ -114,9 +115,18 @@ class PlanStep(Model):
     task_token: Annotated[str, Field(min_length=1, max_length=2048)] | None = None
 
 
+class RunRef(Model):
+    """Which run and wave an item belongs to."""
+
+    plan: Name
+    id: Annotated[str, Field(min_length=1, max_length=80)]
+    wave: Annotated[int, Field(ge=0)]
+
+
 class ItemStep(Model):
-    """A remote release's start or check, from the wave's map (one item)."""
+    """A step of one fleet's release in the wave's map (one item)."""
 
     action: Annotated[str, Field(pattern=r"^[a-z_]{1,32}$")]
     item: Item
+    run: RunRef
     request: dict[str, Any]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
@@ -39,6 +39,9 @@ from phoenix.plan.runtime.models import (
 )
 from phoenix.plan.runtime.settings import PlanSettings
 from phoenix.plan.runtime.windows import next_start
+
+if TYPE_CHECKING:
+    from types_boto3_stepfunctions.client import SFNClient
 
 # A bake short of its requests is checked again until this long after it ended; then
 # the plan halts (too little traffic to judge the wave by).
@@ -152,28 +155,48 @@ def requests(aws: Clients, settings: PlanSettings, step: PlanStep) -> dict[str, 
     return {"enough": enough, "requests": int(total), "give_up": give_up}
 
 
+def outcome(aws: Clients, settings: PlanSettings, step: PlanStep) -> dict[str, Any]:
+    """How the wave's releases ended: released, or which failed (and which were not
+    started because one had)."""
+    wave = _current(step.state)
+    failed, not_started = _failed_releases(aws, settings, wave)
+    reason = "; ".join(f"{f['fleet']} in {f['region']}: {f['why']}" for f in failed)
+    if not_started:
+        reason += f"; not started: {', '.join(not_started)}"
+    return {"released": not failed, "reason": reason, "failed": failed, "not_started": not_started}
+
+
 def halt(aws: Clients, settings: PlanSettings, step: PlanStep) -> dict[str, Any]:
     """Record why the run halted, and the token a decision will answer."""
     state = step.state
+    if not step.task_token:
+        raise PlanRefusedError("halt needs the task token of its wait")
     wave = _current(state)
     failure = state.failure or {}
-    failed = (
-        _failed_releases(aws, settings, wave) if failure.get("Error") != "NotEnoughRequests" else []
-    )
-    reason = "; ".join(f"{f['fleet']} in {f['region']}: {f['why']}" for f in failed) or str(
-        failure.get("Cause") or failure.get("Error") or "halted"
-    )
+    reason = str(failure.get("Cause") or failure.get("Error") or "halted")
+    released = (state.outcome or {}) if failure.get("Error") == "ReleaseNotDone" else {}
+    failed = released.get("failed", [])
     facts = {
         "halted_wave": wave.name,
         "reason": reason,
         "failed": failed,
         "halted_at": iso(clock.now()),
     }
-    if not step.task_token:
-        raise PlanRefusedError("halt needs the task token of its wait")
     _ledger(aws, settings).halt(state.plan, state.run.id, token=step.task_token, facts=facts)
     _announce(aws, "Plan Halted", state, wave=wave.name, reason=reason, failed=failed)
     return facts
+
+
+def may_start(aws: Clients, settings: PlanSettings, step: ItemStep) -> dict[str, Any]:
+    """Whether the item's release may start: not once a release of its wave failed."""
+    run = _ledger(aws, settings).run_item(step.run.plan, step.run.id)
+    return {"go": run.get("failed_wave") != step.run.wave}
+
+
+def mark_failed(aws: Clients, settings: PlanSettings, step: ItemStep) -> dict[str, Any]:
+    """A release of the wave failed: no other of the wave starts after it."""
+    _ledger(aws, settings).update(step.run.plan, step.run.id, {"failed_wave": step.run.wave})
+    return {"fleet": step.item.fleet, "region": step.item.region}
 
 
 def finish(aws: Clients, settings: PlanSettings, step: PlanStep, outcome: str) -> dict[str, Any]:
@@ -189,10 +212,10 @@ def finish(aws: Clients, settings: PlanSettings, step: PlanStep, outcome: str) -
     return facts
 
 
-def start_release(settings: PlanSettings, step: ItemStep) -> dict[str, Any]:
+def start_release(aws: Clients, settings: PlanSettings, step: ItemStep) -> dict[str, Any]:
     """Start the item's release in its region; one this run already started is left be."""
     item = step.item
-    stepfunctions = Clients(item.region).stepfunctions
+    stepfunctions = _stepfunctions_in(aws, settings, item.region)
     try:
         stepfunctions.start_execution(
             stateMachineArn=settings.release_state_machine_in(item.region),
@@ -205,29 +228,34 @@ def start_release(settings: PlanSettings, step: ItemStep) -> dict[str, Any]:
     return {"status": "RUNNING"}
 
 
-def check_release(settings: PlanSettings, step: ItemStep) -> dict[str, Any]:
+def check_release(aws: Clients, settings: PlanSettings, step: ItemStep) -> dict[str, Any]:
     item = step.item
-    execution = Clients(item.region).stepfunctions.describe_execution(
+    execution = _stepfunctions_in(aws, settings, item.region).describe_execution(
         executionArn=_execution_arn(settings, item)
     )
     return {"status": execution["status"]}
 
 
-def _failed_releases(aws: Clients, settings: PlanSettings, wave: Wave) -> list[dict[str, str]]:
-    """The wave's releases that ended without success, with the ledger's reason when the
-    release ran here."""
+def _failed_releases(
+    aws: Clients, settings: PlanSettings, wave: Wave
+) -> tuple[list[dict[str, str]], list[str]]:
+    """The wave's releases that ended without success (with the ledger's reason when the
+    release ran here), and the fleets whose release never started."""
     failed: list[dict[str, str]] = []
+    not_started: list[str] = []
     for item in wave.items:
         stepfunctions = aws.stepfunctions if item.local else Clients(item.region).stepfunctions
         try:
-            status = stepfunctions.describe_execution(executionArn=_execution_arn(settings, item))[
-                "status"
-            ]
+            execution = stepfunctions.describe_execution(
+                executionArn=_execution_arn(settings, item)
+            )
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") == "ExecutionDoesNotExist":
-                continue  # not started: the map stopped before it
+                not_started.append(item.fleet)
+                continue
             raise
-        if status in ("SUCCEEDED", "RUNNING"):
+        status = execution["status"]
+        if status == "SUCCEEDED":
             continue
         why = status.lower()
         if item.local:
@@ -238,7 +266,12 @@ def _failed_releases(aws: Clients, settings: PlanSettings, wave: Wave) -> list[d
             )
             why = str(release.get("reason") or release.get("outcome") or why)
         failed.append({"fleet": item.fleet, "region": item.region, "status": status, "why": why})
-    return failed
+    return failed, not_started
+
+
+def _stepfunctions_in(aws: Clients, settings: PlanSettings, region: str) -> SFNClient:
+    """Step Functions in `region`: this region's client, or one made for the other."""
+    return aws.stepfunctions if region == settings.region else Clients(region).stepfunctions
 
 
 def _execution_arn(settings: PlanSettings, item: Item) -> str:

@@ -3,7 +3,7 @@ kernel's ReleaseSettings): one model each, read by the construct and the handler
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, Json
 
 from phoenix.kernel.settings import FunctionSettings, ReleaseSettings
 
@@ -23,7 +23,7 @@ class TriggerSettings(FunctionSettings):
     # Image pipeline -> the release plan its images go through (docs/adr/0011); such an
     # image starts one plan execution (in the primary region, `runs_plans`), not a
     # release per fleet. A DR region's trigger leaves those images to the primary's plan.
-    plans: dict[str, str] = Field(default_factory=dict)
+    plans: Json[dict[str, str]] = Field(default_factory=dict)
     runs_plans: bool = False
     # The plans' state machines' ARNs start with this (`...:stateMachine:phoenix-<env>-plan-`).
     plan_state_machine_prefix: str = ""
