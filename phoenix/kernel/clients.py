@@ -43,6 +43,16 @@ class Clients:
         self._region = region
         self._factory = factory
         self._made: dict[Service, object] = {}
+        self._elsewhere: dict[str, Clients] = {}
+
+    def in_region(self, region: str) -> Clients:
+        """The clients for `region`: these, when it is their own; else made on first use
+        the same way (a test provides another region's clients through these)."""
+        if region == self._region:
+            return self
+        if region not in self._elsewhere:
+            self._elsewhere[region] = Clients(region, self._factory)
+        return self._elsewhere[region]
 
     @property
     def autoscaling(self) -> AutoScalingClient:

@@ -111,7 +111,7 @@ def window(aws: Clients, settings: PlanSettings, step: PlanStep) -> dict[str, An
     return {"blocked": False, "start_at": _timestamp(now)}
 
 
-def requests(aws: Clients, settings: PlanSettings, step: PlanStep) -> dict[str, Any]:
+def requests(aws: Clients, _: PlanSettings, step: PlanStep) -> dict[str, Any]:
     state = step.state
     wave = _current(state)
     if wave.min_requests == 0:
@@ -119,15 +119,10 @@ def requests(aws: Clients, settings: PlanSettings, step: PlanStep) -> dict[str, 
     since = state.ended.at if state.ended else step.entered_at
     now = clock.now()
     fleets = [item.fleet for item in wave.items]
-    specs = read_fleets(
-        Clients(wave.region).ssm if wave.region != settings.region else aws.ssm,
-        state.environment,
-        fleets,
-    )
+    regional = aws.in_region(wave.region)
+    specs = read_fleets(regional.ssm, state.environment, fleets)
     balancers = sorted({_balancer(str(spec["listener"])) for spec in specs.values()})
-    cloudwatch = (
-        aws.cloudwatch if wave.region == settings.region else Clients(wave.region).cloudwatch
-    )
+    cloudwatch = regional.cloudwatch
     period = max(60, math.ceil((now - since).total_seconds() / 60) * 60)
     total = 0.0
     for first in range(0, len(balancers), QUERIES_PER_CALL):
@@ -215,7 +210,7 @@ def finish(aws: Clients, settings: PlanSettings, step: PlanStep, outcome: str) -
 def start_release(aws: Clients, settings: PlanSettings, step: ItemStep) -> dict[str, Any]:
     """Start the item's release in its region; one this run already started is left be."""
     item = step.item
-    stepfunctions = _stepfunctions_in(aws, settings, item.region)
+    stepfunctions = _stepfunctions_in(aws, item.region)
     try:
         stepfunctions.start_execution(
             stateMachineArn=settings.release_state_machine_in(item.region),
@@ -230,7 +225,7 @@ def start_release(aws: Clients, settings: PlanSettings, step: ItemStep) -> dict[
 
 def check_release(aws: Clients, settings: PlanSettings, step: ItemStep) -> dict[str, Any]:
     item = step.item
-    execution = _stepfunctions_in(aws, settings, item.region).describe_execution(
+    execution = _stepfunctions_in(aws, item.region).describe_execution(
         executionArn=_execution_arn(settings, item)
     )
     return {"status": execution["status"]}
@@ -244,7 +239,7 @@ def _failed_releases(
     failed: list[dict[str, str]] = []
     not_started: list[str] = []
     for item in wave.items:
-        stepfunctions = aws.stepfunctions if item.local else Clients(item.region).stepfunctions
+        stepfunctions = _stepfunctions_in(aws, item.region)
         try:
             execution = stepfunctions.describe_execution(
                 executionArn=_execution_arn(settings, item)
@@ -269,9 +264,8 @@ def _failed_releases(
     return failed, not_started
 
 
-def _stepfunctions_in(aws: Clients, settings: PlanSettings, region: str) -> SFNClient:
-    """Step Functions in `region`: this region's client, or one made for the other."""
-    return aws.stepfunctions if region == settings.region else Clients(region).stepfunctions
+def _stepfunctions_in(aws: Clients, region: str) -> SFNClient:
+    return aws.in_region(region).stepfunctions
 
 
 def _execution_arn(settings: PlanSettings, item: Item) -> str:

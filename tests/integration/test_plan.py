@@ -1,0 +1,148 @@
+"""A release plan in the embedded AWS: local/rehearsal/waves.yaml (three fleets in a
+primary region and a disaster recovery region, three waves) deployed with the CDK CLI,
+images baked as the pipeline bakes them (distributed to both regions), and the plan's
+state machine running each wave's releases: here with startExecution.sync:2, in the DR
+region through the plan function."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from local.cloudformation import aws_client
+from local.embedded import EmbeddedAws
+from local.rehearsal import CONFIG_DIR
+from local.rehearsal.waves import (
+    DR,
+    ENVIRONMENT,
+    FLEETS,
+    PLAN,
+    PRIMARY,
+    decide,
+    plan_runs,
+    run_item,
+    serving,
+    wait_for,
+)
+from tests.integration.conftest import SharedSandbox
+
+# A plan's history grows with its waves, not its fleets: its start and end, then about
+# forty events a wave (window, map run, outcome, bake, request count, next).
+HISTORY_FIXED, HISTORY_PER_WAVE = 20, 40
+
+
+@pytest.fixture(scope="module")
+def aws(
+    tmp_path_factory: pytest.TempPathFactory, shared_sandbox: SharedSandbox
+) -> Iterator[EmbeddedAws]:
+    shared_sandbox.end()  # one embedded AWS per process at a time
+    with EmbeddedAws(region=PRIMARY) as embedded:
+        embedded.deploy(
+            ENVIRONMENT, outdir=tmp_path_factory.mktemp("cdk.out"), config_dir=CONFIG_DIR
+        )
+        yield embedded
+
+
+def _run() -> str:
+    """The plan run the image just baked started (the one run not seen before)."""
+    (run,) = [r["name"] for r in plan_runs() if r["name"] not in _seen]
+    _seen.add(run)
+    return run
+
+
+_seen: set[str] = set()
+
+
+def _history(run: str) -> list[dict[str, object]]:
+    stepfunctions = aws_client("stepfunctions", PRIMARY)
+    (execution,) = [r for r in plan_runs() if r["name"] == run]
+    events: list[dict[str, object]] = []
+    pages = stepfunctions.get_paginator("get_execution_history")
+    for page in pages.paginate(executionArn=execution["executionArn"]):
+        events += page["events"]
+    return events
+
+
+def test_a_healthy_image_goes_through_every_wave_and_the_dr_region_last(aws: EmbeddedAws) -> None:
+    # Given the six fleets on their first AMIs
+    # When a healthy image is baked and distributed to both regions
+    baked = aws.bake(ENVIRONMENT, PLAN, "healthy", "2.0.0", distribute=True)
+    run = _run()
+    assert wait_for(aws, run, {"succeeded", "halted"}, timeout=240) == "succeeded"
+
+    # Then every fleet serves its region's copy of the image
+    now = serving(aws)
+    for fleet in FLEETS:
+        assert now[(fleet, PRIMARY)] == {baked.amis[PRIMARY]}, fleet
+        assert now[(fleet, DR)] == {baked.amis[DR]}, fleet
+    # And the DR region's releases were the plan's: started in the DR region, after the
+    # primary's waves (the DR region's own trigger left the image to the plan)
+    dr_releases = _releases(DR)
+    primary_releases = _releases(PRIMARY)
+    assert set(dr_releases) == set(FLEETS) == set(primary_releases)
+    assert min(dr_releases.values()) > max(primary_releases.values())
+    assert primary_releases["web"] < min(primary_releases["api"], primary_releases["worker"])
+    # And the plan's history stays a few events a wave
+    history = _history(run)
+    assert len(history) < HISTORY_FIXED + 3 * HISTORY_PER_WAVE, len(history)
+    assert history[-1]["type"] == "ExecutionSucceeded"
+
+
+def _releases(region: str) -> dict[str, object]:
+    """Each fleet's latest release execution in `region`: when it started."""
+    stepfunctions = aws_client("stepfunctions", region)
+    machine = next(
+        m["stateMachineArn"]
+        for m in stepfunctions.list_state_machines()["stateMachines"]
+        if m["name"] == f"phoenix-{ENVIRONMENT}-release"
+    )
+    started: dict[str, object] = {}
+    for execution in stepfunctions.list_executions(stateMachineArn=machine)["executions"]:
+        fleet = execution["name"].split("-", 1)[0]
+        started[fleet] = max(started.get(fleet, execution["startDate"]), execution["startDate"])
+    return started
+
+
+def test_a_bad_fleet_halts_the_plan_which_resumes_and_is_abandoned_on_request(
+    aws: EmbeddedAws,
+) -> None:
+    # Given every fleet on the healthy image
+    before = serving(aws)
+
+    # When a slow image is baked: api (800 ms at most) rolls back in wave 2
+    aws.bake(ENVIRONMENT, PLAN, "slow", "3.0.0", distribute=True)
+    run = _run()
+    wait_for(aws, run, {"halted"})
+    halted = run_item(aws, run)
+
+    # Then the plan halted at wave 2, naming api and why
+    assert halted["halted_wave"]["S"] == "primary"
+    assert halted["reason"]["S"].startswith("api in us-east-1: alarm ")
+
+    # When it is resumed: wave 3 (the DR region) runs, where api rolls back too
+    decide(run, "Plan Resume Requested", "worker is fine; try the DR region", wave="primary")
+    deadline = time.monotonic() + 240
+    while run_item(aws, run)["halted_wave"]["S"] != "dr":
+        assert time.monotonic() < deadline, run_item(aws, run)
+        wait_for(aws, run, {"halted"}, timeout=240)
+        time.sleep(0.05)
+
+    # And a request meant for the first halt acts nowhere
+    decide(run, "Plan Abandon Requested", "late", wave="primary")
+    # When it is abandoned
+    decide(run, "Plan Abandon Requested", "api is too slow on v3", wave="dr")
+    assert wait_for(aws, run, {"abandoned"}) == "abandoned"
+
+    # Then api serves what it did in both regions, and each decision is recorded once
+    after = serving(aws)
+    assert after[("api", PRIMARY)] == before[("api", PRIMARY)]
+    assert after[("api", DR)] == before[("api", DR)]
+    assert after[("worker", DR)] != before[("worker", DR)]
+    decisions = [d["M"] for d in run_item(aws, run)["decisions"]["L"]]
+    assert [(d["decision"]["S"], d["wave"]["S"]) for d in decisions] == [
+        ("resume", "primary"),
+        ("abandon", "dr"),
+    ]
+    assert _history(run)[-1]["type"] == "ExecutionFailed"
