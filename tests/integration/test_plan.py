@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import datetime
 
 import pytest
 
@@ -90,7 +91,7 @@ def test_a_healthy_image_goes_through_every_wave_and_the_dr_region_last(aws: Emb
     assert history[-1]["type"] == "ExecutionSucceeded"
 
 
-def _releases(region: str) -> dict[str, object]:
+def _releases(region: str) -> dict[str, datetime]:
     """Each fleet's latest release execution in `region`: when it started."""
     stepfunctions = aws_client("stepfunctions", region)
     machine = next(
@@ -98,7 +99,7 @@ def _releases(region: str) -> dict[str, object]:
         for m in stepfunctions.list_state_machines()["stateMachines"]
         if m["name"] == f"phoenix-{ENVIRONMENT}-release"
     )
-    started: dict[str, object] = {}
+    started: dict[str, datetime] = {}
     for execution in stepfunctions.list_executions(stateMachineArn=machine)["executions"]:
         fleet = execution["name"].split("-", 1)[0]
         started[fleet] = max(started.get(fleet, execution["startDate"]), execution["startDate"])
