@@ -11,14 +11,14 @@ environment's (`check_plans`), so that their messages name the plan's fields.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 
 from phoenix.config.types import Name, Region, StrictModel, unique_names
-from phoenix.plan.runtime.windows import parse_hours
+from phoenix.plan.runtime.windows import NoAllowedStartError, next_start, parse_hours
 
 if TYPE_CHECKING:
     from phoenix.config.fleet import FleetConfig
@@ -116,6 +116,19 @@ def check_plans(
                 f"{field}.image_pipeline: {plan.image_pipeline!r} already has plan {others[0]!r}"
             )
         waves(plan, fleets, regions, field=field)
+        _leaves_time(plan.blocked, field)
+
+
+def _leaves_time(blocked: list[BlockedWindow], field: str) -> None:
+    """Windows of days and hours repeat every week: they must leave a minute of it free
+    (windows of dates end, so they never block for good)."""
+    weekly = [w.model_dump(mode="json") for w in blocked if not w.dates]
+    try:
+        next_start(weekly, datetime(2026, 1, 5, tzinfo=UTC))  # any moment does
+    except NoAllowedStartError:
+        raise ValueError(
+            f"{field}.blocked: the windows leave no minute of the week to start a wave in"
+        ) from None
 
 
 def waves(

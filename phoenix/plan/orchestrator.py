@@ -90,13 +90,11 @@ class PlanOrchestrator(Construct):
             )
         if any(w.min_requests for waves in all_waves for w in waves):
             self._grant_request_counts(config, regions)
+        executions = f"execution:{release_state_machine(config.name)}:*"
         for region in regions:
-            arn = nag_arn(stack, "states", f"execution:{release_state_machine(config.name)}:*")
-            if region != stack.region:  # cdk-nag names the other region
-                arn = ":".join([*arn.split(":")[:3], region, *arn.split(":")[4:]])
             acknowledge_wildcard(
                 self.step.execution_role,
-                arn,
+                nag_arn(stack, "states", executions, region=region),
                 "A plan's releases: executions of the release state machine, named at run time.",
             )
         self.control = self._control(config, key, ledger, settings)
@@ -245,12 +243,9 @@ class PlanOrchestrator(Construct):
             iam.PolicyStatement(actions=["cloudwatch:GetMetricData"], resources=["*"])
         )
         for region in regions:
-            arn = nag_arn(stack, "ssm", f"parameter/{name}/*")
-            if region != stack.region:  # cdk-nag names the other region
-                arn = ":".join([*arn.split(":")[:3], region, *arn.split(":")[4:]])
             acknowledge_wildcard(
                 self.step.execution_role,
-                arn,
+                nag_arn(stack, "ssm", f"parameter/{name}/*", region=region),
                 "The environment's fleet registry: a wave's fleets are known only at run time.",
             )
         acknowledge_wildcard(

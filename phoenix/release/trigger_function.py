@@ -96,13 +96,10 @@ def trigger_function(
         )
     )
     for name in images:
-        arn = nag_arn(stack, "imagebuilder", f"image/{name}/*")
-        if image_region:  # cdk-nag names the images' region, not the stack's
-            parts = arn.split(":", 4)
-            arn = ":".join([*parts[:3], image_region, parts[4]])
         acknowledge_wildcard(
             trigger.execution_role,
-            arn,
+            # cdk-nag names the images' region, not the stack's
+            nag_arn(stack, "imagebuilder", f"image/{name}/*", region=image_region),
             "Every build version of this environment's pipeline image; "
             "versions and build numbers are only known when baked.",
         )

@@ -125,6 +125,12 @@ BAD_PLANS: dict[str, tuple[Callable[[dict[str, Any]], object], str]] = {
         lambda c: c["plans"][0]["blocked"].append({"timezone": "UTC"}),
         "plans[0].blocked[1]: a blocked window needs days, dates or hours",
     ),
+    "windows that block the whole week": (
+        lambda c: c["plans"][0]["blocked"].append(
+            {"days": ["mon", "tue", "wed", "thu", "fri"], "timezone": "Europe/Berlin"}
+        ),
+        "plans[0].blocked: the windows leave no minute of the week to start a wave in",
+    ),
     "a plan on an unknown pipeline": (
         lambda c: c["plans"][0].update(image_pipeline="silver"),
         "plans[0].image_pipeline: 'silver' is not one of the image_pipelines ['golden']",

@@ -107,9 +107,43 @@ def test_start_names_each_release_and_gives_each_region_its_own_ami(aws: Clients
     assert (run["status"], run["waves"]) == ("running", ["one-box", "dr"])
 
 
+def test_an_environment_agnostic_plan_releases_in_the_functions_own_region(
+    aws: Clients,
+) -> None:
+    # CDK writes no `region` for a wave of an environment-agnostic environment
+    layout = {"waves": [{k: v for k, v in LAYOUT["waves"][0].items() if k != "region"}]}
+    waves = handle(_step("start", _state(layout=layout)), SETTINGS, aws)
+    (item,) = waves["all"][0]["items"]
+    assert (item["region"], item["ami"], item["local"]) == (REGION, AMIS[REGION], True)
+
+
 def test_an_image_without_an_ami_in_a_planned_region_is_refused(aws: Clients) -> None:
     with pytest.raises(Exception, match="has no AMI in us-west-2"):
         handle(_step("start", _state(amis={REGION: AMIS[REGION]})), SETTINGS, aws)
+
+
+def test_a_wave_inside_a_blocked_window_waits_for_its_end(aws: Clients) -> None:
+    waves = _started(aws)
+    # today and tomorrow blocked (two days, so that midnight passing changes nothing)
+    today = datetime.now(UTC).date()
+    days = [today.isoformat(), (today + timedelta(days=1)).isoformat()]
+    blocked = {"waves": LAYOUT["waves"], "blocked": [{"dates": days}]}
+    state = _state(layout=blocked, waves=waves, position={"wave": 0})
+
+    window = handle(_step("window", state), SETTINGS, aws)
+
+    opens = (today + timedelta(days=2)).isoformat()
+    assert window == {"blocked": True, "start_at": f"{opens}T00:00:00Z"}
+    run = PlanLedger(aws.dynamodb, TABLE).run_item("golden", "e-1")
+    assert run["waiting_until"].startswith(opens)
+
+
+def test_a_wave_outside_every_window_starts_at_once(aws: Clients) -> None:
+    waves = _started(aws)
+    state = _state(waves=waves, position={"wave": 1})
+    window = handle(_step("window", state), SETTINGS, aws)
+    assert window["blocked"] is False
+    assert PlanLedger(aws.dynamodb, TABLE).run_item("golden", "e-1")["wave"] == 1
 
 
 def test_a_malformed_step_is_refused_before_any_call(aws: Clients) -> None:

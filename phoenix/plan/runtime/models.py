@@ -30,7 +30,7 @@ class Model(BaseModel):
 
 class WaveLayout(Model):
     name: str
-    region: str | None
+    region: str | None = None  # None: environment-agnostic, the function's own region
     fleets: list[Name]
     max_concurrency: Annotated[int, Field(ge=1)]
     bake_minutes: Annotated[int, Field(ge=0)]
