@@ -156,7 +156,8 @@ def main() -> int:
     print(f"handler logs in {log}")
     print(
         f"{'fleets':>6} {'status':>9} {'calls':>6} {'/fleet':>7} {'transitions':>11} "
-        f"{'/fleet':>7} {'max history':>11} {'plan history':>12} {'sim min':>8} {'real s':>7}"
+        f"{'/fleet':>7} {'max history':>11} {'plan history':>12} {'state B':>8} "
+        f"{'sim min':>8} {'real s':>7}"
     )
     for m in results:
         print(
