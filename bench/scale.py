@@ -55,6 +55,13 @@ def config_with(fleets: int, folder: Path) -> None:
         fleet["name"] = f"{fleet['name'][:16]}{n}"
         copies.append(fleet)
     config["fleets"] = copies
+    # production's plan over the copies: the first alone (one box), then the rest
+    names = [fleet["name"] for fleet in copies]
+    one_box, rest = config["plans"][0]["waves"]
+    config["plans"][0]["waves"] = [
+        one_box | {"fleets": names[:1]},
+        *([rest | {"fleets": names[1:]}] if names[1:] else []),
+    ]
     (folder / "production.yaml").write_text(yaml.safe_dump(config))
 
 

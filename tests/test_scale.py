@@ -32,6 +32,10 @@ def many(tmp_path_factory: pytest.TempPathFactory, synthesized: SynthesizedApp) 
     raw["fleets"] = [
         fleet | https | {"name": f"{fleet['name']}{n}"} for n, fleet in enumerate(copies)
     ]
+    # production's plan over the copies: the first alone, then the rest
+    names = [fleet["name"] for fleet in raw["fleets"]]
+    one_box, rest = raw["plans"][0]["waves"]
+    raw["plans"][0]["waves"] = [one_box | {"fleets": names[:1]}, rest | {"fleets": names[1:]}]
     config = EnvironmentConfig.model_validate(raw)
     app = new_app(outdir=str(tmp_path_factory.mktemp("cdk.out.many")), context=cli_context())
     add_environments(app, [config])

@@ -26,12 +26,12 @@ WAVES = {"one-box": [("web", PRIMARY)], "primary": [("api", PRIMARY), ("worker",
 WAVES["dr"] = [(fleet, DR) for fleet in FLEETS]
 
 
-def serving(aws: EmbeddedAws) -> dict[tuple[str, str], set[str]]:
+def serving(aws: EmbeddedAws, fleets: tuple[str, ...] = FLEETS) -> dict[tuple[str, str], set[str]]:
     """The AMIs each fleet serves, by fleet and region."""
     return {
         (fleet, region): FleetView.read(aws, fleet, ENVIRONMENT, region).serving_amis
         for region in (PRIMARY, DR)
-        for fleet in FLEETS
+        for fleet in fleets
     }
 
 

@@ -2,9 +2,10 @@
 
 Deploying the sandbox takes a fair share of a test run, so the modules that release to
 tests/integration/config's sandbox share one deployment, in the order pytest runs them;
-a module with another environment (its own `EmbeddedAws`) ends the shared one first, and
-the next module that wants the sandbox deploys it again. Each module leaves the fleets
-serving (its tests assert it), so the next one starts from a working fleet.
+a module with another environment (its own `EmbeddedAws`) ends the shared one first.
+Those modules (OWN_ENVIRONMENT) run after all the others, so the sandbox is deployed
+once. Each module leaves the fleets serving (its tests assert it), so the next one
+starts from a working fleet.
 """
 
 from __future__ import annotations
@@ -17,6 +18,13 @@ import pytest
 from local.embedded import EmbeddedAws
 
 CONFIG = Path(__file__).resolve().parent / "config"
+# The modules that deploy an environment of their own, in their own embedded AWS.
+OWN_ENVIRONMENT = ("test_disaster_recovery.py", "test_plan.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The shared sandbox's modules first, in pytest's order; then the others."""
+    items.sort(key=lambda item: item.path.name in OWN_ENVIRONMENT)
 
 
 class SharedSandbox:

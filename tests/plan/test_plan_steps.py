@@ -204,6 +204,20 @@ def test_the_outcome_names_the_failed_release_its_reason_and_who_never_started(
     assert outcome["reason"] == "web in us-west-2: aborted; not started: api"
 
 
+def test_a_fleet_whose_release_never_started_leaves_the_wave_unreleased(aws: Clients) -> None:
+    # Its item failed before the release began (an error in MayStart, say), none failed
+    wave = _current(aws, 1)
+    dr = boto3.client("stepfunctions", region_name=DR)
+    with Stubber(dr) as stub:
+        done = {"executionArn": "x", "stateMachineArn": "y", "status": "SUCCEEDED",
+                "startDate": datetime(2026, 12, 2, tzinfo=UTC)}  # fmt: skip
+        stub.add_response("describe_execution", done)
+        stub.add_client_error("describe_execution", service_error_code="ExecutionDoesNotExist")
+        aws.in_region(DR).provide("stepfunctions", dr)
+        outcome = handle(_step("outcome", _state(current={"wave": wave})), SETTINGS, aws)
+    assert (outcome["released"], outcome["reason"]) == (False, "not started: api")
+
+
 def test_a_bake_without_a_minimum_of_requests_reads_no_metric(aws: Clients) -> None:
     wave = _current(aws, 1)
     counted = handle(_step("requests", _state(current={"wave": wave})), SETTINGS, aws)

@@ -84,11 +84,14 @@ def test_every_lambda_step_of_a_plan_retries_what_aws_says_is_retryable(
         "CheckRemoteRelease",
         "CountRequests",
         "Halt",
+        "MarkFailed",
+        "MayStart",
         "RecordAbandoned",
         "RecordFailed",
         "RecordSucceeded",
         "Start",
         "StartRemoteRelease",
+        "WaveOutcome",
         "Window",
     ]
     for name, state in lambda_steps.items():

@@ -151,14 +151,21 @@ def requests(aws: Clients, _: PlanSettings, step: PlanStep) -> dict[str, Any]:
 
 
 def outcome(aws: Clients, settings: PlanSettings, step: PlanStep) -> dict[str, Any]:
-    """How the wave's releases ended: released, or which failed (and which were not
-    started because one had)."""
+    """How the wave's releases ended: released (every one succeeded), or which failed
+    and which never started (because one had failed, or because their item failed
+    before its release began: either way the wave is not released)."""
     wave = _current(step.state)
     failed, not_started = _failed_releases(aws, settings, wave)
-    reason = "; ".join(f"{f['fleet']} in {f['region']}: {f['why']}" for f in failed)
+    reasons = [f"{f['fleet']} in {f['region']}: {f['why']}" for f in failed]
     if not_started:
-        reason += f"; not started: {', '.join(not_started)}"
-    return {"released": not failed, "reason": reason, "failed": failed, "not_started": not_started}
+        reasons.append(f"not started: {', '.join(not_started)}")
+    released = not failed and not not_started
+    return {
+        "released": released,
+        "reason": "; ".join(reasons),
+        "failed": failed,
+        "not_started": not_started,
+    }
 
 
 def halt(aws: Clients, settings: PlanSettings, step: PlanStep) -> dict[str, Any]:
