@@ -46,26 +46,37 @@ STARTED = "2026-12-02T09:00:00Z"
 WAITING = "a3f0c8d2-token"  # the halted run's task token
 
 
-@pytest.fixture
-def aws() -> Iterator[Clients]:
+@pytest.fixture(scope="module")
+def world() -> Iterator[dict[str, Any]]:
+    """moto's DynamoDB and EventBridge, started once for the module (clients made once)."""
     with mock_aws():
-        dynamodb = boto3.client("dynamodb", region_name=REGION)
-        dynamodb.create_table(
-            TableName=TABLE,
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        made = Clients(REGION)
-        made.provide("dynamodb", dynamodb)
-        made.provide("events", boto3.client("events", region_name=REGION))
-        yield made
+        yield {
+            "dynamodb": boto3.client("dynamodb", region_name=REGION),
+            "events": boto3.client("events", region_name=REGION),
+        }
+
+
+@pytest.fixture
+def aws(world: dict[str, Any]) -> Iterator[Clients]:
+    """A new, empty ledger table for each test."""
+    dynamodb = world["dynamodb"]
+    dynamodb.create_table(
+        TableName=TABLE,
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    made = Clients(REGION)
+    made.provide("dynamodb", dynamodb)
+    made.provide("events", world["events"])
+    yield made
+    dynamodb.delete_table(TableName=TABLE)
 
 
 def _state(**more: Any) -> dict[str, Any]:
