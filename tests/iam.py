@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from aws_cdk.assertions import Template
+
 
 def actions_of(statement: dict[str, Any]) -> list[str]:
     """A statement's actions: IAM allows a single string or a list."""
@@ -13,3 +15,19 @@ def actions_of(statement: dict[str, Any]) -> list[str]:
 
 def granted_actions(statements: list[dict[str, Any]]) -> set[str]:
     return {action for statement in statements for action in actions_of(statement)}
+
+
+def function_statements(template: Template, handler: str) -> list[dict[str, Any]]:
+    """Every policy statement of the role of the one function whose handler is `handler`."""
+    (function,) = [
+        f
+        for f in template.find_resources("AWS::Lambda::Function").values()
+        if f["Properties"]["Handler"] == handler
+    ]
+    role = function["Properties"]["Role"]["Fn::GetAtt"][0]
+    return [
+        s
+        for policy in template.find_resources("AWS::IAM::Policy").values()
+        if {"Ref": role} in policy["Properties"]["Roles"]
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]

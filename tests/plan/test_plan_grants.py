@@ -11,7 +11,7 @@ from aws_cdk.assertions import Template
 
 from tests.code import handler_module, modules_reached
 from tests.conftest import SynthesizedApp
-from tests.iam import granted_actions
+from tests.iam import function_statements, granted_actions
 
 EVERY_FUNCTION = {
     "logs:CreateLogStream",
@@ -60,18 +60,7 @@ def test_each_plan_function_is_granted_exactly_its_calls(
     synthesized: SynthesizedApp, handler: str
 ) -> None:
     template = Template.from_json(synthesized.template("phoenix-production"))
-    (function,) = [
-        f
-        for f in template.find_resources("AWS::Lambda::Function").values()
-        if f["Properties"]["Handler"] == handler
-    ]
-    role = function["Properties"]["Role"]["Fn::GetAtt"][0]
-    statements = [
-        s
-        for policy in template.find_resources("AWS::IAM::Policy").values()
-        if {"Ref": role} in policy["Properties"]["Roles"]
-        for s in policy["Properties"]["PolicyDocument"]["Statement"]
-    ]
+    statements = function_statements(template, handler)
     assert granted_actions(statements) == CALLS[handler] | EVERY_FUNCTION | TABLE_KEY
 
 

@@ -19,6 +19,7 @@ from phoenix.plan.handlers.plan_control import handle as control
 from phoenix.plan.handlers.plan_step import MalformedPlanStepError, handle
 from phoenix.plan.runtime.ledger import PlanLedger
 from phoenix.plan.runtime.settings import PlanSettings
+from tests.ledger_table import create_ledger_table
 
 REGION, DR = "us-east-1", "us-west-2"
 TABLE = "ledger"
@@ -60,18 +61,7 @@ def world() -> Iterator[dict[str, Any]]:
 def aws(world: dict[str, Any]) -> Iterator[Clients]:
     """A new, empty ledger table for each test."""
     dynamodb = world["dynamodb"]
-    dynamodb.create_table(
-        TableName=TABLE,
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_ledger_table(dynamodb, TABLE)
     made = Clients(REGION)
     made.provide("dynamodb", dynamodb)
     made.provide("events", world["events"])

@@ -16,7 +16,7 @@ from aws_cdk.assertions import Template
 from phoenix.release.spec import STEP_CALLS, step_handler
 from tests.code import handler_module, modules_reached
 from tests.conftest import SynthesizedApp
-from tests.iam import granted_actions
+from tests.iam import function_statements, granted_actions
 
 # Granted for a call the code makes, not called by name: Auto Scaling launches from a
 # launch template with the caller's permissions (UpdateAutoScalingGroup and
@@ -58,18 +58,7 @@ def test_each_step_function_is_granted_exactly_its_calls(
     synthesized: SynthesizedApp, step: str
 ) -> None:
     template = Template.from_json(synthesized.template("phoenix-production"))
-    (function,) = [
-        f
-        for f in template.find_resources("AWS::Lambda::Function").values()
-        if f["Properties"]["Handler"] == step_handler(step)
-    ]
-    role = function["Properties"]["Role"]["Fn::GetAtt"][0]
-    statements = [
-        s
-        for policy in template.find_resources("AWS::IAM::Policy").values()
-        if {"Ref": role} in policy["Properties"]["Roles"]
-        for s in policy["Properties"]["PolicyDocument"]["Statement"]
-    ]
+    statements = function_statements(template, step_handler(step))
     ledger, fleet, other = STEP_CALLS[step]
     assert granted_actions(statements) == {*ledger, *fleet, *other, *EVERY_FUNCTION, *TABLE_KEY}
     for statement in statements:

@@ -17,6 +17,7 @@ from phoenix.kernel.ledger import Ledger
 from phoenix.release.handlers import finalize
 from phoenix.rollback.runtime import claims, logic
 from phoenix.rollback.runtime.handler import handle
+from tests.ledger_table import create_ledger_table
 from tests.release.release_state import (
     AMI,
     CREDENTIALS,
@@ -58,18 +59,7 @@ FLIGHT = {
 def dynamodb() -> Iterator[Any]:
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1", **CREDENTIALS)
-        client.create_table(
-            TableName=TABLE,
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_ledger_table(client, TABLE)
         yield client
 
 
