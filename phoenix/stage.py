@@ -71,6 +71,11 @@ class PhoenixStack(Stack):
             termination_protection=config.deletion_protection,
         )
         self.encryption = EnvironmentKey(self, "Encryption", environment=config.name)
+        # The pipelines' AMIs reach every region encrypted with its key, and the accounts
+        # given launch permission must be able to use it there.
+        self.encryption.share_with(
+            [a for pipeline in config.image_pipelines for a in pipeline.launch_permission_accounts]
+        )
         self.network = Network(
             self,
             "Network",

@@ -79,6 +79,41 @@ class EnvironmentKey(Construct):
         ):
             self._allow_service_linked_role(sid, f"aws-service-role/{service}/{role}")
 
+    def share_with(self, accounts: list[str]) -> None:
+        """Let `accounts` launch instances from the AMIs this key encrypts (the image
+        pipeline gives them launch permission). An AMI with encrypted snapshots is only
+        launchable where its key may be used: the key policy allows the accounts to use
+        the key and to create grants for AWS resources, which is how their Auto Scaling
+        service-linked role gets to use it (Amazon EC2 Auto Scaling User Guide, "Required
+        AWS KMS key policy for use with encrypted volumes", cross-account access). Each
+        account still allows its own principals in its IAM policies."""
+        if not accounts:
+            return
+        principals = [iam.AccountPrincipal(account) for account in sorted(set(accounts))]
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="SharedAmisUseTheKey",
+                principals=list(principals),
+                actions=[
+                    "kms:Encrypt",
+                    "kms:Decrypt",
+                    "kms:ReEncrypt*",
+                    "kms:GenerateDataKey*",
+                    "kms:DescribeKey",
+                ],
+                resources=["*"],
+            )
+        )
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="SharedAmisGrantForAwsResources",
+                principals=list(principals),
+                actions=["kms:CreateGrant"],
+                resources=["*"],
+                conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
+            )
+        )
+
     def _allow_service_linked_role(self, sid: str, role_path: str) -> None:
         role = Stack.of(self).format_arn(
             service="iam", region="", resource="role", resource_name=role_path

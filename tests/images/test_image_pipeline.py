@@ -141,3 +141,30 @@ def test_launch_permission_goes_to_the_configured_accounts(changed_sandbox: Chan
         assert target["AmiDistributionConfiguration"]["LaunchPermissionConfiguration"] == {
             "UserIds": ["111122223333"]
         }
+
+
+def test_the_accounts_given_launch_permission_may_use_the_key_that_encrypts_the_amis(
+    changed_sandbox: ChangedSandbox, synthesized: SynthesizedApp
+) -> None:
+    # Given an environment whose pipeline shares its AMIs with 111122223333
+    template = Template.from_json(changed_sandbox.synthesized.template("phoenix-sandbox"))
+    statements = {
+        s["Sid"]: s for s in _one(template, "AWS::KMS::Key")["KeyPolicy"]["Statement"] if "Sid" in s
+    }
+    shared = {
+        "AWS": {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":iam::111122223333:root"]]}
+    }
+    # Then that account may use the key and give its AWS resources (its Auto Scaling
+    # service-linked role) a grant, and nothing more
+    use = statements["SharedAmisUseTheKey"]
+    assert use["Principal"] == shared
+    assert set(use["Action"]) == {
+        "kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"
+    }  # fmt: skip
+    grant = statements["SharedAmisGrantForAwsResources"]
+    assert (grant["Principal"], grant["Action"]) == (shared, "kms:CreateGrant")
+    assert grant["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
+    # And an environment that shares nothing names no other account in its key policy
+    plain = Template.from_json(synthesized.template("phoenix-sandbox"))
+    sids = {s.get("Sid") for s in _one(plain, "AWS::KMS::Key")["KeyPolicy"]["Statement"]}
+    assert not sids & {"SharedAmisUseTheKey", "SharedAmisGrantForAwsResources"}
