@@ -6,6 +6,16 @@ from typing import Any
 
 from aws_cdk.assertions import Template
 
+# What every phoenix function is granted (its log group, X-Ray), and what a function that
+# uses the ledger table needs of the key that encrypts it.
+EVERY_FUNCTION = {
+    "logs:CreateLogStream",
+    "logs:PutLogEvents",
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+}
+TABLE_KEY = {"kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"}
+
 
 def actions_of(statement: dict[str, Any]) -> list[str]:
     """A statement's actions: IAM allows a single string or a list."""

@@ -10,6 +10,7 @@ never written by it (docs/adr/0009-fleet-registry.md).
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 Slot = Literal["blue", "green"]
@@ -64,6 +65,16 @@ def fleet_of_group(environment: str, group: str) -> str | None:
 def image_name(environment: str, pipeline: str) -> str:
     """The name of a pipeline's images (and recipe): `phoenix-<env>-<pipeline>`."""
     return f"phoenix-{environment}-{pipeline}"
+
+
+_EXECUTION_NAME = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def execution_name(*parts: str) -> str:
+    """A Step Functions execution name from `parts`, joined by `-`: deterministic, so
+    that starting it twice is refused (ExecutionAlreadyExists) and a duplicate event acts
+    once; characters a name may not hold become `-`, and it keeps its first 80."""
+    return _EXECUTION_NAME.sub("-", "-".join(parts))[:80]
 
 
 def release_state_machine(environment: str) -> str:

@@ -18,14 +18,14 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from phoenix.config.environment import EnvironmentConfig
-from phoenix.config.plans import Wave
+from phoenix.config.plans import PlanConfig, Wave
 from phoenix.kernel.names import fleet_registry, plan_state_machine, release_state_machine
 from phoenix.plan.definition import PlanDefinition, layout
 from phoenix.plan.runtime.settings import PlanSettings
 from phoenix.platform.functions import PhoenixFunction
 from phoenix.platform.nag import acknowledge_wildcard, nag_arn
 from phoenix.platform.observability import log_retention
-from phoenix.platform.roles import put_events_on_default_bus
+from phoenix.platform.roles import parameter_arn, put_events_on_default_bus
 from phoenix.release.ledger import ReleaseLedger
 
 # The plan state machine's lifetime: a run waits out blocked windows, bakes and halts.
@@ -99,38 +99,37 @@ class PlanOrchestrator(Construct):
             )
         self.control = self._control(config, key, ledger, settings)
         self.state_machines = {
-            plan.name: self._state_machine(config, plan.name, waves, key, release)
+            plan.name: self._state_machine(config, plan, waves, key, release)
             for plan, waves in zip(config.plans, all_waves, strict=True)
         }
 
     def _state_machine(
         self,
         config: EnvironmentConfig,
-        plan: str,
+        plan: PlanConfig,
         waves: list[Wave],
         key: kms.IKey,
         release: sfn.IStateMachine,
     ) -> sfn.StateMachine:
-        found = next(p for p in config.plans if p.name == plan)
-        blocked = [w.model_dump(mode="json", exclude_defaults=False) for w in found.blocked]
+        blocked = [w.model_dump(mode="json") for w in plan.blocked]
         definition = PlanDefinition(
             self,
-            f"Steps-{plan}",
+            f"Steps-{plan.name}",
             plan_layout=layout(waves, blocked),
             step=self.step,
             release=release,
         )
         log_group = logs.LogGroup(
             self,
-            f"ExecutionLogs-{plan}",
+            f"ExecutionLogs-{plan.name}",
             encryption_key=key,
             retention=log_retention(config.functions.log_retention_days),
             removal_policy=RemovalPolicy.RETAIN,
         )
         machine = sfn.StateMachine(
             self,
-            f"StateMachine-{plan}",
-            state_machine_name=plan_state_machine(config.name, plan),
+            f"StateMachine-{plan.name}",
+            state_machine_name=plan_state_machine(config.name, plan.name),
             state_machine_type=sfn.StateMachineType.STANDARD,
             definition_body=sfn.DefinitionBody.from_chainable(definition.start),
             timeout=PLAN_TIMEOUT,
@@ -227,16 +226,7 @@ class PlanOrchestrator(Construct):
         self.step.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["ssm:GetParameters"],
-                resources=[
-                    stack.format_arn(
-                        service="ssm",
-                        region=region,
-                        resource="parameter",
-                        resource_name=f"{name}/*",
-                        arn_format=ArnFormat.SLASH_RESOURCE_NAME,
-                    )
-                    for region in regions
-                ],
+                resources=[parameter_arn(self, f"{name}/*", region=region) for region in regions],
             )
         )
         self.step.add_to_role_policy(

@@ -7,6 +7,16 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
+# What a principal needs to launch instances whose volumes the key encrypts (the EC2
+# Auto Scaling user guide's key policy for encrypted volumes).
+VOLUME_KEY_ACTIONS = [
+    "kms:Encrypt",
+    "kms:Decrypt",
+    "kms:ReEncrypt*",
+    "kms:GenerateDataKey*",
+    "kms:DescribeKey",
+]
+
 
 class EnvironmentKey(Construct):
     """A rotating KMS key that encrypts the environment's logs, topics, volumes and tables.
@@ -94,13 +104,7 @@ class EnvironmentKey(Construct):
             iam.PolicyStatement(
                 sid="SharedAmisUseTheKey",
                 principals=list(principals),
-                actions=[
-                    "kms:Encrypt",
-                    "kms:Decrypt",
-                    "kms:ReEncrypt*",
-                    "kms:GenerateDataKey*",
-                    "kms:DescribeKey",
-                ],
+                actions=VOLUME_KEY_ACTIONS,
                 resources=["*"],
             )
         )
@@ -122,13 +126,7 @@ class EnvironmentKey(Construct):
             iam.PolicyStatement(
                 sid=f"{sid}EncryptedVolumes",
                 principals=[iam.AnyPrincipal()],
-                actions=[
-                    "kms:Encrypt",
-                    "kms:Decrypt",
-                    "kms:ReEncrypt*",
-                    "kms:GenerateDataKey*",
-                    "kms:DescribeKey",
-                ],
+                actions=VOLUME_KEY_ACTIONS,
                 resources=["*"],
                 conditions={"ArnEquals": {"aws:PrincipalArn": role}},
             )

@@ -39,12 +39,15 @@ def managed_policy_role(
     return role
 
 
-def parameter_arn(scope: Construct, name: str, *, account: str | None = None) -> str:
-    """The ARN of the SSM parameter (or parameter pattern) `name`, in the stack's region;
-    `account=""` for AWS's public parameters, whose ARNs have none."""
+def parameter_arn(
+    scope: Construct, name: str, *, account: str | None = None, region: str | None = None
+) -> str:
+    """The ARN of the SSM parameter (or parameter pattern) `name`, in the stack's region
+    (or `region`); `account=""` for AWS's public parameters, whose ARNs have none."""
     return Stack.of(scope).format_arn(
         service="ssm",
         account=account,
+        region=region,
         resource="parameter",
         resource_name=name.lstrip("/"),
         arn_format=ArnFormat.SLASH_RESOURCE_NAME,

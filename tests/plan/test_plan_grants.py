@@ -11,15 +11,8 @@ from aws_cdk.assertions import Template
 
 from tests.code import handler_module, modules_reached
 from tests.conftest import SynthesizedApp
-from tests.iam import function_statements, granted_actions
+from tests.iam import EVERY_FUNCTION, TABLE_KEY, function_statements, granted_actions
 
-EVERY_FUNCTION = {
-    "logs:CreateLogStream",
-    "logs:PutLogEvents",
-    "xray:PutTraceSegments",
-    "xray:PutTelemetryRecords",
-}
-TABLE_KEY = {"kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"}
 CALLS = {
     "phoenix.plan.handlers.plan_step.lambda_handler": {
         "dynamodb:GetItem",

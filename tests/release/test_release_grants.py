@@ -16,20 +16,13 @@ from aws_cdk.assertions import Template
 from phoenix.release.spec import STEP_CALLS, step_handler
 from tests.code import handler_module, modules_reached
 from tests.conftest import SynthesizedApp
-from tests.iam import function_statements, granted_actions
+from tests.iam import EVERY_FUNCTION, TABLE_KEY, function_statements, granted_actions
 
 # Granted for a call the code makes, not called by name: Auto Scaling launches from a
 # launch template with the caller's permissions (UpdateAutoScalingGroup and
 # StartInstanceRefresh with a template version: RunInstances, PassRole, and CreateTags
 # for the template's tags on launch), and DynamoDB uses the table's key.
 IMPLIED = {"ec2:RunInstances", "iam:PassRole", "ec2:CreateTags"}
-EVERY_FUNCTION = {
-    "logs:CreateLogStream",
-    "logs:PutLogEvents",
-    "xray:PutTraceSegments",
-    "xray:PutTelemetryRecords",
-}
-TABLE_KEY = {"kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"}
 
 
 def _snake(operation: str) -> str:

@@ -20,13 +20,13 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
 from phoenix.plan.runtime.ledger import HALTED, PlanLedger
+from phoenix.plan.runtime.models import Name
 
 if TYPE_CHECKING:
     from types_boto3_dynamodb.client import DynamoDBClient
     from types_boto3_stepfunctions.client import SFNClient
 
 DECISIONS = {"Plan Resume Requested": "resume", "Plan Abandon Requested": "abandon"}
-Name = Field(pattern=r"^[a-z][a-z0-9-]{0,23}$")
 
 
 class RefusedError(Exception):
@@ -36,8 +36,8 @@ class RefusedError(Exception):
 class PlanDecisionDetail(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    environment: str = Name
-    plan: str = Name
+    environment: Name
+    plan: Name
     run: str = Field(pattern=r"^[A-Za-z0-9_-]{1,80}$")
     wave: str | None = Field(default=None, max_length=80)
     requested_by: str = Field(min_length=1, max_length=200)

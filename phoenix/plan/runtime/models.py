@@ -8,20 +8,12 @@ synthesis) and the run (`run`: the execution's name and start). Each step receiv
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-_NAME = re.compile(r"[^A-Za-z0-9_-]")
 Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,23}$")]
-
-
-def execution_name(*parts: str) -> str:
-    """A Step Functions execution name from `parts`: deterministic, so that starting it
-    twice is refused (ExecutionAlreadyExists) and a duplicate acts once."""
-    return _NAME.sub("-", "-".join(parts))[:80]
 
 
 class Model(BaseModel):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
@@ -27,6 +27,7 @@ from phoenix.kernel.clients import Clients
 from phoenix.kernel.events import EventNotAcceptedError, put
 from phoenix.kernel.ledger import iso, plain, release_key
 from phoenix.kernel.metrics import NAMESPACE, REQUESTS
+from phoenix.kernel.names import execution_name
 from phoenix.kernel.registry import read_fleets
 from phoenix.plan.runtime.ledger import PlanLedger
 from phoenix.plan.runtime.models import (
@@ -35,13 +36,9 @@ from phoenix.plan.runtime.models import (
     PlanState,
     PlanStep,
     Wave,
-    execution_name,
 )
 from phoenix.plan.runtime.settings import PlanSettings
 from phoenix.plan.runtime.windows import next_start
-
-if TYPE_CHECKING:
-    from types_boto3_stepfunctions.client import SFNClient
 
 # A bake short of its requests is checked again until this long after it ended; then
 # the plan halts (too little traffic to judge the wave by).
@@ -217,7 +214,7 @@ def finish(aws: Clients, settings: PlanSettings, step: PlanStep, outcome: str) -
 def start_release(aws: Clients, settings: PlanSettings, step: ItemStep) -> dict[str, Any]:
     """Start the item's release in its region; one this run already started is left be."""
     item = step.item
-    stepfunctions = _stepfunctions_in(aws, item.region)
+    stepfunctions = aws.in_region(item.region).stepfunctions
     try:
         stepfunctions.start_execution(
             stateMachineArn=settings.release_state_machine_in(item.region),
@@ -232,7 +229,7 @@ def start_release(aws: Clients, settings: PlanSettings, step: ItemStep) -> dict[
 
 def check_release(aws: Clients, settings: PlanSettings, step: ItemStep) -> dict[str, Any]:
     item = step.item
-    execution = _stepfunctions_in(aws, item.region).describe_execution(
+    execution = aws.in_region(item.region).stepfunctions.describe_execution(
         executionArn=_execution_arn(settings, item)
     )
     return {"status": execution["status"]}
@@ -246,7 +243,7 @@ def _failed_releases(
     failed: list[dict[str, str]] = []
     not_started: list[str] = []
     for item in wave.items:
-        stepfunctions = _stepfunctions_in(aws, item.region)
+        stepfunctions = aws.in_region(item.region).stepfunctions
         try:
             execution = stepfunctions.describe_execution(
                 executionArn=_execution_arn(settings, item)
@@ -269,10 +266,6 @@ def _failed_releases(
             why = str(release.get("reason") or release.get("outcome") or why)
         failed.append({"fleet": item.fleet, "region": item.region, "status": status, "why": why})
     return failed, not_started
-
-
-def _stepfunctions_in(aws: Clients, region: str) -> SFNClient:
-    return aws.in_region(region).stepfunctions
 
 
 def _execution_arn(settings: PlanSettings, item: Item) -> str:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from phoenix.kernel.names import image_name, release_pointer
+from phoenix.kernel.names import execution_name, image_name, release_pointer
 from phoenix.kernel.registry import read_parameters
 from phoenix.release.runtime.events import ImageStateChange, ReleaseRequested, StackStatusChange
 from phoenix.release.runtime.models import DEPLOY_TRIGGER
@@ -23,8 +23,6 @@ if TYPE_CHECKING:
     from types_boto3_imagebuilder.type_defs import ImageTypeDef
     from types_boto3_ssm.client import SSMClient
     from types_boto3_stepfunctions.client import SFNClient
-
-_NAME = re.compile(r"[^A-Za-z0-9_-]")
 
 
 class RefusedError(Exception):
@@ -44,7 +42,7 @@ class ReleaseRequest:
 
     def execution_name(self) -> str:
         """Deterministic per event and fleet: Step Functions refuses to start it twice."""
-        return _NAME.sub("-", f"{self.fleet}-{self.event_id}")[:80]
+        return execution_name(self.fleet, self.event_id)
 
 
 def image_name_of(arn: str) -> str:
@@ -168,7 +166,7 @@ def start_plan(stepfunctions: SFNClient, state_machine_arn: str, request: dict[s
     try:
         stepfunctions.start_execution(
             stateMachineArn=state_machine_arn,
-            name=_NAME.sub("-", str(request["event_id"]))[:80],
+            name=execution_name(str(request["event_id"])),
             input=json.dumps(request),
         )
     except ClientError as error:
