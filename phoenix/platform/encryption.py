@@ -18,6 +18,14 @@ VOLUME_KEY_ACTIONS = [
 ]
 
 
+def autoscaling_role(account: str | None, partition: str = "aws") -> str:
+    """The ARN of Auto Scaling's default service-linked role in `account`."""
+    return (
+        f"arn:{partition}:iam::{account}:role/aws-service-role/autoscaling.amazonaws.com/"
+        "AWSServiceRoleForAutoScaling"
+    )
+
+
 class EnvironmentKey(Construct):
     """A rotating KMS key that encrypts the environment's logs, topics, volumes and tables.
 
@@ -89,32 +97,50 @@ class EnvironmentKey(Construct):
         ):
             self._allow_service_linked_role(sid, f"aws-service-role/{service}/{role}")
 
+    def allow_event_rules_to_publish(self) -> None:
+        """EventBridge rules publish to the topic this key encrypts: the service must
+        use the key (Amazon SNS developer guide, "Enable compatibility between event
+        sources from AWS services and encrypted topics")."""
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="EventBridgePublishesToEncryptedTopics",
+                principals=[iam.ServicePrincipal("events.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+                conditions={"StringEquals": {"aws:SourceAccount": Stack.of(self).account}},
+            )
+        )
+
     def share_with(self, accounts: list[str]) -> None:
         """Let `accounts` launch instances from the AMIs this key encrypts (the image
         pipeline gives them launch permission). An AMI with encrypted snapshots is only
-        launchable where its key may be used: the key policy allows the accounts to use
-        the key and to create grants for AWS resources, which is how their Auto Scaling
-        service-linked role gets to use it (Amazon EC2 Auto Scaling User Guide, "Required
-        AWS KMS key policy for use with encrypted volumes", cross-account access). Each
-        account still allows its own principals in its IAM policies."""
+        launchable where its key may be used. The key policy lets the accounts use the key,
+        and lets each create a grant for its own Auto Scaling service-linked role and no
+        other grantee: a service-linked role's permissions cannot name a key of another
+        account, so Auto Scaling there uses the key through that grant, which the account
+        creates itself (Amazon EC2 Auto Scaling User Guide, "Required AWS KMS key policy
+        for use with encrypted volumes", cross-account example). A `GrantIsForAWSResource`
+        condition would refuse that grant: the account, not an AWS service, creates it."""
         if not accounts:
             return
-        principals = [iam.AccountPrincipal(account) for account in sorted(set(accounts))]
+        shared = sorted(set(accounts))
         self.key.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="SharedAmisUseTheKey",
-                principals=list(principals),
+                principals=[iam.AccountPrincipal(account) for account in shared],
                 actions=VOLUME_KEY_ACTIONS,
                 resources=["*"],
             )
         )
         self.key.add_to_resource_policy(
             iam.PolicyStatement(
-                sid="SharedAmisGrantForAwsResources",
-                principals=list(principals),
+                sid="SharedAmisGrantToAutoScaling",
+                principals=[iam.AccountPrincipal(account) for account in shared],
                 actions=["kms:CreateGrant"],
                 resources=["*"],
-                conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
+                conditions={
+                    "StringEquals": {"kms:GranteePrincipal": [autoscaling_role(a) for a in shared]}
+                },
             )
         )
 

@@ -154,17 +154,21 @@ def test_the_accounts_given_launch_permission_may_use_the_key_that_encrypts_the_
     shared = {
         "AWS": {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":iam::111122223333:root"]]}
     }
-    # Then that account may use the key and give its AWS resources (its Auto Scaling
-    # service-linked role) a grant, and nothing more
+    # Then that account may use the key and give its own Auto Scaling service-linked role
+    # a grant (which it creates itself: a GrantIsForAWSResource condition would refuse
+    # it), and nothing more
     use = statements["SharedAmisUseTheKey"]
     assert use["Principal"] == shared
     assert set(use["Action"]) == {
         "kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"
     }  # fmt: skip
-    grant = statements["SharedAmisGrantForAwsResources"]
+    grant = statements["SharedAmisGrantToAutoScaling"]
     assert (grant["Principal"], grant["Action"]) == (shared, "kms:CreateGrant")
-    assert grant["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
+    role = "arn:aws:iam::111122223333:role/aws-service-role/autoscaling.amazonaws.com/"
+    assert grant["Condition"] == {
+        "StringEquals": {"kms:GranteePrincipal": [role + "AWSServiceRoleForAutoScaling"]}
+    }
     # And an environment that shares nothing names no other account in its key policy
     plain = Template.from_json(synthesized.template("phoenix-sandbox"))
     sids = {s.get("Sid") for s in _one(plain, "AWS::KMS::Key")["KeyPolicy"]["Statement"]}
-    assert not sids & {"SharedAmisUseTheKey", "SharedAmisGrantForAwsResources"}
+    assert not sids & {"SharedAmisUseTheKey", "SharedAmisGrantToAutoScaling"}
