@@ -18,6 +18,7 @@ from phoenix.fleet.immutable_fleet import ImmutableFleet
 from phoenix.images.pipeline import GoldenImagePipeline
 from phoenix.kernel.names import FLEET_STACKS, image_name
 from phoenix.plan.orchestrator import PlanOrchestrator
+from phoenix.plan.promotion import add_promotion
 from phoenix.platform.encryption import EnvironmentKey
 from phoenix.platform.nag import acknowledge_wildcard, nag_arn
 from phoenix.platform.network import Network
@@ -93,7 +94,8 @@ class PhoenixStack(Stack):
         )
         self.fleets = add_fleets(self, config, network, fleets, shared=self)
         if primary:
-            # Images are baked in the primary region (and copied to the others).
+            # Images are baked in the primary region (and copied to the others), but for
+            # a promoted environment's plans: their images come from the earlier one.
             self.image_pipelines = {
                 pipeline.name: GoldenImagePipeline(
                     self,
@@ -106,6 +108,7 @@ class PhoenixStack(Stack):
                     regions=[r for r in config.regions if r is not None] or [self.region],
                 )
                 for pipeline in config.image_pipelines
+                if not config.promoted(pipeline.name)
             }
             self.forward_images = {
                 dr.region: self._forward_images(config, dr.region)
@@ -126,7 +129,16 @@ class PhoenixStack(Stack):
                 config=config,
                 key=self.encryption.key,
                 ledger=self.release.ledger,
+                topic=self.observability.topic,
             )
+        # Promotion between environments: what earlier and later environments exchange.
+        self.promotion = add_promotion(
+            self,
+            config,
+            primary=primary,
+            trigger=self.release.trigger,
+            encryption=self.encryption,
+        )
 
     def _forward_images(self, config: EnvironmentConfig, region: str) -> events.Rule:
         """Image Builder publishes `EC2 Image Builder Image State Change` only in the

@@ -65,6 +65,23 @@ def synthesized(
     return SynthesizedApp(app=app, assembly=app.synth(), configs=environment_configs)
 
 
+# An example promotion order in two accounts (staging -> production).
+PROMOTION_EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "promotion"
+
+
+@pytest.fixture(scope="session")
+def promotion_synthesized(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedApp:
+    """examples/promotion's environments, synthesized once, with cdk-nag as app.py does."""
+    configs = {
+        name: load_environment(name, PROMOTION_EXAMPLE)
+        for name in available_environments(PROMOTION_EXAMPLE)
+    }
+    outdir: Path = tmp_path_factory.mktemp("cdk.out.promotion")
+    app = new_app(outdir=str(outdir), context=cli_context())
+    add_environments(app, list(configs.values()))
+    return SynthesizedApp(app=app, assembly=app.synth(), configs=configs)
+
+
 @dataclass(frozen=True)
 class ChangedSandbox:
     """The sandbox as a later deploy would see it: changed for reasons other than releases."""

@@ -31,7 +31,12 @@ def test_make_synth_ignores_exactly_the_accepted_warnings() -> None:
     assert set(settings["ignore_checks"]) == set(ACCEPTED_CFN_LINT_WARNINGS)
 
 
-def test_every_template_passes_cfn_lint(synthesized: SynthesizedApp) -> None:
+APPS = ["synthesized", "promotion_synthesized"]  # config/, and examples/promotion
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_every_template_passes_cfn_lint(app: str, request: pytest.FixtureRequest) -> None:
+    synthesized: SynthesizedApp = request.getfixturevalue(app)
     findings = []
     for artifact in synthesized.stack_artifacts():
         for match in lint_file(Path(artifact.template_full_path)):
@@ -48,15 +53,20 @@ def _nag_report(synthesized: SynthesizedApp) -> dict[str, Any]:
     return dict(nag)
 
 
-def test_no_unacknowledged_cdk_nag_finding_remains(synthesized: SynthesizedApp) -> None:
-    nag = _nag_report(synthesized)
+@pytest.mark.parametrize("app", APPS)
+def test_no_unacknowledged_cdk_nag_finding_remains(
+    app: str, request: pytest.FixtureRequest
+) -> None:
+    nag = _nag_report(request.getfixturevalue(app))
     assert nag["conclusion"] == "success"
     assert nag["violations"] == []
 
 
+@pytest.mark.parametrize("app", APPS)
 def test_every_cdk_nag_acknowledgment_has_a_reason_at_the_narrowest_scope(
-    synthesized: SynthesizedApp,
+    app: str, request: pytest.FixtureRequest
 ) -> None:
+    synthesized: SynthesizedApp = request.getfixturevalue(app)
     for suppressed in _nag_report(synthesized)["suppressedViolations"]:
         assert len(suppressed["reason"]) > 30, suppressed["ruleName"]
         # Acknowledged on a construct inside a stack, never on a stage or a whole stack.

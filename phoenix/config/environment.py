@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from phoenix.config.fleet import (
     STRATEGIES,
@@ -22,6 +22,7 @@ from phoenix.config.fleet import (
     RollingFleet,
 )
 from phoenix.config.plans import PlanConfig, Wave, check_plans, waves
+from phoenix.config.promotion import PromotionConfig, Promotions, resolve
 from phoenix.config.types import (
     AccountId,
     Architecture,
@@ -167,6 +168,10 @@ class EnvironmentConfig(StrictModel):
     fleets: Annotated[list[FleetConfig], Field(min_length=1)]
     # Release plans: a pipeline's images go through its fleets in waves (plans.py).
     plans: list[PlanConfig] = []
+    # Its plans release the images an earlier environment's plans released (promotion.py).
+    promotion: PromotionConfig | None = None
+    # Its place in the promotion order, read from the other files by load_environment.
+    _promotions: Promotions = PrivateAttr(default_factory=Promotions)
 
     @model_validator(mode="after")
     def _consistent(self) -> EnvironmentConfig:
@@ -189,7 +194,29 @@ class EnvironmentConfig(StrictModel):
             raise ValueError("disaster_recovery needs a primary region: set region")
         unique_names("disaster_recovery[].region", self.regions)
         check_plans(self.plans, self.fleets, list(pipelines), self.regions)
+        if self.promotion is not None:
+            if self.promotion.after == self.name:
+                raise ValueError("promotion.after: an environment cannot follow itself")
+            if not self.plans:
+                raise ValueError(
+                    "promotion: needs plans (promoted images go through this environment's plans)"
+                )
+            if self.promotion.approval and not self.notifications.emails:
+                raise ValueError(
+                    "promotion.approval: needs a notification target to ask for approval "
+                    "(set notifications.emails)"
+                )
         return self
+
+    @property
+    def promotions(self) -> Promotions:
+        """Its place in the promotion order (empty unless loaded by load_environment)."""
+        return self._promotions
+
+    def promoted(self, pipeline: str) -> bool:
+        """Whether the images of `pipeline` come from the earlier environment (so it is
+        not baked here)."""
+        return self.promotion is not None and self.plan_for(pipeline) is not None
 
     def plan_for(self, pipeline: str) -> PlanConfig | None:
         """The plan the images of `pipeline` go through, if it has one."""
@@ -214,7 +241,30 @@ def available_environments(config_dir: Path) -> list[str]:
 
 
 def load_environment(name: str, config_dir: Path) -> EnvironmentConfig:
-    """Read and validate `<config_dir>/<name>.yaml`; raise ConfigError with a one-line reason."""
+    """Read and validate `<config_dir>/<name>.yaml` and its place in the promotion order
+    (the other files' `promotion.after`); raise ConfigError with a one-line reason."""
+    config = _load_one(name, config_dir)
+    after_of = {other: _after(other, config_dir) for other in available_environments(config_dir)}
+    try:
+        config._promotions = resolve(config, after_of, lambda other: _load_one(other, config_dir))
+    except ValueError as err:
+        raise ConfigError(f"{_shown(config_path(name, config_dir))}: {err}") from None
+    return config
+
+
+def _after(name: str, config_dir: Path) -> str | None:
+    """The file's `promotion.after`, read without the rest of its checks (a file with
+    errors of its own reports them when it is loaded itself)."""
+    try:
+        raw = yaml.safe_load(config_path(name, config_dir).read_text(encoding="utf-8"))
+    except yaml.YAMLError:
+        return None
+    promotion = raw.get("promotion") if isinstance(raw, dict) else None
+    after = promotion.get("after") if isinstance(promotion, dict) else None
+    return after if isinstance(after, str) else None
+
+
+def _load_one(name: str, config_dir: Path) -> EnvironmentConfig:
     path = config_path(name, config_dir)
     shown = _shown(path)
     if not path.is_file():

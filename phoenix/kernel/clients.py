@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from types_boto3_elbv2.client import ElasticLoadBalancingv2Client
     from types_boto3_events.client import EventBridgeClient
     from types_boto3_imagebuilder.client import ImagebuilderClient
+    from types_boto3_kms.client import KMSClient
     from types_boto3_ssm.client import SSMClient
     from types_boto3_stepfunctions.client import SFNClient
 
@@ -27,6 +28,7 @@ Service = Literal[
     "elbv2",
     "events",
     "imagebuilder",
+    "kms",
     "ssm",
     "stepfunctions",
 ]
@@ -83,6 +85,10 @@ class Clients:
         return self._client("imagebuilder")
 
     @property
+    def kms(self) -> KMSClient:
+        return self._client("kms")
+
+    @property
     def ssm(self) -> SSMClient:
         return self._client("ssm")
 
@@ -110,6 +116,8 @@ class Clients:
     def _client(self, service: Literal["events"]) -> EventBridgeClient: ...
     @overload
     def _client(self, service: Literal["imagebuilder"]) -> ImagebuilderClient: ...
+    @overload
+    def _client(self, service: Literal["kms"]) -> KMSClient: ...
     @overload
     def _client(self, service: Literal["ssm"]) -> SSMClient: ...
     @overload

@@ -23,6 +23,7 @@ DetailType = Literal[
     "Plan Failed",
     "Plan Resume Requested",
     "Plan Abandon Requested",
+    "Promotion Approval Requested",
 ]
 
 

@@ -77,6 +77,12 @@ def execution_name(*parts: str) -> str:
     return _EXECUTION_NAME.sub("-", "-".join(parts))[:80]
 
 
+def environment_key(environment: str) -> str:
+    """The parameter holding the ARN of the environment's key in a region (a later
+    environment in another account grants its Auto Scaling role the use of it)."""
+    return f"/phoenix-keys/{environment}"
+
+
 def release_state_machine(environment: str) -> str:
     return f"phoenix-{environment}-release"
 

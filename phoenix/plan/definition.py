@@ -9,6 +9,11 @@ that the wave's fleets served the requests the bake needs. A failed or rolled-ba
 release (or a bake that never saw its requests) halts the run: it waits on a task token
 for a `Plan Resume Requested` (next wave) or `Plan Abandon Requested`.
 
+A promoted image (docs/adr/0012-promotion.md) first bakes in the earlier environment
+(`PromotionBake`), then waits for a person's approval when the environment asks for it
+(`AwaitApproval`, a task token answered by `Promotion Approved` or `Promotion Rejected`),
+and is refused (`Promotable`) if any of its AMIs rolled back in an earlier environment.
+
 A fleet in this region is released by `states:startExecution.sync:2`; one in another
 region by the plan function (Step Functions starts nested executions in its own region
 only), polled every REMOTE_POLL.
@@ -25,6 +30,7 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from phoenix.config.plans import Wave
+from phoenix.config.promotion import PromotionConfig
 from phoenix.release.definition import LAMBDA_RETRYABLE
 
 REMOTE_POLL = Duration.minutes(5)
@@ -62,6 +68,7 @@ class PlanDefinition(Construct):
         plan_layout: dict[str, Any],
         step: lambda_.IFunction,
         release: sfn.IStateMachine,
+        promotion: PromotionConfig | None = None,
     ) -> None:
         super().__init__(scope, id)
         self._function = step
@@ -158,6 +165,17 @@ class PlanDefinition(Construct):
 
         start = self._step("Start", "start", "$.waves")
         start.add_catch(failed, result_path="$.failure")
+        first_wave = sfn.Pass(
+            self,
+            "FirstWave",
+            result=sfn.Result.from_object({"wave": 0}),
+            result_path="$.position",
+        )
+        first_wave.next(next_wave)
+        if promotion is not None:
+            self._promotion(promotion, start, first_wave, failed, abandoned)
+        else:
+            start.next(first_wave)
         self.start = (
             sfn.Pass(
                 self,
@@ -177,16 +195,47 @@ class PlanDefinition(Construct):
                 )
             )
             .next(start)
-            .next(
-                sfn.Pass(
-                    self,
-                    "FirstWave",
-                    result=sfn.Result.from_object({"wave": 0}),
-                    result_path="$.position",
+        )
+
+    def _promotion(
+        self,
+        promotion: PromotionConfig,
+        start: sfn.INextable,
+        first_wave: sfn.IChainable,
+        failed: sfn.IChainable,
+        abandoned: sfn.IChainable,
+    ) -> None:
+        """Start -> PromotionBake -> [AwaitApproval -> Approval] -> Promotable -> FirstWave.
+        A run of this state machine is always a promotion (its trigger starts no other)."""
+        promotable = self._step("Promotable", "promotable", "$.promotable")
+        promotable.add_catch(failed, result_path="$.failure")
+        promotable.next(first_wave)
+        after_bake: sfn.IChainable = promotable
+        if promotion.approval:
+            ask = self._step("AwaitApproval", "approval", "$.approval", token=True)
+            ask.add_catch(abandoned, errors=["States.Timeout"], result_path="$.failure")
+            rejected = self._step("RecordRejected", "rejected", "$.outcome").next(
+                sfn.Fail(
+                    self, "PromotionRejected", error="PromotionRejected", cause="see the ledger"
                 )
             )
-            .next(next_wave)
-        )
+            ask.next(
+                sfn.Choice(self, "Approval")
+                .when(sfn.Condition.string_equals("$.approval.decision", "approve"), promotable)
+                .otherwise(rejected)
+            )
+            after_bake = ask
+        if promotion.bake_minutes == 0:
+            start.next(after_bake)
+            return
+        start.next(
+            sfn.Wait(
+                self,
+                "PromotionBake",
+                time=sfn.WaitTime.duration(Duration.minutes(promotion.bake_minutes)),
+                comment="the image serves the earlier environment meanwhile",
+            )
+        ).next(after_bake)
 
     def _releases(self, release: sfn.IStateMachine) -> sfn.DistributedMap:
         """The wave's releases, one child execution per fleet, each run to its end (a

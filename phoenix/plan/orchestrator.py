@@ -8,20 +8,29 @@ exactly the calls it makes.
 
 from __future__ import annotations
 
+import json
+
 from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from phoenix.config.environment import EnvironmentConfig
 from phoenix.config.plans import PlanConfig, Wave
-from phoenix.kernel.names import fleet_registry, plan_state_machine, release_state_machine
+from phoenix.kernel.names import (
+    environment_key,
+    fleet_registry,
+    plan_state_machine,
+    release_state_machine,
+)
 from phoenix.plan.definition import PlanDefinition, layout
 from phoenix.plan.runtime.settings import PlanSettings
+from phoenix.platform.encryption import autoscaling_role
 from phoenix.platform.functions import PhoenixFunction
 from phoenix.platform.nag import acknowledge_wildcard, nag_arn
 from phoenix.platform.observability import log_retention
@@ -43,6 +52,7 @@ class PlanOrchestrator(Construct):
         config: EnvironmentConfig,
         key: kms.IKey,
         ledger: ReleaseLedger,
+        topic: sns.ITopic,
     ) -> None:
         super().__init__(scope, id)
         # The release state machine by its name: its ARN then holds no reference, and
@@ -57,6 +67,13 @@ class PlanOrchestrator(Construct):
             service_name="phoenix-plan",
             table_name=ledger.table.table_name,
             release_state_machine_arn=release.state_machine_arn,
+            earlier=json.dumps([peer.name for peer in config.promotions.earlier]),
+            autoscaling_role_arn=autoscaling_role(stack.account, stack.partition)
+            if config.promotions.from_another_account
+            else "",
+            key_parameter=environment_key(config.name)
+            if config.promotions.to_another_account
+            else "",
         )
         self.step = PhoenixFunction(
             self,
@@ -70,6 +87,9 @@ class PlanOrchestrator(Construct):
             timeout=Duration.seconds(60),
         )
         ledger.grant(self.step, "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem")
+        if config.promotion is not None:
+            # promotable looks for a rollback of the image's AMIs in earlier environments
+            ledger.grant(self.step, "dynamodb:Query")
         self.step.add_to_role_policy(put_events_on_default_bus(self))
         all_waves = [config.waves(plan) for plan in config.plans]
         regions = sorted({w.region or stack.region for waves in all_waves for w in waves})
@@ -97,7 +117,10 @@ class PlanOrchestrator(Construct):
                 nag_arn(stack, "states", executions, region=region),
                 "A plan's releases: executions of the release state machine, named at run time.",
             )
+        self._grant_promotion(config, regions)
         self.control = self._control(config, key, ledger, settings)
+        if config.promotion is not None:
+            self._promotion_rules(config, topic)
         self.state_machines = {
             plan.name: self._state_machine(config, plan, waves, key, release)
             for plan, waves in zip(config.plans, all_waves, strict=True)
@@ -118,6 +141,7 @@ class PlanOrchestrator(Construct):
             plan_layout=layout(waves, blocked),
             step=self.step,
             release=release,
+            promotion=config.promotion,
         )
         log_group = logs.LogGroup(
             self,
@@ -193,6 +217,9 @@ class PlanOrchestrator(Construct):
             key=key,
         )
         ledger.grant(control, "dynamodb:GetItem", "dynamodb:UpdateItem")
+        if config.promotions.earlier:
+            # an earlier environment's rollback is recorded against its AMI
+            ledger.grant(control, "dynamodb:PutItem")
         # SendTaskSuccess supports no resource-level permissions (Service Authorization
         # Reference, AWS Step Functions).
         control.add_to_role_policy(
@@ -204,18 +231,106 @@ class PlanOrchestrator(Construct):
             "states:SendTaskSuccess supports no resource-level permissions; the token comes "
             "from the halted run's ledger item.",
         )
+        decisions = ["Plan Resume Requested", "Plan Abandon Requested"]
+        if config.promotion is not None and config.promotion.approval:
+            decisions += ["Promotion Approved", "Promotion Rejected"]
         events.Rule(
             self,
             "Decisions",
-            description=f"phoenix {config.name}: resume or abandon a halted plan run",
+            description=f"phoenix {config.name}: decisions on waiting plan runs",
             event_pattern=events.EventPattern(
                 source=["phoenix"],
-                detail_type=["Plan Resume Requested", "Plan Abandon Requested"],
+                detail_type=decisions,
                 detail={"environment": [config.name]},
             ),
             targets=[targets.LambdaFunction(control)],
         )
+        earlier = config.promotions.earlier
+        if earlier:
+            # Each earlier environment sends its rollbacks here (in its own account and
+            # region, it forwards them to this bus): the AMI is then never promoted here.
+            events.Rule(
+                self,
+                "EarlierRollbacks",
+                description=f"phoenix {config.name}: rollbacks in earlier environments",
+                event_pattern=events.EventPattern(
+                    source=["phoenix"],
+                    detail_type=["Release Rolled Back"],
+                    detail={"environment": [peer.name for peer in earlier]},
+                ),
+                targets=[targets.LambdaFunction(control)],
+            )
         return control
+
+    def _promotion_rules(self, config: EnvironmentConfig, topic: sns.ITopic) -> None:
+        """A promoted image that awaits approval is announced to the environment's topic
+        as a short text (the notification target the config requires for approvals)."""
+        if config.promotion is None or not config.promotion.approval:
+            return
+        detail = events.EventField.from_path
+        events.Rule(
+            self,
+            "ApprovalRequests",
+            description=f"phoenix {config.name}: promoted images awaiting approval, to the topic",
+            event_pattern=events.EventPattern(
+                source=["phoenix"],
+                detail_type=["Promotion Approval Requested"],
+                detail={"environment": [config.name]},
+            ),
+            targets=[
+                targets.SnsTopic(
+                    topic,
+                    message=events.RuleTargetInput.from_text(
+                        f"phoenix {config.name}: plan {detail('$.detail.plan')} run "
+                        f"{detail('$.detail.run')} waits for approval to release image "
+                        f"{detail('$.detail.image')}, which went through every wave of "
+                        f"{detail('$.detail.promoted_from')}. Answer with a phoenix event "
+                        "(detail-type Promotion Approved or Promotion Rejected) whose detail "
+                        "names environment, plan, run, requested_by and reason."
+                    ),
+                )
+            ],
+        )
+
+    def _grant_promotion(self, config: EnvironmentConfig, regions: list[str]) -> None:
+        """Across accounts: a succeeded plan names this environment's key in each region
+        (its parameter there); a promoted run grants this account's Auto Scaling role the
+        use of the earlier account's keys, and no other grantee."""
+        stack = Stack.of(self)
+        promotions = config.promotions
+        if promotions.to_another_account:
+            name = environment_key(config.name)
+            self.step.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["ssm:GetParameter"],
+                    resources=[parameter_arn(self, name.lstrip("/"), region=r) for r in regions],
+                )
+            )
+        if promotions.from_another_account and promotions.source is not None:
+            keys = stack.format_arn(
+                service="kms",
+                region="*",
+                account=promotions.source.account,
+                resource="key",
+                resource_name="*",
+            )
+            self.step.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["kms:CreateGrant"],
+                    resources=[keys],
+                    conditions={
+                        "StringEquals": {
+                            "kms:GranteePrincipal": autoscaling_role(stack.account, stack.partition)
+                        }
+                    },
+                )
+            )
+            acknowledge_wildcard(
+                self.step.execution_role,
+                nag_arn(stack, "kms", "key/*", region="*", account=promotions.source.account),
+                "The earlier environment's keys (one per region, their ids known only from "
+                "its events): CreateGrant only, for this account's Auto Scaling role only.",
+            )
 
     def _grant_request_counts(self, config: EnvironmentConfig, regions: list[str]) -> None:
         """A bake's request count: the wave's fleets' specs (their load balancers) from

@@ -14,16 +14,19 @@ def nag_arn(
     *,
     with_account: bool = True,
     region: str | None = None,
+    account: str | None = None,
 ) -> str:
     """`arn:<partition>:<service>:<region>:<account>:<resource>`, with the stack's
     partition, region and account, or their pseudo-parameter names where they are not
     known at synthesis (as cdk-nag shows unresolved tokens). The partition is known when
     the region is and the `@aws-cdk/core:enablePartitionLiterals` flag is on. `region`:
-    another region, named as cdk-nag names it (as it is written)."""
+    another region, named as cdk-nag names it (as it is written); `account`: another
+    account."""
     partition = "<AWS::Partition>" if Token.is_unresolved(stack.partition) else stack.partition
     if region is None or region == stack.region:
         region = "<AWS::Region>" if Token.is_unresolved(stack.region) else stack.region
-    account = "<AWS::AccountId>" if Token.is_unresolved(stack.account) else stack.account
+    if account is None:
+        account = "<AWS::AccountId>" if Token.is_unresolved(stack.account) else stack.account
     return f"arn:{partition}:{service}:{region}:{account if with_account else ''}:{resource}"
 
 

@@ -52,6 +52,7 @@ def trigger_function(
             plans=json.dumps({plan.image_pipeline: plan.name for plan in config.plans}),
             runs_plans=image_region is None,
             plan_state_machine_prefix=_plan_machine(scope, config, ""),
+            promoted_from=config.promotion.after if config.promotion else "",
         ),
         config=config.functions,
         key=key,

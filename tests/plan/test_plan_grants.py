@@ -48,6 +48,57 @@ def _calls_in_code(handler: str) -> set[str]:
     return called
 
 
+# examples/promotion: what a promotion across accounts adds on either side.
+PROMOTION_CALLS = {
+    ("phoenix-production", "phoenix.plan.handlers.plan_step.lambda_handler"): {
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:Query",  # a rollback of the AMI in an earlier environment
+        "events:PutEvents",
+        "states:DescribeExecution",
+        "ssm:GetParameters",
+        "cloudwatch:GetMetricData",
+        "kms:CreateGrant",  # the earlier account's key, for this account's Auto Scaling
+    },
+    ("phoenix-production", "phoenix.plan.handlers.plan_control.lambda_handler"): {
+        "dynamodb:GetItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:PutItem",  # an earlier environment's rollback
+        "states:SendTaskSuccess",
+    },
+    ("phoenix-staging", "phoenix.plan.handlers.plan_step.lambda_handler"): {
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "events:PutEvents",
+        "states:DescribeExecution",
+        "ssm:GetParameters",
+        "ssm:GetParameter",  # its key's ARN, for the later account
+        "cloudwatch:GetMetricData",
+    },
+}
+
+
+@pytest.mark.parametrize(("stack", "handler"), sorted(PROMOTION_CALLS))
+def test_each_plan_function_of_a_promotion_is_granted_exactly_its_calls(
+    promotion_synthesized: SynthesizedApp, stack: str, handler: str
+) -> None:
+    template = Template.from_json(promotion_synthesized.template(stack))
+    statements = function_statements(template, handler)
+    expected = PROMOTION_CALLS[(stack, handler)] | EVERY_FUNCTION | TABLE_KEY
+    assert granted_actions(statements) == expected
+
+
+@pytest.mark.parametrize(("stack", "handler"), sorted(PROMOTION_CALLS))
+def test_every_call_granted_to_a_plan_function_of_a_promotion_is_one_its_code_makes(
+    stack: str, handler: str
+) -> None:
+    called = _calls_in_code(handler)
+    for action in PROMOTION_CALLS[(stack, handler)]:
+        assert _snake(action.split(":")[1]) in called, f"{handler} never calls {action}"
+
+
 @pytest.mark.parametrize("handler", sorted(CALLS))
 def test_each_plan_function_is_granted_exactly_its_calls(
     synthesized: SynthesizedApp, handler: str

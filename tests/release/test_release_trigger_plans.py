@@ -120,3 +120,92 @@ def test_an_image_of_a_pipeline_without_a_plan_still_starts_a_release_per_fleet(
         IMAGE, trigger_settings(other), clients.imagebuilder, clients.stepfunctions, clients.ssm
     )
     assert result["started"] == ["web"]
+
+
+# A promotion: sandbox's plan took an image through all its waves; this environment
+# (`production`, promoted from sandbox) starts its own plan with the same AMIs.
+PROMOTED = {**PLANNED, "PHOENIX_ENVIRONMENT": "production", "PHOENIX_PROMOTED_FROM": "sandbox"}
+PRODUCTION_PLANS = PLANS.replace("phoenix-sandbox-plan-", "phoenix-production-plan-")
+EARLIER = "111122223333"
+KEY = f"arn:aws:kms:us-east-1:{EARLIER}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+
+def _succeeded(environment: str = "sandbox", **detail: object) -> dict[str, object]:
+    image = f"arn:aws:imagebuilder:us-east-1:{EARLIER}:image/phoenix-{environment}-golden/1.0.0/4"
+    body = {
+        "environment": environment,
+        "plan": "rollout",
+        "run": "e-1",
+        "status": "succeeded",
+        "image": image,
+        "amis": {"us-east-1": AMI},
+        "keys": {"us-east-1": KEY},
+        **detail,
+    }
+    return {"version": "0", "id": "s-1", "detail-type": "Plan Succeeded", "source": "phoenix",
+            "account": EARLIER, "time": "2026-12-02T09:00:00Z", "region": "us-east-1",
+            "resources": [], "detail": body}  # fmt: skip
+
+
+def test_a_succeeded_plan_of_the_earlier_environment_starts_this_ones_plan(
+    clients: Clients,
+) -> None:
+    settings = trigger_settings({**PROMOTED, "PHOENIX_PLAN_STATE_MACHINE_PREFIX": PRODUCTION_PLANS})
+    clients.executions.add_response(
+        "start_execution",
+        {"executionArn": f"{PRODUCTION_PLANS}rollout:s-1", "startDate": "2026-12-02T09:00:00Z"},
+        {"stateMachineArn": f"{PRODUCTION_PLANS}rollout", "name": "s-1", "input": ANY},
+    )
+    inputs = recorded_inputs(clients)
+    event = _succeeded()
+
+    result = handle(event, settings, clients.imagebuilder, clients.stepfunctions, clients.ssm)
+
+    assert result["plan"] == "rollout"
+    assert inputs == [
+        {
+            "environment": "production",
+            "plan": "rollout",
+            "image": event["detail"]["image"],  # type: ignore[index]
+            "amis": {"us-east-1": AMI},
+            "event_id": "s-1",
+            "trigger": "promoted from sandbox (plan run e-1)",
+            "promoted_from": "sandbox",
+            "keys": {"us-east-1": KEY},
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    ("event", "reason"),
+    [
+        (_succeeded("staging"), "this environment is promoted from sandbox"),
+        (
+            _succeeded(keys={"us-east-1": KEY.replace(EARLIER, "999999999999")}),
+            "keys not of the account that sent the event",
+        ),
+        (_succeeded(amis={"us-east-1": "ami-nope"}), "not AMI ids: ami-nope"),
+        (_succeeded(status="failed"), "validation error"),
+        (
+            _succeeded(image=f"arn:aws:imagebuilder:us-east-1:{EARLIER}:image/phoenix-sandbox-"
+                       "silver/1.0.0/4"),
+            "no plan here releases the images of pipeline 'silver'",
+        ),
+    ],
+)  # fmt: skip
+def test_a_succeeded_plan_this_environment_does_not_follow_starts_nothing(
+    clients: Clients, event: dict[str, object], reason: str
+) -> None:
+    # no Step Functions call is expected: any would fail
+    result = handle(
+        event, trigger_settings(PROMOTED), clients.imagebuilder, clients.stepfunctions, clients.ssm
+    )
+    assert reason in str(result["refused"])
+
+
+def test_an_environment_promoted_from_none_refuses_a_succeeded_plan(clients: Clients) -> None:
+    result = handle(
+        _succeeded(), trigger_settings(PLANNED), clients.imagebuilder, clients.stepfunctions,
+        clients.ssm,
+    )  # fmt: skip
+    assert "promoted from none" in str(result["refused"])

@@ -1,4 +1,5 @@
-"""`Plan Resume Requested` / `Plan Abandon Requested` events (phoenix/plan/runtime/control.py)."""
+"""Decisions on waiting plan runs, and earlier environments' rollbacks
+(phoenix/plan/runtime/control.py)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,16 @@ logger = Logger()
 def handle(event: Any, settings: PlanSettings, aws: Clients) -> dict[str, Any]:
     event_id = event.get("id") if isinstance(event, dict) else None
     try:
+        if isinstance(event, dict) and event.get("detail-type") == "Release Rolled Back":
+            rolled_back = parse(event=event, model=control.RolledBack)
+            recorded = control.record_rollback(
+                rolled_back,
+                earlier=settings.earlier,
+                dynamodb=aws.dynamodb,
+                table=settings.table_name,
+            )
+            logger.info("rollback of an earlier environment recorded", extra=recorded)
+            return {"decided": None, "refused": None, "recorded": recorded}
         request = parse(event=event, model=control.PlanDecision)
         decision = control.decide(
             request,

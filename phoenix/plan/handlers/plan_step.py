@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from phoenix.kernel.clients import Clients
-from phoenix.plan.runtime import run
+from phoenix.plan.runtime import promotion, run
 from phoenix.plan.runtime.models import ItemStep, PlanStep
 from phoenix.plan.runtime.settings import PlanSettings
 
@@ -20,8 +20,10 @@ PLAN_STEPS = {
     "outcome": run.outcome,
     "requests": run.requests,
     "halt": run.halt,
+    "approval": promotion.approval,
+    "promotable": promotion.promotable,
 }
-OUTCOMES = {"succeeded", "abandoned", "failed"}
+OUTCOMES = {"succeeded", "abandoned", "failed", "rejected"}
 ITEM_STEPS = {
     "may_start": run.may_start,
     "start_release": run.start_release,

@@ -1,5 +1,8 @@
-"""Resuming or abandoning a halted plan run: `phoenix` `Plan Resume Requested` or
-`Plan Abandon Requested`.
+"""Decisions on a waiting plan run: resuming or abandoning a halted one (`phoenix`
+`Plan Resume Requested`, `Plan Abandon Requested`), approving or rejecting a promoted
+image that awaits approval (`Promotion Approved`, `Promotion Rejected`); and the
+rollbacks of earlier environments (`Release Rolled Back`), recorded so that a promoted
+image with a rolled-back AMI is refused.
 
 The request names the environment, the plan and the run (the plan execution's name), who
 asks and why, and may name the halted wave (then a request meant for an earlier halt of
@@ -19,14 +22,22 @@ from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
-from phoenix.plan.runtime.ledger import HALTED, PlanLedger
+from phoenix.plan.runtime.ledger import AWAITING_APPROVAL, HALTED, PlanLedger
 from phoenix.plan.runtime.models import Name
 
 if TYPE_CHECKING:
     from types_boto3_dynamodb.client import DynamoDBClient
     from types_boto3_stepfunctions.client import SFNClient
 
-DECISIONS = {"Plan Resume Requested": "resume", "Plan Abandon Requested": "abandon"}
+DECISIONS = {
+    "Plan Resume Requested": "resume",
+    "Plan Abandon Requested": "abandon",
+    "Promotion Approved": "approve",
+    "Promotion Rejected": "reject",
+}
+# The status a run must be in for each decision.
+WAITING = {"resume": HALTED, "abandon": HALTED, "approve": AWAITING_APPROVAL}
+WAITING["reject"] = AWAITING_APPROVAL
 
 
 class RefusedError(Exception):
@@ -46,10 +57,59 @@ class PlanDecisionDetail(BaseModel):
 
 class PlanDecision(EventBridgeModel):
     source: Literal["phoenix"]
-    detail_type: Literal["Plan Resume Requested", "Plan Abandon Requested"] = Field(
-        alias="detail-type"
-    )
+    detail_type: Literal[
+        "Plan Resume Requested",
+        "Plan Abandon Requested",
+        "Promotion Approved",
+        "Promotion Rejected",
+    ] = Field(alias="detail-type")
     detail: PlanDecisionDetail
+
+
+class RolledBackDetail(BaseModel):
+    """What the controller says of a rollback (the rest of the detail is not read)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    environment: Name
+    fleet: Name
+    release_id: str = Field(min_length=1, max_length=200)
+    rolled_back_ami: str = Field(pattern=r"^ami-[0-9a-f]{8,17}$")
+    reason: str = Field(default="", max_length=2000)
+
+
+class RolledBack(EventBridgeModel):
+    """`Release Rolled Back` of an earlier environment (in its account and region)."""
+
+    source: Literal["phoenix"]
+    detail_type: Literal["Release Rolled Back"] = Field(alias="detail-type")
+    detail: RolledBackDetail
+
+
+def record_rollback(
+    event: RolledBack, *, earlier: list[str], dynamodb: DynamoDBClient, table: str
+) -> dict[str, Any]:
+    """Remember that an earlier environment rolled the AMI back: this environment never
+    releases it by promotion. Another environment's rollback is refused."""
+    detail = event.detail
+    if detail.environment not in earlier:
+        raise RefusedError(
+            f"environment {detail.environment} is not before this one "
+            f"(earlier: {', '.join(earlier) or 'none'})"
+        )
+    facts = {
+        "environment": detail.environment,
+        "account": event.account,
+        "region": event.region,
+        "fleet": detail.fleet,
+        "release_id": detail.release_id,
+        "reason": detail.reason,
+        "at": event.time.isoformat(),
+    }
+    PlanLedger(dynamodb, table).rolled_back(
+        detail.rolled_back_ami, detail.environment, detail.release_id, facts
+    )
+    return {"ami": detail.rolled_back_ami, **facts}
 
 
 def decide(
@@ -70,14 +130,15 @@ def decide(
     if not run:
         raise RefusedError(f"plan {detail.plan} has no run {detail.run}")
     token = run.get("task_token")
-    if run.get("status") != HALTED or not token:
-        raise RefusedError(f"plan run {detail.run} is {run.get('status')}, not halted")
+    kind = DECISIONS[request.detail_type]
+    if run.get("status") != WAITING[kind] or not token:
+        raise RefusedError(f"plan run {detail.run} is {run.get('status')}, not {WAITING[kind]}")
     if detail.wave is not None and detail.wave != run.get("halted_wave"):
         raise RefusedError(
             f"plan run {detail.run} halted at wave {run.get('halted_wave')}, not {detail.wave}"
         )
     decision = {
-        "decision": DECISIONS[request.detail_type],
+        "decision": kind,
         "by": detail.requested_by,
         "reason": detail.reason,
         "wave": run.get("halted_wave"),

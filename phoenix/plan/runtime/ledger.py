@@ -1,7 +1,11 @@
 """A plan run's item in the ledger (`pk = PLAN#<plan>`, `sk = RUN#<run id>`): the image,
 its status (running, halted, resuming, succeeded, abandoned, failed), the wave it is at,
 why it halted, the task token it waits on while halted, and each decision (who resumed
-or abandoned it, and why)."""
+or abandoned it, and why).
+
+An AMI that rolled back in an earlier environment of the promotion order has an item
+per rollback (`pk = AMI#<ami>`, `sk = ROLLED_BACK#<environment>#<release id>`): the fleet
+and the reason; a promoted image with such an AMI is refused."""
 
 from __future__ import annotations
 
@@ -16,9 +20,13 @@ if TYPE_CHECKING:
     from types_boto3_dynamodb.client import DynamoDBClient
     from types_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
-HALTED, RUNNING = "halted", "running"
+HALTED, RUNNING, AWAITING_APPROVAL = "halted", "running", "awaiting approval"
 # The run's status once a decision took its token.
-AFTER = {"resume": RUNNING, "abandon": "abandoned"}
+AFTER = {"resume": RUNNING, "abandon": "abandoned", "approve": RUNNING, "reject": "rejected"}
+
+
+def rolled_back_key(ami: str, environment: str, release_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"AMI#{ami}"}, "sk": {"S": f"ROLLED_BACK#{environment}#{release_id}"}}
 
 
 def run_key(plan: str, run_id: str) -> dict[str, AttributeValueTypeDef]:
@@ -60,9 +68,39 @@ class PlanLedger:
             ExpressionAttributeValues={f":v{i}": typed(v) for i, v in enumerate(values.values())},
         )
 
-    def halt(self, plan: str, run_id: str, *, token: str, facts: dict[str, Any]) -> None:
-        """The run halted: why, and the token a decision answers."""
-        self.update(plan, run_id, {**facts, "status": HALTED, "task_token": token})
+    def halt(
+        self,
+        plan: str,
+        run_id: str,
+        *,
+        token: str,
+        facts: dict[str, Any],
+        status: str = HALTED,
+    ) -> None:
+        """The run waits for a decision (halted, or awaiting approval): why, and the
+        token the decision answers."""
+        self.update(plan, run_id, {**facts, "status": status, "task_token": token})
+
+    def rolled_back(
+        self, ami: str, environment: str, release_id: str, facts: dict[str, Any]
+    ) -> None:
+        """`ami` rolled back in `environment` (a duplicate event writes the same item)."""
+        item = {
+            **rolled_back_key(ami, environment, release_id),
+            **{name: typed(value) for name, value in facts.items()},
+        }
+        self._dynamodb.put_item(TableName=self._table, Item=item)
+
+    def rollback_of(self, ami: str) -> dict[str, Any] | None:
+        """One rollback of `ami` in an earlier environment, if any."""
+        response = self._dynamodb.query(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :sk)",
+            ExpressionAttributeValues={":pk": {"S": f"AMI#{ami}"}, ":sk": {"S": "ROLLED_BACK#"}},
+            Limit=1,
+        )
+        items = response.get("Items", [])
+        return plain(items[0]) if items else None
 
     def decide(self, plan: str, run_id: str, token: str, decision: dict[str, Any]) -> bool:
         """Record `decision` (resume or abandon: who and why) on the run halted on

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,23}$")]
+KEY_ARN = r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/(mrk-)?[0-9a-f-]{32,36}$"
 
 
 class Model(BaseModel):
@@ -49,6 +50,10 @@ class PlanRequest(Model):
     amis: dict[str, Annotated[str, Field(pattern=r"^ami-[0-9a-f]{8,17}$")]]
     event_id: Annotated[str, Field(min_length=1, max_length=64)]
     trigger: str = "image-available"
+    # The earlier environment whose plan released the image (a promotion), if any, and
+    # in each region the ARN of its key that encrypts the AMI's snapshots.
+    promoted_from: Name | None = None
+    keys: dict[str, Annotated[str, Field(pattern=KEY_ARN)]] = {}
 
 
 class Item(Model):

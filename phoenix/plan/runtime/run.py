@@ -8,6 +8,7 @@
   needs (RequestCount of their load balancers since the wave ended).
 - `halt`: which fleets failed and why; the run waits on its task token for a decision.
 - `finish`: the run's outcome.
+- (a promoted image's `approval` and `promotable`: promotion.py)
 - `start_release` / `check_release`: a release in another region (Step Functions starts
   nested executions in its own region only), started and polled with that region's client.
 """
@@ -85,11 +86,14 @@ def start(aws: Clients, settings: PlanSettings, step: PlanStep) -> dict[str, Any
         "image": state.image,
         "amis": state.amis,
         "event_id": state.event_id,
+        "trigger": state.trigger,
         "waves": [wave.name for wave in waves],
         "wave": 0,
     }
-    _ledger(aws, settings).open_run(state.plan, state.run.id, facts)
-    _announce(aws, "Plan Started", state, waves=facts["waves"], amis=state.amis)
+    plan_ledger(aws, settings).open_run(state.plan, state.run.id, facts)
+    if state.promoted_from:
+        refuse_rolled_back(plan_ledger(aws, settings), state)
+    announce(aws, "Plan Started", state, waves=facts["waves"], amis=state.amis)
     return {"count": len(waves), "all": [wave.model_dump(mode="json") for wave in waves]}
 
 
@@ -99,12 +103,12 @@ def window(aws: Clients, settings: PlanSettings, step: PlanStep) -> dict[str, An
     start_at = next_start(state.layout.blocked, now)
     index = state.position.wave if state.position else 0
     wave = state.waves.all[index].name if state.waves else ""
-    ledger = _ledger(aws, settings)
+    ledger = plan_ledger(aws, settings)
     if start_at > now:
         ledger.update(state.plan, state.run.id, {"wave": index, "waiting_until": iso(start_at)})
         return {"blocked": True, "start_at": _timestamp(start_at)}
     ledger.update(state.plan, state.run.id, {"wave": index, "wave_started_at": iso(now)})
-    _announce(aws, "Plan Wave Started", state, wave=wave, index=index)
+    announce(aws, "Plan Wave Started", state, wave=wave, index=index)
     return {"blocked": False, "start_at": _timestamp(now)}
 
 
@@ -181,20 +185,32 @@ def halt(aws: Clients, settings: PlanSettings, step: PlanStep) -> dict[str, Any]
         "failed": failed,
         "halted_at": iso(clock.now()),
     }
-    _ledger(aws, settings).halt(state.plan, state.run.id, token=step.task_token, facts=facts)
-    _announce(aws, "Plan Halted", state, wave=wave.name, reason=reason, failed=failed)
+    plan_ledger(aws, settings).halt(state.plan, state.run.id, token=step.task_token, facts=facts)
+    announce(aws, "Plan Halted", state, wave=wave.name, reason=reason, failed=failed)
     return facts
+
+
+def refuse_rolled_back(ledger: PlanLedger, state: PlanState) -> None:
+    """A promoted image whose AMI rolled back in an earlier environment is refused."""
+    for region, ami in sorted(state.amis.items()):
+        rollback = ledger.rollback_of(ami)
+        if rollback:
+            raise PlanRefusedError(
+                f"AMI {ami} ({region}) rolled back in {rollback.get('environment')} "
+                f"(fleet {rollback.get('fleet')}, release {rollback.get('release_id')}): "
+                f"{rollback.get('reason') or 'no reason given'}"
+            )
 
 
 def may_start(aws: Clients, settings: PlanSettings, step: ItemStep) -> dict[str, Any]:
     """Whether the item's release may start: not once a release of its wave failed."""
-    run = _ledger(aws, settings).run_item(step.run.plan, step.run.id)
+    run = plan_ledger(aws, settings).run_item(step.run.plan, step.run.id)
     return {"go": run.get("failed_wave") != step.run.wave}
 
 
 def mark_failed(aws: Clients, settings: PlanSettings, step: ItemStep) -> dict[str, Any]:
     """A release of the wave failed: no other of the wave starts after it."""
-    _ledger(aws, settings).update(step.run.plan, step.run.id, {"failed_wave": step.run.wave})
+    plan_ledger(aws, settings).update(step.run.plan, step.run.id, {"failed_wave": step.run.wave})
     return {"fleet": step.item.fleet, "region": step.item.region}
 
 
@@ -203,12 +219,28 @@ def finish(aws: Clients, settings: PlanSettings, step: PlanStep, outcome: str) -
     facts: dict[str, Any] = {"status": outcome, "ended_at": iso(clock.now())}
     if state.failure:
         facts["reason"] = str(state.failure.get("Cause") or state.failure.get("Error"))
-    _ledger(aws, settings).update(state.plan, state.run.id, facts)
-    detail_type = {"succeeded": "Plan Succeeded", "abandoned": "Plan Abandoned"}.get(
-        outcome, "Plan Failed"
-    )
-    _announce(aws, detail_type, state, **facts)
+    plan_ledger(aws, settings).update(state.plan, state.run.id, facts)
+    detail_type = {
+        "succeeded": "Plan Succeeded",
+        "abandoned": "Plan Abandoned",
+        "rejected": "Plan Abandoned",
+    }.get(outcome, "Plan Failed")
+    # The image, its AMIs and (for a later environment in another account) the keys
+    # that encrypt them: a later environment's plan releases them after a success.
+    keys = _keys(aws, settings, state) if outcome == "succeeded" and settings.key_parameter else {}
+    extra = {"keys": keys} if keys else {}
+    announce(aws, detail_type, state, image=state.image, amis=state.amis, **extra, **facts)
     return facts
+
+
+def _keys(aws: Clients, settings: PlanSettings, state: PlanState) -> dict[str, str]:
+    """The ARN of this environment's key in each region of the image's AMIs."""
+    return {
+        region: aws.in_region(region).ssm.get_parameter(Name=settings.key_parameter)["Parameter"][
+            "Value"
+        ]
+        for region in sorted(state.amis)
+    }
 
 
 def start_release(aws: Clients, settings: PlanSettings, step: ItemStep) -> dict[str, Any]:
@@ -291,11 +323,11 @@ def _timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _ledger(aws: Clients, settings: PlanSettings) -> PlanLedger:
+def plan_ledger(aws: Clients, settings: PlanSettings) -> PlanLedger:
     return PlanLedger(aws.dynamodb, settings.table_name)
 
 
-def _announce(aws: Clients, detail_type: Any, state: PlanState, **detail: Any) -> None:
+def announce(aws: Clients, detail_type: Any, state: PlanState, **detail: Any) -> None:
     """A `phoenix` plan event; best effort (the step has done its work)."""
     body = {"environment": state.environment, "plan": state.plan, "run": state.run.id, **detail}
     try:

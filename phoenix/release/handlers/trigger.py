@@ -29,7 +29,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from phoenix.kernel.clients import Clients
 from phoenix.kernel.registry import read_fleets, read_registry
 from phoenix.release.runtime import trigger
-from phoenix.release.runtime.events import ImageStateChange, ReleaseRequested, StackStatusChange
+from phoenix.release.runtime.events import (
+    ImageStateChange,
+    PlanSucceeded,
+    ReleaseRequested,
+    StackStatusChange,
+)
 from phoenix.release.runtime.settings import TriggerSettings
 
 if TYPE_CHECKING:
@@ -51,6 +56,8 @@ def handle(
     try:
         if not isinstance(event, dict):
             raise trigger.RefusedError(f"the event is a {type(event).__name__}, not an object")
+        if event.get("source") == "phoenix" and event.get("detail-type") == "Plan Succeeded":
+            return _promote(parse(event=event, model=PlanSucceeded), settings, stepfunctions)
         if event.get("source") == "phoenix":
             requested = parse(event=event, model=ReleaseRequested)
             known = read_fleets(ssm, settings.environment, [requested.detail.fleet])
@@ -125,6 +132,25 @@ def _start_plan(
     logger.info(
         "plan started" if is_new else "plan already started by this event",
         extra={"plan": plan, "image": request["image"], "event_id": available.id},
+    )
+    return {"started": [], "duplicates": [], "refused": None, "plan": plan if is_new else None}
+
+
+def _promote(
+    succeeded: PlanSucceeded, settings: TriggerSettings, stepfunctions: SFNClient
+) -> dict[str, Any]:
+    """An earlier environment's plan succeeded: start this environment's plan for the
+    same pipeline with the same AMIs, named after the event (a duplicate starts nothing)."""
+    plan, request = trigger.promotion_request(
+        succeeded,
+        environment=settings.environment,
+        promoted_from=settings.promoted_from,
+        plans=settings.plans,
+    )
+    is_new = trigger.start_plan(stepfunctions, settings.plan_state_machine_prefix + plan, request)
+    logger.info(
+        "promotion started" if is_new else "promotion already started by this event",
+        extra={"plan": plan, "image": request["image"], "event_id": succeeded.id},
     )
     return {"started": [], "duplicates": [], "refused": None, "plan": plan if is_new else None}
 

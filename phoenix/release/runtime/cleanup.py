@@ -219,7 +219,8 @@ def clean_up(aws: Clients, settings: CleanupSettings, ended: Ended) -> Outcome:
             "reason": ended.reason,
         }
         if closed == "rolled back":
-            events.put(aws.events, "Release Rolled Back", body)
+            # The AMI taken out of service: a later environment never promotes it.
+            events.put(aws.events, "Release Rolled Back", {**body, "rolled_back_ami": ended.ami})
         else:
             events.put(aws.events, "Release Failed", body)
     logger.warning("cleaned up", extra={"done": done, "closed": closed, "reason": ended.reason})

@@ -53,6 +53,30 @@ class ReleaseRequested(EventBridgeModel):
     detail: ReleaseRequestedDetail
 
 
+class PlanSucceededDetail(BaseModel):
+    """What an earlier environment's `Plan Succeeded` says (the rest is not read)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    environment: str = Field(pattern=r"^[a-z][a-z0-9-]{0,23}$")
+    plan: str = Field(pattern=r"^[a-z][a-z0-9-]{0,23}$")
+    run: str = Field(pattern=r"^[A-Za-z0-9_-]{1,80}$")
+    status: Literal["succeeded"]
+    image: str = Field(min_length=1, max_length=1000)
+    amis: dict[str, str] = Field(min_length=1)
+    # From another account: the key that encrypts the AMIs' snapshots, per region.
+    keys: dict[str, str] = {}
+
+
+class PlanSucceeded(EventBridgeModel):
+    """An earlier environment's plan took an image through all its waves: this
+    environment's plan for the same pipeline releases its AMIs (a promotion)."""
+
+    source: Literal["phoenix"]
+    detail_type: Literal["Plan Succeeded"] = Field(alias="detail-type")
+    detail: PlanSucceededDetail
+
+
 STACK_STATUS_CHANGE = "CloudFormation Stack Status Change"
 
 

@@ -194,7 +194,10 @@ def conclude(
     )
     _end(aws, settings, state, outcome, metrics)
     if action == "rolled_back":
-        release_events.publish(aws.events, "Release Rolled Back", state, reason=reason)
+        # rolled_back_ami: a later environment never promotes it.
+        release_events.publish(
+            aws.events, "Release Rolled Back", state, reason=reason, rolled_back_ami=state.ami
+        )
     else:
         release_events.publish(aws.events, "Release Failed", state, reason=reason)
     return {"outcome": outcome, "reason": reason}

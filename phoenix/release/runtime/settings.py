@@ -27,6 +27,9 @@ class TriggerSettings(FunctionSettings):
     runs_plans: bool = False
     # The plans' state machines' ARNs start with this (`...:stateMachine:phoenix-<env>-plan-`).
     plan_state_machine_prefix: str = ""
+    # The earlier environment whose succeeded plans start this one's (a promotion,
+    # docs/adr/0012-promotion.md); empty: none.
+    promoted_from: str = ""
     # Set by the Lambda runtime (a reserved variable), so never part of the environment
     # the infrastructure writes.
     region: str = Field(default="", alias="AWS_REGION", exclude=True)

@@ -15,7 +15,12 @@ from botocore.exceptions import ClientError
 
 from phoenix.kernel.names import execution_name, image_name, release_pointer
 from phoenix.kernel.registry import read_parameters
-from phoenix.release.runtime.events import ImageStateChange, ReleaseRequested, StackStatusChange
+from phoenix.release.runtime.events import (
+    ImageStateChange,
+    PlanSucceeded,
+    ReleaseRequested,
+    StackStatusChange,
+)
 from phoenix.release.runtime.models import DEPLOY_TRIGGER
 
 if TYPE_CHECKING:
@@ -23,6 +28,9 @@ if TYPE_CHECKING:
     from types_boto3_imagebuilder.type_defs import ImageTypeDef
     from types_boto3_ssm.client import SSMClient
     from types_boto3_stepfunctions.client import SFNClient
+
+
+AMI = r"ami-[0-9a-f]{8,17}"
 
 
 class RefusedError(Exception):
@@ -158,6 +166,44 @@ def plan_request(
         "amis": amis,
         "event_id": event.id,
         "trigger": "image-available",
+    }
+
+
+def promotion_request(
+    event: PlanSucceeded, *, environment: str, promoted_from: str, plans: dict[str, str]
+) -> tuple[str, dict[str, Any]]:
+    """An earlier environment's plan succeeded: this environment's plan for the same
+    pipeline, and its input (the same image and AMIs). Anything else is refused."""
+    detail = event.detail
+    if not promoted_from:
+        raise RefusedError("this environment is promoted from none")
+    if detail.environment != promoted_from:
+        raise RefusedError(
+            f"plan {detail.plan} of {detail.environment} succeeded; "
+            f"this environment is promoted from {promoted_from}"
+        )
+    image_region_of(detail.image)
+    if not image_name_of(detail.image).startswith(image_name(promoted_from, "")):
+        raise RefusedError(f"image {detail.image!r} is not from {promoted_from}'s pipelines")
+    pipeline = pipeline_of(detail.image, promoted_from)
+    plan = plans.get(pipeline)
+    if plan is None:
+        raise RefusedError(f"no plan here releases the images of pipeline {pipeline!r}")
+    bad = sorted(ami for ami in detail.amis.values() if not re.fullmatch(AMI, ami))
+    if bad:
+        raise RefusedError(f"not AMI ids: {', '.join(bad)}")
+    foreign = sorted(k for k in detail.keys.values() if k.split(":")[4:5] != [event.account])
+    if foreign:
+        raise RefusedError(f"keys not of the account that sent the event: {', '.join(foreign)}")
+    return plan, {
+        "environment": environment,
+        "plan": plan,
+        "image": detail.image,
+        "amis": detail.amis,
+        "event_id": event.id,
+        "trigger": f"promoted from {promoted_from} (plan run {detail.run})",
+        "promoted_from": promoted_from,
+        "keys": detail.keys,
     }
 
 

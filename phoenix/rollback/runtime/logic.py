@@ -197,6 +197,8 @@ def roll_back(
         "reason": reason,
         "rollback": decision.action,
     }
+    # The AMI taken out of service: a later environment never promotes it.
+    body["rolled_back_ami"] = body["from_ami"]
     events.put(ctl.aws.events, "Release Rolled Back", body)
     logger.warning("rolled back", extra={"how": decision.action, "done": done, "reason": reason})
     return Outcome(
