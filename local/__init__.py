@@ -18,6 +18,7 @@ from local import (
     instance_refresh,
     lambda_dispatch,
     sfn_events,
+    shared_images,
     ssm_image_parameters,
 )
 
@@ -41,6 +42,7 @@ def install_extensions(endpoint: str | None = None) -> None:
     application.install()
     api_gaps.install()
     ssm_image_parameters.install()
+    shared_images.install()
     iam.install()
     clock.install(endpoint)
     sfn_events.install()  # after clock: StopExecution's ABORTED is published at once
