@@ -3,6 +3,7 @@ instances and traffic are, and what the release controller recorded in the ledge
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,13 +72,14 @@ class FleetView:
 
 
 def ledger_table(aws: EmbeddedAws, environment: str = "sandbox", region: str = "") -> str:
-    """The ledger of `environment` in `region` (its table's name starts with its stack's)."""
+    """The ledger of `environment` in `region`: CloudFormation names its table
+    `<stack>-<logical id>-<suffix>`, the stack `phoenix-<env>[-<DR region>]` (so
+    `phoenix-waves-next-...` is not waves')."""
     dynamodb = aws_client("dynamodb", region) if region else aws.client("dynamodb")
-    (table,) = [
-        name
-        for name in dynamodb.list_tables()["TableNames"]
-        if name.startswith(f"phoenix-{environment}-") and "Ledger" in name
-    ]
+    own = re.compile(
+        rf"^phoenix-{re.escape(environment)}-([a-z]{{2}}-[a-z]+-\d-)?[^-]*Ledger[^-]*-[^-]+$"
+    )
+    (table,) = [name for name in dynamodb.list_tables()["TableNames"] if own.match(name)]
     return str(table)
 
 

@@ -95,6 +95,24 @@ def _table(action: str, params: Params, region: str) -> Iterator[Request]:
     yield Request(action, _arn("dynamodb", region, f"table/{params['TableName']}"))
 
 
+def _query(action: str, params: Params, region: str) -> Iterator[Request]:
+    """Query's resource is the table, or the index it reads (Service Authorization
+    Reference, Amazon DynamoDB: Query, resource types table and index)."""
+    index = f"/index/{params['IndexName']}" if params.get("IndexName") else ""
+    yield Request(action, _arn("dynamodb", region, f"table/{params['TableName']}{index}"))
+
+
+def _grant(action: str, params: Params, _region: str) -> Iterator[Request]:
+    """CreateGrant on the key (its ARN: another account's key is named by ARN only),
+    with the grantee and operations as condition keys (Service Authorization Reference,
+    AWS KMS: CreateGrant, kms:GranteePrincipal, kms:GrantOperations)."""
+    context = {
+        "kms:GranteePrincipal": [str(params["GranteePrincipal"])],
+        "kms:GrantOperations": [str(o) for o in params.get("Operations") or []],
+    }
+    yield Request(action, str(params["KeyId"]), context)
+
+
 def _parameters(action: str, params: Params, region: str) -> Iterator[Request]:
     for name in params.get("Names") or [params["Name"]]:
         yield Request(action, _parameter_arn(region, name))
@@ -166,6 +184,8 @@ _RESOURCES: dict[str, Callable[[str, Params, str], Iterator[Request]]] = {
     "dynamodb:GetItem": _table,
     "dynamodb:PutItem": _table,
     "dynamodb:UpdateItem": _table,
+    "dynamodb:Query": _query,
+    "kms:CreateGrant": _grant,
     "ssm:GetParameter": _parameters,
     "ssm:GetParameters": _parameters,
     "ssm:GetParametersByPath": _path,

@@ -73,7 +73,7 @@ def aws(world: dict[str, Any]) -> Iterator[Clients]:
     create_ledger_table(dynamodb, TABLE)
     made = Clients(REGION)
     for service in ("dynamodb", "events", "kms", "ssm"):
-        made.provide(service, world[service])  # type: ignore[arg-type]
+        made.provide(service, world[service])
     yield made
     dynamodb.delete_table(TableName=TABLE)
     _sent(world)  # the next test sees only its own events
