@@ -342,13 +342,15 @@ def expect_closed(aws: StubbedAws, reason: str, good: str = PREVIOUS_AMI) -> Non
 
 
 def expect_rolled_back_event(aws: StubbedAws, **detail: Any) -> None:
-    """`Release Rolled Back` for RELEASE_ID of web, back on PREVIOUS_AMI from AMI."""
+    """`Release Rolled Back` for RELEASE_ID of web, back on PREVIOUS_AMI from AMI (the
+    AMI a later environment then never promotes)."""
     body = {
         "release_id": RELEASE_ID,
         "environment": "sandbox",
         "fleet": "web",
         "to_ami": PREVIOUS_AMI,
         "from_ami": AMI,
+        "rolled_back_ami": AMI,
     }
     entry = {
         "Source": "phoenix",

@@ -235,6 +235,7 @@ def test_later_an_alarm_starts_a_release_of_the_previous_ami(aws: StubbedAws, ca
     expect_read(aws, succeeded(window=LATER[case]))
     expect_release_started(aws, ALARM_ID, ALARM_REASON)
     expect_claim(aws, "release")
+    expect_rolled_back_event(aws, reason=ALARM_REASON, rollback="release")
 
     result = handle(alarm(), settings(), aws.clients)
 
@@ -245,6 +246,7 @@ def test_later_an_alarm_starts_a_release_of_the_previous_ami(aws: StubbedAws, ca
         "dynamodb.GetItem",
         "stepfunctions.StartExecution",
         "dynamodb.UpdateItem",
+        "events.PutEvents",
     ]
 
 
@@ -267,6 +269,7 @@ def test_an_alarm_beyond_the_horizon_does_not_roll_back_but_a_request_does(
     expect_read(aws, old)
     expect_release_started(aws, REQUEST_ID, "requested by alice: incident 42")
     expect_claim(aws, "release")
+    expect_rolled_back_event(aws, rollback="release")
 
     result = handle(request("Rollback Requested"), settings(), aws.clients)
 

@@ -300,6 +300,19 @@ def release_previous(
         moves.stop_execution(ctl.aws.stepfunctions, ctl.state_machine_arn, name, "claim lost")
         logger.warning("rollback release stopped: the fleet moved on", extra={"execution": name})
         return Outcome("duplicate", fleet.name, release=last)
+    # The last release is rolled back: a later environment never promotes its AMI.
+    body = {
+        "release_id": last,
+        "environment": ctl.environment,
+        "fleet": fleet.name,
+        "strategy": fleet.strategy,
+        "to_ami": item["previous_good_ami"],
+        "from_ami": item.get("last_good_ami"),
+        "rolled_back_ami": item.get("last_good_ami"),
+        "reason": reason,
+        "rollback": "release",
+    }
+    events.put(ctl.aws.events, "Release Rolled Back", body)
     logger.warning("rollback release started", extra={"execution": name, "reason": reason})
     return Outcome("release", fleet.name, release=name)
 
