@@ -34,6 +34,7 @@ from phoenix.platform.encryption import autoscaling_role
 from phoenix.platform.functions import PhoenixFunction
 from phoenix.platform.nag import acknowledge_wildcard, nag_arn
 from phoenix.platform.observability import log_retention
+from phoenix.platform.patterns import phoenix_events
 from phoenix.platform.roles import parameter_arn, put_events_on_default_bus
 from phoenix.release.ledger import ReleaseLedger
 
@@ -238,11 +239,7 @@ class PlanOrchestrator(Construct):
             self,
             "Decisions",
             description=f"phoenix {config.name}: decisions on waiting plan runs",
-            event_pattern=events.EventPattern(
-                source=["phoenix"],
-                detail_type=decisions,
-                detail={"environment": [config.name]},
-            ),
+            event_pattern=phoenix_events(decisions, [config.name]),
             targets=[targets.LambdaFunction(control)],
         )
         earlier = config.promotions.earlier
@@ -253,10 +250,8 @@ class PlanOrchestrator(Construct):
                 self,
                 "EarlierRollbacks",
                 description=f"phoenix {config.name}: rollbacks in earlier environments",
-                event_pattern=events.EventPattern(
-                    source=["phoenix"],
-                    detail_type=["Release Rolled Back"],
-                    detail={"environment": [peer.name for peer in earlier]},
+                event_pattern=phoenix_events(
+                    ["Release Rolled Back"], [peer.name for peer in earlier]
                 ),
                 targets=[targets.LambdaFunction(control)],
             )
@@ -272,11 +267,7 @@ class PlanOrchestrator(Construct):
             self,
             "ApprovalRequests",
             description=f"phoenix {config.name}: promoted images awaiting approval, to the topic",
-            event_pattern=events.EventPattern(
-                source=["phoenix"],
-                detail_type=["Promotion Approval Requested"],
-                detail={"environment": [config.name]},
-            ),
+            event_pattern=phoenix_events(["Promotion Approval Requested"], [config.name]),
             targets=[
                 targets.SnsTopic(
                     topic,

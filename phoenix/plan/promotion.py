@@ -22,6 +22,7 @@ from phoenix.config.environment import EnvironmentConfig
 from phoenix.config.promotion import Peer
 from phoenix.kernel.names import environment_key
 from phoenix.platform.encryption import EnvironmentKey
+from phoenix.platform.patterns import phoenix_events
 
 
 class Promotion(Construct):
@@ -108,12 +109,7 @@ class ForwardToLater(Construct):
                 self,
                 f"To-{peer.name}",
                 description=f"phoenix {config.name}: what {peer.name} needs to know of it",
-                event_pattern=events.EventPattern(
-                    source=["phoenix"],
-                    detail_type=detail_types,
-                    account=[stack.account],
-                    detail={"environment": [config.name]},
-                ),
+                event_pattern=phoenix_events(detail_types, [config.name], account=stack.account),
                 targets=[targets.EventBus(bus)],
             )
 
@@ -162,11 +158,8 @@ class ReceiveFromEarlier(Construct):
             self,
             "Promotions",
             description=f"phoenix {config.name}: images {source.name}'s plans released",
-            event_pattern=events.EventPattern(
-                source=["phoenix"],
-                detail_type=["Plan Succeeded"],
-                account=[source.account or stack.account],
-                detail={"environment": [source.name]},
+            event_pattern=phoenix_events(
+                ["Plan Succeeded"], [source.name], account=source.account or stack.account
             ),
             targets=[targets.LambdaFunction(trigger)],
         )
