@@ -120,6 +120,68 @@ def _releases(region: str) -> dict[str, datetime]:
     return started
 
 
+def _next_runs() -> dict[str, dict[str, object]]:
+    machine = plan_state_machine(NEXT, PLAN)
+    arn = f"arn:aws:states:{PRIMARY}:{ACCOUNT}:stateMachine:{machine}"
+    runs = aws_client("stepfunctions", PRIMARY).list_executions(stateMachineArn=arn)
+    return {str(r["name"]): r for r in runs["executions"]}
+
+
+def _next_item(aws: EmbeddedAws, run: str) -> dict[str, Any]:
+    return ledger_item(aws, f"PLAN#{PLAN}", f"RUN#{run}", NEXT, PRIMARY)
+
+
+def _wait_next(aws: EmbeddedAws, run: str, statuses: set[str], timeout: float = 120) -> str:
+    deadline = time.monotonic() + timeout
+    while (status := str(_next_item(aws, run).get("status", {}).get("S", ""))) not in statuses:
+        assert time.monotonic() < deadline, f"{run} is {status or 'not recorded'}: " + str(
+            _next_item(aws, run).get("reason")
+        )
+        eventbridge.drain()
+        time.sleep(0.05)
+    return status
+
+
+def _put(detail_type: str, detail: Mapping[str, object]) -> str:
+    (entry,) = aws_client("events", PRIMARY).put_events(
+        Entries=[{"Source": "phoenix", "DetailType": detail_type, "Detail": json.dumps(detail)}]
+    )["Entries"]
+    eventbridge.drain()
+    return str(entry["EventId"])
+
+
+def test_the_next_environment_releases_what_the_plan_proved_once_a_person_approves(
+    aws: EmbeddedAws,
+) -> None:
+    # Given the healthy image went through every wave of `waves` (the test before): its
+    # Plan Succeeded started waves-next's plan, which baked and now awaits approval (the
+    # next test comes after it: a run waiting on its token moves the simulated clock)
+    (run,) = _next_runs()
+    assert _wait_next(aws, run, {"awaiting approval"}) == "awaiting approval"
+    assert FleetView.read(aws, "web", NEXT, PRIMARY).serving_amis != {_baked["healthy"][PRIMARY]}
+
+    # When a person approves it
+    approval = {"environment": NEXT, "plan": PLAN, "run": run, "requested_by": "alice",
+                "reason": "waves looked good"}  # fmt: skip
+    _put("Promotion Approved", approval)
+
+    # Then waves-next's fleet serves the same AMI, and who approved and why is recorded
+    assert _wait_next(aws, run, {"succeeded", "failed", "abandoned"}, 240) == "succeeded"
+    assert FleetView.read(aws, "web", NEXT, PRIMARY).serving_amis == {_baked["healthy"][PRIMARY]}
+    (decision,) = [d["M"] for d in _next_item(aws, run)["decisions"]["L"]]
+    assert (decision["decision"]["S"], decision["by"]["S"]) == ("approve", "alice")
+    history = aws_client("stepfunctions", PRIMARY).get_execution_history(
+        executionArn=str(_next_runs()[run]["executionArn"]), maxResults=1000
+    )["events"]
+    entered = [e["stateEnteredEventDetails"]["name"] for e in history
+               if "stateEnteredEventDetails" in e]  # fmt: skip
+    assert (
+        entered.index("PromotionBake")
+        < entered.index("AwaitApproval")
+        < entered.index("Promotable")
+    )
+
+
 def test_a_bad_fleet_halts_the_plan_which_resumes_and_is_abandoned_on_request(
     aws: EmbeddedAws,
 ) -> None:
@@ -161,67 +223,6 @@ def test_a_bad_fleet_halts_the_plan_which_resumes_and_is_abandoned_on_request(
         ("abandon", "dr"),
     ]
     assert _history(run)[-1]["type"] == "ExecutionFailed"
-
-
-def _next_runs() -> dict[str, dict[str, object]]:
-    machine = plan_state_machine(NEXT, PLAN)
-    arn = f"arn:aws:states:{PRIMARY}:{ACCOUNT}:stateMachine:{machine}"
-    runs = aws_client("stepfunctions", PRIMARY).list_executions(stateMachineArn=arn)
-    return {str(r["name"]): r for r in runs["executions"]}
-
-
-def _next_item(aws: EmbeddedAws, run: str) -> dict[str, Any]:
-    return ledger_item(aws, f"PLAN#{PLAN}", f"RUN#{run}", NEXT, PRIMARY)
-
-
-def _wait_next(aws: EmbeddedAws, run: str, statuses: set[str], timeout: float = 120) -> str:
-    deadline = time.monotonic() + timeout
-    while (status := str(_next_item(aws, run).get("status", {}).get("S", ""))) not in statuses:
-        assert time.monotonic() < deadline, f"{run} is {status or 'not recorded'}: " + str(
-            _next_item(aws, run).get("reason")
-        )
-        eventbridge.drain()
-        time.sleep(0.05)
-    return status
-
-
-def _put(detail_type: str, detail: Mapping[str, object]) -> str:
-    (entry,) = aws_client("events", PRIMARY).put_events(
-        Entries=[{"Source": "phoenix", "DetailType": detail_type, "Detail": json.dumps(detail)}]
-    )["Entries"]
-    eventbridge.drain()
-    return str(entry["EventId"])
-
-
-def test_the_next_environment_releases_what_the_plan_proved_once_a_person_approves(
-    aws: EmbeddedAws,
-) -> None:
-    # Given the healthy image went through every wave of `waves` (the first test): its
-    # Plan Succeeded started waves-next's plan, which baked and now awaits approval
-    (run,) = _next_runs()
-    assert _wait_next(aws, run, {"awaiting approval"}) == "awaiting approval"
-    assert FleetView.read(aws, "web", NEXT, PRIMARY).serving_amis != {_baked["healthy"][PRIMARY]}
-
-    # When a person approves it
-    approval = {"environment": NEXT, "plan": PLAN, "run": run, "requested_by": "alice",
-                "reason": "waves looked good"}  # fmt: skip
-    _put("Promotion Approved", approval)
-
-    # Then waves-next's fleet serves the same AMI, and who approved and why is recorded
-    assert _wait_next(aws, run, {"succeeded", "failed", "abandoned"}, 240) == "succeeded"
-    assert FleetView.read(aws, "web", NEXT, PRIMARY).serving_amis == {_baked["healthy"][PRIMARY]}
-    (decision,) = [d["M"] for d in _next_item(aws, run)["decisions"]["L"]]
-    assert (decision["decision"]["S"], decision["by"]["S"]) == ("approve", "alice")
-    history = aws_client("stepfunctions", PRIMARY).get_execution_history(
-        executionArn=str(_next_runs()[run]["executionArn"]), maxResults=1000
-    )["events"]
-    entered = [e["stateEnteredEventDetails"]["name"] for e in history
-               if "stateEnteredEventDetails" in e]  # fmt: skip
-    assert (
-        entered.index("PromotionBake")
-        < entered.index("AwaitApproval")
-        < entered.index("Promotable")
-    )
 
 
 def test_the_next_environment_refuses_an_image_that_rolled_back_in_waves(
