@@ -6,7 +6,6 @@ from collections.abc import Sequence
 
 from aws_cdk import Aws, Environment, Fn, RemovalPolicy, Stack, Stage, Tags
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -23,6 +22,7 @@ from phoenix.platform.encryption import EnvironmentKey
 from phoenix.platform.nag import acknowledge_wildcard, nag_arn
 from phoenix.platform.network import Network
 from phoenix.platform.observability import Observability, log_retention
+from phoenix.platform.undelivered import bus_target
 from phoenix.release.orchestrator import ReleaseOrchestrator
 from phoenix.release.runtime.events import IMAGE_STATE_CHANGE
 from phoenix.release.spec import register_fleet
@@ -165,7 +165,7 @@ class PhoenixStack(Stack):
                 detail_type=[IMAGE_STATE_CHANGE],
                 detail={"state": {"status": ["AVAILABLE"]}},
             ),
-            targets=[targets.EventBus(bus)],
+            targets=[bus_target(self, bus)],
         )
         images = [
             {

@@ -15,6 +15,23 @@ EVERY_FUNCTION = {
     "xray:PutTelemetryRecords",
 }
 TABLE_KEY = {"kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"}
+# What Lambda does with the role of a function invoked asynchronously (a rule target) once
+# an event failed on it three times: it sends the record to the on-failure queue, which
+# the environment key encrypts (phoenix/platform/undelivered.py).
+ASYNC_DESTINATION = {"sqs:SendMessage", "kms:GenerateDataKey", "kms:Decrypt"}
+
+
+def asynchronous(template: Template, handler: str) -> set[str]:
+    """ASYNC_DESTINATION when the function of `handler` has an on-failure destination
+    (an EventInvokeConfig), else nothing."""
+    (logical,) = [
+        name
+        for name, f in template.find_resources("AWS::Lambda::Function").items()
+        if f["Properties"]["Handler"] == handler
+    ]
+    configs = template.find_resources("AWS::Lambda::EventInvokeConfig").values()
+    invoked = any(c["Properties"]["FunctionName"] == {"Ref": logical} for c in configs)
+    return ASYNC_DESTINATION if invoked else set()
 
 
 def actions_of(statement: dict[str, Any]) -> list[str]:

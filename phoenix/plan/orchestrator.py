@@ -12,7 +12,6 @@ import json
 
 from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
@@ -36,6 +35,7 @@ from phoenix.platform.nag import acknowledge_wildcard, nag_arn
 from phoenix.platform.observability import log_retention
 from phoenix.platform.patterns import phoenix_events
 from phoenix.platform.roles import parameter_arn, put_events_on_default_bus
+from phoenix.platform.undelivered import lambda_target, topic_target
 from phoenix.release.ledger import ReleaseLedger
 
 # The plan state machine's lifetime: a run waits out blocked windows, bakes and halts.
@@ -240,7 +240,7 @@ class PlanOrchestrator(Construct):
             "Decisions",
             description=f"phoenix {config.name}: decisions on waiting plan runs",
             event_pattern=phoenix_events(decisions, [config.name]),
-            targets=[targets.LambdaFunction(control)],
+            targets=[lambda_target(control)],
         )
         earlier = config.promotions.earlier
         if earlier:
@@ -253,7 +253,7 @@ class PlanOrchestrator(Construct):
                 event_pattern=phoenix_events(
                     ["Release Rolled Back"], [peer.name for peer in earlier]
                 ),
-                targets=[targets.LambdaFunction(control)],
+                targets=[lambda_target(control)],
             )
         return control
 
@@ -269,9 +269,10 @@ class PlanOrchestrator(Construct):
             description=f"phoenix {config.name}: promoted images awaiting approval, to the topic",
             event_pattern=phoenix_events(["Promotion Approval Requested"], [config.name]),
             targets=[
-                targets.SnsTopic(
+                topic_target(
+                    self,
                     topic,
-                    message=events.RuleTargetInput.from_text(
+                    events.RuleTargetInput.from_text(
                         f"phoenix {config.name}: plan {detail('$.detail.plan')} run "
                         f"{detail('$.detail.run')} waits for approval to release image "
                         f"{detail('$.detail.image')}, which went through every wave of "

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from aws_cdk import Stack
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_ssm as ssm
@@ -23,6 +22,7 @@ from phoenix.config.promotion import Peer
 from phoenix.kernel.names import environment_key
 from phoenix.platform.encryption import EnvironmentKey
 from phoenix.platform.patterns import phoenix_events
+from phoenix.platform.undelivered import bus_target, lambda_target
 
 
 class Promotion(Construct):
@@ -35,7 +35,7 @@ class Promotion(Construct):
         *,
         config: EnvironmentConfig,
         primary: bool,
-        trigger: lambda_.IFunction,
+        trigger: lambda_.Function,
         key: kms.IKey,
     ) -> None:
         super().__init__(scope, id)
@@ -61,15 +61,13 @@ def add_promotion(
     config: EnvironmentConfig,
     *,
     primary: bool,
-    trigger: lambda_.IFunction,
+    trigger: lambda_.Function,
     encryption: EnvironmentKey,
 ) -> Promotion | None:
     """The stack's part in the promotion order, when the environment has one."""
     promotions = config.promotions
     if not (promotions.later or config.promotion is not None):
         return None
-    if primary and config.promotion is not None and config.promotion.approval:
-        encryption.allow_event_rules_to_publish()
     return Promotion(
         scope,
         "Promotion",
@@ -110,7 +108,7 @@ class ForwardToLater(Construct):
                 f"To-{peer.name}",
                 description=f"phoenix {config.name}: what {peer.name} needs to know of it",
                 event_pattern=phoenix_events(detail_types, [config.name], account=stack.account),
-                targets=[targets.EventBus(bus)],
+                targets=[bus_target(self, bus)],
             )
 
 
@@ -125,7 +123,7 @@ class ReceiveFromEarlier(Construct):
         id: str,
         *,
         config: EnvironmentConfig,
-        trigger: lambda_.IFunction,
+        trigger: lambda_.Function,
     ) -> None:
         super().__init__(scope, id)
         stack = Stack.of(self)
@@ -161,7 +159,7 @@ class ReceiveFromEarlier(Construct):
             event_pattern=phoenix_events(
                 ["Plan Succeeded"], [source.name], account=source.account or stack.account
             ),
-            targets=[targets.LambdaFunction(trigger)],
+            targets=[lambda_target(trigger)],
         )
 
 

@@ -97,20 +97,6 @@ class EnvironmentKey(Construct):
         ):
             self._allow_service_linked_role(sid, f"aws-service-role/{service}/{role}")
 
-    def allow_event_rules_to_publish(self) -> None:
-        """EventBridge rules publish to the topic this key encrypts: the service must
-        use the key (Amazon SNS developer guide, "Enable compatibility between event
-        sources from AWS services and encrypted topics")."""
-        self.key.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="EventBridgePublishesToEncryptedTopics",
-                principals=[iam.ServicePrincipal("events.amazonaws.com")],
-                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
-                resources=["*"],
-                conditions={"StringEquals": {"aws:SourceAccount": Stack.of(self).account}},
-            )
-        )
-
     def share_with(self, accounts: list[str]) -> None:
         """Let `accounts` launch instances from the AMIs this key encrypts (the image
         pipeline gives them launch permission). An AMI with encrypted snapshots is only

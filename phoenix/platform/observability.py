@@ -10,6 +10,7 @@ from aws_cdk import (
     Duration,
     Fn,
     RemovalPolicy,
+    Stack,
     Validations,
 )
 from aws_cdk import aws_iam as iam
@@ -22,6 +23,8 @@ from aws_cdk.region_info import RegionInfo
 from constructs import Construct
 
 from phoenix.config.environment import NotificationsConfig
+from phoenix.platform.undelivered import ID as UNDELIVERED
+from phoenix.platform.undelivered import Undelivered
 
 _RETENTION = {
     1: logs.RetentionDays.ONE_DAY,
@@ -55,7 +58,8 @@ def log_retention(days: int) -> logs.RetentionDays:
 
 
 class Observability(Construct):
-    """The notification topic and the load balancers' access-log bucket.
+    """The notification topic, the load balancers' access-log bucket, and the queue of
+    undelivered events (platform/undelivered.py).
 
     The topic is encrypted with `key`, TLS-only and mails `config.emails`; alarms,
     failed releases and rollbacks publish to it. The access-log bucket is private,
@@ -84,6 +88,10 @@ class Observability(Construct):
         )
         for email in config.emails:
             self.topic.add_subscription(subscriptions.EmailSubscription(email))
+        # What could not be delivered, found by the stack's rules (Undelivered.of).
+        self.undelivered = Undelivered(
+            Stack.of(self), UNDELIVERED, environment=environment, key=key, topic=self.topic
+        )
         self.access_logs = s3.Bucket(
             self,
             "AccessLogs",

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from aws_cdk import ArnFormat, Aws, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
@@ -34,6 +33,7 @@ from phoenix.platform.functions import PhoenixFunction
 from phoenix.platform.nag import acknowledge_wildcard, nag_arn
 from phoenix.platform.observability import log_retention
 from phoenix.platform.roles import put_events_on_default_bus
+from phoenix.platform.undelivered import lambda_target
 from phoenix.release.definition import ReleaseDefinition, ReleaseFunctions
 from phoenix.release.ledger import ReleaseLedger
 from phoenix.release.runtime.cleanup import STATUS_CHANGE, UNHANDLED, CleanupSettings
@@ -167,7 +167,7 @@ class ReleaseOrchestrator(Construct):
                 detail_type=[IMAGE_STATE_CHANGE],
                 detail={"state": {"status": ["AVAILABLE"]}},
             ),
-            targets=[targets.LambdaFunction(self.trigger)],
+            targets=[lambda_target(self.trigger)],
         )
         self.release_requested = events.Rule(
             self,
@@ -176,7 +176,7 @@ class ReleaseOrchestrator(Construct):
             event_pattern=events.EventPattern(
                 source=["phoenix"], detail_type=["Release Requested"]
             ),
-            targets=[targets.LambdaFunction(self.trigger)],
+            targets=[lambda_target(self.trigger)],
         )
         self.deployed = events.Rule(
             self,
@@ -188,7 +188,7 @@ class ReleaseOrchestrator(Construct):
                 detail_type=[STACK_STATUS_CHANGE],
                 detail={"status-details": {"status": ["UPDATE_COMPLETE"]}},
             ),
-            targets=[targets.LambdaFunction(self.trigger)],
+            targets=[lambda_target(self.trigger)],
         )
         # This stack, and its fleet stacks by their names' prefix (phoenix/stage.py).
         deployed = self.deployed.node.default_child
@@ -260,7 +260,7 @@ class ReleaseOrchestrator(Construct):
                 detail_type=events.Match.prefix("EC2 Auto Scaling Instance Refresh"),
                 detail={"AutoScalingGroupName": events.Match.prefix(f"phoenix-{config.name}-")},
             ),
-            targets=[targets.LambdaFunction(self.refresh_events)],
+            targets=[lambda_target(self.refresh_events)],
         )
         return ReleaseFunctions(
             preflight=made["release_preflight"],
@@ -306,7 +306,7 @@ class ReleaseOrchestrator(Construct):
                     "status": list(UNHANDLED),
                 },
             ),
-            targets=[targets.LambdaFunction(self.cleanup)],
+            targets=[lambda_target(self.cleanup)],
         )
 
     def _scoped(self, function: PhoenixFunction, action: str) -> iam.PolicyStatement:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_stepfunctions as sfn
@@ -21,6 +20,7 @@ from phoenix.kernel.names import release_state_machine
 from phoenix.platform.functions import PhoenixFunction
 from phoenix.platform.nag import acknowledge_wildcard, nag_arn
 from phoenix.platform.roles import put_events_on_default_bus
+from phoenix.platform.undelivered import lambda_target
 from phoenix.release.ledger import ReleaseLedger
 from phoenix.release.spec import grant_registry_reads
 from phoenix.rollback.runtime.models import RollbackSettings
@@ -109,12 +109,12 @@ class AlarmRollback(Construct):
                     "state": {"value": ["ALARM"]},
                 },
             ),
-            targets=[targets.LambdaFunction(self.function)],
+            targets=[lambda_target(self.function)],
         )
         events.Rule(
             self,
             "Requested",
             description=f"phoenix {config.name}: rollback, pause and resume by request",
             event_pattern=events.EventPattern(source=["phoenix"], detail_type=REQUESTS),
-            targets=[targets.LambdaFunction(self.function)],
+            targets=[lambda_target(self.function)],
         )

@@ -11,7 +11,13 @@ from aws_cdk.assertions import Template
 
 from tests.code import handler_module, modules_reached
 from tests.conftest import SynthesizedApp
-from tests.iam import EVERY_FUNCTION, TABLE_KEY, function_statements, granted_actions
+from tests.iam import (
+    EVERY_FUNCTION,
+    TABLE_KEY,
+    asynchronous,
+    function_statements,
+    granted_actions,
+)
 
 CALLS = {
     "phoenix.plan.handlers.plan_step.lambda_handler": {
@@ -87,6 +93,7 @@ def test_each_plan_function_of_a_promotion_is_granted_exactly_its_calls(
     template = Template.from_json(promotion_synthesized.template(stack))
     statements = function_statements(template, handler)
     expected = PROMOTION_CALLS[(stack, handler)] | EVERY_FUNCTION | TABLE_KEY
+    expected |= asynchronous(template, handler)
     assert granted_actions(statements) == expected
 
 
@@ -105,7 +112,8 @@ def test_each_plan_function_is_granted_exactly_its_calls(
 ) -> None:
     template = Template.from_json(synthesized.template("phoenix-production"))
     statements = function_statements(template, handler)
-    assert granted_actions(statements) == CALLS[handler] | EVERY_FUNCTION | TABLE_KEY
+    expected = CALLS[handler] | EVERY_FUNCTION | TABLE_KEY | asynchronous(template, handler)
+    assert granted_actions(statements) == expected
 
 
 @pytest.mark.parametrize("handler", sorted(CALLS))

@@ -16,7 +16,13 @@ from aws_cdk.assertions import Template
 from phoenix.release.spec import STEP_CALLS, step_handler
 from tests.code import handler_module, modules_reached
 from tests.conftest import SynthesizedApp
-from tests.iam import EVERY_FUNCTION, TABLE_KEY, function_statements, granted_actions
+from tests.iam import (
+    EVERY_FUNCTION,
+    TABLE_KEY,
+    asynchronous,
+    function_statements,
+    granted_actions,
+)
 
 # Granted for a call the code makes, not called by name: Auto Scaling launches from a
 # launch template with the caller's permissions (UpdateAutoScalingGroup and
@@ -53,7 +59,9 @@ def test_each_step_function_is_granted_exactly_its_calls(
     template = Template.from_json(synthesized.template("phoenix-production"))
     statements = function_statements(template, step_handler(step))
     ledger, fleet, other = STEP_CALLS[step]
-    assert granted_actions(statements) == {*ledger, *fleet, *other, *EVERY_FUNCTION, *TABLE_KEY}
+    async_ = asynchronous(template, step_handler(step))
+    expected = {*ledger, *fleet, *other, *EVERY_FUNCTION, *TABLE_KEY, *async_}
+    assert granted_actions(statements) == expected
     for statement in statements:
         if statement["Resource"] == "*" and "Condition" not in statement:
             actions = (
