@@ -199,6 +199,45 @@ class TopicPolicyModel(ApiBacked, CloudFormationModel):
         return name, {}
 
 
+class QueuePolicyModel(ApiBacked, CloudFormationModel):
+    """AWS::SQS::QueuePolicy, applied with SetQueueAttributes(Policy) on each queue."""
+
+    TYPE = "AWS::SQS::QueuePolicy"
+
+    @classmethod
+    def apply(
+        cls, properties: dict[str, Any], name: str, account: str, region: str
+    ) -> tuple[str, dict[str, str]]:
+        for queue in properties["Queues"]:
+            aws_client("sqs", region).set_queue_attributes(
+                QueueUrl=queue, Attributes={"Policy": json.dumps(properties["PolicyDocument"])}
+            )
+        return name, {}
+
+
+class EventInvokeConfigModel(ApiBacked, CloudFormationModel):
+    """AWS::Lambda::EventInvokeConfig, applied with PutFunctionEventInvokeConfig: the
+    retries and on-failure destination of the function's asynchronous invocations
+    (local.lambda_dispatch sends a failed invocation's record there)."""
+
+    TYPE = "AWS::Lambda::EventInvokeConfig"
+
+    @classmethod
+    def apply(
+        cls, properties: dict[str, Any], name: str, account: str, region: str
+    ) -> tuple[str, dict[str, str]]:
+        config = {
+            key: properties[key]
+            for key in ("MaximumRetryAttempts", "MaximumEventAgeInSeconds", "DestinationConfig")
+            if key in properties
+        }
+        function = str(properties["FunctionName"])
+        aws_client("lambda", region).put_function_event_invoke_config(
+            FunctionName=function, **config
+        )
+        return f"{function}|{properties.get('Qualifier', '$LATEST')}", {}
+
+
 class StateMachineModel(ApiBacked, CloudFormationModel):
     """AWS::StepFunctions::StateMachine, created with CreateStateMachine.
 

@@ -15,10 +15,16 @@ packages) is instead called in-process, as the Lambda runtime would call it:
   to import module"; Lambda developer guide, "Troubleshoot invocation issues in
   Lambda"), so a package that ships without its handler fails here as on AWS.
 - an asynchronous invocation (InvocationType Event, as EventBridge invokes) whose
-  handler fails is retried twice, one and then two simulated minutes later, with the
-  same request id, and then discarded (and recorded in `lost`), as Lambda does without
-  an on-failure destination or dead-letter queue ("Error handling and automatic retries
-  in Lambda"); destinations and dead-letter queues are not emulated.
+  handler fails is retried (twice, or the function's MaximumRetryAttempts), one and then
+  two simulated minutes later, with the same request id ("Error handling and automatic
+  retries in Lambda"); then its record goes to the function's on-failure destination,
+  an SQS queue, sent with the function's role (SendMessage, and GenerateDataKey on the
+  queue's key), in the invocation record's format ("Capturing records of Lambda
+  asynchronous invocations": version, timestamp, requestContext with condition
+  RetriesExhausted and approximateInvokeCount, requestPayload, responseContext,
+  responsePayload). Without a destination, or when the role may not send, the event is
+  discarded and recorded in `lost`. Other destination types and dead-letter queues
+  (DeadLetterConfig) are not emulated.
 Other functions (CDK's own providers) keep moto's behaviour.
 """
 
@@ -42,7 +48,7 @@ from typing import Any
 
 from moto.awslambda.models import LambdaFunction
 
-from local import clock
+from local import clock, destinations, sim_time
 from local.cloudformation import embedded_endpoint
 
 HANDLER_PACKAGE = "phoenix."
@@ -283,6 +289,13 @@ def _asynchronous(request_headers: Any) -> bool:
     return headers.get("x-amz-invocation-type", "").lower() == "event"
 
 
+def _retries(function: LambdaFunction) -> int:
+    for config in function.event_invoke_config:
+        if "MaximumRetryAttempts" in config.config:
+            return int(config.config["MaximumRetryAttempts"])
+    return len(ASYNC_RETRY_DELAYS)
+
+
 def _retry_later(
     function: LambdaFunction, event: Any, variables: dict[str, str], request_id: str, attempt: int
 ) -> None:
@@ -293,19 +306,44 @@ def _retry_later(
         clock.notify_watchers()
         if not outcome.errored:
             return
-        if attempt < len(ASYNC_RETRY_DELAYS):
+        if attempt < _retries(function):
             _retry_later(function, event, variables, request_id, attempt + 1)
             return
-        # No destination or dead-letter queue is emulated: the event is discarded, as
-        # Lambda discards it without one (phoenix configures none).
-        lost.append((function.function_name, event))
-        logger.warning(
-            "asynchronous invocation %s of %s failed three times; event discarded",
-            request_id,
-            function.function_name,
-        )
+        _exhausted(function, event, request_id, outcome, attempt + 1)
 
     clock.at(ASYNC_RETRY_DELAYS[attempt - 1], retry)
+
+
+def _exhausted(
+    function: LambdaFunction, event: Any, request_id: str, outcome: Invocation, invoked: int
+) -> None:
+    """The last attempt failed: the record to the on-failure destination, or lost."""
+    record = {
+        "version": "1.0",
+        "timestamp": sim_time.now().isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "requestContext": {
+            "requestId": request_id,
+            "functionArn": f"{function.function_arn}:$LATEST",
+            "condition": "RetriesExhausted",
+            "approximateInvokeCount": invoked,
+        },
+        "requestPayload": event,
+        "responseContext": {
+            "statusCode": 200,
+            "executedVersion": "$LATEST",
+            "functionError": "Unhandled",
+        },
+        "responsePayload": json.loads(outcome.payload),
+    }
+    if destinations.send_on_failure(function, record):
+        return
+    lost.append((function.function_name, event))
+    logger.warning(
+        "asynchronous invocation %s of %s failed %d times; event discarded",
+        request_id,
+        function.function_name,
+        invoked,
+    )
 
 
 @functools.cache
@@ -328,7 +366,10 @@ def _dispatching(invoke: Callable[..., Any]) -> Callable[..., Any]:
         missing = _missing_module(str(self.handler), _files_of(self))
         outcome = missing or invoke_handler(str(self.handler), event, context, variables)
         if outcome.errored and _asynchronous(request_headers):
-            _retry_later(self, event, variables, context.aws_request_id, attempt=1)
+            if _retries(self):
+                _retry_later(self, event, variables, context.aws_request_id, attempt=1)
+            else:
+                _exhausted(self, event, context.aws_request_id, outcome, 1)
         clock.notify_watchers()
         if outcome.errored:
             response_headers["x-amz-function-error"] = "Unhandled"

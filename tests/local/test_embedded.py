@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 import yaml
+from moto.awslambda.models import lambda_backends
 
 from app import CONFIG_DIR
-from local import eventbridge
-from local.embedded import EmbeddedAws
+from local import destinations, eventbridge
+from local.embedded import ACCOUNT, EmbeddedAws
 from phoenix.release.runtime.models import FleetSpec
 
 REPO = Path(__file__).resolve().parents[2]
@@ -386,3 +387,36 @@ def test_an_erroring_ami_in_a_slot_taking_traffic_sets_off_its_alarms(
     status = sandbox.status()
     assert f"AMIs {erroring} x2" in status
     assert "alarms in ALARM: phoenix-sandbox-web-5xx-rate" in status
+
+
+def test_each_function_a_rule_invokes_may_send_its_last_failure_to_the_queue(
+    sandbox: EmbeddedAws,
+) -> None:
+    # Given the deployed functions and the stack's queue of undelivered events
+    lambdas = sandbox.client("lambda")
+    (queue,) = sandbox.client("sqs").list_queues(QueueNamePrefix="phoenix-sandbox-Undelivered")[
+        "QueueUrls"
+    ]
+    queue_arn = sandbox.client("sqs").get_queue_attributes(
+        QueueUrl=queue, AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+    configured = []
+    for function in lambdas.list_functions()["Functions"]:
+        try:
+            config = lambdas.get_function_event_invoke_config(FunctionName=function["FunctionName"])
+        except lambdas.exceptions.ResourceNotFoundException:
+            continue
+        # Then its on-failure destination is the queue, and its role as deployed may send
+        # the record there (SendMessage, and the queue key's GenerateDataKey)
+        assert config["DestinationConfig"]["OnFailure"]["Destination"] == queue_arn
+        deployed = lambda_backends[ACCOUNT][sandbox.region].get_function(function["FunctionName"])
+        record = {
+            "requestContext": {"condition": "RetriesExhausted"},
+            "test": function["FunctionName"],
+        }
+        assert destinations.send_on_failure(deployed, record), function["FunctionName"]
+        configured.append(function["FunctionName"])
+    # (the trigger, the rollback function, the refresh-event receiver and cleanup)
+    assert len(configured) == 4, configured
+    messages = sandbox.client("sqs").receive_message(QueueUrl=queue, MaxNumberOfMessages=10)
+    assert sorted(json.loads(m["Body"])["test"] for m in messages["Messages"]) == sorted(configured)

@@ -1,7 +1,7 @@
 """Asynchronous invocations keep Lambda's error handling in the embedded AWS: a function
 error is retried twice, a minute and then two minutes later, with the same request id,
-and then the event is discarded (local/lambda_dispatch.py cites the Lambda developer
-guide)."""
+and then its record goes to the function's on-failure queue, or the event is discarded
+(local/lambda_dispatch.py and local/destinations.py cite the Lambda developer guide)."""
 
 from __future__ import annotations
 
@@ -61,3 +61,77 @@ def test_a_synchronous_error_is_the_caller_s_to_retry(clock_aws: None) -> None:
     assert response["FunctionError"] == "Unhandled"
     clock.advance(600)
     assert len(probe.calls) == 1
+
+
+def _on_failure_queue(*, may_send: bool, retries: int = 2) -> str:
+    """An encrypted queue as the probe's on-failure destination; `may_send`: its role
+    is granted what sending there needs."""
+    kms = boto3.client("kms", region_name=REGION)
+    key = kms.create_key()["KeyMetadata"]["Arn"]
+    sqs = boto3.client("sqs", region_name=REGION)
+    url = sqs.create_queue(QueueName="undelivered", Attributes={"KmsMasterKeyId": key})["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
+    boto3.client("lambda", region_name=REGION).put_function_event_invoke_config(
+        FunctionName="phoenix-probe",
+        MaximumRetryAttempts=retries,
+        DestinationConfig={"OnFailure": {"Destination": arn["QueueArn"]}},
+    )
+    if may_send:
+        statements = [
+            {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": arn["QueueArn"]},
+            {"Effect": "Allow", "Action": "kms:GenerateDataKey", "Resource": key},
+        ]
+        boto3.client("iam", region_name=REGION).put_role_policy(
+            RoleName="probe",
+            PolicyName="destination",
+            PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": statements}),
+        )
+    return str(url)
+
+
+def _records(url: str) -> list[dict[str, Any]]:
+    messages = boto3.client("sqs", region_name=REGION).receive_message(
+        QueueUrl=url, MaxNumberOfMessages=10
+    )
+    return [json.loads(m["Body"]) for m in messages.get("Messages", [])]
+
+
+def test_after_the_last_attempt_the_record_goes_to_the_on_failure_queue(
+    clock_aws: None,
+) -> None:
+    _function()
+    url = _on_failure_queue(may_send=True)
+    lambda_dispatch.lost.clear()
+
+    _invoke_async({"fail_first": 5})
+    clock.advance(600)
+
+    (record,) = _records(url)
+    assert record["requestContext"]["condition"] == "RetriesExhausted"
+    assert record["requestContext"]["approximateInvokeCount"] == 3
+    assert record["requestContext"]["functionArn"].endswith(":function:phoenix-probe:$LATEST")
+    assert record["requestPayload"] == {"fail_first": 5}
+    assert record["responseContext"]["functionError"] == "Unhandled"
+    assert "errorMessage" in record["responsePayload"]
+    assert lambda_dispatch.lost == []
+
+
+def test_a_function_without_retries_sends_its_record_after_one_attempt(clock_aws: None) -> None:
+    _function()
+    url = _on_failure_queue(may_send=True, retries=0)
+    _invoke_async({"fail_first": 1})
+    (record,) = _records(url)
+    assert record["requestContext"]["approximateInvokeCount"] == 1
+    assert len(probe.calls) == 1
+
+
+def test_a_role_that_may_not_send_to_the_queue_loses_the_record(clock_aws: None) -> None:
+    _function()
+    url = _on_failure_queue(may_send=False)
+    lambda_dispatch.lost.clear()
+
+    _invoke_async({"fail_first": 5})
+    clock.advance(600)
+
+    assert _records(url) == []
+    assert [name for name, _ in lambda_dispatch.lost] == ["phoenix-probe"]
