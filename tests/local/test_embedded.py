@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -18,6 +19,7 @@ from app import CONFIG_DIR
 from local import destinations, eventbridge
 from local.embedded import ACCOUNT, EmbeddedAws
 from phoenix.release.runtime.models import FleetSpec
+from tests.local.sandbox_world import groups_of, shift_traffic, weights_of
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -34,57 +36,6 @@ def _releases_settle(sandbox: EmbeddedAws) -> Iterator[None]:
     """A release a test starts runs in the background; each test ends when it has."""
     yield
     sandbox.settle()
-
-
-def _groups(aws: EmbeddedAws) -> dict[str, Any]:
-    response = aws.client("autoscaling").describe_auto_scaling_groups()
-    return {g["AutoScalingGroupName"]: g for g in response["AutoScalingGroups"]}
-
-
-def _weights(aws: EmbeddedAws) -> dict[str, int]:
-    elbv2 = aws.client("elbv2")
-    (balancer,) = elbv2.describe_load_balancers()["LoadBalancers"]
-    (listener,) = elbv2.describe_listeners(LoadBalancerArn=balancer["LoadBalancerArn"])["Listeners"]
-    groups = {
-        g["TargetGroupArn"]: g["AutoScalingGroupName"]
-        for g in [
-            {"TargetGroupArn": arn, "AutoScalingGroupName": name}
-            for name, group in _groups(aws).items()
-            for arn in group["TargetGroupARNs"]
-        ]
-    }
-    return {
-        groups[g["TargetGroupArn"]].rsplit("-", 1)[1]: g["Weight"]
-        for g in listener["DefaultActions"][0]["ForwardConfig"]["TargetGroups"]
-    }
-
-
-def _shift_traffic(aws: EmbeddedAws, weights: dict[str, int]) -> None:
-    """Set the listener's weights by slot, as the release controller does."""
-    elbv2 = aws.client("elbv2")
-    (balancer,) = elbv2.describe_load_balancers()["LoadBalancers"]
-    (listener,) = elbv2.describe_listeners(LoadBalancerArn=balancer["LoadBalancerArn"])["Listeners"]
-    slots = {
-        group["TargetGroupARNs"][0]: name.rsplit("-", 1)[1] for name, group in _groups(aws).items()
-    }
-    groups = listener["DefaultActions"][0]["ForwardConfig"]["TargetGroups"]
-    elbv2.modify_listener(
-        ListenerArn=listener["ListenerArn"],
-        DefaultActions=[
-            {
-                "Type": "forward",
-                "ForwardConfig": {
-                    "TargetGroups": [
-                        {
-                            "TargetGroupArn": g["TargetGroupArn"],
-                            "Weight": weights[slots[g["TargetGroupArn"]]],
-                        }
-                        for g in groups
-                    ]
-                },
-            }
-        ],
-    )
 
 
 def test_every_stack_is_complete(sandbox: EmbeddedAws) -> None:
@@ -116,7 +67,7 @@ def test_status_finds_the_server_by_aws_endpoint_url_alone(sandbox: EmbeddedAws)
 def test_blue_serves_at_its_minimum_from_the_release_pointer_and_green_waits(
     sandbox: EmbeddedAws,
 ) -> None:
-    groups = _groups(sandbox)
+    groups = groups_of(sandbox)
     blue, green = groups["phoenix-sandbox-web-blue"], groups["phoenix-sandbox-web-green"]
     assert (blue["MinSize"], blue["DesiredCapacity"], len(blue["Instances"])) == (2, 2, 2)
     assert (green["MinSize"], green["DesiredCapacity"]) == (0, 0)
@@ -126,7 +77,7 @@ def test_blue_serves_at_its_minimum_from_the_release_pointer_and_green_waits(
     )
     images = {i["ImageId"] for r in instances["Reservations"] for i in r["Instances"]}
     assert images == {pointer["Parameter"]["Value"]}
-    assert _weights(sandbox) == {"blue": 100, "green": 0}
+    assert weights_of(sandbox) == {"blue": 100, "green": 0}
 
 
 def test_the_registry_holds_web_resolved_and_an_unknown_fleet_ends_its_execution(
@@ -281,11 +232,11 @@ def test_the_default_security_group_has_no_rules(sandbox: EmbeddedAws) -> None:
 def test_a_later_deploy_leaves_what_a_release_set(sandbox: EmbeddedAws, tmp_path: Path) -> None:
     # Given a release of a new image that ended (the controller moved traffic to the
     # other slot on a new launch template version and wrote its parameters)
-    before = _groups(sandbox)
+    before = groups_of(sandbox)
     baked = sandbox.bake(version="4.0.0")
     sandbox.settle()
-    released = _groups(sandbox)
-    weights = _weights(sandbox)
+    released = groups_of(sandbox)
+    weights = weights_of(sandbox)
     active = max(weights, key=lambda slot: weights[slot])
     group = released[f"phoenix-sandbox-web-{active}"]
     assert (
@@ -304,7 +255,7 @@ def test_a_later_deploy_leaves_what_a_release_set(sandbox: EmbeddedAws, tmp_path
     (rule,) = rules["Rules"]
     seen: dict[str, Any] = {}
     stop = eventbridge.tap(
-        rule["Name"], lambda _: seen.update(groups=_groups(sandbox), weights=_weights(sandbox))
+        rule["Name"], lambda _: seen.update(groups=groups_of(sandbox), weights=weights_of(sandbox))
     )
     try:
         sandbox.deploy("sandbox", outdir=tmp_path / "cdk.out", config_dir=tmp_path)
@@ -328,8 +279,8 @@ def test_a_later_deploy_leaves_what_a_release_set(sandbox: EmbeddedAws, tmp_path
     # ...and the release it started put the new shape into service on the same AMI, with
     # the release's capacity, not the config's
     sandbox.settle()
-    after = _groups(sandbox)
-    now = _weights(sandbox)
+    after = groups_of(sandbox)
+    now = weights_of(sandbox)
     serving = after[f"phoenix-sandbox-web-{max(now, key=lambda slot: now[slot])}"]
     assert now != weights
     assert serving["MinSize"] == group["MinSize"]
@@ -348,9 +299,9 @@ def test_an_erroring_ami_in_a_slot_taking_traffic_sets_off_its_alarms(
     # the idle slot scaled to two instances (the idle slot has no traffic)
     ec2, autoscaling = sandbox.client("ec2"), sandbox.client("autoscaling")
     erroring = sandbox.bake(health="erroring", version="2.0.0", pipeline="scratch").ami
-    weights = _weights(sandbox)
+    weights = weights_of(sandbox)
     idle, active = sorted(weights, key=lambda slot: weights[slot])
-    group = _groups(sandbox)[f"phoenix-sandbox-web-{idle}"]
+    group = groups_of(sandbox)[f"phoenix-sandbox-web-{idle}"]
     template = group["LaunchTemplate"]["LaunchTemplateId"]
     version = str(
         ec2.create_launch_template_version(
@@ -372,7 +323,7 @@ def test_an_erroring_ami_in_a_slot_taking_traffic_sets_off_its_alarms(
     assert states[f"phoenix-sandbox-web-{idle}-unhealthy-hosts"] == "OK"  # checks pass
 
     # When a quarter of the traffic goes to it for the alarm's evaluation periods
-    _shift_traffic(sandbox, {idle: 25, active: 75})
+    shift_traffic(sandbox, {idle: 25, active: 75})
     sandbox.advance(120)
 
     # Then the deployed alarms read it: its error rate and the fleet's, not the other's
@@ -392,31 +343,20 @@ def test_an_erroring_ami_in_a_slot_taking_traffic_sets_off_its_alarms(
 def test_each_function_a_rule_invokes_may_send_its_last_failure_to_the_queue(
     sandbox: EmbeddedAws,
 ) -> None:
-    # Given the deployed functions and the stack's queue of undelivered events
-    lambdas = sandbox.client("lambda")
-    (queue,) = sandbox.client("sqs").list_queues(QueueNamePrefix="phoenix-sandbox-Undelivered")[
-        "QueueUrls"
-    ]
-    queue_arn = sandbox.client("sqs").get_queue_attributes(
-        QueueUrl=queue, AttributeNames=["QueueArn"]
-    )["Attributes"]["QueueArn"]
-    configured = []
-    for function in lambdas.list_functions()["Functions"]:
-        try:
-            config = lambdas.get_function_event_invoke_config(FunctionName=function["FunctionName"])
-        except lambdas.exceptions.ResourceNotFoundException:
-            continue
-        # Then its on-failure destination is the queue, and its role as deployed may send
-        # the record there (SendMessage, and the queue key's GenerateDataKey)
-        assert config["DestinationConfig"]["OnFailure"]["Destination"] == queue_arn
-        deployed = lambda_backends[ACCOUNT][sandbox.region].get_function(function["FunctionName"])
-        record = {
-            "requestContext": {"condition": "RetriesExhausted"},
-            "test": function["FunctionName"],
-        }
-        assert destinations.send_on_failure(deployed, record), function["FunctionName"]
-        configured.append(function["FunctionName"])
-    # (the trigger, the rollback function, the refresh-event receiver and cleanup)
-    assert len(configured) == 4, configured
-    messages = sandbox.client("sqs").receive_message(QueueUrl=queue, MaxNumberOfMessages=10)
-    assert sorted(json.loads(m["Body"])["test"] for m in messages["Messages"]) == sorted(configured)
+    # Given the stack's queue of undelivered events and the deployed functions
+    sqs, lambdas = sandbox.client("sqs"), sandbox.client("lambda")
+    (queue,) = sqs.list_queues(QueueNamePrefix="phoenix-sandbox-Undelivered")["QueueUrls"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]
+    sent = []
+    for name in [f["FunctionName"] for f in lambdas.list_functions()["Functions"]]:
+        with contextlib.suppress(lambdas.exceptions.ResourceNotFoundException):
+            config = lambdas.get_function_event_invoke_config(FunctionName=name)
+            # Then its on-failure destination is the queue, and its role as deployed may
+            # send there (SendMessage, and the queue key's GenerateDataKey)
+            assert config["DestinationConfig"]["OnFailure"]["Destination"] == arn["QueueArn"]
+            deployed = lambda_backends[ACCOUNT][sandbox.region].get_function(name)
+            assert destinations.send_on_failure(deployed, {"function": name}), name
+            sent.append(name)
+    assert len(sent) == 4, sent  # the trigger, rollback, refresh-event receiver, cleanup
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    assert sorted(json.loads(m["Body"])["function"] for m in messages) == sorted(sent)
