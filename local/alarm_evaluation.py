@@ -288,11 +288,16 @@ def evaluate_region(account: str, region: str, now: datetime) -> None:
     alarms = [a for a in backend.alarms.values() if not a.rule]  # not composite alarms
     if not alarms:
         return
-    reach = max(alarm_period(a) * (int(a.evaluation_periods) + EXTRA_PERIODS) for a in alarms)
     index = _by_minute.get(backend, {})
     last = _minute(now)
-    recent = [d for m in range(last - reach // 60 - 1, last + 1) for d in index.get(m, [])]
+    # Each alarm reads the datapoints of its own reach (one list per reach): an alarm of
+    # long periods must not make every other alarm read its hours of data.
+    windows: dict[int, list[Any]] = {}
     for alarm in alarms:
-        outcome = evaluate(alarm, recent, now)
+        reach = alarm_period(alarm) * (int(alarm.evaluation_periods) + EXTRA_PERIODS)
+        if reach not in windows:
+            minutes = range(last - reach // 60 - 1, last + 1)
+            windows[reach] = [d for m in minutes for d in index.get(m, [])]
+        outcome = evaluate(alarm, windows[reach], now)
         if outcome is not None and outcome.state != alarm.state_value:
             alarm.update_state(outcome.reason, outcome.reason_data, outcome.state)
