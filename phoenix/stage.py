@@ -137,7 +137,7 @@ class PhoenixStack(Stack):
             config,
             primary=primary,
             trigger=self.release.trigger,
-            encryption=self.encryption,
+            key=self.encryption.key,
         )
 
     def _forward_images(self, config: EnvironmentConfig, region: str) -> events.Rule:

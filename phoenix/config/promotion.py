@@ -92,16 +92,15 @@ def resolve(
                 f"(known: {', '.join(sorted(after_of))})"
             )
         chain.append(following)
-    earlier = [_peer(load(other)) for other in chain[1:]]
-    if config.promotion is not None:
-        _check_source(config, load(config.promotion.after))
     later = [other for other in sorted(after_of) if name in _before(other, after_of)]
-    promotes_to = [other for other in later if after_of.get(other) == name]
-    loaded = {other: load(other) for other in later}
+    loaded = {other: load(other) for other in [*chain[1:], *later]}  # each file once
+    if config.promotion is not None:
+        _check_source(config, loaded[config.promotion.after])
+    earlier = [_peer(loaded[other]) for other in chain[1:]]
     return Promotions(
         source=earlier[0] if earlier else None,
         earlier=tuple(earlier),
-        promotes_to=tuple(_peer(loaded[other]) for other in promotes_to),
+        promotes_to=tuple(_peer(loaded[o]) for o in later if after_of.get(o) == name),
         later=tuple(_peer(loaded[other]) for other in later),
         account=config.account,
     )

@@ -120,8 +120,7 @@ class PlanOrchestrator(Construct):
             )
         self._grant_promotion(config, regions)
         self.control = self._control(config, key, ledger, settings)
-        if config.promotion is not None:
-            self._promotion_rules(config, topic)
+        self._promotion_rules(config, topic)
         self.state_machines = {
             plan.name: self._state_machine(config, plan, waves, key, release)
             for plan, waves in zip(config.plans, all_waves, strict=True)

@@ -20,7 +20,6 @@ from constructs import Construct
 from phoenix.config.environment import EnvironmentConfig
 from phoenix.config.promotion import Peer
 from phoenix.kernel.names import environment_key
-from phoenix.platform.encryption import EnvironmentKey
 from phoenix.platform.patterns import phoenix_events
 from phoenix.platform.undelivered import bus_target, lambda_target
 
@@ -62,7 +61,7 @@ def add_promotion(
     *,
     primary: bool,
     trigger: lambda_.Function,
-    encryption: EnvironmentKey,
+    key: kms.IKey,
 ) -> Promotion | None:
     """The stack's part in the promotion order, when the environment has one."""
     promotions = config.promotions
@@ -74,7 +73,7 @@ def add_promotion(
         config=config,
         primary=primary,
         trigger=trigger,
-        key=encryption.key,
+        key=key,
     )
 
 

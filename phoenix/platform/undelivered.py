@@ -93,7 +93,6 @@ class Undelivered(Construct):
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
         self.alarm.add_alarm_action(actions.SnsAction(topic))
-        self._functions: set[str] = set()
 
     @staticmethod
     def of(scope: IConstruct) -> Undelivered:
@@ -112,9 +111,8 @@ class Undelivered(Construct):
 
     def asynchronous(self, function: lambda_.Function) -> None:
         """`function` is invoked asynchronously: its last failure goes to the queue."""
-        if function.node.path in self._functions:
-            return
-        self._functions.add(function.node.path)
+        if function.node.try_find_child("EventInvokeConfig") is not None:
+            return  # configured already (CDK's child of configure_async_invoke)
         function.configure_async_invoke(
             on_failure=_QueueDestination(self.queue),
             retry_attempts=ASYNC_RETRIES,

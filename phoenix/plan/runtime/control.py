@@ -36,8 +36,12 @@ DECISIONS = {
     "Promotion Rejected": "reject",
 }
 # The status a run must be in for each decision.
-WAITING = {"resume": HALTED, "abandon": HALTED, "approve": AWAITING_APPROVAL}
-WAITING["reject"] = AWAITING_APPROVAL
+WAITING = {
+    "resume": HALTED,
+    "abandon": HALTED,
+    "approve": AWAITING_APPROVAL,
+    "reject": AWAITING_APPROVAL,
+}
 
 
 class RefusedError(Exception):

@@ -25,8 +25,11 @@ HALTED, RUNNING, AWAITING_APPROVAL = "halted", "running", "awaiting approval"
 AFTER = {"resume": RUNNING, "abandon": "abandoned", "approve": RUNNING, "reject": "rejected"}
 
 
+ROLLED_BACK = "ROLLED_BACK#"
+
+
 def rolled_back_key(ami: str, environment: str, release_id: str) -> dict[str, Any]:
-    return {"pk": {"S": f"AMI#{ami}"}, "sk": {"S": f"ROLLED_BACK#{environment}#{release_id}"}}
+    return {"pk": {"S": f"AMI#{ami}"}, "sk": {"S": f"{ROLLED_BACK}{environment}#{release_id}"}}
 
 
 def run_key(plan: str, run_id: str) -> dict[str, AttributeValueTypeDef]:
@@ -96,7 +99,10 @@ class PlanLedger:
         response = self._dynamodb.query(
             TableName=self._table,
             KeyConditionExpression="pk = :pk AND begins_with(sk, :sk)",
-            ExpressionAttributeValues={":pk": {"S": f"AMI#{ami}"}, ":sk": {"S": "ROLLED_BACK#"}},
+            ExpressionAttributeValues={
+                ":pk": rolled_back_key(ami, "", "")["pk"],
+                ":sk": {"S": ROLLED_BACK},
+            },
             Limit=1,
         )
         items = response.get("Items", [])

@@ -90,9 +90,10 @@ def start(aws: Clients, settings: PlanSettings, step: PlanStep) -> dict[str, Any
         "waves": [wave.name for wave in waves],
         "wave": 0,
     }
-    plan_ledger(aws, settings).open_run(state.plan, state.run.id, facts)
+    ledger = plan_ledger(aws, settings)
+    ledger.open_run(state.plan, state.run.id, facts)
     if state.promoted_from:
-        refuse_rolled_back(plan_ledger(aws, settings), state)
+        refuse_rolled_back(ledger, state)
     announce(aws, "Plan Started", state, waves=facts["waves"], amis=state.amis)
     return {"count": len(waves), "all": [wave.model_dump(mode="json") for wave in waves]}
 

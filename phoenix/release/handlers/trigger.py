@@ -128,12 +128,7 @@ def _start_plan(
         )
     image = trigger.read_image(imagebuilder, available.resources[0])
     request = trigger.plan_request(available, image, environment=settings.environment, plan=plan)
-    is_new = trigger.start_plan(stepfunctions, settings.plan_state_machine_prefix + plan, request)
-    logger.info(
-        "plan started" if is_new else "plan already started by this event",
-        extra={"plan": plan, "image": request["image"], "event_id": available.id},
-    )
-    return {"started": [], "duplicates": [], "refused": None, "plan": plan if is_new else None}
+    return _run_plan(stepfunctions, settings, plan, request)
 
 
 def _promote(
@@ -147,10 +142,22 @@ def _promote(
         promoted_from=settings.promoted_from,
         plans=settings.plans,
     )
+    return _run_plan(stepfunctions, settings, plan, request)
+
+
+def _run_plan(
+    stepfunctions: SFNClient, settings: TriggerSettings, plan: str, request: dict[str, Any]
+) -> dict[str, Any]:
+    """Start the plan's run for `request`, once (named after its event)."""
     is_new = trigger.start_plan(stepfunctions, settings.plan_state_machine_prefix + plan, request)
     logger.info(
-        "promotion started" if is_new else "promotion already started by this event",
-        extra={"plan": plan, "image": request["image"], "event_id": succeeded.id},
+        "plan started" if is_new else "plan already started by this event",
+        extra={
+            "plan": plan,
+            "image": request["image"],
+            "trigger": request["trigger"],
+            "event_id": request["event_id"],
+        },
     )
     return {"started": [], "duplicates": [], "refused": None, "plan": plan if is_new else None}
 
