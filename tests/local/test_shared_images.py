@@ -253,14 +253,9 @@ def test_a_key_policy_that_does_not_allow_the_account_fails_its_launches(
     accounts.ec2.describe_images(ImageIds=[ami])
     instance = accounts.launch(ami)
     assert (instance["State"]["Name"], instance["StateReason"]) == ("terminated", CLIENT_ERROR)
-    # And B may not give its Auto Scaling role a grant on the key
-    with pytest.raises(ClientError) as refused:
-        accounts.grant_auto_scaling(ami)
-    assert refused.value.response["Error"]["Code"] == "AccessDeniedException"
-    # So its Auto Scaling group gets no instance, only a failed activity
-    group = accounts.group_from(ami)
-    assert accounts.group_instances(group) == []
-    (activity,) = accounts.activities(group)
+    # And B may not give its Auto Scaling role a grant on the key, so its Auto Scaling
+    # group gets no instance, only a failed activity
+    activity = _grant_refused_and_group_failed(accounts, ami)
     assert (activity["StatusCode"], activity["StatusMessage"]) == (
         "Failed",
         CLIENT_ERROR["Message"],
@@ -315,10 +310,17 @@ def test_without_its_grant_statement_the_phoenix_key_policy_fails_group_launches
 ) -> None:
     ami = accounts.bake(_without(phoenix_key_policy, "SharedAmisGrantToAutoScaling"))
     accounts.share(ami)
+    activity = _grant_refused_and_group_failed(accounts, ami)
+    assert activity["StatusMessage"] == CLIENT_ERROR["Message"]
+
+
+def _grant_refused_and_group_failed(accounts: Accounts, ami: str) -> dict[str, Any]:
+    """B's grant for its Auto Scaling role is refused, and so its group launches nothing:
+    the one failed activity."""
     with pytest.raises(ClientError) as refused:
         accounts.grant_auto_scaling(ami)
     assert refused.value.response["Error"]["Code"] == "AccessDeniedException"
     group = accounts.group_from(ami)
     assert accounts.group_instances(group) == []
     (activity,) = accounts.activities(group)
-    assert activity["StatusMessage"] == CLIENT_ERROR["Message"]
+    return dict(activity)
