@@ -7,16 +7,19 @@ from moto.core.config import default_user_config
 from local import (
     alarm_evaluation,
     alarm_events,
+    api_calls,
     api_gaps,
     application,
     cfn_events,
     clock,
     cloudformation,
     eventbridge,
+    faults,
     iam,
     imagebuilder,
     instance_refresh,
     lambda_dispatch,
+    memo,
     sfn_events,
     shared_images,
     ssm_image_parameters,
@@ -31,6 +34,7 @@ def install_extensions(endpoint: str | None = None) -> None:
     phoenix's handlers; only CDK's own providers would want Docker, and those run here.)
     """
     default_user_config["stepfunctions"]["execute_state_machine"] = True
+    memo.install()
     imagebuilder.install()  # first: its CloudFormation models must exist before the caches clear
     cloudformation.install(endpoint)
     cfn_events.install()
@@ -44,5 +48,9 @@ def install_extensions(endpoint: str | None = None) -> None:
     ssm_image_parameters.install()
     shared_images.install()
     iam.install()
+    # Before any client is made (phoenix's handlers keep theirs): the call log and the
+    # faults hook into the session once.
+    api_calls.install()
+    faults.install()
     clock.install(endpoint)
     sfn_events.install()  # after clock: StopExecution's ABORTED is published at once

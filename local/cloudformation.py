@@ -23,6 +23,7 @@ import functools
 import json
 import logging
 import re
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -37,17 +38,33 @@ DYNAMIC_SSM = re.compile(r"\{\{resolve:ssm:([^}:]+)(?::(\d+))?\}\}")
 _state: dict[str, str | None] = {"endpoint": None}
 
 
+# Clients of a server's endpoint, made once: making one costs more than most calls.
+_clients: dict[tuple[str, str, str], Any] = {}
+_clients_lock = threading.Lock()
+
+
 def endpoint_client(service: str, endpoint: str | None, region: str = "us-east-1") -> Any:
-    """A boto3 client for an embedded AWS endpoint (None: moto's in-process mock)."""
+    """A boto3 client for an embedded AWS endpoint (None: moto's in-process mock, made
+    anew each time: a mock's clients belong to it)."""
     # boto3's stubs type a client by a literal service name; `service` is any one.
     make: Callable[..., Any] = boto3.client
-    return make(
-        service,
-        region_name=region,
-        endpoint_url=endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",  # noqa: S106 - moto's fake credentials
-    )
+
+    def new() -> Any:
+        return make(
+            service,
+            region_name=region,
+            endpoint_url=endpoint,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",  # noqa: S106 - moto's fake credentials
+        )
+
+    if endpoint is None:
+        return new()
+    with _clients_lock:
+        key = (service, endpoint, region)
+        if key not in _clients:
+            _clients[key] = new()
+        return _clients[key]
 
 
 def embedded_endpoint() -> str | None:

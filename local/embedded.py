@@ -21,6 +21,7 @@ from moto.server import ThreadedMotoServer
 from local import clock, cloudformation, eventbridge, install_extensions
 from local.status import describe_fleets
 from phoenix.config.environment import load_environment
+from phoenix.kernel.clients import forget_clients
 from phoenix.kernel.fleet_calls import ACTIVE_REFRESH_STATUSES
 from phoenix.kernel.names import image_name
 
@@ -68,6 +69,9 @@ class EmbeddedAws:
         host, port = self._server.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"
         install_extensions(self.endpoint)
+        # Handlers keep their clients between invocations, as in a warm Lambda execution
+        # environment; this AWS is a new one, on a new endpoint.
+        forget_clients()
         return self
 
     def stop(self) -> None:

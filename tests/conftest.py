@@ -21,7 +21,17 @@ from aws_cdk import cx_api
 
 from app import CONFIG_DIR, add_environments, cli_context, new_app
 from phoenix.config.environment import EnvironmentConfig, available_environments, load_environment
+from phoenix.kernel.clients import forget_clients
 from phoenix.stage import PhoenixStack, PhoenixStage
+
+
+@pytest.fixture(autouse=True)
+def _fresh_clients() -> Iterator[None]:
+    """Each test's handlers make their own clients (a handler keeps the clients it made,
+    as a warm Lambda execution environment does; one test's mocked AWS is not the next's)."""
+    forget_clients()
+    yield
+    forget_clients()
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal, overload
 
@@ -34,9 +35,25 @@ Service = Literal[
 ]
 
 
+# The clients made so far in this execution environment, by service and region: a warm
+# invocation reuses them (Lambda's guidance: initialize SDK clients outside the handler;
+# making one costs more than most calls a step makes). A boto3 client is safe to share
+# between threads; making one is not, hence the lock.
+_made_here: dict[tuple[str, str], object] = {}
+_making = threading.Lock()
+
+
+def forget_clients() -> None:
+    """Drop the clients made so far, as a new execution environment starts without them
+    (the embedded AWS calls this when it starts; tests between tests)."""
+    with _making:
+        _made_here.clear()
+
+
 class Clients:
     """boto3 clients made on first use (a path imports and builds only what it calls),
     with botocore's standard retry mode: throttling and transient errors are retried.
+    Made once per execution environment and region, and reused by later invocations.
 
     One typed property per service. Tests supply the clients: `factory` makes a service's
     client on its first use (a Stubber-wrapped or moto client), `provide` sets one."""
@@ -133,5 +150,11 @@ class Clients:
         import boto3  # noqa: PLC0415 - lazily: a handler that fails validation never pays
         from botocore.config import Config  # noqa: PLC0415
 
-        retries = Config(retries={"mode": "standard", "max_attempts": 5})
-        return boto3.client(service, region_name=self._region or None, config=retries)
+        with _making:
+            key = (service, self._region)
+            if key not in _made_here:
+                retries = Config(retries={"mode": "standard", "max_attempts": 5})
+                _made_here[key] = boto3.client(
+                    service, region_name=self._region or None, config=retries
+                )
+            return _made_here[key]

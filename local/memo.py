@@ -1,0 +1,51 @@
+"""Pure functions of moto and its libraries, computed once per argument.
+
+Found by profiling releases in the embedded AWS (a sampling profiler over every thread):
+- moto's Step Functions interpreter parses every JSONPath it meets with jsonpath_ng,
+  whose parser builds its grammar tables anew on each call (about a tenth of a release's
+  CPU). A parsed path is never changed by finding or updating with it.
+- the server lists moto's package folder on every request to match the host to a
+  service (`list_of_moto_modules`); the folder does not change while it runs.
+Neither changes what any API answers.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable
+from typing import Any
+
+import jsonpath_ng
+import jsonpath_ng.ext
+from moto import backends
+from moto.stepfunctions.parser.asl.component.common.path import result_path
+from moto.stepfunctions.parser.asl.utils import json_path
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_ext(path: str) -> Any:
+    return jsonpath_ng.ext.parse(path)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse(path: str) -> Any:
+    return jsonpath_ng.parse(path)
+
+
+@functools.cache
+def _moto_modules() -> frozenset[str]:
+    return frozenset(_list_of_moto_modules())
+
+
+_list_of_moto_modules = backends.list_of_moto_modules
+
+
+def _modules() -> Iterable[str]:
+    return _moto_modules()
+
+
+@functools.cache
+def install() -> None:
+    json_path.parse = _parse_ext
+    result_path.parse = _parse
+    backends.list_of_moto_modules = _modules
