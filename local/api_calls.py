@@ -61,16 +61,34 @@ class CallLog:
             self.sequence.clear()
 
 
-@contextmanager
-def recording() -> Iterator[CallLog]:
-    """Record the handlers' calls while the block runs."""
+_recording: list[CallLog] = []
+_recording_lock = threading.Lock()
+
+
+def _record(model: Any, **_: Any) -> None:
+    for log in list(_recording):
+        log(model)
+
+
+def install() -> None:
+    """The hook, on boto3's default session, once, before any client is made: a client
+    keeps the hooks it was made with (and phoenix's handlers keep their clients)."""
     if boto3.DEFAULT_SESSION is None:
         boto3.setup_default_session()
     session = boto3.DEFAULT_SESSION
     assert session is not None
+    session.events.register("before-call", _record, unique_id="phoenix-call-log")
+
+
+@contextmanager
+def recording() -> Iterator[CallLog]:
+    """Record the handlers' calls while the block runs."""
+    install()
     log = CallLog()
-    session.events.register("before-call", log, unique_id="phoenix-call-log")
+    with _recording_lock:
+        _recording.append(log)
     try:
         yield log
     finally:
-        session.events.unregister("before-call", unique_id="phoenix-call-log")
+        with _recording_lock:
+            _recording.remove(log)

@@ -48,7 +48,7 @@ from typing import Any
 
 from moto.awslambda.models import LambdaFunction
 
-from local import clock, destinations, sim_time
+from local import clock, destinations, faults, sim_time
 from local.cloudformation import embedded_endpoint
 
 HANDLER_PACKAGE = "phoenix."
@@ -189,6 +189,8 @@ def invoke_handler(
         except Exception as error:
             outcome["error"] = error
             outcome["trace"] = traceback.format_exception(error)
+        except faults.ProcessDied:
+            outcome["died"] = True
 
     worker = threading.Thread(target=run, daemon=True, name=f"lambda:{context.function_name}")
     worker.start()
@@ -198,6 +200,18 @@ def invoke_handler(
             f"{context.aws_request_id} Task timed out after {context.timeout_seconds:.2f} seconds"
         )
         return Invocation(json.dumps({"errorMessage": message}), errored=True)
+    if "died" in outcome:
+        # The process ended under the handler: Lambda answers with the runtime's exit
+        # (Lambda developer guide, "Troubleshoot invocation issues": Runtime.ExitError,
+        # "Runtime exited with error: signal: killed").
+        died = {
+            "errorType": "Runtime.ExitError",
+            "errorMessage": (
+                f"RequestId: {context.aws_request_id} Error: Runtime exited with error: "
+                "signal: killed"
+            ),
+        }
+        return Invocation(json.dumps(died), errored=True)
     if "error" in outcome:
         error = outcome["error"]
         payload = {
