@@ -22,6 +22,9 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+# checkov pins boto3 and botocore to versions other than phoenix's: its own environment.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
 .PHONY: help setup demo test lint typecheck unit synth bench clean
 
@@ -31,13 +34,18 @@ help:
 	@echo "make synth  synthesize ENV=$(ENV) with the CDK CLI into cdk.out/"
 	@echo "make lint   ruff (lint and format check) and mypy"
 	@echo "make bench  run the benchmarks in bench/"
-	@echo "make clean  remove cdk.out, .venv, node_modules and caches"
+	@echo "make clean  remove cdk.out, .venv, .venv-checkov, node_modules and caches"
 
 # Set-up is keyed on the requirement and lock files: it runs again only when they change.
 $(PY_STAMP): requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "phoenix needs Python 3.11 or newer")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+$(CHECKOV_STAMP): requirements-checkov.txt
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
 	@touch $@
 
 $(NODE_STAMP): package.json package-lock.json
@@ -64,7 +72,7 @@ lint: setup
 # do not share its two cores. Then the integration tests (one deployed sandbox, shared by
 # their modules in order) run in a second process beside the rest; their output follows
 # when both are done.
-test: lint
+test: lint $(CHECKOV_STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider -q tests/local/test_serve.py
 	@log=$$(mktemp); \
 	$(BIN)/python -m pytest -p no:cacheprovider tests/integration > $$log 2>&1 & pid=$$!; \
@@ -80,5 +88,5 @@ bench: setup
 	$(BIN)/python -m bench.rollback
 
 clean:
-	rm -rf cdk.out $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf cdk.out $(VENV) $(CHECKOV_VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
