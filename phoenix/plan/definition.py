@@ -31,6 +31,7 @@ from constructs import Construct
 
 from phoenix.config.plans import Wave
 from phoenix.config.promotion import PromotionConfig
+from phoenix.platform.functions import invoked_by_state_machine
 from phoenix.release.definition import LAMBDA_RETRYABLE
 
 REMOTE_POLL = Duration.minutes(5)
@@ -71,7 +72,8 @@ class PlanDefinition(Construct):
         promotion: PromotionConfig | None = None,
     ) -> None:
         super().__init__(scope, id)
-        self._function = step
+        self._function = step  # every Lambda task of the plan invokes it
+        invoked_by_state_machine(step)
         succeeded = self._step("RecordSucceeded", "succeeded", "$.outcome").next(
             sfn.Succeed(self, "PlanSucceeded")
         )

@@ -34,6 +34,8 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct, IConstruct
 
+from phoenix.platform.nag import skip_checkov
+
 ID = "Undelivered"
 # EventBridge's retry policy for each target (its defaults are 185 attempts over 24 h;
 # an event of phoenix's older than a day is of no use, and the queue keeps it 14 days).
@@ -41,6 +43,13 @@ RETRY_ATTEMPTS = 20
 MAX_EVENT_AGE = Duration.hours(24)
 # Lambda's retries of a failed asynchronous invocation (its default and maximum).
 ASYNC_RETRIES = 2
+# Why checkov's dead-letter queue check (CKV_AWS_116) does not apply to such a function.
+ON_FAILURE_DESTINATION = (
+    "No dead-letter queue: the function's asynchronous invocations (by EventBridge rules) "
+    "send their last failure to its on-failure destination instead, the stack's queue of "
+    "undelivered events, with the request, the response and the condition of the "
+    "failure; that queue's first message raises an alarm."
+)
 
 
 class Undelivered(Construct):
@@ -126,6 +135,7 @@ class Undelivered(Construct):
                 actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[self.key.key_arn]
             )
         )
+        skip_checkov(function, "CKV_AWS_116", ON_FAILURE_DESTINATION)
 
 
 @jsii.implements(lambda_.IDestination)

@@ -22,6 +22,7 @@ from phoenix.fleet.grants import fleet_tagged, listeners
 from phoenix.kernel.fleet_calls import ACTIVE_REFRESH_STATUSES, weighted_forward
 from phoenix.kernel.ledger import FleetPausedError, LockRefusedError
 from phoenix.kernel.names import fleet_registry
+from phoenix.platform.functions import invoked_by_state_machine
 from phoenix.release.read_fleet import read_fleet
 from phoenix.release.rollback_path import rollback_path
 from phoenix.release.runtime.preflight import NothingToReleaseError
@@ -126,6 +127,7 @@ class ReleaseDefinition(Construct):
             if token
             else {"payload_response_only": True}
         )
+        invoked_by_state_machine(function)
         task = tasks.LambdaInvoke(
             self,
             id,
