@@ -19,7 +19,7 @@ from phoenix.kernel.names import FLEET_STACKS, image_name
 from phoenix.plan.orchestrator import PlanOrchestrator
 from phoenix.plan.promotion import add_promotion
 from phoenix.platform.encryption import EnvironmentKey
-from phoenix.platform.nag import acknowledge_wildcard, nag_arn
+from phoenix.platform.nag import acknowledge_wildcard, nag_arn, skip_checkov
 from phoenix.platform.network import Network
 from phoenix.platform.observability import Observability, log_retention
 from phoenix.platform.undelivered import bus_target
@@ -106,6 +106,7 @@ class PhoenixStack(Stack):
                     key=self.encryption.key,
                     topic=self.observability.topic,
                     regions=[r for r in config.regions if r is not None] or [self.region],
+                    access_logs=self.observability.access_logs,
                 )
                 for pipeline in config.image_pipelines
                 if not config.promoted(pipeline.name)
@@ -228,6 +229,14 @@ class ControllerStateStack(Stack):
             description=f"phoenix {config.name}: creates the release controller's parameters",
         )
         provider_logs.grant_write(provider_role)
+        skip_checkov(
+            provider_logs,
+            "CKV_AWS_158",
+            "Not encrypted with the environment's key: this stack deploys before the region "
+            "stack that holds the key, and has none of its own. The group holds only the "
+            "provider's logs of its SSM calls (parameter names and initial values, no "
+            "secret), which CloudWatch Logs encrypts at rest with its own keys.",
+        )
         permissions = provider_permissions(self, config.name, list(fleets), provider_role)
         acknowledge_wildcard(
             permissions,

@@ -92,6 +92,7 @@ class ShopStack(cdk.Stack):
             key=key,
             topic=observability.topic,
             regions=[self.region],  # bake here; list more regions to copy the AMIs there
+            access_logs=observability.access_logs,
         )
         # The fleet's entry in the registry the release controller reads (its spec)
         register_fleet(fleet)

@@ -23,6 +23,7 @@ from aws_cdk.region_info import RegionInfo
 from constructs import Construct
 
 from phoenix.config.environment import NotificationsConfig
+from phoenix.platform.nag import skip_checkov
 from phoenix.platform.undelivered import ID as UNDELIVERED
 from phoenix.platform.undelivered import Undelivered
 
@@ -108,12 +109,21 @@ class Observability(Construct):
             removal_policy=RemovalPolicy.RETAIN,
         )
         self._allow_load_balancer_logs()
+        itself = (
+            "This bucket holds access logs; logging its own access would log into itself "
+            "or need another log bucket with the same question."
+        )
         Validations.of(self.access_logs).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions::AwsSolutions-S1",
-                reason="This bucket holds access logs; logging its own access would "
-                "log into itself or need another log bucket with the same question.",
-            )
+            Acknowledgment(id="AwsSolutions::AwsSolutions-S1", reason=itself)
+        )
+        skip_checkov(self.access_logs, "CKV_AWS_18", itself)
+        skip_checkov(
+            self.access_logs,
+            "CKV_AWS_21",
+            "Not versioned: the load balancers and S3 write each log file once, under a "
+            "name of its own, and nothing rewrites them; they expire after "
+            "access_logs_retention_days, and versions would only keep deleted logs past "
+            "the retention the config sets.",
         )
 
     def _allow_load_balancer_logs(self) -> None:
