@@ -21,6 +21,7 @@ from phoenix.kernel.names import (
     release_pointer,
     slot_parameter,
 )
+from phoenix.platform.nag import AWS_CUSTOM_RESOURCE, skip_cdk_provider
 from phoenix.platform.roles import parameter_arn
 
 # The AWS SDK call that writes a parameter only if it does not exist yet.
@@ -87,6 +88,12 @@ class ControllerState(Construct):
             name = slot_parameter(environment, fleet.name, slot, setting)
             self.slot_parameters[(slot, setting)] = name
             self._create(f"{slot}-{setting}", name, value)
+        skip_cdk_provider(
+            self._stack,
+            AWS_CUSTOM_RESOURCE,
+            "CDK's AwsCustomResource provider for the controller's parameters, which calls "
+            "only the SSM API (PutParameter, DeleteParameter, GetParameter).",
+        )
 
     def _read_public_parameter(self, id: str, name: str) -> str:
         reader = cr.AwsCustomResource(

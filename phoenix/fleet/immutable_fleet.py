@@ -21,7 +21,7 @@ from phoenix.fleet.controller_state import initial_slot_settings, ssm_reference
 from phoenix.fleet.slot import FleetSlot
 from phoenix.kernel.fleet_calls import weighted_forward
 from phoenix.kernel.names import Slot, release_pointer, slot_parameter
-from phoenix.platform.nag import acknowledge_wildcard, nag_arn
+from phoenix.platform.nag import acknowledge_wildcard, nag_arn, skip_checkov
 from phoenix.platform.roles import managed_policy_role, parameter_arn
 
 FLEET_TAG = "phoenix:fleet"
@@ -190,6 +190,13 @@ class ImmutableFleet(Construct):
                     "listener ports only; instances accept traffic from it alone.",
                 )
             )
+            skip_checkov(
+                self.load_balancer_security_group,
+                "CKV_AWS_260",
+                "An internet-facing load balancer: the public reaches the fleet on port 80 "
+                "(its HTTP listener, or the redirect to HTTPS when the fleet has a "
+                "certificate); instances accept traffic from this group alone.",
+            )
         return balancer
 
     def _listener(self) -> elbv2.ApplicationListener:
@@ -215,6 +222,14 @@ class ImmutableFleet(Construct):
                 open=False,
                 default_action=elbv2.ListenerAction.forward(groups),
             )
+            for check in ("CKV_AWS_2", "CKV_AWS_103"):  # HTTPS, and TLS 1.2 or later
+                skip_checkov(
+                    listener,
+                    check,
+                    f"The fleet {config.name} has no certificate_arn in its config, so its "
+                    "listener serves HTTP; given one, phoenix serves HTTPS with a TLS 1.2+ "
+                    "policy and port 80 only redirects.",
+                )
         if len(groups) > 1:
             weights = [
                 (

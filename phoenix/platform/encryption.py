@@ -7,6 +7,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
+from phoenix.platform.nag import skip_checkov
+
 # What a principal needs to launch instances whose volumes the key encrypts (the EC2
 # Auto Scaling user guide's key policy for encrypted volumes).
 VOLUME_KEY_ACTIONS = [
@@ -96,6 +98,14 @@ class EnvironmentKey(Construct):
             ("ImageBuilder", "imagebuilder.amazonaws.com", "AWSServiceRoleForImageBuilder"),
         ):
             self._allow_service_linked_role(sid, f"aws-service-role/{service}/{role}")
+        skip_checkov(
+            self.key,
+            "CKV_AWS_33",
+            "The only '*' principals are narrowed by an aws:PrincipalArn condition to this "
+            "account's Auto Scaling and Image Builder service-linked roles, which cannot be "
+            "named as principals: they are created on first use, and KMS refuses a key "
+            "policy naming a role that does not exist yet.",
+        )
 
     def share_with(self, accounts: list[str]) -> None:
         """Let `accounts` launch instances from the AMIs this key encrypts (the image

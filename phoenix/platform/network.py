@@ -9,6 +9,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from phoenix.config.environment import NetworkConfig
+from phoenix.platform.nag import VPC_DEFAULT_SECURITY_GROUP, skip_cdk_provider
 from phoenix.platform.observability import log_retention
 
 
@@ -81,4 +82,10 @@ class Network(Construct):
                     destination=destination, traffic_type=ec2.FlowLogTrafficType.ALL
                 )
             },
+        )
+        skip_cdk_provider(
+            Stack.of(self),
+            VPC_DEFAULT_SECURITY_GROUP,
+            "CDK's provider that removes the rules of the VPC's default security group, "
+            "calling only the EC2 API.",
         )
