@@ -14,7 +14,7 @@ faults armed at the time:
 
 The kinds (`Kind`), as AWS documents them:
 - THROTTLED: the call is throttled on every attempt the SDK makes (phoenix's clients
-  make 5), so the handler sees the throttling error: `Throttling` (Auto Scaling, ELB),
+  make 6), so the handler sees the throttling error: `Throttling` (Auto Scaling, ELB),
   `RequestLimitExceeded` (EC2, HTTP 503), `ThrottlingException` (JSON services).
 - SERVER_ERROR: an HTTP 500 (`InternalFailure`; EC2 `InternalError`; DynamoDB
   `InternalServerError`) on every attempt of the call.
@@ -30,12 +30,14 @@ from __future__ import annotations
 import enum
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
+import botocore.endpoint
 from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
 from botocore.exceptions import ReadTimeoutError
@@ -44,8 +46,8 @@ from botocore.httpsession import URLLib3Session
 from local.api_calls import LAMBDA_THREAD, iam_action
 
 # The attempts a phoenix client makes of one call (phoenix.kernel.clients: standard
-# retry mode, 5 attempts).
-CLIENT_ATTEMPTS = 5
+# retry mode with `max_attempts` 5, which botocore counts as retries after the first).
+CLIENT_ATTEMPTS = 6
 
 _QUERY_ERROR = (
     "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code>"
@@ -208,9 +210,24 @@ def _send(request: Any, **_: Any) -> AWSResponse | None:
     return _before_send(request, operation_model=getattr(_current, "model", None))
 
 
+class _Backoff:
+    """botocore's `time`, for its endpoint's sleep between attempts: a handler's backoff
+    (at most seconds; standard mode's base of 1 s doubling to 20 s) passes no real time
+    here, where simulated time moves a minute at a time; anything else sleeps as asked."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+    @staticmethod
+    def sleep(seconds: float) -> None:
+        if _function() is None:
+            time.sleep(seconds)
+
+
 def install() -> None:
     """The hooks, on boto3's default session (once: registering twice under one id is a
     no-op). Before any client is made: a client keeps the hooks it was made with."""
+    botocore.endpoint.time = _Backoff()  # type: ignore[attr-defined]
     if boto3.DEFAULT_SESSION is None:
         boto3.setup_default_session()
     session = boto3.DEFAULT_SESSION

@@ -7,8 +7,14 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from moto.autoscaling.models import autoscaling_backends
+from moto.dynamodb.models import dynamodb_backends
+from moto.dynamodb.models.dynamo_type import DynamoType
+from moto.elbv2.models import elbv2_backends
+from moto.ssm.models import ssm_backends
+
 from local.cloudformation import aws_client
-from local.embedded import EmbeddedAws
+from local.embedded import ACCOUNT, REGION, EmbeddedAws
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,38 @@ class FleetView:
             fleet_item=ledger_item(aws, f"FLEET#{fleet}", "FLEET", environment, region),
         )
 
+    @classmethod
+    def peek(cls, fleet: str, environment: str = "sandbox", region: str = REGION) -> FleetView:
+        """The same view read straight from moto's backends, in this process, without a
+        request (what the chaos test checks after every step; `read` is what a user of
+        the APIs sees, and a test holds the two equal)."""
+        groups = {
+            name.rsplit("-", 1)[1]: group
+            for name, group in autoscaling_backends[ACCOUNT][region].autoscaling_groups.items()
+            if name.startswith(f"phoenix-{environment}-{fleet}-")
+        }
+        amis = {
+            slot: {state.instance.image_id for state in group.instance_states}
+            for slot, group in groups.items()
+        }
+        slot_of = {arn: slot for slot, g in groups.items() for arn in g.target_group_arns}
+        weights: dict[str, int] = {}
+        for balancer in list(elbv2_backends[ACCOUNT][region].load_balancers.values()):
+            for listener in list(balancer.listeners.values()):
+                action = listener.default_actions[0]
+                for target in action.data.get("ForwardConfig", {}).get("TargetGroups", []):
+                    if target["TargetGroupArn"] in slot_of:
+                        weights[slot_of[target["TargetGroupArn"]]] = int(target["Weight"])
+        pointer = ssm_backends[ACCOUNT][region].get_parameter(f"/phoenix/{environment}/{fleet}/ami")
+        assert pointer is not None
+        return cls(
+            amis_by_slot=amis,
+            desired_by_slot={s: int(g.desired_capacity or 0) for s, g in groups.items()},
+            weights=weights if len(groups) > 1 else {"blue": 100},
+            pointer=str(pointer.value),
+            fleet_item=peek_item(f"FLEET#{fleet}", "FLEET", environment, region),
+        )
+
     @property
     def serving_amis(self) -> set[str]:
         """The AMIs of the instances in slots that receive traffic."""
@@ -91,6 +129,19 @@ def ledger_item(
         TableName=ledger_table(aws, environment, region), Key={"pk": {"S": pk}, "sk": {"S": sk}}
     )
     return dict(item.get("Item", {}))
+
+
+def peek_item(
+    pk: str, sk: str, environment: str = "sandbox", region: str = REGION
+) -> dict[str, Any]:
+    """A ledger item read straight from moto's DynamoDB backend (see FleetView.peek)."""
+    backend = dynamodb_backends[ACCOUNT][region]
+    own = re.compile(
+        rf"^phoenix-{re.escape(environment)}-([a-z]{{2}}-[a-z]+-\d-)?[^-]*Ledger[^-]*-[^-]+$"
+    )
+    (name,) = [name for name in list(backend.tables) if own.match(name)]
+    item = backend.get_table(name).get_item(DynamoType({"S": pk}), DynamoType({"S": sk}))
+    return dict(item.to_json()["Attributes"]) if item is not None else {}
 
 
 def release_item(aws: EmbeddedAws, fleet: str, release_id: str) -> dict[str, Any]:

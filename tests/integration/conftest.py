@@ -20,11 +20,20 @@ from local.embedded import EmbeddedAws
 CONFIG = Path(__file__).resolve().parent / "config"
 # The modules that deploy an environment of their own, in their own embedded AWS.
 OWN_ENVIRONMENT = ("test_disaster_recovery.py", "test_plan.py")
+# The shared sandbox's modules that put it through random or faulty releases: after the
+# others, so that those start from the releases they expect.
+LAST_OF_SHARED = ("test_faults.py", "test_chaos.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The shared sandbox's modules first, in pytest's order; then the others."""
-    items.sort(key=lambda item: item.path.name in OWN_ENVIRONMENT)
+    """The shared sandbox's modules first, in pytest's order (the faults and chaos last);
+    then the others."""
+    items.sort(
+        key=lambda item: (
+            item.path.name in OWN_ENVIRONMENT,
+            item.path.name in LAST_OF_SHARED and LAST_OF_SHARED.index(item.path.name),
+        )
+    )
 
 
 class SharedSandbox:

@@ -1,0 +1,94 @@
+"""Faults at every call that changes state, in the embedded AWS (local/reliability.py).
+
+Each scenario (a release of each strategy; a canary and a rolling release rolled back by
+their alarms; a blue_green release rolled back by its own gate) runs once without a
+fault to find the calls it makes that change state; then once per call and fault kind
+(throttled, 5xx, timed out after taking effect, process died after the call), with the
+invariants checked after each run. Then the stateful chaos test's sequences
+(tests/chaos.py), `--sequences` of them.
+
+    .venv/bin/python -m bench.reliability [--sequences 1000]
+
+Prints a table of kind x injection points x runs x survived x lost, each violation, and
+last: `reliability: F faults injected, S survived, L lost; C chaos sequences, V invariant
+violations`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from bench.quiet import logs_to_file
+from local import reliability
+from local.embedded import EmbeddedAws
+from local.faults import Kind
+from tests.chaos import World, run_in
+
+REPO = Path(__file__).resolve().parent.parent
+CONFIG = REPO / "tests" / "integration" / "config"
+
+
+def faults(aws: EmbeddedAws) -> list[reliability.Outcome]:
+    outcomes: list[reliability.Outcome] = []
+    for scenario, points, baseline in reliability.injection_points(aws):
+        if baseline.violations:
+            raise SystemExit(f"{scenario.name} fails without a fault: {baseline.violations}")
+        for point in points:
+            for kind in Kind:
+                outcomes.append(reliability.inject(aws, scenario, point, kind))
+    return outcomes
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sequences", type=int, default=1000)
+    options = parser.parse_args()
+    started = time.perf_counter()
+    with (
+        logs_to_file("bench-reliability") as logs,
+        tempfile.TemporaryDirectory() as scratch,
+        EmbeddedAws() as aws,
+    ):
+        aws.deploy("sandbox", outdir=Path(scratch) / "cdk.out", config_dir=CONFIG)
+        outcomes = faults(aws)
+        world = World(aws, strict=False)  # the chaos sequences, in the same sandbox
+        run_in(world, options.sequences)
+    took = time.perf_counter() - started
+
+    by_kind: dict[Kind, list[reliability.Outcome]] = defaultdict(list)
+    for outcome in outcomes:
+        assert outcome.kind is not None
+        by_kind[outcome.kind].append(outcome)
+    print("faults at every call that changes state (one at a time, invariants after each)")
+    print(f"{'kind':<30} {'points':>6} {'runs':>5} {'survived':>8} {'lost':>5}")
+    for kind, runs in by_kind.items():
+        points = {(o.scenario, str(o.point)) for o in runs}
+        survived = sum(o.survived for o in runs)
+        lost = sum(o.lost for o in runs)
+        print(f"{kind.value:<30} {len(points):>6} {len(runs):>5} {survived:>8} {lost:>5}")
+    for outcome in outcomes:
+        if not outcome.survived:
+            print(f"  {outcome.scenario}, {outcome.point}, {outcome.kind}: {outcome.violations}")
+    print(f"chaos: {world.sequences} sequences of at most 4 steps (fixed seed)")
+    for what, times in sorted(world.tally.items()):
+        print(f"  {what:<30} {times:>6}")
+    for violation in world.violations:
+        print(f"  violated: {violation}")
+    print(f"(logs: {logs}; {took:.0f} s)")
+    survived = sum(o.survived for o in outcomes)
+    lost = sum(o.lost for o in outcomes)
+    print(
+        f"reliability: {len(outcomes)} faults injected, {survived} survived, {lost} lost; "
+        f"{world.sequences} chaos sequences, {len(world.violations)} invariant violations"
+    )
+    return 0 if survived == len(outcomes) and not world.violations else 1
+
+
+
+if __name__ == "__main__":
+    sys.exit(main())
