@@ -51,7 +51,8 @@ import queue
 import re
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -188,6 +189,7 @@ def deliver(target: dict[str, Any], event: dict[str, Any], region: str) -> None:
         sqs.send_message(**message)
 
 
+# Deliveries waiting for a delivery thread.
 _pending: queue.Queue[tuple[dict[str, Any], dict[str, Any], str]] = queue.Queue()
 _taps: dict[str, Callable[[dict[str, Any]], None]] = {}
 
@@ -216,18 +218,85 @@ def _deliver_logged(target: dict[str, Any], event: dict[str, Any], region: str) 
         logger.exception("event %s not delivered to %s", event.get("id"), target["Arn"])
 
 
-def _delivery_loop() -> None:
-    while True:
-        target, event, region = _pending.get()
+def _delivery_loop(stop: threading.Event | None = None) -> None:
+    """Deliver what is pending; an extra worker of `concurrently` ends once `stop` is set
+    (it looks every 50 ms while nothing is pending)."""
+    while stop is None or not stop.is_set():
         try:
-            _deliver_logged(target, event, region)
+            delivery = _pending.get(timeout=None if stop is None else 0.05)
+        except queue.Empty:
+            continue
+        try:
+            _deliver_logged(*delivery)
         finally:
             _pending.task_done()
 
 
+# What `at_least_once` holds back to deliver late, in the opposite order, at the next drain.
+_held: list[tuple[dict[str, Any], dict[str, Any], str]] = []
+_mode = {"twice": False, "late": False}
+_held_lock = threading.Lock()
+
+
 def drain() -> None:
-    """Return once every event put so far has been delivered to its targets."""
+    """Return once every event put so far has been delivered to its targets (what
+    `at_least_once` held back, now, last first)."""
+    with _held_lock:
+        late, _held[:] = list(reversed(_held)), []
+    for delivery in late:
+        _pending.put(delivery)
     _pending.join()
+
+
+def _enqueue(delivery: tuple[dict[str, Any], dict[str, Any], str]) -> None:
+    copies = 2 if _mode["twice"] else 1
+    for _ in range(copies):
+        if _mode["late"]:
+            with _held_lock:
+                _held.append(delivery)
+        else:
+            _pending.put(delivery)
+
+
+@contextmanager
+def at_least_once(*, twice: bool = False, late: bool = False) -> Iterator[None]:
+    """Deliver as EventBridge may (the user guide: it delivers each event "at least
+    once", and an event can arrive late and out of order; "Retry policy"): with `twice`,
+    every Lambda and Step Functions delivery happens twice, the same event; with `late`,
+    deliveries wait until the next drain (the clock drains between simulated minutes)
+    and then arrive last first."""
+    drain()
+    _mode.update(twice=twice, late=late)
+    try:
+        yield
+    finally:
+        _mode.update(twice=False, late=False)
+        drain()
+
+
+@contextmanager
+def concurrently(workers: int = 8) -> Iterator[None]:
+    """Deliver with `workers` threads at once (a rule's targets are invoked as events
+    come, and Lambda runs concurrent invocations in environments of their own,
+    local/lambda_dispatch.py): events put together are handled concurrently. Outside
+    this block one thread delivers, in the order the events were put."""
+    _delivery_thread()
+    stop = threading.Event()
+    extra = [
+        threading.Thread(
+            target=_delivery_loop, args=(stop,), daemon=True, name=f"eventbridge-delivery-{n}"
+        )
+        for n in range(1, workers)
+    ]
+    for thread in extra:
+        thread.start()
+    try:
+        yield
+    finally:
+        drain()
+        stop.set()
+        for thread in extra:
+            thread.join()
 
 
 @functools.cache
@@ -262,7 +331,7 @@ def _delivering(send: Callable[..., Any]) -> Callable[..., Any]:
                 _deliver_logged(target, dict(original_event), self.region_name)
             else:
                 _delivery_thread()
-                _pending.put((target, dict(original_event), self.region_name))
+                _enqueue((target, dict(original_event), self.region_name))
         if others:
             kept = self.targets
             self.targets = others

@@ -4,7 +4,12 @@ moto runs function code in Docker, which is not here. A function whose handler i
 of phoenix's (`phoenix.<component>.<runtime|handlers>...lambda_handler`, the code the Lambda factory
 packages) is instead called in-process, as the Lambda runtime would call it:
 - with the function's environment variables and the runtime's own (AWS_REGION, the
-  function name, fake credentials, the embedded endpoint), only for the call's duration,
+  function name, fake credentials, the embedded endpoint), seen by the call's thread
+  only, for the call's duration,
+- in an execution environment of the function's own: an idle one, or a new one (the
+  handler's module imported afresh) when every other is busy, so invocations run
+  concurrently as Lambda runs them, each environment reused by later invocations and
+  none shared between functions; an environment whose process died is not reused,
 - with a context object carrying the function's name, ARN, memory and remaining time,
 - answered at the function's timeout as Lambda answers a timeout (a Python thread cannot
   be killed: the handler runs on in the background and its result is discarded),
@@ -32,6 +37,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import importlib.util
 import io
 import json
 import logging
@@ -52,7 +58,6 @@ from local import clock, destinations, faults, sim_time
 from local.cloudformation import embedded_endpoint
 
 HANDLER_PACKAGE = "phoenix."
-_environment_lock = threading.Lock()
 
 
 @dataclass
@@ -145,33 +150,49 @@ def _thread_environ() -> None:
 
 @contextmanager
 def function_environment(variables: dict[str, str]) -> Iterator[None]:
-    """The function's variables in os.environ, for the calling thread only, for one call;
-    one call at a time (each handler module is imported for its function, see
-    _module_for)."""
+    """The function's variables in os.environ, for the calling thread only, for one call."""
     _thread_environ()
-    with _environment_lock:
-        _overlays[threading.get_ident()] = dict(variables)
-        try:
-            yield
-        finally:
-            del _overlays[threading.get_ident()]
+    _overlays[threading.get_ident()] = dict(variables)
+    try:
+        yield
+    finally:
+        del _overlays[threading.get_ident()]
 
 
-_loaded_for: dict[str, str] = {}
+# Each function's execution environments that are idle, by (handler module, function
+# ARN): an invocation takes one, or starts a new one when all are busy (Lambda scales a
+# function out to one environment per concurrent invocation, and reuses an idle one:
+# "Lambda execution environments", "Understanding Lambda function scaling").
+_idle: dict[tuple[str, str], list[Any]] = {}
+_idle_lock = threading.Lock()
 
 
-def _module_for(module_name: str, function_arn: str) -> Any:
-    """The handler's module as this function's runtime would have imported it: with the
-    function's own environment. Module-level objects (Powertools Logger and Metrics)
-    read their settings at import, so a module first imported elsewhere (by the
-    infrastructure code, the tests, or another function with the same handler) is
-    imported again: each function is its own process in AWS."""
-    module = importlib.import_module(module_name)
-    from_a_file = module.__spec__ is not None and module.__spec__.origin is not None
-    if from_a_file and _loaded_for.get(module_name) != function_arn:
-        module = importlib.reload(module)
-        _loaded_for[module_name] = function_arn
+def _environment_for(module_name: str, function_arn: str) -> Any:
+    """An idle execution environment's handler module, or a new one: the module imported
+    afresh with this function's environment (module-level objects, Powertools Logger and
+    Metrics, read their settings at import), apart from every other environment's. A
+    module that is not from a file (a test's) is the one imported."""
+    with _idle_lock:
+        idle = _idle.get((module_name, function_arn))
+        if idle:
+            return idle.pop()
+    spec = importlib.util.find_spec(module_name)
+    if spec is None or spec.origin is None or spec.loader is None:
+        return importlib.import_module(module_name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
     return module
+
+
+def _idle_again(module_name: str, function_arn: str, module: Any) -> None:
+    with _idle_lock:
+        _idle.setdefault((module_name, function_arn), []).append(module)
+
+
+def forget_environments() -> None:
+    """Drop every idle execution environment (a new embedded AWS starts without any)."""
+    with _idle_lock:
+        _idle.clear()
 
 
 def invoke_handler(
@@ -182,15 +203,20 @@ def invoke_handler(
     outcome: dict[str, Any] = {}
 
     def run() -> None:
+        arn = context.invoked_function_arn
+        module = None
         try:
             with function_environment(variables):
-                module = _module_for(module_name, context.invoked_function_arn)
+                module = _environment_for(module_name, arn)
                 outcome["result"] = getattr(module, function_name)(event, context)
         except Exception as error:
             outcome["error"] = error
             outcome["trace"] = traceback.format_exception(error)
         except faults.ProcessDied:
-            outcome["died"] = True
+            outcome["died"] = True  # its environment is gone: not idle again
+            return
+        if module is not None:
+            _idle_again(module_name, arn, module)
 
     worker = threading.Thread(target=run, daemon=True, name=f"lambda:{context.function_name}")
     worker.start()
