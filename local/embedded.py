@@ -18,7 +18,7 @@ from typing import Any
 from moto.moto_api._internal.models import moto_api_backend
 from moto.server import ThreadedMotoServer
 
-from local import clock, cloudformation, eventbridge, install_extensions, lambda_dispatch
+from local import clock, cloudformation, eventbridge, install_extensions, lambda_environments
 from local.status import describe_fleets
 from phoenix.config.environment import load_environment
 from phoenix.kernel.clients import forget_clients
@@ -72,7 +72,7 @@ class EmbeddedAws:
         # Handlers keep their clients between invocations, as in a warm Lambda execution
         # environment; this AWS is a new one, on a new endpoint.
         forget_clients()
-        lambda_dispatch.forget_environments()
+        lambda_environments.forget_environments()
         return self
 
     def stop(self) -> None:

@@ -36,19 +36,15 @@ Other functions (CDK's own providers) keep moto's behaviour.
 from __future__ import annotations
 
 import functools
-import importlib
-import importlib.util
 import io
 import json
 import logging
-import os
 import threading
 import time
 import traceback
 import uuid
 import zipfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +52,11 @@ from moto.awslambda.models import LambdaFunction
 
 from local import clock, destinations, faults, sim_time
 from local.cloudformation import embedded_endpoint
+from local.lambda_environments import (
+    environment_for,
+    function_environment,
+    idle_again,
+)
 
 HANDLER_PACKAGE = "phoenix."
 
@@ -89,112 +90,6 @@ def is_phoenix_handler(handler: str | None) -> bool:
     return bool(handler) and str(handler).startswith(HANDLER_PACKAGE)
 
 
-# Each running handler's variables, by its thread: os.environ shows them to that thread
-# only. Written by hand: the standard library has no per-thread environment, and
-# mutating the process's environment for a call raced with every other thread reading
-# it (botocore iterates os.environ when it makes a client: a key removed meanwhile is a
-# KeyError, and another thread saw the function's AWS_REGION).
-_overlays: dict[int, dict[str, str | None]] = {}
-
-
-class _ThreadEnviron(os._Environ[str]):
-    """os.environ with each handler thread's own variables over the process's."""
-
-    def _overlay(self) -> dict[str, str | None] | None:
-        return _overlays.get(threading.get_ident())
-
-    def __getitem__(self, key: str) -> str:
-        overlay = self._overlay()
-        if overlay is not None and key in overlay:
-            value = overlay[key]
-            if value is None:
-                raise KeyError(key)
-            return value
-        return str(super().__getitem__(key))
-
-    def __setitem__(self, key: str, value: str) -> None:
-        overlay = self._overlay()
-        if overlay is None:
-            super().__setitem__(key, value)
-        else:
-            overlay[key] = str(value)
-
-    def __delitem__(self, key: str) -> None:
-        overlay = self._overlay()
-        if overlay is None:
-            super().__delitem__(key)
-            return
-        self[key]  # KeyError when absent, as os.environ raises
-        overlay[key] = None
-
-    def __iter__(self) -> Iterator[str]:
-        overlay = self._overlay()
-        base = list(super().__iter__())
-        if overlay is None:
-            yield from base
-            return
-        yield from (key for key in base if key not in overlay)
-        yield from (key for key, value in list(overlay.items()) if value is not None)
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
-
-    def copy(self) -> dict[str, str]:
-        return dict(self)
-
-
-def _thread_environ() -> None:
-    if not isinstance(os.environ, _ThreadEnviron):
-        os.environ.__class__ = _ThreadEnviron
-
-
-@contextmanager
-def function_environment(variables: dict[str, str]) -> Iterator[None]:
-    """The function's variables in os.environ, for the calling thread only, for one call."""
-    _thread_environ()
-    _overlays[threading.get_ident()] = dict(variables)
-    try:
-        yield
-    finally:
-        del _overlays[threading.get_ident()]
-
-
-# Each function's execution environments that are idle, by (handler module, function
-# ARN): an invocation takes one, or starts a new one when all are busy (Lambda scales a
-# function out to one environment per concurrent invocation, and reuses an idle one:
-# "Lambda execution environments", "Understanding Lambda function scaling").
-_idle: dict[tuple[str, str], list[Any]] = {}
-_idle_lock = threading.Lock()
-
-
-def _environment_for(module_name: str, function_arn: str) -> Any:
-    """An idle execution environment's handler module, or a new one: the module imported
-    afresh with this function's environment (module-level objects, Powertools Logger and
-    Metrics, read their settings at import), apart from every other environment's. A
-    module that is not from a file (a test's) is the one imported."""
-    with _idle_lock:
-        idle = _idle.get((module_name, function_arn))
-        if idle:
-            return idle.pop()
-    spec = importlib.util.find_spec(module_name)
-    if spec is None or spec.origin is None or spec.loader is None:
-        return importlib.import_module(module_name)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _idle_again(module_name: str, function_arn: str, module: Any) -> None:
-    with _idle_lock:
-        _idle.setdefault((module_name, function_arn), []).append(module)
-
-
-def forget_environments() -> None:
-    """Drop every idle execution environment (a new embedded AWS starts without any)."""
-    with _idle_lock:
-        _idle.clear()
-
-
 def invoke_handler(
     handler: str, event: Any, context: LambdaContext, variables: dict[str, str]
 ) -> Invocation:
@@ -207,7 +102,7 @@ def invoke_handler(
         module = None
         try:
             with function_environment(variables):
-                module = _environment_for(module_name, arn)
+                module = environment_for(module_name, arn)
                 outcome["result"] = getattr(module, function_name)(event, context)
         except Exception as error:
             outcome["error"] = error
@@ -216,7 +111,7 @@ def invoke_handler(
             outcome["died"] = True  # its environment is gone: not idle again
             return
         if module is not None:
-            _idle_again(module_name, arn, module)
+            idle_again(module_name, arn, module)
 
     worker = threading.Thread(target=run, daemon=True, name=f"lambda:{context.function_name}")
     worker.start()

@@ -18,7 +18,8 @@ from local.api_calls import LAMBDA_THREAD
 from local.cloudformation import aws_client
 from local.embedded import EmbeddedAws
 from local.faults import CLIENT_ATTEMPTS, Fault, Kind, ProcessDied, armed
-from local.lambda_dispatch import LambdaContext, function_environment, invoke_handler
+from local.lambda_dispatch import LambdaContext, invoke_handler
+from local.lambda_environments import function_environment
 from phoenix.kernel.clients import Clients
 
 TABLE = "faults"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import threading
 
-from local.lambda_dispatch import function_environment
+from local.lambda_environments import function_environment
 
 
 def test_a_handler_s_variables_are_seen_by_its_thread_only() -> None:
