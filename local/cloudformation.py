@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 import boto3
+from botocore.config import Config
 from moto.cloudformation import models as stacks
 from moto.cloudformation import parsing
 from moto.cloudformation.custom_model import CustomModel
@@ -39,13 +40,19 @@ _state: dict[str, str | None] = {"endpoint": None}
 
 
 # Clients of a server's endpoint, made once: making one costs more than most calls.
-_clients: dict[tuple[str, str, str], Any] = {}
+_clients: dict[tuple[str, str, str, bool], Any] = {}
+# One attempt per call, as a service calling another makes (EventBridge's own retries
+# are emulated in local/eventbridge_retries.py, not by the SDK's).
+_ONE_ATTEMPT = Config(retries={"total_max_attempts": 1})
 _clients_lock = threading.Lock()
 
 
-def endpoint_client(service: str, endpoint: str | None, region: str = "us-east-1") -> Any:
+def endpoint_client(
+    service: str, endpoint: str | None, region: str = "us-east-1", *, once: bool = False
+) -> Any:
     """A boto3 client for an embedded AWS endpoint (None: moto's in-process mock, made
-    anew each time: a mock's clients belong to it)."""
+    anew each time: a mock's clients belong to it); with `once`, making one attempt per
+    call."""
     # boto3's stubs type a client by a literal service name; `service` is any one.
     make: Callable[..., Any] = boto3.client
 
@@ -56,12 +63,13 @@ def endpoint_client(service: str, endpoint: str | None, region: str = "us-east-1
             endpoint_url=endpoint,
             aws_access_key_id="testing",
             aws_secret_access_key="testing",  # noqa: S106 - moto's fake credentials
+            config=_ONE_ATTEMPT if once else None,
         )
 
     if endpoint is None:
         return new()
     with _clients_lock:
-        key = (service, endpoint, region)
+        key = (service, endpoint, region, once)
         if key not in _clients:
             _clients[key] = new()
         return _clients[key]
@@ -72,9 +80,10 @@ def embedded_endpoint() -> str | None:
     return _state["endpoint"]
 
 
-def aws_client(service: str, region: str) -> Any:
-    """A boto3 client for the embedded AWS this process serves (or mocks)."""
-    return endpoint_client(service, _state["endpoint"], region)
+def aws_client(service: str, region: str, *, once: bool = False) -> Any:
+    """A boto3 client for the embedded AWS this process serves (or mocks); with `once`,
+    making one attempt per call."""
+    return endpoint_client(service, _state["endpoint"], region, once=once)
 
 
 def install(endpoint: str | None = None) -> None:

@@ -17,7 +17,8 @@ delivery thread in the order the events were put: a handler whose call puts an e
 `drain()` waits until every event put so far is delivered; the simulated clock drains
 between minutes, and tests drain before they look. SQS targets are delivered before
 PutEvents returns. A delivery that fails is logged and never fails the call that
-produced the event.
+produced the event: it is retried by the target's retry policy, then put in its
+dead-letter queue or dropped (local/eventbridge_retries.py).
 
 An event bus target (in this or another Region or account) receives the event itself,
 asynchronously like a Lambda target, as the EventBridge user guide describes bus-to-bus
@@ -33,7 +34,8 @@ Region"):
 - the rule delivers with the target's role ("Delivery role": events:PutEvents on the
   destination bus): a target without a role, or whose role may not put events on that
   bus (local.iam_policy's evaluator on the role's policies as deployed), is not
-  delivered, as AWS counts a failed invocation;
+  delivered, as AWS counts a failed invocation (a permissions error: not retried, to
+  the dead-letter queue);
 - an event that arrived from another bus goes no further to a bus ("EventBridge can't
   route events received from a sender event bus to a third event bus").
 Input transformation of a bus target (Input, InputPath, InputTransformer) is not
@@ -61,7 +63,9 @@ from moto.events.models import Rule, events_backends
 from moto.events.utils import EventMessageType
 from moto.utilities.arns import parse_arn
 
+from local import eventbridge_retries
 from local.cloudformation import aws_client
+from local.eventbridge_retries import Delivery
 from local.iam import role_policies
 from local.iam_policy import Decision, Request, evaluate
 
@@ -171,12 +175,12 @@ def deliver(target: dict[str, Any], event: dict[str, Any], region: str) -> None:
     arn = parse_arn(target["Arn"])
     payload = target_input(target, event)
     if arn.service == "lambda":
-        aws_client("lambda", region).invoke(
+        aws_client("lambda", region, once=True).invoke(
             FunctionName=target["Arn"], InvocationType="Event", Payload=payload.encode()
         )
     elif arn.service == "states":
         # EventBridge names the execution itself; moto would name every one "None".
-        aws_client("stepfunctions", region).start_execution(
+        aws_client("stepfunctions", region, once=True).start_execution(
             stateMachineArn=target["Arn"], name=str(uuid.uuid4()), input=payload
         )
     elif arn.service == "sqs":
@@ -190,7 +194,7 @@ def deliver(target: dict[str, Any], event: dict[str, Any], region: str) -> None:
 
 
 # Deliveries waiting for a delivery thread.
-_pending: queue.Queue[tuple[dict[str, Any], dict[str, Any], str]] = queue.Queue()
+_pending: queue.Queue[Delivery] = queue.Queue()
 _taps: dict[str, Callable[[dict[str, Any]], None]] = {}
 
 
@@ -205,15 +209,19 @@ def tap(rule_name: str, listener: Callable[[dict[str, Any]], None]) -> Callable[
     return stop
 
 
-def _deliver_logged(target: dict[str, Any], event: dict[str, Any], region: str) -> None:
+def _deliver_logged(delivery: Delivery) -> None:
+    """Deliver; a failed delivery never fails the producer's call: EventBridge retries it,
+    then puts it in the target's dead-letter queue or drops it (eventbridge_retries)."""
+    target, event = delivery.target, delivery.event
     try:
-        deliver(target, event, region)
+        deliver(target, event, delivery.region)
     except BusNotDeliveredError as refused:
         logger.warning("event %s not delivered to %s: %s", event.get("id"), target["Arn"], refused)
+        eventbridge_retries.failed(delivery, "NOT_DELIVERED", str(refused), _enqueue_one)
     except ClientError as error:
-        # A failed delivery never fails the producer's call; AWS would retry it and then
-        # drop it or send it to the target's dead-letter queue.
         logger.warning("event %s not delivered to %s: %s", event.get("id"), target["Arn"], error)
+        code = str(error.response.get("Error", {}).get("Code", "ClientError"))
+        eventbridge_retries.failed(delivery, code, str(error), _enqueue_one)
     except Exception:
         logger.exception("event %s not delivered to %s", event.get("id"), target["Arn"])
 
@@ -227,13 +235,13 @@ def _delivery_loop(stop: threading.Event | None = None) -> None:
         except queue.Empty:
             continue
         try:
-            _deliver_logged(*delivery)
+            _deliver_logged(delivery)
         finally:
             _pending.task_done()
 
 
 # What `at_least_once` holds back to deliver late, in the opposite order, at the next drain.
-_held: list[tuple[dict[str, Any], dict[str, Any], str]] = []
+_held: list[Delivery] = []
 _mode = {"twice": False, "late": False}
 _held_lock = threading.Lock()
 
@@ -248,7 +256,11 @@ def drain() -> None:
     _pending.join()
 
 
-def _enqueue(delivery: tuple[dict[str, Any], dict[str, Any], str]) -> None:
+def _enqueue_one(delivery: Delivery) -> None:
+    _pending.put(delivery)
+
+
+def _enqueue(delivery: Delivery) -> None:
     copies = 2 if _mode["twice"] else 1
     for _ in range(copies):
         if _mode["late"]:
@@ -327,11 +339,12 @@ def _delivering(send: Callable[..., Any]) -> Callable[..., Any]:
         ]
         others = [t for t in self.targets if t not in ours]
         for target in ours:
+            delivery = Delivery(target, dict(original_event), self.region_name, self.arn)
             if parse_arn(target["Arn"]).service == "sqs":
-                _deliver_logged(target, dict(original_event), self.region_name)
+                _deliver_logged(delivery)
             else:
                 _delivery_thread()
-                _enqueue((target, dict(original_event), self.region_name))
+                _enqueue(delivery)
         if others:
             kept = self.targets
             self.targets = others

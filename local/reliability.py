@@ -16,8 +16,8 @@ of `invariants`:
 - the release's ledger item is closed with its outcome;
 - the rollback window has passed (it is a wait in the release's execution) and nothing
   stays scaled up in the idle slot;
-- no event was lost: each asynchronous invocation either succeeded or its record is in
-  the undelivered events' queue (lambda_dispatch.lost lists what was dropped).
+- no event was lost: each delivery and asynchronous invocation either succeeded or went
+  to the undelivered events' queue (`lost_so_far` counts what was dropped).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from typing import Any
 from moto.autoscaling.models import autoscaling_backends
 from moto.elbv2.models import elbv2_backends
 
-from local import clock, lambda_dispatch
+from local import clock, eventbridge_retries, lambda_dispatch
 from local.api_calls import CallLog, recording
 from local.application import instance_health
 from local.embedded import ACCOUNT, REGION, EmbeddedAws
@@ -65,6 +65,12 @@ SCENARIOS = (
 # Each fleet of tests/integration/config keeps 2 instances serving (2 desired, 100%
 # minimum healthy).
 REQUIRED_SERVING = 2
+
+
+def lost_so_far() -> int:
+    """Events lost so far: asynchronous invocations Lambda dropped after its retries, and
+    deliveries EventBridge dropped after its own (neither had a queue to go to)."""
+    return len(lambda_dispatch.lost) + len(eventbridge_retries.dropped)
 
 
 def changes_state(action: str) -> bool:
@@ -186,7 +192,7 @@ def release(
     baked = aws.bake(
         pipeline="reliability", version=f"9.{next(_versions)}.0", health=scenario.health
     )
-    lost_before = len(lambda_dispatch.lost)
+    lost_before = lost_so_far()
     outcome = Outcome(scenario.name, None, fault.kind if fault else None)
     with recording() as calls, CapacityWatch(scenario.fleet) as watch:
         if fault is None:
@@ -203,7 +209,7 @@ def release(
     if min(watch.seen) < REQUIRED_SERVING:
         outcome.violations.append(f"serving capacity fell to {min(watch.seen)}")
     outcome.violations += invariants(aws, scenario.fleet, execution["name"])
-    outcome.lost = len(lambda_dispatch.lost) - lost_before
+    outcome.lost = lost_so_far() - lost_before
     if outcome.lost:
         outcome.violations.append(f"{outcome.lost} events lost")
     return outcome, calls

@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
-from local import lambda_dispatch, reliability
+from local import reliability
 from local.embedded import ACCOUNT, REGION, EmbeddedAws
 from local.faults import Fault, Kind, armed
 from local.fleet_view import FleetView, peek_item
@@ -150,7 +150,7 @@ class FleetChaos(RuleBasedStateMachine):
         super().__init__()
         self.aws = self.world.aws
         self.before = set(self.aws.executions())
-        self.lost_before = len(lambda_dispatch.lost)
+        self.lost_before = reliability.lost_so_far()
         self.faults = ExitStack()
         self.armed: list[Fault] = []
         self.broken = False
@@ -226,7 +226,7 @@ class FleetChaos(RuleBasedStateMachine):
         self.world.tally.update(f"release {e['status'].lower()}" for e in started)
         self.world.tally["faults met"] += sum(bool(f.served) for f in self.armed)
         broken = settled_invariants(self.aws, releases)
-        lost = len(lambda_dispatch.lost) - self.lost_before
+        lost = reliability.lost_so_far() - self.lost_before
         if lost:
             broken.append(f"{lost} events lost")
         self._found(broken)
