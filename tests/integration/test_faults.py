@@ -78,7 +78,9 @@ def test_the_points_are_the_declared_calls_that_change_state(
     reached = {(p.handler, p.action) for _, points, _ in found for p in points}
     assert {(h, a) for h, a in reached if h in handlers} <= declared
     # Every declared call that changes state is a point, or is named above with the test
-    # that makes it (the launch a group update implies is not a call of the handler)
+    # that makes it (the launch a group update implies is not a call of the handler; and
+    # a scenario may reach a named one, as finalize untags an AMI the sandbox's earlier
+    # releases left tagged)
     named = {
         (ROLLBACK_HANDLER if step == "rollback" else step_handler(step), action)
         for step, action in NOT_IN_SCENARIOS
@@ -87,7 +89,7 @@ def test_the_points_are_the_declared_calls_that_change_state(
         (h, a) for h, a in declared if a in IMPLIED and (h, a) != (TAGS_ITSELF, "ec2:CreateTags")
     }
     missing = declared - reached - implied
-    assert missing == named, sorted(missing ^ named)
+    assert missing <= named, sorted(missing - named)
 
 
 Found = list[tuple[Scenario, list[Point], Outcome]]
