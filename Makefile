@@ -20,6 +20,10 @@ export NPM_CONFIG_AUDIT := false
 export AWS_EC2_METADATA_DISABLED := true
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
+# Independent set-up steps (the Python environment, node_modules, checkov's environment)
+# and lint beside checkov's install run at once.
+MAKEFLAGS += --jobs=3
+
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 # checkov pins boto3 and botocore to versions other than phoenix's: its own environment.

@@ -7,12 +7,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from moto.autoscaling.models import autoscaling_backends
-from moto.elbv2.models import elbv2_backends
-
 from local import clock
-from local.application import instance_health
-from local.embedded import ACCOUNT, REGION, EmbeddedAws
+from local.embedded import EmbeddedAws
+from local.reliability import serving_capacity
 
 
 def request_release(aws: EmbeddedAws, fleet: str, ami: str) -> dict[str, Any]:
@@ -48,28 +45,3 @@ class CapacityWatch:
 
 def required_capacity(desired: int, min_healthy_percentage: int) -> int:
     return math.ceil(desired * min_healthy_percentage / 100)
-
-
-def serving_capacity(fleet: str) -> int:
-    groups = {
-        name: group
-        for name, group in autoscaling_backends[ACCOUNT][REGION].autoscaling_groups.items()
-        if name.startswith(f"phoenix-sandbox-{fleet}-")
-    }
-    group_of = {arn: g for g in groups.values() for arn in g.target_group_arns}
-    elbv2 = elbv2_backends[ACCOUNT][REGION]
-    serving = 0
-    for balancer in list(elbv2.load_balancers.values()):
-        for listener in list(balancer.listeners.values()):
-            for action in listener.default_actions:
-                targets = action.data.get("ForwardConfig", {}).get("TargetGroups", [])
-                if action.data.get("TargetGroupArn"):
-                    targets = [{"TargetGroupArn": action.data["TargetGroupArn"], "Weight": 1}]
-                for target in targets:
-                    group = group_of.get(target["TargetGroupArn"])
-                    if group is None or int(target.get("Weight", 1)) == 0:
-                        continue
-                    for state in group.active_instances():
-                        health = instance_health(ACCOUNT, REGION, state.instance.id)
-                        serving += health is not None and health != "failing"
-    return serving
