@@ -44,6 +44,31 @@ def faults(aws: EmbeddedAws) -> list[reliability.Outcome]:
     return outcomes
 
 
+def _show(line: str = "") -> None:
+    """Print now, past the redirect of stdout to the handlers' log (bench/quiet.py)."""
+    out = sys.__stdout__
+    assert out is not None
+    out.write(line + "\n")
+    out.flush()
+
+
+def _fault_table(outcomes: list[reliability.Outcome]) -> None:
+    by_kind: dict[Kind, list[reliability.Outcome]] = defaultdict(list)
+    for outcome in outcomes:
+        assert outcome.kind is not None
+        by_kind[outcome.kind].append(outcome)
+    _show("faults at every call that changes state (one at a time, invariants after each)")
+    _show(f"{'kind':<30} {'points':>6} {'runs':>5} {'survived':>8} {'lost':>5}")
+    for kind, runs in by_kind.items():
+        points = {(o.scenario, str(o.point)) for o in runs}
+        survived = sum(o.survived for o in runs)
+        lost = sum(o.lost for o in runs)
+        _show(f"{kind.value:<30} {len(points):>6} {len(runs):>5} {survived:>8} {lost:>5}")
+    for outcome in outcomes:
+        if not outcome.survived:
+            _show(f"  {outcome.scenario}, {outcome.point}, {outcome.kind}: {outcome.violations}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sequences", type=int, default=1000)
@@ -56,38 +81,24 @@ def main() -> int:
     ):
         aws.deploy("sandbox", outdir=Path(scratch) / "cdk.out", config_dir=CONFIG)
         outcomes = faults(aws)
+        _fault_table(outcomes)
+        _show(f"({time.perf_counter() - started:.0f} s so far)")
         world = World(aws, strict=False)  # the chaos sequences, in the same sandbox
-        run_in(world, options.sequences)
+        run_in(world, options.sequences, steps=3)
     took = time.perf_counter() - started
-
-    by_kind: dict[Kind, list[reliability.Outcome]] = defaultdict(list)
-    for outcome in outcomes:
-        assert outcome.kind is not None
-        by_kind[outcome.kind].append(outcome)
-    print("faults at every call that changes state (one at a time, invariants after each)")
-    print(f"{'kind':<30} {'points':>6} {'runs':>5} {'survived':>8} {'lost':>5}")
-    for kind, runs in by_kind.items():
-        points = {(o.scenario, str(o.point)) for o in runs}
-        survived = sum(o.survived for o in runs)
-        lost = sum(o.lost for o in runs)
-        print(f"{kind.value:<30} {len(points):>6} {len(runs):>5} {survived:>8} {lost:>5}")
-    for outcome in outcomes:
-        if not outcome.survived:
-            print(f"  {outcome.scenario}, {outcome.point}, {outcome.kind}: {outcome.violations}")
-    print(f"chaos: {world.sequences} sequences of at most 4 steps (fixed seed)")
+    _show(f"chaos: {world.sequences} sequences of at most 3 steps (fixed seed)")
     for what, times in sorted(world.tally.items()):
-        print(f"  {what:<30} {times:>6}")
+        _show(f"  {what:<30} {times:>6}")
     for violation in world.violations:
-        print(f"  violated: {violation}")
-    print(f"(logs: {logs}; {took:.0f} s)")
+        _show(f"  violated: {violation}")
+    _show(f"(logs: {logs}; {took:.0f} s)")
     survived = sum(o.survived for o in outcomes)
     lost = sum(o.lost for o in outcomes)
-    print(
+    _show(
         f"reliability: {len(outcomes)} faults injected, {survived} survived, {lost} lost; "
         f"{world.sequences} chaos sequences, {len(world.violations)} invariant violations"
     )
     return 0 if survived == len(outcomes) and not world.violations else 1
-
 
 
 if __name__ == "__main__":

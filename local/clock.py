@@ -105,6 +105,12 @@ def at(delay: float, action: Callable[[], None]) -> None:
         heapq.heappush(_due, (elapsed() + delay, next(_order), action))
 
 
+def scheduled() -> int:
+    """How many actions wait for simulated time to pass (retries, for example)."""
+    with _lock:
+        return len(_due)
+
+
 def _drop_due() -> None:
     with _lock:
         _due.clear()

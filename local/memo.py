@@ -6,18 +6,26 @@ Found by profiling releases in the embedded AWS (a sampling profiler over every 
   CPU). A parsed path is never changed by finding or updating with it.
 - the server lists moto's package folder on every request to match the host to a
   service (`list_of_moto_modules`); the folder does not change while it runs.
-Neither changes what any API answers.
+- EC2 finds an instance by id by walking every reservation; Auto Scaling and the
+  application model ask for each registered target every simulated minute, and moto
+  never deregisters a terminated instance, so a long-lived sandbox paid more each
+  minute than the last. Here the walk fills an index once; an instance is the same
+  object for its whole life (terminated ones stay in their reservation), so the index
+  answers what the walk would.
+None of these changes what any API answers.
 """
 
 from __future__ import annotations
 
 import functools
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
 import jsonpath_ng
 import jsonpath_ng.ext
 from moto import backends
+from moto.ec2.models.instances import Instance, InstanceBackend
 from moto.stepfunctions.parser.asl.component.common.path import result_path
 from moto.stepfunctions.parser.asl.utils import json_path
 
@@ -44,8 +52,23 @@ def _modules() -> Iterable[str]:
     return _moto_modules()
 
 
+_by_id = weakref.WeakKeyDictionary[InstanceBackend, dict[str, Instance]]()
+
+
+def _get_instance_by_id(self: InstanceBackend, instance_id: str) -> Instance | None:
+    index = _by_id.setdefault(self, {})
+    if instance_id not in index:
+        index.update(
+            (instance.id, instance)
+            for reservation in self.all_reservations()
+            for instance in reservation.instances
+        )
+    return index.get(instance_id)
+
+
 @functools.cache
 def install() -> None:
     json_path.parse = _parse_ext
     result_path.parse = _parse
     backends.list_of_moto_modules = _modules
+    InstanceBackend.get_instance_by_id = _get_instance_by_id  # type: ignore[method-assign]

@@ -8,14 +8,17 @@ the next steps happen: nothing waits for them to end. After every step:
 - every serving instance runs the pointer AMI or the AMI of the release in flight;
 - the listener's weights sum to 100 and, except while a canary step is in flight, point
   only at slots with instances;
-- at most one release execution runs per fleet, and its lock is held if and only if
-  one does.
+- at most one release acts on a fleet at a time (from its preflight until its ledger
+  item is closed), and it holds the fleet's lock; the lock is held only by a release
+  that runs. (A request for a locked or paused fleet still starts an execution, which
+  its preflight refuses, or queues when the fleet says so.)
 When a sequence ends, time passes until every release has ended and the rollback windows
 have passed; then the fleet serves the pointer AMI with all its traffic, nothing stays
 scaled up, every release's ledger item is closed with its outcome, and no event was lost.
 
-One deployed sandbox (tests/integration/config) serves every sequence: each starts from
-where the last left the fleets, which the invariants say is a serving fleet.
+One deployed sandbox (tests/local/config_chaos: the integration tests' fleets with short
+bakes and windows) serves every sequence: each starts from where the last left the
+fleets, which the invariants say is a serving fleet.
 """
 
 from __future__ import annotations
@@ -33,14 +36,16 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
-from local import reliability
+from local import clock, reliability
 from local.embedded import ACCOUNT, REGION, EmbeddedAws
 from local.faults import Fault, Kind, armed
 from local.fleet_view import FleetView, peek_item
 
-CONFIG = Path(__file__).resolve().parent / "integration" / "config"
+CONFIG = Path(__file__).resolve().parent / "local" / "config_chaos"
 FLEETS = ("web", "api", "worker")
 HEALTH = ("healthy", "failing", "erroring")
+# Who a request names (every phoenix request must: an event without it is refused).
+BY = {"requested_by": "chaos"}
 _versions = count(1)
 
 
@@ -61,9 +66,11 @@ class World:
         self.points = sorted(
             (function, action)
             for function, handler in self.functions.items()
+            if handler.startswith(("phoenix.release.", "phoenix.rollback."))
             for action in self.granted.get(handler, set())
             if reliability.changes_state(action)
             and not action.startswith(("logs:", "xray:", "kms:", "sqs:"))
+            and action not in {"ec2:RunInstances", "iam:PassRole"}  # Auto Scaling's, not theirs
         )
         self.alarms = {
             fleet: [
@@ -101,6 +108,16 @@ def _running() -> dict[str, list[tuple[str, dict[str, Any]]]]:
     return running
 
 
+def _acting(fleet: str, release: str) -> bool:
+    """Whether the release is past its preflight and its ledger item not yet closed: from
+    then until it closes it, it changes the fleet, and must hold the lock. (A request
+    for a locked or paused fleet still starts an execution, which its preflight refuses
+    or, when the fleet says so, queues until the lock is free.)"""
+    item = peek_item(f"FLEET#{fleet}", f"RELEASE#{release}")
+    steps = [s["M"]["step"]["S"] for s in item.get("steps", {}).get("L", [])]
+    return "preflight passed" in steps and "outcome" not in item
+
+
 def in_flight_invariants(aws: EmbeddedAws) -> list[str]:
     """What is wrong while releases may run (empty: nothing)."""
     broken: list[str] = []
@@ -108,11 +125,15 @@ def in_flight_invariants(aws: EmbeddedAws) -> list[str]:
     for fleet in FLEETS:
         view = FleetView.peek(fleet)
         executions = running[fleet]
-        if len(executions) > 1:
-            broken.append(f"{fleet}: {len(executions)} release executions run at once")
-        locked = "lock_owner" in view.fleet_item
-        if locked != bool(executions):
-            broken.append(f"{fleet}: lock held {locked}, executions running {len(executions)}")
+        owner = view.fleet_item.get("lock_owner", {}).get("S")
+        names = {name for name, _ in executions}
+        if owner is not None and owner not in names:
+            broken.append(f"{fleet}: the lock is held by {owner}, which does not run")
+        acting = sorted(name for name in names if _acting(fleet, name))
+        if len(acting) > 1:
+            broken.append(f"{fleet}: {len(acting)} releases act at once: {acting}")
+        for name in set(acting) - {owner}:
+            broken.append(f"{fleet}: release {name} acts without the lock")
         flying = {data.get("ami") for _, data in executions} - {None}
         allowed = {view.pointer} | flying
         if not view.serving_amis <= allowed:
@@ -153,6 +174,7 @@ class FleetChaos(RuleBasedStateMachine):
         self.lost_before = reliability.lost_so_far()
         self.faults = ExitStack()
         self.armed: list[Fault] = []
+        self.paused: set[str] = set()
         self.broken = False
         self.world.sequences += 1
 
@@ -160,7 +182,7 @@ class FleetChaos(RuleBasedStateMachine):
     def bake(self, fleet: str, health: str) -> None:
         self.world.tally[f"step: bake {health}"] += 1
         baked = self.aws.bake(pipeline="chaos", version=f"7.{next(_versions)}.0", health=health)
-        _put(self.aws, "Release Requested", {"fleet": fleet, "ami": baked.ami})
+        _put(self.aws, "Release Requested", {"fleet": fleet, "ami": baked.ami, **BY})
         self.aws.drain()
 
     @rule(fleet=st.sampled_from(FLEETS), which=st.integers(0, 10))
@@ -175,14 +197,15 @@ class FleetChaos(RuleBasedStateMachine):
     @rule(fleet=st.sampled_from(FLEETS))
     def rollback_request(self, fleet: str) -> None:
         self.world.tally["step: rollback request"] += 1
-        _put(self.aws, "Rollback Requested", {"fleet": fleet, "reason": "chaos"})
+        _put(self.aws, "Rollback Requested", {"fleet": fleet, "reason": "chaos", **BY})
         self.aws.drain()
 
     @rule(fleet=st.sampled_from(FLEETS), resume=st.booleans())
     def pause_or_resume(self, fleet: str, resume: bool) -> None:
         kind = "Releases Resumed" if resume else "Releases Paused"
+        (self.paused.discard if resume else self.paused.add)(fleet)
         self.world.tally[f"step: {kind.lower()}"] += 1
-        _put(self.aws, kind, {"fleet": fleet, "reason": "chaos"})
+        _put(self.aws, kind, {"fleet": fleet, "reason": "chaos", **BY})
         self.aws.drain()
 
     @rule(which=st.integers(0, 10_000), kind=st.sampled_from(list(Kind)))
@@ -212,15 +235,16 @@ class FleetChaos(RuleBasedStateMachine):
         assert not (broken and self.world.strict), broken
 
     def teardown(self) -> None:
-        self.faults.close()
         # Resume what the sequence paused; let every release end (its rollback window is a
         # wait in its execution: when none runs, every window has passed).
-        for fleet in FLEETS:
-            _put(self.aws, "Releases Resumed", {"fleet": fleet, "reason": "chaos ends"})
+        for fleet in sorted(self.paused):
+            _put(self.aws, "Releases Resumed", {"fleet": fleet, "reason": "chaos ends", **BY})
         self.aws.settle()
-        # Lambda's retries of what failed (a minute, then two) run, and what they start
-        self.aws.advance(reliability.ASYNC_RETRIES)
-        self.aws.settle()
+        # Lambda's and EventBridge's retries of what failed run, and what they start
+        if clock.scheduled():
+            self.aws.advance(reliability.ASYNC_RETRIES)
+            self.aws.settle()
+        self.faults.close()  # armed until the sequence's releases have ended
         started = [e for a, e in self.aws.executions().items() if a not in self.before]
         releases = [e["name"] for e in started]
         self.world.tally.update(f"release {e['status'].lower()}" for e in started)

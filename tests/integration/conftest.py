@@ -20,9 +20,9 @@ from local.embedded import EmbeddedAws
 CONFIG = Path(__file__).resolve().parent / "config"
 # The modules that deploy an environment of their own, in their own embedded AWS.
 OWN_ENVIRONMENT = ("test_disaster_recovery.py", "test_plan.py")
-# The shared sandbox's modules that put it through random or faulty releases: after the
+# The shared sandbox's modules that put it through faulty deliveries and releases: after the
 # others, so that those start from the releases they expect.
-LAST_OF_SHARED = ("test_delivery.py", "test_faults.py", "test_chaos.py")
+LAST_OF_SHARED = ("test_delivery.py", "test_faults.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
