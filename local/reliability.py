@@ -137,7 +137,12 @@ class CapacityWatch:
     every handler invocation."""
 
     fleet: str
+    required: int = REQUIRED_SERVING
     seen: list[int] = field(default_factory=list)
+
+    @property
+    def lowest(self) -> int:
+        return min(self.seen)
 
     def __enter__(self) -> CapacityWatch:
         self._stop = clock.watch(self.look)
@@ -206,8 +211,8 @@ def release(
         outcome.violations.append("no release started for the image")
         return outcome, calls
     outcome.status = execution["status"]
-    if min(watch.seen) < REQUIRED_SERVING:
-        outcome.violations.append(f"serving capacity fell to {min(watch.seen)}")
+    if watch.lowest < watch.required:
+        outcome.violations.append(f"serving capacity fell to {watch.lowest}")
     outcome.violations += invariants(aws, scenario.fleet, execution["name"])
     outcome.lost = lost_so_far() - lost_before
     if outcome.lost:
