@@ -16,7 +16,7 @@ When a sequence ends, time passes until every release has ended and the rollback
 have passed; then the fleet serves the pointer AMI with all its traffic, nothing stays
 scaled up, every release's ledger item is closed with its outcome, and no event was lost.
 
-One deployed sandbox (tests/local/config_chaos: the integration tests' fleets with short
+One deployed sandbox (tests/integration/config_chaos: the integration tests' fleets with short
 bakes and windows) serves every sequence: each starts from where the last left the
 fleets, which the invariants say is a serving fleet.
 """
@@ -41,7 +41,7 @@ from local.embedded import ACCOUNT, REGION, EmbeddedAws
 from local.faults import Fault, Kind, armed
 from local.fleet_view import FleetView, peek_item
 
-CONFIG = Path(__file__).resolve().parent / "local" / "config_chaos"
+CONFIG = Path(__file__).resolve().parent / "integration" / "config_chaos"
 FLEETS = ("web", "api", "worker")
 HEALTH = ("healthy", "failing", "erroring")
 # Who a request names (every phoenix request must: an event without it is refused).

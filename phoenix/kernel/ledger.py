@@ -274,8 +274,13 @@ class Ledger:
         """End `release_id`'s rollback window before its old slot goes; False when it had
         already ended (a rollback inside the window took it, or a later release came).
         The window rollback claims the same item under the opposite condition, so exactly
-        one of the two acts on the warm slot."""
-        return self.update_fleet_if(
+        one of the two acts on the warm slot.
+
+        True too when this release ended it already and nothing came since: the retire
+        step runs again when its scale-in failed after the window was closed, and must
+        finish what it began (a window rollback needs the warm slot, a rollback after the
+        window changes the outcome, a later release the last release)."""
+        closed = self.update_fleet_if(
             fleet,
             UpdateExpression="REMOVE warm_slot",
             ConditionExpression="last_release = :release AND last_outcome = :succeeded "
@@ -284,6 +289,14 @@ class Ledger:
                 ":release": {"S": release_id},
                 ":succeeded": {"S": "succeeded"},
             },
+        )
+        if closed:
+            return True
+        item = self.fleet_item(fleet)
+        return (
+            item.get("last_release") == release_id
+            and item.get("last_outcome") == "succeeded"
+            and "warm_slot" not in item
         )
 
     def record_flight(self, fleet: str, release_id: str, flight: dict[str, Any]) -> None:

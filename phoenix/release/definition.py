@@ -224,6 +224,11 @@ class ReleaseDefinition(Construct):
             time=sfn.WaitTime.seconds_path("$.fleet_spec.rollback_window_seconds"),
         )
         retire = self._step("RetireOldSlot", functions.finalize, "retire", "$.retired")
+        # Scaling the old slot in is idempotent: run it again rather than leave the slot up
+        # when AWS throttles or fails the call (bench/reliability.py found that).
+        retire.add_retry(
+            errors=[sfn.Errors.ALL], interval=Duration.seconds(2), max_attempts=3, backoff_rate=2
+        )
         retire.add_catch(done, errors=[sfn.Errors.ALL], result_path="$.error")
         keep_warm = (
             sfn.Choice(self, "KeepOldSlotWarm?")

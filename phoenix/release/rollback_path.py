@@ -61,6 +61,12 @@ def rollback_path(
         max_attempts=6,
         backoff_rate=1.5,
     )
+    # Anything else (AWS throttling or failing a call past the client's retries, the
+    # function's process ending): the rollback's moves are idempotent, so it runs again
+    # before the release is given up as failed with the new slot still up.
+    run.add_retry(
+        errors=[sfn.Errors.ALL], interval=Duration.seconds(2), max_attempts=3, backoff_rate=2
+    )
     run.add_catch(failed, errors=[sfn.Errors.ALL], result_path="$.rollback_error")
     # The event's output is not kept: PollRollback reads the refresh itself.
     await_rollback = step(

@@ -19,7 +19,7 @@ from local.embedded import EmbeddedAws
 
 CONFIG = Path(__file__).resolve().parent / "config"
 # The modules that deploy an environment of their own, in their own embedded AWS.
-OWN_ENVIRONMENT = ("test_disaster_recovery.py", "test_plan.py")
+OWN_ENVIRONMENT = ("test_chaos.py", "test_disaster_recovery.py", "test_plan.py")
 # The shared sandbox's modules that put it through faulty deliveries and releases: after the
 # others, so that those start from the releases they expect.
 LAST_OF_SHARED = ("test_delivery.py", "test_faults.py")
@@ -31,7 +31,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(
         key=lambda item: (
             item.path.name in OWN_ENVIRONMENT,
-            item.path.name in LAST_OF_SHARED and LAST_OF_SHARED.index(item.path.name),
+            item.path.name in LAST_OF_SHARED,
+            LAST_OF_SHARED.index(item.path.name) if item.path.name in LAST_OF_SHARED else 0,
         )
     )
 

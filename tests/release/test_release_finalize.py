@@ -341,13 +341,40 @@ def test_retire_ends_the_window_then_empties_the_old_slot_under_the_lock(
     ]
 
 
-def test_retire_keeps_the_old_slot_when_the_window_already_ended(aws: StubbedAws) -> None:
+@pytest.mark.parametrize(
+    "since",
+    [
+        {"last_release": "web-next", "last_outcome": "succeeded"},  # a later release
+        {**OURS, "last_outcome": "rolled back"},  # a rollback after the window
+        {**OURS, "warm_slot": "taken"},  # the window is still there: not this one's to end
+    ],
+)
+def test_retire_keeps_the_old_slot_when_the_window_already_ended(
+    aws: StubbedAws, since: dict[str, str]
+) -> None:
     # Given a rollback inside the window or a later release (which of the two:
     # tests/rollback/test_rollback_ledger.py, on a moto table)
     _expect_window_closed(aws, refused=True)
+    _fleet_item(aws, **since)
     result = handle(step_input(release_state(), "retire"), SETTINGS, aws.clients)
     assert result == {"retired": False}
-    assert aws.calls == ["dynamodb.UpdateItem"]
+    assert aws.calls == ["dynamodb.UpdateItem", "dynamodb.GetItem"]
+
+
+def test_retire_run_again_after_its_scale_in_failed_finishes_it(aws: StubbedAws) -> None:
+    # Given the window this release closed itself before its scale-in failed: still its
+    # success, no window left (the step's retry, bench/reliability.py found it needed)
+    _expect_window_closed(aws, refused=True)
+    _fleet_item(aws, **OURS)
+    _expect_lock(aws)
+    expect_put_parameter(aws, parameter("blue", "min-size"), "0")
+    aws.autoscaling.add_client_error("update_auto_scaling_group", service_error_code="Throttling")
+    expect_unlock(aws)
+
+    # When it runs again, it goes on to empty the old slot (here failing once more)
+    with pytest.raises(ClientError, match="Throttling"):
+        handle(step_input(release_state(), "retire"), SETTINGS, aws.clients)
+    assert aws.calls[:3] == ["dynamodb.UpdateItem", "dynamodb.GetItem", "dynamodb.UpdateItem"]
 
 
 def test_retire_keeps_the_old_slot_when_the_lock_is_refused(aws: StubbedAws) -> None:

@@ -13,6 +13,7 @@ import pytest
 from local.embedded import EmbeddedAws
 from local.fleet_view import FleetView
 from tests.chaos import CONFIG, FLEETS, World, in_flight_invariants, run_in
+from tests.integration.conftest import SharedSandbox
 
 SEQUENCES = 200
 # At most this many steps a sequence: bounded, so that 200 fit in make test.
@@ -20,7 +21,8 @@ STEPS = 3
 
 
 @pytest.fixture(scope="module")
-def aws() -> Iterator[EmbeddedAws]:
+def aws(shared_sandbox: SharedSandbox) -> Iterator[EmbeddedAws]:
+    shared_sandbox.end()  # one embedded AWS per process at a time
     with tempfile.TemporaryDirectory() as scratch, EmbeddedAws() as embedded:
         embedded.deploy("sandbox", outdir=Path(scratch) / "cdk.out", config_dir=CONFIG)
         yield embedded
