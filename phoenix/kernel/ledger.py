@@ -272,14 +272,9 @@ class Ledger:
 
     def close_window(self, fleet: str, release_id: str) -> bool:
         """End `release_id`'s rollback window before its old slot goes; False when it had
-        already ended (a rollback inside the window took it, or a later release came).
-        The window rollback claims the same item under the opposite condition, so exactly
-        one of the two acts on the warm slot.
-
-        True too when this release ended it already and nothing came since: the retire
-        step runs again when its scale-in failed after the window was closed, and must
-        finish what it began (a window rollback needs the warm slot, a rollback after the
-        window changes the outcome, a later release the last release)."""
+        already ended (a rollback took it, or a later release came): the window rollback
+        claims the same item under the opposite condition. True too when this release
+        ended it already (a retry of the retire step) and its success still stands."""
         closed = self.update_fleet_if(
             fleet,
             UpdateExpression="REMOVE warm_slot",
@@ -290,14 +285,9 @@ class Ledger:
                 ":succeeded": {"S": "succeeded"},
             },
         )
-        if closed:
-            return True
-        item = self.fleet_item(fleet)
-        return (
-            item.get("last_release") == release_id
-            and item.get("last_outcome") == "succeeded"
-            and "warm_slot" not in item
-        )
+        item = {} if closed else self.fleet_item(fleet)
+        ours = item.get("last_release") == release_id and "warm_slot" not in item
+        return closed or (ours and item.get("last_outcome") == "succeeded")
 
     def record_flight(self, fleet: str, release_id: str, flight: dict[str, Any]) -> None:
         """What the alarm-driven rollback needs of the release in flight (slots, AMIs), on
