@@ -22,6 +22,13 @@ _IAM_PREFIX = {"monitoring": "cloudwatch"}
 LAMBDA_THREAD = "lambda:"
 
 
+def current_function() -> str | None:
+    """The function whose handler runs in this thread (lambda_dispatch names the thread
+    after it), or None."""
+    name = threading.current_thread().name
+    return name.removeprefix(LAMBDA_THREAD) if name.startswith(LAMBDA_THREAD) else None
+
+
 def iam_action(model: Any) -> str:
     """`service:Operation` as IAM writes it, from a botocore OperationModel."""
     signing = model.service_model.signing_name
@@ -38,10 +45,10 @@ class CallLog:
         self._lock = threading.Lock()
 
     def __call__(self, model: Any, **_: Any) -> None:
-        thread = threading.current_thread().name
-        if not thread.startswith(LAMBDA_THREAD):
+        function = current_function()
+        if function is None:
             return
-        function, action = thread.removeprefix(LAMBDA_THREAD), iam_action(model)
+        action = iam_action(model)
         with self._lock:
             self.calls[(function, action)] += 1
             self.sequence.append((time.perf_counter(), function, action))

@@ -43,7 +43,7 @@ from botocore.compat import HTTPHeaders
 from botocore.exceptions import ReadTimeoutError
 from botocore.httpsession import URLLib3Session
 
-from local.api_calls import LAMBDA_THREAD, iam_action
+from local.api_calls import current_function, iam_action
 
 # The attempts a phoenix client makes of one call (phoenix.kernel.clients: standard
 # retry mode with `max_attempts` 5, which botocore counts as retries after the first).
@@ -115,12 +115,6 @@ def error_response(url: str, protocol: str, code: str, status: int) -> AWSRespon
     return AWSResponse(url, status, HTTPHeaders.from_dict(headers), _Raw(body))
 
 
-def _function() -> str | None:
-    """The function whose handler runs in this thread, or None."""
-    name = threading.current_thread().name
-    return name.removeprefix(LAMBDA_THREAD) if name.startswith(LAMBDA_THREAD) else None
-
-
 @dataclass
 class Fault:
     """One fault armed at one action (`elasticloadbalancing:ModifyListener`), met by the
@@ -134,14 +128,12 @@ class Fault:
     function: str | None = None
     invoking: str | None = None
     served: int = 0
-    # What the fault did, for a report: (function, action) of each attempt it met.
-    met: list[tuple[str, str]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def matches(self, model: Any) -> bool:
         if iam_action(model) != self.action:
             return False
-        function = _function()
+        function = current_function()
         if self.invoking is not None:
             return function is None
         return function is not None and self.function in (None, function)
@@ -151,7 +143,6 @@ class Fault:
             if self.served >= self.times:
                 return False
             self.served += 1
-            self.met.append((_function() or "", self.action))
             return True
 
 
@@ -220,7 +211,7 @@ class _Backoff:
 
     @staticmethod
     def sleep(seconds: float) -> None:
-        if _function() is None:
+        if current_function() is None:
             time.sleep(seconds)
 
 

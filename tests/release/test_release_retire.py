@@ -144,15 +144,21 @@ def test_retire_keeps_the_old_slot_when_the_window_already_ended(
     assert aws.calls == ["dynamodb.UpdateItem", "dynamodb.GetItem"]
 
 
+def _expect_scale_in_throttled(aws: StubbedAws) -> None:
+    """The retire step locks, sets the old slot's minimum to 0, is throttled emptying
+    the group, and unlocks."""
+    _expect_lock(aws)
+    expect_put_parameter(aws, parameter("blue", "min-size"), "0")
+    aws.autoscaling.add_client_error("update_auto_scaling_group", service_error_code="Throttling")
+    expect_unlock(aws)
+
+
 def test_retire_run_again_after_its_scale_in_failed_finishes_it(aws: StubbedAws) -> None:
     # Given the window this release closed itself before its scale-in failed: still its
     # success, no window left (the step's retry, bench/reliability.py found it needed)
     _expect_window_closed(aws, refused=True)
     _fleet_item(aws, **OURS)
-    _expect_lock(aws)
-    expect_put_parameter(aws, parameter("blue", "min-size"), "0")
-    aws.autoscaling.add_client_error("update_auto_scaling_group", service_error_code="Throttling")
-    expect_unlock(aws)
+    _expect_scale_in_throttled(aws)
 
     # When it runs again, it goes on to empty the old slot (here failing once more)
     with pytest.raises(ClientError, match="Throttling"):
@@ -173,10 +179,7 @@ def test_retire_keeps_the_old_slot_when_the_lock_is_refused(aws: StubbedAws) -> 
 
 def test_retire_unlocks_even_when_emptying_the_slot_fails(aws: StubbedAws) -> None:
     _expect_window_closed(aws)
-    _expect_lock(aws)
-    expect_put_parameter(aws, parameter("blue", "min-size"), "0")
-    aws.autoscaling.add_client_error("update_auto_scaling_group", service_error_code="Throttling")
-    expect_unlock(aws)
+    _expect_scale_in_throttled(aws)
 
     with pytest.raises(ClientError, match="Throttling"):
         handle(step_input(release_state(), "retire"), SETTINGS, aws.clients)
