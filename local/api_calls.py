@@ -11,8 +11,9 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
@@ -22,11 +23,30 @@ _IAM_PREFIX = {"monitoring": "cloudwatch"}
 LAMBDA_THREAD = "lambda:"
 
 
+# The event of the invocation a handler thread runs (lambda_dispatch sets it).
+_invocation = threading.local()
+
+
 def current_function() -> str | None:
     """The function whose handler runs in this thread (lambda_dispatch names the thread
     after it), or None."""
     name = threading.current_thread().name
     return name.removeprefix(LAMBDA_THREAD) if name.startswith(LAMBDA_THREAD) else None
+
+
+def current_event() -> Any:
+    """The event of the invocation this handler thread runs, or None."""
+    return getattr(_invocation, "event", None)
+
+
+@contextmanager
+def invocation(event: Any) -> Iterator[None]:
+    """This thread runs a handler on `event` while the block runs."""
+    _invocation.event = event
+    try:
+        yield
+    finally:
+        _invocation.event = None
 
 
 def iam_action(model: Any) -> str:
@@ -75,6 +95,62 @@ _recording_lock = threading.Lock()
 def _record(model: Any, **_: Any) -> None:
     for log in list(_recording):
         log(model)
+    for between in list(_between):
+        between.meet(model)
+
+
+@dataclass
+class Between:
+    """`run` once, just before the `nth` call of `action` by a handler whose invocation
+    `during` accepts (given the function's name and its event): in a thread of its own,
+    which the handler waits for, as if it happened while the call was on its way. What
+    `run` raised is kept in `error`; `calls` counts the calls met."""
+
+    action: str
+    during: Callable[[str, Any], bool]
+    run: Callable[[], None]
+    nth: int = 1
+    calls: int = 0
+    ran: bool = False
+    error: BaseException | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def meet(self, model: Any) -> None:
+        function = current_function()
+        if function is None or iam_action(model) != self.action:
+            return
+        if not self.during(function, current_event()):
+            return
+        with self._lock:
+            self.calls += 1
+            if self.ran or self.calls != self.nth:
+                return
+            self.ran = True
+        side = threading.Thread(target=self._run, name="between", daemon=True)
+        side.start()
+        side.join()
+
+    def _run(self) -> None:
+        try:
+            self.run()
+        except Exception as error:
+            self.error = error
+
+
+_between: list[Between] = []
+
+
+@contextmanager
+def between(interleaving: Between) -> Iterator[Between]:
+    """`interleaving` armed while the block runs."""
+    install()
+    with _recording_lock:
+        _between.append(interleaving)
+    try:
+        yield interleaving
+    finally:
+        with _recording_lock:
+            _between.remove(interleaving)
 
 
 def install() -> None:

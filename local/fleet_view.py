@@ -15,6 +15,7 @@ from moto.ssm.models import ssm_backends
 
 from local.cloudformation import aws_client
 from local.embedded import ACCOUNT, REGION, EmbeddedAws
+from phoenix.kernel.ledger import IN_PROGRESS
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,12 @@ class FleetView:
     @property
     def idle_desired(self) -> int:
         return sum(d for slot, d in self.desired_by_slot.items() if self.weights.get(slot) == 0)
+
+
+def closed(release: dict[str, Any]) -> bool:
+    """Whether a release item (DynamoDB attribute values) holds the outcome it ended with:
+    from Ledger.open_release until then it says IN_PROGRESS."""
+    return str(release.get("outcome", {}).get("S", IN_PROGRESS)) != IN_PROGRESS
 
 
 def ledger_table(aws: EmbeddedAws, environment: str = "sandbox", region: str = "") -> str:

@@ -50,7 +50,7 @@ from typing import Any
 
 from moto.awslambda.models import LambdaFunction
 
-from local import clock, destinations, faults, sim_time
+from local import api_calls, clock, destinations, faults, sim_time
 from local.cloudformation import embedded_endpoint
 from local.lambda_environments import (
     environment_for,
@@ -101,7 +101,7 @@ def invoke_handler(
         arn = context.invoked_function_arn
         module = None
         try:
-            with function_environment(variables):
+            with function_environment(variables), api_calls.invocation(event):
                 module = environment_for(module_name, arn)
                 outcome["result"] = getattr(module, function_name)(event, context)
         except Exception as error:

@@ -36,7 +36,7 @@ from local.api_calls import CallLog, recording
 from local.application import instance_health
 from local.embedded import ACCOUNT, REGION, EmbeddedAws
 from local.faults import CLIENT_ATTEMPTS, Fault, Kind, armed
-from local.fleet_view import FleetView, ledger_item
+from local.fleet_view import FleetView, closed, ledger_item
 from local.iam import role_policies
 
 # The verbs of calls that read; every other call changes state.
@@ -263,7 +263,7 @@ def invariants(aws: EmbeddedAws, fleet: str, release_id: str) -> list[str]:
         if weight > 0 and (view.desired_by_slot.get(slot, 0) == 0 or not view.amis_by_slot[slot]):
             broken.append(f"weight {weight} on slot {slot}, which has no instances")
     item = ledger_item(aws, f"FLEET#{fleet}", f"RELEASE#{release_id}")
-    if "outcome" not in item:
+    if not closed(item):
         broken.append(f"release {release_id} not closed in the ledger: {sorted(item)}")
     # The rollback window is a wait in the release's execution: it has passed.
     if view.idle_desired:

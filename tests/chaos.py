@@ -39,7 +39,7 @@ from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 from local import clock, reliability
 from local.embedded import ACCOUNT, REGION, EmbeddedAws
 from local.faults import Fault, Kind, armed
-from local.fleet_view import FleetView, peek_item
+from local.fleet_view import FleetView, closed, peek_item
 
 CONFIG = Path(__file__).resolve().parent / "integration" / "config_chaos"
 FLEETS = ("web", "api", "worker")
@@ -115,7 +115,7 @@ def _acting(fleet: str, release: str) -> bool:
     or, when the fleet says so, queues until the lock is free.)"""
     item = peek_item(f"FLEET#{fleet}", f"RELEASE#{release}")
     steps = [s["M"]["step"]["S"] for s in item.get("steps", {}).get("L", [])]
-    return "preflight passed" in steps and "outcome" not in item
+    return "preflight passed" in steps and not closed(item)
 
 
 def in_flight_invariants(aws: EmbeddedAws) -> list[str]:
@@ -159,7 +159,7 @@ def settled_invariants(aws: EmbeddedAws, releases: list[str]) -> list[str]:
     for name in releases:
         fleet = name.split("-", 1)[0]
         item = peek_item(f"FLEET#{fleet}", f"RELEASE#{name}")
-        if item and "outcome" not in item:
+        if item and not closed(item):
             broken.append(f"release {name} not closed in the ledger")
     return broken
 

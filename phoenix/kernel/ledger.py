@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from types_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
 FLEET_SK = "FLEET"
+# A release item's outcome from when it opens until it is closed with its real one.
+IN_PROGRESS = "in progress"
 # The tag that keeps an AMI from the image lifecycle's deletions (GoldenImagePipeline).
 ROLLBACK_TARGET_TAG = "phoenix:rollback-target"
 TARGET_SK = "ROLLBACK_TARGET"
@@ -199,7 +201,7 @@ class Ledger:
             "started_at": {"S": moment},
             "last_step_at": {"S": moment},
             "steps": {"L": []},
-            "outcome": {"S": "in progress"},
+            "outcome": {"S": IN_PROGRESS},
         }
         self._dynamodb.put_item(TableName=self.table, Item=item)
 
@@ -233,42 +235,92 @@ class Ledger:
         outcome: str,
         reason: str,
         good_ami: str | None,
-        previous_ami: str | None = None,
-        window: dict[str, Any] | None = None,
     ) -> None:
-        """Record the outcome on the release item and, when it ended on a good AMI (`good_ami`),
-        on the fleet item as its last known good AMI; a success also keeps the AMI before it
-        (`previous_ami`, what a later rollback releases) and, for blue_green/canary, the
-        rollback `window` (old and new slot, until when the old one stays warm)."""
+        """Record the outcome on the release item and, when it ended on a good AMI
+        (`good_ami`: a rollback's), on the fleet item as its last known good AMI."""
         moment = iso(clock.now())
-        self._dynamodb.update_item(
-            TableName=self.table,
-            Key=release_key(fleet, release_id),
-            UpdateExpression="SET outcome = :outcome, reason = :reason, ended_at = :at",
-            ExpressionAttributeValues={
-                ":outcome": {"S": outcome},
-                ":reason": {"S": reason},
-                ":at": {"S": moment},
-            },
-        )
+        self._close_item(fleet, release_id, outcome, reason, moment)
         if good_ami:
-            extra = {"previous_good_ami": previous_ami, "warm_slot": window}
-            settings = {name: value for name, value in extra.items() if value is not None}
-            assignments = "".join(f", {name} = :{name}" for name in settings)
+            update, values = _good_end(release_id, outcome, moment, good_ami, {})
             self._dynamodb.update_item(
                 TableName=self.table,
                 Key=fleet_key(fleet),
-                UpdateExpression="SET last_good_ami = :ami, last_release = :release, "
-                f"last_outcome = :outcome, last_ended_at = :at{assignments} REMOVE flight"
-                + ("" if window else ", warm_slot"),
-                ExpressionAttributeValues={
-                    ":ami": {"S": good_ami},
-                    ":release": {"S": release_id},
-                    ":outcome": {"S": outcome},
-                    ":at": {"S": moment},
-                    **{f":{name}": typed(value) for name, value in settings.items()},
-                },
+                UpdateExpression=update,
+                ExpressionAttributeValues=values,
             )
+
+    def close_success(
+        self,
+        fleet: str,
+        release_id: str,
+        *,
+        good_ami: str,
+        previous_ami: str | None,
+        window: dict[str, Any] | None,
+    ) -> bool:
+        """Close `release_id` as succeeded: the fleet item says it serves `good_ami`, keeps
+        the AMI before it (`previous_ami`, what a later rollback releases) and, for
+        blue_green/canary, the rollback `window` (old and new slot, until when the old one
+        stays warm); then the release item. Only while the release holds the fleet's lock
+        and no rollback has claimed it (one conditional write, which the in-flight
+        rollback's claim excludes): False, with nothing written, when a rollback took it
+        first. True again for a retry whose first attempt closed it and still stands."""
+        moment = iso(clock.now())
+        extra = {"previous_good_ami": previous_ami, "warm_slot": window}
+        update, values = _good_end(release_id, "succeeded", moment, good_ami, extra)
+        values[":rolled"] = {"S": release_id}
+        closed = self.update_fleet_if(
+            fleet,
+            UpdateExpression=update,
+            ConditionExpression="lock_owner = :release AND "
+            "(attribute_not_exists(rolled_back) OR rolled_back <> :rolled)",
+            ExpressionAttributeValues=values,
+        )
+        if not closed:
+            item = self.fleet_item(fleet)
+            if item.get("last_release") != release_id or item.get("last_outcome") != "succeeded":
+                return False
+        self._close_item(fleet, release_id, "succeeded", "", moment, if_open=True)
+        return True
+
+    def _close_item(
+        self,
+        fleet: str,
+        release_id: str,
+        outcome: str,
+        reason: str,
+        moment: str,
+        *,
+        if_open: bool = False,
+    ) -> None:
+        """The release item's outcome; with `if_open`, only while it has none (a rollback
+        that closed it meanwhile has the last word)."""
+        key = release_key(fleet, release_id)
+        update = "SET outcome = :outcome, reason = :reason, ended_at = :at"
+        values: dict[str, AttributeValueTypeDef] = {
+            ":outcome": {"S": outcome},
+            ":reason": {"S": reason},
+            ":at": {"S": moment},
+        }
+        if not if_open:
+            self._dynamodb.update_item(
+                TableName=self.table,
+                Key=key,
+                UpdateExpression=update,
+                ExpressionAttributeValues=values,
+            )
+            return
+        try:
+            self._dynamodb.update_item(
+                TableName=self.table,
+                Key=key,
+                UpdateExpression=update,
+                ConditionExpression="outcome = :open",
+                ExpressionAttributeValues={**values, ":open": {"S": IN_PROGRESS}},
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
 
     def close_window(self, fleet: str, release_id: str) -> bool:
         """End `release_id`'s rollback window before its old slot goes; False when it had
@@ -396,3 +448,26 @@ class Ledger:
             UpdateExpression="SET rollback_targets = :amis",
             ExpressionAttributeValues={":amis": typed(sorted(amis))},
         )
+
+
+def _good_end(
+    release_id: str, outcome: str, moment: str, good_ami: str, extra: dict[str, Any]
+) -> tuple[str, dict[str, AttributeValueTypeDef]]:
+    """The fleet item's update when `release_id` ended on `good_ami`: its last release and
+    outcome, the flight gone, and `extra` (name -> value; None leaves it out) set; a
+    success with no window (or any other end) removes the window."""
+    settings = {name: value for name, value in extra.items() if value is not None}
+    assignments = "".join(f", {name} = :{name}" for name in settings)
+    update = (
+        "SET last_good_ami = :ami, last_release = :release, last_outcome = :outcome, "
+        f"last_ended_at = :at{assignments} REMOVE flight"
+        + ("" if "warm_slot" in settings else ", warm_slot")
+    )
+    values: dict[str, AttributeValueTypeDef] = {
+        ":ami": {"S": good_ami},
+        ":release": {"S": release_id},
+        ":outcome": {"S": outcome},
+        ":at": {"S": moment},
+        **{f":{name}": typed(value) for name, value in settings.items()},
+    }
+    return update, values

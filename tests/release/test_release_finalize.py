@@ -22,6 +22,7 @@ from tests.release.release_state import (
     VERSION,
     IsoAfter,
     StubbedAws,
+    conditional_check_failed,
     expect_event,
     expect_put_parameter,
     expect_step,
@@ -50,15 +51,8 @@ def aws() -> Iterator[StubbedAws]:
     stubbed.verify()
 
 
-def _expect_close(
-    aws: StubbedAws,
-    outcome: str,
-    reason: str,
-    good_ami: str | None,
-    kept: dict[str, Any] | None = None,
-) -> None:
-    """The release item closed; with `good_ami`, the fleet item too (and, on a success,
-    what a later rollback needs: `kept`, the previous good AMI and the warm slot)."""
+def _expect_close(aws: StubbedAws, outcome: str, reason: str, good_ami: str | None) -> None:
+    """The release item closed; with `good_ami`, the fleet item too."""
     aws.dynamodb.add_response(
         "update_item",
         {},
@@ -87,7 +81,46 @@ def _expect_close(
                 ":release": {"S": RELEASE_ID},
                 ":outcome": {"S": outcome},
                 ":at": ANY,
-                **{f":{name}": value for name, value in (kept or {}).items()},
+            },
+        },
+    )
+
+
+def _expect_success(aws: StubbedAws, kept: dict[str, Any]) -> None:
+    """The fleet item closed as succeeded while the release holds the lock and no rollback
+    claimed it (`kept`: see _kept); then the release item, unless a rollback closed it."""
+    aws.dynamodb.add_response(
+        "update_item",
+        {},
+        {
+            "TableName": TABLE,
+            "Key": fleet_key(),
+            "UpdateExpression": ANY,
+            "ConditionExpression": "lock_owner = :release AND "
+            "(attribute_not_exists(rolled_back) OR rolled_back <> :rolled)",
+            "ExpressionAttributeValues": {
+                ":ami": {"S": AMI},
+                ":release": {"S": RELEASE_ID},
+                ":rolled": {"S": RELEASE_ID},
+                ":outcome": {"S": "succeeded"},
+                ":at": ANY,
+                **{f":{name}": value for name, value in kept.items()},
+            },
+        },
+    )
+    aws.dynamodb.add_response(
+        "update_item",
+        {},
+        {
+            "TableName": TABLE,
+            "Key": release_key(),
+            "UpdateExpression": "SET outcome = :outcome, reason = :reason, ended_at = :at",
+            "ConditionExpression": "outcome = :open",
+            "ExpressionAttributeValues": {
+                ":outcome": {"S": "succeeded"},
+                ":reason": {"S": ""},
+                ":at": ANY,
+                ":open": {"S": "in progress"},
             },
         },
     )
@@ -124,7 +157,7 @@ def test_success_moves_the_weights_and_the_pointer_last_then_closes_and_unlocks(
     expect_put_parameter(aws, parameter("blue", "weight"), "0")
     expect_put_parameter(aws, POINTER, AMI)
     expect_step(aws, "pointer moved", ami=AMI)
-    _expect_close(aws, "succeeded", "", good_ami=AMI, kept=_kept(strategy))
+    _expect_success(aws, _kept(strategy))
     expect_target_moved(aws, window=True)  # (tests/release/test_rollback_targets.py)
     expect_unlock(aws)
     expect_event(aws, "Release Succeeded", from_ami=PREVIOUS_AMI)
@@ -140,11 +173,39 @@ def test_success_moves_the_weights_and_the_pointer_last_then_closes_and_unlocks(
     assert aws.calls[:4] == ["ssm.PutParameter"] * 4
 
 
+@pytest.mark.parametrize("strategy", ["blue_green", "canary"])
+def test_a_release_rolled_back_while_it_succeeds_gives_its_parameters_back(
+    aws: StubbedAws, strategy: str
+) -> None:
+    # Given a rollback (a request, an alarm) took the release while its Succeed step ran
+    expect_put_parameter(aws, parameter("green", "launch-template-version"), str(VERSION))
+    expect_put_parameter(aws, parameter("green", "weight"), "100")
+    expect_put_parameter(aws, parameter("blue", "weight"), "0")
+    expect_put_parameter(aws, POINTER, AMI)
+    expect_step(aws, "pointer moved", ami=AMI)
+    conditional_check_failed(aws.dynamodb)
+    rolled_back = {"last_release": {"S": RELEASE_ID}, "last_outcome": {"S": "rolled back"}}
+    aws.dynamodb.add_response(
+        "get_item",
+        {"Item": {**fleet_key(), "rolled_back": {"S": RELEASE_ID}, **rolled_back}},
+        {"TableName": TABLE, "Key": fleet_key(), "ConsistentRead": True},
+    )
+    # Then the parameters say the old slot serves the AMI before it (the pointer last),
+    # and nothing is closed, unlocked or announced as succeeded
+    expect_put_parameter(aws, parameter("blue", "weight"), "100")
+    expect_put_parameter(aws, parameter("green", "weight"), "0")
+    expect_put_parameter(aws, POINTER, PREVIOUS_AMI)
+
+    result = handle(step_input(release_state(strategy), "succeed"), SETTINGS, aws.clients)
+
+    assert result["retire"] is False
+
+
 def test_a_rolling_success_has_no_weights_and_nothing_to_retire(aws: StubbedAws) -> None:
     expect_put_parameter(aws, parameter("blue", "launch-template-version"), str(VERSION))
     expect_put_parameter(aws, POINTER, AMI)
     expect_step(aws, "pointer moved", ami=AMI)
-    _expect_close(aws, "succeeded", "", good_ami=AMI, kept=_kept("rolling"))
+    _expect_success(aws, _kept("rolling"))
     expect_target_moved(aws, window=False)
     expect_unlock(aws)
     expect_event(aws, "Release Succeeded")
@@ -160,7 +221,7 @@ def test_releasing_the_ami_already_serving_tags_nothing(aws: StubbedAws) -> None
     expect_put_parameter(aws, POINTER, AMI)
     expect_step(aws, "pointer moved", ami=AMI)
     # (what it keeps as the AMI to roll back to: tests/rollback/test_rollback_ledger.py)
-    _expect_close(aws, "succeeded", "", good_ami=AMI, kept={})  # keeps its fallback
+    _expect_success(aws, kept={})  # keeps its fallback
     expect_unlock(aws)
     expect_event(aws, "Release Succeeded", from_ami=AMI)
     state = release_state("rolling", plan=plan("rolling", from_ami=AMI))

@@ -205,15 +205,17 @@ def expect_refresh_rolled_back(
 
 
 CLAIMS = {
-    # the release still holds the lock, and no other event claimed its rollback
-    "in_flight": "lock_owner = :release AND (attribute_not_exists(rolled_back) "
-    "OR rolled_back <> :release OR rolled_back_by = :event)",
+    # the release still holds the lock, is in flight (not closed by its Succeed step), and
+    # no other event claimed its rollback
+    "in_flight": "lock_owner = :release AND attribute_exists(flight) AND "
+    "(attribute_not_exists(rolled_back) OR rolled_back <> :release OR rolled_back_by = :event)",
     # its success still stands, the window's end has not retired the old slot and no
-    # release holds the fleet; or this same event claimed it and did not finish
+    # release holds the fleet but this one, finishing; or this same event claimed it and
+    # did not finish
     "window": "(last_release = :release AND last_outcome = :succeeded "
     "AND attribute_exists(warm_slot) AND (attribute_not_exists(lock_owner) "
-    "OR lock_expires < :now)) OR (rolled_back = :release AND rolled_back_by = :event "
-    "AND attribute_exists(warm_slot))",
+    "OR lock_expires < :now OR lock_owner = :release)) OR (rolled_back = :release "
+    "AND rolled_back_by = :event AND attribute_exists(warm_slot))",
     # its success still stands
     "release": "last_release = :release AND last_outcome = :succeeded",
 }

@@ -70,8 +70,9 @@ def _start(dynamodb: Any, release: str, **flight: Any) -> None:
     Ledger(dynamodb, TABLE).record_flight("web", release, FLIGHT | flight)
 
 
-def _succeed(dynamodb: Any, release: str, window: timedelta) -> None:
-    """What finalize writes on a success keeping the old slot warm for `window`."""
+def _succeed(dynamodb: Any, release: str, window: timedelta, *, unlock: bool = True) -> None:
+    """What finalize writes on a success keeping the old slot warm for `window` (without
+    `unlock`: the end of its Succeed step, which frees the lock, still to come)."""
     warm = {
         "release": release,
         "old_slot": "blue",
@@ -79,16 +80,11 @@ def _succeed(dynamodb: Any, release: str, window: timedelta) -> None:
         "previous_ami": PREVIOUS_AMI,
         "until": ledger.iso(datetime.now(UTC) + window),
     }
-    Ledger(dynamodb, TABLE).close_release(
-        "web",
-        release,
-        outcome="succeeded",
-        reason="",
-        good_ami=AMI,
-        previous_ami=PREVIOUS_AMI,
-        window=warm,
+    assert Ledger(dynamodb, TABLE).close_success(
+        "web", release, good_ami=AMI, previous_ami=PREVIOUS_AMI, window=warm
     )
-    Ledger(dynamodb, TABLE).release_lock("web", release)
+    if unlock:
+        Ledger(dynamodb, TABLE).release_lock("web", release)
 
 
 def _rolled_back_in_flight(dynamodb: Any, release: str) -> None:
@@ -117,6 +113,52 @@ def test_a_release_that_no_longer_holds_the_lock_is_not_claimed(dynamodb: Any) -
     _start(dynamodb, RELEASE_ID)
     Ledger(dynamodb, TABLE).release_lock("web", RELEASE_ID)
     assert claims.claim(Ledger(dynamodb, TABLE), "web", RELEASE_ID, "in_flight", "e-1") is False
+
+
+def test_a_release_claimed_in_flight_is_not_closed_as_succeeded(dynamodb: Any) -> None:
+    # Given a rollback claimed the release in flight, as its Succeed step ran
+    _start(dynamodb, RELEASE_ID)
+    assert claims.claim(Ledger(dynamodb, TABLE), "web", RELEASE_ID, "in_flight", "e-1")
+    # When the step closes it: nothing is written
+    assert not Ledger(dynamodb, TABLE).close_success(
+        "web", RELEASE_ID, good_ami=AMI, previous_ami=PREVIOUS_AMI, window=None
+    )
+    item = Ledger(dynamodb, TABLE).fleet_item("web")
+    assert "last_release" not in item
+    assert item["flight"]["release"] == RELEASE_ID
+    key = {"pk": {"S": "FLEET#web"}, "sk": {"S": f"RELEASE#{RELEASE_ID}"}}
+    release = dynamodb.get_item(TableName=TABLE, Key=key)["Item"]
+    assert release["outcome"] == {"S": ledger.IN_PROGRESS}
+
+
+def test_a_success_not_yet_unlocked_is_rolled_back_from_its_window(dynamodb: Any) -> None:
+    # Given a release closed as succeeded, its Succeed step not yet done (the lock held)
+    _start(dynamodb, RELEASE_ID)
+    _succeed(dynamodb, RELEASE_ID, timedelta(minutes=30), unlock=False)
+    # Then it is no longer in flight, and its window is rolled back: the claim takes the lock
+    assert _decide(dynamodb) == logic.Decision("window", RELEASE_ID)
+    assert not claims.claim(Ledger(dynamodb, TABLE), "web", RELEASE_ID, "in_flight", "e-1")
+    assert claims.claim(Ledger(dynamodb, TABLE), "web", RELEASE_ID, "window", "e-1")
+    # and the step's unlock, when it comes, leaves the rollback's lock alone
+    assert not Ledger(dynamodb, TABLE).release_lock("web", RELEASE_ID)
+    item = Ledger(dynamodb, TABLE).fleet_item("web")
+    assert item["lock_owner"] == f"window-rollback-{RELEASE_ID}"
+    # and a retry of the step finds it rolled back
+    assert not Ledger(dynamodb, TABLE).close_success(
+        "web", RELEASE_ID, good_ami=AMI, previous_ami=PREVIOUS_AMI, window=None
+    )
+
+
+def test_while_the_old_slot_retires_the_rollback_is_tried_again_later(dynamodb: Any) -> None:
+    # Given a success whose window's end is retiring its old slot (the lock held)
+    _start(dynamodb, RELEASE_ID)
+    _succeed(dynamodb, RELEASE_ID, timedelta(minutes=30))
+    assert Ledger(dynamodb, TABLE).close_window("web", RELEASE_ID)
+    Ledger(dynamodb, TABLE).acquire("web", RELEASE_ID, hold=timedelta(minutes=5))
+    # Then a rollback waits for it (Lambda delivers the event again), then releases back
+    assert _decide(dynamodb).action == "busy"
+    Ledger(dynamodb, TABLE).release_lock("web", RELEASE_ID)
+    assert _decide(dynamodb) == logic.Decision("release", RELEASE_ID)
 
 
 def test_inside_the_window_the_success_is_claimed_once(dynamodb: Any) -> None:
@@ -231,13 +273,8 @@ def _finalized(dynamodb: Any, event: dict[str, Any], events: int, *queued: Any) 
 def test_a_repeated_release_keeps_an_earlier_ami_to_roll_back_to(dynamodb: Any) -> None:
     # Given AMI released over OLDEST_AMI, then released again (rolling: no window)
     Ledger(dynamodb, TABLE).acquire("web", EARLIER, hold=ledger.LOCK_HOLD)
-    Ledger(dynamodb, TABLE).close_release(
-        "web",
-        EARLIER,
-        outcome="succeeded",
-        reason="",
-        good_ami=AMI,
-        previous_ami=OLDEST_AMI,
+    assert Ledger(dynamodb, TABLE).close_success(
+        "web", EARLIER, good_ami=AMI, previous_ami=OLDEST_AMI, window=None
     )
     Ledger(dynamodb, TABLE).release_lock("web", EARLIER)
     _start(dynamodb, RELEASE_ID, strategy="rolling", active_slot="blue", target_slot="blue")

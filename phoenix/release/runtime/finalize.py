@@ -49,7 +49,12 @@ def _duration(state: ReleaseState) -> float:
 def succeed(
     aws: Clients, settings: ReleaseSettings, state: ReleaseState, metrics: Metrics
 ) -> dict[str, Any]:
-    """`succeed`: see the module docstring; whether and when the old slot retires."""
+    """`succeed`: see the module docstring; whether and when the old slot retires.
+
+    A rollback may take the release while this step runs (a request or an alarm: the
+    release still holds the lock): the close is conditional on no rollback having claimed
+    it, and when one did, the parameters this step wrote go back to what serves, the
+    AMI before it (the rollback has put the traffic there)."""
     plan = state.need_plan()
     strategy.commit(aws.ssm, state, plan, state.need_version())
     record(aws, settings, state, "pointer moved", metrics, ami=state.ami)
@@ -62,11 +67,9 @@ def succeed(
         "previous_ami": plan.from_ami,
         "until": _later(window),
     }
-    Ledger(aws.dynamodb, settings.table_name).close_release(
+    closed = Ledger(aws.dynamodb, settings.table_name).close_success(
         state.fleet,
         state.release.id,
-        outcome="succeeded",
-        reason="",
         good_ami=state.ami,
         # A rollback release goes back to an AMI: nothing before it to return to.
         # Re-releasing the AMI already serving keeps the fallback it had.
@@ -75,6 +78,10 @@ def succeed(
         else (plan.from_ami if plan.from_ami != state.ami else None),
         window=warm if keeps_old_slot else None,
     )
+    if not closed:
+        strategy.uncommit(aws.ssm, state, plan)
+        logger.warning("rolled back while it succeeded: the parameters say what serves")
+        return {"retire": False, "retire_at": warm["until"]}
     if plan.from_ami != state.ami:  # a re-release changes no rollback target
         keep_rollback_targets(aws, settings, state.fleet)
     _end(aws, settings, state, "succeeded", metrics)

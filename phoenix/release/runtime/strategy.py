@@ -347,3 +347,13 @@ def commit(ssm: SSMClient, state: ReleaseState, plan: Plan, version: int) -> Non
         put_parameter(ssm, slot_parameter(env, fleet, target, "weight"), "100")
         put_parameter(ssm, slot_parameter(env, fleet, plan.active_slot, "weight"), "0")
     put_parameter(ssm, release_pointer(env, fleet), state.ami)
+
+
+def uncommit(ssm: SSMClient, state: ReleaseState, plan: Plan) -> None:
+    """What `commit` wrote, undone for a release a rollback took while it succeeded: the
+    active slot serves the AMI before the release (pointer last, as in `commit`)."""
+    env, fleet = state.environment, state.fleet
+    if state.fleet_spec.strategy != "rolling":
+        put_parameter(ssm, slot_parameter(env, fleet, plan.active_slot, "weight"), "100")
+        put_parameter(ssm, slot_parameter(env, fleet, plan.target_slot, "weight"), "0")
+    put_parameter(ssm, release_pointer(env, fleet), plan.from_ami)

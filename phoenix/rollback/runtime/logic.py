@@ -12,7 +12,12 @@ What to do is decided from one read of the fleet's ledger item:
   traffic back to the still-warm old slot (one ModifyListener), the pointer and
   weights restored and the new slot scaled to 0;
 - a success whose window has passed (or a rolling one): a new release of the AMI before
-  it, marked as a rollback;
+  it, marked as a rollback; while that success still holds the lock for a few calls (its
+  old slot retiring), the event fails with FleetBusyError and Lambda delivers it again a
+  minute later;
+- a success closed inside its window whose Succeed step has not yet freed the lock: the
+  window rollback, which takes the lock from it (the step closes only while no rollback
+  has claimed the release, and gives its parameters back when one has);
 - nothing phoenix released, a release that is itself a rollback, or one already rolled
   back: nothing to do (logged).
 """
@@ -37,9 +42,15 @@ from phoenix.rollback.runtime.models import RollbackFleet
 if TYPE_CHECKING:
     pass
 
-Action = Literal["in_flight", "window", "release", "nothing"]
+Action = Literal["in_flight", "window", "release", "busy", "nothing"]
 # The handler's logger (Powertools shares its keys with child loggers).
 logger = Logger(child=True)
+
+
+class FleetBusyError(Exception):
+    """The fleet's last release holds its lock for a few calls more (its old slot
+    retiring): the event fails, and Lambda delivers it again a minute later (two retries,
+    then the undelivered events' queue), when a rollback release can start."""
 
 
 @dataclass(frozen=True)
@@ -55,23 +66,42 @@ def decide(item: dict[str, Any], now: datetime, horizon: timedelta | None = None
     back: an alarm then is not evidence against a release that served that long."""
     flight = item.get("flight") or {}
     owner = item.get("lock_owner")
-    if owner:
-        if flight.get("release") == owner and not flight.get("rollback"):
-            return Decision("in_flight", owner)
-        # A rollback release in flight (rolling it back would loop), or a release whose
-        # flight is not recorded yet (preflight running) or a retire: nothing has moved
-        # the fleet's traffic yet, and the release's own gates apply.
-        return Decision("nothing", owner, "the release in flight is a rollback or starting")
-    last = item.get("last_release")
-    if not last or item.get("last_outcome") != "succeeded":
-        return Decision("nothing", last or "", "no successful release to roll back")
+    last = str(item.get("last_release") or "")
+    succeeded = bool(last) and item.get("last_outcome") == "succeeded"
     window = item.get("warm_slot") or {}
-    if window.get("release") == last and now.isoformat() < _comparable(window.get("until")):
+    warm = window.get("release") == last and now.isoformat() < _comparable(window.get("until"))
+    if owner:
+        held = _while_held(flight, owner, last, succeeded=succeeded, warm=warm)
+        if held is not None:
+            return held
+    elif not succeeded:
+        return Decision("nothing", last, "no successful release to roll back")
+    if warm:
         return Decision("window", last)
     if not item.get("previous_good_ami"):
         return Decision("nothing", last, "no earlier AMI to go back to")
     too_old = _beyond(horizon, item, now)
     return Decision("nothing", last, too_old) if too_old else Decision("release", last)
+
+
+def _while_held(
+    flight: dict[str, Any], owner: str, last: str, *, succeeded: bool, warm: bool
+) -> Decision | None:
+    """What a rollback means while `owner` holds the fleet's lock; None: what it means
+    once free (the last release closed as succeeded, finishing its Succeed step inside
+    its window: the window rollback may take the lock from it)."""
+    if flight.get("release") == owner and not flight.get("rollback"):
+        return Decision("in_flight", owner)
+    if owner != last or not succeeded:
+        # A rollback release in flight (rolling it back would loop), or a release whose
+        # flight is not recorded yet (preflight running): nothing has moved the fleet's
+        # traffic yet, and the release's own gates apply.
+        return Decision("nothing", owner, "the release in flight is a rollback or starting")
+    if not warm:
+        # Its success closed, the lock held a few calls more: its old slot retiring (or
+        # a Succeed step with no window ending). Once free, a rollback release.
+        return Decision("busy", owner, "the release's old slot is retiring")
+    return None
 
 
 def _beyond(horizon: timedelta | None, item: dict[str, Any], now: datetime) -> str:
@@ -144,6 +174,8 @@ def roll_back(
     if decision.action == "nothing":
         logger.info("nothing to roll back", extra={"why": decision.why, "reason": reason})
         return Outcome("nothing", fleet.name, reason=decision.why)
+    if decision.action == "busy":
+        raise FleetBusyError(f"{fleet.name}: {decision.why}; to be tried again")
     if decision.action == "release":
         return release_previous(ctl, fleet, item=item, reason=reason, event_id=event_id)
     flight = item.get("flight") or {}
