@@ -4,6 +4,11 @@ Handlers run in this process (lambda_dispatch), each invocation in a thread name
 `lambda:<function name>`, and make their calls with boto3's default session; a
 botocore `before-call` hook on that session sees every call with the thread that made
 it. Calls are named as IAM names them (`elasticloadbalancing:ModifyListener`).
+
+The same hook holds a handler just before one of its calls while something else runs
+(`between`): how the tests stage a request that arrives while a step is half done.
+lambda_dispatch tells it which invocation a thread runs (`invocation`), as the Lambda
+runtime knows its event.
 """
 
 from __future__ import annotations

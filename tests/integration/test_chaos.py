@@ -1,8 +1,11 @@
-"""The stateful chaos test (tests/chaos.py) in a sandbox of its own: 200 random
-sequences, drawn from a fixed seed, with the invariants checked after every step."""
+"""The stateful chaos test (tests/chaos.py) in a sandbox of its own: interleavings chosen
+(a rollback request while a release succeeds, an alarm while its old slot retires),
+then 200 random sequences, drawn from a fixed seed, with the invariants checked after
+every step."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import tempfile
 from collections.abc import Callable, Iterator
@@ -14,8 +17,17 @@ import pytest
 from local import eventbridge, reliability
 from local.api_calls import Between, between
 from local.embedded import EmbeddedAws
-from local.fleet_view import FleetView, ledger_item
-from tests.chaos import BY, CONFIG, FLEETS, World, in_flight_invariants, run_in
+from local.fleet_view import FleetView, ledger_item, ledger_table
+from phoenix.kernel.ledger import IN_PROGRESS
+from tests.chaos import (
+    BY,
+    CONFIG,
+    FLEETS,
+    World,
+    in_flight_invariants,
+    run_in,
+    settled_invariants,
+)
 from tests.integration.conftest import SharedSandbox
 
 SEQUENCES = 200
@@ -78,18 +90,27 @@ def test_the_invariants_see_traffic_sent_to_an_empty_slot(aws: EmbeddedAws) -> N
     assert not in_flight_invariants(aws)
 
 
-def test_random_sequences_keep_every_invariant(aws: EmbeddedAws) -> None:
-    world = World(aws)
-    run_in(world, SEQUENCES, steps=STEPS)
-    assert world.sequences >= SEQUENCES
-    assert not world.violations
+def test_the_invariants_see_a_release_left_open(aws: EmbeddedAws) -> None:
+    # Given a release item of the api fleet that says "in progress" (as Ledger.open_release
+    # writes it), with no execution running
+    dynamodb, table = aws.client("dynamodb"), ledger_table(aws)
+    key = {"pk": {"S": "FLEET#api"}, "sk": {"S": "RELEASE#api-left-open"}}
+    dynamodb.put_item(TableName=table, Item={**key, "outcome": {"S": IN_PROGRESS}})
+    try:
+        # Then both oracles say it is not closed
+        assert "release api-left-open not closed in the ledger" in settled_invariants(
+            aws, ["api-left-open"]
+        )
+        assert any("not closed" in v for v in reliability.invariants(aws, "api", "api-left-open"))
+    finally:
+        dynamodb.delete_item(TableName=table, Key=key)
 
 
 # Interleavings chosen rather than drawn: a request or an alarm that arrives while a step
 # of the release is half done (local/api_calls.between holds the step's function just
 # before one of its calls while the request is handled).
 FINALIZE = "phoenix.release.handlers.finalize.lambda_handler"
-_version = iter(range(1, 1000))
+_version = itertools.count(1)
 
 
 def _finalizing(aws: EmbeddedAws, fleet: str, action: str) -> Callable[[str, Any], bool]:
@@ -219,3 +240,10 @@ def _alarms(aws: EmbeddedAws, fleet: str) -> list[str]:
         AlarmNamePrefix=f"phoenix-sandbox-{fleet}-"
     )
     return [a["AlarmName"] for a in described["MetricAlarms"]]
+
+
+def test_random_sequences_keep_every_invariant(aws: EmbeddedAws) -> None:
+    world = World(aws)
+    run_in(world, SEQUENCES, steps=STEPS)
+    assert world.sequences >= SEQUENCES
+    assert not world.violations

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from local.api_calls import LAMBDA_THREAD
+from local.api_calls import LAMBDA_THREAD, Between, between, invocation
 from local.cloudformation import aws_client
 from local.embedded import EmbeddedAws
 from local.faults import CLIENT_ATTEMPTS, Fault, Kind, ProcessDied, armed
@@ -190,3 +190,41 @@ def test_lambda_answers_a_died_process_with_the_runtime_s_exit() -> None:
     assert invocation.errored
     assert payload["errorType"] == "Runtime.ExitError"
     assert "Runtime exited with error: signal: killed" in payload["errorMessage"]
+
+
+def test_between_runs_once_before_the_nth_call_of_the_invocation_it_names(
+    aws: EmbeddedAws,
+) -> None:
+    # Given something to run before the second UpdateItem of a `succeed` invocation
+    seen: list[int] = []
+
+    def meanwhile() -> None:
+        seen.append(counter(aws))  # what the held handler had done by then
+        raise RuntimeError("kept, not the handler's")
+
+    def succeeding(event: dict[str, str]) -> Callable[[], None]:
+        def run() -> None:
+            clients = Clients(aws.region)
+            with invocation(event):
+                for _ in range(3):
+                    add_one(clients)
+
+        return run
+
+    interleaving = Between(
+        "dynamodb:UpdateItem",
+        lambda function, event: function == "probe" and event == {"action": "succeed"},
+        meanwhile,
+        nth=2,
+    )
+    before = counter(aws)
+    # When another invocation runs, and then the one it names, which goes on after
+    with between(interleaving):
+        assert as_handler(aws, succeeding({"action": "retire"})) is None
+        assert as_handler(aws, succeeding({"action": "succeed"})) is None
+
+    # Then it ran once, after the named invocation's first call and before its second
+    assert seen == [before + 4]
+    assert interleaving.calls == 3
+    assert isinstance(interleaving.error, RuntimeError)
+    assert counter(aws) == before + 6
