@@ -73,17 +73,21 @@ lint: setup
 	$(BIN)/mypy examples/own-app/app.py
 
 # `python -m local serve` is timed against its 30 s promise first, alone, so the other tests
-# do not share its two cores. Then the integration tests (one deployed sandbox, shared by
-# their modules in order) run in a second process beside the rest; their output follows
-# when both are done.
+# do not share its two cores. Then three processes share them: the integration tests (one
+# deployed sandbox, shared by their modules in order), the chaos test (a sandbox of its
+# own), and the rest; the first two's output follows when all are done.
 test: lint $(CHECKOV_STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider -q tests/local/test_serve.py
-	@log=$$(mktemp); \
-	$(BIN)/python -m pytest -p no:cacheprovider tests/integration > $$log 2>&1 & pid=$$!; \
+	@integration=$$(mktemp); chaos=$$(mktemp); \
+	$(BIN)/python -m pytest -p no:cacheprovider tests/integration \
+		--ignore=tests/integration/test_chaos.py > $$integration 2>&1 & first=$$!; \
+	$(BIN)/python -m pytest -p no:cacheprovider tests/integration/test_chaos.py \
+		> $$chaos 2>&1 & second=$$!; \
 	$(BIN)/python -m pytest --ignore=tests/integration --ignore=tests/local/test_serve.py; \
 	rest=$$?; \
-	wait $$pid; integration=$$?; cat $$log; rm -f $$log; \
-	test $$rest -eq 0 && test $$integration -eq 0
+	wait $$first; one=$$?; wait $$second; two=$$?; \
+	cat $$integration $$chaos; rm -f $$integration $$chaos; \
+	test $$rest -eq 0 && test $$one -eq 0 && test $$two -eq 0
 
 bench: setup
 	$(BIN)/python bench/synth.py
