@@ -94,6 +94,7 @@ bench: setup
 	$(BIN)/python -m bench.cold_import
 	$(BIN)/python -m bench.release
 	$(BIN)/python -m bench.rollback
+	$(BIN)/python -m bench.canary
 
 clean:
 	rm -rf cdk.out $(VENV) $(CHECKOV_VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -9,7 +9,7 @@ its requests' latencies, as the ALB's metrics would. Cases, each `--runs` seeded
 - errors: baseline 1% 5xx, canary 3% (power: the step should fail);
 - latency: the canary's latencies 1.5 times the baseline's (power);
 - equal: both sides the same (false positives: the step should pass).
-The judgment uses its default rules (5xx rate, critical; p99 per minute) and policy; the
+The judgment uses a fleet's default rules (5xx rate, critical; p99 per minute) and policy; the
 threshold gate fails the canary when its 5xx rate exceeds 5% and the baseline's, or its
 worst minute's p99 exceeds 1000 ms and the baseline's worst (the fleet defaults).
 
@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from phoenix.release.runtime.gate import judged_by
 from phoenix.release.runtime.judgment import (
     Counts,
     Policy,
@@ -35,15 +36,14 @@ from phoenix.release.runtime.judgment import (
     judge_samples,
     score_step,
 )
+from phoenix.release.runtime.models import JudgmentSpec
 
 MINUTES = 10
 CANARY_PER_MINUTE, BASELINE_PER_MINUTE = 100, 900
 MEDIAN_MS, SIGMA = 50.0, 0.6
 ERROR_THRESHOLD_PERCENT, P99_THRESHOLD_MS = 5.0, 1000.0
-RULES = [
-    Rule("5xx rate", "counts", critical=True),
-    Rule("p99 latency", "samples"),
-]
+# A fleet's defaults (phoenix/config/fleet.py JudgmentSettings), as the gate reads them.
+RULES, POLICY = judged_by(JudgmentSpec())
 
 
 @dataclass(frozen=True)
@@ -91,16 +91,14 @@ def generate(case: Case, rng: np.random.Generator) -> Step:
     )
 
 
-def judgment_fails(step: Step, policy: Policy) -> bool:
+def judgment_fails(step: Step, rules: list[Rule], policy: Policy) -> bool:
+    """Whether the judgment fails the step (a marginal score fails it too)."""
+    counts = Counts(step.errors, step.requests, step.base_errors, step.base_requests)
     judged = [
-        judge_counts(
-            RULES[0],
-            Counts(step.errors, step.requests, step.base_errors, step.base_requests),
-            policy,
-        ),
-        judge_samples(RULES[1], Samples(step.p99s, step.base_p99s), policy),
+        judge_counts(rules[0], counts, policy),
+        judge_samples(rules[1], Samples(step.p99s, step.base_p99s), policy),
     ]
-    return score_step(RULES, judged, policy).outcome == "fail"
+    return score_step(rules, judged, policy).outcome != "pass"
 
 
 def threshold_fails(step: Step) -> bool:
@@ -117,7 +115,6 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=200)
     runs = parser.parse_args().runs
-    policy = Policy()
     print(f"{'case':<18} {'runs':>5} {'judgment fails':>15} {'threshold fails':>16}")
     rates: dict[str, tuple[float, float]] = {}
     for number, case in enumerate(CASES):
@@ -125,7 +122,7 @@ def main() -> int:
         judged = thresholds = 0
         for _ in range(runs):
             step = generate(case, rng)
-            judged += judgment_fails(step, policy)
+            judged += judgment_fails(step, RULES, POLICY)
             thresholds += threshold_fails(step)
         rates[case.name] = (100 * judged / runs, 100 * thresholds / runs)
         print(

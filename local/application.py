@@ -37,7 +37,9 @@ from moto.elbv2.models import ELBv2Backend, FakeHealthStatus, FakeTargetGroup, e
 from local import alarm_evaluation
 from local.imagebuilder import HEALTH_TAG
 
-REQUESTS_PER_MINUTE = 600
+# Per listener: a 5% canary step of five minutes serves 1,500 requests, enough for the
+# canary judgment (docs/judgment.md: fewer than 200 is no data).
+REQUESTS_PER_MINUTE = 6000
 LATENCY_SECONDS = {"healthy": 0.05, "slow": 2.5, "failing": 0.05, "erroring": 0.05}
 ERROR_SHARE = {"healthy": 0.0, "slow": 0.0, "failing": 1.0, "erroring": 0.5}
 # A degrading AMI serves well at first, then errors like an erroring one (a leak): after

@@ -68,15 +68,66 @@ class BlueGreenSettings(StrictModel):
     rollback_window_minutes: Annotated[int, Field(ge=0, le=1440)] = 30
 
 
+Weight = Annotated[float, Field(ge=0, le=100)]
+# How many times the baseline the canary may be, in the bad direction, before it counts.
+AllowedRatio = Annotated[float, Field(ge=1, le=100)]
+
+
+class JudgedMetric(StrictModel):
+    """How one of the built-in metrics (5xx rate, p99 latency) is judged."""
+
+    allowed_ratio: AllowedRatio = 1.2
+    critical: bool = False
+    weight: Weight = 50
+
+
+class JudgmentSettings(StrictModel):
+    """How a canary step is judged against the baseline (docs/judgment.md)."""
+
+    confidence: Annotated[float, Field(ge=0.8, le=0.999)] = 0.98
+    pass_score: Weight = 95
+    marginal_score: Weight = 75
+    # fewer canary requests than this in a step: the 5xx rate has no data
+    min_requests: Annotated[int, Field(ge=1)] = 200
+    # fewer periods (minutes) than this on a side: a per-period metric has no data
+    min_periods: Annotated[int, Field(ge=3, le=120)] = 4
+    errors: JudgedMetric = JudgedMetric(critical=True)
+    latency: JudgedMetric = JudgedMetric()
+
+    @model_validator(mode="after")
+    def _scores_in_order(self) -> JudgmentSettings:
+        if self.marginal_score > self.pass_score:
+            raise ValueError(
+                f"marginal_score ({self.marginal_score:g}) is above pass_score "
+                f"({self.pass_score:g})"
+            )
+        if self.errors.weight + self.latency.weight == 0:
+            raise ValueError("errors.weight and latency.weight are both 0: nothing to score")
+        return self
+
+
 class CanarySettings(StrictModel):
     steps: list[Percent] = [5, 25, 50, 100]
     step_bake_time_minutes: Annotated[int, Field(ge=1, le=120)] = 5
     rollback_window_minutes: Annotated[int, Field(ge=0, le=1440)] = 30
+    judgment: JudgmentSettings = JudgmentSettings()
 
     @field_validator("steps")
     @classmethod
     def _ascending_to_100(cls, steps: list[int]) -> list[int]:
         return _ascending_steps_ending_at_100(steps)
+
+    @model_validator(mode="after")
+    def _periods_to_judge(self) -> CanarySettings:
+        # A bake of N minutes holds N - 1 whole one-minute periods at least (CloudWatch
+        # reads the window to the second; its first minute may begin before it).
+        if self.step_bake_time_minutes - 1 < self.judgment.min_periods:
+            raise ValueError(
+                f"step_bake_time_minutes ({self.step_bake_time_minutes}) holds fewer whole "
+                f"one-minute periods than judgment.min_periods ({self.judgment.min_periods}): "
+                "it needs one minute more"
+            )
+        return self
 
 
 def _ascending_steps_ending_at_100(steps: list[int]) -> list[int]:

@@ -8,8 +8,8 @@
 - Rollback-target item (`pk = AMI#<ami>`, `sk = ROLLBACK_TARGET`): the fleets that may roll
   back to the AMI (`holders`), so the last one to let go removes its tag (ADR 0008).
 
-`Ledger` holds the DynamoDB client it is given, so the logic is tested with moto and Stubber.
-Times are ISO 8601 UTC strings, which compare in time order as strings.
+`Ledger` holds the DynamoDB client it is given (tested with moto and Stubber). Times are
+ISO 8601 UTC strings, which compare in time order as strings. Attribute values: attributes.py.
 """
 
 from __future__ import annotations
@@ -21,10 +21,11 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict, Unpack
 from botocore.exceptions import ClientError
 
 from phoenix.kernel import clock
+from phoenix.kernel.attributes import good_end, plain, typed
 
 if TYPE_CHECKING:
     from types_boto3_dynamodb.client import DynamoDBClient
-    from types_boto3_dynamodb.type_defs import AttributeValueTypeDef
+    from types_boto3_dynamodb.type_defs import AttributeValueTypeDef, UpdateItemInputTypeDef
 
 FLEET_SK = "FLEET"
 # A release item's outcome from when it opens until it is closed with its real one.
@@ -58,8 +59,7 @@ def target_key(ami: str) -> dict[str, AttributeValueTypeDef]:
 
 def rollback_targets(item: Mapping[str, Any]) -> set[str]:
     """The AMIs a fleet item (plain values) may roll back to: the one before the last good
-    AMI (what a rollback after the window releases) and the rollback window's AMI; never
-    the AMI that serves (returning to it would change nothing)."""
+    AMI (a rollback after the window releases it) and the window's; never the one serving."""
     window = item.get("warm_slot") or {}
     named = {str(ami) for ami in (item.get("previous_good_ami"), window.get("previous_ami")) if ami}
     return named - {item.get("last_good_ami")}
@@ -71,39 +71,6 @@ class LockRefusedError(Exception):
 
 class FleetPausedError(LockRefusedError):
     """The fleet's releases are paused (a queued release does not wait for a resume)."""
-
-
-def plain(item: Mapping[str, AttributeValueTypeDef]) -> dict[str, Any]:
-    """DynamoDB's typed attributes as Python values (S, N, BOOL, L and M)."""
-    return {name: _value(typed) for name, typed in item.items()}
-
-
-def _value(typed: Mapping[str, Any]) -> Any:
-    (kind, value), *_ = typed.items()
-    if kind == "NULL":
-        return None
-    if kind == "N":
-        return float(value)
-    if kind == "L":
-        return [_value(v) for v in value]
-    if kind == "M":
-        return plain(value)
-    return value
-
-
-def typed(value: Any) -> AttributeValueTypeDef:
-    """A Python value (str, bool, int/float, list, dict, None) as a DynamoDB attribute."""
-    if value is None:
-        return {"NULL": True}
-    if isinstance(value, bool):
-        return {"BOOL": value}
-    if isinstance(value, int | float):
-        return {"N": str(value)}
-    if isinstance(value, list):
-        return {"L": [typed(v) for v in value]}
-    if isinstance(value, dict):
-        return {"M": {str(k): typed(v) for k, v in value.items()}}
-    return {"S": str(value)}
 
 
 class ConditionalUpdate(TypedDict):
@@ -228,20 +195,14 @@ class Ledger:
         return max(0.0, (moment - clock.parse_time(previous)).total_seconds())
 
     def close_release(
-        self,
-        fleet: str,
-        release_id: str,
-        *,
-        outcome: str,
-        reason: str,
-        good_ami: str | None,
+        self, fleet: str, release_id: str, *, outcome: str, reason: str, good_ami: str | None
     ) -> None:
         """Record the outcome on the release item and, when it ended on a good AMI
         (`good_ami`: a rollback's), on the fleet item as its last known good AMI."""
         moment = iso(clock.now())
         self._close_item(fleet, release_id, outcome, reason, moment)
         if good_ami:
-            update, values = _good_end(release_id, outcome, moment, good_ami, {})
+            update, values = good_end(release_id, outcome, moment, good_ami, {})
             self._dynamodb.update_item(
                 TableName=self.table,
                 Key=fleet_key(fleet),
@@ -258,16 +219,12 @@ class Ledger:
         previous_ami: str | None,
         window: dict[str, Any] | None,
     ) -> bool:
-        """Close `release_id` as succeeded: the fleet item says it serves `good_ami`, keeps
-        the AMI before it (`previous_ami`, what a later rollback releases) and, for
-        blue_green/canary, the rollback `window` (old and new slot, until when the old one
-        stays warm); then the release item. Only while the release holds the fleet's lock
-        and no rollback has claimed it (one conditional write, which the in-flight
-        rollback's claim excludes): False, with nothing written, when a rollback took it
-        first. True again for a retry whose first attempt closed it and still stands."""
+        """Close `release_id` as succeeded (fleet item, then release item), keeping what a
+        later rollback needs, while it holds the lock and no rollback claimed it; False,
+        nothing written, when one did; True again for a retry of a close that stands."""
         moment = iso(clock.now())
         extra = {"previous_good_ami": previous_ami, "warm_slot": window}
-        update, values = _good_end(release_id, "succeeded", moment, good_ami, extra)
+        update, values = good_end(release_id, "succeeded", moment, good_ami, extra)
         values[":rolled"] = {"S": release_id}
         closed = self.update_fleet_if(
             fleet,
@@ -293,33 +250,26 @@ class Ledger:
         *,
         if_open: bool = False,
     ) -> None:
-        """The release item's outcome; with `if_open`, only while it has none (a rollback
-        that closed it meanwhile has the last word)."""
-        key = release_key(fleet, release_id)
-        update = "SET outcome = :outcome, reason = :reason, ended_at = :at"
+        """The release item's outcome; `if_open`: unless a rollback closed it meanwhile."""
         values: dict[str, AttributeValueTypeDef] = {
             ":outcome": {"S": outcome},
             ":reason": {"S": reason},
             ":at": {"S": moment},
         }
-        if not if_open:
-            self._dynamodb.update_item(
-                TableName=self.table,
-                Key=key,
-                UpdateExpression=update,
-                ExpressionAttributeValues=values,
-            )
-            return
+        params: UpdateItemInputTypeDef = {
+            "TableName": self.table,
+            "Key": release_key(fleet, release_id),
+            "UpdateExpression": "SET outcome = :outcome, reason = :reason, ended_at = :at",
+            "ExpressionAttributeValues": values,
+        }
+        if if_open:
+            params["ConditionExpression"] = "outcome = :open"
+            values[":open"] = {"S": IN_PROGRESS}
         try:
-            self._dynamodb.update_item(
-                TableName=self.table,
-                Key=key,
-                UpdateExpression=update,
-                ConditionExpression="outcome = :open",
-                ExpressionAttributeValues={**values, ":open": {"S": IN_PROGRESS}},
-            )
+            self._dynamodb.update_item(**params)
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            code = error.response.get("Error", {}).get("Code")
+            if not if_open or code != "ConditionalCheckFailedException":
                 raise
 
     def close_window(self, fleet: str, release_id: str) -> bool:
@@ -448,26 +398,3 @@ class Ledger:
             UpdateExpression="SET rollback_targets = :amis",
             ExpressionAttributeValues={":amis": typed(sorted(amis))},
         )
-
-
-def _good_end(
-    release_id: str, outcome: str, moment: str, good_ami: str, extra: dict[str, Any]
-) -> tuple[str, dict[str, AttributeValueTypeDef]]:
-    """The fleet item's update when `release_id` ended on `good_ami`: its last release and
-    outcome, the flight gone, and `extra` (name -> value; None leaves it out) set; a
-    success with no window (or any other end) removes the window."""
-    settings = {name: value for name, value in extra.items() if value is not None}
-    assignments = "".join(f", {name} = :{name}" for name in settings)
-    update = (
-        "SET last_good_ami = :ami, last_release = :release, last_outcome = :outcome, "
-        f"last_ended_at = :at{assignments} REMOVE flight"
-        + ("" if "warm_slot" in settings else ", warm_slot")
-    )
-    values: dict[str, AttributeValueTypeDef] = {
-        ":ami": {"S": good_ami},
-        ":release": {"S": release_id},
-        ":outcome": {"S": outcome},
-        ":at": {"S": moment},
-        **{f":{name}": typed(value) for name, value in settings.items()},
-    }
-    return update, values

@@ -181,6 +181,7 @@ def fleet_spec(fleet: ImmutableFleet) -> dict[str, Any]:
             "steps": config.canary.steps,
             "bake_seconds": config.canary.step_bake_time_minutes * 60,
             "rollback_window_seconds": rollback_window_seconds(config),
+            "judgment": config.canary.judgment.model_dump(),
         }
     return spec
 

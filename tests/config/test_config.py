@@ -102,6 +102,21 @@ BAD_CONFIGS = {
         lambda c: c["image_pipelines"][0].update(keep_images=2),
         "image_pipelines[0].keep_images: 2: Input should be greater than or equal to 3",
     ),
+    "a judged metric's weight above 100": (
+        lambda c: c["fleets"][0]["canary"].update(judgment={"errors": {"weight": 150}}),
+        "fleets[0].canary.judgment.errors.weight: 150: Input should be less than or equal to 100",
+    ),
+    "a marginal score above the pass score": (
+        lambda c: c["fleets"][0]["canary"].update(
+            judgment={"pass_score": 80, "marginal_score": 90}
+        ),
+        "fleets[0].canary.judgment: marginal_score (90) is above pass_score (80)",
+    ),
+    "a canary step too short to judge": (
+        lambda c: c["fleets"][0]["canary"].update(step_bake_time_minutes=2),
+        "fleets[0].canary: step_bake_time_minutes (2) holds fewer whole one-minute periods "
+        "than judgment.min_periods (4): it needs one minute more",
+    ),
     "log retention CloudWatch does not offer": (
         lambda c: c["functions"].update(log_retention_days=31),
         "functions.log_retention_days: 31: must be one of the CloudWatch Logs retention periods",

@@ -25,7 +25,9 @@ STEPS = {
         "target slot scaled",
         "new targets healthy",
     ]
-    + ["health gate passed"] * 4
+    # three steps keep a baseline to judge the canary against; the last serves everything
+    + ["canary judged", "health gate passed"] * 3
+    + ["health gate passed"]
     + ["pointer moved"],
     "api": [
         "preflight passed",

@@ -97,7 +97,7 @@ def test_a_handler_finds_the_last_minutes_the_application_model_published(clock_
     (seen,) = probe.calls
     minutes = len(seen["values"])
     assert minutes in (4, 5), seen
-    assert seen["values"] == [600.0] * minutes
+    assert seen["values"] == [6000.0] * minutes
     stamps = sorted(phoenix_clock.parse_time(t) for t in seen["timestamps"])
     assert [(b - a).total_seconds() for a, b in itertools.pairwise(stamps)] == [60.0] * (
         minutes - 1

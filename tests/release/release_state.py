@@ -16,7 +16,7 @@ import boto3
 from aws_lambda_powertools import Metrics
 from botocore.stub import ANY, Stubber
 
-from phoenix.kernel import clock, ledger
+from phoenix.kernel import attributes, clock
 from phoenix.kernel.clients import Clients, Service
 from phoenix.kernel.settings import ReleaseSettings
 
@@ -305,9 +305,10 @@ def expect_event(aws: StubbedAws, detail_type: str, **detail: Any) -> None:
 
 
 def expect_step(aws: StubbedAws, step: str, **detail: Any) -> None:
-    """The step appended to the release's ledger item, then `Release Step Completed`."""
-    entry = ledger.typed({"step": step, **detail})
-    entry["M"] = {**entry["M"], "at": ANY}
+    """The step appended to the release's ledger item, then `Release Step Completed`
+    (a detail given as ANY matches any value)."""
+    entry = attributes.typed({"step": step, **{k: v for k, v in detail.items() if v is not ANY}})
+    entry["M"] = {**entry["M"], "at": ANY, **{k: ANY for k, v in detail.items() if v is ANY}}
     aws.dynamodb.add_response(
         "update_item",
         {"Attributes": {"last_step_at": {"S": "2026-11-25T09:04:00.000000Z"}}},

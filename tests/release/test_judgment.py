@@ -77,7 +77,7 @@ def test_a_metric_whose_decrease_is_bad_fails_when_it_drops() -> None:
 
 
 def test_too_few_periods_is_no_data() -> None:
-    judged = judge_samples(LATENCY, Samples((500.0,) * 4, BASELINE_P99), POLICY)
+    judged = judge_samples(LATENCY, Samples((500.0,) * 3, BASELINE_P99), POLICY)
     assert judged.verdict == "no data"
 
 

@@ -12,7 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import ANY
 
-from phoenix.kernel import ledger
+from phoenix.kernel import attributes, ledger
 from phoenix.release.handlers.preflight import handle
 from phoenix.release.runtime.preflight import PreflightFailedError
 from tests.release.preflight_world import World, given, image
@@ -112,7 +112,7 @@ def _expect_flight(aws: StubbedAws, strategy: str, target: str) -> None:
             "UpdateExpression": "SET flight = :flight",
             "ConditionExpression": "lock_owner = :release",
             "ExpressionAttributeValues": {
-                ":flight": ledger.typed(flight),
+                ":flight": attributes.typed(flight),
                 ":release": {"S": RELEASE_ID},
             },
         },

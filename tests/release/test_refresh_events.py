@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from phoenix.kernel import ledger
+from phoenix.kernel import attributes
 from phoenix.release.handlers.refresh_events import handle
 from phoenix.release.runtime.events import REFRESH_ENDED
 from phoenix.release.runtime.settings import RefreshEventSettings as Settings
@@ -170,8 +170,8 @@ def test_a_dynamodb_null_reads_as_none() -> None:
         "a": {"NULL": True},
         "b": {"L": [{"NULL": True}, {"M": {"c": {"NULL": True}}}]},
     }
-    assert ledger.plain(typed) == {"a": None, "b": [None, {"c": None}]}
-    assert ledger.plain({"a": ledger.typed(None)}) == {"a": None}
+    assert attributes.plain(typed) == {"a": None, "b": [None, {"c": None}]}
+    assert attributes.plain({"a": attributes.typed(None)}) == {"a": None}
 
 
 def test_a_duplicate_event_after_the_first_finds_no_token(aws: StubbedAws) -> None:

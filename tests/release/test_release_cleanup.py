@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from botocore.stub import ANY
 
-from phoenix.kernel import ledger
+from phoenix.kernel import attributes, ledger
 from phoenix.release.handlers.cleanup import handle
 from phoenix.release.runtime.cleanup import CleanupSettings, LockLostError
 from phoenix.release.runtime.models import MalformedStepError
@@ -77,7 +77,7 @@ def aws() -> Iterator[StubbedAws]:
 
 
 def _item(aws: StubbedAws, key: dict[str, Any], **values: Any) -> None:
-    item = {**key, **{name: ledger.typed(value) for name, value in values.items()}}
+    item = {**key, **{name: attributes.typed(value) for name, value in values.items()}}
     expected = {"TableName": TABLE, "Key": key, "ConsistentRead": True}
     aws.dynamodb.add_response("get_item", {"Item": item}, expected)
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from botocore.stub import ANY
 
-from phoenix.kernel import ledger
+from phoenix.kernel import attributes
 from phoenix.release.handlers.finalize import handle
 from tests.release.release_state import (
     AMI,
@@ -131,7 +131,7 @@ def _kept(strategy: str) -> dict[str, Any]:
     canary, the old slot warm until the end of the rollback window."""
     kept: dict[str, Any] = {"previous_good_ami": {"S": PREVIOUS_AMI}}
     if strategy != "rolling":
-        warm = ledger.typed(
+        warm = attributes.typed(
             {
                 "release": RELEASE_ID,
                 "old_slot": "blue",

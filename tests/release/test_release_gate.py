@@ -11,7 +11,16 @@ import pytest
 from botocore.stub import ANY
 
 from phoenix.release.handlers.gate import handle
-from phoenix.release.runtime.gate import GateFailedError
+from phoenix.release.runtime.gate import GateFailedError, recorded
+from phoenix.release.runtime.judgment import (
+    Counts,
+    Policy,
+    Rule,
+    Samples,
+    judge_counts,
+    judge_samples,
+    score_step,
+)
 from tests.release.release_state import (
     ALARMS,
     AMI,
@@ -216,54 +225,56 @@ def _metrics(aws: StubbedAws, queries: Captured, start: datetime, **values: list
     )
 
 
-CANARY: dict[str, tuple[dict[str, list[float]], str | None, str]] = {
-    "error rate above threshold and baseline": (
+EVEN_P99 = [0.200, 0.204, 0.198, 0.201, 0.199]  # seconds, one a minute
+# canary and baseline metrics; the failure's start, or None for a pass
+CANARY: dict[str, tuple[dict[str, list[float]], str | None]] = {
+    "5% errors against a tenth of a percent": (
         {
             "canary_requestcount": [1000.0],
             "canary_httpcodetarget5xxcount": [50.0],
+            "canary_targetresponsetime": EVEN_P99,
             "baseline_requestcount": [19000.0],
             "baseline_httpcodetarget5xxcount": [19.0],
+            "baseline_targetresponsetime": EVEN_P99,
         },
-        "canary error rate above 1.0% and baseline",
-        "canary 5xx 5.0% p99 n/a; baseline 5xx 0.1% p99 n/a",
+        "canary judgment fail (score 50): critical metric failed: 5xx rate fail: canary 5%, "
+        "baseline 0.1%, ratio 50 (allowed 1.2), p=",
     ),
-    "p99 above threshold and baseline": (
+    "p99 1.5 times the baseline's": (
         {
             "canary_requestcount": [1000.0],
-            "canary_targetresponsetime": [0.3, 0.9],
+            "canary_targetresponsetime": [1.5 * v for v in EVEN_P99],
             "baseline_requestcount": [19000.0],
-            "baseline_targetresponsetime": [0.2],
+            "baseline_targetresponsetime": EVEN_P99,
         },
-        "canary p99 above 500 ms and baseline",
-        "canary 5xx 0.0% p99 900.0 ms; baseline 5xx 0.0% p99 200.0 ms",
+        "canary judgment fail (score 50): score 50 below 75: p99 latency fail: canary 300 ms, "
+        "baseline 200 ms, ratio 1.5 (allowed 1.2), p=",
     ),
     "no worse than a bad baseline": (
         {
             "canary_requestcount": [1000.0],
             "canary_httpcodetarget5xxcount": [50.0],
-            "canary_targetresponsetime": [0.9],
+            "canary_targetresponsetime": EVEN_P99,
             "baseline_requestcount": [19000.0],
             "baseline_httpcodetarget5xxcount": [1140.0],
-            "baseline_targetresponsetime": [1.2],
+            "baseline_targetresponsetime": EVEN_P99,
         },
         None,
-        "canary 5xx 5.0% p99 900.0 ms; baseline 5xx 6.0% p99 1200.0 ms",
     ),
-    "within the thresholds": (
+    "one error in ten requests": (
         {
-            "canary_requestcount": [500.0, 500.0],
-            "canary_httpcodetarget5xxcount": [2.0, 3.0],
-            "canary_targetresponsetime": [0.25],
+            "canary_requestcount": [10.0],
+            "canary_httpcodetarget5xxcount": [1.0],
+            "canary_targetresponsetime": EVEN_P99,
             "baseline_requestcount": [19000.0],
-            "baseline_targetresponsetime": [0.2],
+            "baseline_targetresponsetime": EVEN_P99,
         },
-        None,
-        "canary 5xx 0.5% p99 250.0 ms; baseline 5xx 0.0% p99 200.0 ms",
+        "canary judgment fail (score 50): score 50 below 75: 5xx rate no data: 10 canary and "
+        "19000 baseline requests, fewer than 200",
     ),
     "no canary requests yet": (
         {},
-        None,
-        "canary 5xx n/a p99 n/a; baseline 5xx n/a p99 n/a",
+        "canary judgment fail (score 0): score 0 below 75: 5xx rate no data: 0 canary",
     ),
 }
 
@@ -271,23 +282,51 @@ CANARY: dict[str, tuple[dict[str, list[float]], str | None, str]] = {
 @pytest.mark.parametrize("case", CANARY, ids=list(CANARY))
 def test_a_canary_step_is_judged_against_the_baseline(aws: StubbedAws, case: str) -> None:
     # Given 5% of the traffic on the canary for the last 290 s, targets and alarms fine
-    values, failure, metrics = CANARY[case]
+    values, failure = CANARY[case]
     step = _at_step(5)
     _targets(aws, healthy=3)
     _alarms(aws)
     _metrics(aws, Captured(), datetime.fromisoformat(step["at"]), **values)
     targets = f"3 of 3 targets healthy on {AMI} (3 healthy)"
+    outcome = "pass" if failure is None else "fail"
+    # the judgment is recorded, passed or not, with each metric's numbers
+    expect_step(aws, "canary judged", traffic=5, outcome=outcome, score=ANY, judged=ANY)
     if failure is None:
-        expect_step(aws, "health gate passed", traffic=5, detail=f"{targets}; {metrics}")
+        detail = f"{targets}; canary judgment passed (score 100)"
+        expect_step(aws, "health gate passed", traffic=5, detail=detail)
     event = step_input(release_state(step=step), "judge")
 
     # When the gate judges the step
     if failure is None:
-        assert handle(event, SETTINGS, aws.clients) == {"summary": f"{targets}; {metrics}"}
+        assert handle(event, SETTINGS, aws.clients) == {"summary": detail}
     else:
         with pytest.raises(GateFailedError) as raised:
             handle(event, SETTINGS, aws.clients)
-        assert str(raised.value) == f"{failure}: {metrics}"
+        assert str(raised.value).startswith(failure), str(raised.value)
+
+
+def test_the_recorded_judgment_holds_each_metric_s_numbers() -> None:
+    judged = score_step(
+        [Rule("5xx rate", "counts", critical=True), Rule("p99 latency", "samples")],
+        [
+            judge_counts(Rule("5xx rate", "counts"), Counts(50, 1000, 19, 19000), Policy()),
+            judge_samples(
+                Rule("p99 latency", "samples"),
+                Samples(tuple(EVEN_P99), tuple(EVEN_P99)),
+                Policy(),
+            ),
+        ],
+        Policy(),
+    )
+    kept = recorded(judged)
+    assert (kept["outcome"], kept["score"]) == ("fail", 50.0)
+    errors, latency = kept["judged"]
+    assert errors["verdict"] == "fail"
+    assert (errors["canary"], errors["baseline"], errors["ratio"]) == (5.0, 0.1, 50.0)
+    assert errors["statistic"] > 10
+    assert errors["p_value"] < 1e-6
+    assert latency["verdict"] == "pass"
+    assert latency["p_value"] > 0.3
 
 
 def test_the_canary_metrics_are_each_target_groups_on_the_fleets_balancer(
@@ -298,11 +337,10 @@ def test_the_canary_metrics_are_each_target_groups_on_the_fleets_balancer(
     _targets(aws, healthy=3)
     _alarms(aws)
     _metrics(aws, queries, datetime.fromisoformat(step["at"]))
-    nothing = "canary 5xx n/a p99 n/a; baseline 5xx n/a p99 n/a"
-    detail = f"3 of 3 targets healthy on {AMI} (3 healthy); {nothing}"
-    expect_step(aws, "health gate passed", traffic=25, detail=detail)
+    expect_step(aws, "canary judged", traffic=25, outcome="fail", score=0.0, judged=ANY)
 
-    handle(step_input(release_state(step=step), "judge"), SETTINGS, aws.clients)
+    with pytest.raises(GateFailedError, match="no data"):
+        handle(step_input(release_state(step=step), "judge"), SETTINGS, aws.clients)
 
     balancer = "app/phoenix-sandbox-web/50dc6c495c0c9188"
     assert LISTENER.endswith(f"listener/{balancer}/f2f7dc8efc522ab2")
@@ -320,8 +358,8 @@ def test_the_canary_metrics_are_each_target_groups_on_the_fleets_balancer(
     assert found == {
         "canary_httpcodetarget5xxcount": ("HTTPCode_Target_5XX_Count", "Sum", canary, 300),
         "canary_requestcount": ("RequestCount", "Sum", canary, 300),
-        "canary_targetresponsetime": ("TargetResponseTime", "p99", canary, 300),
+        "canary_targetresponsetime": ("TargetResponseTime", "p99", canary, 60),
         "baseline_httpcodetarget5xxcount": ("HTTPCode_Target_5XX_Count", "Sum", baseline, 300),
         "baseline_requestcount": ("RequestCount", "Sum", baseline, 300),
-        "baseline_targetresponsetime": ("TargetResponseTime", "p99", baseline, 300),
+        "baseline_targetresponsetime": ("TargetResponseTime", "p99", baseline, 60),
     }

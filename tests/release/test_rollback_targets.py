@@ -13,7 +13,7 @@ from aws_cdk.assertions import Template
 from botocore.exceptions import ClientError
 from botocore.stub import ANY
 
-from phoenix.kernel import ledger
+from phoenix.kernel import attributes, ledger
 from phoenix.release.handlers.finalize import handle
 from phoenix.release.runtime import finalize
 from phoenix.release.spec import step_handler
@@ -59,7 +59,7 @@ def expect_fleet_read(
         item["warm_slot"] = {"release": "web-3f9c2a", "previous_ami": window}
     if held:
         item["rollback_targets"] = list(held)
-    typed = {name: ledger.typed(value) for name, value in item.items() if value is not None}
+    typed = {name: attributes.typed(value) for name, value in item.items() if value is not None}
     aws.dynamodb.add_response(
         "get_item",
         {"Item": fleet_key() | typed},
@@ -134,7 +134,7 @@ def expect_recorded(aws: StubbedAws, *amis: str) -> None:
             "TableName": TABLE,
             "Key": fleet_key(),
             "UpdateExpression": "SET rollback_targets = :amis",
-            "ExpressionAttributeValues": {":amis": ledger.typed(sorted(amis))},
+            "ExpressionAttributeValues": {":amis": attributes.typed(sorted(amis))},
         },
     )
 

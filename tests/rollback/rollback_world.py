@@ -12,7 +12,7 @@ from typing import Any
 
 from botocore.stub import ANY
 
-from phoenix.kernel import clock, ledger
+from phoenix.kernel import attributes, clock, ledger
 from phoenix.rollback.runtime.models import RollbackSettings as Settings
 from tests.release.release_state import (
     AMI,
@@ -155,7 +155,7 @@ def succeeded(
 
 def expect_read(aws: StubbedAws, item: dict[str, Any] | None) -> None:
     """The fleet item, read consistently (None: there is none yet)."""
-    typed = {name: ledger.typed(value) for name, value in (item or {}).items()}
+    typed = {name: attributes.typed(value) for name, value in (item or {}).items()}
     aws.dynamodb.add_response(
         "get_item",
         {} if item is None else {"Item": fleet_key() | typed},
@@ -293,7 +293,7 @@ def expect_window_restored(aws: StubbedAws, old: str) -> None:
 
 def expect_recorded(aws: StubbedAws, how: str, done: str, reason: str) -> None:
     """The `rolled back` step appended to the release item."""
-    entry = ledger.typed({"step": "rolled back", "how": how, "action": done, "reason": reason})
+    entry = attributes.typed({"step": "rolled back", "how": how, "action": done, "reason": reason})
     entry["M"] = {**entry["M"], "at": ANY}
     aws.dynamodb.add_response(
         "update_item",

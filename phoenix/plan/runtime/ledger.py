@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from phoenix.kernel import clock
-from phoenix.kernel.ledger import iso, plain, typed
+from phoenix.kernel.attributes import plain, typed
+from phoenix.kernel.ledger import iso
 
 if TYPE_CHECKING:
     from types_boto3_dynamodb.client import DynamoDBClient

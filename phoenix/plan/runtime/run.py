@@ -24,9 +24,10 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from phoenix.kernel import clock
+from phoenix.kernel.attributes import plain
 from phoenix.kernel.clients import Clients
 from phoenix.kernel.events import EventNotAcceptedError, put
-from phoenix.kernel.ledger import iso, plain, release_key
+from phoenix.kernel.ledger import iso, release_key
 from phoenix.kernel.metrics import NAMESPACE, REQUESTS
 from phoenix.kernel.names import execution_name
 from phoenix.kernel.registry import read_fleets

@@ -4,7 +4,8 @@ Actions:
 - `warmup`: are the target slot's new targets all healthy yet? Returns the count of
   checks left; when none are left and they are still not healthy, GateFailedError;
 - `judge`: after a step's bake time, targets healthy, the fleet's alarms OK and, for a
-  canary step, the canary no worse than the baseline; else GateFailedError.
+  canary step, the canary's judgment against the baseline passed (recorded, passed or
+  not, as the step `canary judged`); else GateFailedError.
 """
 
 from __future__ import annotations
@@ -41,8 +42,16 @@ def handle(event: Any, settings: ReleaseSettings, aws: Clients) -> dict[str, Any
                 Ledger(aws.dynamodb, settings.table_name).mark_warm(state.fleet, state.release.id)
                 record(aws, settings, state, "new targets healthy", metrics, targets=reason)
             return Warmup(ready=ready, checks_left=left, reason=reason).model_dump()
-        summary = gate.judge(aws.elbv2, aws.ec2, aws.cloudwatch, state, clock.now())
+        summary, judged = gate.judge(aws.elbv2, aws.ec2, aws.cloudwatch, state, clock.now())
         weights = state.step.weights.target if state.step else 100
+        if judged is not None:
+            record(aws, settings, state, "canary judged", traffic=weights, **gate.recorded(judged))
+            if judged.outcome != "pass":
+                # a marginal score fails the step too: the bake is not extended (yet)
+                raise gate.GateFailedError(
+                    f"canary judgment {judged.outcome} (score {judged.score:.0f}): {judged.reason}"
+                )
+            summary = f"{summary}; canary judgment passed (score {judged.score:.0f})"
         record(aws, settings, state, "health gate passed", metrics, traffic=weights, detail=summary)
         return {"summary": summary}
 

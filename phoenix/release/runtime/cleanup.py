@@ -40,7 +40,7 @@ from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
-from phoenix.kernel import clock, events, fleet_calls, ledger
+from phoenix.kernel import attributes, clock, events, fleet_calls, ledger
 from phoenix.kernel.clients import Clients
 from phoenix.kernel.fleet_calls import ACTIVE_REFRESH_STATUSES, put_parameter
 from phoenix.kernel.ledger import Ledger
@@ -178,7 +178,7 @@ def clean_up(aws: Clients, settings: CleanupSettings, ended: Ended) -> Outcome:
     if why:
         logger.info("nothing to clean up", extra={"why": why, "status": ended.status})
         return Outcome("nothing", fleet, release_id, why)
-    release = ledger.plain(
+    release = attributes.plain(
         aws.dynamodb.get_item(
             TableName=settings.table_name,
             Key=ledger.release_key(fleet, release_id),

@@ -7,8 +7,9 @@ GetMetricData, whatever the number of instances.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from phoenix.kernel.fleet_calls import alarms_in_alarm
 from phoenix.kernel.metrics import (
@@ -16,9 +17,18 @@ from phoenix.kernel.metrics import (
     NAMESPACE,
     P99_LATENCY,
     REQUESTS,
-    error_rate_percent,
 )
-from phoenix.release.runtime.models import FleetSpec, ReleaseState
+from phoenix.release.runtime.judgment import (
+    Counts,
+    Policy,
+    Rule,
+    Samples,
+    StepJudgment,
+    judge_counts,
+    judge_samples,
+    score_step,
+)
+from phoenix.release.runtime.models import FleetSpec, JudgmentSpec, ReleaseState
 
 if TYPE_CHECKING:
     from types_boto3_cloudwatch.client import CloudWatchClient
@@ -77,8 +87,10 @@ def _dimension(arn: str) -> str:
 
 
 def _queries(
-    spec: FleetSpec, slot_groups: dict[str, str], period: int
+    spec: FleetSpec, slot_groups: dict[str, str], step_seconds: int
 ) -> list[MetricDataQueryTypeDef]:
+    """Per side: the step's 5xx and requests (one period, the whole step), and the p99
+    latency of each minute."""
     listener_balancer = "/".join(spec.listener.rsplit(":", 1)[1].split("/")[1:4])
     queries: list[MetricDataQueryTypeDef] = []
     for role, group in slot_groups.items():
@@ -86,18 +98,18 @@ def _queries(
             {"Name": "LoadBalancer", "Value": listener_balancer},
             {"Name": "TargetGroup", "Value": _dimension(group)},
         ]
-        for metric, stat in (ERRORS, REQUESTS, P99_LATENCY):
+        for metric, period in ((ERRORS, step_seconds), (REQUESTS, step_seconds), (P99_LATENCY, 60)):
             queries.append(
                 {
-                    "Id": _query_id(role, metric),
+                    "Id": _query_id(role, metric.name),
                     "MetricStat": {
                         "Metric": {
                             "Namespace": NAMESPACE,
-                            "MetricName": metric,
+                            "MetricName": metric.name,
                             "Dimensions": dimensions,
                         },
                         "Period": period,
-                        "Stat": stat,
+                        "Stat": metric.statistic,
                     },
                 }
             )
@@ -106,23 +118,19 @@ def _queries(
 
 def judge_canary(
     cloudwatch: CloudWatchClient, state: ReleaseState, since: datetime, until: datetime
-) -> tuple[bool, str]:
-    """Canary versus baseline since the step began: 5xx rate and p99 latency.
-
-    The canary fails when its error rate exceeds the fleet's threshold and the
-    baseline's, or its p99 exceeds the latency threshold and the baseline's. With no
-    canary requests yet there is nothing to judge, which passes (the alarms still gate).
-    """
+) -> StepJudgment:
+    """The canary slot against the baseline (the active slot) since the step began
+    (judgment.py, docs/judgment.md): the 5xx rate from the step's counts, and the p99
+    latency of each minute."""
     plan = state.need_plan()
     spec = state.fleet_spec
     seconds = max(60, int((until - since).total_seconds()))
-    period = 60 * ((seconds + 59) // 60)
     groups = {
         "canary": spec.slots[plan.target_slot].target_group,
         "baseline": spec.slots[plan.active_slot].target_group,
     }
     response = cloudwatch.get_metric_data(
-        MetricDataQueries=_queries(spec, groups, period),
+        MetricDataQueries=_queries(spec, groups, 60 * ((seconds + 59) // 60)),
         StartTime=since - timedelta(seconds=1),
         EndTime=until + timedelta(seconds=1),
     )
@@ -131,31 +139,68 @@ def judge_canary(
         for r in response["MetricDataResults"]
     }
 
-    def rate(role: str) -> float | None:
-        return error_rate_percent(
-            sum(values.get(_query_id(role, ERRORS.name), [])),
-            sum(values.get(_query_id(role, REQUESTS.name), [])),
-        )
+    def total(role: str, metric: str) -> int:
+        return round(sum(values.get(_query_id(role, metric), [])))
 
-    def p99_ms(role: str) -> float | None:
-        found = values.get(_query_id(role, P99_LATENCY.name), [])
-        return 1000 * max(found) if found else None
+    def p99s_ms(role: str) -> tuple[float, ...]:
+        return tuple(1000 * v for v in values.get(_query_id(role, P99_LATENCY.name), []))
 
-    canary_rate, baseline_rate = rate("canary"), rate("baseline")
-    canary_p99, baseline_p99 = p99_ms("canary"), p99_ms("baseline")
-    summary = (
-        f"canary 5xx {_shown(canary_rate, '%')} p99 {_shown(canary_p99, ' ms')}; "
-        f"baseline 5xx {_shown(baseline_rate, '%')} p99 {_shown(baseline_p99, ' ms')}"
+    rules, policy = judged_by(spec.judgment)
+    counts = Counts(
+        total("canary", ERRORS.name),
+        total("canary", REQUESTS.name),
+        total("baseline", ERRORS.name),
+        total("baseline", REQUESTS.name),
     )
-    if canary_rate is not None and canary_rate > max(spec.error_rate_percent, baseline_rate or 0):
-        return False, f"canary error rate above {spec.error_rate_percent}% and baseline: {summary}"
-    if canary_p99 is not None and canary_p99 > max(spec.p99_latency_ms, baseline_p99 or 0):
-        return False, f"canary p99 above {spec.p99_latency_ms} ms and baseline: {summary}"
-    return True, summary
+    judged = [
+        judge_counts(rules[0], counts, policy),
+        judge_samples(rules[1], Samples(p99s_ms("canary"), p99s_ms("baseline")), policy),
+    ]
+    return score_step(rules, judged, policy)
 
 
-def _shown(value: float | None, unit: str) -> str:
-    return "n/a" if value is None else f"{value:.1f}{unit}"
+def judged_by(judgment: JudgmentSpec) -> tuple[list[Rule], Policy]:
+    """The rules (5xx rate, then p99 latency) and the policy a fleet's judgment uses."""
+    policy = Policy(
+        confidence=judgment.confidence,
+        pass_score=judgment.pass_score,
+        marginal_score=judgment.marginal_score,
+        min_requests=judgment.min_requests,
+        min_samples=judgment.min_periods,
+    )
+    rules = [
+        Rule("5xx rate", "counts", **judgment.errors.model_dump()),
+        Rule("p99 latency", "samples", unit=" ms", **judgment.latency.model_dump()),
+    ]
+    return rules, policy
+
+
+def recorded(step: StepJudgment) -> dict[str, Any]:
+    """What the ledger and the step's event keep of a judgment: the score, the outcome,
+    and per metric (`judged`) its values, statistic, p-value, ratio and verdict."""
+    return {
+        "outcome": step.outcome,
+        "score": round(step.score, 2),
+        "judged": [
+            {
+                "name": j.name,
+                "verdict": j.verdict,
+                **{
+                    name: round(value, 6) if math.isfinite(value) else str(value)
+                    for name, value in (
+                        ("canary", j.canary),
+                        ("baseline", j.baseline),
+                        ("statistic", j.statistic),
+                        ("p_value", j.p_value),
+                        ("ratio", j.ratio),
+                    )
+                    if value is not None
+                },
+                "why": j.why,
+            }
+            for j in step.metrics
+        ],
+    }
 
 
 def judge(
@@ -164,19 +209,18 @@ def judge(
     cloudwatch: CloudWatchClient,
     state: ReleaseState,
     until: datetime,
-) -> str:
-    """The gate after a step: raises GateFailedError with the reason, else a summary."""
+) -> tuple[str, StepJudgment | None]:
+    """The gate after a step: raises GateFailedError when targets are unhealthy or an
+    alarm fires; else the targets' summary and, for a canary step that kept a baseline,
+    the canary's judgment (which the caller records, and fails the step unless it passed)."""
     healthy, targets = warmed_up(elbv2, ec2, state)
     if not healthy:
         raise GateFailedError(f"new targets not healthy: {targets}")
     firing = alarms_in_alarm(cloudwatch, state.fleet_spec.alarms)
     if firing:
         raise GateFailedError(f"alarms in ALARM: {', '.join(firing)}")
-    summary = targets
     step = state.step
     if state.fleet_spec.strategy == "canary" and step is not None and step.weights.active > 0:
-        passed, metrics = judge_canary(cloudwatch, state, step.at, until)
-        if not passed:
-            raise GateFailedError(metrics)
-        summary = f"{targets}; {metrics}"
-    return summary
+        judged = judge_canary(cloudwatch, state, step.at, until)
+        return targets, judged
+    return targets, None

@@ -38,7 +38,7 @@ class Policy:
     # fewer canary (or baseline) requests than this in the step: no data
     min_requests: int = 200
     # fewer per-period samples than this on either side: no data
-    min_samples: int = 5
+    min_samples: int = 4
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,7 @@ class Rule:
     allowed_ratio: float = 1.2
     critical: bool = False
     weight: float = 50.0
+    unit: str = ""  # how its values are shown (counts are shown as a rate in %)
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,7 @@ def judge_samples(rule: Rule, seen: Samples, policy: Policy) -> Judged:
     else:
         tested = stats.mann_whitney_greater(base, values)
         ratio = _ratio(base_middle, middle)
-    return _verdict(rule, policy, tested, values=(middle, base_middle), ratio=ratio, unit="")
+    return _verdict(rule, policy, tested, values=(middle, base_middle), ratio=ratio, unit=rule.unit)
 
 
 def _ratio(worse: float, better: float) -> float:

@@ -22,6 +22,29 @@ class MalformedStepError(Exception):
     """A step's input is not what the state machine sends; nothing was changed."""
 
 
+Score = Annotated[float, Field(ge=0, le=100)]
+
+
+class JudgedMetricSpec(FrozenModel):
+    """One built-in metric's rule (phoenix/config/fleet.py JudgedMetric)."""
+
+    allowed_ratio: Annotated[float, Field(ge=1)] = 1.2
+    critical: bool = False
+    weight: Score = 50
+
+
+class JudgmentSpec(FrozenModel):
+    """How a canary step is judged (phoenix/config/fleet.py JudgmentSettings)."""
+
+    confidence: Annotated[float, Field(gt=0, lt=1)] = 0.98
+    pass_score: Score = 95
+    marginal_score: Score = 75
+    min_requests: Annotated[int, Field(ge=1)] = 200
+    min_periods: Annotated[int, Field(ge=1)] = 4
+    errors: JudgedMetricSpec = JudgedMetricSpec(critical=True)
+    latency: JudgedMetricSpec = JudgedMetricSpec()
+
+
 class FleetSpec(FrozenModel):
     """What the state machine knows of a fleet (read from the fleet registry)."""
 
@@ -49,6 +72,7 @@ class FleetSpec(FrozenModel):
     when_locked: Literal["reject", "queue"] = "reject"
     queue_retry_seconds: Annotated[int, Field(ge=60)] = 300
     queue_attempts: Annotated[int, Field(ge=0)] = 0
+    judgment: JudgmentSpec = JudgmentSpec()
 
     @property
     def checkpoint_pauses(self) -> list[int]:
