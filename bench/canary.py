@@ -92,7 +92,8 @@ def generate(case: Case, rng: np.random.Generator) -> Step:
 
 
 def judgment_fails(step: Step, rules: list[Rule], policy: Policy) -> bool:
-    """Whether the judgment fails the step (a marginal score fails it too)."""
+    """Whether the judgment fails the step (with the default weights a score is 0, 50 or
+    100: never marginal, which would bake the step again)."""
     counts = Counts(step.errors, step.requests, step.base_errors, step.base_requests)
     judged = [
         judge_counts(rules[0], counts, policy),

@@ -91,6 +91,9 @@ class JudgmentSettings(StrictModel):
     min_requests: Annotated[int, Field(ge=1)] = 200
     # fewer periods (minutes) than this on a side: a per-period metric has no data
     min_periods: Annotated[int, Field(ge=3, le=120)] = 4
+    # a marginal score bakes the step again (judged on all its minutes), at most this
+    # many times; still marginal then, it fails
+    extensions: Annotated[int, Field(ge=0, le=5)] = 1
     errors: JudgedMetric = JudgedMetric(critical=True)
     latency: JudgedMetric = JudgedMetric()
 

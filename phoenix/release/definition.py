@@ -339,7 +339,13 @@ class ReleaseDefinition(Construct):
             .when(sfn.Condition.boolean_equals("$.step.weights.last", True), self._success)
             .otherwise(following.next(step))
         )
-        step.next(shift).next(bake).next(judge).next(last)
+        # A marginal canary judgment bakes the step again, its traffic as it is.
+        extend = (
+            sfn.Choice(self, "ExtendBake?")
+            .when(sfn.Condition.boolean_equals("$.gate.extend", True), bake)
+            .otherwise(last)
+        )
+        step.next(shift).next(bake).next(judge).next(extend)
         ready = (
             sfn.Choice(self, "Warm?")
             .when(sfn.Condition.boolean_equals("$.warmup.ready", True), first.next(step))

@@ -5,7 +5,8 @@ Actions:
   checks left; when none are left and they are still not healthy, GateFailedError;
 - `judge`: after a step's bake time, targets healthy, the fleet's alarms OK and, for a
   canary step, the canary's judgment against the baseline passed (recorded, passed or
-  not, as the step `canary judged`); else GateFailedError.
+  not, as the step `canary judged`); a marginal judgment with extensions left asks for
+  the bake again (`extend`); else GateFailedError.
 """
 
 from __future__ import annotations
@@ -46,14 +47,17 @@ def handle(event: Any, settings: ReleaseSettings, aws: Clients) -> dict[str, Any
         weights = state.step.weights.target if state.step else 100
         if judged is not None:
             record(aws, settings, state, "canary judged", traffic=weights, **gate.recorded(judged))
+            left = gate.extensions_left(state)
+            if judged.outcome == "marginal" and left > 0:
+                # baked again, then judged on every minute since the step began
+                return {"summary": summary, "extend": True, "extensions_left": left - 1}
             if judged.outcome != "pass":
-                # a marginal score fails the step too: the bake is not extended (yet)
                 raise gate.GateFailedError(
                     f"canary judgment {judged.outcome} (score {judged.score:.0f}): {judged.reason}"
                 )
             summary = f"{summary}; canary judgment passed (score {judged.score:.0f})"
         record(aws, settings, state, "health gate passed", metrics, traffic=weights, detail=summary)
-        return {"summary": summary}
+        return {"summary": summary, "extend": False}
 
     result: dict[str, Any] = run_step(event, {"warmup", "judge"}, logger, body)
     return result

@@ -159,6 +159,16 @@ def judge_canary(
     return score_step(rules, judged, policy)
 
 
+def extensions_left(state: ReleaseState) -> int:
+    """How many more times this step's bake may be extended: the fleet's `extensions`,
+    less those this step already had (the last gate's answer, `$.gate`, while the step is
+    the same)."""
+    previous = getattr(state, "gate", None)
+    if isinstance(previous, dict) and previous.get("extend") and "extensions_left" in previous:
+        return int(previous["extensions_left"])
+    return state.fleet_spec.judgment.extensions
+
+
 def judged_by(judgment: JudgmentSpec) -> tuple[list[Rule], Policy]:
     """The rules (5xx rate, then p99 latency) and the policy a fleet's judgment uses."""
     policy = Policy(

@@ -41,6 +41,7 @@ class JudgmentSpec(FrozenModel):
     marginal_score: Score = 75
     min_requests: Annotated[int, Field(ge=1)] = 200
     min_periods: Annotated[int, Field(ge=1)] = 4
+    extensions: Annotated[int, Field(ge=0)] = 1
     errors: JudgedMetricSpec = JudgedMetricSpec(critical=True)
     latency: JudgedMetricSpec = JudgedMetricSpec()
 
