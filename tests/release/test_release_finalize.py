@@ -147,16 +147,22 @@ def _kept(strategy: str) -> dict[str, Any]:
 # --- succeed ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("strategy", ["blue_green", "canary"])
-def test_success_moves_the_weights_and_the_pointer_last_then_closes_and_unlocks(
-    aws: StubbedAws, strategy: str
-) -> None:
-    # Given green (the target) serving every request at version 8
+def _expect_green_committed(aws: StubbedAws) -> None:
+    """Succeed's parameters: green (the target) at version 8 takes every request, the
+    pointer last; then its step."""
     expect_put_parameter(aws, parameter("green", "launch-template-version"), str(VERSION))
     expect_put_parameter(aws, parameter("green", "weight"), "100")
     expect_put_parameter(aws, parameter("blue", "weight"), "0")
     expect_put_parameter(aws, POINTER, AMI)
     expect_step(aws, "pointer moved", ami=AMI)
+
+
+@pytest.mark.parametrize("strategy", ["blue_green", "canary"])
+def test_success_moves_the_weights_and_the_pointer_last_then_closes_and_unlocks(
+    aws: StubbedAws, strategy: str
+) -> None:
+    # Given green (the target) serving every request at version 8
+    _expect_green_committed(aws)
     _expect_success(aws, _kept(strategy))
     expect_target_moved(aws, window=True)  # (tests/release/test_rollback_targets.py)
     expect_unlock(aws)
@@ -178,11 +184,7 @@ def test_a_release_rolled_back_while_it_succeeds_gives_its_parameters_back(
     aws: StubbedAws, strategy: str
 ) -> None:
     # Given a rollback (a request, an alarm) took the release while its Succeed step ran
-    expect_put_parameter(aws, parameter("green", "launch-template-version"), str(VERSION))
-    expect_put_parameter(aws, parameter("green", "weight"), "100")
-    expect_put_parameter(aws, parameter("blue", "weight"), "0")
-    expect_put_parameter(aws, POINTER, AMI)
-    expect_step(aws, "pointer moved", ami=AMI)
+    _expect_green_committed(aws)
     conditional_check_failed(aws.dynamodb)
     rolled_back = {"last_release": {"S": RELEASE_ID}, "last_outcome": {"S": "rolled back"}}
     aws.dynamodb.add_response(

@@ -368,14 +368,7 @@ def test_the_canary_metrics_are_each_target_groups_on_the_fleets_balancer(
 # --- a marginal judgment -------------------------------------------------------------------
 
 # 5xx weighs 10 and is not critical; its failure alone scores 90: marginal (75 to 95)
-MARGINAL = {
-    "canary_requestcount": [1000.0],
-    "canary_httpcodetarget5xxcount": [50.0],
-    "canary_targetresponsetime": EVEN_P99,
-    "baseline_requestcount": [19000.0],
-    "baseline_httpcodetarget5xxcount": [19.0],
-    "baseline_targetresponsetime": EVEN_P99,
-}
+MARGINAL = CANARY["5% errors against a tenth of a percent"][0]
 
 
 def _marginal_state(step: dict[str, Any], **more: Any) -> dict[str, Any]:
