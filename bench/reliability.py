@@ -4,8 +4,9 @@ Each scenario (a release of each strategy; a canary and a rolling release rolled
 their alarms; a blue_green release rolled back by its own gate) runs once without a
 fault to find the calls it makes that change state; then once per call and fault kind
 (throttled, 5xx, timed out after taking effect, process died after the call), with the
-invariants checked after each run. Then the stateful chaos test's sequences
-(tests/chaos.py), `--sequences` of them.
+invariants checked after each run, in the integration tests' sandbox. Then the stateful
+chaos test's sequences (tests/chaos.py), `--sequences` of them, in the chaos test's own
+sandbox (short bakes and windows, as `make test` runs 200 of them).
 
     .venv/bin/python -m bench.reliability [--sequences 1000]
 
@@ -27,6 +28,7 @@ from bench.quiet import logs_to_file
 from local import reliability
 from local.embedded import EmbeddedAws
 from local.faults import Kind
+from tests.chaos import CONFIG as CHAOS_CONFIG
 from tests.chaos import World, run_in
 
 REPO = Path(__file__).resolve().parent.parent
@@ -74,17 +76,16 @@ def main() -> int:
     parser.add_argument("--sequences", type=int, default=1000)
     options = parser.parse_args()
     started = time.perf_counter()
-    with (
-        logs_to_file("bench-reliability") as logs,
-        tempfile.TemporaryDirectory() as scratch,
-        EmbeddedAws() as aws,
-    ):
-        aws.deploy("sandbox", outdir=Path(scratch) / "cdk.out", config_dir=CONFIG)
-        outcomes = faults(aws)
+    with logs_to_file("bench-reliability") as logs, tempfile.TemporaryDirectory() as scratch:
+        with EmbeddedAws() as aws:
+            aws.deploy("sandbox", outdir=Path(scratch) / "faults", config_dir=CONFIG)
+            outcomes = faults(aws)
         _fault_table(outcomes)
         _show(f"({time.perf_counter() - started:.0f} s so far)")
-        world = World(aws, strict=False)  # the chaos sequences, in the same sandbox
-        run_in(world, options.sequences, steps=3)
+        with EmbeddedAws() as aws:  # one embedded AWS at a time in a process
+            aws.deploy("sandbox", outdir=Path(scratch) / "chaos", config_dir=CHAOS_CONFIG)
+            world = World(aws, strict=False)
+            run_in(world, options.sequences, steps=3)
     took = time.perf_counter() - started
     _show(f"chaos: {world.sequences} sequences of at most 3 steps (fixed seed)")
     for what, times in sorted(world.tally.items()):
