@@ -7,6 +7,7 @@ import math
 
 import pytest
 
+from phoenix.release.runtime.gate import recorded
 from phoenix.release.runtime.judgment import (
     Counts,
     Judged,
@@ -21,6 +22,7 @@ from phoenix.release.runtime.judgment import (
 POLICY = Policy()
 ERRORS = Rule("5xx rate", "counts", critical=True)
 LATENCY = Rule("p99 latency", "samples")
+EVEN_P99 = (200.0, 204.0, 198.0, 201.0, 199.0)
 BASELINE_P99 = (100.0, 104.0, 98.0, 101.0, 97.0, 103.0, 99.0, 102.0, 100.5, 98.5)
 
 
@@ -115,3 +117,27 @@ def test_a_critical_metric_s_failure_fails_the_step_whatever_the_score() -> None
     assert step.outcome == "fail"
     assert step.score == 99
     assert step.reason.startswith("critical metric failed: errors fail")
+
+
+def test_the_recorded_judgment_holds_each_metric_s_numbers() -> None:
+    judged = score_step(
+        [Rule("5xx rate", "counts", critical=True), Rule("p99 latency", "samples")],
+        [
+            judge_counts(Rule("5xx rate", "counts"), Counts(50, 1000, 19, 19000), Policy()),
+            judge_samples(
+                Rule("p99 latency", "samples"),
+                Samples(EVEN_P99, EVEN_P99),
+                Policy(),
+            ),
+        ],
+        Policy(),
+    )
+    kept = recorded(judged)
+    assert (kept["outcome"], kept["score"]) == ("fail", 50.0)
+    errors, latency = kept["judged"]
+    assert errors["verdict"] == "fail"
+    assert (errors["canary"], errors["baseline"], errors["ratio"]) == (5.0, 0.1, 50.0)
+    assert errors["statistic"] > 10
+    assert errors["p_value"] < 1e-6
+    assert latency["verdict"] == "pass"
+    assert latency["p_value"] > 0.3
