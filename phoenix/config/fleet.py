@@ -123,8 +123,10 @@ class CanarySettings(StrictModel):
     @model_validator(mode="after")
     def _periods_to_judge(self) -> CanarySettings:
         # A bake of N minutes holds N - 1 whole one-minute periods at least (CloudWatch
-        # reads the window to the second; its first minute may begin before it).
-        if self.step_bake_time_minutes - 1 < self.judgment.min_periods:
+        # reads the window to the second; its first minute may begin before it). Only a
+        # latency that counts (weight above 0) is judged per minute.
+        per_minute = self.judgment.latency.weight > 0
+        if per_minute and self.step_bake_time_minutes - 1 < self.judgment.min_periods:
             raise ValueError(
                 f"step_bake_time_minutes ({self.step_bake_time_minutes}) holds fewer whole "
                 f"one-minute periods than judgment.min_periods ({self.judgment.min_periods}): "

@@ -212,3 +212,12 @@ def test_synth_with_a_broken_config_exits_with_one_line_and_writes_no_template(
         "fleets[0].strategy: 'yolo': must be one of rolling, blue_green, canary"
     ]
     assert not list(outdir.glob("**/*.template.json"))
+
+
+def test_a_short_canary_step_is_valid_when_its_latency_is_not_judged(tmp_path: Path) -> None:
+    # (per-minute latency needs whole minutes; the 5xx rate needs only requests)
+    short = {"step_bake_time_minutes": 1, "judgment": {"latency": {"weight": 0}}}
+    config = _sandbox_with(lambda c: c["fleets"][0]["canary"].update(short))
+    (tmp_path / "short.yaml").write_text(yaml.safe_dump(config))
+    loaded = load_environment("short", tmp_path)
+    assert loaded.fleets[0].canary.step_bake_time_minutes == 1  # type: ignore[union-attr]

@@ -106,6 +106,13 @@ def test_the_invariants_see_a_release_left_open(aws: EmbeddedAws) -> None:
         dynamodb.delete_item(TableName=table, Key=key)
 
 
+def test_random_sequences_keep_every_invariant(aws: EmbeddedAws) -> None:
+    world = World(aws)
+    run_in(world, SEQUENCES, steps=STEPS)
+    assert world.sequences >= SEQUENCES
+    assert not world.violations
+
+
 # Interleavings chosen rather than drawn: a request or an alarm that arrives while a step
 # of the release is half done (local/api_calls.between holds the step's function just
 # before one of its calls while the request is handled).
@@ -240,10 +247,3 @@ def _alarms(aws: EmbeddedAws, fleet: str) -> list[str]:
         AlarmNamePrefix=f"phoenix-sandbox-{fleet}-"
     )
     return [a["AlarmName"] for a in described["MetricAlarms"]]
-
-
-def test_random_sequences_keep_every_invariant(aws: EmbeddedAws) -> None:
-    world = World(aws)
-    run_in(world, SEQUENCES, steps=STEPS)
-    assert world.sequences >= SEQUENCES
-    assert not world.violations
