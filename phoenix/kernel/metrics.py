@@ -19,8 +19,3 @@ P99_LATENCY = MetricStat("TargetResponseTime", "p99")
 # The 5xx rate in percent of requests, as CloudWatch metric math over `errors` and
 # `requests`: no requests is no error rate, and a period without 5xx counts as 0.
 ERROR_RATE_EXPRESSION = "IF(requests > 0, 100 * FILL(errors, 0) / requests, 0)"
-
-
-def error_rate_percent(errors: float, requests: float) -> float | None:
-    """ERROR_RATE_EXPRESSION over totals; None (not 0) when there were no requests."""
-    return 100 * errors / requests if requests else None

@@ -150,8 +150,6 @@ def fleet_spec(fleet: ImmutableFleet) -> dict[str, Any]:
         "bake_seconds": 0,
         "steps": [100],
         "rollback_window_seconds": 0,
-        "error_rate_percent": config.alarms.error_rate_percent,
-        "p99_latency_ms": config.alarms.p99_latency_ms,
         "warmup_seconds": warmup,
         "warmup_checks": max(3, math.ceil(health.grace_period_seconds / warmup) + 3),
         "when_locked": config.when_locked,

@@ -98,8 +98,6 @@ def fleet_spec(strategy: str = "canary", **changes: Any) -> dict[str, Any]:
         "bake_seconds": 600 if strategy == "rolling" else 300,
         "steps": [5, 25, 50, 100] if strategy == "canary" else [100],
         "rollback_window_seconds": 0 if strategy == "rolling" else 1800,
-        "error_rate_percent": 1.0,
-        "p99_latency_ms": 500,
         "warmup_seconds": 60,
         "warmup_checks": 5,
     }

@@ -66,8 +66,6 @@ class FleetSpec(FrozenModel):
     bake_seconds: Annotated[int, Field(ge=0)]
     steps: Annotated[list[Annotated[int, Field(ge=1, le=100)]], Field(min_length=1)]
     rollback_window_seconds: Annotated[int, Field(ge=0)]
-    error_rate_percent: Annotated[float, Field(gt=0, le=100)]
-    p99_latency_ms: Annotated[int, Field(ge=1)]
     warmup_seconds: Annotated[int, Field(ge=1)]
     warmup_checks: Annotated[int, Field(ge=1)]
     when_locked: Literal["reject", "queue"] = "reject"
