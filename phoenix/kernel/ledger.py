@@ -225,12 +225,11 @@ class Ledger:
         moment = iso(clock.now())
         extra = {"previous_good_ami": previous_ami, "warm_slot": window}
         update, values = good_end(release_id, "succeeded", moment, good_ami, extra)
-        values[":rolled"] = {"S": release_id}
         closed = self.update_fleet_if(
             fleet,
             UpdateExpression=update,
             ConditionExpression="lock_owner = :release AND "
-            "(attribute_not_exists(rolled_back) OR rolled_back <> :rolled)",
+            "(attribute_not_exists(rolled_back) OR rolled_back <> :release)",
             ExpressionAttributeValues=values,
         )
         if not closed:

@@ -20,8 +20,8 @@ from phoenix.release.runtime.judgment import (
 )
 
 POLICY = Policy()
-ERRORS = Rule("5xx rate", "counts", critical=True)
-LATENCY = Rule("p99 latency", "samples")
+ERRORS = Rule("5xx rate", critical=True)
+LATENCY = Rule("p99 latency")
 EVEN_P99 = (200.0, 204.0, 198.0, 201.0, 199.0)
 BASELINE_P99 = (100.0, 104.0, 98.0, 101.0, 97.0, 103.0, 99.0, 102.0, 100.5, 98.5)
 
@@ -71,7 +71,7 @@ def test_a_slower_canary_fails_its_latency_and_a_faster_one_passes() -> None:
 
 
 def test_a_metric_whose_decrease_is_bad_fails_when_it_drops() -> None:
-    orders = Rule("orders", "samples", direction="decrease")
+    orders = Rule("orders", direction="decrease")
     dropped = tuple(0.5 * v for v in BASELINE_P99)
     judged = judge_samples(orders, Samples(dropped, BASELINE_P99), POLICY)
     assert judged.verdict == "fail"
@@ -89,9 +89,9 @@ def _judged(name: str, verdict: str) -> Judged:
 
 def test_the_score_is_the_weighted_share_of_passing_metrics() -> None:
     rules = [
-        Rule("a", "samples", weight=60),
-        Rule("b", "samples", weight=30),
-        Rule("c", "samples", weight=10),
+        Rule("a", weight=60),
+        Rule("b", weight=30),
+        Rule("c", weight=10),
     ]
     policy = Policy(pass_score=95, marginal_score=75)
     passing = score_step(
@@ -112,7 +112,7 @@ def test_the_score_is_the_weighted_share_of_passing_metrics() -> None:
 
 
 def test_a_critical_metric_s_failure_fails_the_step_whatever_the_score() -> None:
-    rules = [Rule("a", "samples", weight=99), Rule("errors", "counts", critical=True, weight=1)]
+    rules = [Rule("a", weight=99), Rule("errors", critical=True, weight=1)]
     step = score_step(rules, [_judged("a", "pass"), _judged("errors", "fail")], POLICY)
     assert step.outcome == "fail"
     assert step.score == 99
@@ -121,11 +121,11 @@ def test_a_critical_metric_s_failure_fails_the_step_whatever_the_score() -> None
 
 def test_the_recorded_judgment_holds_each_metric_s_numbers() -> None:
     judged = score_step(
-        [Rule("5xx rate", "counts", critical=True), Rule("p99 latency", "samples")],
+        [Rule("5xx rate", critical=True), Rule("p99 latency")],
         [
-            judge_counts(Rule("5xx rate", "counts"), Counts(50, 1000, 19, 19000), Policy()),
+            judge_counts(Rule("5xx rate"), Counts(50, 1000, 19, 19000), Policy()),
             judge_samples(
-                Rule("p99 latency", "samples"),
+                Rule("p99 latency"),
                 Samples(EVEN_P99, EVEN_P99),
                 Policy(),
             ),

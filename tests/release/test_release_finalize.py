@@ -97,11 +97,10 @@ def _expect_success(aws: StubbedAws, kept: dict[str, Any]) -> None:
             "Key": fleet_key(),
             "UpdateExpression": ANY,
             "ConditionExpression": "lock_owner = :release AND "
-            "(attribute_not_exists(rolled_back) OR rolled_back <> :rolled)",
+            "(attribute_not_exists(rolled_back) OR rolled_back <> :release)",
             "ExpressionAttributeValues": {
                 ":ami": {"S": AMI},
                 ":release": {"S": RELEASE_ID},
-                ":rolled": {"S": RELEASE_ID},
                 ":outcome": {"S": "succeeded"},
                 ":at": ANY,
                 **{f":{name}": value for name, value in kept.items()},

@@ -179,8 +179,8 @@ def judged_by(judgment: JudgmentSpec) -> tuple[list[Rule], Policy]:
         min_samples=judgment.min_periods,
     )
     rules = [
-        Rule("5xx rate", "counts", **judgment.errors.model_dump()),
-        Rule("p99 latency", "samples", unit=" ms", **judgment.latency.model_dump()),
+        Rule("5xx rate", **judgment.errors.model_dump()),
+        Rule("p99 latency", unit=" ms", **judgment.latency.model_dump()),
     ]
     return rules, policy
 

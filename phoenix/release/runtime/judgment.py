@@ -4,8 +4,8 @@ active slot) over the step's bake, then the step's score (docs/judgment.md).
 Per metric, one one-sided test at the configured confidence (stats.py) and an effect size:
 - counts (5xx of requests): the pooled two-proportion z test; the effect is the ratio of
   the canary's rate to the baseline's;
-- per-period samples (p99 latency per minute, a custom metric's statistic per period):
-  the Mann-Whitney U test; the effect is the ratio of the medians.
+- per-period samples (p99 latency per minute): the Mann-Whitney U test; the effect is
+  the ratio of the medians.
 A metric fails when the canary is worse with significance (p below 1 - confidence) and by
 more than its allowed effect (the canary may be up to `allowed_ratio` times the baseline,
 in the bad direction, before that counts). Too few requests or samples is no data, which
@@ -43,11 +43,10 @@ class Policy:
 
 @dataclass(frozen=True)
 class Rule:
-    """One metric: counts or per-period samples, which direction is bad, the effect
-    allowed (a ratio, at least 1), whether a failure fails the step, and its weight."""
+    """One metric (judged by judge_counts or judge_samples): which direction is bad, the
+    effect allowed (a ratio, at least 1), whether a failure fails the step, its weight."""
 
     name: str
-    kind: Literal["counts", "samples"]
     direction: Direction = "increase"
     allowed_ratio: float = 1.2
     critical: bool = False
