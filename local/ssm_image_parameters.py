@@ -26,6 +26,8 @@ from typing import Any
 from moto.ec2.models import ec2_backends
 from moto.ssm.models import SimpleSystemManagerBackend
 
+from local import ssm_tiers
+
 IMAGE = "aws:ec2:image"
 # AMI IDs: `ami-` and 8 or 17 hexadecimal digits (Amazon EC2 User Guide, resource IDs).
 _AMI_ID = re.compile(r"ami-([0-9a-f]{8}|[0-9a-f]{17})")
@@ -76,6 +78,8 @@ def install() -> None:
         tier: str | None = None,
         policies: str | None = None,
     ) -> Any:
+        # Every write first: a value its tier cannot hold is refused (local/ssm_tiers.py).
+        tier = ssm_tiers.tier_for(self, name, value, tier)
         write = (name, description, value, parameter_type, allowed_pattern, keyid, overwrite, tags)
         if not is_image_parameter(self, name, data_type):
             return original(self, *write, data_type, tier=tier, policies=policies)

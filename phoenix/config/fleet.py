@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import json
+import re
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -69,6 +71,11 @@ class BlueGreenSettings(StrictModel):
 
 
 Weight = Annotated[float, Field(ge=0, le=100)]
+# A fleet's custom metrics: each is one more pair of queries in the gate's GetMetricData
+# and about 250 bytes of the fleet's registry parameter, which holds 8 KB at most; the rest
+# of a fleet's spec takes under 4 KB (docs/judgment.md, tests/release/test_registry.py).
+MAX_CUSTOM_METRICS = 5
+CUSTOM_METRICS_BYTES = 4000
 # How many times the baseline the canary may be, in the bad direction, before it counts.
 AllowedRatio = Annotated[float, Field(ge=1, le=100)]
 
@@ -79,6 +86,57 @@ class JudgedMetric(StrictModel):
     allowed_ratio: AllowedRatio = 1.2
     critical: bool = False
     weight: Weight = 50
+
+
+# CloudWatch's statistics a custom metric may be judged on (CloudWatch User Guide,
+# "CloudWatch statistics definitions"): the five basic ones and percentiles pNN.NN.
+STATISTIC = re.compile(r"^(SampleCount|Average|Sum|Minimum|Maximum|p(100|\d{1,2}(\.\d{1,2})?))$")
+# What a custom metric's dimension value may be instead of a literal: the judged slot's
+# resource (the canary's for the canary, the active slot's for the baseline).
+SLOT_PLACEHOLDERS = ("{target_group}", "{load_balancer}", "{auto_scaling_group}")
+BUILT_IN_METRICS = ("5xx rate", "p99 latency")
+
+
+class CustomMetric(StrictModel):
+    """A CloudWatch metric of the fleet's own, judged per minute like the p99 latency:
+    each side's values read with the slot's resources filled into its dimensions."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,39}$")]
+    namespace: Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^:]+$")]
+    metric: Annotated[str, Field(min_length=1, max_length=255)]
+    statistic: str
+    dimensions: Annotated[dict[str, str], Field(min_length=1, max_length=30)]
+    direction: Literal["increase", "decrease"] = "increase"
+    allowed_ratio: AllowedRatio = 1.2
+    critical: bool = False
+    weight: Weight = 20
+
+    @field_validator("statistic")
+    @classmethod
+    def _known_statistic(cls, statistic: str) -> str:
+        if not STATISTIC.match(statistic):
+            raise ValueError(
+                f"unknown statistic {statistic!r}: one of SampleCount, Average, Sum, Minimum, "
+                "Maximum or a percentile such as p99 or p99.9"
+            )
+        return statistic
+
+    @field_validator("dimensions")
+    @classmethod
+    def _a_slot_to_fill(cls, dimensions: dict[str, str]) -> dict[str, str]:
+        for name, value in dimensions.items():
+            if ("{" in value or "}" in value) and value not in SLOT_PLACEHOLDERS:
+                raise ValueError(
+                    f"dimension {name} is {value!r}: a placeholder is one of "
+                    f"{', '.join(SLOT_PLACEHOLDERS)}, alone"
+                )
+        if not any(value in SLOT_PLACEHOLDERS for value in dimensions.values()):
+            raise ValueError(
+                f"no dimension to fill: {', '.join(f'{k}={v}' for k, v in dimensions.items())} "
+                f"names no slot ({', '.join(SLOT_PLACEHOLDERS)}), so the canary and the "
+                "baseline would read the same series"
+            )
+        return dimensions
 
 
 class JudgmentSettings(StrictModel):
@@ -96,6 +154,8 @@ class JudgmentSettings(StrictModel):
     extensions: Annotated[int, Field(ge=0, le=5)] = 1
     errors: JudgedMetric = JudgedMetric(critical=True)
     latency: JudgedMetric = JudgedMetric()
+    # the fleet's own CloudWatch metrics, judged beside the built-in ones
+    metrics: Annotated[list[CustomMetric], Field(max_length=MAX_CUSTOM_METRICS)] = []
 
     @model_validator(mode="after")
     def _scores_in_order(self) -> JudgmentSettings:
@@ -104,9 +164,26 @@ class JudgmentSettings(StrictModel):
                 f"marginal_score ({self.marginal_score:g}) is above pass_score "
                 f"({self.pass_score:g})"
             )
-        if self.errors.weight + self.latency.weight == 0:
-            raise ValueError("errors.weight and latency.weight are both 0: nothing to score")
+        if self.errors.weight + self.latency.weight + sum(m.weight for m in self.metrics) == 0:
+            raise ValueError("every metric's weight is 0: nothing to score")
+        size = len(json.dumps([m.model_dump() for m in self.metrics], separators=(",", ":")))
+        if size > CUSTOM_METRICS_BYTES:
+            raise ValueError(
+                f"metrics take {size} bytes as JSON, more than the {CUSTOM_METRICS_BYTES} the "
+                "fleet's registry parameter leaves them"
+            )
+        names = [m.name for m in self.metrics]
+        for name in names:
+            if name in BUILT_IN_METRICS:
+                raise ValueError(f"metrics: the name {name!r} is the built-in metric's")
+            if names.count(name) > 1:
+                raise ValueError(f"metrics: the name {name!r} is used twice")
         return self
+
+    @property
+    def per_minute(self) -> bool:
+        """Whether some metric that counts is judged per minute (all but the 5xx rate)."""
+        return self.latency.weight > 0 or any(m.weight > 0 for m in self.metrics)
 
 
 class CanarySettings(StrictModel):
@@ -124,9 +201,8 @@ class CanarySettings(StrictModel):
     def _periods_to_judge(self) -> CanarySettings:
         # A bake of N minutes holds N - 1 whole one-minute periods at least (CloudWatch
         # reads the window to the second; its first minute may begin before it). Only a
-        # latency that counts (weight above 0) is judged per minute.
-        per_minute = self.judgment.latency.weight > 0
-        if per_minute and self.step_bake_time_minutes - 1 < self.judgment.min_periods:
+        # latency or custom metric that counts (weight above 0) is judged per minute.
+        if self.judgment.per_minute and self.step_bake_time_minutes - 1 < self.judgment.min_periods:
             raise ValueError(
                 f"step_bake_time_minutes ({self.step_bake_time_minutes}) holds fewer whole "
                 f"one-minute periods than judgment.min_periods ({self.judgment.min_periods}): "

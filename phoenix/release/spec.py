@@ -9,10 +9,11 @@ and the other actions its code calls; a test checks each against the code.
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
-from aws_cdk import Stack
+from aws_cdk import Stack, Token
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_ssm as ssm
 
@@ -184,17 +185,48 @@ def fleet_spec(fleet: ImmutableFleet) -> dict[str, Any]:
     return spec
 
 
+# A standard parameter's value holds 4 KB, an advanced one's 8 KB (AWS Systems Manager
+# User Guide, "Managing parameter tiers"; an advanced parameter costs $0.05 a month).
+STANDARD_VALUE_LIMIT = 4096
+# What a CloudFormation reference in a spec (a name, an ARN or an ID) is taken to resolve
+# to at most: a listener ARN with a 32-character load balancer name is about 130.
+LONGEST_REFERENCE = "x" * 160
+
+
+def longest_text(spec: Any) -> str:
+    """A spec as JSON, each reference to a resource as LONGEST_REFERENCE: as long as its
+    parameter's value can be once deployed."""
+
+    def resolved(value: Any) -> Any:
+        if isinstance(value, str) and Token.is_unresolved(value):
+            return LONGEST_REFERENCE
+        if isinstance(value, dict):
+            return {k: resolved(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [resolved(v) for v in value]
+        return value
+
+    return json.dumps(resolved(spec), separators=(",", ":"))
+
+
+def registry_tier(spec: dict[str, Any]) -> ssm.ParameterTier:
+    """Standard for a spec that fits 4 KB (most: about 3 KB); advanced for one that may
+    not, such as a canary judging several custom metrics (the config keeps those within
+    what 8 KB holds, phoenix/config/fleet.py)."""
+    fits = len(longest_text(spec)) <= STANDARD_VALUE_LIMIT
+    return ssm.ParameterTier.STANDARD if fits else ssm.ParameterTier.ADVANCED
+
+
 def register_fleet(fleet: ImmutableFleet) -> ssm.StringParameter:
-    """The fleet's entry in its environment's registry, deployed with the fleet. A
-    standard parameter holds 4 KB; a spec is about 2 KB (tests/release/test_registry.py
-    measures the largest)."""
+    """The fleet's entry in its environment's registry, deployed with the fleet."""
+    spec = fleet_spec(fleet)
     return ssm.StringParameter(
         fleet,
         "Registration",
         parameter_name=registered_fleet(fleet.environment, fleet.config.name),
-        string_value=Stack.of(fleet).to_json_string(fleet_spec(fleet)),
+        string_value=Stack.of(fleet).to_json_string(spec),
         description=f"phoenix {fleet.environment}: fleet {fleet.config.name}, as releases see it",
-        tier=ssm.ParameterTier.STANDARD,
+        tier=registry_tier(spec),
     )
 
 

@@ -34,6 +34,14 @@ def _sandbox_with(change: Any) -> dict[str, Any]:
     return config
 
 
+# A custom metric the canary judgment reads (docs/judgment.md), for the cases below.
+CUSTOM_METRIC = {
+    "name": "failed checkouts",
+    "namespace": "Shop",
+    "metric": "CheckoutFailureRate",
+    "statistic": "Average",
+    "dimensions": {"AutoScalingGroupName": "{auto_scaling_group}"},
+}
 BAD_CONFIGS = {
     "unknown strategy": (
         lambda c: c["fleets"][0].update(strategy="bluegreen"),
@@ -111,6 +119,42 @@ BAD_CONFIGS = {
             judgment={"pass_score": 80, "marginal_score": 90}
         ),
         "fleets[0].canary.judgment: marginal_score (90) is above pass_score (80)",
+    ),
+    "a custom metric's unknown statistic": (
+        lambda c: c["fleets"][0]["canary"].update(
+            judgment={"metrics": [dict(CUSTOM_METRIC, statistic="Median")]}
+        ),
+        "fleets[0].canary.judgment.metrics[0].statistic: 'Median': unknown statistic "
+        "'Median': one of SampleCount, Average, Sum, Minimum, Maximum or a percentile such "
+        "as p99 or p99.9",
+    ),
+    "a custom metric with no dimension to fill": (
+        lambda c: c["fleets"][0]["canary"].update(
+            judgment={"metrics": [dict(CUSTOM_METRIC, dimensions={"Service": "shop"})]}
+        ),
+        "fleets[0].canary.judgment.metrics[0].dimensions: no dimension to fill: Service=shop "
+        "names no slot ({target_group}, {load_balancer}, "
+        "{auto_scaling_group}), so the canary and the baseline would read the same series",
+    ),
+    "a custom metric's unknown placeholder": (
+        lambda c: c["fleets"][0]["canary"].update(
+            judgment={"metrics": [dict(CUSTOM_METRIC, dimensions={"Host": "{instance}"})]}
+        ),
+        "dimension Host is '{instance}': a placeholder is one of {target_group}, "
+        "{load_balancer}, {auto_scaling_group}, alone",
+    ),
+    "a custom metric named as a built-in one": (
+        lambda c: c["fleets"][0]["canary"].update(
+            judgment={"metrics": [dict(CUSTOM_METRIC, name="p99 latency")]}
+        ),
+        "fleets[0].canary.judgment: metrics: the name 'p99 latency' is the built-in metric's",
+    ),
+    "a custom metric's weight above 100": (
+        lambda c: c["fleets"][0]["canary"].update(
+            judgment={"metrics": [dict(CUSTOM_METRIC, weight=101)]}
+        ),
+        "fleets[0].canary.judgment.metrics[0].weight: 101: Input should be less than or equal "
+        "to 100",
     ),
     "a canary step too short to judge": (
         lambda c: c["fleets"][0]["canary"].update(step_bake_time_minutes=2),

@@ -10,23 +10,23 @@ from typing import Any
 
 import boto3
 import pytest
+from aws_cdk.aws_ssm import ParameterTier
 from moto import mock_aws
 
+from phoenix.config.fleet import CUSTOM_METRICS_BYTES
 from phoenix.kernel import registry
 from phoenix.release.handlers import cleanup
 from phoenix.release.runtime.models import FleetSpec
+from phoenix.release.spec import LONGEST_REFERENCE, STANDARD_VALUE_LIMIT, registry_tier
 from tests.conftest import SynthesizedApp
 from tests.release.registry import registered, registered_spec, spec_text
 from tests.release.release_state import CREDENTIALS, StubbedAws, expect_registered, fleet_spec
 from tests.release.test_release_cleanup import SETTINGS as CLEANUP_SETTINGS
 from tests.release.test_release_cleanup import status_change
 
-# SSM's standard parameters hold at most 4 KB (AWS Systems Manager User Guide, "Managing
-# parameter tiers"). A reference in a spec resolves to a name or an ARN; 160 characters
-# is longer than any of them (a listener ARN with a 32-character load balancer name is
-# about 130).
-STANDARD_VALUE_LIMIT = 4096
-LONGEST_REFERENCE = "x" * 160
+# SSM's standard parameters hold at most 4 KB, advanced ones 8 KB (AWS Systems Manager User
+# Guide, "Managing parameter tiers").
+ADVANCED_VALUE_LIMIT = 8192
 STACKS = {"sandbox": ["phoenix-sandbox"], "production": ["phoenix-production"]}
 STACKS["production"].append("phoenix-production-us-west-2")
 
@@ -57,6 +57,14 @@ def test_each_fleet_is_registered_once_per_region_with_a_spec_the_steps_accept(
             assert (properties["Type"], properties["Tier"]) == ("String", "Standard")
             longest = spec_text(properties["Value"], LONGEST_REFERENCE)
             assert len(longest) < STANDARD_VALUE_LIMIT, (fleet.name, len(longest))
+            # with custom metrics as large as the config allows, it fits an advanced one
+            assert len(longest) + CUSTOM_METRICS_BYTES < ADVANCED_VALUE_LIMIT
+
+
+def test_a_spec_that_may_outgrow_4_kb_is_registered_as_an_advanced_parameter() -> None:
+    small = {"name": "web", "listener": "x" * 3000}
+    assert registry_tier(small) == ParameterTier.STANDARD
+    assert registry_tier(small | {"judgment": {"metrics": ["y" * 1100]}}) == ParameterTier.ADVANCED
 
 
 @pytest.mark.parametrize("environment", sorted(STACKS))

@@ -18,6 +18,7 @@ from phoenix.kernel.metrics import (
     P99_LATENCY,
     REQUESTS,
 )
+from phoenix.kernel.models import SlotSpec
 from phoenix.release.runtime.judgment import (
     Counts,
     Policy,
@@ -28,7 +29,7 @@ from phoenix.release.runtime.judgment import (
     judge_samples,
     score_step,
 )
-from phoenix.release.runtime.models import FleetSpec, JudgmentSpec, ReleaseState
+from phoenix.release.runtime.models import CustomMetricSpec, FleetSpec, JudgmentSpec, ReleaseState
 
 if TYPE_CHECKING:
     from types_boto3_cloudwatch.client import CloudWatchClient
@@ -86,17 +87,49 @@ def _dimension(arn: str) -> str:
     return arn.rsplit(":", 1)[1].removeprefix("loadbalancer/")
 
 
+def _load_balancer(spec: FleetSpec) -> str:
+    """The CloudWatch dimension value (`app/name/id`) of the fleet's load balancer, from
+    its listener's ARN."""
+    return "/".join(spec.listener.rsplit(":", 1)[1].split("/")[1:4])
+
+
+def _custom_query(
+    spec: FleetSpec, metric: CustomMetricSpec, query_id: str, slot: SlotSpec
+) -> MetricDataQueryTypeDef:
+    """A custom metric's per-minute query for one slot, its placeholders filled."""
+    filled = {
+        "{target_group}": _dimension(slot.target_group),
+        "{load_balancer}": _load_balancer(spec),
+        "{auto_scaling_group}": slot.group,
+    }
+    dimensions: list[DimensionTypeDef] = [
+        {"Name": name, "Value": filled.get(value, value)}
+        for name, value in metric.dimensions.items()
+    ]
+    return {
+        "Id": query_id,
+        "MetricStat": {
+            "Metric": {
+                "Namespace": metric.namespace,
+                "MetricName": metric.metric,
+                "Dimensions": dimensions,
+            },
+            "Period": 60,
+            "Stat": metric.statistic,
+        },
+    }
+
+
 def _queries(
-    spec: FleetSpec, slot_groups: dict[str, str], step_seconds: int
+    spec: FleetSpec, slots: dict[str, SlotSpec], step_seconds: int
 ) -> list[MetricDataQueryTypeDef]:
-    """Per side: the step's 5xx and requests (one period, the whole step), and the p99
-    latency of each minute."""
-    listener_balancer = "/".join(spec.listener.rsplit(":", 1)[1].split("/")[1:4])
+    """Per side: the step's 5xx and requests (one period, the whole step), the p99
+    latency of each minute, and each custom metric's value of each minute."""
     queries: list[MetricDataQueryTypeDef] = []
-    for role, group in slot_groups.items():
+    for role, slot in slots.items():
         dimensions: list[DimensionTypeDef] = [
-            {"Name": "LoadBalancer", "Value": listener_balancer},
-            {"Name": "TargetGroup", "Value": _dimension(group)},
+            {"Name": "LoadBalancer", "Value": _load_balancer(spec)},
+            {"Name": "TargetGroup", "Value": _dimension(slot.target_group)},
         ]
         for metric, period in ((ERRORS, step_seconds), (REQUESTS, step_seconds), (P99_LATENCY, 60)):
             queries.append(
@@ -113,6 +146,8 @@ def _queries(
                     },
                 }
             )
+        for number, custom in enumerate(spec.judgment.metrics):
+            queries.append(_custom_query(spec, custom, f"{role}_custom{number}", slot))
     return queries
 
 
@@ -121,16 +156,13 @@ def judge_canary(
 ) -> StepJudgment:
     """The canary slot against the baseline (the active slot) since the step began
     (judgment.py, docs/judgment.md): the 5xx rate from the step's counts, and the p99
-    latency of each minute."""
+    latency and each custom metric from their values of each minute."""
     plan = state.need_plan()
     spec = state.fleet_spec
     seconds = max(60, int((until - since).total_seconds()))
-    groups = {
-        "canary": spec.slots[plan.target_slot].target_group,
-        "baseline": spec.slots[plan.active_slot].target_group,
-    }
+    slots = {"canary": spec.slots[plan.target_slot], "baseline": spec.slots[plan.active_slot]}
     response = cloudwatch.get_metric_data(
-        MetricDataQueries=_queries(spec, groups, 60 * ((seconds + 59) // 60)),
+        MetricDataQueries=_queries(spec, slots, 60 * ((seconds + 59) // 60)),
         StartTime=since - timedelta(seconds=1),
         EndTime=until + timedelta(seconds=1),
     )
@@ -145,6 +177,10 @@ def judge_canary(
     def p99s_ms(role: str) -> tuple[float, ...]:
         return tuple(1000 * v for v in values.get(_query_id(role, P99_LATENCY.name), []))
 
+    def custom(number: int) -> Samples:
+        canary, baseline = (values.get(f"{role}_custom{number}", []) for role in slots)
+        return Samples(tuple(canary), tuple(baseline))
+
     rules, policy = judged_by(spec.judgment)
     counts = Counts(
         total("canary", ERRORS.name),
@@ -156,6 +192,7 @@ def judge_canary(
         judge_counts(rules[0], counts, policy),
         judge_samples(rules[1], Samples(p99s_ms("canary"), p99s_ms("baseline")), policy),
     ]
+    judged += [judge_samples(rule, custom(n), policy) for n, rule in enumerate(rules[2:])]
     return score_step(rules, judged, policy)
 
 
@@ -170,7 +207,8 @@ def extensions_left(state: ReleaseState) -> int:
 
 
 def judged_by(judgment: JudgmentSpec) -> tuple[list[Rule], Policy]:
-    """The rules (5xx rate, then p99 latency) and the policy a fleet's judgment uses."""
+    """The rules (5xx rate, p99 latency, then the custom metrics in the config's order)
+    and the policy a fleet's judgment uses."""
     policy = Policy(
         confidence=judgment.confidence,
         pass_score=judgment.pass_score,
@@ -181,6 +219,9 @@ def judged_by(judgment: JudgmentSpec) -> tuple[list[Rule], Policy]:
     rules = [
         Rule("5xx rate", **judgment.errors.model_dump()),
         Rule("p99 latency", unit=" ms", **judgment.latency.model_dump()),
+    ]
+    rules += [
+        Rule(m.name, m.direction, m.allowed_ratio, m.critical, m.weight) for m in judgment.metrics
     ]
     return rules, policy
 

@@ -33,6 +33,21 @@ class JudgedMetricSpec(FrozenModel):
     weight: Score = 50
 
 
+class CustomMetricSpec(FrozenModel):
+    """A fleet's own CloudWatch metric, judged per minute (phoenix/config/fleet.py
+    CustomMetric); `dimensions` may name the slot's resources as placeholders."""
+
+    name: str
+    namespace: str
+    metric: str
+    statistic: str
+    dimensions: dict[str, str]
+    direction: Literal["increase", "decrease"] = "increase"
+    allowed_ratio: Annotated[float, Field(ge=1)] = 1.2
+    critical: bool = False
+    weight: Score = 20
+
+
 class JudgmentSpec(FrozenModel):
     """How a canary step is judged (phoenix/config/fleet.py JudgmentSettings)."""
 
@@ -44,6 +59,7 @@ class JudgmentSpec(FrozenModel):
     extensions: Annotated[int, Field(ge=0)] = 1
     errors: JudgedMetricSpec = JudgedMetricSpec(critical=True)
     latency: JudgedMetricSpec = JudgedMetricSpec()
+    metrics: tuple[CustomMetricSpec, ...] = ()
 
 
 class FleetSpec(FrozenModel):
