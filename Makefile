@@ -78,12 +78,20 @@ lint: setup
 	$(BIN)/mypy app.py phoenix tests bench local
 	$(BIN)/mypy examples/own-app/app.py
 
-# `python -m local serve` is timed against its 30 s promise first, alone, so the other tests
-# do not share its two cores. Then three processes share them: the integration tests (one
-# deployed sandbox, shared by their modules in order), the chaos test (a sandbox of its
-# own), and the rest; the first two's output follows when all are done.
-test: lint $(CHECKOV_STAMP)
-	$(BIN)/python -m pytest -p no:cacheprovider -q tests/local/test_serve.py
+# ruff first (seconds). Then mypy beside `python -m local serve`'s test, which is timed
+# against its 30 s promise: each has a core of the two, and nothing else runs. Then three
+# processes share them: the integration tests (one deployed sandbox, shared by their
+# modules in order), the chaos test (a sandbox of its own), and the rest; the first two's
+# output follows when all are done.
+test: setup $(CHECKOV_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	@typed=$$(mktemp); \
+	( $(BIN)/mypy app.py phoenix tests bench local && $(BIN)/mypy examples/own-app/app.py ) \
+		> $$typed 2>&1 & mypy=$$!; \
+	$(BIN)/python -m pytest -p no:cacheprovider -q tests/local/test_serve.py; served=$$?; \
+	wait $$mypy; typing=$$?; echo "mypy:"; cat $$typed; rm -f $$typed; \
+	test $$served -eq 0 && test $$typing -eq 0
 	@integration=$$(mktemp); chaos=$$(mktemp); \
 	$(BIN)/python -m pytest -p no:cacheprovider tests/integration \
 		--ignore=tests/integration/test_chaos.py > $$integration 2>&1 & first=$$!; \
