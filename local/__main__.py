@@ -3,7 +3,7 @@
     python -m local serve [-c env=sandbox] [--port 4566] [--time-scale 60]
     python -m local status [-c env=sandbox] [--port PORT]
     python -m local bake [-c env=sandbox] [--pipeline golden] [--version 1.0.0]
-                         [--health healthy|failing|erroring|degrading|slow] [--port PORT]
+                         [--health healthy|failing|erroring|degrading|flaky|slow] [--port PORT]
 
 Starts moto on 127.0.0.1 with phoenix's extensions, deploys the environment's
 synthesized stacks into it with the real CDK CLI, prints the endpoint and the fleets,
@@ -22,9 +22,11 @@ import sys
 import threading
 import time
 from types import FrameType
+from typing import get_args
 
 from local.cloudformation import endpoint_client
 from local.embedded import DeployError, EmbeddedAws
+from local.imagebuilder import Health
 from local.status import describe_fleets
 from phoenix.kernel.names import image_name
 
@@ -114,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     bake_parser.add_argument("--version", default="1.0.0")
     bake_parser.add_argument(
         "--health",
-        choices=["healthy", "failing", "erroring", "degrading", "slow"],
+        choices=list(get_args(Health)),
         default="healthy",
     )
     bake_parser.add_argument("--port", type=int, help=PORT_HELP)

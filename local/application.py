@@ -1,7 +1,7 @@
 """The application model: what the instances serving a fleet would do, from their AMI.
 
 Every AMI the rehearsal bakes carries a health profile (tag `phoenix:health`): healthy,
-failing, erroring or slow; an AMI without the tag is healthy. From it:
+failing, erroring, degrading, flaky or slow; an AMI without the tag is healthy. From it:
 - target health: an instance from a failing AMI fails the load balancer's health
   checks (`unhealthy`, `Target.FailedHealthChecks`), as the application would; a
   terminated instance is `draining` (moto would keep calling it healthy);
@@ -13,8 +13,11 @@ failing, erroring or slow; an AMI without the tag is healthy. From it:
   failing AMI's requests come back 5xx; an erroring AMI passes its health checks but
   answers half of its requests with 5xx (a bad release a health check misses); a
   degrading AMI serves well for its first 12 minutes of traffic, then errors so (a
-  leak, found after the release); a slow
-  AMI answers in 2.5 s;
+  leak, found after the release); a flaky AMI answers 2% with 5xx, under the alarms'
+  threshold (only the canary judgment sees it); a slow AMI answers in 2.5 s. Each
+  minute's counts and latency are drawn with noise around the profile's; the
+  application also publishes its own metric, the rate of failed checkouts per Auto
+  Scaling group;
 - alarms: after each minute's datapoints, every metric alarm of the region is
   evaluated from its own definition (local.alarm_evaluation: its metrics or metric
   math, statistic, period, M out of N, missing data); each change of state sends the
@@ -29,6 +32,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy
+from moto.autoscaling.models import autoscaling_backends
 from moto.cloudwatch.models import cloudwatch_backends
 from moto.core.utils import utcnow
 from moto.ec2.models import ec2_backends
@@ -40,8 +45,23 @@ from local.imagebuilder import HEALTH_TAG
 # Per listener: a 5% canary step of five minutes serves 1,500 requests, enough for the
 # canary judgment (docs/judgment.md: fewer than 200 is no data).
 REQUESTS_PER_MINUTE = 6000
-LATENCY_SECONDS = {"healthy": 0.05, "slow": 2.5, "failing": 0.05, "erroring": 0.05}
-ERROR_SHARE = {"healthy": 0.0, "slow": 0.0, "failing": 1.0, "erroring": 0.5}
+LATENCY_SECONDS = {"healthy": 0.05, "slow": 2.5, "failing": 0.05, "erroring": 0.05, "flaky": 0.05}
+# A flaky AMI answers 2% of its requests with 5xx: under the alarms' 5% (config's
+# error_rate_percent), so only the canary judgment, comparing it with the baseline, sees it.
+ERROR_SHARE = {"healthy": 0.0, "slow": 0.0, "failing": 1.0, "erroring": 0.5, "flaky": 0.02}
+# The application's own metric, as its CloudWatch agent would publish it per Auto Scaling
+# group (the agent's append_dimensions AutoScalingGroupName): the share of the minute's
+# checkouts that failed, in percent (a rate, so slots of unequal traffic compare), one
+# request in ten being a checkout.
+APP_NAMESPACE = "Rehearsal/Shop"
+APP_METRIC = "CheckoutFailureRate"
+CHECKOUT_SHARE = 0.1
+CHECKOUT_FAILURE = {"healthy": 0.005, "slow": 0.005, "failing": 1.0, "erroring": 0.5, "flaky": 0.05}
+# Each minute's numbers vary as a real application's do: requests by Poisson, 5xx and
+# failed checkouts by binomial draws from the profile's shares, and the latency by a
+# lognormal factor (about 10%). Seeded, so a run repeats itself.
+LATENCY_SPREAD = 0.1
+_noise = numpy.random.default_rng(20261202)
 # A degrading AMI serves well at first, then errors like an erroring one (a leak): after
 # this many minutes of traffic per instance.
 DEGRADES_AFTER_MINUTES = 12
@@ -74,12 +94,15 @@ def instance_health(account: str, region: str, instance_id: str) -> str | None:
 
 @dataclass(frozen=True)
 class GroupTraffic:
-    """One target group's minute: what the ALB would measure."""
+    """One target group's minute: what the ALB would measure, and the application's
+    failed checkouts."""
 
     requests: float
     errors: float
     latency: float
     unhealthy: int
+    checkouts: int = 0
+    failed_checkouts: int = 0
 
 
 def target_group_traffic(
@@ -96,9 +119,17 @@ def target_group_traffic(
         return GroupTraffic(0.0, 0.0, 0.0, 0)
     healthy = [p for p in profiles if p != "failing"]
     serving = healthy or profiles  # ALB fails open when every target is unhealthy
-    errors = requests * sum(ERROR_SHARE[p] for p in serving) / len(serving)
-    latency = max(LATENCY_SECONDS[p] for p in serving)
-    return GroupTraffic(requests, errors, latency, unhealthy)
+    served = int(_noise.poisson(requests)) if requests else 0
+    errors = _drawn(served, sum(ERROR_SHARE[p] for p in serving) / len(serving))
+    checkouts = _drawn(served, CHECKOUT_SHARE)
+    failed = _drawn(checkouts, sum(CHECKOUT_FAILURE[p] for p in serving) / len(serving))
+    latency = max(LATENCY_SECONDS[p] for p in serving) * float(_noise.lognormal(0, LATENCY_SPREAD))
+    return GroupTraffic(float(served), float(errors), latency, unhealthy, checkouts, failed)
+
+
+def _drawn(trials: int, share: float) -> int:
+    """How many of `trials` turn out so, each with probability `share`."""
+    return int(_noise.binomial(trials, min(1.0, share))) if trials and share else 0
 
 
 def _dimension(arn: str) -> str:
@@ -168,6 +199,24 @@ def _publish(account: str, region: str, traffic: dict[str, tuple[str, GroupTraff
             if m.requests
         ]
     cloudwatch.put_metric_data(NAMESPACE, [d | {"Timestamp": now} for d in data])
+    checkouts = [
+        {
+            "MetricName": APP_METRIC,
+            "Value": 100 * traffic[arn][1].failed_checkouts / traffic[arn][1].checkouts,
+            "Dimensions": [{"Name": "AutoScalingGroupName", "Value": name}],
+            "Timestamp": now,
+        }
+        for name, arn in _groups_serving(account, region)
+        if arn in traffic and traffic[arn][1].checkouts
+    ]
+    if checkouts:
+        cloudwatch.put_metric_data(APP_NAMESPACE, checkouts)
+
+
+def _groups_serving(account: str, region: str) -> list[tuple[str, str]]:
+    """(Auto Scaling group, its target group) for each group behind one target group."""
+    groups = autoscaling_backends[account][region].autoscaling_groups.values()
+    return [(g.name, g.target_group_arns[0]) for g in groups if len(g.target_group_arns) == 1]
 
 
 def advance(account: str, region: str) -> None:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, cast
+from typing import Any, Literal, cast, get_args
 
 from boto3 import Session
 from moto.core.base_backend import BackendDict, BaseBackend
@@ -36,7 +36,7 @@ from moto.core.utils import utcnow
 from moto.ec2.models import ec2_backends
 from moto.events.models import events_backends
 
-Health = Literal["healthy", "failing", "erroring", "degrading", "slow"]
+Health = Literal["healthy", "failing", "erroring", "degrading", "flaky", "slow"]
 HEALTH_TAG = "phoenix:health"
 DETAIL_TYPE = "EC2 Image Builder Image State Change"
 
@@ -128,10 +128,9 @@ class ImageBuilderBackend(BaseBackend):
             )
         name, version = parts[1].split("/")  # the recipe's name is the images' name
         health = tags.get(HEALTH_TAG, "healthy")
-        if health not in ("healthy", "failing", "erroring", "degrading", "slow"):
+        if health not in get_args(Health):
             raise InvalidParameterValueError(
-                f"The tag {HEALTH_TAG} must be healthy, failing, erroring, degrading or slow, "
-                f"not {health!r}"
+                f"The tag {HEALTH_TAG} must be one of {', '.join(get_args(Health))}, not {health!r}"
             )
         architecture = tags.get("phoenix:architecture", "arm64")
         regions = self.distributions(distribution_arn)

@@ -92,7 +92,8 @@ class Rehearsal:
             return
         if kind == "Release Step Completed":
             extra = f" ({detail['traffic']}% of traffic)" if "traffic" in detail else ""
-            self.note(f"{detail.get('fleet')}: {detail.get('step')}{extra}")
+            judged = f"{detail['outcome']}, score {detail['score']:g}" if "score" in detail else ""
+            self.note(f"{detail.get('fleet')}: {detail.get('step')}{extra}", judged)
         elif kind in {"Release Rolled Back", "Release Failed", "Release Rejected"}:
             self.note(f"{detail.get('fleet')}: {kind}", str(detail.get("reason", ""))[:90])
         else:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO
 
 from rich.console import Console
 from rich.table import Table
@@ -53,6 +55,25 @@ def _timed(rehearsal: Rehearsal, scenario: Scenario, body: Callable[[], None]) -
             scenario.time_to_rollback = restored - rehearsal.alarm_at
 
 
+def judged_canary(aws: EmbeddedAws, rehearsal: Rehearsal) -> None:
+    """A flaky AMI: 2% 5xx, under the alarms' threshold; the judgment fails it."""
+    scenario = rehearsal.scenarios[-1]
+    aws.advance(300)
+    _bake(rehearsal, "golden", "3.1.0", "flaky")
+    execution = _latest(aws, "web")
+    release = release_item(aws, "web", str(execution["name"]))
+    view = FleetView.read(aws, "web")
+    v2 = rehearsal.amis["v2"]
+    reason = str(release.get("reason", ""))
+    rehearsal.note("web: the release's reason", reason[:160])
+    scenario.check("no alarm fired", rehearsal.alarm_at is None)
+    scenario.check("the release failed", execution["status"] == "FAILED")
+    scenario.check("failed by the canary judgment", "canary judgment fail" in reason)
+    scenario.check("the reason names the 5xx rate", "5xx rate fail" in reason)
+    scenario.check("web serves v2 only, all traffic", view.serving_amis == {v2})
+    scenario.check("nothing left scaled up", view.idle_desired == 0)
+
+
 def run(aws: EmbeddedAws, rehearsal: Rehearsal) -> None:
     def healthy_canary() -> None:
         scenario = rehearsal.scenarios[-1]
@@ -96,6 +117,7 @@ def run(aws: EmbeddedAws, rehearsal: Rehearsal) -> None:
     for name, body in (
         ("v2: canary release to web", healthy_canary),
         ("v3: bad canary, alarm, rollback", bad_canary),
+        ("v3.1: flaky canary, failed by the judgment", lambda: judged_canary(aws, rehearsal)),
         ("v4: blue_green, alarm in the window", blue_green_window),
         ("v5: a plan, 6 fleets, 3 waves, 2 regions", plan),
     ):
@@ -153,6 +175,18 @@ def report(console: Console, rehearsal: Rehearsal) -> bool:
     return passed
 
 
+def _into(log: TextIO) -> None:
+    """moto's own log lines (an execution's failure, which the ledger records too; a
+    resource type its CloudFormation skips) and library warnings go to the handlers' log
+    file as well, so the terminal shows the timeline alone."""
+    handler = logging.StreamHandler(log)
+    logging.captureWarnings(True)
+    for name in ("moto", "py.warnings"):
+        logger = logging.getLogger(name)
+        logger.addHandler(handler)
+        logger.propagate = False
+
+
 def main() -> int:
     console = Console(width=max(120, Console().width), file=sys.stdout)
     started = time.perf_counter()
@@ -160,6 +194,7 @@ def main() -> int:
     # so the timeline stays readable.
     logs = Path(tempfile.mkdtemp(prefix="phoenix-rehearsal-")) / "handlers.log"
     with logs.open("w") as log, contextlib.redirect_stdout(log), EmbeddedAws() as aws:
+        _into(log)
         rehearsal = Rehearsal(aws)
         console.print("phoenix: deploying the rehearsal environment into the embedded AWS...")
         stacks = deploy(aws)
