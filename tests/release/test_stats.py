@@ -1,6 +1,7 @@
 """The judgment's tests (phoenix/release/runtime/stats.py) against scipy's implementations,
 on samples hypothesis generates: the exact and the approximate Mann-Whitney U, with and
-without ties, and the pooled two-proportion z test through Pearson's chi-squared."""
+without ties, the pooled two-proportion z test through Pearson's chi-squared, and Fisher's
+exact test."""
 
 from __future__ import annotations
 
@@ -9,13 +10,16 @@ import math
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy.stats import chi2_contingency, mannwhitneyu
+from scipy.stats import chi2_contingency, fisher_exact, mannwhitneyu
 
 from phoenix.release.runtime.stats import (
     EXACT_UP_TO,
+    FEW_EXPECTED,
+    fisher_greater,
     mann_whitney_greater,
     normal_sf,
     proportions_greater,
+    two_proportions_greater,
 )
 
 # Per-minute latencies in ms: few distinct values make ties, many make none.
@@ -80,3 +84,34 @@ def test_no_event_on_either_side_is_no_evidence() -> None:
     assert normal_sf(0.0) == 0.5
     with pytest.raises(ValueError, match="at least one trial"):
         proportions_greater(0, 0, 1, 10)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(1, 3000),
+    st.integers(1, 30000),
+    st.floats(0.0, 0.02),
+    st.floats(0.0, 0.02),
+)
+def test_fisher_is_scipy_s(trials: int, base_trials: int, share: float, base_share: float) -> None:
+    events, base_events = round(trials * share), round(base_trials * base_share)
+    ours = fisher_greater(events, trials, base_events, base_trials)
+    table = [[events, trials - events], [base_events, base_trials - base_events]]
+    theirs = fisher_exact(table, alternative="greater")
+    assert ours.p_value == pytest.approx(float(theirs.pvalue), rel=1e-9, abs=1e-12)
+    if math.isnan(float(theirs.statistic)):
+        assert math.isnan(ours.statistic)
+    else:
+        assert ours.statistic == pytest.approx(float(theirs.statistic))
+
+
+def test_few_expected_events_are_judged_exactly_not_by_the_normal_approximation() -> None:
+    # 3 errors in 1,500 canary requests against 14 in 28,500: 0.85 expected on the canary
+    test, exact = two_proportions_greater(3, 1500, 14, 28500)
+    assert test == "fisher"
+    assert exact.p_value == pytest.approx(0.0502, abs=1e-4)  # not significant at 0.98
+    # the z test alone would call it significant (p about 0.006): its tail is too thin
+    assert proportions_greater(3, 1500, 14, 28500).p_value < 0.01
+    # with enough events on both sides, the z test
+    assert two_proportions_greater(30, 1000, 190, 19000)[0] == "z"
+    assert FEW_EXPECTED == 5

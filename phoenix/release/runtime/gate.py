@@ -236,6 +236,7 @@ def recorded(step: StepJudgment) -> dict[str, Any]:
             {
                 "name": j.name,
                 "verdict": j.verdict,
+                **({"test": j.test} if j.test else {}),
                 **{
                     name: round(value, 6) if math.isfinite(value) else str(value)
                     for name, value in (

@@ -2,8 +2,9 @@
 active slot) over the step's bake, then the step's score (docs/judgment.md).
 
 Per metric, one one-sided test at the configured confidence (stats.py) and an effect size:
-- counts (5xx of requests): the pooled two-proportion z test; the effect is the ratio of
-  the canary's rate to the baseline's;
+- counts (5xx of requests): the pooled two-proportion z test, or Fisher's exact test when
+  a cell of the table expects fewer than 5 (stats.py); the effect is the ratio of the
+  canary's rate to the baseline's;
 - per-period samples (p99 latency per minute): the Mann-Whitney U test; the effect is
   the ratio of the medians.
 A metric fails when the canary is worse with significance (p below 1 - confidence) and by
@@ -84,6 +85,8 @@ class Judged:
     p_value: float | None = None
     ratio: float | None = None
     why: str = ""
+    # the test that judged it: "z" or "fisher" (counts), "mann-whitney" (per period)
+    test: str = ""
 
 
 @dataclass(frozen=True)
@@ -104,9 +107,12 @@ def judge_counts(rule: Rule, seen: Counts, policy: Policy) -> Judged:
             f"fewer than {policy.min_requests}",
         )
     rate, base = seen.events / seen.trials, seen.base_events / seen.base_trials
-    tested = stats.proportions_greater(seen.events, seen.trials, seen.base_events, seen.base_trials)
+    test, tested = stats.two_proportions_greater(
+        seen.events, seen.trials, seen.base_events, seen.base_trials
+    )
     ratio = _ratio(rate, base)
-    return _verdict(rule, policy, tested, values=(100 * rate, 100 * base), ratio=ratio, unit="%")
+    shown = (100 * rate, 100 * base)
+    return _verdict(rule, policy, tested, values=shown, ratio=ratio, unit="%", test=test)
 
 
 def judge_samples(rule: Rule, seen: Samples, policy: Policy) -> Judged:
@@ -126,7 +132,10 @@ def judge_samples(rule: Rule, seen: Samples, policy: Policy) -> Judged:
     else:
         tested = stats.mann_whitney_greater(base, values)
         ratio = _ratio(base_middle, middle)
-    return _verdict(rule, policy, tested, values=(middle, base_middle), ratio=ratio, unit=rule.unit)
+    shown = (middle, base_middle)
+    return _verdict(
+        rule, policy, tested, values=shown, ratio=ratio, unit=rule.unit, test="mann-whitney"
+    )
 
 
 def _ratio(worse: float, better: float) -> float:
@@ -144,6 +153,7 @@ def _verdict(
     values: tuple[float, float],
     ratio: float,
     unit: str,
+    test: str,
 ) -> Judged:
     canary, baseline = values
     significant = tested.p_value < 1 - policy.confidence
@@ -161,6 +171,7 @@ def _verdict(
         p_value=tested.p_value,
         ratio=ratio,
         why=shown,
+        test=test,
     )
 
 

@@ -7,6 +7,8 @@ generated samples (tests/release/test_stats.py):
 - `proportions_greater`: the pooled two-proportion z test (the score test; its square is
   Pearson's chi-squared statistic of the 2x2 table without continuity correction, which
   `scipy.stats.chi2_contingency(correction=False)` computes);
+- `fisher_greater`: Fisher's exact test, as `scipy.stats.fisher_exact(table,
+  alternative="greater")`, for tables where a cell expects fewer than 5;
 - `mann_whitney_greater`: the Mann-Whitney U test as `scipy.stats.mannwhitneyu(x, y,
   alternative="greater")` computes it by default: exact when a sample has at most 8
   values and no value is tied, else the normal approximation with the tie and
@@ -20,6 +22,9 @@ from dataclasses import dataclass
 
 # scipy's rule for its default method: exact below this size, when nothing is tied.
 EXACT_UP_TO = 8
+# Below this many expected events (or non-events) in a cell, the z test's normal
+# approximation misstates small p-values; Fisher's exact test is used instead.
+FEW_EXPECTED = 5
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,46 @@ def proportions_greater(events: int, trials: int, base_events: int, base_trials:
         return Tested(0.0, 1.0)
     z = (events / trials - base_events / base_trials) / spread
     return Tested(z, normal_sf(z))
+
+
+def fisher_greater(events: int, trials: int, base_events: int, base_trials: int) -> Tested:
+    """Fisher's exact test that `events / trials` exceeds `base_events / base_trials`: the
+    sample odds ratio, and P(X >= events) for X hypergeometric (the events of both sides
+    shared between them at random, the table's margins fixed)."""
+    if trials <= 0 or base_trials <= 0:
+        raise ValueError("both samples need at least one trial")
+    total, shared = trials + base_trials, events + base_events
+    others = (trials - events) * base_events
+    odds = events * (base_trials - base_events) / others if others else math.inf
+    if events * (base_trials - base_events) == 0 and others == 0:
+        odds = math.nan
+    top = min(shared, trials)
+
+    def log_weight(x: int) -> float:  # log C(shared, x) C(total - shared, trials - x)
+        return _log_comb(shared, x) + _log_comb(total - shared, trials - x)
+
+    whole = _log_comb(total, trials)
+    tail = sum(math.exp(log_weight(x) - whole) for x in range(max(events, 0), top + 1))
+    return Tested(odds, min(1.0, tail))
+
+
+def _log_comb(n: int, k: int) -> float:
+    return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+
+
+def two_proportions_greater(
+    events: int, trials: int, base_events: int, base_trials: int
+) -> tuple[str, Tested]:
+    """The test a judgment runs on counts: the pooled z test where each cell of the 2x2
+    table expects at least FEW_EXPECTED under equal proportions (Cochran's rule for the
+    normal approximation), else Fisher's exact test; and which one it was."""
+    total, shared = trials + base_trials, events + base_events
+    expected = [
+        side * part / total for side in (trials, base_trials) for part in (shared, total - shared)
+    ]
+    if min(expected) < FEW_EXPECTED:
+        return "fisher", fisher_greater(events, trials, base_events, base_trials)
+    return "z", proportions_greater(events, trials, base_events, base_trials)
 
 
 def mann_whitney_greater(sample: list[float], base: list[float]) -> Tested:
