@@ -158,4 +158,10 @@ def release_item(aws: EmbeddedAws, fleet: str, release_id: str) -> dict[str, Any
         "reason": item.get("reason", {}).get("S", ""),
         "steps": [s["M"]["step"]["S"] for s in item["steps"]["L"]],
         "to_ami": item["to_ami"]["S"],
+        # each judged step's metrics: name -> verdict
+        "judged": [
+            {j["M"]["name"]["S"]: j["M"]["verdict"]["S"] for j in s["M"]["judged"]["L"]}
+            for s in item["steps"]["L"]
+            if "judged" in s["M"]
+        ],
     }

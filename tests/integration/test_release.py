@@ -90,6 +90,9 @@ def test_a_healthy_image_replaces_every_instance_and_takes_all_traffic(
     assert sum(after.desired_by_slot.values()) == 2
     assert (release["outcome"], release["to_ami"]) == ("succeeded", baked.ami)
     assert release["steps"] == STEPS[fleet]
+    if fleet == "web":  # each judged step read the custom metric too, and passed it
+        metrics = {"5xx rate": "pass", "p99 latency": "pass", "failed checkouts": "pass"}
+        assert release["judged"] == [metrics] * 3
     assert "lock_owner" not in after.fleet_item
     assert after.fleet_item["last_good_ami"]["S"] == baked.ami
     assert watch.lowest >= watch.required, watch.seen
