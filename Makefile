@@ -78,30 +78,27 @@ lint: setup
 	$(BIN)/mypy app.py phoenix tests bench local
 	$(BIN)/mypy examples/own-app/app.py
 
-# ruff first (seconds). Then mypy beside `python -m local serve`'s test, which is timed
-# against its 30 s promise: each has a core of the two, and nothing else runs. Then three
-# processes share them: the integration tests (one deployed sandbox, shared by their
-# modules in order), the chaos test (a sandbox of its own), and the rest; the first two's
-# output follows when all are done.
+# ruff first (seconds). Then `python -m local serve`'s test, timed against its 30 s promise,
+# alone: it needs both cores (it deploys with the CDK CLI beside the server). Then four
+# processes share them: mypy, the integration tests (one deployed sandbox, shared by
+# their modules in order), the chaos test (a sandbox of its own), and the rest; the
+# others' output follows when all are done.
 test: setup $(CHECKOV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	@typed=$$(mktemp); \
+	$(BIN)/python -m pytest -p no:cacheprovider -q tests/local/test_serve.py
+	@typed=$$(mktemp); integration=$$(mktemp); chaos=$$(mktemp); \
 	( $(BIN)/mypy app.py phoenix tests bench local && $(BIN)/mypy examples/own-app/app.py ) \
 		> $$typed 2>&1 & mypy=$$!; \
-	$(BIN)/python -m pytest -p no:cacheprovider -q tests/local/test_serve.py; served=$$?; \
-	wait $$mypy; typing=$$?; echo "mypy:"; cat $$typed; rm -f $$typed; \
-	test $$served -eq 0 && test $$typing -eq 0
-	@integration=$$(mktemp); chaos=$$(mktemp); \
 	$(BIN)/python -m pytest -p no:cacheprovider tests/integration \
 		--ignore=tests/integration/test_chaos.py > $$integration 2>&1 & first=$$!; \
 	$(BIN)/python -m pytest -p no:cacheprovider tests/integration/test_chaos.py \
 		> $$chaos 2>&1 & second=$$!; \
 	$(BIN)/python -m pytest --ignore=tests/integration --ignore=tests/local/test_serve.py; \
 	rest=$$?; \
-	wait $$first; one=$$?; wait $$second; two=$$?; \
-	cat $$integration $$chaos; rm -f $$integration $$chaos; \
-	test $$rest -eq 0 && test $$one -eq 0 && test $$two -eq 0
+	wait $$mypy; typing=$$?; wait $$first; one=$$?; wait $$second; two=$$?; \
+	echo "mypy:"; cat $$typed $$integration $$chaos; rm -f $$typed $$integration $$chaos; \
+	test $$rest -eq 0 && test $$typing -eq 0 && test $$one -eq 0 && test $$two -eq 0
 
 bench: setup
 	$(BIN)/python bench/synth.py
