@@ -20,9 +20,14 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import cx_api
 
 from app import CONFIG_DIR, add_environments, cli_context, new_app
+from local import memo
 from phoenix.config.environment import EnvironmentConfig, available_environments, load_environment
 from phoenix.kernel.clients import forget_clients
 from phoenix.stage import PhoenixStack, PhoenixStage
+
+# Every test's mocked world starts without a boto3 session; the sessions made share one
+# botocore loader, so no test parses a service's model again (local/memo.py).
+memo.install()
 
 
 @pytest.fixture(autouse=True)
