@@ -13,6 +13,7 @@ from local import (
     cfn_events,
     clock,
     cloudformation,
+    dynamodb_writes,
     eventbridge,
     faults,
     iam,
@@ -35,6 +36,7 @@ def install_extensions(endpoint: str | None = None) -> None:
     """
     default_user_config["stepfunctions"]["execute_state_machine"] = True
     memo.install()
+    dynamodb_writes.install()
     imagebuilder.install()  # first: its CloudFormation models must exist before the caches clear
     cloudformation.install(endpoint)
     cfn_events.install()
