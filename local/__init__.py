@@ -21,6 +21,7 @@ from local import (
     instance_refresh,
     lambda_dispatch,
     memo,
+    run_command,
     sfn_events,
     shared_images,
     ssm_image_parameters,
@@ -46,6 +47,7 @@ def install_extensions(endpoint: str | None = None) -> None:
     alarm_evaluation.install()
     instance_refresh.install()
     application.install()
+    run_command.install()
     api_gaps.install()
     ssm_image_parameters.install()
     shared_images.install()

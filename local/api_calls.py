@@ -25,6 +25,8 @@ import boto3
 
 # botocore's signing name where it differs from the IAM service prefix
 _IAM_PREFIX = {"monitoring": "cloudwatch"}
+# an operation authorized by an action of another name (Service Authorization Reference)
+_IAM_ACTION = {"lambda:Invoke": "lambda:InvokeFunction"}
 LAMBDA_THREAD = "lambda:"
 
 
@@ -56,6 +58,12 @@ def invocation(event: Any) -> Iterator[None]:
 
 def iam_action(model: Any) -> str:
     """`service:Operation` as IAM writes it, from a botocore OperationModel."""
+    action = api_action(model)
+    return _IAM_ACTION.get(action, action)
+
+
+def api_action(model: Any) -> str:
+    """`service:Operation` with the operation's own name (`lambda:Invoke`)."""
     signing = model.service_model.signing_name
     return f"{_IAM_PREFIX.get(signing, signing)}:{model.name}"
 

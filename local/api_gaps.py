@@ -23,6 +23,9 @@
 - An `AWS::ElasticLoadBalancingV2::Listener`'s `Tags` ("The tags to assign to the
   listener", CloudFormation User Guide; updatable without interruption): moto's
   CloudFormation drops them, so a policy scoped by a listener's tags could never match.
+- An `AWS::Lambda::Function`'s `Tags` ("A list of tags to apply to the function",
+  CloudFormation User Guide): moto's CloudFormation drops them, so a grant scoped by a
+  function's tags (a pre-traffic hook's) could never match.
 - The optimized Step Functions integration (`arn:aws:states:::states:startExecution` and
   its `.sync`, `.sync:2`, `.waitForTaskToken` forms) takes its parameters as its
   developer guide writes them, `StateMachineArn`, `Input`, `Name` ("Start a new AWS Step
@@ -43,6 +46,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, SupportsFloat
 
+from moto.awslambda.models import LambdaFunction
 from moto.cloudwatch.models import Statistics
 from moto.ec2.models.launch_templates import LaunchTemplate
 from moto.ec2.responses.launch_templates import LaunchTemplates
@@ -88,7 +92,10 @@ def install() -> None:
     Parameter.create_from_cloudformation_json = classmethod(_tags_as_a_list(created))  # type: ignore[method-assign,assignment]
     for name in ("create_from_cloudformation_json", "update_from_cloudformation_json"):
         made = getattr(FakeListener, name).__func__
-        setattr(FakeListener, name, classmethod(_listener_tagged(made)))
+        setattr(FakeListener, name, classmethod(_tagged(_tag_listener)(made)))
+    for name in ("create_from_cloudformation_json", "update_from_cloudformation_json"):
+        made = getattr(LambdaFunction, name).__func__
+        setattr(LambdaFunction, name, classmethod(_tagged(_tag_function)(made)))
     StateTaskServiceSfn._normalise_parameters = _api_member_names(  # type: ignore[method-assign]
         StateTaskServiceSfn._normalise_parameters
     )
@@ -204,17 +211,29 @@ def _tags_as_a_list(create: Callable[..., Any]) -> Callable[..., Any]:
     return created
 
 
-def _listener_tagged(make: Callable[..., Any]) -> Callable[..., Any]:
-    """The listener CloudFormation made or updated, tagged with its template's Tags."""
+def _tagged(apply: Callable[[Any, list[dict[str, str]]], None]) -> Callable[..., Any]:
+    """Wraps a CloudFormation create or update so the resource it made is given its
+    template's Tags by `apply` (what moto's CloudFormation drops)."""
 
-    @functools.wraps(make)
-    def made(cls: Any, *args: Any, **kwargs: Any) -> Any:
-        listener = make(cls, *args, **kwargs)
-        template = next(a for a in args if isinstance(a, dict) and "Properties" in a)
-        tags = template["Properties"].get("Tags") or []
-        if tags:
-            region, account = listener.arn.split(":")[3:5]
-            elbv2_backends[account][region].add_tags([listener.arn], tags)
-        return listener
+    def wrapping(make: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(make)
+        def made(cls: Any, *args: Any, **kwargs: Any) -> Any:
+            resource = make(cls, *args, **kwargs)
+            template = next(a for a in args if isinstance(a, dict) and "Properties" in a)
+            tags = template["Properties"].get("Tags") or []
+            if tags:
+                apply(resource, tags)
+            return resource
 
-    return made
+        return made
+
+    return wrapping
+
+
+def _tag_listener(listener: Any, tags: list[dict[str, str]]) -> None:
+    region, account = listener.arn.split(":")[3:5]
+    elbv2_backends[account][region].add_tags([listener.arn], tags)
+
+
+def _tag_function(function: Any, tags: list[dict[str, str]]) -> None:
+    function.tags = {**(function.tags or {}), **{t["Key"]: t["Value"] for t in tags}}

@@ -43,7 +43,7 @@ from botocore.compat import HTTPHeaders
 from botocore.exceptions import ReadTimeoutError
 from botocore.httpsession import URLLib3Session
 
-from local.api_calls import current_function, iam_action
+from local.api_calls import api_action, current_function, iam_action
 
 # The attempts a phoenix client makes of one call (phoenix.kernel.clients: standard
 # retry mode with `max_attempts` 5, which botocore counts as retries after the first).
@@ -131,7 +131,8 @@ class Fault:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def matches(self, model: Any) -> bool:
-        if iam_action(model) != self.action:
+        # armed by the operation's name or by the IAM action that authorizes it
+        if self.action not in (api_action(model), iam_action(model)):
             return False
         function = current_function()
         if self.invoking is not None:

@@ -165,3 +165,13 @@ def release_item(aws: EmbeddedAws, fleet: str, release_id: str) -> dict[str, Any
             if "judged" in s["M"]
         ],
     }
+
+
+def states_entered(aws: EmbeddedAws, execution_arn: str) -> set[str]:
+    """The names of the states an execution entered (its history, one page of 1,000)."""
+    history = aws.client("stepfunctions").get_execution_history(
+        executionArn=execution_arn, maxResults=1000
+    )["events"]
+    return {
+        e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e
+    }

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from moto.autoscaling.models import autoscaling_backends
+from moto.awslambda.models import lambda_backends
 from moto.ec2.models import ec2_backends
 from moto.elbv2.models import elbv2_backends
 from moto.iam.models import iam_backends
@@ -81,7 +82,8 @@ def _execution_of_token(region: str, token: str) -> str | None:
 
 
 Params = Mapping[str, Any]
-_UNSCOPED = {"cloudwatch:GetMetricData"}  # actions without resource-level permissions
+# actions without resource-level permissions (Service Authorization Reference)
+_UNSCOPED = {"cloudwatch:GetMetricData", "ssm:GetCommandInvocation"}
 
 
 def _alarms(action: str, params: Params, region: str) -> Iterator[Request]:
@@ -172,6 +174,37 @@ def _task_response(action: str, params: Params, region: str) -> Iterator[Request
     yield Request(action, _execution_of_token(region, str(params["taskToken"])) or "*")
 
 
+def _function(action: str, params: Params, region: str) -> Iterator[Request]:
+    """Invoke is authorized as `lambda:InvokeFunction` on the function's ARN, with its
+    tags as `aws:ResourceTag/<key>` (Service Authorization Reference, AWS Lambda);
+    FunctionName is a name or an ARN. A function that does not exist is asked for by
+    the ARN its name makes, with no tags."""
+    name = str(params["FunctionName"])
+    arn = name if name.startswith("arn:") else _arn("lambda", region, f"function:{name}")
+    try:
+        function = lambda_backends[ACCOUNT][region].get_function(name)
+    except Exception:
+        yield Request(action, arn)
+        return
+    tags = dict(getattr(function, "tags", None) or {})
+    yield Request(action, arn, _tags(("aws:ResourceTag",), tags))
+
+
+def _send_command(action: str, params: Params, region: str) -> Iterator[Request]:
+    """SendCommand on the document (an AWS-owned one has no account in its ARN) and on
+    each instance, with the instance's tags as `aws:ResourceTag/<key>` and
+    `ssm:resourceTag/<key>` (Service Authorization Reference, AWS Systems Manager)."""
+    document = str(params["DocumentName"])
+    owner = "" if document.startswith("AWS-") else ACCOUNT
+    yield Request(action, _arn("ssm", region, f"document/{document}", account=owner))
+    ec2 = ec2_backends[ACCOUNT][region]
+    for instance in params.get("InstanceIds") or []:
+        found = ec2.describe_tags(filters={"resource-id": [instance]})
+        tags = {t["key"]: t["value"] for t in found}
+        context = _tags(("aws:ResourceTag", "ssm:resourceTag"), tags)
+        yield Request(action, _arn("ec2", region, f"instance/{instance}"), context)
+
+
 def _named_by(parameter: str) -> Callable[[str, Params, str], Iterator[Request]]:
     def named(action: str, params: Params, _region: str) -> Iterator[Request]:
         yield Request(action, str(params[parameter]))
@@ -207,6 +240,8 @@ _RESOURCES: dict[str, Callable[[str, Params, str], Iterator[Request]]] = {
     "states:SendTaskSuccess": _task_response,
     "states:SendTaskFailure": _task_response,
     "imagebuilder:GetImage": _named_by("imageBuildVersionArn"),
+    "lambda:InvokeFunction": _function,
+    "ssm:SendCommand": _send_command,
 }
 
 

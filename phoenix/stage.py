@@ -14,6 +14,7 @@ from phoenix.config.environment import EnvironmentConfig, NetworkConfig
 from phoenix.config.fleet import FleetConfig
 from phoenix.fleet.controller_state import ControllerState, provider_permissions
 from phoenix.fleet.immutable_fleet import ImmutableFleet
+from phoenix.hooks.smoke_test import SmokeTestHook
 from phoenix.images.pipeline import GoldenImagePipeline
 from phoenix.kernel.names import FLEET_STACKS, image_name
 from phoenix.plan.orchestrator import PlanOrchestrator
@@ -115,6 +116,8 @@ class PhoenixStack(Stack):
                 dr.region: self._forward_images(config, dr.region)
                 for dr in config.disaster_recovery
             }
+        if config.smoke_test_hook:  # phoenix's example pre-traffic hook, where asked for
+            SmokeTestHook(self, "SmokeTestHook", config=config, key=self.encryption.key)
         self.release = ReleaseOrchestrator(
             self,
             "Release",
@@ -183,9 +186,8 @@ class PhoenixStack(Stack):
 
     @property
     def availability_zones(self) -> list[str]:
-        # The region's first N zones, resolved by CloudFormation at deploy time. CDK's
-        # default for a stack bound to an account and region is a context lookup that
-        # needs credentials and the network at synthesis; for an agnostic one, two zones.
+        # The region's first N zones, resolved by CloudFormation at deploy time (CDK's
+        # default: a context lookup, which needs credentials and the network at synthesis).
         return [Fn.select(index, Fn.get_azs()) for index in range(self._zone_count)]
 
 

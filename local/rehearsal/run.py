@@ -8,8 +8,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from rich.console import Console
 from rich.table import Table
@@ -17,7 +18,7 @@ from rich.table import Table
 from local import clock
 from local.api_calls import recording
 from local.embedded import Baked, EmbeddedAws
-from local.fleet_view import FleetView, release_item
+from local.fleet_view import FleetView, release_item, states_entered
 from local.rehearsal import (
     Rehearsal,
     Scenario,
@@ -35,6 +36,27 @@ def _bake(rehearsal: Rehearsal, pipeline: str, version: str, health: str) -> Bak
     baked = rehearsal.aws.bake(pipeline=pipeline, version=version, health=health)
     rehearsal.aws.settle()
     return baked
+
+
+@dataclass(frozen=True)
+class Released:
+    """A bake's release to one fleet, once settled: its execution, ledger item and the
+    fleet as it then serves."""
+
+    execution: dict[str, Any]
+    release: dict[str, Any]
+    view: FleetView
+
+
+def _released(
+    rehearsal: Rehearsal, fleet: str, pipeline: str, version: str, health: str
+) -> Released:
+    _bake(rehearsal, pipeline, version, health)
+    aws = rehearsal.aws
+    execution = _latest(aws, fleet)
+    return Released(
+        execution, release_item(aws, fleet, str(execution["name"])), FleetView.read(aws, fleet)
+    )
 
 
 def _latest(aws: EmbeddedAws, fleet: str) -> dict[str, object]:
@@ -59,10 +81,8 @@ def judged_canary(aws: EmbeddedAws, rehearsal: Rehearsal) -> None:
     """A flaky AMI: 2% 5xx, under the alarms' threshold; the judgment fails it."""
     scenario = rehearsal.scenarios[-1]
     aws.advance(300)
-    _bake(rehearsal, "golden", "3.1.0", "flaky")
-    execution = _latest(aws, "web")
-    release = release_item(aws, "web", str(execution["name"]))
-    view = FleetView.read(aws, "web")
+    done = _released(rehearsal, "web", "golden", "3.1.0", "flaky")
+    execution, release, view = done.execution, done.release, done.view
     v2 = rehearsal.amis["v2"]
     reason = str(release.get("reason", ""))
     rehearsal.note("web: the release's reason", reason[:160])
@@ -71,6 +91,23 @@ def judged_canary(aws: EmbeddedAws, rehearsal: Rehearsal) -> None:
     scenario.check("failed by the canary judgment", "canary judgment fail" in reason)
     scenario.check("the reason names the 5xx rate", "5xx rate fail" in reason)
     scenario.check("web serves v2 only, all traffic", view.serving_amis == {v2})
+    scenario.check("nothing left scaled up", view.idle_desired == 0)
+
+
+def hooked_blue_green(aws: EmbeddedAws, rehearsal: Rehearsal) -> None:
+    """An erroring AMI for api: healthy to the load balancer, but its smoke test (the
+    pre-traffic hook) fails it before any traffic moves."""
+    scenario = rehearsal.scenarios[-1]
+    before = FleetView.read(aws, "api").pointer
+    done = _released(rehearsal, "api", "services", "3.2.0", "erroring")
+    execution, release, view = done.execution, done.release, done.view
+    entered = states_entered(aws, str(execution["executionArn"]))
+    reason = str(release.get("reason", ""))
+    rehearsal.note("api: the release's reason", reason[:160])
+    scenario.check("the release failed", execution["status"] == "FAILED")
+    scenario.check("failed by the pre-traffic hook", "pre-traffic hook" in reason)
+    scenario.check("no traffic ever moved to the new slot", "ShiftTraffic" not in entered)
+    scenario.check("api serves its previous AMI, all traffic", view.serving_amis == {before})
     scenario.check("nothing left scaled up", view.idle_desired == 0)
 
 
@@ -88,10 +125,8 @@ def run(aws: EmbeddedAws, rehearsal: Rehearsal) -> None:
     def bad_canary() -> None:
         scenario = rehearsal.scenarios[-1]
         aws.advance(300)
-        _bake(rehearsal, "golden", "3.0.0", "erroring")
-        execution = _latest(aws, "web")
-        release = release_item(aws, "web", str(execution["name"]))
-        view = FleetView.read(aws, "web")
+        done = _released(rehearsal, "web", "golden", "3.0.0", "erroring")
+        execution, release, view = done.execution, done.release, done.view
         v2 = rehearsal.amis["v2"]
         scenario.check("the release was stopped", execution["status"] == "ABORTED")
         scenario.check("recorded as rolled back by an alarm", release["reason"].startswith("alarm"))
@@ -101,10 +136,8 @@ def run(aws: EmbeddedAws, rehearsal: Rehearsal) -> None:
     def blue_green_window() -> None:
         scenario = rehearsal.scenarios[-1]
         before = FleetView.read(aws, "api").pointer
-        _bake(rehearsal, "services", "4.0.0", "degrading")
-        execution = _latest(aws, "api")
-        release = release_item(aws, "api", str(execution["name"]))
-        view = FleetView.read(aws, "api")
+        done = _released(rehearsal, "api", "services", "4.0.0", "degrading")
+        execution, release, view = done.execution, done.release, done.view
         scenario.check("the release succeeded first", execution["status"] == "SUCCEEDED")
         scenario.check("then recorded as rolled back", release["outcome"] == "rolled back")
         scenario.check("api serves its previous AMI, all traffic", view.serving_amis == {before})
@@ -118,6 +151,10 @@ def run(aws: EmbeddedAws, rehearsal: Rehearsal) -> None:
         ("v2: canary release to web", healthy_canary),
         ("v3: bad canary, alarm, rollback", bad_canary),
         ("v3.1: flaky canary, failed by the judgment", lambda: judged_canary(aws, rehearsal)),
+        (
+            "v3.2: blue_green, bad AMI stopped by its smoke test",
+            lambda: hooked_blue_green(aws, rehearsal),
+        ),
         ("v4: blue_green, alarm in the window", blue_green_window),
         ("v5: a plan, 6 fleets, 3 waves, 2 regions", plan),
     ):

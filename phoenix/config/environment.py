@@ -166,6 +166,9 @@ class EnvironmentConfig(StrictModel):
     functions: LambdaConfig = LambdaConfig()
     image_pipelines: Annotated[list[ImagePipelineConfig], Field(min_length=1)]
     fleets: Annotated[list[FleetConfig], Field(min_length=1)]
+    # phoenix's example pre-traffic hook, `phoenix-<name>-smoke-test` in each region, which
+    # a fleet's pre_traffic_hook.function may name (docs/release.md, Pre-traffic tests)
+    smoke_test_hook: bool = False
     # Release plans: a pipeline's images go through its fleets in waves (plans.py).
     plans: list[PlanConfig] = []
     # Its plans release the images an earlier environment's plans released (promotion.py).

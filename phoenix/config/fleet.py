@@ -75,7 +75,7 @@ Weight = Annotated[float, Field(ge=0, le=100)]
 # and about 250 bytes of the fleet's registry parameter, which holds 8 KB at most; the rest
 # of a fleet's spec takes under 4 KB (docs/judgment.md, tests/release/test_registry.py).
 MAX_CUSTOM_METRICS = 5
-CUSTOM_METRICS_BYTES = 4000
+CUSTOM_METRICS_BYTES = 3500
 # How many times the baseline the canary may be, in the bad direction, before it counts.
 AllowedRatio = Annotated[float, Field(ge=1, le=100)]
 
@@ -260,6 +260,28 @@ class FleetBase(StrictModel):
         return ("blue", "green")
 
 
+# A Lambda function of the fleet's account and region: its name, or its ARN (unqualified).
+FUNCTION = r"^(arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:)?[A-Za-z0-9_-]{1,64}$"
+
+
+HookKey = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,31}$")]
+HookValue = Annotated[str, Field(max_length=128)]
+
+
+class PreTrafficHook(StrictModel):
+    """A Lambda function run against the new slot's instances before any traffic moves to
+    them (docs/release.md, Pre-traffic tests): it answers `{"passed": true|false,
+    "reason": ...}`; a failure, an error or no answer within `timeout_seconds` rolls the
+    release back with no user traffic served."""
+
+    function: Annotated[str, Field(pattern=FUNCTION)]
+    # Lambda runs a function for 900 s at most; the step waiting for it needs a minute more
+    timeout_seconds: Annotated[int, Field(ge=1, le=840)] = 300
+    # passed to the function as `input` (phoenix's example hook reads `path`); small, as
+    # it travels in the fleet's registry parameter
+    input: Annotated[dict[HookKey, HookValue], Field(max_length=4)] = {}
+
+
 class RollingFleet(FleetBase):
     strategy: Literal["rolling"]
     rolling: RollingSettings = RollingSettings()
@@ -273,11 +295,13 @@ class RollingFleet(FleetBase):
 class BlueGreenFleet(FleetBase):
     strategy: Literal["blue_green"]
     blue_green: BlueGreenSettings = BlueGreenSettings()
+    pre_traffic_hook: PreTrafficHook | None = None
 
 
 class CanaryFleet(FleetBase):
     strategy: Literal["canary"]
     canary: CanarySettings = CanarySettings()
+    pre_traffic_hook: PreTrafficHook | None = None
 
 
 FleetConfig = Annotated[

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal, overload
+from typing import TYPE_CHECKING, Literal, cast, overload
 
 if TYPE_CHECKING:
     # boto3's type stubs are a development dependency (requirements-dev.txt): the Lambda
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from types_boto3_events.client import EventBridgeClient
     from types_boto3_imagebuilder.client import ImagebuilderClient
     from types_boto3_kms.client import KMSClient
+    from types_boto3_lambda.client import LambdaClient
     from types_boto3_ssm.client import SSMClient
     from types_boto3_stepfunctions.client import SFNClient
 
@@ -30,6 +31,7 @@ Service = Literal[
     "events",
     "imagebuilder",
     "kms",
+    "lambda",
     "ssm",
     "stepfunctions",
 ]
@@ -39,7 +41,7 @@ Service = Literal[
 # invocation reuses them (Lambda's guidance: initialize SDK clients outside the handler;
 # making one costs more than most calls a step makes). A boto3 client is safe to share
 # between threads; making one is not, hence the lock.
-_made_here: dict[tuple[str, str], object] = {}
+_made_here: dict[tuple[str, str, int], object] = {}
 _making = threading.Lock()
 
 
@@ -144,17 +146,31 @@ class Clients:
             self._made[service] = self._make(service)
         return self._made[service]
 
-    def _make(self, service: Service) -> object:
+    def invoker(self, waiting: int) -> LambdaClient:
+        """Lambda, for a synchronous invocation answered within `waiting` seconds (its read
+        timeout) and never retried: the function it runs (a fleet's pre-traffic hook) may
+        not be safe to run twice."""
+        if self._factory is not None:
+            return cast("LambdaClient", self._factory("lambda"))
+        return cast("LambdaClient", self._make("lambda", waiting=waiting))
+
+    def _make(self, service: Service, *, waiting: int = 0) -> object:
         if self._factory is not None:
             return self._factory(service)
         import boto3  # noqa: PLC0415 - lazily: a handler that fails validation never pays
         from botocore.config import Config  # noqa: PLC0415
 
         with _making:
-            key = (service, self._region)
+            key = (service, self._region, waiting)
             if key not in _made_here:
-                retries = Config(retries={"mode": "standard", "max_attempts": 5})
+                config = (
+                    Config(
+                        read_timeout=waiting, connect_timeout=10, retries={"total_max_attempts": 1}
+                    )
+                    if waiting
+                    else Config(retries={"mode": "standard", "max_attempts": 5})
+                )
                 _made_here[key] = boto3.client(
-                    service, region_name=self._region or None, config=retries
+                    service, region_name=self._region or None, config=config
                 )
             return _made_here[key]

@@ -90,3 +90,8 @@ def release_state_machine(environment: str) -> str:
 def plan_state_machine(environment: str, plan: str) -> str:
     """The state machine that runs a release plan's waves (docs/adr/0011)."""
     return f"phoenix-{environment}-plan-{plan}"
+
+
+# The tag a function carries, with its environment's name as value, for that environment's
+# releases to invoke it as a fleet's pre-traffic hook (docs/release.md, Pre-traffic tests).
+HOOK_TAG = "phoenix:pre-traffic-hook"

@@ -151,6 +151,7 @@ class PhoenixFunction(lambda_.Function):
         memory_size: int = 512,
         timeout: Duration | None = None,
         package_dir: Path = PACKAGE_DIR,
+        function_name: str | None = None,
     ) -> None:
         component = runtime_component(handler)
         module = package_dir.parent.joinpath(*handler.split(".")[:-1]).with_suffix(".py")
@@ -199,6 +200,8 @@ class PhoenixFunction(lambda_.Function):
             environment_encryption=key,
             memory_size=memory_size,
             timeout=timeout or Duration.seconds(30),
+            # left to CloudFormation, unless a config names the function (a hook)
+            function_name=function_name,
             tracing=lambda_.Tracing.ACTIVE,
             log_group=log_group,
             role=role,

@@ -12,14 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Duration
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from phoenix.fleet.grants import fleet_tagged, listeners
-from phoenix.kernel.fleet_calls import ACTIVE_REFRESH_STATUSES, weighted_forward
+from phoenix.kernel.fleet_calls import ACTIVE_REFRESH_STATUSES
 from phoenix.kernel.ledger import FleetPausedError, LockRefusedError
 from phoenix.kernel.names import fleet_registry
 from phoenix.platform.functions import invoked_by_state_machine
@@ -27,6 +26,7 @@ from phoenix.release.read_fleet import read_fleet
 from phoenix.release.rollback_path import rollback_path
 from phoenix.release.runtime.preflight import NothingToReleaseError
 from phoenix.release.runtime.strategy import ForeignRefreshError
+from phoenix.release.shift import shift_traffic
 
 # The Lambda service's errors a step retries: those "Best practices: handle Lambda service
 # exceptions" (Step Functions developer guide) lists, throttling included, and the client
@@ -51,6 +51,8 @@ class ReleaseFunctions:
     finalize: lambda_.IFunction
     # HoldLock: the lock held until the execution's deadline (runtime/cleanup.py).
     hold: lambda_.IFunction
+    # PreTrafficTests: the fleet's hook, before any traffic (runtime/pretraffic.py).
+    pretraffic: lambda_.IFunction
 
 
 class ReleaseDefinition(Construct):
@@ -325,7 +327,7 @@ class ReleaseDefinition(Construct):
             },
             result_path="$.step",
         )
-        shift = self._guarded(self._shift())
+        shift = self._guarded(shift_traffic(self, self._environment))
         bake = sfn.Wait(self, "Bake", time=sfn.WaitTime.seconds_path("$.fleet_spec.bake_seconds"))
         judge = self._guarded(self._step("HealthGate", functions.gate, "judge", "$.gate"))
         following = sfn.Pass(
@@ -346,50 +348,19 @@ class ReleaseDefinition(Construct):
             .otherwise(last)
         )
         step.next(shift).next(bake).next(judge).next(extend)
+        first.next(step)
+        # A fleet with a pre-traffic hook has it test the new slot before any weight moves.
+        tested = self._guarded(
+            self._step("PreTrafficTests", functions.pretraffic, "run", "$.pretraffic")
+        )
+        hooked = (
+            sfn.Choice(self, "PreTrafficHook?")
+            .when(sfn.Condition.is_present("$.fleet_spec.pre_traffic_hook"), tested.next(first))
+            .otherwise(first)
+        )
         ready = (
             sfn.Choice(self, "Warm?")
-            .when(sfn.Condition.boolean_equals("$.warmup.ready", True), first.next(step))
+            .when(sfn.Condition.boolean_equals("$.warmup.ready", True), hooked)
             .otherwise(warm)
         )
         return scale.next(warm).next(warmup).next(ready)
-
-    def _shift(self) -> tasks.CallAwsService:
-        """The listener's weights for this step: a direct ModifyListener, no Lambda."""
-        shift = tasks.CallAwsService(
-            self,
-            "ShiftTraffic",
-            service="elasticloadbalancingv2",
-            action="modifyListener",
-            iam_action="elasticloadbalancing:ModifyListener",
-            iam_resources=[listeners(Stack.of(self))],
-            parameters={
-                "ListenerArn": sfn.JsonPath.string_at("$.fleet_spec.listener"),
-                "DefaultActions": weighted_forward(
-                    [
-                        (
-                            sfn.JsonPath.string_at("$.plan.target_target_group"),
-                            sfn.JsonPath.number_at("$.step.weights.target"),
-                        ),
-                        (
-                            sfn.JsonPath.string_at("$.plan.active_target_group"),
-                            sfn.JsonPath.number_at("$.step.weights.active"),
-                        ),
-                    ]
-                ),
-            },
-            result_selector={"shifted": True},
-            result_path="$.shifted",
-        )
-        # Only the environment's fleets' listeners, by their tag (as the functions' grants):
-        # CallAwsService takes resources only, so its statement (a protected property of
-        # the task) gets the condition.
-        for statement in shift._task_policies or []:
-            for operator, values in fleet_tagged(self._environment).items():
-                statement.add_condition(operator, values)
-        shift.add_retry(
-            errors=["ElasticLoadBalancingV2.ThrottlingException"],
-            interval=Duration.seconds(1),
-            max_attempts=3,
-            backoff_rate=2,
-        )
-        return shift

@@ -24,6 +24,7 @@ from phoenix.fleet.grants import grant_environment_fleets
 from phoenix.kernel.ledger import LOCK_HOLD, ROLLBACK_TARGET_TAG
 from phoenix.kernel.names import (
     FLEET_STACKS,
+    HOOK_TAG,
     fleet_registry,
     image_name,
     release_state_machine,
@@ -41,6 +42,7 @@ from phoenix.release.runtime.events import IMAGE_STATE_CHANGE, STACK_STATUS_CHAN
 from phoenix.release.runtime.settings import RefreshEventSettings
 from phoenix.release.spec import (
     STEP_CALLS,
+    STEP_TIMEOUTS,
     grant_registry_reads,
     rollback_window_seconds,
     step_handler,
@@ -228,12 +230,12 @@ class ReleaseOrchestrator(Construct):
                 ),
                 config=config.functions,
                 key=key,
-                timeout=Duration.seconds(60),
+                timeout=Duration.seconds(STEP_TIMEOUTS.get(name, 60)),
             )
             self.ledger.grant(function, *table_actions)
             grant_environment_fleets(function, function.execution_role, config.name, fleet_actions)
             for action in other:
-                function.add_to_role_policy(self._scoped(function, action))
+                function.add_to_role_policy(self._scoped(function, action, config))
             made[name] = function
         self.cleanup = made["release_cleanup"]
         self.refresh_events = PhoenixFunction(
@@ -270,6 +272,7 @@ class ReleaseOrchestrator(Construct):
             rollback=made["release_rollback"],
             finalize=made["release_finalize"],
             hold=self.cleanup,
+            pretraffic=made["release_pretraffic"],
         )
 
     def _cleanup(self, config: EnvironmentConfig, lifetime: float) -> None:
@@ -309,10 +312,32 @@ class ReleaseOrchestrator(Construct):
             targets=[lambda_target(self.cleanup)],
         )
 
-    def _scoped(self, function: PhoenixFunction, action: str) -> iam.PolicyStatement:
+    def _scoped(
+        self, function: PhoenixFunction, action: str, config: EnvironmentConfig
+    ) -> iam.PolicyStatement:
         """The statement for a call outside the ledger and the fleets."""
         if action == "events:PutEvents":
             return put_events_on_default_bus(self)
+        if action == "lambda:InvokeFunction":
+            # The environment's pre-traffic hooks, by their tag (the function's owner opts
+            # in): one statement, whatever the number of fleets and hooks.
+            functions = Stack.of(self).format_arn(
+                service="lambda",
+                resource="function",
+                resource_name="*",
+                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+            )
+            acknowledge_wildcard(
+                function.execution_role,
+                nag_arn(Stack.of(self), "lambda", "function:*"),
+                f"Only functions tagged {HOOK_TAG}={config.name}: the pre-traffic hooks its "
+                "fleets name, known only when a release reads the fleet's spec.",
+            )
+            return iam.PolicyStatement(
+                actions=[action],
+                resources=[functions],
+                conditions={"StringEquals": {f"aws:ResourceTag/{HOOK_TAG}": config.name}},
+            )
         if action in ("ec2:CreateTags", "ec2:DeleteTags"):
             # Marking AMIs rollback targets and unmarking them (the image lifecycle keeps
             # exactly those): images only, and only that tag. ForAllValues alone also

@@ -90,6 +90,13 @@ STEP_CALLS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] 
         ("ssm:PutParameter", "autoscaling:UpdateAutoScalingGroup", "ec2:DescribeImages"),
         ("events:PutEvents", "ec2:CreateTags", "ec2:DeleteTags"),
     ),
+    # PreTrafficTests: the fleet's hook, invoked against the new slot before traffic
+    # (runtime/pretraffic.py); only functions tagged as the environment's hooks.
+    "release_pretraffic": (
+        LEDGER_WRITE,
+        ("elasticloadbalancing:DescribeTargetHealth", "ec2:DescribeInstances"),
+        ("events:PutEvents", "lambda:InvokeFunction"),
+    ),
     # The definition's `HoldLock`, and what an execution that ended without its end
     # handling left, put right on its status change event (runtime/cleanup.py).
     "release_cleanup": (
@@ -106,6 +113,11 @@ STEP_CALLS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] 
         ("events:PutEvents",),
     ),
 }
+
+
+# Lambda runs a function for at most 900 s: the pre-traffic step waits for a hook's
+# answer for up to 840 s (phoenix/config/fleet.py PreTrafficHook), the others a minute.
+STEP_TIMEOUTS = {"release_pretraffic": 900}
 
 
 def step_handler(step: str) -> str:
@@ -182,6 +194,9 @@ def fleet_spec(fleet: ImmutableFleet) -> dict[str, Any]:
             "rollback_window_seconds": rollback_window_seconds(config),
             "judgment": config.canary.judgment.model_dump(),
         }
+    # absent without a hook: the state machine's PreTrafficHook? asks whether it is present
+    if isinstance(config, BlueGreenFleet | CanaryFleet) and config.pre_traffic_hook:
+        spec["pre_traffic_hook"] = config.pre_traffic_hook.model_dump()
     return spec
 
 

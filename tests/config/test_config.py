@@ -156,6 +156,17 @@ BAD_CONFIGS = {
         "fleets[0].canary.judgment.metrics[0].weight: 101: Input should be less than or equal "
         "to 100",
     ),
+    "a pre-traffic hook that is no function's name": (
+        lambda c: c["fleets"][0].update(pre_traffic_hook={"function": "smoke test!"}),
+        "fleets[0].pre_traffic_hook.function: 'smoke test!'",
+    ),
+    "a pre-traffic hook waiting longer than Lambda runs": (
+        lambda c: c["fleets"][0].update(
+            pre_traffic_hook={"function": "smoke", "timeout_seconds": 900}
+        ),
+        "fleets[0].pre_traffic_hook.timeout_seconds: 900: Input should be less than or equal "
+        "to 840",
+    ),
     "a canary step too short to judge": (
         lambda c: c["fleets"][0]["canary"].update(step_bake_time_minutes=2),
         "fleets[0].canary: step_bake_time_minutes (2) holds fewer whole one-minute periods "

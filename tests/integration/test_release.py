@@ -11,7 +11,7 @@ import pytest
 from local.api_calls import CallLog, recording
 from local.embedded import EmbeddedAws
 from local.faults import failing
-from local.fleet_view import FleetView, release_item
+from local.fleet_view import FleetView, release_item, states_entered
 from phoenix.release.spec import STEP_CALLS, step_handler
 from tests.integration.conftest import SharedSandbox
 from tests.integration.fleet_view import CapacityWatch, request_release, required_capacity
@@ -34,6 +34,7 @@ STEPS = {
         "launch template version created",
         "target slot scaled",
         "new targets healthy",
+        "pre-traffic tests passed",
         "health gate passed",
         "pointer moved",
     ],
@@ -105,7 +106,9 @@ def test_a_healthy_image_replaces_every_instance_and_takes_all_traffic(
         ("web", "erroring", "ABORTED"),
         # the new slot never gets healthy: its warm-up gate fails, the Catch rolls back
         ("api", "failing", "FAILED"),
-        ("api", "erroring", "ABORTED"),
+        # it passes its health checks, but the pre-traffic hook's smoke test fails it
+        # before any traffic moves to it: the Catch rolls back
+        ("api", "erroring", "FAILED"),
         ("worker", "failing", "ABORTED"),
         ("worker", "erroring", "ABORTED"),
     ],
@@ -140,6 +143,13 @@ def test_an_unhealthy_image_is_rolled_back_to_the_last_good_one(
     assert release["steps"][-1] == "rolled back"
     assert "lock_owner" not in after.fleet_item
     assert watch.lowest >= watch.required, watch.seen
+    if (fleet, health) == ("api", "erroring"):
+        assert "pre-traffic tests failed" in release["steps"], release
+        hook = "pre-traffic hook phoenix-sandbox-smoke-test failed the new instances"
+        assert hook in release["reason"], release
+        entered = states_entered(aws, execution["executionArn"])
+        assert "PreTrafficTests" in entered
+        assert "ShiftTraffic" not in entered  # no weight ever moved to the new slot
 
 
 def test_a_throttled_lambda_step_is_retried_not_rolled_back(aws: EmbeddedAws) -> None:

@@ -62,6 +62,15 @@ class JudgmentSpec(FrozenModel):
     metrics: tuple[CustomMetricSpec, ...] = ()
 
 
+class PreTrafficHookSpec(FrozenModel):
+    """A function run against the new slot's instances before traffic moves to them
+    (phoenix/config/fleet.py PreTrafficHook)."""
+
+    function: Annotated[str, Field(min_length=1)]
+    timeout_seconds: Annotated[int, Field(ge=1, le=840)]
+    input: dict[str, str] = Field(default_factory=dict)
+
+
 class FleetSpec(FrozenModel):
     """What the state machine knows of a fleet (read from the fleet registry)."""
 
@@ -88,6 +97,7 @@ class FleetSpec(FrozenModel):
     queue_retry_seconds: Annotated[int, Field(ge=60)] = 300
     queue_attempts: Annotated[int, Field(ge=0)] = 0
     judgment: JudgmentSpec = JudgmentSpec()
+    pre_traffic_hook: PreTrafficHookSpec | None = None
 
     @property
     def checkpoint_pauses(self) -> list[int]:

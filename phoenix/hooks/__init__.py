@@ -1,0 +1,2 @@
+"""phoenix's example pre-traffic hook: a smoke test of the new instances (construct and
+runtime/)."""

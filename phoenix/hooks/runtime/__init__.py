@@ -1,0 +1,1 @@
+"""The example hook's function: a smoke test by Run Command on each new instance."""

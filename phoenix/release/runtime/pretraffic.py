@@ -1,0 +1,114 @@
+"""Pre-traffic tests: a fleet's hook, a Lambda function of its own, run against the new
+slot's instances after they are healthy and before any traffic moves to them
+(docs/release.md, Pre-traffic tests).
+
+The hook is invoked once, synchronously, with the release, the AMI, the target group and
+its healthy targets on the new AMI. It answers `{"passed": true}` or `{"passed": false,
+"reason": "..."}`; anything else, an error of the function, or no answer within the
+fleet's `timeout_seconds` fails the release, which the state machine rolls back with no
+user traffic served. The call is never retried: a hook's tests may not be safe to run
+twice.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError, ReadTimeoutError
+
+from phoenix.release.runtime.models import PreTrafficHookSpec, ReleaseState
+
+if TYPE_CHECKING:
+    from types_boto3_ec2.client import EC2Client
+    from types_boto3_elbv2.client import ElasticLoadBalancingv2Client
+    from types_boto3_lambda.client import LambdaClient
+
+
+class PreTrafficFailedError(Exception):
+    """The hook failed the new instances, failed itself, or did not answer in time."""
+
+
+def new_targets(
+    elbv2: ElasticLoadBalancingv2Client, ec2: EC2Client, state: ReleaseState
+) -> list[dict[str, Any]]:
+    """The target slot's healthy targets on the release's AMI: instance id and port."""
+    group = state.fleet_spec.slots[state.need_plan().target_slot].target_group
+    found = elbv2.describe_target_health(TargetGroupArn=group)["TargetHealthDescriptions"]
+    ports = {
+        d["Target"]["Id"]: d["Target"].get("Port")
+        for d in found
+        if d["TargetHealth"]["State"] == "healthy"
+    }
+    if not ports:
+        return []
+    reservations = ec2.describe_instances(InstanceIds=sorted(ports))["Reservations"]
+    return [
+        {"id": i["InstanceId"], "port": ports[i["InstanceId"]]}
+        for r in reservations
+        for i in r["Instances"]
+        if i.get("ImageId") == state.ami
+    ]
+
+
+def hook_event(state: ReleaseState, targets: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the hook is invoked with."""
+    hook = need_hook(state)
+    return {
+        "release": state.release.id,
+        "environment": state.environment,
+        "fleet": state.fleet,
+        "ami": state.ami,
+        "target_group": state.fleet_spec.slots[state.need_plan().target_slot].target_group,
+        "targets": targets,
+        "instances": [t["id"] for t in targets],
+        "input": dict(hook.input),
+    }
+
+
+def need_hook(state: ReleaseState) -> PreTrafficHookSpec:
+    hook = state.fleet_spec.pre_traffic_hook
+    if hook is None:
+        raise PreTrafficFailedError(f"fleet {state.fleet} has no pre-traffic hook")
+    return hook
+
+
+def run_hook(lambda_: LambdaClient, hook: PreTrafficHookSpec, event: dict[str, Any]) -> str:
+    """The hook's reason when it passed; PreTrafficFailedError naming why otherwise."""
+    named = f"pre-traffic hook {hook.function}"
+    try:
+        answer = lambda_.invoke(
+            FunctionName=hook.function,
+            InvocationType="RequestResponse",
+            Payload=json.dumps(event).encode(),
+        )
+    except ReadTimeoutError as error:
+        raise PreTrafficFailedError(
+            f"{named} did not answer within {hook.timeout_seconds} s"
+        ) from error
+    except ClientError as error:
+        details = error.response.get("Error", {})
+        raise PreTrafficFailedError(
+            f"{named} could not be invoked: {details.get('Code')}: {details.get('Message')}"
+        ) from error
+    body = answer["Payload"].read()
+    if answer.get("FunctionError"):
+        failure = _json(body)
+        kind = failure.get("errorType", answer["FunctionError"])
+        raise PreTrafficFailedError(f"{named} failed: {kind}: {failure.get('errorMessage', '')}")
+    result = _json(body)
+    if not isinstance(result.get("passed"), bool):
+        shown = body[:200].decode(errors="replace")
+        raise PreTrafficFailedError(f'{named} answered {shown}, not {{"passed": true|false}}')
+    reason = str(result.get("reason", ""))
+    if not result["passed"]:
+        raise PreTrafficFailedError(f"{named} failed the new instances: {reason}")
+    return reason
+
+
+def _json(body: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
