@@ -18,7 +18,7 @@ from phoenix.fleet.grants import fleet_tagged
 from phoenix.kernel.names import HOOK_TAG
 from phoenix.kernel.settings import FunctionSettings
 from phoenix.platform.functions import PhoenixFunction
-from phoenix.platform.nag import acknowledge_wildcard, nag_arn
+from phoenix.platform.nag import acknowledge_wildcard, nag_arn, skip_checkov
 
 HANDLER = "phoenix.hooks.runtime.smoke_test.lambda_handler"
 
@@ -50,6 +50,12 @@ class SmokeTestHook(Construct):
         )
         # the environment's releases may invoke it as a fleet's hook (ReleaseOrchestrator)
         Tags.of(self.function).add(HOOK_TAG, environment)
+        skip_checkov(
+            self.function,
+            "CKV_AWS_116",
+            "Invoked synchronously (RequestResponse) by the release's pre-traffic step, "
+            "which gets its errors: a dead-letter queue serves asynchronous invocations only.",
+        )
         role = self.function.execution_role
         document = stack.format_arn(
             service="ssm",
