@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from moto.autoscaling.models import autoscaling_backends
+from moto.awslambda.exceptions import UnknownFunctionException
 from moto.awslambda.models import lambda_backends
 from moto.ec2.models import ec2_backends
 from moto.elbv2.models import elbv2_backends
@@ -183,7 +184,7 @@ def _function(action: str, params: Params, region: str) -> Iterator[Request]:
     arn = name if name.startswith("arn:") else _arn("lambda", region, f"function:{name}")
     try:
         function = lambda_backends[ACCOUNT][region].get_function(name)
-    except Exception:
+    except UnknownFunctionException:  # Invoke answers that, once authorized
         yield Request(action, arn)
         return
     tags = dict(getattr(function, "tags", None) or {})

@@ -34,7 +34,7 @@ def handle(event: Any, settings: ReleaseSettings, aws: Clients) -> dict[str, Any
         try:
             if not targets:
                 raise pretraffic.PreTrafficFailedError("no healthy target on the new AMI to test")
-            event = pretraffic.hook_event(state, targets)
+            event = pretraffic.hook_event(state, hook, targets)
             reason = pretraffic.run_hook(aws.invoker(hook.timeout_seconds), hook, event)
         except pretraffic.PreTrafficFailedError as failed:
             record(

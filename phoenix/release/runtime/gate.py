@@ -44,25 +44,26 @@ class GateFailedError(Exception):
 
 def target_health(
     elbv2: ElasticLoadBalancingv2Client, target_group: str
-) -> tuple[dict[str, int], list[str]]:
-    """How many of a target group's targets are in each state, and the healthy ones."""
+) -> tuple[dict[str, int], dict[str, int | None]]:
+    """How many of a target group's targets are in each state, and the healthy ones:
+    instance id -> port, in the order the load balancer lists them."""
     descriptions = elbv2.describe_target_health(TargetGroupArn=target_group)
     counts: dict[str, int] = {}
-    healthy: list[str] = []
+    healthy: dict[str, int | None] = {}
     for description in descriptions["TargetHealthDescriptions"]:
         state = description["TargetHealth"]["State"]
         counts[state] = counts.get(state, 0) + 1
         if state == "healthy":
-            healthy.append(description["Target"]["Id"])
+            healthy[description["Target"]["Id"]] = description["Target"].get("Port")
     return counts, healthy
 
 
-def on_ami(ec2: EC2Client, instance_ids: list[str], ami: str) -> int:
-    """How many of the instances run `ami` (one DescribeInstances; none for no ids)."""
+def on_ami(ec2: EC2Client, instance_ids: list[str], ami: str) -> list[str]:
+    """Those of the instances that run `ami` (one DescribeInstances; none for no ids)."""
     if not instance_ids:
-        return 0
+        return []
     found = ec2.describe_instances(InstanceIds=instance_ids)["Reservations"]
-    return sum(1 for r in found for i in r["Instances"] if i.get("ImageId") == ami)
+    return [i["InstanceId"] for r in found for i in r["Instances"] if i.get("ImageId") == ami]
 
 
 def warmed_up(
@@ -73,7 +74,7 @@ def warmed_up(
     count)."""
     plan = state.need_plan()
     counts, healthy = target_health(elbv2, state.fleet_spec.slots[plan.target_slot].target_group)
-    new = on_ami(ec2, healthy, state.ami)
+    new = len(on_ami(ec2, list(healthy), state.ami))
     wanted = plan.capacity.desired
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no targets"
     return new >= wanted, f"{new} of {wanted} targets healthy on {state.ami} ({summary})"

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError, ReadTimeoutError
 
+from phoenix.release.runtime.gate import on_ami, target_health
 from phoenix.release.runtime.models import PreTrafficHookSpec, ReleaseState
 
 if TYPE_CHECKING:
@@ -29,48 +30,34 @@ class PreTrafficFailedError(Exception):
     """The hook failed the new instances, failed itself, or did not answer in time."""
 
 
+def target_group(state: ReleaseState) -> str:
+    """The target slot's target group: the new instances the hook tests."""
+    return state.fleet_spec.slots[state.need_plan().target_slot].target_group
+
+
 def new_targets(
     elbv2: ElasticLoadBalancingv2Client, ec2: EC2Client, state: ReleaseState
 ) -> list[dict[str, Any]]:
-    """The target slot's healthy targets on the release's AMI: instance id and port."""
-    group = state.fleet_spec.slots[state.need_plan().target_slot].target_group
-    found = elbv2.describe_target_health(TargetGroupArn=group)["TargetHealthDescriptions"]
-    ports = {
-        d["Target"]["Id"]: d["Target"].get("Port")
-        for d in found
-        if d["TargetHealth"]["State"] == "healthy"
-    }
-    if not ports:
-        return []
-    reservations = ec2.describe_instances(InstanceIds=sorted(ports))["Reservations"]
-    return [
-        {"id": i["InstanceId"], "port": ports[i["InstanceId"]]}
-        for r in reservations
-        for i in r["Instances"]
-        if i.get("ImageId") == state.ami
-    ]
+    """The target slot's healthy targets on the release's AMI: instance id and port (the
+    warm-up gate's two calls, gate.py)."""
+    _, healthy = target_health(elbv2, target_group(state))
+    return [{"id": i, "port": healthy[i]} for i in on_ami(ec2, list(healthy), state.ami)]
 
 
-def hook_event(state: ReleaseState, targets: list[dict[str, Any]]) -> dict[str, Any]:
+def hook_event(
+    state: ReleaseState, hook: PreTrafficHookSpec, targets: list[dict[str, Any]]
+) -> dict[str, Any]:
     """What the hook is invoked with."""
-    hook = need_hook(state)
     return {
         "release": state.release.id,
         "environment": state.environment,
         "fleet": state.fleet,
         "ami": state.ami,
-        "target_group": state.fleet_spec.slots[state.need_plan().target_slot].target_group,
+        "target_group": target_group(state),
         "targets": targets,
         "instances": [t["id"] for t in targets],
         "input": dict(hook.input),
     }
-
-
-def need_hook(state: ReleaseState) -> PreTrafficHookSpec:
-    hook = state.fleet_spec.pre_traffic_hook
-    if hook is None:
-        raise PreTrafficFailedError(f"fleet {state.fleet} has no pre-traffic hook")
-    return hook
 
 
 def run_hook(lambda_: LambdaClient, hook: PreTrafficHookSpec, event: dict[str, Any]) -> str:
