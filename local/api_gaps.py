@@ -35,6 +35,10 @@
   results are in the same case, as the guide's examples show them (`ExecutionArn`,
   `StartDate`; with `.sync`, DescribeExecution's `Status`, `Output`...): moto hands on the
   SDK's own (`executionArn`) and then looks for `ExecutionArn` itself.
+- SendTaskFailure's `cause`: "A more detailed explanation of the cause of the failure"
+  (Step Functions API reference, SendTaskFailure), which a Catch's result holds as
+  `Cause` beside `Error` (developer guide, "Handling errors in Step Functions
+  workflows"). moto's server reads only the token and the error, so the cause is lost.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from typing import Any, SupportsFloat
 
 from moto.awslambda.models import LambdaFunction
 from moto.cloudwatch.models import Statistics
+from moto.core.responses import EmptyResult
 from moto.ec2.models.launch_templates import LaunchTemplate
 from moto.ec2.responses.launch_templates import LaunchTemplates
 from moto.elbv2.models import FakeListener, elbv2_backends
@@ -59,6 +64,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
     StateTaskServiceSfn,
 )
 from moto.stepfunctions.parser.backend import execution_worker
+from moto.stepfunctions.responses import StepFunctionResponse
 
 _PERCENTILE = re.compile(r"^p(\d{1,2}(\.\d+)?)$")
 
@@ -100,6 +106,17 @@ def install() -> None:
         StateTaskServiceSfn._normalise_parameters
     )
     StateTaskServiceSfn._normalise_response = _pascal_case_response  # type: ignore[method-assign,assignment]
+    StepFunctionResponse.send_task_failure = _send_task_failure  # type: ignore[method-assign]
+
+
+def _send_task_failure(self: StepFunctionResponse) -> Any:
+    """SendTaskFailure with its error and its cause."""
+    # the interpreter's backend (moto.stepfunctions.parser.models), which takes a cause
+    backend: Any = self.stepfunction_backend
+    backend.send_task_failure(
+        self._get_param("taskToken"), error=self._get_param("error"), cause=self._get_param("cause")
+    )
+    return EmptyResult()
 
 
 # The optimized integration's parameters (its developer guide's names) -> StartExecution's.

@@ -3,6 +3,7 @@ local/clock.py for the AWS documentation it follows)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import boto3
@@ -107,3 +108,44 @@ def test_stop_execution_ends_a_token_wait_at_once_and_the_execution_is_aborted(
         if "stateEnteredEventDetails" in e
     ]
     assert entered == ["Wait for token"]
+
+
+# --- SendTaskFailure ----------------------------------------------------------------------
+
+
+def test_send_task_failure_hands_its_error_and_cause_to_the_catch(clock_aws: None) -> None:
+    # Given an execution whose task waits for its token; a minute in, a person's
+    # rejection fails the task with an error and a cause
+    machine = _token_machine(_function())
+    stepfunctions = boto3.client("stepfunctions", region_name=REGION)
+    sent: dict[str, Any] = {}
+
+    def reject_a_minute_in() -> None:
+        if not probe.calls or sent:
+            return
+        sent["answer"] = stepfunctions.send_task_failure(
+            taskToken=probe.calls[0]["event"]["token"],
+            error="CanaryStepRejected",
+            cause="canary step rejected by carol: checkouts fail",
+        )
+
+    unwatch = clock.watch(reject_a_minute_in)
+    try:
+        # When it runs
+        execution_arn = stepfunctions.start_execution(stateMachineArn=machine)["executionArn"]
+        execution = _ended(execution_arn)
+    finally:
+        unwatch()
+
+    # Then the Catch's state receives both, as `Error` and `Cause` (developer guide,
+    # "Handling errors in Step Functions workflows")
+    assert sent
+    (caught,) = [
+        json.loads(e["stateEnteredEventDetails"]["input"])
+        for e in execution["history"]
+        if e.get("stateEnteredEventDetails", {}).get("name") == "Caught"
+    ]
+    assert caught == {
+        "Error": "CanaryStepRejected",
+        "Cause": "canary step rejected by carol: checkouts fail",
+    }
