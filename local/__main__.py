@@ -3,7 +3,7 @@
     python -m local serve [-c env=sandbox] [--port 4566] [--time-scale 60]
     python -m local status [-c env=sandbox] [--port PORT]
     python -m local bake [-c env=sandbox] [--pipeline golden] [--version 1.0.0]
-                         [--health healthy|failing|erroring|degrading|flaky|slow] [--port PORT]
+                         [--health healthy|failing|erroring|degrading|flaky|cart|slow] [--port PORT]
 
 Starts moto on 127.0.0.1 with phoenix's extensions, deploys the environment's
 synthesized stacks into it with the real CDK CLI, prints the endpoint and the fleets,

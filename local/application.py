@@ -1,7 +1,7 @@
 """The application model: what the instances serving a fleet would do, from their AMI.
 
 Every AMI the rehearsal bakes carries a health profile (tag `phoenix:health`): healthy,
-failing, erroring, degrading, flaky or slow; an AMI without the tag is healthy. From it:
+failing, erroring, degrading, flaky, cart or slow; an AMI without the tag is healthy. From it:
 - target health: an instance from a failing AMI fails the load balancer's health
   checks (`unhealthy`, `Target.FailedHealthChecks`), as the application would; a
   terminated instance is `draining` (moto would keep calling it healthy);
@@ -14,7 +14,9 @@ failing, erroring, degrading, flaky or slow; an AMI without the tag is healthy. 
   answers half of its requests with 5xx (a bad release a health check misses); a
   degrading AMI serves well for its first 12 minutes of traffic, then errors so (a
   leak, found after the release); a flaky AMI answers 2% with 5xx, under the alarms'
-  threshold (only the canary judgment sees it); a slow AMI answers in 2.5 s. Each
+  threshold (only the canary judgment sees it); a cart AMI serves every request well
+  but fails a fifth of its checkouts (only the application's own metric shows it); a
+  slow AMI answers in 2.5 s. Each
   minute's counts and latency are drawn with noise around the profile's; the
   application also publishes its own metric, the rate of failed checkouts per Auto
   Scaling group;
@@ -45,10 +47,24 @@ from local.imagebuilder import HEALTH_TAG
 # Per listener: a 5% canary step of five minutes serves 1,500 requests, enough for the
 # canary judgment (docs/judgment.md: fewer than 200 is no data).
 REQUESTS_PER_MINUTE = 6000
-LATENCY_SECONDS = {"healthy": 0.05, "slow": 2.5, "failing": 0.05, "erroring": 0.05, "flaky": 0.05}
+LATENCY_SECONDS = {
+    "healthy": 0.05,
+    "slow": 2.5,
+    "failing": 0.05,
+    "erroring": 0.05,
+    "flaky": 0.05,
+    "cart": 0.05,
+}
 # A flaky AMI answers 2% of its requests with 5xx: under the alarms' 5% (config's
 # error_rate_percent), so only the canary judgment, comparing it with the baseline, sees it.
-ERROR_SHARE = {"healthy": 0.0, "slow": 0.0, "failing": 1.0, "erroring": 0.5, "flaky": 0.02}
+ERROR_SHARE = {
+    "healthy": 0.0,
+    "slow": 0.0,
+    "failing": 1.0,
+    "erroring": 0.5,
+    "flaky": 0.02,
+    "cart": 0.0,
+}
 # The application's own metric, as its CloudWatch agent would publish it per Auto Scaling
 # group (the agent's append_dimensions AutoScalingGroupName): the share of the minute's
 # checkouts that failed, in percent (a rate, so slots of unequal traffic compare), one
@@ -56,7 +72,16 @@ ERROR_SHARE = {"healthy": 0.0, "slow": 0.0, "failing": 1.0, "erroring": 0.5, "fl
 APP_NAMESPACE = "Rehearsal/Shop"
 APP_METRIC = "CheckoutFailureRate"
 CHECKOUT_SHARE = 0.1
-CHECKOUT_FAILURE = {"healthy": 0.005, "slow": 0.005, "failing": 1.0, "erroring": 0.5, "flaky": 0.05}
+# A cart AMI's checkouts fail a fifth of the time, with no 5xx and no slowness: no alarm
+# fires, and only the judgment of the application's own metric sees it.
+CHECKOUT_FAILURE = {
+    "healthy": 0.005,
+    "slow": 0.005,
+    "failing": 1.0,
+    "erroring": 0.5,
+    "flaky": 0.05,
+    "cart": 0.2,
+}
 # Each minute's numbers vary as a real application's do: requests by Poisson, 5xx and
 # failed checkouts by binomial draws from the profile's shares, and the latency by a
 # lognormal factor (about 10%). Seeded, so a run repeats itself.

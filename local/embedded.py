@@ -21,6 +21,7 @@ from moto.server import ThreadedMotoServer
 from local import clock, cloudformation, eventbridge, install_extensions, lambda_environments
 from local.status import describe_fleets
 from phoenix.config.environment import load_environment
+from phoenix.kernel.attributes import plain
 from phoenix.kernel.clients import forget_clients
 from phoenix.kernel.fleet_calls import ACTIVE_REFRESH_STATUSES
 from phoenix.kernel.names import image_name
@@ -158,6 +159,38 @@ class EmbeddedAws:
         self.settle()
         (new,) = [e for arn, e in self.executions().items() if arn not in before]
         return new
+
+    def put(self, detail_type: str, detail: dict[str, Any]) -> str:
+        """Put one `phoenix` event (a request or a decision) and deliver it; its id."""
+        (entry,) = self.client("events").put_events(
+            Entries=[{"Source": "phoenix", "DetailType": detail_type, "Detail": json.dumps(detail)}]
+        )["Entries"]
+        if "EventId" not in entry:
+            raise RuntimeError(f"{detail_type} not accepted: {entry}")
+        eventbridge.drain()
+        return str(entry["EventId"])
+
+    def start_release(self, fleet: str, ami: str, requested_by: str = "phoenix") -> None:
+        """Put a `Release Requested` event and return at once (the release runs on)."""
+        self.put("Release Requested", {"fleet": fleet, "ami": ami, "requested_by": requested_by})
+
+    def held_step(self, fleet: str, timeout: float = 120.0) -> dict[str, Any]:
+        """Wait (in real time) until the fleet's release holds a canary step for a
+        person's decision; what it asks (the fleet item's `approval`, as plain values)."""
+        from local.fleet_view import ledger_item  # noqa: PLC0415 (it imports this module)
+
+        began = time.monotonic()
+        deadline = began + timeout
+        while True:
+            held = ledger_item(self, f"FLEET#{fleet}", "FLEET").get("approval")
+            if held:
+                return plain(held["M"])
+            if time.monotonic() > began + 1 and not self.running_releases():
+                raise RuntimeError(f"{fleet}'s release ended without holding a step")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{fleet}'s release holds no step")
+            eventbridge.drain()
+            time.sleep(0.05)
 
     def executions(self) -> dict[str, dict[str, Any]]:
         """Every execution of every state machine here, by ARN."""

@@ -36,7 +36,7 @@ from moto.core.utils import utcnow
 from moto.ec2.models import ec2_backends
 from moto.events.models import events_backends
 
-Health = Literal["healthy", "failing", "erroring", "degrading", "flaky", "slow"]
+Health = Literal["healthy", "failing", "erroring", "degrading", "flaky", "cart", "slow"]
 HEALTH_TAG = "phoenix:health"
 DETAIL_TYPE = "EC2 Image Builder Image State Change"
 

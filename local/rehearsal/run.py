@@ -94,6 +94,32 @@ def judged_canary(aws: EmbeddedAws, rehearsal: Rehearsal) -> None:
     scenario.check("nothing left scaled up", view.idle_desired == 0)
 
 
+def held_canary(aws: EmbeddedAws, rehearsal: Rehearsal) -> None:
+    """A cart AMI: every request served well, a fifth of the checkouts failing. Only the
+    failed-checkouts metric fails its judgment, so the step is marginal; web holds it
+    for a person, who rejects it."""
+    scenario = rehearsal.scenarios[-1]
+    v2 = rehearsal.amis["v2"]
+    rehearsal.note("bake 3.3.0 (cart)", "pipeline golden")
+    aws.bake(pipeline="golden", version="3.3.0", health="cart")
+    held = aws.held_step("web")
+    rehearsal.note("web: holds for a person", str(held["judgment"])[:90])
+    decision = {"fleet": "web", "release_id": held["release"], "requested_by": "on-call"}
+    aws.put("Canary Step Rejected", {**decision, "reason": "checkouts fail on the new AMI"})
+    rehearsal.note("web: rejected by on-call", "checkouts fail on the new AMI")
+    aws.settle()
+    execution = _latest(aws, "web")
+    release = release_item(aws, "web", str(execution["name"]))
+    view = FleetView.read(aws, "web")
+    scenario.check("no alarm fired", rehearsal.alarm_at is None)
+    scenario.check("the step was held at 5%", held["traffic"] == 5)
+    scenario.check("held for failed checkouts", "failed checkouts fail" in held["judgment"])
+    scenario.check("the release failed", execution["status"] == "FAILED")
+    scenario.check("rolled back on the rejection", "rejected by on-call" in release["reason"])
+    scenario.check("web serves v2 only, all traffic", view.serving_amis == {v2})
+    scenario.check("nothing left scaled up", view.idle_desired == 0)
+
+
 def hooked_blue_green(aws: EmbeddedAws, rehearsal: Rehearsal) -> None:
     """An erroring AMI for api: healthy to the load balancer, but its smoke test (the
     pre-traffic hook) fails it before any traffic moves."""
@@ -155,6 +181,7 @@ def run(aws: EmbeddedAws, rehearsal: Rehearsal) -> None:
             "v3.2: blue_green, bad AMI stopped by its smoke test",
             lambda: hooked_blue_green(aws, rehearsal),
         ),
+        ("v3.3: marginal canary, held, rejected", lambda: held_canary(aws, rehearsal)),
         ("v4: blue_green, alarm in the window", blue_green_window),
         ("v5: a plan, 6 fleets, 3 waves, 2 regions", plan),
     ):

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from phoenix.config.types import Architecture, Name, Percent, StrictModel
+from phoenix.kernel.ledger import LOCK_HOLD
 from phoenix.kernel.names import Slot
 
 
@@ -139,6 +140,11 @@ class CustomMetric(StrictModel):
         return dimensions
 
 
+# How long a release may hold its fleet's lock (a canary's bakes, extensions and
+# approvals must fit; the state machine's timeout is longer still).
+RELEASE_MINUTES = int(LOCK_HOLD.total_seconds() // 60)
+
+
 class JudgmentSettings(StrictModel):
     """How a canary step is judged against the baseline (docs/judgment.md)."""
 
@@ -150,8 +156,11 @@ class JudgmentSettings(StrictModel):
     # fewer periods (minutes) than this on a side: a per-period metric has no data
     min_periods: Annotated[int, Field(ge=3, le=120)] = 4
     # a marginal score bakes the step again (judged on all its minutes), at most this
-    # many times; still marginal then, it fails
+    # many times; still marginal then, the step fails or (hold) waits for a person's
+    # `Canary Step Approved` or `Canary Step Rejected`, rolled back without one in time
     extensions: Annotated[int, Field(ge=0, le=5)] = 1
+    when_marginal: Literal["fail", "hold"] = "fail"
+    approval_timeout_minutes: Annotated[int, Field(ge=5, le=240)] = 60
     errors: JudgedMetric = JudgedMetric(critical=True)
     latency: JudgedMetric = JudgedMetric()
     # the fleet's own CloudWatch metrics, judged beside the built-in ones
@@ -207,6 +216,17 @@ class CanarySettings(StrictModel):
                 f"step_bake_time_minutes ({self.step_bake_time_minutes}) holds fewer whole "
                 f"one-minute periods than judgment.min_periods ({self.judgment.min_periods}): "
                 "it needs one minute more"
+            )
+        judgment = self.judgment
+        per_step = self.step_bake_time_minutes * (1 + judgment.extensions)
+        if judgment.when_marginal == "hold":
+            per_step += judgment.approval_timeout_minutes
+        longest = len(self.steps) * per_step
+        if longest > RELEASE_MINUTES:
+            raise ValueError(
+                f"{len(self.steps)} steps of up to {per_step} minutes each (bake, extensions"
+                f"{', approval' if judgment.when_marginal == 'hold' else ''}) take up to "
+                f"{longest} minutes, more than the {RELEASE_MINUTES} a release may hold its fleet"
             )
         return self
 

@@ -15,6 +15,7 @@ DetailType = Literal[
     "Release Rolled Back",
     "Release Failed",
     "Release Rejected",
+    "Canary Approval Requested",
     "Plan Started",
     "Plan Wave Started",
     "Plan Halted",

@@ -2,7 +2,7 @@
 
 - Fleet item (`pk = FLEET#<fleet>`, `sk = FLEET`): the lock (`lock_owner`,
   `lock_expires`), the active release, the last known good AMI, `paused`, and while a
-  release waits for an instance refresh, the task token that ends the wait.
+  release waits for an instance refresh or a person (`approval`: approval.py), its token.
 - Release item (`pk = FLEET#<fleet>`, `sk = RELEASE#<release id>`): what triggered it,
   from/to AMI, strategy, every step with its time, and the outcome.
 - Rollback-target item (`pk = AMI#<ami>`, `sk = ROLLBACK_TARGET`): the fleets that may roll
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal, TypedDict, Unpack
+from typing import TYPE_CHECKING, Any, Literal, Required, TypedDict, Unpack
 
 from botocore.exceptions import ClientError
 
@@ -73,12 +73,13 @@ class FleetPausedError(LockRefusedError):
     """The fleet's releases are paused (a queued release does not wait for a resume)."""
 
 
-class ConditionalUpdate(TypedDict):
+class ConditionalUpdate(TypedDict, total=False):
     """The expressions of a conditional UpdateItem of the fleet item."""
 
-    UpdateExpression: str
-    ConditionExpression: str
-    ExpressionAttributeValues: Mapping[str, AttributeValueTypeDef]
+    UpdateExpression: Required[str]
+    ConditionExpression: Required[str]
+    ExpressionAttributeValues: Required[Mapping[str, AttributeValueTypeDef]]
+    ExpressionAttributeNames: Mapping[str, str]
 
 
 class Ledger:
@@ -147,7 +148,7 @@ class Ledger:
 
     def release_lock(self, fleet: str, release_id: str) -> bool:
         """Free the lock if `release_id` holds it; False when it did not (nothing changes)."""
-        names = "lock_owner, lock_expires, waiting_token, waiting_group"
+        names = "lock_owner, lock_expires, waiting_token, waiting_group, approval"
         return self._remove_if(fleet, names, ("lock_owner", ":release", release_id))
 
     def fleet_item(self, fleet: str) -> dict[str, Any]:
@@ -293,7 +294,7 @@ class Ledger:
     def record_flight(self, fleet: str, release_id: str, flight: dict[str, Any]) -> None:
         """What the alarm-driven rollback needs of the release in flight (slots, AMIs), on
         the fleet item, while `release_id` holds the lock."""
-        self._set_while_locked(
+        self.set_while_locked(
             fleet, release_id, {"flight": typed({"release": release_id, **flight})}
         )
 
@@ -315,11 +316,11 @@ class Ledger:
 
     def await_refresh(self, fleet: str, release_id: str, *, token: str, group: str) -> None:
         """Store the task token the instance refresh receiver completes for `group`."""
-        self._set_while_locked(
+        self.set_while_locked(
             fleet, release_id, {"waiting_token": {"S": token}, "waiting_group": {"S": group}}
         )
 
-    def _set_while_locked(
+    def set_while_locked(
         self, fleet: str, release_id: str, values: dict[str, AttributeValueTypeDef]
     ) -> None:
         """SET the fleet item's attributes (name -> typed value) while `release_id` holds

@@ -341,10 +341,23 @@ class ReleaseDefinition(Construct):
             .when(sfn.Condition.boolean_equals("$.step.weights.last", True), self._success)
             .otherwise(following.next(step))
         )
-        # A marginal canary judgment bakes the step again, its traffic as it is.
+        # A marginal canary judgment bakes the step again, its traffic as it is; with no
+        # extension left, a fleet that holds waits for a person's decision (rejected, or
+        # none within its approval timeout: the Catch rolls the release back).
+        ask = self._guarded(
+            self._step(
+                "AwaitApproval",
+                functions.gate,
+                "ask",
+                "$.approval",
+                token=True,
+                timeout_path="$.fleet_spec.approval_seconds",
+            )
+        )
         extend = (
             sfn.Choice(self, "ExtendBake?")
             .when(sfn.Condition.boolean_equals("$.gate.extend", True), bake)
+            .when(sfn.Condition.boolean_equals("$.gate.hold", True), ask.next(last))
             .otherwise(last)
         )
         step.next(shift).next(bake).next(judge).next(extend)

@@ -193,6 +193,7 @@ def fleet_spec(fleet: ImmutableFleet) -> dict[str, Any]:
             "bake_seconds": config.canary.step_bake_time_minutes * 60,
             "rollback_window_seconds": rollback_window_seconds(config),
             "judgment": config.canary.judgment.model_dump(),
+            "approval_seconds": config.canary.judgment.approval_timeout_minutes * 60,
         }
     # absent without a hook: the state machine's PreTrafficHook? asks whether it is present
     if isinstance(config, BlueGreenFleet | CanaryFleet) and config.pre_traffic_hook:

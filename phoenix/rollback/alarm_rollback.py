@@ -34,7 +34,13 @@ ROLLBACK_FLEET_CALLS = (
     "autoscaling:UpdateAutoScalingGroup",
     "ssm:PutParameter",
 )
-REQUESTS = ["Rollback Requested", "Releases Paused", "Releases Resumed"]
+REQUESTS = [
+    "Rollback Requested",
+    "Releases Paused",
+    "Releases Resumed",
+    "Canary Step Approved",
+    "Canary Step Rejected",
+]
 
 
 class AlarmRollback(Construct):
@@ -96,6 +102,20 @@ class AlarmRollback(Construct):
             "Stopping the release being rolled back: any execution of this "
             "environment's release state machine (execution names are per event).",
         )
+        # A decision on a held canary step answers its task token. SendTaskSuccess and
+        # SendTaskFailure support no resource-level permissions (Service Authorization
+        # Reference, AWS Step Functions: no resource type): the token names the task.
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["states:SendTaskSuccess", "states:SendTaskFailure"], resources=["*"]
+            )
+        )
+        acknowledge_wildcard(
+            self.function.execution_role,
+            "*",
+            "states:SendTaskSuccess and states:SendTaskFailure support no resource-level "
+            "permissions; the token a decision answers is read from this environment's ledger.",
+        )
         self.function.add_to_role_policy(put_events_on_default_bus(self))
         events.Rule(
             self,
@@ -114,7 +134,8 @@ class AlarmRollback(Construct):
         events.Rule(
             self,
             "Requested",
-            description=f"phoenix {config.name}: rollback, pause and resume by request",
+            description=f"phoenix {config.name}: rollback, pause, resume and canary "
+            "decisions by request",
             event_pattern=events.EventPattern(source=["phoenix"], detail_type=REQUESTS),
             targets=[lambda_target(self.function)],
         )

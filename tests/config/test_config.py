@@ -120,6 +120,19 @@ BAD_CONFIGS = {
         ),
         "fleets[0].canary.judgment: marginal_score (90) is above pass_score (80)",
     ),
+    "a marginal step neither failed nor held": (
+        lambda c: c["fleets"][0]["canary"].update(judgment={"when_marginal": "wait"}),
+        "fleets[0].canary.judgment.when_marginal: 'wait': Input should be 'fail' or 'hold'",
+    ),
+    "a canary that could outlast its lock": (
+        lambda c: c["fleets"][0]["canary"].update(
+            steps=[5, 25, 50, 100],
+            step_bake_time_minutes=10,
+            judgment={"when_marginal": "hold", "approval_timeout_minutes": 240},
+        ),
+        "fleets[0].canary: 4 steps of up to 260 minutes each (bake, extensions, approval) "
+        "take up to 1040 minutes, more than the 360 a release may hold its fleet",
+    ),
     "a custom metric's unknown statistic": (
         lambda c: c["fleets"][0]["canary"].update(
             judgment={"metrics": [dict(CUSTOM_METRIC, statistic="Median")]}

@@ -215,3 +215,44 @@ def test_every_call_the_steps_made_is_one_their_role_grants(
     assert set(STEP_CALLS) <= set(made)
     for step, (ledger, fleet, other) in STEP_CALLS.items():
         assert made[step] <= {*ledger, *fleet, *other}, step
+
+
+def test_a_marginal_canary_step_holds_for_a_person_who_approves_then_rejects(
+    aws: EmbeddedAws,
+) -> None:
+    # Given the canary fleet on a good AMI, and an image whose checkouts fail a fifth of
+    # the time with no 5xx and no slowness: no alarm fires, the failed-checkouts metric
+    # (weight 20 of 120) fails its judgment, so each step scores 83: marginal
+    aws.advance(300)
+    good = aws.bake(pipeline="scratch", version="6.0.0")
+    assert request_release(aws, "web", good.ami)["status"] == "SUCCEEDED"
+    cart = aws.bake(pipeline="scratch", version="6.0.1", health="cart")
+
+    # When its release is requested, its first step holds after its extension, and a
+    # person approves it
+    aws.start_release("web", cart.ami, requested_by="tests")
+    first = aws.held_step("web")
+    assert first["traffic"] == 5, first
+    assert "failed checkouts fail" in first["judgment"], first
+    decision = {"fleet": "web", "requested_by": "carol", "release_id": first["release"]}
+    aws.put("Canary Step Approved", {**decision, "reason": "known checkout noise"})
+
+    # Then the release goes on to its next step, which holds too; rejected, it rolls back
+    second = aws.held_step("web")
+    assert (second["release"], second["traffic"]) == (first["release"], 25), second
+    aws.put("Canary Step Rejected", {**decision, "reason": "checkouts fail"})
+    aws.settle()
+    after = FleetView.read(aws, "web")
+    release = release_item(aws, "web", str(first["release"]))
+    assert release["outcome"] == "rolled back", release
+    assert release["reason"] == "canary step rejected by carol: checkouts fail", release
+    assert after.serving_amis == {good.ami}
+    assert after.pointer == good.ami
+    assert after.idle_desired == 0
+    steps = release["steps"]
+    approved, rejected = steps.index("canary step approved"), steps.index("canary step rejected")
+    assert steps.count("approval awaited") == 2
+    assert steps.index("approval awaited") < approved < rejected
+    assert steps[-1] == "rolled back"
+    assert "approval" not in after.fleet_item
+    assert "lock_owner" not in after.fleet_item

@@ -332,7 +332,8 @@ def expect_unlock(aws: StubbedAws, release: str = RELEASE_ID) -> None:
         {
             "TableName": TABLE,
             "Key": fleet_key(),
-            "UpdateExpression": "REMOVE lock_owner, lock_expires, waiting_token, waiting_group",
+            "UpdateExpression": "REMOVE lock_owner, lock_expires, waiting_token, waiting_group, "
+            "approval",
             "ConditionExpression": "lock_owner = :release",
             "ExpressionAttributeValues": {":release": {"S": release}},
         },

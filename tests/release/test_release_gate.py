@@ -199,7 +199,7 @@ def test_judge_at_full_traffic_checks_targets_and_alarms_only(
 
     result = handle(step_input(state, "judge"), SETTINGS, aws.clients)
 
-    assert result == {"summary": summary, "extend": False}
+    assert result == {"summary": summary, "extend": False, "hold": False}
     assert "cloudwatch.GetMetricData" not in aws.calls
 
 
@@ -289,7 +289,11 @@ def test_a_canary_step_is_judged_against_the_baseline(aws: StubbedAws, case: str
 
     # When the gate judges the step
     if failure is None:
-        assert handle(event, SETTINGS, aws.clients) == {"summary": detail, "extend": False}
+        assert handle(event, SETTINGS, aws.clients) == {
+            "summary": detail,
+            "extend": False,
+            "hold": False,
+        }
     else:
         with pytest.raises(GateFailedError) as raised:
             handle(event, SETTINGS, aws.clients)
@@ -330,41 +334,3 @@ def test_the_canary_metrics_are_each_target_groups_on_the_fleets_balancer(
         "baseline_requestcount": ("RequestCount", "Sum", baseline, 300),
         "baseline_targetresponsetime": ("TargetResponseTime", "p99", baseline, 60),
     }
-
-
-# --- a marginal judgment -------------------------------------------------------------------
-
-# 5xx weighs 10 and is not critical; its failure alone scores 90: marginal (75 to 95)
-MARGINAL = CANARY["5% errors against a tenth of a percent"][0]
-
-
-def _marginal_state(step: dict[str, Any], **more: Any) -> dict[str, Any]:
-    state = release_state(step=step, **more)
-    state["fleet_spec"]["judgment"] = {
-        "errors": {"critical": False, "weight": 10},
-        "latency": {"weight": 90},
-        "extensions": 1,
-    }
-    return state
-
-
-def test_a_marginal_step_is_baked_again_then_fails_if_still_marginal(aws: StubbedAws) -> None:
-    # Given a step whose judgment is marginal, with one extension allowed
-    step = _at_step(5)
-    for _ in range(2):
-        _targets(aws, healthy=3)
-        _alarms(aws)
-        _metrics(aws, Captured(), datetime.fromisoformat(step["at"]), **MARGINAL)
-        expect_step(aws, "canary judged", traffic=5, outcome="marginal", score=90.0, judged=ANY)
-
-    # When it is judged: it asks for the bake again, with no extension left
-    first = handle(step_input(_marginal_state(step), "judge"), SETTINGS, aws.clients)
-    assert first == {
-        "summary": f"3 of 3 targets healthy on {AMI} (3 healthy)",
-        "extend": True,
-        "extensions_left": 0,
-    }
-
-    # Then judged again after it, still marginal: the step fails
-    with pytest.raises(GateFailedError, match=r"^canary judgment marginal \(score 90\)"):
-        handle(step_input(_marginal_state(step, gate=first), "judge"), SETTINGS, aws.clients)

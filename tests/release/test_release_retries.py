@@ -60,7 +60,7 @@ def test_every_lambda_step_retries_what_aws_says_is_retryable(
         for name, state in definition["States"].items()
         if state["Type"] == "Task" and ":states:::aws-sdk:" not in state["Resource"]
     }
-    assert len(lambda_steps) == 19
+    assert len(lambda_steps) == 20
     for name, state in lambda_steps.items():
         retried = {error for retry in state.get("Retry", []) for error in retry["ErrorEquals"]}
         assert retried >= LAMBDA_RETRYABLE, f"{name} does not retry {LAMBDA_RETRYABLE - retried}"

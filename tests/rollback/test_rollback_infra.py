@@ -19,6 +19,7 @@ from phoenix.kernel.names import registered_fleet
 from phoenix.release.spec import REGISTRY_READ
 from phoenix.rollback.alarm_rollback import REQUESTS, ROLLBACK_FLEET_CALLS, ROLLBACK_LEDGER_CALLS
 from phoenix.rollback.runtime import handler
+from phoenix.rollback.runtime.approval import StepDecision
 from phoenix.rollback.runtime.events import FleetRequest
 from tests.code import handler_module, modules_reached
 from tests.conftest import SynthesizedApp
@@ -34,6 +35,9 @@ CALLS = {
     *ROLLBACK_FLEET_CALLS,
     "states:StartExecution",
     "states:StopExecution",
+    # a decision on a held canary step answers its token
+    "states:SendTaskSuccess",
+    "states:SendTaskFailure",
     "events:PutEvents",
     REGISTRY_READ,
 }
@@ -116,18 +120,25 @@ def test_rollback_pause_and_resume_requests_reach_the_rollback_function(
     synthesized: SynthesizedApp, environment: str
 ) -> None:
     template = _template(synthesized, environment)
-    description = f"phoenix {environment}: rollback, pause and resume by request"
+    description = f"phoenix {environment}: rollback, pause, resume and canary decisions by request"
     name, rule = _rule(template, description)
     assert rule["EventPattern"] == {
         "source": ["phoenix"],
-        "detail-type": ["Rollback Requested", "Releases Paused", "Releases Resumed"],
+        "detail-type": [
+            "Rollback Requested",
+            "Releases Paused",
+            "Releases Resumed",
+            "Canary Step Approved",
+            "Canary Step Rejected",
+        ],
     }
     _targets_the_function(template, name, rule)
 
 
 def test_the_requests_matched_are_those_the_handler_takes() -> None:
-    detail_type = FleetRequest.model_fields["detail_type"].annotation
-    assert set(get_args(detail_type)) == set(REQUESTS)
+    requests = get_args(FleetRequest.model_fields["detail_type"].annotation)
+    decisions = get_args(StepDecision.model_fields["detail_type"].annotation)
+    assert {*requests, *decisions} == set(REQUESTS)
 
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
@@ -196,6 +207,10 @@ def test_no_write_is_granted_on_every_resource(
     for statement in _statements(_template(synthesized, environment)):
         if statement["Resource"] == "*" and "Condition" not in statement:
             for action in actions_of(statement):
+                # answering a task token: Step Functions has no resource to name (Service
+                # Authorization Reference); the token is the authority
+                if action in ("states:SendTaskSuccess", "states:SendTaskFailure"):
+                    continue
                 verb = action.split(":")[1]
                 assert verb.startswith(("Describe", "Get", "PutTrace", "PutTelemetry")), action
 

@@ -57,6 +57,8 @@ class JudgmentSpec(FrozenModel):
     min_requests: Annotated[int, Field(ge=1)] = 200
     min_periods: Annotated[int, Field(ge=1)] = 4
     extensions: Annotated[int, Field(ge=0)] = 1
+    when_marginal: Literal["fail", "hold"] = "fail"
+    approval_timeout_minutes: Annotated[int, Field(ge=1)] = 60
     errors: JudgedMetricSpec = JudgedMetricSpec(critical=True)
     latency: JudgedMetricSpec = JudgedMetricSpec()
     metrics: tuple[CustomMetricSpec, ...] = ()
@@ -97,6 +99,8 @@ class FleetSpec(FrozenModel):
     queue_retry_seconds: Annotated[int, Field(ge=60)] = 300
     queue_attempts: Annotated[int, Field(ge=0)] = 0
     judgment: JudgmentSpec = JudgmentSpec()
+    # AwaitApproval's TimeoutSecondsPath: a held step with no decision this long rolls back
+    approval_seconds: Annotated[int, Field(ge=60)] = 3600
     pre_traffic_hook: PreTrafficHookSpec | None = None
 
     @property

@@ -2,7 +2,9 @@
 
 Events: `CloudWatch Alarm State Change` to ALARM of a fleet's alarm
 (`phoenix-<env>-<fleet>-...`), and `phoenix` `Rollback Requested`, `Releases Paused`,
-`Releases Resumed` (detail: fleet, requested_by, reason). What a rollback does:
+`Releases Resumed` (detail: fleet, requested_by, reason), and a person's decision on a
+held canary step, `Canary Step Approved` or `Canary Step Rejected`
+(phoenix/rollback/runtime/approval.py). What a rollback does:
 phoenix/rollback/runtime/logic.py. A malformed event, an alarm of no fleet here, another
 state than ALARM, or a fleet with nothing to roll back is logged and changes nothing;
 the fleets are read from the registry (phoenix.kernel.registry);
@@ -23,7 +25,7 @@ from phoenix.kernel.clients import Clients
 from phoenix.kernel.ledger import Ledger
 from phoenix.kernel.names import Slot
 from phoenix.kernel.registry import fleet_of_resource, read_fleet
-from phoenix.rollback.runtime import logic
+from phoenix.rollback.runtime import approval, logic
 from phoenix.rollback.runtime.events import AlarmStateChange, FleetRequest
 from phoenix.rollback.runtime.models import RollbackFleet, RollbackSettings
 
@@ -84,6 +86,12 @@ def handle(event: Any, settings: RollbackSettings, aws: Clients) -> dict[str, An
                 horizon=horizon,
                 alarm_slots=slots,
             )
+        if str(event.get("detail-type")) in approval.DECISIONS:
+            decision = parse(event=event, model=approval.StepDecision)
+            ledger = Ledger(aws.dynamodb, settings.table_name)
+            decided = approval.decide(aws, ledger, decision)
+            logger.info("canary step decided", extra=decided)
+            return decided
         request = parse(event=event, model=FleetRequest)
         spec = read_fleet(aws.ssm, settings.environment, request.detail.fleet)
         if spec is None:
@@ -104,7 +112,7 @@ def handle(event: Any, settings: RollbackSettings, aws: Clients) -> dict[str, An
         Ledger(aws.dynamodb, settings.table_name).set_paused(fleet.name, paused=paused, why=why)
         logger.info("releases paused" if paused else "releases resumed", extra={"why": why})
         return {"action": "paused" if paused else "resumed", "fleet": fleet.name}
-    except (ValidationError, RefusedError) as refusal:
+    except (ValidationError, RefusedError, approval.DecisionRefusedError) as refusal:
         reason = str(refusal)[:500]
         logger.warning("event refused", extra={"reason": reason})
         return {"action": "refused", "reason": reason}
