@@ -30,3 +30,8 @@ def take_approval(ledger: Ledger, fleet: str, token: str) -> bool:
         ExpressionAttributeNames={"#token": "token"},
         ExpressionAttributeValues={":token": {"S": token}},
     )
+
+
+def give_back(ledger: Ledger, fleet: str, approval: dict[str, Any]) -> None:
+    """Put a taken token back (its answer failed), while its release holds the lock."""
+    ledger.set_while_locked(fleet, str(approval["release"]), {"approval": typed(approval)})

@@ -43,6 +43,10 @@ NOT_IN_SCENARIOS = {
     ("release_finalize", "dynamodb:PutItem"),
     # a rollback after the window starts a release of the AMI before (test_rollback.py)
     ("rollback", "states:StartExecution"),
+    # a person's decision on a held canary step (test_release.py); an answer Step
+    # Functions does not take gives the token back (tests/rollback/test_canary_decisions.py)
+    ("rollback", "states:SendTaskSuccess"),
+    ("rollback", "states:SendTaskFailure"),
 }
 
 

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import ANY
 
 from phoenix.kernel import attributes
@@ -185,3 +186,38 @@ def test_a_malformed_decision_is_refused_before_any_call(
 
     assert answer["action"] == "refused"
     assert aws.calls == []
+
+
+def test_an_answer_step_functions_did_not_take_gives_the_token_back(aws: StubbedAws) -> None:
+    # Given a held step, and Step Functions throttling the answer past botocore's retries
+    expect_read(aws, HELD)
+    _expect_taken(aws)
+    aws.stepfunctions.add_client_error("send_task_success", "ThrottlingException", "Rate exceeded")
+    # the token goes back on the fleet item, as it was read, while the release holds the lock
+    as_read = attributes.plain(attributes.typed(HELD["approval"])["M"])
+    aws.dynamodb.add_response(
+        "update_item",
+        {},
+        {
+            "TableName": TABLE,
+            "Key": fleet_key(),
+            "UpdateExpression": "SET approval = :approval",
+            "ConditionExpression": "lock_owner = :release",
+            "ExpressionAttributeValues": {
+                ":approval": attributes.typed(as_read),
+                ":release": {"S": RELEASE_ID},
+            },
+        },
+    )
+
+    # When a person approves it, the invocation fails (Lambda retries the event)
+    with pytest.raises(ClientError, match="ThrottlingException"):
+        handle(_decision("Canary Step Approved"), settings(), aws.clients)
+
+    # Then nothing was recorded as decided
+    assert aws.calls == [
+        "dynamodb.GetItem",
+        "dynamodb.UpdateItem",
+        "stepfunctions.SendTaskSuccess",
+        "dynamodb.UpdateItem",
+    ]

@@ -10,7 +10,9 @@ error `CanaryStepRejected`) sends it down its rollback path with who rejected it
 why as the reason. Each is recorded in the release's ledger item. A fleet that awaits
 no decision, a request naming another release, and a token Step Functions no longer
 knows (the release ended: rolled back by an alarm, or timed out) are refused with the
-reason, and nothing changes.
+reason, and nothing changes. An answer Step Functions did not take (throttled past
+botocore's retries) gives the token back, while the release holds the lock, and fails
+the invocation: Lambda's retry of the event decides again.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
-from phoenix.kernel.approval import take_approval
+from phoenix.kernel.approval import give_back, take_approval
 from phoenix.kernel.clients import Clients
 from phoenix.kernel.ledger import Ledger
 
@@ -89,6 +91,9 @@ def decide(aws: Clients, ledger: Ledger, request: StepDecision) -> dict[str, Any
             raise DecisionRefusedError(
                 f"release {release} no longer awaits approval ({code})"
             ) from None
+        # not answered (after botocore's retries): the token goes back while the release
+        # still holds the lock, so the event's retry can decide
+        give_back(ledger, detail.fleet, held)
         raise
     ledger.record_step(detail.fleet, release, step=f"canary step {decision}", detail=said)
     return {"action": decision, "fleet": detail.fleet, "release_id": release, **said}
