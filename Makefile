@@ -47,11 +47,12 @@ UV_PIN := uv==0.13.8
 UV := $(BIN)/uv
 
 # Set-up is keyed on the requirement and lock files: it runs again only when they change.
-$(PY_STAMP): requirements.txt requirements-dev.txt
+$(PY_STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "phoenix needs Python 3.11 or newer")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@test -x $(UV) || $(BIN)/python -m pip install --quiet --disable-pip-version-check $(UV_PIN)
 	$(UV) pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements-dev.txt
+	$(UV) pip install --quiet --no-deps --no-build-isolation --python $(BIN)/python -e .
 	@touch $@
 
 $(CHECKOV_STAMP): requirements-checkov.txt $(PY_STAMP)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import Aws, Environment, Fn, RemovalPolicy, Stack, Stage, Tags
-from aws_cdk import aws_events as events
+from aws_cdk import Environment, Fn, RemovalPolicy, Stack, Stage, Tags
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -15,17 +14,17 @@ from phoenix.config.fleet import FleetConfig
 from phoenix.fleet.controller_state import ControllerState, provider_permissions
 from phoenix.fleet.immutable_fleet import ImmutableFleet
 from phoenix.hooks.smoke_test import SmokeTestHook
+from phoenix.images.forward import forward_images
 from phoenix.images.pipeline import GoldenImagePipeline
-from phoenix.kernel.names import FLEET_STACKS, image_name
+from phoenix.kernel.names import FLEET_STACKS
 from phoenix.plan.orchestrator import PlanOrchestrator
 from phoenix.plan.promotion import add_promotion
 from phoenix.platform.encryption import EnvironmentKey
 from phoenix.platform.nag import acknowledge_wildcard, nag_arn, skip_checkov
 from phoenix.platform.network import Network
 from phoenix.platform.observability import Observability, log_retention
-from phoenix.platform.undelivered import bus_target
+from phoenix.platform.record import record_environment
 from phoenix.release.orchestrator import ReleaseOrchestrator
-from phoenix.release.runtime.events import IMAGE_STATE_CHANGE
 from phoenix.release.spec import register_fleet
 
 # How many fleets the main stack holds (its controller, network and pipelines are about
@@ -113,7 +112,7 @@ class PhoenixStack(Stack):
                 if not config.promoted(pipeline.name)
             }
             self.forward_images = {
-                dr.region: self._forward_images(config, dr.region)
+                dr.region: forward_images(self, config, dr.region)
                 for dr in config.disaster_recovery
             }
         if config.smoke_test_hook:  # phoenix's example pre-traffic hook, where asked for
@@ -124,6 +123,15 @@ class PhoenixStack(Stack):
             config=config,
             key=self.encryption.key,
             image_region=None if primary else config.region,
+        )
+        # Where the `phoenix` CLI finds this region's controller (phoenix/cli/).
+        record_environment(
+            self,
+            config.name,
+            table=self.release.ledger.table,
+            state_machine=self.release.state_machine,
+            topic=self.observability.topic,
+            primary=primary,
         )
         if primary and config.plans:
             # Plans run in the primary region; a wave elsewhere releases there.
@@ -143,46 +151,6 @@ class PhoenixStack(Stack):
             trigger=self.release.trigger,
             key=self.encryption.key,
         )
-
-    def _forward_images(self, config: EnvironmentConfig, region: str) -> events.Rule:
-        """Image Builder publishes `EC2 Image Builder Image State Change` only in the
-        region that built the image, so a DR region's controller never hears of a new
-        one by itself. This rule sends what the primary's own release trigger hears
-        (the same pattern: AVAILABLE, this environment's images baked here) to
-        `region`'s default bus, with the role EventBridge needs for a cross-Region
-        event bus target, allowed PutEvents on that bus only (EventBridge user guide,
-        "Sending and receiving events between AWS Regions"). One rule per DR region:
-        a rule takes at most five targets."""
-        bus = events.EventBus.from_event_bus_arn(
-            self,
-            f"DefaultBus-{region}",
-            self.format_arn(
-                service="events", region=region, resource="event-bus", resource_name="default"
-            ),
-        )
-        rule = events.Rule(
-            self,
-            f"ForwardImages-{region}",
-            description=f"phoenix {config.name}: baked images, to {region}'s controller",
-            event_pattern=events.EventPattern(
-                source=["aws.imagebuilder"],
-                detail_type=[IMAGE_STATE_CHANGE],
-                detail={"state": {"status": ["AVAILABLE"]}},
-            ),
-            targets=[bus_target(self, bus)],
-        )
-        images = [
-            {
-                "prefix": f"arn:{Aws.PARTITION}:imagebuilder:{Aws.REGION}:{Aws.ACCOUNT_ID}:"
-                f"image/{image_name(config.name, pipeline.name)}/"
-            }
-            for pipeline in config.image_pipelines
-        ]
-        # CDK types `resources` as exact strings; a prefix match needs the raw pattern.
-        cfn = rule.node.default_child
-        assert isinstance(cfn, events.CfnRule)
-        cfn.add_property_override("EventPattern.resources", images)
-        return rule
 
     @property
     def availability_zones(self) -> list[str]:

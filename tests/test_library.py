@@ -120,7 +120,9 @@ def test_the_wheel_installs_the_phoenix_package_and_nothing_else(
     installed: InstalledExample,
 ) -> None:
     top = {p.name for p in installed.site.iterdir()}
-    assert top == {"phoenix", "phoenix-0.1.0.dist-info"}
+    assert top == {"phoenix", "phoenix-0.1.0.dist-info", "bin"}
+    # and the `phoenix` command, its console script (docs/operations.md)
+    assert [p.name for p in (installed.site / "bin").iterdir()] == ["phoenix"]
 
 
 def test_the_wheel_holds_every_module_the_typing_marker_and_the_image_components(

@@ -40,6 +40,12 @@ def fleet_registry(environment: str) -> str:
     return f"/phoenix-fleets/{environment}"
 
 
+def environment_record(environment: str) -> str:
+    """The SSM parameter that tells the `phoenix` CLI where an environment's controller
+    is in a region: its ledger table, release state machine and topic (JSON)."""
+    return f"/phoenix-environments/{environment}"
+
+
 def registered_fleet(environment: str, fleet: str) -> str:
     """The registry parameter holding a fleet's spec."""
     return f"{fleet_registry(environment)}/{fleet}"

@@ -11,13 +11,19 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
+# Release items by fleet, newest first: `phoenix history` reads a fleet's last N releases,
+# or those of a time range, with one Query (phoenix/kernel/history.py). Sparse: only
+# release items carry both `fleet` and `started_at`.
+from phoenix.kernel.history import HISTORY_INDEX
+
 # What DynamoDB asks of a caller on a table encrypted with a customer managed key.
 TABLE_KEY_ACTIONS = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey")
 
 
 class ReleaseLedger(Construct):
     """One DynamoDB table (`pk`, `sk`): on demand, point-in-time recovery on, encrypted
-    with `key`, retained when the stack goes (release history is kept for years)."""
+    with `key`, retained when the stack goes (release history is kept for years), with an
+    index of each fleet's releases by start time (HISTORY_INDEX)."""
 
     def __init__(self, scope: Construct, id: str, *, key: kms.IKey) -> None:
         super().__init__(scope, id)
@@ -36,8 +42,17 @@ class ReleaseLedger(Construct):
             deletion_protection=True,
             removal_policy=RemovalPolicy.RETAIN,
         )
+        self.table.add_global_secondary_index(
+            index_name=HISTORY_INDEX,
+            partition_key=dynamodb.Attribute(name="fleet", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="started_at", type=dynamodb.AttributeType.STRING),
+            projection_type=dynamodb.ProjectionType.ALL,
+        )
 
     def grant(self, grantee: iam.IGrantable, *actions: str) -> None:
-        """Allow `actions` on the table, and what its key asks of every caller."""
-        self.table.grant(grantee, *actions)
+        """Allow `actions` on the table (not its index: the functions read items by key;
+        Table.grant would add `<table>/index/*`), and what its key asks of every caller."""
+        iam.Grant.add_to_principal(
+            grantee=grantee, actions=list(actions), resource_arns=[self.table.table_arn]
+        )
         self._key.grant(grantee, *TABLE_KEY_ACTIONS)

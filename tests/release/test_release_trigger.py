@@ -110,6 +110,17 @@ def test_a_requested_release_starts_for_its_fleet(clients: Clients) -> None:
     assert result["started"] == ["web"]
 
 
+def test_a_requested_release_s_trigger_says_who_asked_and_why(clients: Clients) -> None:
+    # (`phoenix release web --ami ... --reason hotfix` puts such a request)
+    expect_fleet_read(clients, "web")
+    expect_start(clients, "web", REQUESTED["id"])
+    inputs = recorded_inputs(clients)
+    request = _changed(REQUESTED, lambda e: e["detail"].update(reason="hotfix 2.4.1"))
+    handle(request, trigger_settings(), clients.imagebuilder, clients.stepfunctions, clients.ssm)
+    who = REQUESTED["detail"]["requested_by"]
+    assert [i["trigger"] for i in inputs] == [f"requested by {who}: hotfix 2.4.1"]
+
+
 def _changed(event: dict[str, Any], change: Any) -> dict[str, Any]:
     copied = copy.deepcopy(event)
     change(copied)

@@ -43,6 +43,7 @@ class ReleaseRequestedDetail(BaseModel):
     fleet: str = Field(pattern=r"^[a-z][a-z0-9-]{0,23}$")
     ami: str = Field(pattern=r"^ami-[0-9a-f]{8,17}$")
     requested_by: str = Field(min_length=1, max_length=200)
+    reason: str = Field(default="", max_length=500)
 
 
 class ReleaseRequested(EventBridgeModel):

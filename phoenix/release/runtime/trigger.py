@@ -228,6 +228,8 @@ def plan_requested(
     if event.detail.fleet not in fleets:
         raise RefusedError(f"no fleet {event.detail.fleet!r} in {environment}")
     trigger = f"requested by {event.detail.requested_by}"
+    if event.detail.reason:
+        trigger += f": {event.detail.reason}"
     return [ReleaseRequest(environment, event.detail.fleet, event.detail.ami, trigger, event.id)]
 
 

@@ -1,0 +1,1 @@
+"""The `phoenix` command for the people on call (main.py; docs/operations.md)."""

@@ -1,0 +1,187 @@
+"""What `phoenix status`, `history` and `watch` read, as plain values (what `--json`
+prints; phoenix/cli/render.py draws the tables). Calls are batched: the registry by
+path, the pointers ten a call, the groups and instances in one call each, the ledger's
+fleet items a hundred a call; history is one Query of the ledger's history index."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from phoenix.cli.world import World
+from phoenix.kernel import history
+from phoenix.kernel.attributes import plain
+from phoenix.kernel.clock import parse_time
+from phoenix.kernel.ledger import fleet_key, release_key
+from phoenix.kernel.names import release_pointer
+from phoenix.kernel.registry import read_parameters
+
+# What history shows of each step: its time, name, traffic, judgment, and a decision's
+# who and why.
+STEP_FIELDS = ("at", "step", "traffic", "outcome", "score", "by", "reason")
+# BatchGetItem takes at most 100 keys (DynamoDB API reference, BatchGetItem).
+KEYS_PER_BATCH = 100
+
+
+def fleet_items(world: World, fleets: list[str]) -> dict[str, dict[str, Any]]:
+    """The ledger's fleet items (consistent reads), by fleet; one never written is empty."""
+    dynamodb, table = world.client("dynamodb"), world.environment.table
+    found: dict[str, dict[str, Any]] = {fleet: {} for fleet in fleets}
+    for first in range(0, len(fleets), KEYS_PER_BATCH):
+        keys: list[Any] = [fleet_key(f) for f in fleets[first : first + KEYS_PER_BATCH]]
+        request: Any = {table: {"Keys": keys, "ConsistentRead": True}}
+        while request:
+            response = dynamodb.batch_get_item(RequestItems=request)
+            for item in response.get("Responses", {}).get(table, []):
+                found[str(item["pk"]["S"]).removeprefix("FLEET#")] = plain(item)
+            request = response.get("UnprocessedKeys") or None
+    return found
+
+
+def release(world: World, fleet: str, release_id: str) -> dict[str, Any]:
+    """One release item as plain values (empty when the ledger has none)."""
+    response = world.client("dynamodb").get_item(
+        TableName=world.environment.table, Key=release_key(fleet, release_id), ConsistentRead=True
+    )
+    return plain(response.get("Item", {}))
+
+
+def _serving(world: World, specs: dict[str, dict[str, Any]]) -> dict[tuple[str, str], Any]:
+    """(fleet, slot) -> {weight, desired, amis: {ami: instances in service}}."""
+    slots = [(name, slot) for name, spec in specs.items() for slot in spec["slots"]]
+    groups = {specs[name]["slots"][slot]["group"]: (name, slot) for name, slot in slots}
+    found, instances = _groups(world, groups)
+    for (key, ami), count in _images(world, instances).items():
+        found[key]["amis"][ami] = count
+    by_target_group = {specs[name]["slots"][slot]["target_group"]: (name, slot)
+                       for name, slot in slots}  # fmt: skip
+    listeners = sorted({spec["listener"] for spec in specs.values()})
+    for target_group, weight in _weights(world, listeners).items():
+        slot = by_target_group.get(target_group)
+        if slot in found:
+            found[slot]["weight"] = weight
+    return found
+
+
+def _groups(
+    world: World, groups: dict[str, tuple[str, str]]
+) -> tuple[dict[tuple[str, str], Any], dict[str, tuple[str, str]]]:
+    """Each slot's group (desired capacity), and its instances in service by id."""
+    pages = world.client("autoscaling").get_paginator("describe_auto_scaling_groups")
+    found: dict[tuple[str, str], Any] = {}
+    instances: dict[str, tuple[str, str]] = {}
+    names = sorted(groups)
+    # DescribeAutoScalingGroups takes at most 100 names a call (its API reference)
+    for first in range(0, len(names), 100):
+        for page in pages.paginate(AutoScalingGroupNames=names[first : first + 100]):
+            for group in page["AutoScalingGroups"]:
+                key = groups[group["AutoScalingGroupName"]]
+                found[key] = {"weight": 0, "desired": group["DesiredCapacity"], "amis": {}}
+                for instance in group["Instances"]:
+                    if instance["LifecycleState"] == "InService":
+                        instances[instance["InstanceId"]] = key
+    return found, instances
+
+
+def _images(
+    world: World, instances: dict[str, tuple[str, str]]
+) -> Counter[tuple[tuple[str, str], str]]:
+    """(slot, AMI) -> instances in service (DescribeInstances, a thousand ids a call)."""
+    pages = world.client("ec2").get_paginator("describe_instances")
+    images: Counter[tuple[tuple[str, str], str]] = Counter()
+    ids = sorted(instances)
+    for first in range(0, len(ids), 1000):
+        for page in pages.paginate(InstanceIds=ids[first : first + 1000]):
+            for reservation in page["Reservations"]:
+                for instance in reservation["Instances"]:
+                    images[(instances[instance["InstanceId"]], instance["ImageId"])] += 1
+    return images
+
+
+def _weights(world: World, listeners: list[str]) -> dict[str, int]:
+    """Target group -> the weight its listener forwards to it (DescribeListeners, at
+    most 20 ARNs a call: its API reference)."""
+    elbv2 = world.client("elbv2")
+    weights: dict[str, int] = {}
+    for first in range(0, len(listeners), 20):
+        described = elbv2.describe_listeners(ListenerArns=listeners[first : first + 20])
+        for listener in described["Listeners"]:
+            for action in listener["DefaultActions"]:
+                forward = action.get("ForwardConfig", {}).get("TargetGroups", [])
+                for group in forward:
+                    weights[group["TargetGroupArn"]] = int(group.get("Weight", 0))
+                if action.get("TargetGroupArn") and not forward:
+                    weights[action["TargetGroupArn"]] = 100
+    return weights
+
+
+def status(world: World) -> list[dict[str, Any]]:
+    """Each fleet: strategy, pointer AMI, each slot's weight and the AMIs it serves, the
+    release in flight (its last step), paused or not, a held step, the last outcome."""
+    specs = world.fleets
+    names = sorted(specs)
+    env = world.environment.name
+    pointers = read_parameters(world.client("ssm"), [release_pointer(env, f) for f in names])
+    serving = _serving(world, specs)
+    items = fleet_items(world, names)
+    rows = []
+    for name in names:
+        item = items[name]
+        owner = item.get("lock_owner")
+        flight = None
+        if owner:
+            steps = release(world, name, str(owner)).get("steps") or []
+            last = steps[-1] if steps else {}
+            flight = {"release": owner, "step": last.get("step"), "at": last.get("at")}
+        held = item.get("approval")
+        rows.append(
+            {
+                "fleet": name,
+                "strategy": specs[name]["strategy"],
+                "pointer": pointers.get(release_pointer(env, name)),
+                "slots": {
+                    slot: serving.get((name, slot), {"weight": 0, "desired": 0, "amis": {}})
+                    for slot in sorted(specs[name]["slots"])
+                },
+                "in_flight": flight,
+                "paused": item.get("paused_reason") if item.get("paused") else None,
+                "awaiting_approval": {k: v for k, v in held.items() if k != "token"}
+                if isinstance(held, dict)
+                else None,
+                "last_release": item.get("last_release"),
+                "last_outcome": item.get("last_outcome"),
+            }
+        )
+    return rows
+
+
+def history_of(world: World, fleet: str, **query: Any) -> list[dict[str, Any]]:
+    """The fleet's releases newest first: id, trigger, from -> to, strategy, outcome,
+    reason, times and duration, and each step (its time, traffic and judgment)."""
+    page = history.releases(world.client("dynamodb"), world.environment.table, fleet, **query)
+    return [_release_row(item) for item in page.releases]
+
+
+def _release_row(item: dict[str, Any]) -> dict[str, Any]:
+    steps = item.get("steps") or []
+    from_ami = next((s.get("from_ami") for s in steps if s.get("from_ami")), None)
+    started, ended = item.get("started_at"), item.get("ended_at")
+    return {
+        "release": item.get("release_id"),
+        "trigger": item.get("trigger"),
+        "from_ami": from_ami,
+        "to_ami": item.get("to_ami"),
+        "strategy": item.get("strategy"),
+        "outcome": item.get("outcome"),
+        "reason": item.get("reason") or None,
+        "started_at": started,
+        "ended_at": ended,
+        "seconds": _seconds(started, ended),
+        "steps": [{k: s[k] for k in STEP_FIELDS if k in s} for s in steps],
+    }
+
+
+def _seconds(started: Any, ended: Any) -> float | None:
+    if not started or not ended:
+        return None
+    return round((parse_time(str(ended)) - parse_time(str(started))).total_seconds(), 1)
