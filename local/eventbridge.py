@@ -1,4 +1,4 @@
-"""EventBridge in the embedded AWS: rules deliver to Lambda, Step Functions, SQS and
+"""EventBridge in the embedded AWS: rules deliver to Lambda, Step Functions, SQS, SNS and
 event buses.
 
 moto matches events to rules correctly but raises NotImplementedError for Lambda and
@@ -38,6 +38,12 @@ Region"):
   the dead-letter queue);
 - an event that arrived from another bus goes no further to a bus ("EventBridge can't
   route events received from a sender event bus to a third event bus").
+An SNS topic target gets the event (or its transformed input, a text for people) as the
+message, published by EventBridge itself: only when the topic's policy lets the service
+principal `events.amazonaws.com` publish to it (EventBridge user guide, "Amazon SNS
+permissions"); otherwise the delivery fails (a permissions error: not retried, to the
+dead-letter queue), as on AWS. Like SQS targets, SNS targets are delivered before
+PutEvents returns.
 Input transformation of a bus target (Input, InputPath, InputTransformer) is not
 emulated: such a target is not delivered, and the log says why. Other target types keep
 moto's behaviour.
@@ -67,12 +73,12 @@ from local import eventbridge_retries
 from local.cloudformation import aws_client
 from local.eventbridge_retries import Delivery
 from local.iam import role_policies
-from local.iam_policy import Decision, Request, evaluate
+from local.iam_policy import Decision, Request, evaluate, statements_of
 
 logger = logging.getLogger("phoenix.local.eventbridge")
 # moto delivers to SQS too, but drops `account` (and anything else its default template
 # omits) from the event; EventBridge delivers the whole event.
-DELIVERED = {"lambda", "states", "sqs"}
+DELIVERED = {"lambda", "states", "sqs", "sns"}
 _PATH_STEP = re.compile(r"\.([^.\[\]]+)|\[(\d+)\]")
 _PLACEHOLDER = re.compile(r"<([A-Za-z0-9_.-]+)>")
 
@@ -183,6 +189,14 @@ def deliver(target: dict[str, Any], event: dict[str, Any], region: str) -> None:
         aws_client("stepfunctions", region, once=True).start_execution(
             stateMachineArn=target["Arn"], name=str(uuid.uuid4()), input=payload
         )
+    elif arn.service == "sns":
+        sns = aws_client("sns", arn.region)
+        policy = sns.get_topic_attributes(TopicArn=target["Arn"])["Attributes"].get("Policy")
+        if not _events_may_publish(policy or "{}", target["Arn"]):
+            raise BusNotDeliveredError(
+                f"the policy of {target['Arn']} does not let events.amazonaws.com publish"
+            )
+        sns.publish(TopicArn=target["Arn"], Message=payload)
     elif arn.service == "sqs":
         sqs = aws_client("sqs", arn.region)
         url = sqs.get_queue_url(QueueName=arn.resource_id, QueueOwnerAWSAccountId=arn.account)
@@ -191,6 +205,21 @@ def deliver(target: dict[str, Any], event: dict[str, Any], region: str) -> None:
         if group:
             message |= {"MessageGroupId": group, "MessageDeduplicationId": event["id"]}
         sqs.send_message(**message)
+
+
+def _events_may_publish(policy: str, topic: str) -> bool:
+    """Whether a topic policy lets EventBridge's service principal publish to `topic`."""
+    statements = [
+        statement
+        for statement in statements_of(policy)
+        if "events.amazonaws.com" in _listed(statement.get("Principal", {}), "Service")
+    ]
+    return evaluate([{"Statement": statements}], Request("sns:Publish", topic)) == Decision.ALLOWED
+
+
+def _listed(principal: Any, kind: str) -> list[str]:
+    value = principal.get(kind, []) if isinstance(principal, dict) else []
+    return [value] if isinstance(value, str) else list(value)
 
 
 # Deliveries waiting for a delivery thread.
@@ -340,7 +369,7 @@ def _delivering(send: Callable[..., Any]) -> Callable[..., Any]:
         others = [t for t in self.targets if t not in ours]
         for target in ours:
             delivery = Delivery(target, dict(original_event), self.region_name, self.arn)
-            if parse_arn(target["Arn"]).service == "sqs":
+            if parse_arn(target["Arn"]).service in {"sqs", "sns"}:
                 _deliver_logged(delivery)
             else:
                 _delivery_thread()
