@@ -19,9 +19,11 @@ from phoenix.images.pipeline import GoldenImagePipeline
 from phoenix.kernel.names import FLEET_STACKS
 from phoenix.plan.orchestrator import PlanOrchestrator
 from phoenix.plan.promotion import add_promotion
+from phoenix.platform.dashboard import EnvironmentDashboard, FleetsDashboard
 from phoenix.platform.encryption import EnvironmentKey
 from phoenix.platform.nag import acknowledge_wildcard, nag_arn, skip_checkov
 from phoenix.platform.network import Network
+from phoenix.platform.notifications import Notifications
 from phoenix.platform.observability import Observability, log_retention
 from phoenix.platform.record import record_environment
 from phoenix.release.orchestrator import ReleaseOrchestrator
@@ -123,6 +125,13 @@ class PhoenixStack(Stack):
             config=config,
             key=self.encryption.key,
             image_region=None if primary else config.region,
+        )
+        EnvironmentDashboard(
+            self, "Dashboard", environment=config.name, fleets=self.fleets.values()
+        )
+        # What people are told, as text, on the environment's topic.
+        Notifications(
+            self, "Notifications", environment=config.name, topic=self.observability.topic
         )
         # Where the `phoenix` CLI finds this region's controller (phoenix/cli/).
         record_environment(
@@ -336,6 +345,7 @@ class FleetStack(Stack):
             termination_protection=config.deletion_protection,
         )
         self.fleets = add_fleets(self, config, network, fleets, shared=main)
+        FleetsDashboard(self, "Dashboard", name=id, fleets=self.fleets.values())
 
 
 def add_fleets(

@@ -11,9 +11,7 @@ from collections.abc import Mapping
 
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
-from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from phoenix.config.environment import FleetConfig
@@ -27,8 +25,10 @@ class FleetAlarms(Construct):
     """Error rate, p99 latency and unhealthy hosts for each slot and for the fleet.
 
     Thresholds and evaluation periods come from `config.alarms`. A slot or fleet with no
-    traffic is healthy (missing data does not breach). Every alarm notifies `topic` when
-    it goes to ALARM and when it recovers.
+    traffic is healthy (missing data does not breach). An alarm has no action of its own:
+    going to ALARM, it rolls the fleet back through EventBridge (phoenix/rollback/), and
+    the environment's notification rules tell people in a line of text
+    (phoenix/platform/notifications.py), not the alarm's raw JSON.
     """
 
     def __init__(
@@ -40,14 +40,12 @@ class FleetAlarms(Construct):
         config: FleetConfig,
         load_balancer: elbv2.ApplicationLoadBalancer,
         target_groups: Mapping[Slot, elbv2.ApplicationTargetGroup],
-        topic: sns.ITopic,
     ) -> None:
         super().__init__(scope, id)
         self._environment = environment
         self._config = config
         self._load_balancer = load_balancer
         self._target_groups = dict(target_groups)
-        self._topic = topic
         self.by_scope: dict[Slot | None, list[cloudwatch.Alarm]] = {}
         for slot in [*self._target_groups, None]:
             self.by_scope[slot] = self._alarms_for(slot)
@@ -136,7 +134,7 @@ class FleetAlarms(Construct):
         parts = (slot, suffix) if slot else (suffix,)
         name = resource_name(self._environment, self._config.name, *parts)
         where = f"slot {slot}" if slot else "the whole fleet"
-        alarm = cloudwatch.Alarm(
+        return cloudwatch.Alarm(
             self,
             id,
             alarm_name=name,
@@ -147,6 +145,3 @@ class FleetAlarms(Construct):
             evaluation_periods=self._config.alarms.evaluation_periods,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
-        alarm.add_alarm_action(actions.SnsAction(self._topic))
-        alarm.add_ok_action(actions.SnsAction(self._topic))
-        return alarm

@@ -147,7 +147,6 @@ class ImmutableFleet(Construct):
             config=config,
             load_balancer=self.load_balancer,
             target_groups=self.target_groups,
-            topic=alarm_topic,
         )
 
     # -- the load balancer -------------------------------------------------------------

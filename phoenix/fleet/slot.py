@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import jsii
-from aws_cdk import Duration
+from aws_cdk import Acknowledgment, Duration, Validations
 from aws_cdk import aws_autoscaling as autoscaling
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
@@ -125,7 +125,21 @@ class FleetSlot(Construct):
             max_healthy_percentage=200,
             group_metrics=[autoscaling.GroupMetrics.all()],
             default_instance_warmup=Duration.seconds(config.health_check.grace_period_seconds),
-            notifications=[autoscaling.NotificationConfiguration(topic=notifications)],
+            # launch and terminate errors only: a release replaces every instance, and a
+            # message per instance is noise (the release's own messages say what happened)
+            notifications=[
+                autoscaling.NotificationConfiguration(
+                    topic=notifications, scaling_events=autoscaling.ScalingEvents.ERRORS
+                )
+            ],
+        )
+        Validations.of(group).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions::AwsSolutions-AS3",
+                reason="Only launch and terminate errors notify the people's topic: a release "
+                "replaces every instance, and a message per instance launched or terminated "
+                "is noise; the release's own messages say what happened, as text.",
+            )
         )
         group.attach_to_application_target_group(target_group)
         resource = group.node.default_child

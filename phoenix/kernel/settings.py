@@ -13,7 +13,12 @@ import os
 from collections.abc import Mapping
 from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+def metrics_namespace(environment: str) -> str:
+    """The CloudWatch namespace of an environment's functions' metrics (Powertools)."""
+    return f"Phoenix/{environment}"
 
 
 def _phoenix_variable(field_name: str) -> str:
@@ -35,10 +40,18 @@ class FunctionSettings(BaseModel):
 
     environment: str
     service_name: str = Field(alias="POWERTOOLS_SERVICE_NAME")
-    metrics_namespace: str = Field(default="Phoenix", alias="POWERTOOLS_METRICS_NAMESPACE")
+    # `Phoenix/<environment>` unless given: two environments in one account and region
+    # keep their metrics apart (the environment's dashboard reads its own)
+    metrics_namespace: str = Field(default="", alias="POWERTOOLS_METRICS_NAMESPACE")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", alias="POWERTOOLS_LOG_LEVEL"
     )
+
+    @model_validator(mode="after")
+    def _namespace_of_the_environment(self) -> Self:
+        if not self.metrics_namespace:
+            object.__setattr__(self, "metrics_namespace", metrics_namespace(self.environment))
+        return self
 
     def to_environment(self) -> dict[str, str]:
         """The function's environment variables (values may be CDK tokens at synthesis).

@@ -89,6 +89,18 @@ class EnvironmentKey(Construct):
                 conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
             )
         )
+        # EventBridge publishes the notification rules' messages to the encrypted topic
+        # (EventBridge User Guide, "Amazon SNS permissions": the key policy must let
+        # events.amazonaws.com use the key).
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="EventBridgePublishesToEncryptedTopics",
+                principals=[iam.ServicePrincipal("events.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+                conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
+            )
+        )
         # Auto Scaling launches fleet instances and Image Builder build instances and AMI
         # copies with volumes this key encrypts; their service-linked roles must use it.
         # They are named by condition, not as principals: a service-linked role is created

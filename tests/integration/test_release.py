@@ -3,6 +3,7 @@ real handlers, on a fleet of each strategy (tests/integration/config/sandbox.yam
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from local.api_calls import CallLog, recording
 from local.embedded import EmbeddedAws
 from local.faults import failing
 from local.fleet_view import FleetView, release_item, states_entered
+from phoenix.kernel.names import environment_record
 from phoenix.release.spec import STEP_CALLS, step_handler
 from tests.integration.conftest import SharedSandbox
 from tests.integration.fleet_view import CapacityWatch, request_release, required_capacity
@@ -60,6 +62,24 @@ def aws(shared_sandbox: SharedSandbox, calls: CallLog) -> EmbeddedAws:
     embedded = shared_sandbox.get()
     calls.clear()  # deploying runs CDK's own custom resources, not phoenix's steps
     return embedded
+
+
+@pytest.fixture(scope="module", autouse=True)
+def people(aws: EmbeddedAws) -> str:
+    """A queue subscribed to the environment's topic (raw messages), before any release
+    of this module: what a person would read."""
+    record = aws.client("ssm").get_parameter(Name=environment_record("sandbox"))
+    topic = json.loads(record["Parameter"]["Value"])["topic"]
+    sqs = aws.client("sqs")
+    url = str(sqs.create_queue(QueueName="people")["QueueUrl"])
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
+    aws.client("sns").subscribe(
+        TopicArn=topic,
+        Protocol="sqs",
+        Endpoint=arn["QueueArn"],
+        Attributes={"RawMessageDelivery": "true"},
+    )
+    return url
 
 
 @pytest.mark.parametrize("fleet", FLEETS.values())
@@ -256,3 +276,33 @@ def test_a_marginal_canary_step_holds_for_a_person_who_approves_then_rejects(
     assert steps[-1] == "rolled back"
     assert "approval" not in after.fleet_item
     assert "lock_owner" not in after.fleet_item
+
+
+def test_people_read_one_line_of_text_per_outcome_and_no_raw_json(
+    aws: EmbeddedAws, people: str
+) -> None:
+    # Given the releases above: successes, rollbacks (by alarm, by the release's own
+    # path, by a person's rejection), a held canary step
+    sqs, messages = aws.client("sqs"), []
+    while batch := sqs.receive_message(QueueUrl=people, MaxNumberOfMessages=10).get("Messages"):
+        messages += [m["Body"] for m in batch]
+        sqs.delete_message_batch(
+            QueueUrl=people,
+            Entries=[
+                {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(batch)
+            ],
+        )
+
+    # Then each was told as a line of text naming the environment, and how to look
+    assert messages
+    for message in messages:
+        text = json.loads(message)  # a JSON string (EventBridge's quoted template), no object
+        assert isinstance(text, str), message
+        assert text.startswith("phoenix sandbox: "), text
+        assert "phoenix " in text.removeprefix("phoenix sandbox: "), text
+    said = " | ".join(json.loads(m) for m in messages)
+    assert "phoenix sandbox: web now serves ami-" in said
+    assert "phoenix sandbox: api rolled back release " in said
+    assert "Why: canary step rejected by carol: checkouts fail" in said
+    assert "holds its canary at 5% for your decision" in said
+    assert "phoenix sandbox: alarm phoenix-sandbox-web-" in said

@@ -146,7 +146,7 @@ def test_environment_comes_from_the_settings_model(factory_stack: FactoryStack) 
                     "PHOENIX_ENVIRONMENT": "sandbox",
                     "PHOENIX_TABLE_NAME": "ledger",
                     "POWERTOOLS_SERVICE_NAME": "phoenix-probe",
-                    "POWERTOOLS_METRICS_NAMESPACE": "Phoenix",
+                    "POWERTOOLS_METRICS_NAMESPACE": "Phoenix/sandbox",
                     "POWERTOOLS_LOG_LEVEL": "INFO",
                 }
             }
@@ -201,7 +201,7 @@ def test_packaged_handler_runs_with_the_environment_the_template_gives_it(
     assert json.loads(result.stdout) == {
         "environment": "sandbox",
         "service_name": "phoenix-probe",
-        "metrics_namespace": "Phoenix",
+        "metrics_namespace": "Phoenix/sandbox",
         "log_level": "INFO",
         "table_name": "ledger",
     }

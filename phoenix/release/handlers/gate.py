@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 
 from phoenix.kernel import clock
 from phoenix.kernel.approval import await_approval
@@ -33,6 +34,7 @@ from phoenix.release.runtime.steps import lambda_entry, record, run_step
 
 logger = Logger()
 metrics = Metrics()
+JUDGMENT_SCORE = "CanaryJudgmentScore"
 
 
 def handle(event: Any, settings: ReleaseSettings, aws: Clients) -> dict[str, Any]:
@@ -57,6 +59,8 @@ def handle(event: Any, settings: ReleaseSettings, aws: Clients) -> dict[str, Any
         weights = state.step.weights.target if state.step else 100
         if judged is not None:
             record(aws, settings, state, "canary judged", traffic=weights, **gate.recorded(judged))
+            # the environment's dashboard charts the scores (phoenix/platform/dashboard.py)
+            metrics.add_metric(name=JUDGMENT_SCORE, unit=MetricUnit.Percent, value=judged.score)
             left = gate.extensions_left(state)
             if judged.outcome == "marginal" and left > 0:
                 # baked again, then judged on every minute since the step began
