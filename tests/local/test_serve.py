@@ -199,9 +199,11 @@ def test_the_phoenix_command_operates_the_served_environment(served: Served) -> 
         lambda web: (web["last_release"], web["last_outcome"]) == (back, "succeeded"),
         "not rolled back",
     )
-    assert web["pointer"] == newest["from_ami"]
-    (row, *_) = json.loads(_phoenix(served, "history", "web", "--json").stdout)
+    rows = json.loads(_phoenix(served, "history", "web", "--json").stdout)
+    (row, *_) = rows
     assert row["release"] == back
+    # the fleet is off the AMI rolled back, on the one its rollback release names
+    assert web["pointer"] == row["to_ami"] != newest["to_ami"], json.dumps(rows, indent=1)
     assert row["trigger"].startswith(f"rollback of {release}: requested by arn:aws:")
     unknown = _phoenix(served, "history", "nope")
     assert (unknown.returncode, unknown.stderr) == (
