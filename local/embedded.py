@@ -143,19 +143,7 @@ class EmbeddedAws:
         """Put a `Release Requested` event and wait for the release to end; its execution
         (as ListExecutions describes it)."""
         before = set(self.executions())
-        response = self.client("events").put_events(
-            Entries=[
-                {
-                    "Source": "phoenix",
-                    "DetailType": "Release Requested",
-                    "Detail": json.dumps(
-                        {"fleet": fleet, "ami": ami, "requested_by": requested_by}
-                    ),
-                }
-            ]
-        )
-        if response["FailedEntryCount"]:
-            raise RuntimeError(f"Release Requested not accepted: {response['Entries']}")
+        self.start_release(fleet, ami, requested_by)
         self.settle()
         (new,) = [e for arn, e in self.executions().items() if arn not in before]
         return new

@@ -25,6 +25,7 @@ from rich.progress import BarColumn, Progress, TextColumn
 
 from phoenix.cli import reads, render
 from phoenix.cli.world import CliError, World
+from phoenix.kernel.events import DetailType
 from phoenix.kernel.names import execution_name
 from phoenix.rollback.runtime.logic import decide
 
@@ -186,7 +187,7 @@ def resume(ctx: typer.Context, fleet: Fleet, reason: Reason = "") -> None:
     _run(ctx, body)
 
 
-def _decision(ctx: typer.Context, fleet: str, reason: str, detail_type: str) -> None:
+def _decision(ctx: typer.Context, fleet: str, reason: str, detail_type: DetailType) -> None:
     def body(world: World) -> None:
         world.fleet(fleet)
         held = reads.fleet_items(world, [fleet])[fleet].get("approval")

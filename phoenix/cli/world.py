@@ -14,6 +14,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from phoenix.kernel.events import DetailType, EventNotAcceptedError, put
 from phoenix.kernel.names import environment_record
 from phoenix.kernel.registry import read_registry
 
@@ -95,12 +96,9 @@ class World:
         """Who asks: the caller's identity (STS GetCallerIdentity), never typed text."""
         return str(self.client("sts").get_caller_identity()["Arn"])
 
-    def put(self, detail_type: str, detail: dict[str, Any]) -> str:
+    def put(self, detail_type: DetailType, detail: dict[str, Any]) -> str:
         """One `phoenix` event on the default bus; its id."""
-        response = self.client("events").put_events(
-            Entries=[{"Source": "phoenix", "DetailType": detail_type, "Detail": json.dumps(detail)}]
-        )
-        (entry,) = response["Entries"]
-        if response.get("FailedEntryCount") or "EventId" not in entry:
-            raise CliError(f"EventBridge refused {detail_type}: {entry.get('ErrorMessage')}")
-        return str(entry["EventId"])
+        try:
+            return put(self.client("events"), detail_type, detail)
+        except EventNotAcceptedError as refused:
+            raise CliError(f"EventBridge refused {detail_type}: {refused}") from None

@@ -25,6 +25,13 @@ DetailType = Literal[
     "Plan Resume Requested",
     "Plan Abandon Requested",
     "Promotion Approval Requested",
+    # what people ask for (the `phoenix` command puts them)
+    "Release Requested",
+    "Rollback Requested",
+    "Releases Paused",
+    "Releases Resumed",
+    "Canary Step Approved",
+    "Canary Step Rejected",
 ]
 
 
@@ -32,8 +39,8 @@ class EventNotAcceptedError(RuntimeError):
     """EventBridge answered PutEvents with a failed entry."""
 
 
-def put(events: EventBridgeClient, detail_type: DetailType, body: dict[str, Any]) -> None:
-    """One `phoenix` event on the default bus."""
+def put(events: EventBridgeClient, detail_type: DetailType, body: dict[str, Any]) -> str:
+    """One `phoenix` event on the default bus; the id EventBridge gave it."""
     response = events.put_events(
         Entries=[
             {
@@ -46,3 +53,5 @@ def put(events: EventBridgeClient, detail_type: DetailType, body: dict[str, Any]
     )
     if response.get("FailedEntryCount"):
         raise EventNotAcceptedError(json.dumps(response.get("Entries", [])))
+    entries = response.get("Entries") or [{}]
+    return str(entries[0].get("EventId", ""))

@@ -10,7 +10,7 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from phoenix.platform.patterns import phoenix_events
+from phoenix.platform.patterns import fleet_alarms_raised, phoenix_events
 from phoenix.platform.undelivered import topic_target
 
 field = events.EventField.from_path
@@ -59,14 +59,7 @@ class Notifications(Construct):
             self,
             "AlarmRaised",
             description=f"phoenix {environment}: a fleet's alarm in ALARM, to the topic as text",
-            event_pattern=events.EventPattern(
-                source=["aws.cloudwatch"],
-                detail_type=["CloudWatch Alarm State Change"],
-                detail={
-                    "alarmName": events.Match.prefix(f"phoenix-{environment}-"),
-                    "state": {"value": ["ALARM"]},
-                },
-            ),
+            event_pattern=fleet_alarms_raised(environment),
             targets=[
                 topic_target(
                     self,

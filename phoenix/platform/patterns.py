@@ -19,3 +19,16 @@ def phoenix_events(
         account=[account] if account else None,
         detail={"environment": list(environments)},
     )
+
+
+def fleet_alarms_raised(environment: str) -> events.EventPattern:
+    """`CloudWatch Alarm State Change` to ALARM of the environment's alarms (every fleet
+    alarm is named `phoenix-<env>-...`: fleet/alarms.py)."""
+    return events.EventPattern(
+        source=["aws.cloudwatch"],
+        detail_type=["CloudWatch Alarm State Change"],
+        detail={
+            "alarmName": events.Match.prefix(f"phoenix-{environment}-"),
+            "state": {"value": ["ALARM"]},
+        },
+    )

@@ -19,6 +19,7 @@ from phoenix.fleet.grants import grant_environment_fleets
 from phoenix.kernel.names import release_state_machine
 from phoenix.platform.functions import PhoenixFunction
 from phoenix.platform.nag import acknowledge_wildcard, nag_arn
+from phoenix.platform.patterns import fleet_alarms_raised
 from phoenix.platform.roles import put_events_on_default_bus
 from phoenix.platform.undelivered import lambda_target
 from phoenix.release.ledger import ReleaseLedger
@@ -121,14 +122,7 @@ class AlarmRollback(Construct):
             self,
             "AlarmRaised",
             description=f"phoenix {config.name}: a fleet's alarm in ALARM rolls back",
-            event_pattern=events.EventPattern(
-                source=["aws.cloudwatch"],
-                detail_type=["CloudWatch Alarm State Change"],
-                detail={
-                    "alarmName": events.Match.prefix(f"phoenix-{config.name}-"),
-                    "state": {"value": ["ALARM"]},
-                },
-            ),
+            event_pattern=fleet_alarms_raised(config.name),
             targets=[lambda_target(self.function)],
         )
         events.Rule(

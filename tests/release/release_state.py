@@ -325,6 +325,22 @@ def expect_step(aws: StubbedAws, step: str, **detail: Any) -> None:
     expect_event(aws, "Release Step Completed", step=step, **detail)
 
 
+def expect_approval_kept(aws: StubbedAws, approval: Any) -> None:
+    """The held step's `approval` (typed) set on the fleet item while the release holds
+    the lock (phoenix/kernel/approval.py)."""
+    aws.dynamodb.add_response(
+        "update_item",
+        {},
+        {
+            "TableName": TABLE,
+            "Key": fleet_key(),
+            "UpdateExpression": "SET approval = :approval",
+            "ConditionExpression": "lock_owner = :release",
+            "ExpressionAttributeValues": {":approval": approval, ":release": {"S": RELEASE_ID}},
+        },
+    )
+
+
 def expect_unlock(aws: StubbedAws, release: str = RELEASE_ID) -> None:
     aws.dynamodb.add_response(
         "update_item",

@@ -19,11 +19,10 @@ from tests.release.release_state import (
     AMI,
     RELEASE_ID,
     SETTINGS,
-    TABLE,
     StubbedAws,
+    expect_approval_kept,
     expect_event,
     expect_step,
-    fleet_key,
     release_state,
     step_input,
 )
@@ -110,25 +109,15 @@ def test_the_held_step_keeps_its_token_on_the_fleet_and_asks_for_a_decision(
     state = _marginal_state(_at_step(5), "hold", gate=held)
     asked = {"traffic": 5, "judgment": held["summary"], "timeout_minutes": 30}
     # the token goes on the fleet item while this release holds the lock
-    aws.dynamodb.add_response(
-        "update_item",
-        {},
+    expect_approval_kept(
+        aws,
         {
-            "TableName": TABLE,
-            "Key": fleet_key(),
-            "UpdateExpression": "SET approval = :approval",
-            "ConditionExpression": "lock_owner = :release",
-            "ExpressionAttributeValues": {
-                ":approval": {
-                    "M": {
-                        "token": {"S": "token-1"},
-                        "release": {"S": RELEASE_ID},
-                        "asked_at": ANY,
-                        **attributes.typed(asked)["M"],
-                    }
-                },
-                ":release": {"S": RELEASE_ID},
-            },
+            "M": {
+                "token": {"S": "token-1"},
+                "release": {"S": RELEASE_ID},
+                "asked_at": ANY,
+                **attributes.typed(asked)["M"],
+            }
         },
     )
     expect_step(aws, "approval awaited", asked_at=ANY, **asked)

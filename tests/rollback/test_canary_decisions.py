@@ -14,7 +14,14 @@ from botocore.stub import ANY
 
 from phoenix.kernel import attributes
 from phoenix.rollback.runtime.handler import handle
-from tests.release.release_state import RELEASE_ID, TABLE, StubbedAws, fleet_key, release_key
+from tests.release.release_state import (
+    RELEASE_ID,
+    TABLE,
+    StubbedAws,
+    expect_approval_kept,
+    fleet_key,
+    release_key,
+)
 from tests.rollback.rollback_world import expect_read, request, settings
 
 TOKEN = "AQCEAAAAKgAAAAMAAAAAAAAAAfL0aGVsZC1zdGVw"  # noqa: S105 (a task token)
@@ -195,20 +202,7 @@ def test_an_answer_step_functions_did_not_take_gives_the_token_back(aws: Stubbed
     aws.stepfunctions.add_client_error("send_task_success", "ThrottlingException", "Rate exceeded")
     # the token goes back on the fleet item, as it was read, while the release holds the lock
     as_read = attributes.plain(attributes.typed(HELD["approval"])["M"])
-    aws.dynamodb.add_response(
-        "update_item",
-        {},
-        {
-            "TableName": TABLE,
-            "Key": fleet_key(),
-            "UpdateExpression": "SET approval = :approval",
-            "ConditionExpression": "lock_owner = :release",
-            "ExpressionAttributeValues": {
-                ":approval": attributes.typed(as_read),
-                ":release": {"S": RELEASE_ID},
-            },
-        },
-    )
+    expect_approval_kept(aws, attributes.typed(as_read))
 
     # When a person approves it, the invocation fails (Lambda retries the event)
     with pytest.raises(ClientError, match="ThrottlingException"):
