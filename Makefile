@@ -30,7 +30,7 @@ NODE_STAMP := node_modules/.installed
 CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
-.PHONY: help setup demo test lint typecheck unit synth bench clean
+.PHONY: help setup chromium demo test lint typecheck unit synth bench clean
 
 help:
 	@echo "make demo   set up, then rehearse releases and rollbacks in the embedded AWS"
@@ -66,6 +66,13 @@ $(NODE_STAMP): package.json package-lock.json
 
 setup: $(PY_STAMP) $(NODE_STAMP)
 
+# The rehearsal report's browser test drives Debian's Chromium (tests/browser.py), which
+# is not on a fresh machine: as root (a CI machine) it is installed, else `make` says how.
+chromium:
+	@command -v chromium >/dev/null || test -n "$$PHOENIX_CHROMIUM" || { \
+		test "$$(id -u)" = 0 || { echo "make test needs Chromium: sudo apt-get install chromium, or set PHOENIX_CHROMIUM" >&2; exit 1; }; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium > /dev/null; }
+
 synth: setup
 	npx cdk synth --quiet -c env=$(ENV) '**'
 	$(BIN)/cfn-lint --non-zero-exit-code error -- cdk.out/assembly-*/*.template.json
@@ -85,7 +92,7 @@ lint: setup
 # processes share them: mypy, the integration tests (one deployed sandbox, shared by
 # their modules in order), the chaos test (a sandbox of its own), and the rest; the
 # others' output follows when all are done.
-test: setup $(CHECKOV_STAMP)
+test: setup $(CHECKOV_STAMP) chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -p no:cacheprovider -q tests/local/test_serve.py

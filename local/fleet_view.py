@@ -4,6 +4,7 @@ instances and traffic are, and what the release controller recorded in the ledge
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,7 @@ from phoenix.kernel.ledger import IN_PROGRESS
 class FleetView:
     """Where a fleet's instances and traffic are, and what the controller recorded."""
 
-    amis_by_slot: dict[str, set[str]]
+    instances_by_slot: dict[str, dict[str, int]]  # slot -> AMI -> instances on it
     desired_by_slot: dict[str, int]
     weights: dict[str, int]
     pointer: str
@@ -43,11 +44,11 @@ class FleetView:
             if g["AutoScalingGroupName"].startswith(f"phoenix-{environment}-{fleet}-")
         }
         ec2 = client("ec2")
-        amis: dict[str, set[str]] = {}
+        amis: dict[str, dict[str, int]] = {}
         for slot, group in groups.items():
             ids = [i["InstanceId"] for i in group["Instances"]]
             found = ec2.describe_instances(InstanceIds=ids)["Reservations"] if ids else []
-            amis[slot] = {i["ImageId"] for r in found for i in r["Instances"]}
+            amis[slot] = dict(Counter(i["ImageId"] for r in found for i in r["Instances"]))
         slot_of = {arn: slot for slot, g in groups.items() for arn in g["TargetGroupARNs"]}
         weights: dict[str, int] = {}
         elbv2 = client("elbv2")
@@ -61,7 +62,7 @@ class FleetView:
                         weights[slot_of[target["TargetGroupArn"]]] = target["Weight"]
         pointer = client("ssm").get_parameter(Name=f"/phoenix/{environment}/{fleet}/ami")
         return cls(
-            amis_by_slot=amis,
+            instances_by_slot=amis,
             desired_by_slot={s: g["DesiredCapacity"] for s, g in groups.items()},
             weights=weights if len(groups) > 1 else {"blue": 100},
             pointer=pointer["Parameter"]["Value"],
@@ -79,7 +80,7 @@ class FleetView:
             if name.startswith(f"phoenix-{environment}-{fleet}-")
         }
         amis = {
-            slot: {state.instance.image_id for state in group.instance_states}
+            slot: dict(Counter(state.instance.image_id for state in group.instance_states))
             for slot, group in groups.items()
         }
         slot_of = {arn: slot for slot, g in groups.items() for arn in g.target_group_arns}
@@ -93,12 +94,27 @@ class FleetView:
         pointer = ssm_backends[ACCOUNT][region].get_parameter(f"/phoenix/{environment}/{fleet}/ami")
         assert pointer is not None
         return cls(
-            amis_by_slot=amis,
+            instances_by_slot=amis,
             desired_by_slot={s: int(g.desired_capacity or 0) for s, g in groups.items()},
             weights=weights if len(groups) > 1 else {"blue": 100},
             pointer=str(pointer.value),
             fleet_item=peek_item(f"FLEET#{fleet}", "FLEET", environment, region),
         )
+
+    @property
+    def amis_by_slot(self) -> dict[str, set[str]]:
+        return {slot: set(amis) for slot, amis in self.instances_by_slot.items()}
+
+    def traffic_by_ami(self) -> dict[str, float]:
+        """The percent of the fleet's traffic each AMI serves: a slot's weight, shared by
+        its instances (the load balancer's round robin)."""
+        traffic: dict[str, float] = {}
+        for slot, weight in self.weights.items():
+            instances = self.instances_by_slot.get(slot, {})
+            for ami, count in instances.items():
+                share = weight * count / sum(instances.values())
+                traffic[ami] = traffic.get(ami, 0.0) + share
+        return traffic
 
     @property
     def serving_amis(self) -> set[str]:

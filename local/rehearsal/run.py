@@ -20,6 +20,7 @@ from local.api_calls import recording
 from local.embedded import Baked, EmbeddedAws
 from local.fleet_view import FleetView, release_item, states_entered
 from local.rehearsal import (
+    CONFIG_DIR,
     Rehearsal,
     Scenario,
     critical_path,
@@ -27,6 +28,8 @@ from local.rehearsal import (
     watch_timeline,
     waves,
 )
+from local.rehearsal import report as html_report
+from local.rehearsal.samples import Sampler
 
 ROLLBACK_FUNCTION = "ReleaseRollback"  # the rollback function's name contains this
 
@@ -34,6 +37,7 @@ ROLLBACK_FUNCTION = "ReleaseRollback"  # the rollback function's name contains t
 def _bake(rehearsal: Rehearsal, pipeline: str, version: str, health: str) -> Baked:
     rehearsal.note(f"bake {version} ({health})", f"pipeline {pipeline}")
     baked = rehearsal.aws.bake(pipeline=pipeline, version=version, health=health)
+    rehearsal.baked(version, [baked.ami, *baked.amis.values()])
     rehearsal.aws.settle()
     return baked
 
@@ -65,11 +69,11 @@ def _latest(aws: EmbeddedAws, fleet: str) -> dict[str, object]:
 
 
 def _timed(rehearsal: Rehearsal, scenario: Scenario, body: Callable[[], None]) -> None:
-    began, simulated = time.perf_counter(), clock.elapsed()
+    began = time.perf_counter()
     with recording() as calls:
         body()
     scenario.real_seconds = time.perf_counter() - began
-    scenario.simulated_minutes = (clock.elapsed() - simulated) / 60
+    scenario.simulated_minutes = (clock.elapsed() - scenario.began) / 60
     path, restored = critical_path(calls, ROLLBACK_FUNCTION)
     if restored is not None:
         scenario.critical_path = path
@@ -101,7 +105,8 @@ def held_canary(aws: EmbeddedAws, rehearsal: Rehearsal) -> None:
     scenario = rehearsal.scenarios[-1]
     v2 = rehearsal.amis["v2"]
     rehearsal.note("bake 3.3.0 (cart)", "pipeline golden")
-    aws.bake(pipeline="golden", version="3.3.0", health="cart")
+    baked = aws.bake(pipeline="golden", version="3.3.0", health="cart")
+    rehearsal.baked("3.3.0", [baked.ami, *baked.amis.values()])
     held = aws.held_step("web")
     rehearsal.note("web: holds for a person", str(held["judgment"])[:90])
     decision = {"fleet": "web", "release_id": held["release"], "requested_by": "on-call"}
@@ -137,7 +142,7 @@ def hooked_blue_green(aws: EmbeddedAws, rehearsal: Rehearsal) -> None:
     scenario.check("nothing left scaled up", view.idle_desired == 0)
 
 
-def run(aws: EmbeddedAws, rehearsal: Rehearsal) -> None:
+def run(aws: EmbeddedAws, rehearsal: Rehearsal, sampler: Sampler) -> None:
     def healthy_canary() -> None:
         scenario = rehearsal.scenarios[-1]
         v2 = _bake(rehearsal, "golden", "2.0.0", "healthy")
@@ -173,20 +178,28 @@ def run(aws: EmbeddedAws, rehearsal: Rehearsal) -> None:
     def plan() -> None:
         waves.plan_halts_on_a_bad_fleet(aws, rehearsal, rehearsal.scenarios[-1])
 
-    for name, body in (
-        ("v2: canary release to web", healthy_canary),
-        ("v3: bad canary, alarm, rollback", bad_canary),
-        ("v3.1: flaky canary, failed by the judgment", lambda: judged_canary(aws, rehearsal)),
+    sandbox, plan_environment = "sandbox", waves.ENVIRONMENT
+    for name, body, environment in (
+        ("v2: canary release to web", healthy_canary, sandbox),
+        ("v3: bad canary, alarm, rollback", bad_canary, sandbox),
+        (
+            "v3.1: flaky canary, failed by the judgment",
+            lambda: judged_canary(aws, rehearsal),
+            sandbox,
+        ),
         (
             "v3.2: blue_green, bad AMI stopped by its smoke test",
             lambda: hooked_blue_green(aws, rehearsal),
+            sandbox,
         ),
-        ("v3.3: marginal canary, held, rejected", lambda: held_canary(aws, rehearsal)),
-        ("v4: blue_green, alarm in the window", blue_green_window),
-        ("v5: a plan, 6 fleets, 3 waves, 2 regions", plan),
+        ("v3.3: marginal canary, held, rejected", lambda: held_canary(aws, rehearsal), sandbox),
+        ("v4: blue_green, alarm in the window", blue_green_window, sandbox),
+        ("v5: a plan, 6 fleets, 3 waves, 2 regions", plan, plan_environment),
     ):
-        scenario = rehearsal.scenario(name)
+        scenario = rehearsal.scenario(name, environment)
+        sampler.environment = environment
         _timed(rehearsal, scenario, body)
+    rehearsal.finish()
 
 
 def report(console: Console, rehearsal: Rehearsal) -> bool:
@@ -265,10 +278,17 @@ def main() -> int:
         took = time.perf_counter() - started
         console.print(f"phoenix: deployed {', '.join(stacks)} in {took:.1f} s")
         watch_timeline(aws, rehearsal)
-        run(aws, rehearsal)
+        sampler = Sampler(CONFIG_DIR, ["sandbox", waves.ENVIRONMENT])
+        unwatch = clock.watch(sampler)
+        try:
+            run(aws, rehearsal, sampler)
+        finally:
+            unwatch()
         passed = report(console, rehearsal)
+        page = html_report.write(rehearsal, sampler, logs.parent / "report.html")
     verdict = "passed" if passed else "FAILED"
     console.print(f"phoenix: handler logs in {logs}")
+    console.print(f"phoenix: report (open in a browser) {page}")
     console.print(f"phoenix: rehearsal {verdict} in {time.perf_counter() - started:.1f} s")
     return 0 if passed else 1
 

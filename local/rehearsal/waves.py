@@ -92,6 +92,7 @@ def plan_halts_on_a_bad_fleet(aws: EmbeddedAws, rehearsal: Rehearsal, scenario: 
     rehearsal.note("bake v5 (slow)", f"pipeline {PLAN} of {ENVIRONMENT}, both regions")
     v5 = aws.bake(ENVIRONMENT, PLAN, "slow", "5.0.0", distribute=True)
     rehearsal.amis["v5"] = v5.ami
+    rehearsal.baked("5.0.0", v5.amis.values())
     (run,) = [r["name"] for r in plan_runs()]
     wait_for(aws, run, {"halted"})
     # At once: while the run waits for a decision, its token wait moves the simulated
