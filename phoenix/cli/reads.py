@@ -121,9 +121,11 @@ def status(world: World) -> list[dict[str, Any]]:
     specs = world.fleets
     names = sorted(specs)
     env = world.environment.name
+    # The ledger first: a release writes its pointer, then closes in the ledger, so a
+    # release read here as ended has its pointer written by the time it is read below.
+    items = fleet_items(world, names)
     pointers = read_parameters(world.client("ssm"), [release_pointer(env, f) for f in names])
     serving = _serving(world, specs)
-    items = fleet_items(world, names)
     rows = []
     for name in names:
         item = items[name]

@@ -202,8 +202,10 @@ def test_the_phoenix_command_operates_the_served_environment(served: Served) -> 
     rows = json.loads(_phoenix(served, "history", "web", "--json").stdout)
     (row, *_) = rows
     assert row["release"] == back
-    # the fleet is off the AMI rolled back, on the one its rollback release names
-    assert web["pointer"] == row["to_ami"] != newest["to_ami"], json.dumps(rows, indent=1)
+    # the fleet is back on the AMI that served before the release rolled back (status
+    # reads the ledger before the pointer, which a release writes before it closes)
+    assert web["pointer"] == row["to_ami"] == newest["from_ami"], json.dumps(rows, indent=1)
+    assert newest["from_ami"] != newest["to_ami"]
     assert row["trigger"].startswith(f"rollback of {release}: requested by arn:aws:")
     unknown = _phoenix(served, "history", "nope")
     assert (unknown.returncode, unknown.stderr) == (
