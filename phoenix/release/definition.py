@@ -28,6 +28,11 @@ from phoenix.release.runtime.preflight import NothingToReleaseError
 from phoenix.release.runtime.strategy import ForeignRefreshError
 from phoenix.release.shift import shift_traffic
 
+# A rollback release waits for a lock held by the retire of the release it undoes (held
+# five minutes at most: finalize.RETIRE_HOLD), a minute at a time, past that hold.
+ROLLBACK_LOCK_WAIT_SECONDS = 60
+ROLLBACK_LOCK_ATTEMPTS = 6
+
 # The Lambda service's errors a step retries: those "Best practices: handle Lambda service
 # exceptions" (Step Functions developer guide) lists, throttling included, and the client
 # timeout CDK's own default retry covers. CDK's `retry_on_service_exceptions` omits
@@ -172,8 +177,30 @@ class ReleaseDefinition(Construct):
             "QueueWait",
             time=sfn.WaitTime.seconds_path("$.fleet_spec.queue_retry_seconds"),
         )
+        # A rollback release (the rollback function's, after a window) may meet the lock
+        # of the retire of the very release it undoes, taken between the function's
+        # decision and this preflight (held RETIRE_HOLD at most): it waits for it, a
+        # minute at a time, whatever the fleet's when_locked.
+        rollback_waits = sfn.Pass(
+            self,
+            "RollbackWaitsForLock",
+            parameters={"left": sfn.JsonPath.math_add(sfn.JsonPath.number_at("$.queue.left"), -1)},
+            result_path="$.queue",
+        )
+        rollback_retry = sfn.Wait(
+            self,
+            "RollbackLockWait",
+            time=sfn.WaitTime.duration(Duration.seconds(ROLLBACK_LOCK_WAIT_SECONDS)),
+        )
         queue_or_reject = (
             sfn.Choice(self, "QueueOrReject")
+            .when(
+                sfn.Condition.and_(
+                    sfn.Condition.string_matches("$.trigger", "rollback*"),
+                    sfn.Condition.number_greater_than("$.queue.left", 0),
+                ),
+                rollback_waits.next(rollback_retry).next(preflight),
+            )
             .when(
                 sfn.Condition.and_(
                     sfn.Condition.string_equals("$.fleet_spec.when_locked", "queue"),
@@ -205,8 +232,22 @@ class ReleaseDefinition(Construct):
             parameters={"left": sfn.JsonPath.number_at("$.fleet_spec.queue_attempts")},
             result_path="$.queue",
         )
+        rollback_attempts = sfn.Pass(
+            self,
+            "RollbackLockAttempts",
+            parameters={"left": ROLLBACK_LOCK_ATTEMPTS},
+            result_path="$.queue",
+        )
+        attempts = (
+            sfn.Choice(self, "LockAttempts")
+            .when(
+                sfn.Condition.string_matches("$.trigger", "rollback*"),
+                rollback_attempts.next(preflight),
+            )
+            .otherwise(start_queue.next(preflight))
+        )
         preflight.next(hold).next(prepare).next(by_strategy)
-        return start_queue.next(preflight)
+        return attempts
 
     def _succeeded(self) -> sfn.IChainable:
         functions = self._functions

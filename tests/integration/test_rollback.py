@@ -4,6 +4,7 @@ later), manual, pause and resume, alarm storms and a throttled rollback."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ from local import clock
 from local.api_calls import recording
 from local.embedded import EmbeddedAws
 from local.faults import failing
-from local.fleet_view import FleetView, release_item
+from local.fleet_view import FleetView, ledger_table, release_item
 from phoenix.kernel.ledger import Ledger
 
 CONFIG = Path(__file__).resolve().parent / "config"
@@ -233,3 +234,55 @@ def test_a_release_for_a_locked_fleet_queues_when_the_fleet_says_so(aws: Embedde
     ]
     assert entered.count("QueueWait") >= 2
     _assert_back_on(aws, "api", baked.ami)
+
+
+def test_a_rollback_release_waits_for_the_retire_of_the_release_it_undoes(
+    aws: EmbeddedAws,
+) -> None:
+    # Given web released twice, the rollback function deciding on a rollback release
+    # (the window over, no lock), and then the last release's retire taking the lock
+    # (for three minutes) before that release's preflight
+    first = _released(aws, "web", "12.0.0")
+    _released(aws, "web", "12.0.1")
+    last = FleetView.read(aws, "web").fleet_item["last_release"]["S"]
+    table = ledger_table(aws)
+    book = Ledger(aws.client("dynamodb"), table)
+    book.acquire("web", last, hold=timedelta(minutes=5))  # the retire's RETIRE_HOLD
+    unlock_at = clock.elapsed() + 3 * 60
+
+    def retire_ends() -> None:
+        if clock.elapsed() >= unlock_at:
+            book.release_lock("web", last)
+
+    (machine,) = aws.client("stepfunctions").list_state_machines()["stateMachines"]
+    request = {
+        "environment": "sandbox",
+        "fleet": "web",
+        "ami": first,
+        "trigger": f"rollback of {last}: tests",
+        "event_id": "tests-retire-race",
+        "image": None,
+    }
+    stop = clock.watch(retire_ends)
+    try:
+        # When the rollback release starts, as the rollback function starts it
+        arn = aws.client("stepfunctions").start_execution(
+            stateMachineArn=machine["stateMachineArn"],
+            name=f"rollback-{last}",  # as the rollback function names it
+            input=json.dumps(request),
+        )["executionArn"]
+        aws.settle()
+    finally:
+        stop()
+
+    # Then it waited for the lock, a minute at a time, and put the AMI before back
+    execution = aws.client("stepfunctions").describe_execution(executionArn=arn)
+    assert execution["status"] == "SUCCEEDED", release_item(aws, "web", execution["name"])
+    entered = [
+        e["stateEnteredEventDetails"]["name"]
+        for e in aws.history(arn)
+        if "stateEnteredEventDetails" in e
+    ]
+    assert entered.count("RollbackLockWait") >= 3
+    assert "RecordRejection" not in entered
+    _assert_back_on(aws, "web", first)

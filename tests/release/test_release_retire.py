@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError
 from botocore.stub import ANY
 
 from phoenix.kernel import ledger
+from phoenix.release.definition import ROLLBACK_LOCK_ATTEMPTS, ROLLBACK_LOCK_WAIT_SECONDS
 from phoenix.release.handlers.finalize import handle
 from phoenix.release.runtime.finalize import RETIRE_HOLD
 from tests.release.release_state import (
@@ -200,3 +201,11 @@ def test_retire_holds_the_lock_no_longer_than_a_release_may(aws: StubbedAws) -> 
     result = handle(step_input(release_state(), "retire"), SETTINGS, aws.clients)
 
     assert result == {"retired": True}
+
+
+def test_a_rollback_release_waits_past_the_longest_retire_hold() -> None:
+    # The retire of the release a rollback release undoes may take the lock between the
+    # rollback function's decision and that release's preflight: the release waits for
+    # it (tests/integration/test_rollback.py) longer than the retire may hold it.
+    waited = timedelta(seconds=ROLLBACK_LOCK_WAIT_SECONDS * ROLLBACK_LOCK_ATTEMPTS)
+    assert waited > RETIRE_HOLD
