@@ -22,16 +22,12 @@ from phoenix.kernel.fleet_calls import ACTIVE_REFRESH_STATUSES
 from phoenix.kernel.ledger import FleetPausedError, LockRefusedError
 from phoenix.kernel.names import fleet_registry
 from phoenix.platform.functions import invoked_by_state_machine
+from phoenix.release import lock_wait
 from phoenix.release.read_fleet import read_fleet
 from phoenix.release.rollback_path import rollback_path
 from phoenix.release.runtime.preflight import NothingToReleaseError
 from phoenix.release.runtime.strategy import ForeignRefreshError
 from phoenix.release.shift import shift_traffic
-
-# A rollback release waits for a lock held by the retire of the release it undoes (held
-# five minutes at most: finalize.RETIRE_HOLD), a minute at a time, past that hold.
-ROLLBACK_LOCK_WAIT_SECONDS = 60
-ROLLBACK_LOCK_ATTEMPTS = 6
 
 # The Lambda service's errors a step retries: those "Best practices: handle Lambda service
 # exceptions" (Step Functions developer guide) lists, throttling included, and the client
@@ -165,53 +161,11 @@ class ReleaseDefinition(Construct):
         rejected = self._step("RecordRejection", functions.finalize, "rejected", "$.outcome")
         reject = rejected.next(sfn.Fail(self, "Rejected", error="ReleaseRejected"))
         preflight.add_catch(reject, errors=[FleetPausedError.__name__], result_path="$.error")
-        # A locked fleet: rejected, or (when_locked: queue) the lock tried again later.
-        queued = sfn.Pass(
-            self,
-            "StillQueued",
-            parameters={"left": sfn.JsonPath.math_add(sfn.JsonPath.number_at("$.queue.left"), -1)},
-            result_path="$.queue",
-        )
-        retry_later = sfn.Wait(
-            self,
-            "QueueWait",
-            time=sfn.WaitTime.seconds_path("$.fleet_spec.queue_retry_seconds"),
-        )
-        # A rollback release (the rollback function's, after a window) may meet the lock
-        # of the retire of the very release it undoes, taken between the function's
-        # decision and this preflight (held RETIRE_HOLD at most): it waits for it, a
-        # minute at a time, whatever the fleet's when_locked.
-        rollback_waits = sfn.Pass(
-            self,
-            "RollbackWaitsForLock",
-            parameters={"left": sfn.JsonPath.math_add(sfn.JsonPath.number_at("$.queue.left"), -1)},
-            result_path="$.queue",
-        )
-        rollback_retry = sfn.Wait(
-            self,
-            "RollbackLockWait",
-            time=sfn.WaitTime.duration(Duration.seconds(ROLLBACK_LOCK_WAIT_SECONDS)),
-        )
-        queue_or_reject = (
-            sfn.Choice(self, "QueueOrReject")
-            .when(
-                sfn.Condition.and_(
-                    sfn.Condition.string_matches("$.trigger", "rollback*"),
-                    sfn.Condition.number_greater_than("$.queue.left", 0),
-                ),
-                rollback_waits.next(rollback_retry).next(preflight),
-            )
-            .when(
-                sfn.Condition.and_(
-                    sfn.Condition.string_equals("$.fleet_spec.when_locked", "queue"),
-                    sfn.Condition.number_greater_than("$.queue.left", 0),
-                ),
-                queued.next(retry_later).next(preflight),
-            )
-            .otherwise(reject)
-        )
+        # A locked fleet: rejected, waited for, or queued for (lock_wait.py).
         preflight.add_catch(
-            queue_or_reject, errors=[LockRefusedError.__name__], result_path="$.error"
+            lock_wait.queue_or_reject(self, preflight, reject),
+            errors=[LockRefusedError.__name__],
+            result_path="$.error",
         )
         nothing = sfn.Succeed(self, "NothingToRelease", comment="the deploy changed nothing")
         preflight.add_catch(nothing, errors=[NothingToReleaseError.__name__], result_path="$.error")
@@ -226,28 +180,8 @@ class ReleaseDefinition(Construct):
             .when(sfn.Condition.string_equals("$.fleet_spec.strategy", "rolling"), self._rolling())
             .otherwise(self._traffic())
         )
-        start_queue = sfn.Pass(
-            self,
-            "QueueAttempts",
-            parameters={"left": sfn.JsonPath.number_at("$.fleet_spec.queue_attempts")},
-            result_path="$.queue",
-        )
-        rollback_attempts = sfn.Pass(
-            self,
-            "RollbackLockAttempts",
-            parameters={"left": ROLLBACK_LOCK_ATTEMPTS},
-            result_path="$.queue",
-        )
-        attempts = (
-            sfn.Choice(self, "LockAttempts")
-            .when(
-                sfn.Condition.string_matches("$.trigger", "rollback*"),
-                rollback_attempts.next(preflight),
-            )
-            .otherwise(start_queue.next(preflight))
-        )
         preflight.next(hold).next(prepare).next(by_strategy)
-        return attempts
+        return lock_wait.attempts(self, preflight)
 
     def _succeeded(self) -> sfn.IChainable:
         functions = self._functions

@@ -12,8 +12,8 @@ from botocore.exceptions import ClientError
 from botocore.stub import ANY
 
 from phoenix.kernel import ledger
-from phoenix.release.definition import ROLLBACK_LOCK_ATTEMPTS, ROLLBACK_LOCK_WAIT_SECONDS
 from phoenix.release.handlers.finalize import handle
+from phoenix.release.lock_wait import ROLLBACK_LOCK_ATTEMPTS, ROLLBACK_LOCK_WAIT_SECONDS
 from phoenix.release.runtime.finalize import RETIRE_HOLD
 from tests.release.release_state import (
     GROUPS,
