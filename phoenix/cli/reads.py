@@ -5,37 +5,24 @@ fleet items a hundred a call; history is one Query of the ledger's history index
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 from phoenix.cli.world import World
-from phoenix.kernel import history
+from phoenix.kernel import history, observed
 from phoenix.kernel.attributes import plain
 from phoenix.kernel.clock import parse_time
-from phoenix.kernel.ledger import fleet_key, release_key
+from phoenix.kernel.ledger import release_key
 from phoenix.kernel.names import release_pointer
 from phoenix.kernel.registry import read_parameters
 
 # What history shows of each step: its time, name, traffic, judgment, and a decision's
 # who and why.
 STEP_FIELDS = ("at", "step", "traffic", "outcome", "score", "by", "reason")
-# BatchGetItem takes at most 100 keys (DynamoDB API reference, BatchGetItem).
-KEYS_PER_BATCH = 100
 
 
 def fleet_items(world: World, fleets: list[str]) -> dict[str, dict[str, Any]]:
     """The ledger's fleet items (consistent reads), by fleet; one never written is empty."""
-    dynamodb, table = world.client("dynamodb"), world.environment.table
-    found: dict[str, dict[str, Any]] = {fleet: {} for fleet in fleets}
-    for first in range(0, len(fleets), KEYS_PER_BATCH):
-        keys: list[Any] = [fleet_key(f) for f in fleets[first : first + KEYS_PER_BATCH]]
-        request: Any = {table: {"Keys": keys, "ConsistentRead": True}}
-        while request:
-            response = dynamodb.batch_get_item(RequestItems=request)
-            for item in response.get("Responses", {}).get(table, []):
-                found[str(item["pk"]["S"]).removeprefix("FLEET#")] = plain(item)
-            request = response.get("UnprocessedKeys") or None
-    return found
+    return observed.fleet_items(world.client("dynamodb"), world.environment.table, fleets)
 
 
 def release(world: World, fleet: str, release_id: str) -> dict[str, Any]:
@@ -48,71 +35,13 @@ def release(world: World, fleet: str, release_id: str) -> dict[str, Any]:
 
 def _serving(world: World, specs: dict[str, dict[str, Any]]) -> dict[tuple[str, str], Any]:
     """(fleet, slot) -> {weight, desired, amis: {ami: instances in service}}."""
-    slots = [(name, slot) for name, spec in specs.items() for slot in spec["slots"]]
-    groups = {specs[name]["slots"][slot]["group"]: (name, slot) for name, slot in slots}
-    found, instances = _groups(world, groups)
-    for (key, ami), count in _images(world, instances).items():
-        found[key]["amis"][ami] = count
-    by_target_group = {specs[name]["slots"][slot]["target_group"]: (name, slot)
-                       for name, slot in slots}  # fmt: skip
-    listeners = sorted({spec["listener"] for spec in specs.values()})
-    for target_group, weight in _weights(world, listeners).items():
-        slot = by_target_group.get(target_group)
-        if slot in found:
-            found[slot]["weight"] = weight
-    return found
-
-
-def _groups(
-    world: World, groups: dict[str, tuple[str, str]]
-) -> tuple[dict[tuple[str, str], Any], dict[str, tuple[str, str]]]:
-    """Each slot's group (desired capacity), and its instances in service by id."""
-    pages = world.client("autoscaling").get_paginator("describe_auto_scaling_groups")
-    found: dict[tuple[str, str], Any] = {}
-    instances: dict[str, tuple[str, str]] = {}
-    names = sorted(groups)
-    # DescribeAutoScalingGroups takes at most 100 names a call (its API reference)
-    for first in range(0, len(names), 100):
-        for page in pages.paginate(AutoScalingGroupNames=names[first : first + 100]):
-            for group in page["AutoScalingGroups"]:
-                key = groups[group["AutoScalingGroupName"]]
-                found[key] = {"weight": 0, "desired": group["DesiredCapacity"], "amis": {}}
-                for instance in group["Instances"]:
-                    if instance["LifecycleState"] == "InService":
-                        instances[instance["InstanceId"]] = key
-    return found, instances
-
-
-def _images(
-    world: World, instances: dict[str, tuple[str, str]]
-) -> Counter[tuple[tuple[str, str], str]]:
-    """(slot, AMI) -> instances in service (DescribeInstances, a thousand ids a call)."""
-    pages = world.client("ec2").get_paginator("describe_instances")
-    images: Counter[tuple[tuple[str, str], str]] = Counter()
-    ids = sorted(instances)
-    for first in range(0, len(ids), 1000):
-        for page in pages.paginate(InstanceIds=ids[first : first + 1000]):
-            for reservation in page["Reservations"]:
-                for instance in reservation["Instances"]:
-                    images[(instances[instance["InstanceId"]], instance["ImageId"])] += 1
-    return images
-
-
-def _weights(world: World, listeners: list[str]) -> dict[str, int]:
-    """Target group -> the weight its listener forwards to it (DescribeListeners, at
-    most 20 ARNs a call: its API reference)."""
-    elbv2 = world.client("elbv2")
-    weights: dict[str, int] = {}
-    for first in range(0, len(listeners), 20):
-        described = elbv2.describe_listeners(ListenerArns=listeners[first : first + 20])
-        for listener in described["Listeners"]:
-            for action in listener["DefaultActions"]:
-                forward = action.get("ForwardConfig", {}).get("TargetGroups", [])
-                for group in forward:
-                    weights[group["TargetGroupArn"]] = int(group.get("Weight", 0))
-                if action.get("TargetGroupArn") and not forward:
-                    weights[action["TargetGroupArn"]] = 100
-    return weights
+    slots = observed.observe(
+        world.client("autoscaling"), world.client("ec2"), world.client("elbv2"), specs
+    )
+    return {
+        key: {"weight": slot.weight, "desired": slot.desired, "amis": slot.amis(in_service=True)}
+        for key, slot in slots.items()
+    }
 
 
 def status(world: World) -> list[dict[str, Any]]:
