@@ -22,6 +22,7 @@ from local import (
     lambda_dispatch,
     memo,
     run_command,
+    scheduler,
     sfn_events,
     shared_images,
     ssm_image_parameters,
@@ -39,6 +40,7 @@ def install_extensions(endpoint: str | None = None) -> None:
     memo.install()
     dynamodb_writes.install()
     imagebuilder.install()  # first: its CloudFormation models must exist before the caches clear
+    scheduler.install()
     cloudformation.install(endpoint)
     cfn_events.install()
     lambda_dispatch.install()

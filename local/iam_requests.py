@@ -98,6 +98,14 @@ def _table(action: str, params: Params, region: str) -> Iterator[Request]:
     yield Request(action, _arn("dynamodb", region, f"table/{params['TableName']}"))
 
 
+def _tables(action: str, params: Params, region: str) -> Iterator[Request]:
+    """BatchGetItem: each table it reads (Service Authorization Reference, Amazon DynamoDB:
+    BatchGetItem, resource type table; the API reference: "you must have permissions on
+    every table")."""
+    for table in sorted(params.get("RequestItems") or {}):
+        yield Request(action, _arn("dynamodb", region, f"table/{table}"))
+
+
 def _query(action: str, params: Params, region: str) -> Iterator[Request]:
     """Query's resource is the table, or the index it reads (Service Authorization
     Reference, Amazon DynamoDB: Query, resource types table and index)."""
@@ -219,6 +227,7 @@ _RESOURCES: dict[str, Callable[[str, Params, str], Iterator[Request]]] = {
     "dynamodb:PutItem": _table,
     "dynamodb:UpdateItem": _table,
     "dynamodb:Query": _query,
+    "dynamodb:BatchGetItem": _tables,
     "kms:CreateGrant": _grant,
     "ssm:GetParameter": _parameters,
     "ssm:GetParameters": _parameters,
