@@ -115,6 +115,7 @@ bench: setup
 	$(BIN)/python -m bench.release
 	$(BIN)/python -m bench.rollback
 	$(BIN)/python -m bench.canary
+	$(BIN)/python -m bench.drift
 
 clean:
 	rm -rf cdk.out $(VENV) $(CHECKOV_VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -11,6 +11,7 @@ from constructs import Construct
 
 from phoenix.config.environment import EnvironmentConfig, NetworkConfig
 from phoenix.config.fleet import FleetConfig
+from phoenix.drift.drift_check import DriftCheck
 from phoenix.fleet.controller_state import ControllerState, provider_permissions
 from phoenix.fleet.immutable_fleet import ImmutableFleet
 from phoenix.hooks.smoke_test import SmokeTestHook
@@ -132,6 +133,10 @@ class PhoenixStack(Stack):
         # What people are told, as text, on the environment's topic.
         Notifications(
             self, "Notifications", environment=config.name, topic=self.observability.topic
+        )
+        # What drifted from the controller's state, on the environment's schedule.
+        DriftCheck(
+            self, "Drift", config=config, key=self.encryption.key, ledger=self.release.ledger
         )
         # Where the `phoenix` CLI finds this region's controller (phoenix/cli/).
         record_environment(

@@ -142,6 +142,20 @@ class ImagePipelineConfig(StrictModel):
     launch_permission_accounts: list[AccountId] = []
 
 
+class DriftCheckConfig(StrictModel):
+    """The scheduled drift check (docs/hygiene.md): when it runs, as EventBridge
+    Scheduler's rate or cron expression (Scheduler user guide, "Schedule types")."""
+
+    enabled: bool = True
+    schedule: Annotated[
+        str,
+        Field(
+            pattern=r"^(rate\([1-9][0-9]* (minute|minutes|hour|hours|day|days)\)"
+            r"|cron\(\S+ \S+ \S+ \S+ \S+ \S+\))$"
+        ),
+    ] = "rate(1 hour)"
+
+
 class EnvironmentConfig(StrictModel):
     """One environment: where it deploys, its network, its image pipelines and fleets.
 
@@ -163,6 +177,7 @@ class EnvironmentConfig(StrictModel):
     network: NetworkConfig
     disaster_recovery: list[DisasterRecoveryRegion] = []
     notifications: NotificationsConfig = NotificationsConfig()
+    drift_check: DriftCheckConfig = DriftCheckConfig()
     functions: LambdaConfig = LambdaConfig()
     image_pipelines: Annotated[list[ImagePipelineConfig], Field(min_length=1)]
     fleets: Annotated[list[FleetConfig], Field(min_length=1)]

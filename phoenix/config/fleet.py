@@ -265,6 +265,9 @@ class FleetBase(StrictModel):
     # lock every `queue_retry_minutes`, for at most the lock's hold of 6 hours).
     when_locked: Literal["reject", "queue"] = "reject"
     queue_retry_minutes: Annotated[int, Field(ge=1, le=60)] = 5
+    # What the scheduled drift check does when it finds the fleet drifted (docs/hygiene.md):
+    # tell (`report`), or also release the pointer AMI through the normal path (`remediate`).
+    drift: Literal["report", "remediate"] = "report"
     certificate_arn: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:acm:")] | None = None
 
     @property

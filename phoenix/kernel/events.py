@@ -25,6 +25,7 @@ DetailType = Literal[
     "Plan Resume Requested",
     "Plan Abandon Requested",
     "Promotion Approval Requested",
+    "Fleet Drift Detected",
     # what people ask for (the `phoenix` command puts them)
     "Release Requested",
     "Rollback Requested",

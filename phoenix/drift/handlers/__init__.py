@@ -1,0 +1,1 @@
+"""The drift check's Lambda handler."""

@@ -1,0 +1,1 @@
+"""The drift check's runtime: phoenix/drift/runtime/check.py."""
