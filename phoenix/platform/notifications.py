@@ -1,7 +1,7 @@
 """What the environment's topic tells people, in a line of text each (EventBridge input
 transformers), never an event's raw JSON: a release that succeeded, rolled back or
-failed, a canary step awaiting a decision, a halted plan, and a fleet's alarm going to
-ALARM (its rollback follows). Each line names the fleet, the environment, the AMIs, the
+failed, a canary step awaiting a decision, a halted plan, a fleet drifted from what its
+releases left (docs/hygiene.md), and a fleet's alarm going to ALARM (its rollback follows). Each line names the fleet, the environment, the AMIs, the
 reason, and the `phoenix` command to look further (docs/operations.md)."""
 
 from __future__ import annotations
@@ -38,6 +38,9 @@ def _messages(env: str) -> dict[str, str]:
         f"{field('$.detail.run')} halted at wave {field('$.detail.wave')}: {reason}. Resume "
         "or abandon it with a phoenix event (Plan Resume Requested, Plan Abandon "
         f"Requested). Look: phoenix status --env {env}",
+        "Fleet Drift Detected": f"phoenix {env}: {fleet} drifted from what its releases "
+        f"left: {field('$.detail.finding_count')} findings ({field('$.detail.action')}). "
+        f"Look: phoenix status --env {env}; docs/hygiene.md",
     }
 
 

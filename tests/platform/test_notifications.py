@@ -18,6 +18,7 @@ KINDS = [
     "Release Failed",
     "Canary Approval Requested",
     "Plan Halted",
+    "Fleet Drift Detected",
 ]
 
 
