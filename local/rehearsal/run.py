@@ -15,7 +15,7 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.table import Table
 
-from local import clock
+from local import clock, scheduler
 from local.api_calls import recording
 from local.embedded import Baked, EmbeddedAws
 from local.fleet_view import FleetView, release_item, states_entered
@@ -199,6 +199,12 @@ def run(aws: EmbeddedAws, rehearsal: Rehearsal, sampler: Sampler) -> None:
         scenario = rehearsal.scenario(name, environment)
         sampler.environment = environment
         _timed(rehearsal, scenario, body)
+    # All along, each region's drift check ran on its hourly schedule (docs/hygiene.md):
+    # fleets that only releases and rollbacks changed have not drifted.
+    checks = rehearsal.scenario("hourly drift checks, all along", plan_environment)
+    drifted = [m for m in rehearsal.moments if m.what.endswith("Fleet Drift Detected")]
+    checks.check(f"the drift check ran ({len(scheduler.runs)} runs)", len(scheduler.runs) >= 3)
+    checks.check("no fleet drifted", not drifted)
     rehearsal.finish()
 
 
