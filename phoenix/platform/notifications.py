@@ -1,8 +1,9 @@
 """What the environment's topic tells people, in a line of text each (EventBridge input
 transformers), never an event's raw JSON: a release that succeeded, rolled back or
 failed, a canary step awaiting a decision, a halted plan, a fleet drifted from what its
-releases left (docs/hygiene.md), and a fleet's alarm going to ALARM (its rollback follows). Each line names the fleet, the environment, the AMIs, the
-reason, and the `phoenix` command to look further (docs/operations.md)."""
+releases left (docs/hygiene.md), and a fleet's alarm going to ALARM (its rollback
+follows). Each line names the fleet, the environment, the AMIs, the reason, and the
+`phoenix` command to look further (docs/operations.md)."""
 
 from __future__ import annotations
 
