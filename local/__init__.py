@@ -14,6 +14,7 @@ from local import (
     clock,
     cloudformation,
     dynamodb_writes,
+    event_patterns,
     eventbridge,
     faults,
     iam,
@@ -45,6 +46,7 @@ def install_extensions(endpoint: str | None = None) -> None:
     cfn_events.install()
     lambda_dispatch.install()
     eventbridge.install()
+    event_patterns.install()
     alarm_events.install()
     alarm_evaluation.install()
     instance_refresh.install()
