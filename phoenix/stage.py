@@ -29,6 +29,7 @@ from phoenix.platform.observability import Observability, log_retention
 from phoenix.platform.record import record_environment
 from phoenix.release.orchestrator import ReleaseOrchestrator
 from phoenix.release.spec import register_fleet
+from phoenix.vulnerabilities.findings import VulnerabilityFindings
 
 # How many fleets the main stack holds (its controller, network and pipelines are about
 # 130 resources, a fleet about 25), and each fleet stack: both stay under 400 resources
@@ -138,6 +139,11 @@ class PhoenixStack(Stack):
         DriftCheck(
             self, "Drift", config=config, key=self.encryption.key, ledger=self.release.ledger
         )
+        # Inspector's findings on serving instances.
+        VulnerabilityFindings(
+            self, "Vulnerabilities", config=config, key=self.encryption.key,
+            ledger=self.release.ledger,
+        )  # fmt: skip
         # Where the `phoenix` CLI finds this region's controller (phoenix/cli/).
         record_environment(
             self,

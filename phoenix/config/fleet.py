@@ -268,6 +268,9 @@ class FleetBase(StrictModel):
     # What the scheduled drift check does when it finds the fleet drifted (docs/hygiene.md):
     # tell (`report`), or also release the pointer AMI through the normal path (`remediate`).
     drift: Literal["report", "remediate"] = "report"
+    # An Inspector finding at or above this severity on a serving instance raises
+    # `Fleet Vulnerable` (docs/hygiene.md).
+    cve_severity: Literal["LOW", "MEDIUM", "HIGH", "CRITICAL"] = "HIGH"
     certificate_arn: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:acm:")] | None = None
 
     @property

@@ -26,6 +26,7 @@ DetailType = Literal[
     "Plan Abandon Requested",
     "Promotion Approval Requested",
     "Fleet Drift Detected",
+    "Fleet Vulnerable",
     # what people ask for (the `phoenix` command puts them)
     "Release Requested",
     "Rollback Requested",

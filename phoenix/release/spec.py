@@ -167,6 +167,7 @@ def fleet_spec(fleet: ImmutableFleet) -> dict[str, Any]:
         "warmup_checks": max(3, math.ceil(health.grace_period_seconds / warmup) + 3),
         "when_locked": config.when_locked,
         "drift": config.drift,
+        "cve_severity": config.cve_severity,
         "queue_retry_seconds": config.queue_retry_minutes * 60,
         # retrying for as long as another release may hold the lock
         "queue_attempts": math.ceil(LOCK_HOLD.total_seconds() / (config.queue_retry_minutes * 60))

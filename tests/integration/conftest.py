@@ -25,7 +25,13 @@ OWN_ENVIRONMENT = ("test_chaos.py", "test_disaster_recovery.py", "test_plan.py")
 # last: the application model's noise is one seeded sequence, so a module's releases
 # change the draws of every module after it, and a healthy canary step can fail its
 # judgment on a draw (docs/judgment.md: false positives 2.0%).
-LAST_OF_SHARED = ("test_delivery.py", "test_faults.py", "test_report.py", "test_drift.py")
+LAST_OF_SHARED = (
+    "test_delivery.py",
+    "test_faults.py",
+    "test_report.py",
+    "test_drift.py",
+    "test_vulnerabilities.py",
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

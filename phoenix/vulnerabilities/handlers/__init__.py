@@ -1,0 +1,1 @@
+"""The vulnerability function's Lambda handler."""

@@ -1,0 +1,1 @@
+"""The vulnerability function's runtime: phoenix/vulnerabilities/runtime/finding.py."""

@@ -1,0 +1,50 @@
+"""Inspector findings in the embedded AWS: AWS's sample `Inspector2 Finding`, made ACTIVE
+and HIGH on one of web's serving instances, reaches the vulnerability function through
+its rule and becomes one `Fleet Vulnerable` event, however often Inspector sends it."""
+
+from __future__ import annotations
+
+import json
+
+from local.embedded import EmbeddedAws
+from local.fleet_view import FleetView
+from tests.sample_events import sample_event
+
+
+def test_a_finding_on_a_serving_instance_is_reported_once(aws: EmbeddedAws) -> None:
+    # Given a queue that receives every Fleet Vulnerable event
+    sqs, events = aws.client("sqs"), aws.client("events")
+    url = sqs.create_queue(QueueName="vulnerable")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
+    pattern = {"source": ["phoenix"], "detail-type": ["Fleet Vulnerable"]}
+    events.put_rule(Name="vulnerable", EventPattern=json.dumps(pattern))
+    events.put_targets(Rule="vulnerable", Targets=[{"Id": "q", "Arn": arn["QueueArn"]}])
+    web = FleetView.read(aws, "web")
+    serving = next(slot for slot, weight in web.weights.items() if weight)
+    group = aws.client("autoscaling").describe_auto_scaling_groups(
+        AutoScalingGroupNames=[f"phoenix-sandbox-web-{serving}"]
+    )["AutoScalingGroups"][0]
+    instance = group["Instances"][0]["InstanceId"]
+    finding = sample_event("inspector2_finding_ec2")
+    finding["detail"] |= {"status": "ACTIVE", "severity": "HIGH"}
+    finding["detail"]["resources"][0]["id"] = instance
+    entry = {
+        "Source": finding["source"],
+        "DetailType": finding["detail-type"],
+        "Detail": json.dumps(finding["detail"]),
+        "Resources": finding["resources"],
+    }
+
+    # When Inspector sends it, then sends it again (an update)
+    for _ in range(2):
+        assert events.put_events(Entries=[entry])["FailedEntryCount"] == 0
+        aws.drain()
+
+    # Then one Fleet Vulnerable names web, the AMI its instance runs and the CVE
+    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+    (sent,) = [json.loads(m["Body"])["detail"] for m in messages]
+    assert (sent["fleet"], sent["instance"]) == ("web", instance)
+    assert sent["ami"] in web.amis_by_slot[serving]
+    assert (sent["vulnerability"], sent["severity"]) == ("CVE-2024-29069", "HIGH")
+    events.remove_targets(Rule="vulnerable", Ids=["q"])
+    events.delete_rule(Name="vulnerable")
