@@ -250,6 +250,7 @@ _RESOURCES: dict[str, Callable[[str, Params, str], Iterator[Request]]] = {
     "states:SendTaskSuccess": _task_response,
     "states:SendTaskFailure": _task_response,
     "imagebuilder:GetImage": _named_by("imageBuildVersionArn"),
+    "imagebuilder:StartImagePipelineExecution": _named_by("imagePipelineArn"),
     "lambda:InvokeFunction": _function,
     "ssm:SendCommand": _send_command,
 }

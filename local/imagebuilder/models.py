@@ -96,6 +96,7 @@ class ImageBuilderBackend(BaseBackend):
         self.images: dict[str, Image] = {}
         self.builds: dict[str, int] = {}
         self.resources: dict[str, dict[str, Any]] = {}  # from templates, by ARN
+        self.executions: dict[str, str] = {}  # StartImagePipelineExecution: token -> image
 
     def get_image(self, arn: str) -> Image:
         if not arn.startswith(f"arn:aws:imagebuilder:{self.region_name}:") or ":image/" not in arn:
@@ -135,6 +136,29 @@ class ImageBuilderBackend(BaseBackend):
         architecture = tags.get("phoenix:architecture", "arm64")
         regions = self.distributions(distribution_arn)
         return self.bake(name, version, cast(Health, health), architecture, regions)
+
+    def start_pipeline(self, arn: str, client_token: str) -> Image:
+        """StartImagePipelineExecution: a build of the pipeline's recipe, distributed as
+        its configuration says (a healthy image: a rebuild picks up the patches). The
+        client token makes it idempotent (API reference: "Unique, case-sensitive
+        identifier you provide to ensure idempotency of the request"): the same token
+        answers the same build."""
+        if arn not in self.resources or ":image-pipeline/" not in arn:
+            raise ResourceNotFoundError(f"The image pipeline '{arn}' does not exist.")
+        if client_token in self.executions:
+            return self.images[self.executions[client_token]]
+        pipeline = self.resources[arn]
+        recipe = str(pipeline["ImageRecipeArn"])
+        # the recipe's parent image names its architecture (an AMI ID or SSM path)
+        parent = str(self.resources.get(recipe, {}).get("ParentImage", ""))
+        architecture = "x86_64" if "x86_64" in parent else "arm64"
+        image = self.create_image(
+            recipe,
+            {"phoenix:architecture": architecture},
+            pipeline.get("DistributionConfigurationArn"),
+        )
+        self.executions[client_token] = image.arn
+        return image
 
     def bake(
         self,

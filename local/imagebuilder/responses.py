@@ -42,3 +42,14 @@ class ImageBuilderResponse(BaseResponse):
     def get_image(self) -> str:
         image = self.backend.get_image(self._get_param("imageBuildVersionArn"))
         return json.dumps({"requestId": str(uuid.uuid4()), "image": image.to_api()})
+
+    def start_image_pipeline_execution(self) -> str:
+        token = str(self._get_param("clientToken"))
+        image = self.backend.start_pipeline(str(self._get_param("imagePipelineArn")), token)
+        return json.dumps(
+            {
+                "requestId": str(uuid.uuid4()),
+                "clientToken": token,
+                "imageBuildVersionArn": image.arn,
+            }
+        )

@@ -7,4 +7,5 @@ url_bases = [r"https?://imagebuilder\.(.+)\.amazonaws\.com"]
 url_paths = {
     "{0}/GetImage$": ImageBuilderResponse.dispatch,
     "{0}/CreateImage$": ImageBuilderResponse.dispatch,
+    "{0}/StartImagePipelineExecution$": ImageBuilderResponse.dispatch,
 }

@@ -271,6 +271,9 @@ class FleetBase(StrictModel):
     # An Inspector finding at or above this severity on a serving instance raises
     # `Fleet Vulnerable` (docs/hygiene.md).
     cve_severity: Literal["LOW", "MEDIUM", "HIGH", "CRITICAL"] = "HIGH"
+    # ... and starts the fleet's image pipeline, so a patched AMI goes through the
+    # fleet's normal release (docs/hygiene.md).
+    rebuild_on_cve: bool = False
     certificate_arn: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:acm:")] | None = None
 
     @property

@@ -168,6 +168,7 @@ def fleet_spec(fleet: ImmutableFleet) -> dict[str, Any]:
         "when_locked": config.when_locked,
         "drift": config.drift,
         "cve_severity": config.cve_severity,
+        "rebuild_on_cve": config.rebuild_on_cve,
         "queue_retry_seconds": config.queue_retry_minutes * 60,
         # retrying for as long as another release may hold the lock
         "queue_attempts": math.ceil(LOCK_HOLD.total_seconds() / (config.queue_retry_minutes * 60))

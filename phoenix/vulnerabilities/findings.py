@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+from aws_cdk import Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from phoenix.config.environment import EnvironmentConfig
+from phoenix.kernel.names import image_name
 from phoenix.platform.functions import PhoenixFunction
 from phoenix.platform.nag import acknowledge_wildcard
 from phoenix.platform.roles import put_events_on_default_bus
@@ -28,6 +30,19 @@ class VulnerabilityFindings(Construct):
         ledger: ReleaseLedger,
     ) -> None:  # fmt: skip
         super().__init__(scope, id)
+        stack = Stack.of(self)
+        # The environment's own pipelines (a promoted one bakes in the earlier
+        # environment), in the region that bakes its images.
+        pipelines = {
+            p.name: stack.format_arn(
+                service="imagebuilder",
+                region=config.region or stack.region,
+                resource="image-pipeline",
+                resource_name=image_name(config.name, p.name).lower(),
+            )
+            for p in config.image_pipelines
+            if not config.promoted(p.name)
+        }
         self.function = PhoenixFunction(
             self,
             "Function",
@@ -38,6 +53,8 @@ class VulnerabilityFindings(Construct):
                 environment=config.name,
                 service_name="phoenix-vulnerabilities",
                 table_name=ledger.table.table_name,
+                image_pipelines=pipelines,
+                image_region=config.region or "",
             ),
             config=config.functions,
             key=key,
@@ -54,6 +71,13 @@ class VulnerabilityFindings(Construct):
             "Authorization Reference); the instance is the finding's.",
         )
         self.function.add_to_role_policy(put_events_on_default_bus(self))
+        if pipelines and any(f.rebuild_on_cve for f in config.fleets):
+            self.function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["imagebuilder:StartImagePipelineExecution"],
+                    resources=sorted(pipelines.values()),
+                )
+            )
         events.Rule(
             self,
             "Finding",

@@ -1,6 +1,7 @@
 """Inspector findings in the embedded AWS: AWS's sample `Inspector2 Finding`, made ACTIVE
-and HIGH on one of web's serving instances, reaches the vulnerability function through
-its rule and becomes one `Fleet Vulnerable` event, however often Inspector sends it."""
+and HIGH on one of api's serving instances, reaches the vulnerability function through
+its rule and becomes one `Fleet Vulnerable` event, however often Inspector sends it; web
+rebuilds on a critical CVE, so its pipeline bakes an image that its fleets release."""
 
 from __future__ import annotations
 
@@ -19,10 +20,10 @@ def test_a_finding_on_a_serving_instance_is_reported_once(aws: EmbeddedAws) -> N
     pattern = {"source": ["phoenix"], "detail-type": ["Fleet Vulnerable"]}
     events.put_rule(Name="vulnerable", EventPattern=json.dumps(pattern))
     events.put_targets(Rule="vulnerable", Targets=[{"Id": "q", "Arn": arn["QueueArn"]}])
-    web = FleetView.read(aws, "web")
-    serving = next(slot for slot, weight in web.weights.items() if weight)
+    api = FleetView.read(aws, "api")
+    serving = next(slot for slot, weight in api.weights.items() if weight)
     group = aws.client("autoscaling").describe_auto_scaling_groups(
-        AutoScalingGroupNames=[f"phoenix-sandbox-web-{serving}"]
+        AutoScalingGroupNames=[f"phoenix-sandbox-api-{serving}"]
     )["AutoScalingGroups"][0]
     instance = group["Instances"][0]["InstanceId"]
     finding = sample_event("inspector2_finding_ec2")
@@ -40,11 +41,47 @@ def test_a_finding_on_a_serving_instance_is_reported_once(aws: EmbeddedAws) -> N
         assert events.put_events(Entries=[entry])["FailedEntryCount"] == 0
         aws.drain()
 
-    # Then one Fleet Vulnerable names web, the AMI its instance runs and the CVE
+    # Then one Fleet Vulnerable names api, the AMI its instance runs and the CVE
     messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
     (sent,) = [json.loads(m["Body"])["detail"] for m in messages]
-    assert (sent["fleet"], sent["instance"]) == ("web", instance)
-    assert sent["ami"] in web.amis_by_slot[serving]
+    assert (sent["fleet"], sent["instance"]) == ("api", instance)
+    assert sent["ami"] in api.amis_by_slot[serving]
     assert (sent["vulnerability"], sent["severity"]) == ("CVE-2024-29069", "HIGH")
+    assert sent["action"] == "reported"  # api does not rebuild on a CVE
     events.remove_targets(Rule="vulnerable", Ids=["q"])
     events.delete_rule(Name="vulnerable")
+
+
+def test_a_fleet_that_rebuilds_on_a_cve_gets_a_patched_image_through_its_release(
+    aws: EmbeddedAws,
+) -> None:
+    # Given web, which rebuilds on a critical CVE (tests/integration/config), and a new
+    # critical finding on one of its instances
+    before = {fleet: FleetView.read(aws, fleet).pointer for fleet in ("web", "api", "worker")}
+    web = FleetView.read(aws, "web")
+    serving = next(slot for slot, weight in web.weights.items() if weight)
+    instance = aws.client("autoscaling").describe_auto_scaling_groups(
+        AutoScalingGroupNames=[f"phoenix-sandbox-web-{serving}"]
+    )["AutoScalingGroups"][0]["Instances"][0]["InstanceId"]
+    finding = sample_event("inspector2_finding_ec2")
+    finding["detail"] |= {"status": "ACTIVE", "severity": "CRITICAL"}
+    finding["detail"]["packageVulnerabilityDetails"]["vulnerabilityId"] = "CVE-2026-0001"
+    finding["detail"]["resources"][0]["id"] = instance
+
+    # When Inspector sends it
+    entry = {
+        "Source": finding["source"],
+        "DetailType": finding["detail-type"],
+        "Detail": json.dumps(finding["detail"]),
+    }
+    assert aws.client("events").put_events(Entries=[entry])["FailedEntryCount"] == 0
+    aws.drain()
+    aws.settle()
+
+    # Then the golden pipeline baked a new image, and every fleet that follows it
+    # released its AMI through its own release
+    after = {fleet: FleetView.read(aws, fleet) for fleet in before}
+    (patched,) = {view.pointer for view in after.values()}
+    assert patched not in before.values()
+    for fleet, view in after.items():
+        assert view.serving_amis == {patched}, fleet

@@ -10,6 +10,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
 from phoenix.kernel.clients import Clients
@@ -110,3 +111,42 @@ def test_what_concerns_no_fleet_here_is_refused_and_changes_nothing(
     assert why in answer["reason"]
     assert _out(world) == []
     assert _kept() == []
+
+
+def test_a_fleet_that_rebuilds_on_a_cve_starts_its_pipeline_once(world: dict[str, Any]) -> None:
+    # Given web set to rebuild on a CVE, its pipeline this environment's to start
+    spec = {
+        "name": "web",
+        "cve_severity": "HIGH",
+        "rebuild_on_cve": True,
+        "image_pipeline": "golden",
+    }
+    boto3.client("ssm").put_parameter(
+        Name="/phoenix-fleets/sandbox/web", Value=json.dumps(spec), Type="String", Overwrite=True
+    )
+    pipeline = "arn:aws:imagebuilder:us-east-1:123456789012:image-pipeline/phoenix-sandbox-golden"
+    settings = SETTINGS.model_copy(update={"image_pipelines": {"golden": pipeline}})
+    aws = Clients(REGION)
+    imagebuilder = boto3.client("imagebuilder", region_name=REGION)
+    built = f"{pipeline.replace('image-pipeline', 'image')}/1.0.0/2"
+    with Stubber(imagebuilder) as stubber:
+        stubber.add_response(
+            "start_image_pipeline_execution",
+            {"requestId": "r", "clientToken": "t", "imageBuildVersionArn": built},
+            {"imagePipelineArn": pipeline, "clientToken": ANY},
+        )
+        aws.provide("imagebuilder", imagebuilder)
+        # When the finding comes, and again
+        assert handle(_finding(world["ours"]), settings, aws)["action"] == "reported"
+        assert handle(_finding(world["ours"]), settings, aws)["action"] == "known"
+        # Then the pipeline was started once (no call left over, none unexpected)
+        stubber.assert_no_pending_responses()
+    (sent,) = _out(world)
+    assert sent["detail"]["action"] == f"rebuild started: {built}"
+
+
+def test_the_settings_read_back_what_the_infrastructure_wrote() -> None:
+    pipelines = {"golden": "arn:aws:imagebuilder:us-east-1:123456789012:image-pipeline/x"}
+    written = SETTINGS.model_copy(update={"image_pipelines": pipelines}).to_environment()
+    read = VulnerabilitySettings.from_environ(written | {"AWS_REGION": REGION})
+    assert read.image_pipelines == pipelines

@@ -99,6 +99,7 @@ class FleetSpec(FrozenModel):
     queue_retry_seconds: Annotated[int, Field(ge=60)] = 300
     drift: Literal["report", "remediate"] = "report"  # for the drift check, not the release
     cve_severity: str = "HIGH"  # for the vulnerability function, not the release
+    rebuild_on_cve: bool = False
     queue_attempts: Annotated[int, Field(ge=0)] = 0
     judgment: JudgmentSpec = JudgmentSpec()
     # AwaitApproval's TimeoutSecondsPath: a held step with no decision this long rolls back

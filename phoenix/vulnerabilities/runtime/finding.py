@@ -13,11 +13,13 @@ is not here or not of this environment's fleets, or below the fleet's threshold.
 
 from __future__ import annotations
 
+import json
+import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from botocore.exceptions import ClientError
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from phoenix.kernel import clock, events
 from phoenix.kernel.clients import Clients
@@ -31,7 +33,18 @@ Severity = Literal["UNTRIAGED", "INFORMATIONAL", "LOW", "MEDIUM", "HIGH", "CRITI
 
 
 class VulnerabilitySettings(ReleaseSettings):
-    """The vulnerability function's settings: the environment and its ledger table."""
+    """The vulnerability function's settings: the environment, its ledger table, and the
+    image pipelines a fleet with `rebuild_on_cve` may start (name -> ARN; a promoted
+    pipeline has none here), in the region that bakes the images."""
+
+    image_pipelines: dict[str, str] = Field(default_factory=dict)
+    image_region: str = ""
+
+    @field_validator("image_pipelines", mode="before")
+    @classmethod
+    def _from_json(cls, value: Any) -> Any:
+        """The environment carries it as JSON (FunctionSettings.to_environment)."""
+        return json.loads(value) if isinstance(value, str) else value
 
 
 class Ec2Details(BaseModel):
@@ -75,6 +88,7 @@ class RefusedError(Exception):
 
 @dataclass(frozen=True)
 class Vulnerable:
+    spec: dict[str, Any]
     fleet: str
     ami: str
     instance: str
@@ -116,6 +130,7 @@ def parse(event: Any, settings: VulnerabilitySettings, aws: Clients) -> Vulnerab
         raise RefusedError(f"{finding.severity} is below {fleet}'s cve_severity {threshold}")
     details = instance.details.aws_ec2_instance
     return Vulnerable(
+        spec=spec,
         fleet=fleet,
         ami=str(described[0].get("ImageId") or (details.image_id if details else "")),
         instance=instance.id,
@@ -147,6 +162,7 @@ def record(aws: Clients, settings: VulnerabilitySettings, found: Vulnerable) -> 
         if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
             return False
         raise
+    action = rebuild(aws, settings, found) if found.spec.get("rebuild_on_cve") else "reported"
     events.put(
         aws.events,
         "Fleet Vulnerable",
@@ -159,6 +175,21 @@ def record(aws: Clients, settings: VulnerabilitySettings, found: Vulnerable) -> 
             "severity": found.severity,
             "finding": found.finding,
             "title": found.title[:300],
+            "action": action,
         },
     )
     return True
+
+
+def rebuild(aws: Clients, settings: VulnerabilitySettings, found: Vulnerable) -> str:
+    """Start the fleet's image pipeline (what was done, as the event says it). One build
+    per pipeline, AMI and vulnerability, whichever fleet asks: the client token is theirs
+    (StartImagePipelineExecution is idempotent on it)."""
+    pipeline = str(found.spec.get("image_pipeline", ""))
+    arn = settings.image_pipelines.get(pipeline)
+    if not arn:
+        return f"reported: pipeline {pipeline} is not this environment's to start"
+    token = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{arn}|{found.ami}|{found.vulnerability}"))
+    client = aws.in_region(settings.image_region or settings.region).imagebuilder
+    started = client.start_image_pipeline_execution(imagePipelineArn=arn, clientToken=token)
+    return f"rebuild started: {started['imageBuildVersionArn']}"
