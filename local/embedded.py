@@ -101,10 +101,12 @@ class EmbeddedAws:
         version: str = "1.0.0",
         *,
         distribute: bool = False,
+        scan: str = "",
     ) -> Baked:
         """Bake an image as the pipeline would (CreateImage): its ARN and the AMI it made
         (with `distribute`, through the pipeline's distribution configuration, to every
-        region it names)."""
+        region it names); `scan`: what its Inspector scan finds (`failed`, or severities
+        separated by commas)."""
         imagebuilder = self.client("imagebuilder")
         prefix = f"arn:aws:imagebuilder:{self.region}:{ACCOUNT}"
         name = image_name(environment, pipeline)
@@ -116,7 +118,7 @@ class EmbeddedAws:
         arn = imagebuilder.create_image(
             imageRecipeArn=f"{prefix}:image-recipe/{name}/{version}",
             infrastructureConfigurationArn=f"{prefix}:infrastructure-configuration/{name}",
-            tags={"phoenix:health": health},
+            tags={"phoenix:health": health} | ({"phoenix:scan": scan} if scan else {}),
             **distribution,
         )["imageBuildVersionArn"]
         image = imagebuilder.get_image(imageBuildVersionArn=arn)["image"]

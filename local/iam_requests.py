@@ -84,7 +84,12 @@ def _execution_of_token(region: str, token: str) -> str | None:
 
 Params = Mapping[str, Any]
 # actions without resource-level permissions (Service Authorization Reference)
-_UNSCOPED = {"cloudwatch:GetMetricData", "ssm:GetCommandInvocation"}
+_UNSCOPED = {
+    "cloudwatch:GetMetricData",
+    "ssm:GetCommandInvocation",
+    # no resource type (Service Authorization Reference, EC2 Image Builder)
+    "imagebuilder:ListImageScanFindings",
+}
 
 
 def _alarms(action: str, params: Params, region: str) -> Iterator[Request]:

@@ -41,6 +41,10 @@ HEALTH_TAG = "phoenix:health"
 DETAIL_TYPE = "EC2 Image Builder Image State Change"
 
 
+# CreateImage's tag for what the image's scan finds (see Image.scan_status)
+SCAN_TAG = "phoenix:scan"
+
+
 class ResourceNotFoundError(JsonRESTError):
     def __init__(self, message: str) -> None:
         super().__init__("ResourceNotFoundException", message)
@@ -64,6 +68,11 @@ class Image:
     health: Health
     created: datetime = field(default_factory=utcnow)
     copies: dict[str, str] = field(default_factory=dict)  # other Region -> its AMI id
+    # The image's Inspector scan (the pipelines scan every image): its state, and the
+    # severities of what it found (the `phoenix:scan` tag of CreateImage: `failed`, or
+    # severities separated by commas; none: COMPLETED with no finding).
+    scan_status: str = "COMPLETED"
+    findings: tuple[str, ...] = ()
 
     def to_api(self) -> dict[str, Any]:
         """The `image` member of a GetImage response (the fields phoenix reads)."""
@@ -87,7 +96,25 @@ class Image:
                 ]
             },
             "tags": {HEALTH_TAG: self.health},
+            # GetImage's Image.scanState (API reference, ImageScanState)
+            "scanState": {"status": self.scan_status},
+            "imageScanningConfiguration": {"imageScanningEnabled": True},
         }
+
+    def scan_findings(self) -> list[dict[str, Any]]:
+        """ListImageScanFindings' findings of this image (API reference,
+        ImageScanFinding: the fields phoenix reads, and those that name it)."""
+        return [
+            {
+                "awsAccountId": self.account,
+                "imageBuildVersionArn": self.arn,
+                "type": "PACKAGE_VULNERABILITY",
+                "title": f"CVE-2026-{n:04d} - a package of {self.name}",
+                "severity": severity,
+                "packageVulnerabilityDetails": {"vulnerabilityId": f"CVE-2026-{n:04d}"},
+            }
+            for n, severity in enumerate(self.findings, 1)
+        ]
 
 
 class ImageBuilderBackend(BaseBackend):
@@ -106,6 +133,18 @@ class ImageBuilderBackend(BaseBackend):
         if arn not in self.images:
             raise ResourceNotFoundError(f"The image '{arn}' does not exist.")
         return self.images[arn]
+
+    def scan_findings(self, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """ListImageScanFindings: exactly one filter (API reference: `filters`, 1 item),
+        here `imageBuildVersionArn`; the image's findings."""
+        if len(filters) != 1 or filters[0].get("name") != "imageBuildVersionArn":
+            raise InvalidParameterValueError(
+                "The value supplied for parameter 'filters' is not valid: this embedded "
+                "Image Builder filters by imageBuildVersionArn only"
+            )
+        return [
+            f for arn in filters[0].get("values", []) for f in self.get_image(arn).scan_findings()
+        ]
 
     def distributions(self, arn: str | None) -> dict[str, dict[str, str]]:
         """Region -> the AMI tags of each distribution of a configuration recorded from a
@@ -135,7 +174,9 @@ class ImageBuilderBackend(BaseBackend):
             )
         architecture = tags.get("phoenix:architecture", "arm64")
         regions = self.distributions(distribution_arn)
-        return self.bake(name, version, cast(Health, health), architecture, regions)
+        return self.bake(
+            name, version, cast(Health, health), architecture, regions, scan=tags.get(SCAN_TAG, "")
+        )
 
     def start_pipeline(self, arn: str, client_token: str) -> Image:
         """StartImagePipelineExecution: a build of the pipeline's recipe, distributed as
@@ -167,6 +208,8 @@ class ImageBuilderBackend(BaseBackend):
         health: Health,
         architecture: str,
         regions: dict[str, dict[str, str]] | None = None,
+        *,
+        scan: str = "",
     ) -> Image:
         """Register the AMIs a pipeline run would produce (in this Region and the other
         `regions` it distributes to, each with its AMI tags) and announce it AVAILABLE.
@@ -186,6 +229,10 @@ class ImageBuilderBackend(BaseBackend):
         image = Image(
             arn, name, version, own, self.region_name, self.account_id, health, copies=amis
         )
+        if scan == "failed":
+            image.scan_status = "FAILED"
+        elif scan:
+            image.findings = tuple(severity.strip().upper() for severity in scan.split(","))
         self.images[arn] = image
         events_backends[self.account_id][self.region_name].put_events(
             [

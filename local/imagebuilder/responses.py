@@ -53,3 +53,8 @@ class ImageBuilderResponse(BaseResponse):
                 "imageBuildVersionArn": image.arn,
             }
         )
+
+    def list_image_scan_findings(self) -> str:
+        """ListImageScanFindings, in one page (an image here has few findings)."""
+        findings = self.backend.scan_findings(self._get_param("filters") or [])
+        return json.dumps({"requestId": str(uuid.uuid4()), "findings": findings})

@@ -8,4 +8,5 @@ url_paths = {
     "{0}/GetImage$": ImageBuilderResponse.dispatch,
     "{0}/CreateImage$": ImageBuilderResponse.dispatch,
     "{0}/StartImagePipelineExecution$": ImageBuilderResponse.dispatch,
+    "{0}/ListImageScanFindings$": ImageBuilderResponse.dispatch,
 }

@@ -73,6 +73,7 @@ class ReleaseOrchestrator(Construct):
     ) -> None:
         super().__init__(scope, id)
         environment = config.name
+        self._image_region = image_region
         self.ledger = ReleaseLedger(self, "Ledger", key=key)
         self.steps = self._step_functions(config, key)
         pipelines = [p.name for p in config.image_pipelines]
@@ -362,4 +363,34 @@ class ReleaseOrchestrator(Construct):
                     "Null": {"aws:TagKeys": "false"},
                 },
             )
+        if action == "imagebuilder:GetImage":
+            # the environment's own images, where they are baked (the preflight's scan gate)
+            acknowledge_wildcard(
+                function.execution_role,
+                nag_arn(
+                    Stack.of(self), "imagebuilder", f"image/phoenix-{config.name}-*",
+                    region=self._image_region,
+                ),
+                "Any image of the environment's pipelines (name, version and build) may "
+                "be released; the preflight reads its scan.",
+            )  # fmt: skip
+            return iam.PolicyStatement(
+                actions=[action],
+                resources=[
+                    Stack.of(self).format_arn(
+                        service="imagebuilder",
+                        region=self._image_region or Stack.of(self).region,
+                        resource="image",
+                        resource_name=f"phoenix-{config.name}-*",
+                    )
+                ],
+            )
+        if action == "imagebuilder:ListImageScanFindings":
+            acknowledge_wildcard(
+                function.execution_role,
+                "*",
+                "imagebuilder:ListImageScanFindings supports no resource-level permissions "
+                "(Service Authorization Reference); the filter names the image.",
+            )
+            return iam.PolicyStatement(actions=[action], resources=["*"])
         raise ValueError(f"no scoping for {action}")

@@ -43,7 +43,7 @@ STEP_CALLS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] 
             "autoscaling:DescribeInstanceRefreshes",
             "cloudwatch:DescribeAlarms",
         ),
-        ("events:PutEvents",),
+        ("events:PutEvents", "imagebuilder:GetImage", "imagebuilder:ListImageScanFindings"),
     ),
     "release_prepare": (LEDGER_WRITE, ("ec2:CreateLaunchTemplateVersion",), ("events:PutEvents",)),
     "release_deploy": (

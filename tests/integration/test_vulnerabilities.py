@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 from local.embedded import EmbeddedAws
-from local.fleet_view import FleetView
+from local.fleet_view import FleetView, release_item
 from tests.sample_events import sample_event
 
 
@@ -85,3 +85,28 @@ def test_a_fleet_that_rebuilds_on_a_cve_gets_a_patched_image_through_its_release
     assert patched not in before.values()
     for fleet, view in after.items():
         assert view.serving_amis == {patched}, fleet
+
+
+def test_an_image_whose_scan_found_what_a_fleet_refuses_is_not_released_to_it(
+    aws: EmbeddedAws,
+) -> None:
+    # Given the fleets' thresholds: web refuses CRITICAL findings, api and worker HIGH
+    before = {fleet: FleetView.read(aws, fleet).pointer for fleet in ("web", "api", "worker")}
+    started = set(aws.executions())
+
+    # When golden bakes an image whose scan found a HIGH vulnerability
+    baked = aws.bake(pipeline="golden", version="14.0.0", scan="HIGH")
+    aws.settle()
+
+    # Then web releases it, and api's and worker's preflights refuse it, naming the scan
+    after = {fleet: FleetView.read(aws, fleet) for fleet in before}
+    assert after["web"].serving_amis == {baked.ami}
+    for fleet in ("api", "worker"):
+        assert after[fleet].serving_amis == {before[fleet]}, fleet
+        (execution,) = [
+            e for arn, e in aws.executions().items()
+            if arn not in started and e["name"].startswith(f"{fleet}-")
+        ]  # fmt: skip
+        reason = release_item(aws, fleet, execution["name"])["reason"]
+        assert "preflight check 'image scan' failed" in reason, reason
+        assert "findings at or above HIGH: CVE-2026-0001 HIGH" in reason, reason

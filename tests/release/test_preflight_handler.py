@@ -92,6 +92,22 @@ def _expect_open(aws: StubbedAws, strategy: str) -> None:
     expect_event(aws, "Release Started", trigger="image-available", strategy=strategy)
 
 
+def _expect_scan(aws: StubbedAws) -> None:
+    """The image's scan, read before the checks: completed, nothing found
+    (phoenix/release/runtime/scan_gate.py; its cases: test_scan_gate.py)."""
+    image = release_state()["image"]
+    aws.stub("imagebuilder").add_response(
+        "get_image",
+        {"requestId": "r", "image": {"arn": image, "scanState": {"status": "COMPLETED"}}},
+        {"imageBuildVersionArn": image},
+    )
+    aws.stub("imagebuilder").add_response(
+        "list_image_scan_findings",
+        {"requestId": "r", "findings": []},
+        {"filters": [{"name": "imageBuildVersionArn", "values": [image]}]},
+    )
+
+
 def _expect_flight(aws: StubbedAws, strategy: str, target: str) -> None:
     """What the alarm-driven rollback needs of the release, on the fleet item, under the lock."""
     flight = {
@@ -126,6 +142,7 @@ def test_preflight_locks_opens_the_release_and_returns_the_plan(
     # Given a fleet safe to release to
     _expect_lock(aws)
     _expect_open(aws, strategy)
+    _expect_scan(aws)
     given(aws, strategy, World())
     target = "blue" if strategy == "rolling" else "green"
     _expect_flight(aws, strategy, target)
@@ -189,6 +206,7 @@ def test_a_failed_check_after_the_lock_records_no_step(aws: StubbedAws) -> None:
     # Given a locked, opened release whose target AMI is gone
     _expect_lock(aws)
     _expect_open(aws, "canary")
+    _expect_scan(aws)
     given(aws, "canary", World(images=(image(PREVIOUS_AMI),)), through="images")
 
     # Then the check's error reaches the state machine; no "preflight passed" step

@@ -18,7 +18,7 @@ from phoenix.kernel.clients import Clients
 from phoenix.kernel.ledger import Ledger
 from phoenix.kernel.settings import ReleaseSettings
 from phoenix.release.runtime import events as release_events
-from phoenix.release.runtime import preflight
+from phoenix.release.runtime import preflight, scan_gate
 from phoenix.release.runtime.models import StepInput
 from phoenix.release.runtime.steps import lambda_entry, record, run_step
 
@@ -48,6 +48,7 @@ def handle(event: Any, settings: ReleaseSettings, aws: Clients) -> dict[str, Any
             },
         )
         release_events.publish(aws.events, "Release Started", state, trigger=state.trigger)
+        scan_gate.check_image_scan(state, lambda region: aws.in_region(region).imagebuilder)
         plan = preflight.run(
             state,
             ssm=aws.ssm,
