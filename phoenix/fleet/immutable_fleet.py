@@ -20,11 +20,10 @@ from phoenix.fleet.alarms import FleetAlarms
 from phoenix.fleet.controller_state import initial_slot_settings, ssm_reference
 from phoenix.fleet.slot import FleetSlot
 from phoenix.kernel.fleet_calls import weighted_forward
-from phoenix.kernel.names import Slot, release_pointer, slot_parameter
+from phoenix.kernel.names import FLEET_TAG, Slot, release_pointer, slot_parameter
 from phoenix.platform.nag import acknowledge_wildcard, nag_arn, skip_checkov
 from phoenix.platform.roles import managed_policy_role, parameter_arn
 
-FLEET_TAG = "phoenix:fleet"
 AUTO_SCALING_WRITES = [
     "autoscaling:UpdateAutoScalingGroup",
     "autoscaling:StartInstanceRefresh",

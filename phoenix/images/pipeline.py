@@ -26,17 +26,18 @@ from constructs import Construct
 from phoenix.config.environment import ImagePipelineConfig
 from phoenix.kernel.ledger import ROLLBACK_TARGET_TAG
 from phoenix.kernel.names import image_name
+from phoenix.kernel.severity import SEVERITIES, at_or_above
 from phoenix.platform.nag import skip_checkov
 from phoenix.platform.roles import managed_policy_role
 
 COMPONENTS_DIR = Path(__file__).resolve().parent / "components"
-SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
 # How long build logs are kept.
 BUILD_LOG_DAYS = 90
 
 
 def _severities_at_or_above(threshold: str) -> str:
-    return ",".join(SEVERITIES[: SEVERITIES.index(threshold) + 1])
+    """The Inspector gate component's severities, most severe first."""
+    return ",".join(s for s in reversed(SEVERITIES) if at_or_above(s, threshold))
 
 
 def _log_access(bucket: s3.Bucket, access_logs: s3.IBucket, prefix: str) -> None:

@@ -14,6 +14,8 @@ import re
 from typing import Literal
 
 Slot = Literal["blue", "green"]
+# Every fleet resource's tag (instances too, propagated by their groups): `<env>/<fleet>`.
+FLEET_TAG = "phoenix:fleet"
 SlotSetting = Literal["min-size", "launch-template-version", "weight"]
 
 

@@ -14,14 +14,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from phoenix.kernel.names import image_name
+from phoenix.kernel.severity import at_or_above
 from phoenix.release.runtime.models import ReleaseState
 from phoenix.release.runtime.preflight import PreflightFailedError
+from phoenix.release.runtime.trigger import image_name_of, image_region_of
 
 if TYPE_CHECKING:
     from types_boto3_imagebuilder.client import ImagebuilderClient
     from types_boto3_imagebuilder.type_defs import FilterTypeDef
 
-SEVERITIES = ("INFORMATIONAL", "LOW", "MEDIUM", "HIGH", "CRITICAL")
 # ImageScanState's statuses (Image Builder API reference) that end without a result.
 UNFINISHED = ("ABANDONED", "FAILED", "TIMED_OUT")
 
@@ -31,12 +33,12 @@ def check_image_scan(
 ) -> None:
     """PreflightFailedError when the image's scan failed, has not finished, or found what
     the fleet refuses; `imagebuilder_in(region)`: the client for the image's region."""
-    image = state.image or ""
-    if state.is_rollback or ":image/" not in image:
+    image = state.image
+    if state.is_rollback or not image:
         return
-    if not image.split(":image/")[1].startswith(f"phoenix-{state.environment}-"):
+    if not image_name_of(image).startswith(image_name(state.environment, "")):
         return
-    client = imagebuilder_in(image.split(":")[3])
+    client = imagebuilder_in(image_region_of(image))
     scan = client.get_image(imageBuildVersionArn=image)["image"].get("scanState") or {}
     status = scan.get("status")
     if status is None:
@@ -51,7 +53,7 @@ def check_image_scan(
     while True:
         for finding in page.get("findings", []):
             severity = str(finding.get("severity", ""))
-            if severity in SEVERITIES and SEVERITIES.index(severity) >= SEVERITIES.index(threshold):
+            if at_or_above(severity, threshold):
                 details = finding.get("packageVulnerabilityDetails")
                 named = details["vulnerabilityId"] if details else finding.get("title", "?")
                 refused.append(f"{named} {severity}")

@@ -24,11 +24,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from phoenix.kernel import clock, events
 from phoenix.kernel.clients import Clients
 from phoenix.kernel.ledger import fleet_key, iso
+from phoenix.kernel.names import FLEET_TAG
 from phoenix.kernel.registry import read_fleet
 from phoenix.kernel.settings import ReleaseSettings
+from phoenix.kernel.severity import at_or_above
 
-FLEET_TAG = "phoenix:fleet"
-SEVERITIES = ("INFORMATIONAL", "LOW", "MEDIUM", "HIGH", "CRITICAL")
 Severity = Literal["UNTRIAGED", "INFORMATIONAL", "LOW", "MEDIUM", "HIGH", "CRITICAL"]
 
 
@@ -124,9 +124,7 @@ def parse(event: Any, settings: VulnerabilitySettings, aws: Clients) -> Vulnerab
     if spec is None:
         raise RefusedError(f"no fleet {fleet} in {settings.environment}")
     threshold = str(spec.get("cve_severity", "HIGH"))
-    if finding.severity not in SEVERITIES or SEVERITIES.index(finding.severity) < SEVERITIES.index(
-        threshold
-    ):
+    if not at_or_above(finding.severity, threshold):
         raise RefusedError(f"{finding.severity} is below {fleet}'s cve_severity {threshold}")
     details = instance.details.aws_ec2_instance
     return Vulnerable(
