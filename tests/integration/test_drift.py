@@ -15,6 +15,7 @@ from local import scheduler
 from local.embedded import EmbeddedAws
 from local.fleet_view import FleetView, ledger_item
 from phoenix.kernel.names import registered_fleet
+from tests.integration.fleet_view import subscribed
 
 HOUR = 3600
 
@@ -22,15 +23,9 @@ HOUR = 3600
 @pytest.fixture(scope="module")
 def reports(aws: EmbeddedAws) -> Iterator[str]:
     """A queue that receives every `Fleet Drift Detected` event."""
-    sqs, events = aws.client("sqs"), aws.client("events")
-    url = str(sqs.create_queue(QueueName="drift-reports")["QueueUrl"])
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
     pattern = {"source": ["phoenix"], "detail-type": ["Fleet Drift Detected"]}
-    events.put_rule(Name="drift-reports", EventPattern=json.dumps(pattern))
-    events.put_targets(Rule="drift-reports", Targets=[{"Id": "q", "Arn": arn["QueueArn"]}])
-    yield url
-    events.remove_targets(Rule="drift-reports", Ids=["q"])
-    events.delete_rule(Name="drift-reports")
+    with subscribed(aws, "drift-reports", pattern) as url:
+        yield url
 
 
 def _reported(aws: EmbeddedAws, url: str) -> dict[str, list[dict[str, Any]]]:

@@ -6,50 +6,49 @@ rebuilds on a critical CVE, so its pipeline bakes an image that its fleets relea
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from local.embedded import EmbeddedAws
 from local.fleet_view import FleetView, release_item
+from tests.integration.fleet_view import serving_instance, subscribed
 from tests.sample_events import sample_event
 
 
-def test_a_finding_on_a_serving_instance_is_reported_once(aws: EmbeddedAws) -> None:
-    # Given a queue that receives every Fleet Vulnerable event
-    sqs, events = aws.client("sqs"), aws.client("events")
-    url = sqs.create_queue(QueueName="vulnerable")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
-    pattern = {"source": ["phoenix"], "detail-type": ["Fleet Vulnerable"]}
-    events.put_rule(Name="vulnerable", EventPattern=json.dumps(pattern))
-    events.put_targets(Rule="vulnerable", Targets=[{"Id": "q", "Arn": arn["QueueArn"]}])
-    api = FleetView.read(aws, "api")
-    serving = next(slot for slot, weight in api.weights.items() if weight)
-    group = aws.client("autoscaling").describe_auto_scaling_groups(
-        AutoScalingGroupNames=[f"phoenix-sandbox-api-{serving}"]
-    )["AutoScalingGroups"][0]
-    instance = group["Instances"][0]["InstanceId"]
+def _finding(instance: str, severity: str, cve: str = "") -> dict[str, Any]:
+    """AWS's sample finding, ACTIVE at `severity` on `instance` (and on `cve`), as
+    Inspector puts it on the bus."""
     finding = sample_event("inspector2_finding_ec2")
-    finding["detail"] |= {"status": "ACTIVE", "severity": "HIGH"}
+    finding["detail"] |= {"status": "ACTIVE", "severity": severity}
+    if cve:
+        finding["detail"]["packageVulnerabilityDetails"]["vulnerabilityId"] = cve
     finding["detail"]["resources"][0]["id"] = instance
-    entry = {
+    return {
         "Source": finding["source"],
         "DetailType": finding["detail-type"],
         "Detail": json.dumps(finding["detail"]),
         "Resources": finding["resources"],
     }
 
-    # When Inspector sends it, then sends it again (an update)
-    for _ in range(2):
-        assert events.put_events(Entries=[entry])["FailedEntryCount"] == 0
-        aws.drain()
+
+def test_a_finding_on_a_serving_instance_is_reported_once(aws: EmbeddedAws) -> None:
+    # Given a queue that receives every Fleet Vulnerable event, and a HIGH finding on one
+    # of api's serving instances
+    pattern = {"source": ["phoenix"], "detail-type": ["Fleet Vulnerable"]}
+    instance = serving_instance(aws, "api")
+    entry = _finding(instance, "HIGH")
+    with subscribed(aws, "vulnerable", pattern) as url:
+        # When Inspector sends it, then sends it again (an update)
+        for _ in range(2):
+            assert aws.client("events").put_events(Entries=[entry])["FailedEntryCount"] == 0
+            aws.drain()
+        messages = aws.client("sqs").receive_message(QueueUrl=url, MaxNumberOfMessages=10)
 
     # Then one Fleet Vulnerable names api, the AMI its instance runs and the CVE
-    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
-    (sent,) = [json.loads(m["Body"])["detail"] for m in messages]
+    (sent,) = [json.loads(m["Body"])["detail"] for m in messages.get("Messages", [])]
     assert (sent["fleet"], sent["instance"]) == ("api", instance)
-    assert sent["ami"] in api.amis_by_slot[serving]
+    assert sent["ami"] in FleetView.read(aws, "api").serving_amis
     assert (sent["vulnerability"], sent["severity"]) == ("CVE-2024-29069", "HIGH")
     assert sent["action"] == "reported"  # api does not rebuild on a CVE
-    events.remove_targets(Rule="vulnerable", Ids=["q"])
-    events.delete_rule(Name="vulnerable")
 
 
 def test_a_fleet_that_rebuilds_on_a_cve_gets_a_patched_image_through_its_release(
@@ -58,22 +57,9 @@ def test_a_fleet_that_rebuilds_on_a_cve_gets_a_patched_image_through_its_release
     # Given web, which rebuilds on a critical CVE (tests/integration/config), and a new
     # critical finding on one of its instances
     before = {fleet: FleetView.read(aws, fleet).pointer for fleet in ("web", "api", "worker")}
-    web = FleetView.read(aws, "web")
-    serving = next(slot for slot, weight in web.weights.items() if weight)
-    instance = aws.client("autoscaling").describe_auto_scaling_groups(
-        AutoScalingGroupNames=[f"phoenix-sandbox-web-{serving}"]
-    )["AutoScalingGroups"][0]["Instances"][0]["InstanceId"]
-    finding = sample_event("inspector2_finding_ec2")
-    finding["detail"] |= {"status": "ACTIVE", "severity": "CRITICAL"}
-    finding["detail"]["packageVulnerabilityDetails"]["vulnerabilityId"] = "CVE-2026-0001"
-    finding["detail"]["resources"][0]["id"] = instance
+    entry = _finding(serving_instance(aws, "web"), "CRITICAL", "CVE-2026-0001")
 
     # When Inspector sends it
-    entry = {
-        "Source": finding["source"],
-        "DetailType": finding["detail-type"],
-        "Detail": json.dumps(finding["detail"]),
-    }
     assert aws.client("events").put_events(Entries=[entry])["FailedEntryCount"] == 0
     aws.drain()
     aws.settle()
