@@ -286,3 +286,36 @@ def test_a_rollback_release_waits_for_the_retire_of_the_release_it_undoes(
     assert entered.count("RollbackLockWait") >= 3
     assert "RecordRejection" not in entered
     _assert_back_on(aws, "web", first)
+
+
+def test_after_release_a_rolling_fleets_own_alarm_rolls_it_back_on_a_fast_track(
+    aws: EmbeddedAws,
+) -> None:
+    # Given worker (rolling: checkpoints at 50 and 100, its alarms on its refreshes)
+    # released twice, and then the last AMI turning bad on the real traffic
+    first = _released(aws, "worker", "7.2.0")
+    last = _released(aws, "worker", "7.2.1")
+    aws.client("ec2").create_tags(
+        Resources=[last], Tags=[{"Key": "phoenix:health", "Value": "erroring"}]
+    )
+    before = set(aws.executions())
+
+    # When the fleet's own 5xx alarm goes to ALARM
+    aws.advance(5 * 60)
+    aws.settle()
+
+    # Then one rollback release put the first AMI back: its refresh did not stop at the
+    # checkpoints, and the alarm that started it (still in ALARM while the bad AMI
+    # serves) did not fail it
+    new = [e for arn, e in aws.executions().items() if arn not in before]
+    assert [e["name"].startswith("rollback-worker-") for e in new] == [True]
+    release = release_item(aws, "worker", new[0]["name"])
+    assert new[0]["status"] == "SUCCEEDED", release
+    assert release["to_ami"] == first
+    refreshes = aws.client("autoscaling").describe_instance_refreshes(
+        AutoScalingGroupName="phoenix-sandbox-worker-blue"
+    )["InstanceRefreshes"]
+    preferences = refreshes[0]["Preferences"]
+    assert "CheckpointPercentages" not in preferences
+    assert "AlarmSpecification" not in preferences
+    _assert_back_on(aws, "worker", first)

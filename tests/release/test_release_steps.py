@@ -151,6 +151,13 @@ def test_production_workers_refresh_pauses_at_its_checkpoints_and_replaces_every
     assert preferences.get("CheckpointPercentages") == [20, 50, 100]
     assert preferences.get("CheckpointDelay") == 600
 
+    # And a refresh back to the last good version (a rollback release) is a fast track:
+    # no checkpoint, no bake, and not the alarms that are in ALARM on what it replaces
+    back = refresh_preferences(spec, back=True)
+    assert "CheckpointPercentages" not in back and "CheckpointDelay" not in back
+    assert "AlarmSpecification" not in back and back.get("BakeTime") == 0
+    assert preferences.get("AlarmSpecification") == {"Alarms": ALARMS}
+
 
 def test_await_only_stores_the_new_token(aws: StubbedAws) -> None:
     expect_token_stored(aws)

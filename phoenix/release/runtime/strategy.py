@@ -68,26 +68,33 @@ def prepare(ec2: EC2Client, state: ReleaseState) -> int:
     return int(response["LaunchTemplateVersion"]["VersionNumber"])
 
 
-def refresh_preferences(spec: FleetSpec) -> RefreshPreferencesTypeDef:
+def refresh_preferences(spec: FleetSpec, *, back: bool = False) -> RefreshPreferencesTypeDef:
     """Instance Refresh preferences: launch before terminate by default, checkpoints, bake
     time, skip matching, and AutoRollback on the fleet's alarms. The checkpoints end at 100:
     a refresh replaces instances only up to its last checkpoint, and "To replace all
     instances in the Auto Scaling group, the last number in the array must be 100" (API
-    reference, RefreshPreferences.CheckpointPercentages)."""
+    reference, RefreshPreferences.CheckpointPercentages).
+
+    A refresh `back` to the last good version (a rollback release's, or the one that undoes
+    a release) is a fast track: no checkpoints and no bake, and not the fleet's alarms,
+    which are in ALARM on the version it replaces; StartInstanceRefresh refuses an alarm in
+    ALARM ("If the alarm state is INSUFFICIENT_DATA or ALARM, you receive an error when you
+    try to start the instance refresh", user guide, "Undo changes with a manual or auto
+    rollback")."""
     preferences: RefreshPreferencesTypeDef = {
         "MinHealthyPercentage": spec.min_healthy_percentage,
         "MaxHealthyPercentage": spec.max_healthy_percentage,
         "InstanceWarmup": spec.warmup_seconds,
         "SkipMatching": True,
         "AutoRollback": True,
-        "BakeTime": spec.bake_seconds,
+        "BakeTime": 0 if back else spec.bake_seconds,
         "ScaleInProtectedInstances": "Refresh",
         "StandbyInstances": "Terminate",
     }
-    if spec.checkpoint_pauses:
+    if spec.checkpoint_pauses and not back:
         preferences["CheckpointPercentages"] = [*spec.checkpoint_pauses, 100]
         preferences["CheckpointDelay"] = spec.checkpoint_delay_seconds
-    if spec.alarms:
+    if spec.alarms and not back:
         preferences["AlarmSpecification"] = {"Alarms": spec.alarms}
     return preferences
 
@@ -112,7 +119,7 @@ def start_refresh(
                     "Version": str(version),
                 }
             },
-            Preferences=refresh_preferences(spec),
+            Preferences=refresh_preferences(spec, back=state.is_rollback),
         )
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") != "InstanceRefreshInProgress":
@@ -274,11 +281,8 @@ def roll_back_refresh(
             raise RefreshStillCancellingError(
                 f"refresh of {slot.group} cannot roll back; cancelling it first"
             ) from None
-    preferences = refresh_preferences(state.fleet_spec)
-    preferences.pop("AlarmSpecification", None)
+    preferences = refresh_preferences(state.fleet_spec, back=True)
     preferences["AutoRollback"] = False
-    preferences.pop("CheckpointPercentages", None)
-    preferences.pop("CheckpointDelay", None)
     response = autoscaling.start_instance_refresh(
         AutoScalingGroupName=slot.group,
         Strategy="Rolling",
