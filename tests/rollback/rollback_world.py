@@ -216,8 +216,10 @@ CLAIMS = {
     "AND attribute_exists(warm_slot) AND (attribute_not_exists(lock_owner) "
     "OR lock_expires < :now OR lock_owner = :release)) OR (rolled_back = :release "
     "AND rolled_back_by = :event AND attribute_exists(warm_slot))",
-    # its success still stands
-    "release": "last_release = :release AND last_outcome = :succeeded",
+    # its success still stands; or this same event claimed it and the rollback release
+    # has not ended
+    "release": "(last_release = :release AND last_outcome = :succeeded) OR (rolled_back = "
+    ":release AND rolled_back_by = :event AND last_release = :release)",
 }
 
 
@@ -227,16 +229,17 @@ def claim_params(how: str, release: str = RELEASE_ID, event: str = ALARM_ID) -> 
         ":outcome": {"S": "rolled back"},
         ":event": {"S": event},
     }
-    update = "SET rolled_back = :release, rolled_back_by = :event, last_outcome = :outcome"
+    update = (
+        "SET rolled_back = :release, rolled_back_by = :event, rolled_back_how = :how, "
+        "last_outcome = :outcome"
+    )
+    values[":how"] = {"S": how}
     if how != "in_flight":
         values[":succeeded"] = {"S": "succeeded"}
     if how == "window":
         # the window rollback holds the fleet's lock for its few calls
         values |= {":now": ANY, ":owner": {"S": f"window-rollback-{release}"}, ":expires": ANY}
         update += ", lock_owner = :owner, lock_expires = :expires"
-    if how == "release":
-        del values[":event"]
-        update = "SET rolled_back = :release, last_outcome = :outcome"
     return {
         "TableName": TABLE,
         "Key": fleet_key(),

@@ -72,9 +72,9 @@ def test_an_alarm_in_flight_puts_traffic_back_first_then_stops_and_closes_the_re
     expect_stopped(aws, ALARM_REASON)
     expect_emptied(aws, target)
     expect_recorded(aws, "in_flight", "traffic restored", ALARM_REASON)
+    expect_rolled_back_event(aws, strategy=strategy, reason=ALARM_REASON, rollback="in_flight")
     expect_closed(aws, ALARM_REASON, good=PREVIOUS_AMI)
     expect_unlock(aws)
-    expect_rolled_back_event(aws, strategy=strategy, reason=ALARM_REASON, rollback="in_flight")
 
     # When its 5xx alarm goes to ALARM
     result = handle(alarm(), settings(), aws.clients)
@@ -90,10 +90,10 @@ def test_an_alarm_in_flight_puts_traffic_back_first_then_stops_and_closes_the_re
         "ssm.PutParameter",  # the target slot's min size: 0
         "autoscaling.UpdateAutoScalingGroup",
         "dynamodb.UpdateItem",  # the step
+        "events.PutEvents",  # told of before the close removes the flight
         "dynamodb.UpdateItem",  # the release item closed
         "dynamodb.UpdateItem",  # the fleet item: last good AMI = the flight's from_ami
-        "dynamodb.UpdateItem",  # the lock released
-        "events.PutEvents",
+        "dynamodb.UpdateItem",  # the lock released, last: a retry finds its claim till then
     ]
 
 
@@ -104,9 +104,9 @@ def test_an_alarm_in_flight_of_a_rolling_release_rolls_its_refresh_back(aws: Stu
     expect_claim(aws, "in_flight")
     expect_stopped(aws, ALARM_REASON)
     expect_recorded(aws, "in_flight", "rolled back", ALARM_REASON)
+    expect_rolled_back_event(aws, strategy="rolling", rollback="in_flight")
     expect_closed(aws, ALARM_REASON)
     expect_unlock(aws)
-    expect_rolled_back_event(aws, strategy="rolling", rollback="in_flight")
 
     result = handle(alarm(), settings(), aws.clients)
 
@@ -132,9 +132,9 @@ def test_a_refresh_aws_already_rolls_back_closes_the_release(aws: StubbedAws) ->
     expect_recorded(
         aws, "in_flight", "RollbackInProgress already (ActiveInstanceRefreshNotFound)", ALARM_REASON
     )
+    expect_rolled_back_event(aws, rollback="in_flight")
     expect_closed(aws, ALARM_REASON)
     expect_unlock(aws)
-    expect_rolled_back_event(aws, rollback="in_flight")
 
     assert handle(alarm(), settings(), aws.clients)["action"] == "in_flight"
 
@@ -175,9 +175,9 @@ def test_an_execution_that_already_ended_is_no_error(aws: StubbedAws) -> None:
     expect_stopped(aws, ALARM_REASON, refused="ExecutionDoesNotExist")
     expect_emptied(aws, "green")
     expect_recorded(aws, "in_flight", "traffic restored", ALARM_REASON)
+    expect_rolled_back_event(aws, rollback="in_flight")
     expect_closed(aws, ALARM_REASON)
     expect_unlock(aws)
-    expect_rolled_back_event(aws, rollback="in_flight")
 
     assert handle(alarm(), settings(), aws.clients)["action"] == "in_flight"
 
@@ -199,9 +199,9 @@ def test_an_alarm_inside_the_window_moves_traffic_back_to_the_warm_old_slot(
     expect_window_restored(aws, old)
     expect_emptied(aws, new)
     expect_recorded(aws, "window", "traffic restored", ALARM_REASON)
+    expect_rolled_back_event(aws, strategy=strategy, reason=ALARM_REASON, rollback="window")
     expect_closed(aws, ALARM_REASON, good=PREVIOUS_AMI)
     expect_unlock(aws, release=f"window-rollback-{RELEASE_ID}")
-    expect_rolled_back_event(aws, strategy=strategy, reason=ALARM_REASON, rollback="window")
 
     result = handle(alarm(), settings(), aws.clients)
 
@@ -217,10 +217,10 @@ def test_an_alarm_inside_the_window_moves_traffic_back_to_the_warm_old_slot(
         "ssm.PutParameter",  # the new slot's min size: 0
         "autoscaling.UpdateAutoScalingGroup",
         "dynamodb.UpdateItem",  # the step
+        "events.PutEvents",
         "dynamodb.UpdateItem",  # the release item closed
         "dynamodb.UpdateItem",  # the fleet item: last good AMI = the previous AMI
         "dynamodb.UpdateItem",  # the window rollback's lock released
-        "events.PutEvents",
     ]
 
 
@@ -268,7 +268,7 @@ def test_an_alarm_beyond_the_horizon_does_not_roll_back_but_a_request_does(
     # A person asking for it is another matter: a request has no horizon
     expect_read(aws, old)
     expect_release_started(aws, REQUEST_ID, "requested by alice: incident 42")
-    expect_claim(aws, "release")
+    expect_claim(aws, "release", event=REQUEST_ID)
     expect_rolled_back_event(aws, rollback="release")
 
     result = handle(request("Rollback Requested"), settings(), aws.clients)

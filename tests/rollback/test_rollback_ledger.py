@@ -4,23 +4,16 @@ a later release of the same fleet can be rolled back too."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
-
-import boto3
-import pytest
-from moto import mock_aws
 
 from phoenix.kernel import clock, ledger
 from phoenix.kernel.ledger import Ledger
 from phoenix.release.handlers import finalize
 from phoenix.rollback.runtime import claims, logic
 from phoenix.rollback.runtime.handler import handle
-from tests.ledger_table import create_ledger_table
 from tests.release.release_state import (
     AMI,
-    CREDENTIALS,
     PREVIOUS_AMI,
     RELEASE_ID,
     SETTINGS,
@@ -33,6 +26,7 @@ from tests.release.release_state import (
     release_state,
     step_input,
 )
+from tests.rollback.ledger_world import start, succeed
 from tests.rollback.rollback_world import (
     ALARM_REASON,
     alarm,
@@ -45,46 +39,6 @@ from tests.rollback.rollback_world import (
 )
 
 NEXT_RELEASE = "web-7d1e4b"
-FLIGHT = {
-    "strategy": "canary",
-    "active_slot": "blue",
-    "target_slot": "green",
-    "from_ami": PREVIOUS_AMI,
-    "to_ami": AMI,
-    "rollback": False,
-}
-
-
-@pytest.fixture
-def dynamodb() -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1", **CREDENTIALS)
-        create_ledger_table(client, TABLE)
-        yield client
-
-
-def _start(dynamodb: Any, release: str, **flight: Any) -> None:
-    """What preflight writes: the lock, the release item and the flight."""
-    Ledger(dynamodb, TABLE).acquire("web", release, hold=ledger.LOCK_HOLD)
-    Ledger(dynamodb, TABLE).open_release("web", release, {"to_ami": AMI})
-    Ledger(dynamodb, TABLE).record_flight("web", release, FLIGHT | flight)
-
-
-def _succeed(dynamodb: Any, release: str, window: timedelta, *, unlock: bool = True) -> None:
-    """What finalize writes on a success keeping the old slot warm for `window` (without
-    `unlock`: the end of its Succeed step, which frees the lock, still to come)."""
-    warm = {
-        "release": release,
-        "old_slot": "blue",
-        "new_slot": "green",
-        "previous_ami": PREVIOUS_AMI,
-        "until": ledger.iso(datetime.now(UTC) + window),
-    }
-    assert Ledger(dynamodb, TABLE).close_success(
-        "web", release, good_ami=AMI, previous_ami=PREVIOUS_AMI, window=warm
-    )
-    if unlock:
-        Ledger(dynamodb, TABLE).release_lock("web", release)
 
 
 def _rolled_back_in_flight(dynamodb: Any, release: str) -> None:
@@ -101,7 +55,7 @@ def _decide(dynamodb: Any) -> logic.Decision:
 
 
 def test_a_release_in_flight_is_claimed_once(dynamodb: Any) -> None:
-    _start(dynamodb, RELEASE_ID)
+    start(dynamodb, RELEASE_ID)
     assert _decide(dynamodb) == logic.Decision("in_flight", RELEASE_ID)
     assert claims.claim(Ledger(dynamodb, TABLE), "web", RELEASE_ID, "in_flight", "e-1") is True
     # another event of the storm loses; the same event, delivered again, claims again
@@ -110,14 +64,14 @@ def test_a_release_in_flight_is_claimed_once(dynamodb: Any) -> None:
 
 
 def test_a_release_that_no_longer_holds_the_lock_is_not_claimed(dynamodb: Any) -> None:
-    _start(dynamodb, RELEASE_ID)
+    start(dynamodb, RELEASE_ID)
     Ledger(dynamodb, TABLE).release_lock("web", RELEASE_ID)
     assert claims.claim(Ledger(dynamodb, TABLE), "web", RELEASE_ID, "in_flight", "e-1") is False
 
 
 def test_a_release_claimed_in_flight_is_not_closed_as_succeeded(dynamodb: Any) -> None:
     # Given a rollback claimed the release in flight, as its Succeed step ran
-    _start(dynamodb, RELEASE_ID)
+    start(dynamodb, RELEASE_ID)
     assert claims.claim(Ledger(dynamodb, TABLE), "web", RELEASE_ID, "in_flight", "e-1")
     # When the step closes it: nothing is written
     assert not Ledger(dynamodb, TABLE).close_success(
@@ -133,8 +87,8 @@ def test_a_release_claimed_in_flight_is_not_closed_as_succeeded(dynamodb: Any) -
 
 def test_a_success_not_yet_unlocked_is_rolled_back_from_its_window(dynamodb: Any) -> None:
     # Given a release closed as succeeded, its Succeed step not yet done (the lock held)
-    _start(dynamodb, RELEASE_ID)
-    _succeed(dynamodb, RELEASE_ID, timedelta(minutes=30), unlock=False)
+    start(dynamodb, RELEASE_ID)
+    succeed(dynamodb, RELEASE_ID, timedelta(minutes=30), unlock=False)
     # Then it is no longer in flight, and its window is rolled back: the claim takes the lock
     assert _decide(dynamodb) == logic.Decision("window", RELEASE_ID)
     assert not claims.claim(Ledger(dynamodb, TABLE), "web", RELEASE_ID, "in_flight", "e-1")
@@ -151,8 +105,8 @@ def test_a_success_not_yet_unlocked_is_rolled_back_from_its_window(dynamodb: Any
 
 def test_while_the_old_slot_retires_the_rollback_is_tried_again_later(dynamodb: Any) -> None:
     # Given a success whose window's end is retiring its old slot (the lock held)
-    _start(dynamodb, RELEASE_ID)
-    _succeed(dynamodb, RELEASE_ID, timedelta(minutes=30))
+    start(dynamodb, RELEASE_ID)
+    succeed(dynamodb, RELEASE_ID, timedelta(minutes=30))
     assert Ledger(dynamodb, TABLE).close_window("web", RELEASE_ID)
     Ledger(dynamodb, TABLE).acquire("web", RELEASE_ID, hold=timedelta(minutes=5))
     # Then a rollback waits for it (Lambda delivers the event again), then releases back
@@ -162,8 +116,8 @@ def test_while_the_old_slot_retires_the_rollback_is_tried_again_later(dynamodb: 
 
 
 def test_inside_the_window_the_success_is_claimed_once(dynamodb: Any) -> None:
-    _start(dynamodb, RELEASE_ID)
-    _succeed(dynamodb, RELEASE_ID, timedelta(minutes=30))
+    start(dynamodb, RELEASE_ID)
+    succeed(dynamodb, RELEASE_ID, timedelta(minutes=30))
     assert _decide(dynamodb) == logic.Decision("window", RELEASE_ID)
     assert claims.claim(Ledger(dynamodb, TABLE), "web", RELEASE_ID, "window", "e-1") is True
     assert claims.claim(Ledger(dynamodb, TABLE), "web", RELEASE_ID, "window", "e-2") is False
@@ -175,13 +129,13 @@ def test_inside_the_window_the_success_is_claimed_once(dynamodb: Any) -> None:
 
 
 def test_after_the_window_the_success_is_released_back(dynamodb: Any) -> None:
-    _start(dynamodb, RELEASE_ID)
-    _succeed(dynamodb, RELEASE_ID, timedelta(seconds=-1))
+    start(dynamodb, RELEASE_ID)
+    succeed(dynamodb, RELEASE_ID, timedelta(seconds=-1))
     assert _decide(dynamodb) == logic.Decision("release", RELEASE_ID)
 
 
 def test_a_rolled_back_release_leaves_nothing_to_roll_back(dynamodb: Any) -> None:
-    _start(dynamodb, RELEASE_ID)
+    start(dynamodb, RELEASE_ID)
     _rolled_back_in_flight(dynamodb, RELEASE_ID)
     item = Ledger(dynamodb, TABLE).fleet_item("web")
     assert (item["last_good_ami"], item["last_outcome"]) == (PREVIOUS_AMI, "rolled back")
@@ -192,9 +146,9 @@ def test_a_rolled_back_release_leaves_nothing_to_roll_back(dynamodb: Any) -> Non
 
 def test_a_later_release_of_a_rolled_back_fleet_can_be_claimed(dynamodb: Any) -> None:
     # (the claim's marker of the earlier rollback stays on the fleet item)
-    _start(dynamodb, RELEASE_ID)
+    start(dynamodb, RELEASE_ID)
     _rolled_back_in_flight(dynamodb, RELEASE_ID)
-    _start(dynamodb, NEXT_RELEASE)
+    start(dynamodb, NEXT_RELEASE)
 
     assert _decide(dynamodb) == logic.Decision("in_flight", NEXT_RELEASE)
     assert claims.claim(Ledger(dynamodb, TABLE), "web", NEXT_RELEASE, "in_flight", "e-1") is True
@@ -202,11 +156,11 @@ def test_a_later_release_of_a_rolled_back_fleet_can_be_claimed(dynamodb: Any) ->
 
 def test_an_alarm_rolls_back_a_release_after_an_earlier_rollback(dynamodb: Any) -> None:
     # Given a window rollback of RELEASE_ID, then the next release in flight
-    _start(dynamodb, RELEASE_ID)
-    _succeed(dynamodb, RELEASE_ID, timedelta(minutes=30))
+    start(dynamodb, RELEASE_ID)
+    succeed(dynamodb, RELEASE_ID, timedelta(minutes=30))
     assert claims.claim(Ledger(dynamodb, TABLE), "web", RELEASE_ID, "window", "e-1")
     Ledger(dynamodb, TABLE).release_lock("web", claims.window_lock(RELEASE_ID))  # its end
-    _start(dynamodb, NEXT_RELEASE)
+    start(dynamodb, NEXT_RELEASE)
 
     # When an alarm of the fleet comes
     aws = StubbedAws()  # every service but DynamoDB
@@ -225,8 +179,8 @@ def test_an_alarm_rolls_back_a_release_after_an_earlier_rollback(dynamodb: Any) 
 
 def test_the_window_s_end_first_leaves_a_rollback_release(dynamodb: Any) -> None:
     # Given the window's end has begun retiring the old slot
-    _start(dynamodb, RELEASE_ID)
-    _succeed(dynamodb, RELEASE_ID, timedelta(minutes=30))
+    start(dynamodb, RELEASE_ID)
+    succeed(dynamodb, RELEASE_ID, timedelta(minutes=30))
     assert Ledger(dynamodb, TABLE).close_window("web", RELEASE_ID) is True
 
     # Then no rollback moves traffic to that slot: an alarm releases the AMI before
@@ -236,17 +190,17 @@ def test_the_window_s_end_first_leaves_a_rollback_release(dynamodb: Any) -> None
 
 
 def test_a_later_release_ends_the_earlier_window(dynamodb: Any) -> None:
-    _start(dynamodb, RELEASE_ID)
-    _succeed(dynamodb, RELEASE_ID, timedelta(minutes=30))
-    _start(dynamodb, NEXT_RELEASE, active_slot="green", target_slot="blue")
-    _succeed(dynamodb, NEXT_RELEASE, timedelta(minutes=30))
+    start(dynamodb, RELEASE_ID)
+    succeed(dynamodb, RELEASE_ID, timedelta(minutes=30))
+    start(dynamodb, NEXT_RELEASE, active_slot="green", target_slot="blue")
+    succeed(dynamodb, NEXT_RELEASE, timedelta(minutes=30))
     assert Ledger(dynamodb, TABLE).close_window("web", RELEASE_ID) is False
     assert claims.claim(Ledger(dynamodb, TABLE), "web", RELEASE_ID, "window", "e-1") is False
 
 
 def test_a_rollback_inside_the_window_first_keeps_the_old_slot(dynamodb: Any) -> None:
-    _start(dynamodb, RELEASE_ID)
-    _succeed(dynamodb, RELEASE_ID, timedelta(minutes=30))
+    start(dynamodb, RELEASE_ID)
+    succeed(dynamodb, RELEASE_ID, timedelta(minutes=30))
     assert claims.claim(Ledger(dynamodb, TABLE), "web", RELEASE_ID, "window", "e-1") is True
     assert Ledger(dynamodb, TABLE).close_window("web", RELEASE_ID) is False
 
@@ -277,7 +231,7 @@ def test_a_repeated_release_keeps_an_earlier_ami_to_roll_back_to(dynamodb: Any) 
         "web", EARLIER, good_ami=AMI, previous_ami=OLDEST_AMI, window=None
     )
     Ledger(dynamodb, TABLE).release_lock("web", EARLIER)
-    _start(dynamodb, RELEASE_ID, strategy="rolling", active_slot="blue", target_slot="blue")
+    start(dynamodb, RELEASE_ID, strategy="rolling", active_slot="blue", target_slot="blue")
     state = release_state("rolling", plan=plan("rolling", from_ami=AMI))
     _finalized(
         dynamodb,
@@ -295,10 +249,10 @@ def test_a_repeated_release_keeps_an_earlier_ami_to_roll_back_to(dynamodb: Any) 
 
 def test_a_window_superseded_by_a_failed_release_is_not_rolled_back_to(dynamodb: Any) -> None:
     # Given EARLIER succeeded on green, blue (PREVIOUS_AMI) kept warm for 30 minutes
-    _start(dynamodb, EARLIER)
-    _succeed(dynamodb, EARLIER, timedelta(minutes=30))
+    start(dynamodb, EARLIER)
+    succeed(dynamodb, EARLIER, timedelta(minutes=30))
     # When the next release takes blue as its target, and ends failed (its rollback failed)
-    _start(dynamodb, RELEASE_ID, active_slot="green", target_slot="blue", from_ami=AMI)
+    start(dynamodb, RELEASE_ID, active_slot="green", target_slot="blue", from_ami=AMI)
     error = lambda_error("ClientError", "ModifyListener: Throttling")
     _finalized(dynamodb, step_input(release_state(error=error), "failed"), 1)
 

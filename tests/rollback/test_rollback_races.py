@@ -100,9 +100,9 @@ def test_a_release_that_succeeded_while_traffic_moved_is_rolled_back_from_its_wi
     expect_window_restored(aws, "blue")
     expect_emptied(aws, "green")
     expect_recorded(aws, "window", "traffic restored", ALARM_REASON)
+    expect_rolled_back_event(aws, strategy=strategy, reason=ALARM_REASON, rollback="window")
     expect_closed(aws, ALARM_REASON, good=PREVIOUS_AMI)
     expect_unlock(aws, release=f"window-rollback-{RELEASE_ID}")
-    expect_rolled_back_event(aws, strategy=strategy, reason=ALARM_REASON, rollback="window")
 
     result = handle(alarm(), settings(), aws.clients)
 
@@ -122,18 +122,44 @@ def test_a_window_rollback_that_loses_the_claim_moves_no_traffic(aws: StubbedAws
     assert aws.calls == ["ssm.GetParameters", "dynamodb.GetItem", "dynamodb.UpdateItem"]
 
 
-def test_a_rollback_release_already_started_by_another_event_is_a_duplicate(
+def test_a_rollback_release_started_and_claimed_by_another_event_is_a_duplicate(
     aws: StubbedAws,
 ) -> None:
     expect_fleets(aws, alarm(), "rolling")
-    # Every event of a storm asks for the one execution named after the release
+    # Every event of a storm asks for the one execution named after the release; the one
+    # that started it claimed it too
     expect_read(aws, succeeded(window=None))
     expect_release_started(aws, ALARM_ID, ALARM_REASON, refused="ExecutionAlreadyExists")
+    expect_claim(aws, "release", refused=LOST)
+    expect_read(aws, succeeded(window=None) | {"rolled_back": RELEASE_ID})
 
     result = handle(alarm(), settings(), aws.clients)
 
+    # Then it neither stops that execution nor tells of the rollback again
     assert result == {"action": "duplicate", "fleet": "web", "release": RELEASE_ID}
-    assert aws.calls == ["ssm.GetParameters", "dynamodb.GetItem", "stepfunctions.StartExecution"]
+    assert aws.calls == [
+        "ssm.GetParameters",
+        "dynamodb.GetItem",
+        "stepfunctions.StartExecution",
+        "dynamodb.UpdateItem",
+        "dynamodb.GetItem",
+    ]
+
+
+def test_a_rollback_release_started_but_not_claimed_is_claimed_by_the_next_delivery(
+    aws: StubbedAws,
+) -> None:
+    expect_fleets(aws, alarm(), "rolling")
+    # The delivery that started it failed before its claim; Lambda delivers it again
+    expect_read(aws, succeeded(window=None))
+    expect_release_started(aws, ALARM_ID, ALARM_REASON, refused="ExecutionAlreadyExists")
+    expect_claim(aws, "release")
+    expect_rolled_back_event(aws, reason=ALARM_REASON, rollback="release")
+
+    result = handle(alarm(), settings(), aws.clients)
+
+    # Then the release is claimed and told of: not left running unclaimed as a duplicate
+    assert result == {"action": "release", "fleet": "web", "release": f"rollback-{RELEASE_ID}"}
 
 
 def test_a_rollback_release_that_loses_the_claim_is_stopped(aws: StubbedAws) -> None:
@@ -143,6 +169,7 @@ def test_a_rollback_release_that_loses_the_claim_is_stopped(aws: StubbedAws) -> 
     expect_read(aws, succeeded(window=None))
     expect_release_started(aws, ALARM_ID, ALARM_REASON)
     expect_claim(aws, "release", refused=LOST)
+    expect_read(aws, succeeded(window=None) | {"last_release": "web-newer"})
     expect_stopped(aws, "claim lost", release=f"rollback-{RELEASE_ID}")
 
     result = handle(alarm(), settings(), aws.clients)
@@ -153,6 +180,7 @@ def test_a_rollback_release_that_loses_the_claim_is_stopped(aws: StubbedAws) -> 
         "dynamodb.GetItem",
         "stepfunctions.StartExecution",
         "dynamodb.UpdateItem",
+        "dynamodb.GetItem",
         "stepfunctions.StopExecution",
     ]
 

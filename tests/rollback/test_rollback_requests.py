@@ -60,9 +60,9 @@ def _expect_in_flight_rollback(aws: StubbedAws, reason: str, event: str = ALARM_
     expect_stopped(aws, reason)
     expect_emptied(aws, "green")
     expect_recorded(aws, "in_flight", "traffic restored", reason)
+    expect_rolled_back_event(aws, reason=reason, rollback="in_flight")
     expect_closed(aws, reason, good=PREVIOUS_AMI)
     expect_unlock(aws)
-    expect_rolled_back_event(aws, reason=reason, rollback="in_flight")
 
 
 # --- requests -----------------------------------------------------------------------------
@@ -221,9 +221,9 @@ def _expect_window_rollback(aws: StubbedAws, reason: str) -> None:
     expect_window_restored(aws, "blue")
     expect_emptied(aws, "green")
     expect_recorded(aws, "window", "traffic restored", reason)
+    expect_rolled_back_event(aws, reason=reason, rollback="window")
     expect_closed(aws, reason, good=PREVIOUS_AMI)
     expect_unlock(aws, release=f"window-rollback-{RELEASE_ID}")
-    expect_rolled_back_event(aws, reason=reason, rollback="window")
 
 
 HALF_WAY = {"in_flight": _expect_in_flight_rollback, "window": _expect_window_rollback}
@@ -241,4 +241,4 @@ def test_an_unparseable_state_timestamp_does_not_abort_the_rollback(how: str) ->
         assert handle(event, settings(), aws.clients)["action"] == how
     finally:
         Metrics().clear_metrics()
-    assert aws.calls[-1] == "events.PutEvents"
+    assert aws.calls[-1] == "dynamodb.UpdateItem"  # the lock released, the last step

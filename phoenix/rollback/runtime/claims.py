@@ -32,8 +32,10 @@ CLAIMS = {
     "AND attribute_exists(warm_slot) AND (attribute_not_exists(lock_owner) "
     "OR lock_expires < :now OR lock_owner = :release)) OR (rolled_back = :release "
     "AND rolled_back_by = :event AND attribute_exists(warm_slot))",
-    # its success still stands
-    "release": "last_release = :release AND last_outcome = :succeeded",
+    # its success still stands; or this event claimed it and the rollback release has
+    # not ended yet (a retry)
+    "release": "(last_release = :release AND last_outcome = :succeeded) OR (rolled_back = "
+    ":release AND rolled_back_by = :event AND last_release = :release)",
 }
 
 
@@ -56,7 +58,11 @@ def claim(ledger: Ledger, fleet: str, release_id: str, expected: str, event_id: 
         ":outcome": {"S": "rolled back"},
         ":event": {"S": event_id},
     }
-    update = "SET rolled_back = :release, rolled_back_by = :event, last_outcome = :outcome"
+    update = (
+        "SET rolled_back = :release, rolled_back_by = :event, rolled_back_how = :how, "
+        "last_outcome = :outcome"
+    )
+    values[":how"] = {"S": expected}
     if expected != "in_flight":
         values[":succeeded"] = {"S": "succeeded"}
     if expected == "window":
@@ -64,9 +70,6 @@ def claim(ledger: Ledger, fleet: str, release_id: str, expected: str, event_id: 
         values[":owner"] = {"S": window_lock(release_id)}
         values[":expires"] = {"S": iso(now + WINDOW_LOCK_HOLD)}
         update += ", lock_owner = :owner, lock_expires = :expires"
-    if expected == "release":
-        del values[":event"]
-        update = "SET rolled_back = :release, last_outcome = :outcome"
     return ledger.update_fleet_if(
         fleet,
         UpdateExpression=update,
@@ -75,14 +78,28 @@ def claim(ledger: Ledger, fleet: str, release_id: str, expected: str, event_id: 
     )
 
 
-def unfinished(item: dict[str, Any], event_id: str) -> Decision | None:
-    """A window rollback this event claimed and did not finish (delivered again after a
-    failure): finish it. (An unfinished in-flight one is found by decide: the release
-    still holds the lock.)"""
-    window = item.get("warm_slot") or {}
-    mine = item.get("rolled_back_by") == event_id and item.get("rolled_back")
-    if mine and window.get("release") == item.get("rolled_back"):
-        from phoenix.rollback.runtime.logic import Decision  # noqa: PLC0415 - a cycle otherwise
+def claimed_by(item: dict[str, Any], event_id: str) -> bool:
+    """`event_id` claimed the rollback of a release in flight or in its window and did not
+    finish: the lock the claim stands on (the release's, or the window rollback's) is
+    still held."""
+    rolled = item.get("rolled_back")
+    if not rolled or item.get("rolled_back_by") != event_id:
+        return False
+    return item.get("lock_owner") in (rolled, window_lock(str(rolled)))
 
-        return Decision("window", str(item["rolled_back"]))
+
+def unfinished(item: dict[str, Any], event_id: str) -> Decision | None:
+    """What this event claimed and did not finish (delivered again after a failure), to
+    finish: a rollback in flight or in the window (its lock still held), or a rollback
+    release whose execution has not ended (the fleet's last release is still the one
+    undone)."""
+    from phoenix.rollback.runtime.logic import Decision  # noqa: PLC0415 - a cycle otherwise
+
+    rolled = str(item.get("rolled_back") or "")
+    how = item.get("rolled_back_how")
+    if claimed_by(item, event_id) and how in ("in_flight", "window"):
+        return Decision(how, rolled)
+    mine = rolled and item.get("rolled_back_by") == event_id
+    if mine and how == "release" and item.get("last_release") == rolled:
+        return Decision("release", rolled)
     return None

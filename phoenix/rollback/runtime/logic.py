@@ -180,11 +180,16 @@ def roll_back(
         return release_previous(ctl, fleet, item=item, reason=reason, event_id=event_id)
     flight = item.get("flight") or {}
     window = item.get("warm_slot") or {}
-    duplicate = Outcome("duplicate", fleet.name, release=decision.release_id)
-    claimed = decision.action == "window" and _claim(ctl, fleet, decision, event_id)
+    # Delivered again after a failure past its own claim: in flight, traffic moved before
+    # the claim and is not moved again; a window's claim comes before its traffic move,
+    # which is made again (it sets the same weights). What is left is finished.
+    again = claims.claimed_by(item, event_id)
+    claimed = again or (decision.action == "window" and _claim(ctl, fleet, decision, event_id))
     if decision.action == "window" and not claimed:
-        return duplicate
-    if decision.action == "in_flight" and fleet.strategy == "rolling":
+        return Outcome("duplicate", fleet.name, release=decision.release_id)
+    if again and decision.action == "in_flight":
+        done = "claimed before"
+    elif decision.action == "in_flight" and fleet.strategy == "rolling":
         rolled = moves.refresh_back(ctl.aws.autoscaling, fleet)
         if rolled is None:
             logger.warning("refresh not rolled back here: the release's own path will")
@@ -203,39 +208,59 @@ def roll_back(
         return _lost_claim(
             ctl, fleet, decision, flight, reason=reason, since=since, event_id=event_id
         )
-    good = _after_traffic(ctl, fleet, decision, flight=flight, window=window, reason=reason)
-    ctl.ledger.record_step(
-        fleet.name,
-        decision.release_id,
-        step="rolled back",
-        detail={"how": decision.action, "action": done, "reason": reason},
+    outcome = _finish(ctl, fleet, decision, item, reason=reason, done=done)
+    return Outcome(
+        outcome.action, fleet.name, release=decision.release_id, time_to_rollback=seconds
     )
-    ctl.ledger.close_release(
-        fleet.name, decision.release_id, outcome="rolled back", reason=reason, good_ami=good
-    )
+
+
+def _finish(
+    ctl: Controller,
+    fleet: RollbackFleet,
+    decision: Decision,
+    item: dict[str, Any],
+    *,
+    reason: str,
+    done: str,
+) -> Outcome:
+    """Every step after the claim, each safe to run again, in an order that keeps the lock
+    until the last: an event delivered again after a failure here finds its own claim
+    (claims.claimed_by) and finishes. The release is told of before it is closed (which
+    removes the flight or the window, and what the event says of it), then the lock freed."""
+    flight = item.get("flight") or {}
+    window = item.get("warm_slot") or {}
+    if flight or window.get("release") == decision.release_id:
+        good = _after_traffic(ctl, fleet, decision, flight=flight, window=window, reason=reason)
+        ctl.ledger.record_step(
+            fleet.name,
+            decision.release_id,
+            step="rolled back",
+            detail={"how": decision.action, "action": done, "reason": reason},
+        )
+        body = {
+            "release_id": decision.release_id,
+            "environment": ctl.environment,
+            "fleet": fleet.name,
+            "strategy": fleet.strategy,
+            "to_ami": good,
+            "from_ami": flight.get("to_ami") if flight else item.get("last_good_ami"),
+            "reason": reason,
+            "rollback": decision.action,
+        }
+        # The AMI taken out of service: a later environment never promotes it.
+        body["rolled_back_ami"] = body["from_ami"]
+        events.put(ctl.aws.events, "Release Rolled Back", body)
+        ctl.ledger.close_release(
+            fleet.name, decision.release_id, outcome="rolled back", reason=reason, good_ami=good
+        )
     ctl.ledger.release_lock(
         fleet.name,
         decision.release_id
         if decision.action == "in_flight"
         else claims.window_lock(decision.release_id),
     )
-    body = {
-        "release_id": decision.release_id,
-        "environment": ctl.environment,
-        "fleet": fleet.name,
-        "strategy": fleet.strategy,
-        "to_ami": good,
-        "from_ami": flight.get("to_ami") if flight else item.get("last_good_ami"),
-        "reason": reason,
-        "rollback": decision.action,
-    }
-    # The AMI taken out of service: a later environment never promotes it.
-    body["rolled_back_ami"] = body["from_ami"]
-    events.put(ctl.aws.events, "Release Rolled Back", body)
     logger.warning("rolled back", extra={"how": decision.action, "done": done, "reason": reason})
-    return Outcome(
-        decision.action, fleet.name, release=decision.release_id, time_to_rollback=seconds
-    )
+    return Outcome(decision.action, fleet.name, release=decision.release_id)
 
 
 def _lost_claim(
@@ -307,8 +332,10 @@ def release_previous(
     The execution is named after the release it undoes, so every event of a storm asks
     for the same one and only the first starts it (StartExecution refuses a second
     execution of that name: ExecutionAlreadyExists). Only once it has started is the
-    release claimed as rolled back; if the claim is lost (a newer release succeeded
-    meanwhile), the execution is stopped before its preflight can move anything."""
+    release claimed as rolled back, also by an event that found it started (the one that
+    started it may have failed before its claim, or be about to make it). If the claim is
+    lost to another event's, that event finishes; if it is lost because a newer release
+    succeeded meanwhile, the execution is stopped before its preflight can move anything."""
     last = str(item["last_release"])
     request = {
         "environment": ctl.environment,
@@ -327,8 +354,10 @@ def release_previous(
         if error.response.get("Error", {}).get("Code") != "ExecutionAlreadyExists":
             raise
         logger.info("rollback release already started", extra={"execution": name})
-        return Outcome("duplicate", fleet.name, release=last)
     if not claims.claim(ctl.ledger, fleet.name, last, "release", event_id):
+        if ctl.ledger.fleet_item(fleet.name).get("rolled_back") == last:
+            logger.info("already rolled back by another event", extra={"execution": name})
+            return Outcome("duplicate", fleet.name, release=last)
         moves.stop_execution(ctl.aws.stepfunctions, ctl.state_machine_arn, name, "claim lost")
         logger.warning("rollback release stopped: the fleet moved on", extra={"execution": name})
         return Outcome("duplicate", fleet.name, release=last)
