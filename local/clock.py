@@ -70,7 +70,7 @@ from moto.stepfunctions.parser.backend.execution import (
     Execution,
 )
 
-from local import application, eventbridge, instance_refresh_clock, sim_time
+from local import application, eventbridge, iam, instance_refresh_clock, sim_time
 
 ACCOUNT = "123456789012"
 MINUTE = 60.0
@@ -90,8 +90,9 @@ def watch(watcher: Callable[[], None]) -> Callable[[], None]:
 
 
 def notify_watchers() -> None:
-    for watcher in list(_watchers):
-        watcher()
+    with iam.the_world_moving():
+        for watcher in list(_watchers):
+            watcher()
 
 
 _due: list[tuple[float, int, Callable[[], None]]] = []
@@ -136,16 +137,17 @@ def elapsed() -> float:
 def advance(seconds: float = MINUTE) -> None:
     """Let `seconds` of simulated time pass, a minute at a time (at least one minute)."""
     for _ in range(application.minutes(seconds)):
-        with _lock:
-            instance_refresh_clock.advance(MINUTE)
-            for region, backend in list(elbv2_backends[ACCOUNT].items()):
-                if backend.load_balancers:
-                    application.advance(ACCOUNT, region)
-            _elapsed["seconds"] += MINUTE
-            sim_time.passed(MINUTE)
-            notify_watchers()
-        eventbridge.drain()
-        _run_due()
+        with iam.the_world_moving():
+            with _lock:
+                instance_refresh_clock.advance(MINUTE)
+                for region, backend in list(elbv2_backends[ACCOUNT].items()):
+                    if backend.load_balancers:
+                        application.advance(ACCOUNT, region)
+                _elapsed["seconds"] += MINUTE
+                sim_time.passed(MINUTE)
+                notify_watchers()
+            eventbridge.drain()
+            _run_due()
 
 
 def _wait_interval(self: WaitFunction, env: Any, wait_seconds: int) -> None:  # noqa: ARG001

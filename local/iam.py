@@ -33,15 +33,17 @@ AccessDeniedException for JSON services) with AWS's message, before anything is 
 A call whose action this module has no resource mapping for is refused with
 `NotEmulated`: the oracle never guesses an ARN. Not emulated: resource-based policies
 (key policies: DynamoDB's and SNS's use of the environment key is not checked here),
-service control policies, permissions boundaries, session policies, and the calls Step
-Functions itself makes with the state machine's role.
+service control policies, permissions boundaries and session policies.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping
+import types
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +51,17 @@ import boto3
 from botocore.exceptions import ClientError
 from moto.awslambda.models import lambda_backends
 from moto.iam.models import iam_backends
+from moto.stepfunctions.parser.asl.component.program import program
+from moto.stepfunctions.parser.asl.component.state.exec import execute_state
+from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration import (
+    inline_iteration_component,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_parallel import branch_worker
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+    state_task_service_callback,
+)
+from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+from moto.stepfunctions.parser.utils import TMP_THREADS
 
 from local import ssm_image_parameters
 from local.api_calls import LAMBDA_THREAD, iam_action
@@ -56,6 +69,7 @@ from local.iam_policy import Decision, Request, evaluate
 from local.iam_requests import implicit_requests, requests_for
 
 ACCOUNT = "123456789012"
+STATES_THREAD = "states:"
 _JSON_PROTOCOLS = {"json", "rest-json"}
 
 
@@ -81,13 +95,38 @@ def role_policies(role_arn: str) -> list[str]:
     return documents
 
 
+_world = threading.local()
+
+
+@contextmanager
+def the_world_moving() -> Iterator[None]:
+    """The embedded AWS's own work (simulated time passing: refreshes, traffic, alarms,
+    schedules, retries) in whatever thread moves the clock: an execution's Wait state
+    moves it too, yet what the world then does is not the execution's call."""
+    before = getattr(_world, "moving", False)
+    _world.moving = True
+    try:
+        yield
+    finally:
+        _world.moving = before
+
+
 def caller_of(thread_name: str, region: str) -> Caller | None:
-    """The function a call comes from, by the thread it runs in (None: not a function).
+    """The function (or state machine) a call comes from, by the thread it runs in (None:
+    neither). A state machine's execution runs in a thread named after its state machine
+    and its role (`execution_threads`): its Task states' calls (AWS SDK and optimized
+    integrations, a Lambda function's invocation) are made with that role, as Step
+    Functions makes them ("How Step Functions works with IAM", developer guide).
 
     The function lives in its own Region (the AWS_REGION the Lambda runtime gives it,
     set for the call's duration by lambda_dispatch), which need not be the Region of
     the client it calls with: a disaster recovery region's trigger reads images in the
     primary."""
+    if getattr(_world, "moving", False):
+        return None
+    if thread_name.startswith(STATES_THREAD):
+        machine, role = thread_name.removeprefix(STATES_THREAD).split(" ", 1)
+        return Caller(machine.rsplit(":", 1)[-1], role, machine.split(":")[3])
     if not thread_name.startswith(LAMBDA_THREAD):
         return None
     function = thread_name.removeprefix(LAMBDA_THREAD)
@@ -123,7 +162,7 @@ def _refusal(
         )
     response: Any = {
         "Error": {"Code": code, "Message": message},
-        "ResponseMetadata": {"HTTPStatusCode": 403},
+        "ResponseMetadata": {"HTTPStatusCode": 403, "RequestId": str(uuid.uuid4())},
     }
     return ClientError(response, model.name)
 
@@ -150,6 +189,40 @@ def authorize(params: Mapping[str, Any], model: Any, context: Mapping[str, Any],
         raise _refusal(model, caller, request, implicit_of=action)
 
 
+class _ExecutionThread(threading.Thread):
+    """A thread an execution starts (a task, a branch, an iteration, a token wait): named
+    as the thread that starts it, so its calls are made with the execution's role."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        parent = threading.current_thread().name
+        if parent.startswith(STATES_THREAD):
+            kwargs["name"] = parent
+        super().__init__(*args, **kwargs)
+
+
+def execution_threads() -> None:
+    """Run each execution of a state machine in threads named after the state machine and
+    its role (moto's name them `Thread-N`), so its calls are authorized with that role."""
+
+    def start(self: ExecutionWorker) -> None:
+        details = self._evaluation_details
+        name = (
+            f"{STATES_THREAD}{details.state_machine_details.arn} "
+            f"{details.execution_details.role_arn}"
+        )
+        thread = threading.Thread(target=self._execution_logic, daemon=True, name=name)
+        TMP_THREADS.append(thread)
+        thread.start()
+
+    ExecutionWorker.start = start  # type: ignore[method-assign]
+    inheriting = types.ModuleType("threading")
+    inheriting.__dict__.update(threading.__dict__)
+    inheriting.Thread = _ExecutionThread  # type: ignore[attr-defined]
+    for module in (program, inline_iteration_component, state_task_service_callback, branch_worker):
+        module.threading = inheriting  # type: ignore[attr-defined]
+    execute_state.Thread = _ExecutionThread  # type: ignore[attr-defined,misc]
+
+
 def install() -> None:
     """Authorize every call of phoenix's handlers on boto3's default session (again
     whenever it was replaced: registering twice under one id is a no-op)."""
@@ -158,3 +231,4 @@ def install() -> None:
     session = boto3.DEFAULT_SESSION
     assert session is not None
     session.events.register("before-parameter-build", authorize, unique_id="phoenix-iam")
+    execution_threads()

@@ -4,6 +4,7 @@ authorized against the calling function's role, with what AWS checks implicitly.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import threading
 import zipfile
@@ -249,3 +250,50 @@ def test_a_call_with_no_resource_mapping_is_refused_not_guessed(world: World) ->
                 InstanceIds=["i-0123456789abcdef0"]
             )
         )
+
+
+def test_a_state_machine_s_own_calls_are_made_with_its_role(world: World) -> None:
+    # Given a state machine whose one state is an AWS SDK integration (GetParameter)
+    world.ssm.put_parameter(Name="/phoenix/test/ami", Value="ami-1", Type="String")
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    definition = {
+        "StartAt": "Read",
+        "States": {
+            "Read": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::aws-sdk:ssm:getParameter",
+                "Parameters": {"Name": "/phoenix/test/ami"},
+                "ResultSelector": {"value.$": "$.Parameter.Value"},
+                "End": True,
+            }
+        },
+    }
+    machine = sfn.create_state_machine(
+        name="release", definition=json.dumps(definition), roleArn=world.role_arn
+    )["stateMachineArn"]
+
+    runs = itertools.count()
+
+    def run() -> dict[str, Any]:
+        arn = sfn.start_execution(stateMachineArn=machine, name=f"run-{next(runs)}")["executionArn"]
+        while (described := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
+            threading.Event().wait(0.05)
+        return {"status": described["status"], "executionArn": arn}
+
+    # When its role grants nothing, then the call is refused as Step Functions makes it
+    world.grant({"Effect": "Allow", "Action": "ssm:PutParameter", "Resource": "*"})
+    refused = run()
+    assert refused["status"] == "FAILED"
+    history = sfn.get_execution_history(executionArn=refused["executionArn"])["events"]
+    (failed,) = [e for e in history if e["type"] == "ExecutionFailed"]
+    details = failed["executionFailedEventDetails"]
+    assert details["error"].startswith("Ssm."), details
+    assert (
+        "assumed-role/deploy/release is not authorized to perform: ssm:GetParameter"
+        in (details["cause"])
+    )
+
+    # And granted, it is made
+    parameter = f"arn:aws:ssm:{REGION}:123456789012:parameter/phoenix/test/ami"
+    world.grant({"Effect": "Allow", "Action": "ssm:GetParameter", "Resource": parameter})
+    assert run()["status"] == "SUCCEEDED"
