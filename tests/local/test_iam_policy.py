@@ -178,3 +178,88 @@ def test_what_it_cannot_evaluate_is_an_error_not_a_guess() -> None:
     variable = policy(allow("s3:GetObject", "arn:aws:s3:::bucket/${aws:username}/*"))
     with pytest.raises(UnsupportedPolicyError):
         evaluate([variable], Request("s3:GetObject", "arn:aws:s3:::bucket/me/key"))
+
+
+# --- the IAM User Guide's worked examples --------------------------------------------------
+
+# "Policy evaluation for requests within a single account", example identity-based policy
+# evaluation: the policy attached to the user carlossalazar.
+CARLOS = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Sid": "AllowS3ListRead",
+            "Effect": "Allow",
+            "Action": [
+                "s3:GetBucketLocation",
+                "s3:GetAccountPublicAccessBlock",
+                "s3:ListAccessPoints",
+                "s3:ListAllMyBuckets",
+            ],
+            "Resource": "arn:aws:s3:::*",
+        },
+        {
+            "Sid": "AllowS3Self",
+            "Effect": "Allow",
+            "Action": "s3:*",
+            "Resource": [
+                "arn:aws:s3:::amzn-s3-demo-bucket-carlossalazar/*",
+                "arn:aws:s3:::amzn-s3-demo-bucket-carlossalazar",
+            ],
+        },
+        {"Sid": "DenyS3Logs", "Effect": "Deny", "Action": "s3:*", "Resource": "arn:aws:s3:::*log*"},
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("action", "resource", "decision"),
+    [
+        # the guide's request: saving a file to the -logs bucket is denied by DenyS3Logs
+        (
+            "s3:PutObject",
+            "arn:aws:s3:::amzn-s3-demo-bucket-carlossalazar-logs/file.txt",
+            Decision.EXPLICIT_DENY,
+        ),
+        # AllowS3Self: full access to the bucket named after him
+        (
+            "s3:PutObject",
+            "arn:aws:s3:::amzn-s3-demo-bucket-carlossalazar/file.txt",
+            Decision.ALLOWED,
+        ),
+        # AllowS3ListRead: the location of any bucket
+        ("s3:GetBucketLocation", "arn:aws:s3:::amzn-s3-demo-bucket", Decision.ALLOWED),
+        # nothing allows another bucket's objects
+        ("s3:GetObject", "arn:aws:s3:::amzn-s3-demo-bucket/file.txt", Decision.IMPLICIT_DENY),
+    ],
+)
+def test_the_guide_s_single_account_example(action: str, resource: str, decision: Decision) -> None:
+    assert evaluate([CARLOS], Request(action, resource)) is decision
+
+
+# "The difference between explicit and implicit denies": Get and List allowed, every
+# action ending in Report explicitly denied, even where another policy allows it.
+GET_LIST = policy(
+    {
+        "Sid": "AllowGetList",
+        "Effect": "Allow",
+        "Action": ["iam:Get*", "iam:List*"],
+        "Resource": "*",
+    },
+    {"Sid": "DenyReports", "Effect": "Deny", "Action": "iam:*Report", "Resource": "*"},
+)
+ROLE = "arn:aws:iam::123456789012:role/example"
+
+
+def test_the_guide_s_explicit_and_implicit_deny_example() -> None:
+    assert evaluate([GET_LIST], Request("iam:GetRole", ROLE)) is Decision.ALLOWED
+    assert evaluate([GET_LIST], Request("iam:CreatePolicy", "*")) is Decision.IMPLICIT_DENY
+    report = Request("iam:GetOrganizationsAccessReport", "*")
+    assert evaluate([GET_LIST], report) is Decision.EXPLICIT_DENY
+    # "If someone adds another policy to this principal to grant them access to IAM
+    # reports, such as iam:GenerateCredentialReport, report-related requests are still
+    # denied because of this explicit deny"
+    generate = Request("iam:GenerateCredentialReport", "*")
+    granted = policy(allow("iam:GenerateCredentialReport"))
+    assert evaluate([granted], generate) is Decision.ALLOWED
+    assert evaluate([GET_LIST, granted], generate) is Decision.EXPLICIT_DENY
