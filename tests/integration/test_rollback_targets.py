@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from local.embedded import EmbeddedAws
-from local.fleet_view import FleetView
+from local.fleet_view import FleetView, release_item
 from phoenix.kernel.ledger import ROLLBACK_TARGET_TAG
 from tests.integration.fleet_view import request_release
 
@@ -35,7 +35,7 @@ def _tagged(aws: EmbeddedAws, amis: list[str]) -> set[str]:
 
 def _release(aws: EmbeddedAws, fleet: str, ami: str) -> None:
     execution = request_release(aws, fleet, ami)
-    assert execution["status"] == "SUCCEEDED", execution
+    assert execution["status"] == "SUCCEEDED", release_item(aws, fleet, execution["name"])
     assert FleetView.read(aws, fleet).pointer == ami
 
 
