@@ -16,6 +16,7 @@ import pytest
 from local import eventbridge
 from local.cloudformation import aws_client
 from local.embedded import ACCOUNT, EmbeddedAws
+from phoenix.kernel.ledger import ROLLBACK_TARGET_TAG
 from phoenix.kernel.names import image_name
 from tests.integration.conftest import SharedSandbox
 
@@ -123,3 +124,33 @@ def test_the_dr_region_releases_its_own_copy_of_a_primary_image(aws: EmbeddedAws
     assert (release["to_ami"]["S"], release["outcome"]["S"]) == (amis[DR], "succeeded")
     # And the primary released its own copy, as it always did
     assert serving_amis(PRIMARY) == {amis[PRIMARY]}
+
+
+def rollback_targets(region: str, amis: list[str]) -> list[bool]:
+    """Whether each of `amis` (in `region`) carries the rollback-target tag."""
+    found = aws_client("ec2", region).describe_images(ImageIds=amis)["Images"]
+    tagged = {
+        image["ImageId"]
+        for image in found
+        if any(t["Key"] == ROLLBACK_TARGET_TAG for t in image.get("Tags", []))
+    }
+    return [ami in tagged for ami in amis]
+
+
+def test_each_region_tags_its_own_copy_while_its_fleet_may_roll_back_to_it(
+    aws: EmbeddedAws,
+) -> None:
+    # Given the DR fleet released 1.0.0 (the test before)
+    (first,) = [r["to_ami"]["S"] for r in releases(DR)]
+
+    # When two more images are baked and released in both regions, one after the other
+    second = bake("1.0.1")
+    settle()
+    third = bake("1.0.2")
+    settle()
+
+    # Then in each region only its own copy of the AMI before the serving one is a
+    # rollback target (worker is rolling: no window keeps the one before that)
+    assert serving_amis(DR) == {third[DR]}
+    assert rollback_targets(DR, [first, second[DR], third[DR]]) == [False, True, False]
+    assert rollback_targets(PRIMARY, [second[PRIMARY], third[PRIMARY]]) == [True, False]
