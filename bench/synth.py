@@ -44,9 +44,18 @@ def synthesize_once(script: Path, context: dict[str, str]) -> float:
     with tempfile.TemporaryDirectory() as outdir:
         environment = app_environment(outdir, context)
         started = time.perf_counter()
-        subprocess.run(
-            [sys.executable, str(script)], cwd=REPO, env=environment, check=True, timeout=300
+        # the app's own output (warnings, notices) is not the benchmark's: kept for a failure
+        run = subprocess.run(
+            [sys.executable, str(script)],
+            cwd=REPO,
+            env=environment,
+            capture_output=True,
+            check=False,
+            text=True,
+            timeout=300,
         )
+        if run.returncode:
+            raise RuntimeError(f"{script.name} failed:\n{run.stdout}{run.stderr}")
         elapsed = time.perf_counter() - started
         if not list(Path(outdir).glob("**/*.template.json")):
             raise RuntimeError(f"{script.name} wrote no template")
