@@ -147,3 +147,22 @@ def test_a_window_rollback_claimed_before_its_traffic_move_failed_moves_it_when_
     assert item["last_good_ami"] == PREVIOUS_AMI
     assert "lock_owner" not in item
     assert "warm_slot" not in item
+
+
+def test_a_window_rollback_that_failed_after_closing_frees_its_lock_when_delivered_again(
+    dynamodb: Any,
+) -> None:
+    # Given a window rollback that moved traffic, closed the release and then failed
+    # before freeing the window rollback's lock
+    start(dynamodb, RELEASE_ID)
+    succeed(dynamodb, RELEASE_ID, timedelta(minutes=20))
+    book = Ledger(dynamodb, TABLE)
+    assert claims.claim(book, "web", RELEASE_ID, "window", alarm()["id"])
+    book.close_release("web", RELEASE_ID, outcome="rolled back", reason="r", good_ami=PREVIOUS_AMI)
+
+    # When the same event is delivered again: nothing moves, the lock is freed
+    again = _rolling_back(dynamodb)
+    assert handle(alarm(), settings(), again.clients)["action"] == "window"
+    again.verify()
+    assert again.calls == ["ssm.GetParameters"]
+    assert "lock_owner" not in Ledger(dynamodb, TABLE).fleet_item("web")

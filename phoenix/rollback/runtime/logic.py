@@ -182,12 +182,13 @@ def roll_back(
     window = item.get("warm_slot") or {}
     # Delivered again after a failure past its own claim: in flight, traffic moved before
     # the claim and is not moved again; a window's claim comes before its traffic move,
-    # which is made again (it sets the same weights). What is left is finished.
+    # which is made again (it sets the same weights) unless the release was closed
+    # since (the window gone with it). What is left is finished.
     again = claims.claimed_by(item, event_id)
     claimed = again or (decision.action == "window" and _claim(ctl, fleet, decision, event_id))
     if decision.action == "window" and not claimed:
         return Outcome("duplicate", fleet.name, release=decision.release_id)
-    if again and decision.action == "in_flight":
+    if again and (decision.action == "in_flight" or not window):
         done = "claimed before"
     elif decision.action == "in_flight" and fleet.strategy == "rolling":
         rolled = moves.refresh_back(ctl.aws.autoscaling, fleet)
