@@ -87,6 +87,7 @@ Params = Mapping[str, Any]
 _UNSCOPED = {
     "cloudwatch:GetMetricData",
     "ssm:GetCommandInvocation",
+    "ssm:ListCommandInvocations",
     # no resource type (Service Authorization Reference, EC2 Image Builder)
     "imagebuilder:ListImageScanFindings",
 }

@@ -74,10 +74,10 @@ class SmokeTestHook(Construct):
                 conditions=fleet_tagged(environment),
             )
         )
-        # GetCommandInvocation supports no resource-level permissions (Service
+        # ListCommandInvocations supports no resource-level permissions (Service
         # Authorization Reference, AWS Systems Manager: its resource types are none).
         self.function.add_to_role_policy(
-            iam.PolicyStatement(actions=["ssm:GetCommandInvocation"], resources=["*"])
+            iam.PolicyStatement(actions=["ssm:ListCommandInvocations"], resources=["*"])
         )
         acknowledge_wildcard(
             role,
@@ -89,6 +89,6 @@ class SmokeTestHook(Construct):
         acknowledge_wildcard(
             role,
             "*",
-            "X-Ray PutTraceSegments/PutTelemetryRecords and SSM GetCommandInvocation support "
+            "X-Ray PutTraceSegments/PutTelemetryRecords and SSM ListCommandInvocations support "
             "no resource-level permissions; those are the only wildcards in this role.",
         )

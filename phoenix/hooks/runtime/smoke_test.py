@@ -2,11 +2,11 @@
 
 A hook is invoked with the release's new targets before any traffic reaches them
 (phoenix/release/runtime/pretraffic.py). This one asks each instance, through Systems
-Manager Run Command (`AWS-RunShellScript`; the instances run the SSM agent, and a
-function outside the VPC could not reach them), to request its own application
-`requests` times with curl, at `path` on the target's port, and passes only when every
-instance's command succeeds: any answer other than 2xx or 3xx, or no answer within 5 s,
-fails. It answers `{"passed": bool, "reason": str}`.
+Manager Run Command (`AWS-RunShellScript`, one command per 50 instances; the instances
+run the SSM agent, and a function outside the VPC could not reach them), to request its
+own application `requests` times with curl, at `path` on the target's port, and passes
+only when every instance's command succeeds: any answer other than 2xx or 3xx, or no
+answer within 5 s, fails. It answers `{"passed": bool, "reason": str}`.
 
 Input (the fleet's `pre_traffic_hook.input`): `path` (default `/`), `requests` (default
 10, at most 100). A path is checked before it goes into the command: it is a shell word.
@@ -30,6 +30,9 @@ logger = Logger()
 _PATH = re.compile(r"^/[A-Za-z0-9._~/-]*$")
 DONE = {"Success", "Failed", "Cancelled", "TimedOut", "Undeliverable", "Terminated"}
 POLL_SECONDS = 2
+# SendCommand takes at most 50 instance IDs (API reference, InstanceIds); the results
+# are read a page of 50 at a time (ListCommandInvocations, MaxResults).
+PER_COMMAND = 50
 
 
 class BadInputError(ValueError):
@@ -60,22 +63,20 @@ def smoke_test(ssm: SSMClient, event: dict[str, Any], seconds_left: float) -> di
     except ValueError as bad:  # BadInputError, or a requests or port not a number
         return {"passed": False, "reason": f"bad input: {bad}"}
     instances = [str(t["id"]) for t in targets]
-    sent = ssm.send_command(
-        InstanceIds=instances,
-        DocumentName="AWS-RunShellScript",
-        Parameters={"commands": [command]},
-        TimeoutSeconds=max(30, int(seconds_left)),
-        Comment=f"phoenix smoke test of release {event.get('release')}",
-    )
-    command_id = sent["Command"]["CommandId"]
+    commands = [
+        ssm.send_command(
+            InstanceIds=instances[first : first + PER_COMMAND],
+            DocumentName="AWS-RunShellScript",
+            Parameters={"commands": [command]},
+            TimeoutSeconds=max(30, int(seconds_left)),
+            Comment=f"phoenix smoke test of release {event.get('release')}",
+        )["Command"]["CommandId"]
+        for first in range(0, len(instances), PER_COMMAND)
+    ]
     deadline = time.monotonic() + seconds_left
     outcomes: dict[str, dict[str, Any]] = {}
     while True:
-        for instance in instances:
-            if instance not in outcomes:
-                answer = ssm.get_command_invocation(CommandId=command_id, InstanceId=instance)
-                if answer["Status"] in DONE:
-                    outcomes[instance] = dict(answer)
+        outcomes |= _finished(ssm, commands, set(instances))
         if len(outcomes) == len(instances) or time.monotonic() > deadline:
             break
         time.sleep(POLL_SECONDS)
@@ -85,12 +86,33 @@ def smoke_test(ssm: SSMClient, event: dict[str, Any], seconds_left: float) -> di
         return {"passed": False, "reason": f"no result in time from {', '.join(unanswered)}"}
     if failed:
         shown = "; ".join(
-            f"{i}: {o['Status']} (exit {o.get('ResponseCode')}) "
-            f"{str(o.get('StandardErrorContent', '')).strip()[:120]}"
+            f"{i}: {o['Status']} (exit {_plugin(o).get('ResponseCode')}) "
+            f"{str(_plugin(o).get('Output', '')).strip()[:120]}"
             for i, o in sorted(failed.items())
         )
         return {"passed": False, "reason": f"{len(failed)} of {len(instances)} failed: {shown}"}
     return {"passed": True, "reason": f"{len(instances)} instances answered {requests} requests"}
+
+
+def _finished(
+    ssm: SSMClient, commands: list[str], instances: set[str]
+) -> dict[str, dict[str, Any]]:
+    """Instance -> its invocation, for those of `instances` done: every page of each
+    command's list, so the calls grow with pages of 50, not with instances."""
+    done: dict[str, dict[str, Any]] = {}
+    pages = ssm.get_paginator("list_command_invocations")
+    for command_id in commands:
+        for page in pages.paginate(CommandId=command_id, Details=True):
+            for invocation in page["CommandInvocations"]:
+                if invocation.get("Status") in DONE and invocation["InstanceId"] in instances:
+                    done[str(invocation["InstanceId"])] = dict(invocation)
+    return done
+
+
+def _plugin(invocation: dict[str, Any]) -> dict[str, Any]:
+    """The invocation's one plugin (AWS-RunShellScript has one: aws:runShellScript)."""
+    plugins = invocation.get("CommandPlugins") or [{}]
+    return dict(plugins[0])
 
 
 @logger.inject_lambda_context
