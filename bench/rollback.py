@@ -1,6 +1,7 @@
 """The critical path of an alarm-driven rollback, per strategy, in the embedded AWS.
 
-For each fleet of tests/integration/config (canary, blue_green, rolling): a good
+For each fleet of tests/integration/config (canary, blue_green, rolling; without api's
+pre-traffic hook, which would stop the bad AMI before its alarm could): a good
 release, then a release of an AMI that passes health checks but answers half its
 requests with 5xx. Its alarm starts the rollback function; printed: the function's AWS
 calls up to the one that restores traffic (target: 2, the ledger read and one
@@ -18,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 from bench.quiet import logs_to_file
 from local import eventbridge
 from local.api_calls import recording
@@ -31,6 +34,18 @@ TARGET_CALLS = 2
 ALARMS = "bench-alarms"
 
 
+def unhooked(scratch: str) -> Path:
+    """The config with no pre-traffic hook: api's smoke test would stop the erroring AMI
+    before any traffic reaches it, and no alarm would fire."""
+    config = yaml.safe_load((CONFIG / "sandbox.yaml").read_text())
+    for fleet in config["fleets"]:
+        fleet.pop("pre_traffic_hook", None)
+    folder = Path(scratch) / "config"
+    folder.mkdir()
+    (folder / "sandbox.yaml").write_text(yaml.safe_dump(config))
+    return folder
+
+
 def main() -> int:
     alarms: list[float] = []
     rows: list[tuple[str, list[str], float | None]] = []
@@ -39,7 +54,7 @@ def main() -> int:
         tempfile.TemporaryDirectory() as scratch,
         EmbeddedAws() as aws,
     ):
-        aws.deploy("sandbox", outdir=Path(scratch) / "cdk.out", config_dir=CONFIG)
+        aws.deploy("sandbox", outdir=Path(scratch) / "cdk.out", config_dir=unhooked(scratch))
         pattern = {"source": ["aws.cloudwatch"], "detail": {"state": {"value": ["ALARM"]}}}
         aws.client("events").put_rule(Name=ALARMS, EventPattern=json.dumps(pattern))
         eventbridge.tap(ALARMS, lambda _event: alarms.append(time.perf_counter()))
