@@ -220,7 +220,7 @@ def execution_threads() -> None:
     inheriting.Thread = _ExecutionThread  # type: ignore[attr-defined]
     for module in (program, inline_iteration_component, state_task_service_callback, branch_worker):
         module.threading = inheriting  # type: ignore[attr-defined]
-    execute_state.Thread = _ExecutionThread  # type: ignore[attr-defined,misc]
+    execute_state.Thread = _ExecutionThread  # type: ignore[misc]
 
 
 def install() -> None:

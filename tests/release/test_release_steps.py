@@ -154,8 +154,10 @@ def test_production_workers_refresh_pauses_at_its_checkpoints_and_replaces_every
     # And a refresh back to the last good version (a rollback release) is a fast track:
     # no checkpoint, no bake, and not the alarms that are in ALARM on what it replaces
     back = refresh_preferences(spec, back=True)
-    assert "CheckpointPercentages" not in back and "CheckpointDelay" not in back
-    assert "AlarmSpecification" not in back and back.get("BakeTime") == 0
+    assert "CheckpointPercentages" not in back
+    assert "CheckpointDelay" not in back
+    assert "AlarmSpecification" not in back
+    assert back.get("BakeTime") == 0
     assert preferences.get("AlarmSpecification") == {"Alarms": ALARMS}
 
 
