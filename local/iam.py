@@ -50,6 +50,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 from moto.awslambda.models import lambda_backends
+from moto.iam.exceptions import NotFoundException
 from moto.iam.models import iam_backends
 from moto.stepfunctions.parser.asl.component.program import program
 from moto.stepfunctions.parser.asl.component.state.exec import execute_state
@@ -111,6 +112,14 @@ def the_world_moving() -> Iterator[None]:
         _world.moving = before
 
 
+def _exists(role_arn: str) -> bool:
+    try:
+        iam_backends[ACCOUNT]["global"].get_role_by_arn(role_arn)
+    except NotFoundException:
+        return False
+    return True
+
+
 def caller_of(thread_name: str, region: str) -> Caller | None:
     """The function (or state machine) a call comes from, by the thread it runs in (None:
     neither). A state machine's execution runs in a thread named after its state machine
@@ -126,6 +135,11 @@ def caller_of(thread_name: str, region: str) -> Caller | None:
         return None
     if thread_name.startswith(STATES_THREAD):
         machine, role = thread_name.removeprefix(STATES_THREAD).split(" ", 1)
+        if not _exists(role):
+            # A definition run in moto alone, with a made-up role: AWS would not have
+            # created the state machine (CreateStateMachine checks that Step Functions may
+            # assume its role), so there is no role to authorize its calls with.
+            return None
         return Caller(machine.rsplit(":", 1)[-1], role, machine.split(":")[3])
     if not thread_name.startswith(LAMBDA_THREAD):
         return None

@@ -141,7 +141,7 @@ def _expect_refresh_back(aws: StubbedAws) -> None:
                 "InstanceWarmup": 60,
                 "SkipMatching": True,
                 "AutoRollback": False,
-                "BakeTime": 600,
+                "BakeTime": 0,  # a refresh back to the last good version is not baked
                 "ScaleInProtectedInstances": "Refresh",
                 "StandbyInstances": "Terminate",
             },

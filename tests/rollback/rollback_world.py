@@ -216,8 +216,7 @@ CLAIMS = {
     "AND attribute_exists(warm_slot) AND (attribute_not_exists(lock_owner) "
     "OR lock_expires < :now OR lock_owner = :release)) OR (rolled_back = :release "
     "AND rolled_back_by = :event AND attribute_exists(warm_slot))",
-    # its success still stands; or this same event claimed it and the rollback release
-    # has not ended
+    # its success still stands; or this same event claimed it, its rollback release on
     "release": "(last_release = :release AND last_outcome = :succeeded) OR (rolled_back = "
     ":release AND rolled_back_by = :event AND last_release = :release)",
 }
