@@ -29,6 +29,7 @@ an error, never a silent allow or deny: the oracle must not guess.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -67,9 +68,19 @@ class Request:
 
 def statements_of(document: str | Mapping[str, Any]) -> list[Mapping[str, Any]]:
     """A policy document's statements (IAM allows one statement object or a list)."""
-    policy = json.loads(document) if isinstance(document, str) else document
-    statement = policy.get("Statement", [])
+    if isinstance(document, str):
+        return list(_parsed(document))
+    statement = document.get("Statement", [])
     return [statement] if isinstance(statement, Mapping) else list(statement)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed(document: str) -> tuple[Mapping[str, Any], ...]:
+    """A document's statements, parsed once: every call of a role's functions reads the
+    same few documents."""
+    policy = json.loads(document)
+    statement = policy.get("Statement", [])
+    return (statement,) if isinstance(statement, Mapping) else tuple(statement)
 
 
 def evaluate(documents: Iterable[str | Mapping[str, Any]], request: Request) -> Decision:
