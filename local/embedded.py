@@ -17,6 +17,8 @@ from typing import Any
 
 from moto.moto_api._internal.models import moto_api_backend
 from moto.server import ThreadedMotoServer
+from moto.stepfunctions.parser.api import ExecutionStatus
+from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
 from local import clock, cloudformation, eventbridge, install_extensions, lambda_environments
 from local.status import describe_fleets
@@ -206,9 +208,15 @@ class EmbeddedAws:
         return events
 
     def running_releases(self) -> list[str]:
-        """The ARNs of release executions still running, in every state machine here."""
-        running = self._listed_executions(statusFilter="RUNNING")
-        return [execution["executionArn"] for execution in running]
+        """The ARNs of executions still running, in every state machine here: read from
+        moto's backend, not listed through the API, since settle asks ten times a second
+        while the executions it waits for need the interpreter's time."""
+        backend = stepfunctions_parser_backends[ACCOUNT][self.region]
+        # the parser's executions (exec_arn, exec_status), typed as moto's older model
+        executions: list[Any] = [e for m in backend.state_machines for e in m.executions]
+        return [
+            str(e.exec_arn) for e in executions if e.exec_status in (None, ExecutionStatus.RUNNING)
+        ]
 
     def settle(self, timeout: float = 120.0) -> None:
         """Wait (in real time) until every event is delivered and no execution runs; then
