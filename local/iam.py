@@ -112,14 +112,6 @@ def the_world_moving() -> Iterator[None]:
         _world.moving = before
 
 
-def _exists(role_arn: str) -> bool:
-    try:
-        iam_backends[ACCOUNT]["global"].get_role_by_arn(role_arn)
-    except NotFoundException:
-        return False
-    return True
-
-
 def caller_of(thread_name: str, region: str) -> Caller | None:
     """The function (or state machine) a call comes from, by the thread it runs in (None:
     neither). A state machine's execution runs in a thread named after its state machine
@@ -135,11 +127,6 @@ def caller_of(thread_name: str, region: str) -> Caller | None:
         return None
     if thread_name.startswith(STATES_THREAD):
         machine, role = thread_name.removeprefix(STATES_THREAD).split(" ", 1)
-        if not _exists(role):
-            # A definition run in moto alone, with a made-up role: AWS would not have
-            # created the state machine (CreateStateMachine checks that Step Functions may
-            # assume its role), so there is no role to authorize its calls with.
-            return None
         return Caller(machine.rsplit(":", 1)[-1], role, machine.split(":")[3])
     if not thread_name.startswith(LAMBDA_THREAD):
         return None
@@ -188,7 +175,13 @@ def authorize(params: Mapping[str, Any], model: Any, context: Mapping[str, Any],
     if caller is None:
         return
     action = iam_action(model)
-    policies = role_policies(caller.role_arn)
+    try:
+        policies = role_policies(caller.role_arn)
+    except NotFoundException:
+        # A state machine's definition run in moto alone, with a made-up role: AWS would
+        # not have created it (CreateStateMachine checks that Step Functions may assume
+        # its role), so there is no role to authorize its calls with.
+        return
     for request in requests_for(action, params, region):
         if evaluate(policies, request) is not Decision.ALLOWED:
             raise _refusal(model, caller, request, implicit_of=None)

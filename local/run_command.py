@@ -104,7 +104,8 @@ def _list_command_invocations(self: SimpleSystemManagerResponse) -> ActionResult
     ]
     start = int(self._get_param("NextToken") or 0)
     page = invocations[start : start + size]
-    listed = [_listed(command, i, details=bool(self._get_param("Details"))) for command, i in page]
+    details = bool(self._get_param("Details"))
+    listed = [_listed(command, i, details=details) for command, i in page]
     result: dict[str, Any] = {"CommandInvocations": listed}
     if start + size < len(invocations):
         result["NextToken"] = str(start + size)
