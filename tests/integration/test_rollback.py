@@ -51,6 +51,23 @@ def _alarm(name: str) -> dict[str, Any]:
     }
 
 
+def _rolled_back_by_its_own_alarm(aws: EmbeddedAws, fleet: str, ami: str) -> dict[str, Any]:
+    """`ami` turning bad on the fleet's real traffic (its instances answer half of their
+    requests with 5xx from now on) for five minutes: the one rollback release its alarm
+    started, which succeeded (its ledger item)."""
+    aws.client("ec2").create_tags(
+        Resources=[ami], Tags=[{"Key": "phoenix:health", "Value": "erroring"}]
+    )
+    before = set(aws.executions())
+    aws.advance(5 * 60)
+    aws.settle()
+    new = [e for arn, e in aws.executions().items() if arn not in before]
+    assert [e["name"].startswith(f"rollback-{fleet}-") for e in new] == [True]
+    release = release_item(aws, fleet, new[0]["name"])
+    assert new[0]["status"] == "SUCCEEDED", release
+    return release
+
+
 def _assert_back_on(aws: EmbeddedAws, fleet: str, ami: str) -> FleetView:
     view = FleetView.read(aws, fleet)
     assert view.serving_amis == {ami}
@@ -114,21 +131,12 @@ def test_after_the_window_the_alarm_itself_rolls_back_on_a_fast_track(aws: Embed
     first = _released(aws, "web", "7.1.0")
     last = _released(aws, "web", "7.1.1")
     aws.advance(40 * 60)
-    aws.client("ec2").create_tags(
-        Resources=[last], Tags=[{"Key": "phoenix:health", "Value": "erroring"}]
-    )
-    before = set(aws.executions())
 
     # When the fleet's own 5xx alarm goes to ALARM on the real traffic
-    aws.advance(5 * 60)
-    aws.settle()
+    release = _rolled_back_by_its_own_alarm(aws, "web", last)
 
     # Then one rollback release, not refused by that alarm, put the first AMI back with
     # all the traffic in one step (no canary steps)
-    new = [e for arn, e in aws.executions().items() if arn not in before]
-    assert [e["name"].startswith("rollback-web-") for e in new] == [True]
-    release = release_item(aws, "web", new[0]["name"])
-    assert new[0]["status"] == "SUCCEEDED", release
     assert release["to_ami"] == first
     assert release["steps"].count("health gate passed") == 1, release["steps"]
     _assert_back_on(aws, "web", first)
@@ -295,22 +303,13 @@ def test_after_release_a_rolling_fleets_own_alarm_rolls_it_back_on_a_fast_track(
     # released twice, and then the last AMI turning bad on the real traffic
     first = _released(aws, "worker", "7.2.0")
     last = _released(aws, "worker", "7.2.1")
-    aws.client("ec2").create_tags(
-        Resources=[last], Tags=[{"Key": "phoenix:health", "Value": "erroring"}]
-    )
-    before = set(aws.executions())
 
     # When the fleet's own 5xx alarm goes to ALARM
-    aws.advance(5 * 60)
-    aws.settle()
+    release = _rolled_back_by_its_own_alarm(aws, "worker", last)
 
     # Then one rollback release put the first AMI back: its refresh did not stop at the
     # checkpoints, and the alarm that started it (still in ALARM while the bad AMI
     # serves) did not fail it
-    new = [e for arn, e in aws.executions().items() if arn not in before]
-    assert [e["name"].startswith("rollback-worker-") for e in new] == [True]
-    release = release_item(aws, "worker", new[0]["name"])
-    assert new[0]["status"] == "SUCCEEDED", release
     assert release["to_ami"] == first
     refreshes = aws.client("autoscaling").describe_instance_refreshes(
         AutoScalingGroupName="phoenix-sandbox-worker-blue"

@@ -39,6 +39,15 @@ def _rolling_back(dynamodb: Any, *queued: Any) -> StubbedAws:
     return aws
 
 
+def _delivered(dynamodb: Any, *queued: Any) -> tuple[dict[str, Any], list[str]]:
+    """The alarm's event handled in that world, every queued answer used: what the
+    function answered, and the calls it made."""
+    aws = _rolling_back(dynamodb, *queued)
+    result = handle(alarm(), settings(), aws.clients)
+    aws.verify()
+    return result, aws.calls
+
+
 def test_a_rollback_in_flight_that_failed_after_its_claim_is_finished_when_delivered_again(
     dynamodb: Any,
 ) -> None:
@@ -60,14 +69,12 @@ def test_a_rollback_in_flight_that_failed_after_its_claim_is_finished_when_deliv
     assert Ledger(dynamodb, TABLE).fleet_item("web")["lock_owner"] == RELEASE_ID
 
     # When Lambda delivers the same event again: no traffic moved twice, the rest done
-    again = _rolling_back(
+    result, calls = _delivered(
         dynamodb,
         lambda aws: expect_stopped(aws, ALARM_REASON),
         lambda aws: expect_emptied(aws, "green"),
         lambda aws: expect_rolled_back_event(aws, reason=ALARM_REASON, rollback="in_flight"),
     )
-    result = handle(alarm(), settings(), again.clients)
-    again.verify()
 
     # Then the release is closed, the fleet free and back on the AMI before
     assert result["action"] == "in_flight"
@@ -76,12 +83,10 @@ def test_a_rollback_in_flight_that_failed_after_its_claim_is_finished_when_deliv
     assert "flight" not in item
     assert item["last_good_ami"] == PREVIOUS_AMI
     assert item["last_outcome"] == "rolled back"
-    assert "elbv2.ModifyListener" not in again.calls
+    assert "elbv2.ModifyListener" not in calls
 
     # And a third delivery (EventBridge delivers at least once) does nothing
-    late = _rolling_back(dynamodb)
-    assert handle(alarm(), settings(), late.clients)["action"] == "nothing"
-    late.verify()
+    assert _delivered(dynamodb)[0]["action"] == "nothing"
 
 
 def test_a_rollback_release_claimed_by_an_event_that_failed_to_tell_of_it_is_told_again(
@@ -98,15 +103,13 @@ def test_a_rollback_release_claimed_by_an_event_that_failed_to_tell_of_it_is_tol
     assert claims.claim(Ledger(dynamodb, TABLE), "web", RELEASE_ID, "release", event_id)
 
     # When the same event is delivered again
-    again = _rolling_back(
+    result, _ = _delivered(
         dynamodb,
         lambda aws: expect_release_started(
             aws, event_id, ALARM_REASON, refused="ExecutionAlreadyExists"
         ),
         lambda aws: expect_rolled_back_event(aws, reason=ALARM_REASON, rollback="release"),
     )
-    result = handle(alarm(), settings(), again.clients)
-    again.verify()
 
     # Then it is told of, and another event of the storm is a duplicate
     assert result["action"] == "release"
@@ -131,15 +134,13 @@ def test_a_window_rollback_claimed_before_its_traffic_move_failed_moves_it_when_
     first.verify()
 
     # When the same event is delivered again: its claim stands, and the traffic moves
-    again = _rolling_back(
+    result, _ = _delivered(
         dynamodb,
         lambda aws: expect_weights(aws, serve="blue", drop="green"),
         lambda aws: expect_window_restored(aws, "blue"),
         lambda aws: expect_emptied(aws, "green"),
         lambda aws: expect_rolled_back_event(aws, reason=ALARM_REASON, rollback="window"),
     )
-    result = handle(alarm(), settings(), again.clients)
-    again.verify()
 
     # Then the fleet is back on the AMI before and free
     assert result["action"] == "window"
@@ -161,8 +162,7 @@ def test_a_window_rollback_that_failed_after_closing_frees_its_lock_when_deliver
     book.close_release("web", RELEASE_ID, outcome="rolled back", reason="r", good_ami=PREVIOUS_AMI)
 
     # When the same event is delivered again: nothing moves, the lock is freed
-    again = _rolling_back(dynamodb)
-    assert handle(alarm(), settings(), again.clients)["action"] == "window"
-    again.verify()
-    assert again.calls == ["ssm.GetParameters"]
+    result, calls = _delivered(dynamodb)
+    assert result["action"] == "window"
+    assert calls == ["ssm.GetParameters"]
     assert "lock_owner" not in Ledger(dynamodb, TABLE).fleet_item("web")
