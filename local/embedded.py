@@ -10,6 +10,7 @@ import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from types import TracebackType
@@ -20,7 +21,15 @@ from moto.server import ThreadedMotoServer
 from moto.stepfunctions.parser.api import ExecutionStatus
 from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
-from local import clock, cloudformation, eventbridge, install_extensions, lambda_environments
+from local import (
+    clock,
+    cloudformation,
+    eventbridge,
+    install_extensions,
+    lambda_environments,
+    sim_time,
+)
+from local.imagebuilder import lifecycle
 from local.status import describe_fleets
 from phoenix.config.environment import load_environment
 from phoenix.kernel.attributes import plain
@@ -136,6 +145,12 @@ class EmbeddedAws:
         """Let `seconds` of simulated time pass, a minute at a time: instance refreshes move
         on, and the application model serves a minute of traffic and evaluates alarms."""
         clock.advance(seconds)
+
+    def run_image_lifecycle(self, later: timedelta = timedelta()) -> list[lifecycle.Execution]:
+        """Run every enabled image lifecycle policy of this region once, as Image Builder
+        does each day, `later` after the simulated now (a month is not waited for a
+        minute at a time): local/imagebuilder/lifecycle.py."""
+        return lifecycle.run(ACCOUNT, self.region, sim_time.utcnow() + later)
 
     def drain(self) -> None:
         """Wait until every event put on a bus so far has reached its targets."""

@@ -83,8 +83,9 @@ class GoldenImagePipeline(Construct):
       for `config.launch_permission_accounts`, and never into launch templates: Image
       Builder would make the new version their default and break rollback. Every
       region's copy gets the same AMI tags (`ami_tags`), never `phoenix:rollback-target`:
-      a new image is nobody's way back yet; the release controller of the copy's region
-      tags it while a fleet there may roll back to it (docs/adr/0008-rollback-target-tags.md).
+      a new image is in no fleet's use yet; the release controller of the copy's region
+      tags it while a fleet there serves it or may roll back to it
+      (docs/adr/0008-rollback-target-tags.md, docs/adr/0016-rollback-drills-and-retention.md).
     - The pipeline runs on `config.schedule` when its dependencies have updates, and a
       lifecycle policy keeps the last `config.keep_images` AMIs, never removing one
       tagged `phoenix:rollback-target` or launched in the last 30 days.

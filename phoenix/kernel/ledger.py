@@ -58,11 +58,11 @@ def target_key(ami: str) -> dict[str, AttributeValueTypeDef]:
 
 
 def rollback_targets(item: Mapping[str, Any]) -> set[str]:
-    """The AMIs a fleet item (plain values) may roll back to: the one before the last good
-    AMI (a rollback after the window releases it) and the window's; never the one serving."""
+    """The AMIs a fleet item (plain values) keeps in use: the last good (serving), the one
+    before it (a rollback after the window releases it) and the window's (ADR 0016)."""
     window = item.get("warm_slot") or {}
-    named = {str(ami) for ami in (item.get("previous_good_ami"), window.get("previous_ami")) if ami}
-    return named - {item.get("last_good_ami")}
+    amis = (item.get("last_good_ami"), item.get("previous_good_ami"), window.get("previous_ami"))
+    return {str(ami) for ami in amis if ami}
 
 
 class LockRefusedError(Exception):

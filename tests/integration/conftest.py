@@ -31,6 +31,7 @@ LAST_OF_SHARED = (
     "test_report.py",
     "test_drift.py",
     "test_vulnerabilities.py",
+    "test_retention.py",
 )
 
 

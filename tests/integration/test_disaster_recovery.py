@@ -137,7 +137,7 @@ def rollback_targets(region: str, amis: list[str]) -> list[bool]:
     return [ami in tagged for ami in amis]
 
 
-def test_each_region_tags_its_own_copy_while_its_fleet_may_roll_back_to_it(
+def test_each_region_tags_its_own_copy_while_its_fleet_serves_or_may_roll_back_to_it(
     aws: EmbeddedAws,
 ) -> None:
     # Given the DR fleet released 1.0.0 (the test before)
@@ -149,8 +149,9 @@ def test_each_region_tags_its_own_copy_while_its_fleet_may_roll_back_to_it(
     third = bake("1.0.2")
     settle()
 
-    # Then in each region only its own copy of the AMI before the serving one is a
-    # rollback target (worker is rolling: no window keeps the one before that)
+    # Then in each region only its own copies of the AMI serving and the one before it
+    # are kept in use (worker is rolling: no window keeps the one before that)
     assert serving_amis(DR) == {third[DR]}
-    assert rollback_targets(DR, [first, second[DR], third[DR]]) == [False, True, False]
-    assert rollback_targets(PRIMARY, [second[PRIMARY], third[PRIMARY]]) == [True, False]
+    assert rollback_targets(DR, [first, second[DR], third[DR]]) == [False, True, True]
+    assert rollback_targets(PRIMARY, [second[PRIMARY], third[PRIMARY]]) == [True, True]
+    assert rollback_targets(PRIMARY, [second[DR], third[DR]]) == [False, False]

@@ -1,6 +1,7 @@
 """Rollback-target tags in the embedded AWS: after each release, exactly the AMIs some
-fleet of the environment may roll back to carry `phoenix:rollback-target`, so the image
-lifecycle keeps those and may delete the rest (docs/adr/0008-rollback-target-tags.md)."""
+fleet of the environment serves or may roll back to carry `phoenix:rollback-target`, so
+the image lifecycle keeps those and may delete the rest (docs/adr/0008-rollback-target-tags.md,
+docs/adr/0016-rollback-drills-and-retention.md)."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ def _release(aws: EmbeddedAws, fleet: str, ami: str) -> None:
     assert FleetView.read(aws, fleet).pointer == ami
 
 
-def test_after_three_releases_only_the_current_rollback_target_is_tagged(
+def test_after_three_releases_only_the_serving_ami_and_the_one_before_are_tagged(
     aws: EmbeddedAws,
 ) -> None:
     # Given the canary fleet on the AMI it was deployed with, and three healthy images
@@ -50,10 +51,10 @@ def test_after_three_releases_only_the_current_rollback_target_is_tagged(
     for ami in baked:
         _release(aws, "web", ami)
 
-    # Then the AMI before the serving one, and only that one, is kept as a rollback target
+    # Then the AMI serving and the one before it, and only those, are kept in use
     item = FleetView.read(aws, "web").fleet_item
     assert item["previous_good_ami"]["S"] == baked[1]
-    assert _tagged(aws, [first, *baked]) == {baked[1]}
+    assert _tagged(aws, [first, *baked]) == {baked[1], baked[2]}
 
 
 def test_an_ami_stays_tagged_while_another_fleet_may_still_roll_back_to_it(
@@ -72,8 +73,8 @@ def test_an_ami_stays_tagged_while_another_fleet_may_still_roll_back_to_it(
     _release(aws, "web", later)
 
     # Then `shared` keeps its tag: the other fleet would still roll back to it
-    assert _tagged(aws, [shared, common]) == {shared, common}
+    assert _tagged(aws, [shared, common, later]) == {shared, common, later}
 
     # and loses it only once no fleet names it any more
     _release(aws, "api", later)
-    assert _tagged(aws, [shared, common, later]) == {common}
+    assert _tagged(aws, [shared, common, later]) == {common, later}

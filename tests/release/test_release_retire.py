@@ -16,6 +16,7 @@ from phoenix.release.handlers.finalize import handle
 from phoenix.release.lock_wait import ROLLBACK_LOCK_ATTEMPTS, ROLLBACK_LOCK_WAIT_SECONDS
 from phoenix.release.runtime.finalize import RETIRE_HOLD
 from tests.release.release_state import (
+    AMI,
     GROUPS,
     PREVIOUS_AMI,
     RELEASE_ID,
@@ -111,7 +112,7 @@ def test_retire_ends_the_window_then_empties_the_old_slot_under_the_lock(
     _expect_window_closed(aws)
     _expect_lock(aws)
     _expect_emptied(aws, "blue")
-    expect_fleet_read(aws, held=[PREVIOUS_AMI])  # its AMI is still the previous good one
+    expect_fleet_read(aws, held=[AMI, PREVIOUS_AMI])  # its AMI is still the previous good one
     expect_unlock(aws)
 
     result = handle(step_input(release_state(), "retire"), SETTINGS, aws.clients)
@@ -195,7 +196,7 @@ def test_retire_holds_the_lock_no_longer_than_a_release_may(aws: StubbedAws) -> 
     _expect_window_closed(aws)
     _expect_lock(aws, expires=IsoAfter(timedelta(minutes=5)))
     _expect_emptied(aws, "blue")
-    expect_fleet_read(aws, held=[PREVIOUS_AMI])
+    expect_fleet_read(aws, held=[AMI, PREVIOUS_AMI])
     expect_unlock(aws)
 
     result = handle(step_input(release_state(), "retire"), SETTINGS, aws.clients)

@@ -1,7 +1,8 @@
-"""Rollback-target tags (docs/adr/0008-rollback-target-tags.md): an AMI carries
-`phoenix:rollback-target` exactly while some fleet of the environment may roll back to
-it, so the image lifecycle keeps those and nothing else (Stubber; the embedded AWS runs
-it end to end in tests/integration/test_rollback_targets.py)."""
+"""Rollback-target tags (docs/adr/0008-rollback-target-tags.md, and ADR 0016 for the AMI
+serving): an AMI carries `phoenix:rollback-target` exactly while some fleet of the
+environment serves it or may roll back to it, so the image lifecycle keeps those and
+nothing else (Stubber; the embedded AWS runs it end to end in
+tests/integration/test_rollback_targets.py and test_retention.py)."""
 
 from __future__ import annotations
 
@@ -140,13 +141,13 @@ def expect_recorded(aws: StubbedAws, *amis: str) -> None:
 
 
 def expect_target_moved(aws: StubbedAws, *, window: bool) -> None:
-    """A success's reconciliation: the AMI it replaced becomes the fleet's one rollback
-    target (a first release: no target before it)."""
-    expect_fleet_read(aws, window=PREVIOUS_AMI if window else None)
-    expect_described(aws, PREVIOUS_AMI)
-    expect_holds(aws, PREVIOUS_AMI)
-    expect_tagged(aws, PREVIOUS_AMI)
-    expect_recorded(aws, PREVIOUS_AMI)
+    """A success's reconciliation: the AMI it released joins the AMI it replaced (held
+    while it served, now the fleet's rollback target); nothing held before that."""
+    expect_fleet_read(aws, window=PREVIOUS_AMI if window else None, held=[PREVIOUS_AMI])
+    expect_described(aws, AMI)
+    expect_holds(aws, AMI)
+    expect_tagged(aws, AMI)
+    expect_recorded(aws, AMI, PREVIOUS_AMI)
 
 
 def _keep(aws: StubbedAws) -> None:
@@ -154,12 +155,13 @@ def _keep(aws: StubbedAws) -> None:
 
 
 def _moved(aws: StubbedAws, *, older_holders: Sequence[str] = ()) -> None:
-    """Queue a success's calls: PREVIOUS_AMI becomes the target, OLDER_AMI stops being
-    one (and stays held by `older_holders`)."""
-    expect_fleet_read(aws, window=PREVIOUS_AMI, held=[OLDER_AMI])
-    expect_described(aws, PREVIOUS_AMI)
-    expect_holds(aws, PREVIOUS_AMI)
-    expect_tagged(aws, PREVIOUS_AMI)
+    """Queue a success's calls: AMI (released) is held, PREVIOUS_AMI (served, now the
+    rollback target) stays held, OLDER_AMI (the target before) is let go and stays held
+    by `older_holders`."""
+    expect_fleet_read(aws, window=PREVIOUS_AMI, held=[PREVIOUS_AMI, OLDER_AMI])
+    expect_described(aws, AMI)
+    expect_holds(aws, AMI)
+    expect_tagged(aws, AMI)
     expect_drops(aws, OLDER_AMI, after=older_holders)
 
 
@@ -167,12 +169,13 @@ def _moved(aws: StubbedAws, *, older_holders: Sequence[str] = ()) -> None:
 
 
 def test_the_tag_moves_from_the_old_rollback_target_to_the_new_one(aws: StubbedAws) -> None:
-    # Given the fleet held OLDER_AMI, and now names PREVIOUS_AMI (the pointer's previous
-    # good AMI and the rollback window's), and no other fleet holds OLDER_AMI
+    # Given the fleet held PREVIOUS_AMI (serving) and OLDER_AMI (its rollback target), and
+    # now names AMI (serving) and PREVIOUS_AMI (the previous good AMI and the rollback
+    # window's), and no other fleet holds OLDER_AMI
     _moved(aws)
     expect_untagged(aws, OLDER_AMI)
     expect_holders_read(aws, OLDER_AMI)
-    expect_recorded(aws, PREVIOUS_AMI)
+    expect_recorded(aws, AMI, PREVIOUS_AMI)
 
     # When the tags are reconciled
     _keep(aws)
@@ -185,7 +188,7 @@ def test_the_tag_moves_from_the_old_rollback_target_to_the_new_one(aws: StubbedA
 def test_an_ami_another_fleet_may_roll_back_to_keeps_its_tag(aws: StubbedAws) -> None:
     # Given the fleet lets go of OLDER_AMI, which the `api` fleet still holds
     _moved(aws, older_holders=["api"])
-    expect_recorded(aws, PREVIOUS_AMI)
+    expect_recorded(aws, AMI, PREVIOUS_AMI)
 
     _keep(aws)
 
@@ -201,36 +204,38 @@ def test_a_retry_repeats_the_same_writes_and_a_later_one_changes_nothing(
     with pytest.raises(ClientError, match="RequestLimitExceeded"):
         _keep(aws)
 
-    # When the step is retried: the same writes, nothing counted twice (PREVIOUS_AMI is
-    # tagged now, but held by this fleet: not mistaken for a tag from before holders)
-    expect_fleet_read(aws, window=PREVIOUS_AMI, held=[OLDER_AMI])
-    expect_described(aws, PREVIOUS_AMI, tagged=True)
-    expect_holds(aws, PREVIOUS_AMI, before=["web"])
-    expect_tagged(aws, PREVIOUS_AMI)
+    # When the step is retried: the same writes, nothing counted twice (AMI is tagged
+    # now, but held by this fleet: not mistaken for a tag from before holders)
+    expect_fleet_read(aws, window=PREVIOUS_AMI, held=[PREVIOUS_AMI, OLDER_AMI])
+    expect_described(aws, AMI, tagged=True)
+    expect_holds(aws, AMI, before=["web"])
+    expect_tagged(aws, AMI)
     expect_drops(aws, OLDER_AMI)
     expect_untagged(aws, OLDER_AMI)
     expect_holders_read(aws, OLDER_AMI)
-    expect_recorded(aws, PREVIOUS_AMI)
+    expect_recorded(aws, AMI, PREVIOUS_AMI)
     _keep(aws)
 
     # Then once recorded, a further retry reads the fleet item and has nothing to do
     aws.calls.clear()
-    expect_fleet_read(aws, window=PREVIOUS_AMI, held=[PREVIOUS_AMI])
+    expect_fleet_read(aws, window=PREVIOUS_AMI, held=[AMI, PREVIOUS_AMI])
     _keep(aws)
     assert aws.calls == ["dynamodb.GetItem"]
 
 
 def test_an_ami_tagged_before_holders_were_recorded_is_never_untagged(aws: StubbedAws) -> None:
     # Given PREVIOUS_AMI already tagged and held by nobody: tagged before this change, by
-    # a fleet that may still roll back to it
+    # a fleet that may still roll back to it (AMI, serving, is not tagged yet)
     expect_fleet_read(aws)
+    expect_described(aws, AMI)
+    expect_holds(aws, AMI)
     expect_described(aws, PREVIOUS_AMI, tagged=True)
     expect_holds(aws, PREVIOUS_AMI)
 
     # Then a holder no fleet can be keeps it, whatever this fleet does later
     expect_holds(aws, PREVIOUS_AMI, holder=ledger.UNTRACKED_HOLDER)
-    expect_tagged(aws, PREVIOUS_AMI)
-    expect_recorded(aws, PREVIOUS_AMI)
+    expect_tagged(aws, AMI, PREVIOUS_AMI)
+    expect_recorded(aws, AMI, PREVIOUS_AMI)
     _keep(aws)
 
 
@@ -242,7 +247,7 @@ def test_an_ami_another_fleet_takes_while_it_is_untagged_gets_its_tag_back(
     expect_untagged(aws, OLDER_AMI)
     expect_holders_read(aws, OLDER_AMI, ["api"])
     expect_tagged(aws, OLDER_AMI)
-    expect_recorded(aws, PREVIOUS_AMI)
+    expect_recorded(aws, AMI, PREVIOUS_AMI)
 
     _keep(aws)
 
@@ -251,7 +256,7 @@ def test_a_deregistered_ami_is_let_go_without_failing(aws: StubbedAws) -> None:
     _moved(aws)
     aws.ec2.add_client_error("delete_tags", service_error_code="InvalidAMIID.NotFound")
     expect_holders_read(aws, OLDER_AMI)
-    expect_recorded(aws, PREVIOUS_AMI)
+    expect_recorded(aws, AMI, PREVIOUS_AMI)
 
     _keep(aws)
 
@@ -259,7 +264,7 @@ def test_a_deregistered_ami_is_let_go_without_failing(aws: StubbedAws) -> None:
 @pytest.mark.parametrize(
     ("item", "targets"),
     [
-        ({"last_good_ami": AMI, "previous_good_ami": PREVIOUS_AMI}, {PREVIOUS_AMI}),
+        ({"last_good_ami": AMI, "previous_good_ami": PREVIOUS_AMI}, {AMI, PREVIOUS_AMI}),
         # a rollback release: nothing before it; its window keeps the AMI it replaced
         (
             {
@@ -267,16 +272,16 @@ def test_a_deregistered_ami_is_let_go_without_failing(aws: StubbedAws) -> None:
                 "previous_good_ami": "",
                 "warm_slot": {"previous_ami": OLDER_AMI},
             },
-            {OLDER_AMI},
+            {AMI, OLDER_AMI},
         ),
-        # a re-release inside its window: the serving AMI is nobody's way back
+        # a re-release inside its window
         (
             {
                 "last_good_ami": AMI,
                 "previous_good_ami": PREVIOUS_AMI,
                 "warm_slot": {"previous_ami": AMI},
             },
-            {PREVIOUS_AMI},
+            {AMI, PREVIOUS_AMI},
         ),
         ({}, set()),
     ],
@@ -298,12 +303,12 @@ def test_the_window_end_untags_the_window_ami_that_nothing_else_names(aws: Stubb
     aws.ssm.add_response("put_parameter", {"Version": 3})
     aws.autoscaling.add_response("update_auto_scaling_group", {})
     # When its AMI is no longer named by the fleet item (no AMI before the rollback's)
-    expect_fleet_read(aws, previous="", held=[PREVIOUS_AMI])
-    # Then it loses its tag
+    expect_fleet_read(aws, previous="", held=[AMI, PREVIOUS_AMI])
+    # Then it loses its tag, and the AMI serving keeps its own
     expect_drops(aws, PREVIOUS_AMI)
     expect_untagged(aws, PREVIOUS_AMI)
     expect_holders_read(aws, PREVIOUS_AMI)
-    expect_recorded(aws)
+    expect_recorded(aws, AMI)
     expect_unlock(aws)
 
     result = handle(step_input(release_state(), "retire"), SETTINGS, aws.clients)
