@@ -22,6 +22,9 @@ from botocore.exceptions import ClientError
 
 from phoenix.kernel import clock
 from phoenix.kernel.attributes import good_end, plain, typed
+from phoenix.kernel.locks import FleetPausedError, LockRefusedError, refusal
+
+__all__ = ["FleetPausedError", "Ledger", "LockRefusedError"]
 
 if TYPE_CHECKING:
     from types_boto3_dynamodb.client import DynamoDBClient
@@ -65,14 +68,6 @@ def rollback_targets(item: Mapping[str, Any]) -> set[str]:
     return {str(ami) for ami in amis if ami}
 
 
-class LockRefusedError(Exception):
-    """The fleet is locked by another release, or paused; the message says which."""
-
-
-class FleetPausedError(LockRefusedError):
-    """The fleet's releases are paused (a queued release does not wait for a resume)."""
-
-
 class ConditionalUpdate(TypedDict, total=False):
     """The expressions of a conditional UpdateItem of the fleet item."""
 
@@ -90,12 +85,13 @@ class Ledger:
         self._dynamodb = dynamodb
         self.table = table
 
-    def acquire(self, fleet: str, release_id: str, *, hold: timedelta) -> None:
+    def acquire(self, fleet: str, release_id: str, *, hold: timedelta, again: bool = True) -> None:
         """Take the fleet's lock for `release_id` in one conditional write.
 
         The lock is free when nobody holds it, when its holder's time ran out (a release
         that died without unlocking), or when `release_id` already holds it (a retried
-        call). A paused fleet refuses. On refusal the fleet item is read once to say why.
+        call). A paused fleet refuses. On refusal the fleet item is read once to say why;
+        a holder that let go between the write and the read is followed by one more try.
         """
         moment = clock.now()
         taken = self.update_fleet_if(
@@ -119,10 +115,11 @@ class Ledger:
                 raise FleetPausedError(
                     f"fleet {fleet} is paused ({item.get('paused_reason', 'no reason given')})"
                 ) from None
-            raise LockRefusedError(
-                f"fleet {fleet} is locked by release {item.get('lock_owner')} until "
-                f"{item.get('lock_expires')}"
-            ) from None
+            if again and not item.get("lock_owner"):
+                return self.acquire(fleet, release_id, hold=hold, again=False)
+            owner, expires = str(item.get("lock_owner")), str(item.get("lock_expires"))
+            raise refusal(fleet, owner, expires) from None
+        return None
 
     def update_fleet_if(self, fleet: str, **update: Unpack[ConditionalUpdate]) -> bool:
         """A conditional UpdateItem of the fleet item (`update`: its expressions); False,

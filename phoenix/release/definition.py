@@ -19,7 +19,7 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from phoenix.kernel.fleet_calls import ACTIVE_REFRESH_STATUSES
-from phoenix.kernel.ledger import FleetPausedError, LockRefusedError
+from phoenix.kernel.locks import DrillLockError, FleetPausedError, LockRefusedError
 from phoenix.kernel.names import fleet_registry
 from phoenix.platform.functions import invoked_by_state_machine
 from phoenix.release import lock_wait
@@ -161,6 +161,12 @@ class ReleaseDefinition(Construct):
         rejected = self._step("RecordRejection", functions.finalize, "rejected", "$.outcome")
         reject = rejected.next(sfn.Fail(self, "Rejected", error="ReleaseRejected"))
         preflight.add_catch(reject, errors=[FleetPausedError.__name__], result_path="$.error")
+        # A fleet a rollback drill holds for a few minutes: waited for (lock_wait.py).
+        preflight.add_catch(
+            lock_wait.drill_wait(self).next(preflight),
+            errors=[DrillLockError.__name__],
+            result_path="$.error",
+        )
         # A locked fleet: rejected, waited for, or queued for (lock_wait.py).
         preflight.add_catch(
             lock_wait.queue_or_reject(self, preflight, reject),

@@ -6,6 +6,9 @@ every `queue_retry_seconds`. A rollback release (the rollback function's, after 
 may meet the lock of the retire of the very release it undoes, taken between the
 function's decision and its preflight (held five minutes at most: finalize.RETIRE_HOLD):
 it waits for it, a minute at a time, past that hold, whatever the fleet's when_locked.
+Any release that meets a rollback drill's lock (phoenix/drills/) waits for it a minute at a
+time: a drill holds the lock for minutes (drills.DRILL_HOLD at most) and frees it on its own,
+so the wait ends with it, and a drill never rejects a release.
 """
 
 from __future__ import annotations
@@ -16,7 +19,17 @@ from constructs import Construct
 
 ROLLBACK_LOCK_WAIT_SECONDS = 60
 ROLLBACK_LOCK_ATTEMPTS = 6
+DRILL_LOCK_WAIT_SECONDS = 60
 ROLLBACK = sfn.Condition.string_matches("$.trigger", "rollback*")
+
+
+def drill_wait(scope: Construct) -> sfn.Wait:
+    """The wait before a release tries again a lock a rollback drill holds."""
+    return sfn.Wait(
+        scope,
+        "DrillLockWait",
+        time=sfn.WaitTime.duration(Duration.seconds(DRILL_LOCK_WAIT_SECONDS)),
+    )
 
 
 def _one_less(scope: Construct, id: str) -> sfn.Pass:
