@@ -12,6 +12,7 @@ from constructs import Construct
 from phoenix.config.environment import EnvironmentConfig, NetworkConfig
 from phoenix.config.fleet import FleetConfig
 from phoenix.drift.drift_check import DriftCheck
+from phoenix.drills.rollback_drills import RollbackDrills
 from phoenix.fleet.controller_state import ControllerState, provider_permissions
 from phoenix.fleet.immutable_fleet import ImmutableFleet
 from phoenix.hooks.smoke_test import SmokeTestHook
@@ -139,6 +140,11 @@ class PhoenixStack(Stack):
         DriftCheck(
             self, "Drift", config=config, key=self.encryption.key, ledger=self.release.ledger
         )
+        # Drills of each fleet's way back, on the environment's schedule.
+        RollbackDrills(
+            self, "Drills", config=config, key=self.encryption.key,
+            ledger=self.release.ledger, topic=self.observability.topic,
+        )  # fmt: skip
         # Inspector's findings on serving instances.
         VulnerabilityFindings(
             self, "Vulnerabilities", config=config, key=self.encryption.key,

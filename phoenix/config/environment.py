@@ -156,6 +156,20 @@ class DriftCheckConfig(StrictModel):
     ] = "rate(1 hour)"
 
 
+class RollbackDrillsConfig(StrictModel):
+    """The rollback drills (docs/hygiene.md): the schedule that runs the drill function,
+    which starts the drills that are due and moves on those under way."""
+
+    enabled: bool = True
+    schedule: Annotated[
+        str,
+        Field(
+            pattern=r"^(rate\([1-9][0-9]* (minute|minutes|hour|hours)\)"
+            r"|cron\(\S+ \S+ \S+ \S+ \S+ \S+\))$"
+        ),
+    ] = "rate(5 minutes)"
+
+
 class EnvironmentConfig(StrictModel):
     """One environment: where it deploys, its network, its image pipelines and fleets.
 
@@ -178,6 +192,7 @@ class EnvironmentConfig(StrictModel):
     disaster_recovery: list[DisasterRecoveryRegion] = []
     notifications: NotificationsConfig = NotificationsConfig()
     drift_check: DriftCheckConfig = DriftCheckConfig()
+    rollback_drills: RollbackDrillsConfig = RollbackDrillsConfig()
     functions: LambdaConfig = LambdaConfig()
     image_pipelines: Annotated[list[ImagePipelineConfig], Field(min_length=1)]
     fleets: Annotated[list[FleetConfig], Field(min_length=1)]

@@ -268,6 +268,9 @@ class FleetBase(StrictModel):
     # What the scheduled drift check does when it finds the fleet drifted (docs/hygiene.md):
     # tell (`report`), or also release the pointer AMI through the normal path (`remediate`).
     drift: Literal["report", "remediate"] = "report"
+    # A rollback drill proves the way back still works, this many days after the last
+    # one (docs/hygiene.md); 0: never. The environment's `rollback_drills` runs them.
+    rollback_drill_days: Annotated[int, Field(ge=0, le=90)] = 7
     # An Inspector finding at or above this severity on a serving instance raises
     # `Fleet Vulnerable` (docs/hygiene.md).
     cve_severity: Literal["LOW", "MEDIUM", "HIGH", "CRITICAL"] = "HIGH"

@@ -27,6 +27,8 @@ DetailType = Literal[
     "Promotion Approval Requested",
     "Fleet Drift Detected",
     "Fleet Vulnerable",
+    "Rollback Drill Passed",
+    "Rollback Drill Failed",
     # what people ask for (the `phoenix` command puts them)
     "Release Requested",
     "Rollback Requested",

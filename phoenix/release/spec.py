@@ -167,6 +167,7 @@ def fleet_spec(fleet: ImmutableFleet) -> dict[str, Any]:
         "warmup_checks": max(3, math.ceil(health.grace_period_seconds / warmup) + 3),
         "when_locked": config.when_locked,
         "drift": config.drift,
+        "drill_every_seconds": config.rollback_drill_days * 86400,
         "cve_severity": config.cve_severity,
         "rebuild_on_cve": config.rebuild_on_cve,
         "queue_retry_seconds": config.queue_retry_minutes * 60,

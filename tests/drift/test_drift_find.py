@@ -146,3 +146,17 @@ def test_a_foreign_or_malformed_event_is_refused_before_any_call() -> None:
         assert handle(event, settings, aws)["action"] == "refused"
     for stubber in stubbers:
         stubber.assert_no_pending_responses()
+
+
+def test_a_rollback_drill_may_run_its_ami_in_its_slot_while_it_holds_the_fleet() -> None:
+    # Given a drill holding the fleet, one instance of OLD in the idle slot
+    drill = {
+        "lock_owner": "drill-20261202T115500Z",
+        "lock_expires": (NOW + timedelta(minutes=25)).isoformat(),
+        "drill": {"id": "drill-20261202T115500Z", "ami": OLD, "slot": "green"},
+    }
+    green = _slot(0, [OLD])
+    # Then that is no drift, but the same AMI in the other slot is
+    assert _kinds(_facts(drill, green=green)) == []
+    blue = _slot(100, [GOOD, OLD], min_size=2)
+    assert _kinds(_facts(drill, blue=blue, green=green)) == [("instance AMI", "blue", OLD)]

@@ -32,6 +32,7 @@ LAST_OF_SHARED = (
     "test_drift.py",
     "test_vulnerabilities.py",
     "test_retention.py",
+    "test_drills.py",
 )
 
 

@@ -357,7 +357,8 @@ def test_each_function_a_rule_invokes_may_send_its_last_failure_to_the_queue(
             deployed = lambda_backends[ACCOUNT][sandbox.region].get_function(name)
             assert destinations.send_on_failure(deployed, {"function": name}), name
             sent.append(name)
-    # the trigger, rollback, refresh-event receiver, cleanup, drift check, vulnerabilities
-    assert len(sent) == 6, sent
+    # the trigger, rollback, refresh-event receiver, cleanup, drift check, vulnerabilities,
+    # rollback drills
+    assert len(sent) == 7, sent
     messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
     assert sorted(json.loads(m["Body"])["function"] for m in messages) == sorted(sent)

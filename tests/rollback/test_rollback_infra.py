@@ -149,11 +149,12 @@ def test_every_alarm_of_a_fleet_is_matched_and_rolls_that_fleet_back(
     config = synthesized.configs[environment]
     fleets = {f.name.replace("-", ""): f.name for f in config.fleets}
     # (the undelivered events' alarm is not a fleet's: tests/platform/test_undelivered.py;
-    # nor is the failed releases' alarm, whose name no fleet's can begin: below)
+    # nor are the failed releases' and failed drills' alarms, whose names no fleet's can
+    # begin: below)
     alarms = {
         logical: alarm
         for logical, alarm in template.find_resources("AWS::CloudWatch::Alarm").items()
-        if not logical.startswith(("UndeliveredDepth", "DashboardFailedReleases"))
+        if not logical.startswith(("UndeliveredDepth", "DashboardFailedReleases", "DrillsFailed"))
     }
     assert alarms
     with mock_aws():
@@ -172,8 +173,9 @@ def test_every_alarm_of_a_fleet_is_matched_and_rolls_that_fleet_back(
             assert name.startswith(f"phoenix-{environment}-")  # the rule's prefix
             found, _ = handler._fleet_of_alarm(ssm, name, environment)
             assert found.name == fleets[owner.group(1)], name
-        with pytest.raises(handler.RefusedError, match="is no fleet's"):
-            handler._fleet_of_alarm(ssm, f"phoenix-{environment}--releases-failed", environment)
+        for own in ("releases-failed", "rollback-drills-failed"):
+            with pytest.raises(handler.RefusedError, match="is no fleet's"):
+                handler._fleet_of_alarm(ssm, f"phoenix-{environment}--{own}", environment)
 
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)

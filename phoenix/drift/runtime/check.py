@@ -5,7 +5,8 @@ Per fleet, from the fleet registry, the controller-owned parameters, the ledger'
 item and what AWS describes (phoenix/kernel/observed.py, batched, so the calls are
 constant in instances):
 - an instance on an AMI other than the pointer's (or, while a release holds the fleet,
-  the AMI it releases; inside a rollback window, the old slot's previous AMI);
+  the AMI it releases; inside a rollback window, the old slot's previous AMI; while a
+  rollback drill holds it, the drill's AMI in its slot);
 - a group on another launch template version than the controller's;
 - a listener weight, or a group's minimum size, other than the controller's, or an idle
   slot (weight 0) with instances once its rollback window is over.
@@ -115,6 +116,9 @@ def find(facts: Facts) -> FleetDrift:
             allowed.add(str(flight["to_ami"]))
         if window.get("old_slot") == slot and window.get("previous_ami"):
             allowed.add(str(window["previous_ami"]))
+        drill = facts.item.get("drill") or {}
+        if held and drill.get("slot") == slot and drill.get("ami"):
+            allowed.add(str(drill["ami"]))  # a rollback drill's instance (phoenix/drills/)
         expected = " or ".join(sorted(a for a in allowed if a))
         for instance_id, instance in sorted(seen.instances.items()):
             if instance.ami not in allowed:

@@ -100,6 +100,7 @@ class FleetSpec(FrozenModel):
     drift: Literal["report", "remediate"] = "report"  # for the drift check, not the release
     cve_severity: str = "HIGH"  # for the vulnerability function, not the release
     rebuild_on_cve: bool = False
+    drill_every_seconds: Annotated[int, Field(ge=0)] = 0  # for the rollback drills
     queue_attempts: Annotated[int, Field(ge=0)] = 0
     judgment: JudgmentSpec = JudgmentSpec()
     # AwaitApproval's TimeoutSecondsPath: a held step with no decision this long rolls back

@@ -1,0 +1,1 @@
+"""RollbackDrills: a scheduled function that proves each fleet's rollback target still works."""

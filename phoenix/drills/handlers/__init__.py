@@ -1,0 +1,1 @@
+"""The drill function's Lambda handler."""

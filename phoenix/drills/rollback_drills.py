@@ -1,0 +1,142 @@
+"""The rollback drills: a function the environment's schedule runs in each region with
+fleets (EventBridge Scheduler), which proves each fleet's rollback target still launches
+and passes health checks without touching traffic, and an alarm on the drills that fail
+(phoenix/drills/runtime/drill.py, docs/hygiene.md)."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_scheduler_targets as targets
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+from phoenix.config.environment import EnvironmentConfig
+from phoenix.drills.runtime.drill import DrillSettings
+from phoenix.fleet.grants import grant_environment_fleets
+from phoenix.kernel.settings import metrics_namespace
+from phoenix.platform.functions import PhoenixFunction
+from phoenix.platform.nag import acknowledge_wildcard
+from phoenix.platform.roles import put_events_on_default_bus
+from phoenix.platform.undelivered import Undelivered
+from phoenix.release.ledger import ReleaseLedger
+from phoenix.release.spec import REGISTRY_LIST, registry_arn
+
+SERVICE = "phoenix-drills"
+# What the drill function calls (a test compares its role with them).
+DRILL_LEDGER_CALLS = ("dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
+DRILL_FLEET_CALLS = (
+    "autoscaling:DescribeAutoScalingGroups",
+    "autoscaling:UpdateAutoScalingGroup",
+    "ec2:DescribeImages",
+    "ec2:DescribeLaunchTemplateVersions",
+    "elasticloadbalancing:DescribeTargetHealth",
+    "ssm:GetParameters",
+)
+# Supports no resource-level permissions (Service Authorization Reference, Amazon EC2).
+DRILL_SNAPSHOTS = "ec2:DescribeSnapshots"
+
+
+class RollbackDrills(Construct):
+    """The drill function, its schedule and the alarm on failed drills."""
+
+    def __init__(
+        self, scope: Construct, id: str, *, config: EnvironmentConfig, key: kms.IKey,
+        ledger: ReleaseLedger, topic: sns.ITopic,
+    ) -> None:  # fmt: skip
+        super().__init__(scope, id)
+        self.function = PhoenixFunction(
+            self,
+            "Function",
+            name="drills",
+            handler="phoenix.drills.handlers.drill.lambda_handler",
+            description=f"phoenix {config.name}: rollback drills",
+            settings=DrillSettings(
+                environment=config.name, service_name=SERVICE, table_name=ledger.table.table_name
+            ),
+            config=config.functions,
+            key=key,
+        )
+        Undelivered.of(self.function).asynchronous(self.function)
+        ledger.grant(self.function, *DRILL_LEDGER_CALLS)
+        stack = Stack.of(self)
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=[REGISTRY_LIST], resources=[registry_arn(stack, config.name, path=True)]
+            )
+        )
+        grant_environment_fleets(
+            self.function, self.function.execution_role, config.name, DRILL_FLEET_CALLS
+        )
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(actions=[DRILL_SNAPSHOTS], resources=["*"])
+        )
+        self.function.add_to_role_policy(put_events_on_default_bus(self))
+        self._schedule(config, stack)
+        self.alarm = cloudwatch.Alarm(
+            self,
+            "Failed",
+            # `phoenix-<env>--`: not a fleet's alarm name, so it rolls nothing back
+            alarm_name=f"phoenix-{config.name}--rollback-drills-failed",
+            alarm_description=f"phoenix {config.name}: a rollback drill failed, so a fleet's "
+            "rollback target may not launch (the Rollback Drill Failed event says why)",
+            metric=cloudwatch.Metric(
+                namespace=metrics_namespace(config.name),
+                metric_name="RollbackDrillsFailed",
+                dimensions_map={"service": SERVICE},
+                statistic="Sum",
+                period=Duration.minutes(5),
+            ),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.alarm.add_alarm_action(actions.SnsAction(topic))
+        acknowledge_wildcard(
+            self.function.execution_role,
+            "*",
+            "DescribeSnapshots supports no resource-level permissions (Service "
+            "Authorization Reference).",
+        )
+
+    def _schedule(self, config: EnvironmentConfig, stack: Stack) -> None:
+        # The schedule's role: this account's Scheduler may assume it; LambdaInvoke grants
+        # it the invocation of the function (CDK adds ':*', its versions and aliases).
+        role = iam.Role(
+            self,
+            "ScheduleRole",
+            assumed_by=iam.ServicePrincipal(
+                "scheduler.amazonaws.com",
+                conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
+            ),
+        )
+        function_id = stack.get_logical_id(self.function.node.default_child)  # type: ignore[arg-type]
+        acknowledge_wildcard(
+            role,
+            f"<{function_id}.Arn>:*",
+            "The schedule invokes the drill function; ':*' covers its versions and "
+            "aliases, which CDK grants with the function.",
+        )
+        drills = config.rollback_drills
+        self.schedule = scheduler.Schedule(
+            self,
+            "Schedule",
+            description=f"phoenix {config.name}: rollback drills",
+            schedule=scheduler.ScheduleExpression.expression(drills.schedule),
+            enabled=drills.enabled,
+            target=targets.LambdaInvoke(
+                self.function,
+                input=scheduler.ScheduleTargetInput.from_object(
+                    {"drill": "run", "environment": config.name}
+                ),
+                # a run that could not happen is followed by the next one
+                max_event_age=Duration.hours(1),
+                retry_attempts=2,
+                role=role,
+            ),
+        )

@@ -1,0 +1,1 @@
+"""The rollback drills ' runtime (no aws_cdk)."""
