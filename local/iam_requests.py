@@ -160,6 +160,24 @@ def _launch_template(action: str, params: Params, region: str) -> Iterator[Reque
     yield Request(action, arn, _template_tags(region, template))
 
 
+def _run_instances(_action: str, params: Params, region: str) -> Iterator[Request]:
+    """RunInstances from a launch template (the only way phoenix calls it): what using the
+    template asks (below), with the request's AMI, subnet and tags on launch in place of
+    the template's. Without a template it is not emulated."""
+    if not params.get("LaunchTemplate"):
+        raise NotEmulatedError("ec2:RunInstances without a launch template")
+    yield from _launch_template_use(region, params["LaunchTemplate"], params)
+
+
+def _instances(action: str, params: Params, region: str) -> Iterator[Request]:
+    """Instances by ID, with their tags (`aws:ResourceTag`, `ec2:ResourceTag`)."""
+    ec2 = ec2_backends[ACCOUNT][region]
+    for instance in params["InstanceIds"]:
+        found = ec2.describe_tags(filters={"resource-id": [instance]})
+        tags = _tags(("aws:ResourceTag", "ec2:ResourceTag"), {t["key"]: t["value"] for t in found})
+        yield Request(action, _ec2_resource_arn(region, instance), tags)
+
+
 def _listener(action: str, params: Params, region: str) -> Iterator[Request]:
     """A listener, with its tags (`aws:ResourceTag`, `elasticloadbalancing:ResourceTag`)."""
     arn = str(params["ListenerArn"])
@@ -245,6 +263,8 @@ _RESOURCES: dict[str, Callable[[str, Params, str], Iterator[Request]]] = {
     "autoscaling:CancelInstanceRefresh": _auto_scaling_group,
     "autoscaling:RollbackInstanceRefresh": _auto_scaling_group,
     "ec2:CreateLaunchTemplateVersion": _launch_template,
+    "ec2:RunInstances": _run_instances,
+    "ec2:TerminateInstances": _instances,
     "ec2:CreateTags": _tagging,
     "ec2:DeleteTags": _tagging,  # the same resource types and tag condition keys (SAR)
     "elasticloadbalancing:ModifyListener": _listener,
@@ -287,7 +307,11 @@ def implicit_requests(action: str, params: Mapping[str, Any], region: str) -> It
             yield Request("ec2:DescribeImages", "*")
 
 
-def _launch_template_use(region: str, spec: Mapping[str, Any]) -> Iterator[Request]:
+def _launch_template_use(
+    region: str, spec: Mapping[str, Any], launch: Params | None = None
+) -> Iterator[Request]:
+    """Using a launch template (`spec`); `launch`: a RunInstances request's own values."""
+    request = launch or {}
     ec2 = ec2_backends[ACCOUNT][region]
     template_id = _template_id(region, spec)
     template = ec2.get_launch_template(template_id)
@@ -298,14 +322,15 @@ def _launch_template_use(region: str, spec: Mapping[str, Any]) -> Iterator[Reque
             "$Default": template.default_version_number,
         }.get(version_spec, version_spec)
     )
-    data = version.data
+    data = {**version.data, **{k: request[k] for k in ("ImageId",) if request.get(k)}}
     template_arn = _arn("ec2", region, f"launch-template/{template_id}")
     launch = {"ec2:LaunchTemplate": [template_arn]}
     # RunInstances is authorized on the launch template too, with its tags (Service
     # Authorization Reference, Amazon EC2: RunInstances, resource type launch-template).
     yield Request("ec2:RunInstances", template_arn, launch | _template_tags(region, template_id))
-    for kind in ("instance", "volume", "network-interface", "security-group", "subnet"):
-        yield Request("ec2:RunInstances", _arn("ec2", region, f"{kind}/*"), launch)
+    subnet = f"subnet/{request['SubnetId']}" if request.get("SubnetId") else "subnet/*"
+    for kind in ("instance/*", "volume/*", "network-interface/*", "security-group/*", subnet):
+        yield Request("ec2:RunInstances", _arn("ec2", region, kind), launch)
     if data.get("ImageId"):
         yield Request(
             "ec2:RunInstances", _arn("ec2", region, f"image/{data['ImageId']}", account=""), launch
@@ -317,7 +342,7 @@ def _launch_template_use(region: str, spec: Mapping[str, Any]) -> Iterator[Reque
         context = {"iam:PassedToService": ["ec2.amazonaws.com"]}
         context |= _tags(("aws:ResourceTag", "iam:ResourceTag"), tags)
         yield Request("iam:PassRole", role.arn, context)
-    for spec_ in data.get("TagSpecifications") or []:
+    for spec_ in [*(data.get("TagSpecifications") or []), *request.get("TagSpecifications", [])]:
         kind = spec_.get("ResourceType")
         if kind not in ("instance", "volume"):
             continue

@@ -16,8 +16,8 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from phoenix.config.environment import EnvironmentConfig
-from phoenix.drills.runtime.drill import DrillSettings
-from phoenix.fleet.grants import grant_environment_fleets
+from phoenix.drills.runtime.drill import DRILL_TAG, DrillSettings
+from phoenix.fleet.grants import fleet_tagged, grant_environment_fleets
 from phoenix.kernel.settings import metrics_namespace
 from phoenix.platform.functions import PhoenixFunction
 from phoenix.platform.nag import acknowledge_wildcard
@@ -36,9 +36,24 @@ DRILL_FLEET_CALLS = (
     "ec2:DescribeLaunchTemplateVersions",
     "elasticloadbalancing:DescribeTargetHealth",
     "ssm:GetParameters",
+    # a rolling fleet's temporary instance, from the fleet's launch template only
+    "ec2:RunInstances",
+    "iam:PassRole",
+    "ec2:CreateTags",
 )
-# Supports no resource-level permissions (Service Authorization Reference, Amazon EC2).
-DRILL_SNAPSHOTS = "ec2:DescribeSnapshots"
+# Support no resource-level permissions (Service Authorization Reference, Amazon EC2).
+DRILL_DESCRIBES = ("ec2:DescribeSnapshots", "ec2:DescribeInstanceStatus")
+DRILL_TERMINATE = "ec2:TerminateInstances"
+# What EC2 asks of whoever launches an instance whose volumes the environment key
+# encrypts (EC2 User Guide, "Amazon EBS encryption": permissions for IAM users).
+EBS_KEY_CALLS = (
+    "kms:CreateGrant",
+    "kms:Decrypt",
+    "kms:DescribeKey",
+    "kms:GenerateDataKeyWithoutPlaintext",
+    "kms:ReEncryptFrom",
+    "kms:ReEncryptTo",
+)
 
 
 class RollbackDrills(Construct):
@@ -73,7 +88,27 @@ class RollbackDrills(Construct):
             self.function, self.function.execution_role, config.name, DRILL_FLEET_CALLS
         )
         self.function.add_to_role_policy(
-            iam.PolicyStatement(actions=[DRILL_SNAPSHOTS], resources=["*"])
+            iam.PolicyStatement(actions=list(DRILL_DESCRIBES), resources=["*"])
+        )
+        # only the instances a drill launched (tagged with its id), of this environment
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=[DRILL_TERMINATE],
+                resources=[stack.format_arn(service="ec2", resource="instance", resource_name="*")],
+                conditions={
+                    **fleet_tagged(config.name),
+                    "Null": {f"aws:ResourceTag/{DRILL_TAG}": "false"},
+                },
+            )
+        )
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=list(EBS_KEY_CALLS),
+                resources=[key.key_arn],
+                conditions={
+                    "StringEquals": {"kms:ViaService": f"ec2.{stack.region}.amazonaws.com"}
+                },
+            )
         )
         self.function.add_to_role_policy(put_events_on_default_bus(self))
         self._schedule(config, stack)
@@ -100,8 +135,8 @@ class RollbackDrills(Construct):
         acknowledge_wildcard(
             self.function.execution_role,
             "*",
-            "DescribeSnapshots supports no resource-level permissions (Service "
-            "Authorization Reference).",
+            "DescribeSnapshots and DescribeInstanceStatus support no resource-level "
+            "permissions (Service Authorization Reference).",
         )
 
     def _schedule(self, config: EnvironmentConfig, stack: Stack) -> None:

@@ -52,6 +52,16 @@ READY = {"previous_good_ami": TARGET, "last_drill_at": _at(-timedelta(days=8))}
         ),
         ({"drill_every_seconds": WEEK}, READY | {"warm_slot": {"previous_ami": TARGET}}, False),
         ({"drill_every_seconds": WEEK}, READY | {"drill": {"id": "drill-1"}}, False),
+        (
+            {"drill_every_seconds": WEEK},
+            READY | {"last_drill_at": _at(-timedelta(minutes=61)), "last_drill_outcome": "failed"},
+            True,
+        ),
+        (
+            {"drill_every_seconds": WEEK},
+            READY | {"last_drill_at": _at(-timedelta(minutes=59)), "last_drill_outcome": "failed"},
+            False,
+        ),
     ],
     ids=[
         "a week since the last",
@@ -64,6 +74,8 @@ READY = {"previous_good_ami": TARGET, "last_drill_at": _at(-timedelta(days=8))}
         "a dead release's lock",
         "inside a rollback window",
         "a drill under way",
+        "an hour after a failed drill",
+        "within the hour after a failed drill",
     ],
 )
 def test_a_drill_is_due_only_when_nothing_else_holds_the_fleet(

@@ -12,9 +12,11 @@ from aws_cdk.assertions import Template
 
 from phoenix.drills.handlers.drill import FAILED_METRIC
 from phoenix.drills.rollback_drills import (
+    DRILL_DESCRIBES,
     DRILL_FLEET_CALLS,
     DRILL_LEDGER_CALLS,
-    DRILL_SNAPSHOTS,
+    DRILL_TERMINATE,
+    EBS_KEY_CALLS,
     SERVICE,
 )
 from phoenix.release.spec import REGISTRY_LIST
@@ -79,11 +81,14 @@ def test_the_function_is_granted_exactly_the_calls_it_makes(synthesized: Synthes
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]
         for action in actions_of(statement)
     }
-    key_calls = {a for a in granted if a.startswith("kms:")}  # the ledger's and logs' key
-    assert granted - key_calls == {
+    assert granted == {
         *DRILL_LEDGER_CALLS,
         *DRILL_FLEET_CALLS,
-        DRILL_SNAPSHOTS,
+        *DRILL_DESCRIBES,
+        DRILL_TERMINATE,
+        *EBS_KEY_CALLS,  # (and the ledger's key: Decrypt, Encrypt, GenerateDataKey)
+        "kms:Encrypt",
+        "kms:GenerateDataKey",
         REGISTRY_LIST,
         "events:PutEvents",
         "sqs:SendMessage",  # its failed asynchronous invocations' destination

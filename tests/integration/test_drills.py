@@ -144,3 +144,38 @@ def test_a_drill_proves_the_idle_slot_and_a_deregistered_target_fails_at_once(
     assert api.pointer == next_ami
     assert api.fleet_item["last_drill_outcome"]["S"] == "passed"
     aws.put("Releases Resumed", {"fleet": "web", "requested_by": "tests", "reason": ""})
+
+
+def test_a_rolling_fleet_drills_with_a_temporary_instance_an_hour_after_a_failed_drill(
+    aws: EmbeddedAws, drill_events: str
+) -> None:
+    # Given worker's way back mended after its failed drill (a release makes the AMI it
+    # replaces, which is registered, its rollback target), an hour on
+    aws.put("Releases Paused", {"fleet": "web", "requested_by": "tests", "reason": "drills"})
+    _release(aws, "worker", "23.0.0")
+    target = _target(FleetView.read(aws, "worker"))
+    aws.advance(3600)
+
+    # When the drill function runs
+    first = _run(aws)
+
+    # Then worker's drill launches one instance of its target, outside its group
+    assert first["worker"][0] == "started", first
+    drill = FleetView.read(aws, "worker").fleet_item["drill"]["M"]
+    instance = drill["instance"]["S"]
+    (reservation,) = aws.client("ec2").describe_instances(InstanceIds=[instance])["Reservations"]
+    launched = reservation["Instances"][0]
+    assert launched["ImageId"] == target
+    assert {"Key": "phoenix:drill", "Value": drill["id"]["S"]} in launched["Tags"]
+    (group,) = aws.client("autoscaling").describe_auto_scaling_groups(
+        AutoScalingGroupNames=["phoenix-sandbox-worker-blue"]
+    )["AutoScalingGroups"]
+    assert instance not in {i["InstanceId"] for i in group["Instances"]}
+
+    # and the next run passes it on its status checks and terminates the instance
+    assert _run(aws)["worker"] == ["passed", ""]
+    assert _received(aws, drill_events)["worker"]["type"] == "Rollback Drill Passed"
+    (reservation,) = aws.client("ec2").describe_instances(InstanceIds=[instance])["Reservations"]
+    assert reservation["Instances"][0]["State"]["Name"] in {"shutting-down", "terminated"}
+    assert "lock_owner" not in FleetView.read(aws, "worker").fleet_item
+    aws.put("Releases Resumed", {"fleet": "web", "requested_by": "tests", "reason": ""})

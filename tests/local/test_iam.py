@@ -244,9 +244,9 @@ def test_an_image_parameter_is_not_written_without_describe_images(world: World)
 
 def test_a_call_with_no_resource_mapping_is_refused_not_guessed(world: World) -> None:
     world.grant({"Effect": "Allow", "Action": "*", "Resource": "*"})
-    with pytest.raises(Exception, match="no resource mapping for ec2:TerminateInstances"):
+    with pytest.raises(Exception, match="no resource mapping for ec2:StopInstances"):
         as_function(
-            lambda: boto3.client("ec2", region_name=REGION).terminate_instances(
+            lambda: boto3.client("ec2", region_name=REGION).stop_instances(
                 InstanceIds=["i-0123456789abcdef0"]
             )
         )
@@ -297,3 +297,43 @@ def test_a_state_machine_s_own_calls_are_made_with_its_role(world: World) -> Non
     parameter = f"arn:aws:ssm:{REGION}:123456789012:parameter/phoenix/test/ami"
     world.grant({"Effect": "Allow", "Action": "ssm:GetParameter", "Resource": parameter})
     assert run()["status"] == "SUCCEEDED"
+
+
+def test_run_instances_from_a_template_asks_what_the_template_s_use_does(world: World) -> None:
+    ec2 = boto3.client("ec2", region_name=REGION)
+
+    def launch() -> Any:
+        return as_function(
+            lambda: ec2.run_instances(
+                LaunchTemplate={"LaunchTemplateId": world.template_id, "Version": "1"},
+                ImageId=world.ami,
+                MinCount=1,
+                MaxCount=1,
+                TagSpecifications=[
+                    {"ResourceType": "instance", "Tags": [{"Key": "phoenix:drill", "Value": "d"}]}
+                ],
+            )
+        )
+
+    # Without PassRole of the template's instance profile role, it is refused
+    world.grant(launching(world)[0], tagging_on_launch())
+    with pytest.raises(ClientError, match="iam:PassRole"):
+        launch()
+    # and without CreateTags on launch for the request's own tags
+    world.grant(*launching(world))
+    with pytest.raises(ClientError, match="ec2:CreateTags"):
+        launch()
+    # With the three it launches, and terminating it asks for the instance, with its tags
+    world.grant(*launching(world), tagging_on_launch())
+    instance = launch()["Instances"][0]["InstanceId"]
+    terminate = {
+        "Effect": "Allow",
+        "Action": "ec2:TerminateInstances",
+        "Resource": f"arn:aws:ec2:{REGION}:123456789012:instance/*",
+        "Condition": {"StringEquals": {"aws:ResourceTag/phoenix:drill": "other"}},
+    }
+    world.grant(terminate)
+    with pytest.raises(ClientError, match="ec2:TerminateInstances"):
+        as_function(lambda: ec2.terminate_instances(InstanceIds=[instance]))
+    world.grant(terminate | {"Condition": {"StringEquals": {"aws:ResourceTag/phoenix:drill": "d"}}})
+    as_function(lambda: ec2.terminate_instances(InstanceIds=[instance]))

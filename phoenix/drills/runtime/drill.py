@@ -4,12 +4,15 @@ The environment's schedule runs the drill function every few minutes (docs/hygie
 Each run reads every fleet of the registry and its ledger item (batched, as the drift
 check does), then:
 - moves on each drill under way: passed once an instance of the idle slot is healthy in
-  its target group (weight 0: the listener sends it nothing), failed after
-  `DRILL_TIMEOUT`; either way the slot goes back to 0 instances, the drill is recorded
+  its target group (weight 0: the listener sends it nothing), or a rolling fleet's
+  temporary instance runs with its EC2 status checks ok; failed after `DRILL_TIMEOUT`;
+  either way the slot goes back to 0 instances (the temporary instance is terminated),
+  the drill is recorded
   (`DRILL#<start>` in the ledger), the lock is freed and `Rollback Drill Passed` or
   `Rollback Drill Failed` is put;
 - starts at most `STARTS_PER_RUN` of the drills that are due (the fleet's
-  `drill_every_seconds` since its last drill, oldest first), never while a release or
+  `drill_every_seconds` since its last drill, an hour after a failed one; oldest first),
+  never while a release or
   another drill holds the fleet, while it is paused, or inside a rollback window (whose
   warm slot already holds the AMI before).
 
@@ -18,15 +21,16 @@ AMI deregistered, not `available`, or whose snapshot is gone fails the drill at 
 blue_green or canary fleet then checks that its idle slot's launch template version
 names that AMI (the version a rollback moves traffic to), takes the fleet's lock as
 `drill-<time>` (a release that meets it waits: phoenix/kernel/locks.py) and asks the
-idle group for one instance. A rolling fleet has no idle slot: its drill is the
-describe of the target, with no instance launched.
+idle group for one instance. A rolling fleet has no idle slot: it takes the lock the
+same way and launches one temporary instance of the target from its group's launch
+template (RunInstances, outside the group and its target group).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
@@ -36,9 +40,12 @@ from phoenix.kernel.attributes import typed
 from phoenix.kernel.clients import Clients
 from phoenix.kernel.ledger import Ledger, fleet_key, iso
 from phoenix.kernel.locks import DRILL_PREFIX
-from phoenix.kernel.names import slot_parameter
+from phoenix.kernel.names import FLEET_TAG, slot_parameter
 from phoenix.kernel.registry import read_parameters, read_registry
 from phoenix.kernel.settings import ReleaseSettings
+
+if TYPE_CHECKING:
+    from types_boto3_ec2.type_defs import LaunchTemplateSpecificationTypeDef, TagTypeDef
 
 logger = Logger(child=True)
 # A drill's instance is healthy within this, or the drill fails.
@@ -47,6 +54,11 @@ DRILL_TIMEOUT = timedelta(minutes=15)
 DRILL_HOLD = timedelta(minutes=30)
 # At most this many drills start in one run, so hundreds of fleets never drill at once.
 STARTS_PER_RUN = 5
+# A failed drill is tried again after this, not after the fleet's whole interval: its
+# alarm keeps firing until the way back works again.
+RETRY_FAILED = timedelta(hours=1)
+# A rolling fleet's temporary instance carries the drill's id.
+DRILL_TAG = "phoenix:drill"
 Action = Literal["started", "passed", "failed", "waiting", "skipped"]
 
 
@@ -98,6 +110,8 @@ def is_due(spec: dict[str, Any], item: dict[str, Any], now: datetime) -> bool:
     if locked or item.get("paused") or item.get("warm_slot"):
         return False
     last = item.get("last_drill_at")
+    if item.get("last_drill_outcome") == "failed":
+        every = min(every, int(RETRY_FAILED.total_seconds()))
     return not last or clock.parse_time(str(last)) + timedelta(seconds=every) <= now
 
 
@@ -142,10 +156,21 @@ def _start(on: _Run, spec: dict[str, Any], item: dict[str, Any]) -> Outcome:
     drill: dict[str, Any] = {"id": f"{DRILL_PREFIX}{now:%Y%m%dT%H%M%SZ}", "ami": target}
     drill["started_at"] = iso(now)
     problem = target_problem(aws, target)
-    if problem or spec["strategy"] == "rolling":
-        # (a rolling fleet: the describe is the whole drill; no instance is launched)
+    if problem:
         drill["proof"] = "target described"
         return _record(on, fleet, drill, problem)
+    if spec["strategy"] == "rolling":
+        return _launch_temporary(on, spec, drill, now)
+    return _launch_in_idle_slot(on, spec, drill, now)
+
+
+def _launch_in_idle_slot(
+    on: _Run, spec: dict[str, Any], drill: dict[str, Any], now: datetime
+) -> Outcome:
+    """blue_green and canary: one instance of the target in the idle slot (weight 0),
+    from the slot's version, which must name the target (the version a rollback sends
+    traffic back to)."""
+    aws, fleet, target = on.aws, str(spec["name"]), str(drill["ami"])
     idle = _idle_slot(aws, on.settings.environment, spec)
     if idle is None:
         return Outcome(fleet, "skipped", "no slot is idle")
@@ -173,6 +198,50 @@ def _start(on: _Run, spec: dict[str, Any], item: dict[str, Any]) -> Outcome:
     aws.autoscaling.update_auto_scaling_group(AutoScalingGroupName=slot["group"], DesiredCapacity=1)
     logger.info("drill started", extra={"fleet": fleet, "drill": drill})
     return Outcome(fleet, "started", f"one instance of {target} in the idle slot {idle}")
+
+
+def _launch_temporary(
+    on: _Run, spec: dict[str, Any], drill: dict[str, Any], now: datetime
+) -> Outcome:
+    """A rolling fleet: one instance outside its group and target group, from the group's
+    launch template version with the rollback target's AMI (what a rollback release
+    launches: a version of the same template with the AMI before), in one of its subnets,
+    tagged as the fleet's and the drill's."""
+    fleet, (slot,) = str(spec["name"]), spec["slots"].values()
+    (group,) = on.aws.autoscaling.describe_auto_scaling_groups(
+        AutoScalingGroupNames=[slot["group"]]
+    )["AutoScalingGroups"]
+    template: LaunchTemplateSpecificationTypeDef = {
+        "LaunchTemplateId": slot["launch_template"],
+        "Version": str(group.get("LaunchTemplate", {}).get("Version", "")),
+    }
+    drill |= {"proof": "a temporary instance passing its EC2 status checks"}
+    if not _lock(on.book, fleet, drill, now):
+        return Outcome(fleet, "skipped", "a release holds the fleet")
+    tags: list[TagTypeDef] = [
+        {"Key": FLEET_TAG, "Value": f"{on.settings.environment}/{fleet}"},
+        {"Key": DRILL_TAG, "Value": drill["id"]},
+    ]
+    try:
+        launched = on.aws.ec2.run_instances(
+            LaunchTemplate=template,
+            ImageId=drill["ami"],
+            MinCount=1,
+            MaxCount=1,
+            SubnetId=str(group["VPCZoneIdentifier"]).split(",")[0],
+            TagSpecifications=[{"ResourceType": "instance", "Tags": tags}],
+        )
+    except ClientError as error:
+        return _record(on, fleet, drill, f"the rollback target did not launch: {error}")
+    drill["instance"] = str(launched["Instances"][0]["InstanceId"])
+    on.book.update_fleet_if(
+        fleet,
+        UpdateExpression="SET drill = :state",
+        ConditionExpression="lock_owner = :drill",
+        ExpressionAttributeValues={":drill": {"S": drill["id"]}, ":state": typed(drill)},
+    )
+    logger.info("drill started", extra={"fleet": fleet, "drill": drill})
+    return Outcome(fleet, "started", f"a temporary instance {drill['instance']} of {drill['ami']}")
 
 
 def _idle_slot(aws: Clients, environment: str, spec: dict[str, Any]) -> str | None:
@@ -205,6 +274,8 @@ def _lock(book: Ledger, fleet: str, drill: dict[str, Any], now: datetime) -> boo
 
 def _advance(on: _Run, spec: dict[str, Any], drill: dict[str, Any], now: datetime) -> Outcome:
     fleet = str(spec["name"])
+    if "instance" in drill or "target_group" not in drill:
+        return _advance_temporary(on, fleet, drill, now)
     targets = on.aws.elbv2.describe_target_health(TargetGroupArn=drill["target_group"])
     states = sorted(
         str(t.get("TargetHealth", {}).get("State")) for t in targets["TargetHealthDescriptions"]
@@ -222,9 +293,42 @@ def _advance(on: _Run, spec: dict[str, Any], drill: dict[str, Any], now: datetim
     return _finish(on, fleet, drill, problem)
 
 
+def _advance_temporary(on: _Run, fleet: str, drill: dict[str, Any], now: datetime) -> Outcome:
+    """A rolling fleet's temporary instance: passed once running with both EC2 status
+    checks ok, failed if it stops or after the timeout (no instance: the launch was
+    never recorded, and the drill ends as failed)."""
+    statuses = (
+        on.aws.ec2.describe_instance_status(
+            InstanceIds=[drill["instance"]], IncludeAllInstances=True
+        )["InstanceStatuses"]
+        if drill.get("instance")
+        else []
+    )
+    status: dict[str, Any] = dict(statuses[0]) if statuses else {}
+    state = status.get("InstanceState", {}).get("Name", "gone")
+    checks = (
+        status.get("InstanceStatus", {}).get("Status"),
+        status.get("SystemStatus", {}).get("Status"),
+    )
+    if state == "running" and checks == ("ok", "ok"):
+        return _finish(on, fleet, drill, "")
+    waited = now - clock.parse_time(str(drill["started_at"]))
+    if state in {"pending", "running"} and waited < DRILL_TIMEOUT:
+        return Outcome(fleet, "waiting", f"{state}, status checks {checks[0]}/{checks[1]}")
+    problem = (
+        f"the temporary instance of the rollback target {drill['ami']} is {state} "
+        f"(status checks {checks[0]}/{checks[1]}) after {int(waited.total_seconds() // 60)} minutes"
+    )
+    return _finish(on, fleet, drill, problem)
+
+
 def _finish(on: _Run, fleet: str, drill: dict[str, Any], problem: str) -> Outcome:
-    """The idle slot back to 0 (only while the drill still holds the fleet: a release
-    that took it after the lock ran out owns the slot now), then recorded and freed."""
+    """The temporary instance terminated, or the idle slot back to 0 (only while the drill
+    still holds the fleet: a release that took it after the lock ran out owns the slot
+    now), then recorded and freed."""
+    if drill.get("instance"):
+        on.aws.ec2.terminate_instances(InstanceIds=[drill["instance"]])
+        return _record(on, fleet, drill, problem)
     held = on.book.update_fleet_if(
         fleet,
         UpdateExpression="SET lock_expires = :soon",
