@@ -154,4 +154,3 @@ def test_each_region_tags_its_own_copy_while_its_fleet_serves_or_may_roll_back_t
     assert serving_amis(DR) == {third[DR]}
     assert rollback_targets(DR, [first, second[DR], third[DR]]) == [False, True, True]
     assert rollback_targets(PRIMARY, [second[PRIMARY], third[PRIMARY]]) == [True, True]
-    assert rollback_targets(PRIMARY, [second[DR], third[DR]]) == [False, False]
