@@ -23,6 +23,7 @@ from local import (
     lambda_dispatch,
     memo,
     run_command,
+    run_instances,
     scheduler,
     sfn_events,
     shared_images,
@@ -52,6 +53,7 @@ def install_extensions(endpoint: str | None = None) -> None:
     instance_refresh.install()
     application.install()
     run_command.install()
+    run_instances.install()
     api_gaps.install()
     ssm_image_parameters.install()
     shared_images.install()

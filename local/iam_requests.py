@@ -328,7 +328,10 @@ def _launch_template_use(
     # RunInstances is authorized on the launch template too, with its tags (Service
     # Authorization Reference, Amazon EC2: RunInstances, resource type launch-template).
     yield Request("ec2:RunInstances", template_arn, launch | _template_tags(region, template_id))
-    subnet = f"subnet/{request['SubnetId']}" if request.get("SubnetId") else "subnet/*"
+    named = request.get("SubnetId") or next(
+        (n.get("SubnetId") for n in request.get("NetworkInterfaces", []) if n.get("SubnetId")), None
+    )
+    subnet = f"subnet/{named}" if named else "subnet/*"
     for kind in ("instance/*", "volume/*", "network-interface/*", "security-group/*", subnet):
         yield Request("ec2:RunInstances", _arn("ec2", region, kind), launch)
     if data.get("ImageId"):

@@ -161,13 +161,11 @@ class RollbackDrillsConfig(StrictModel):
     which starts the drills that are due and moves on those under way."""
 
     enabled: bool = True
-    schedule: Annotated[
-        str,
-        Field(
-            pattern=r"^(rate\([1-9][0-9]* (minute|minutes|hour|hours)\)"
-            r"|cron\(\S+ \S+ \S+ \S+ \S+ \S+\))$"
-        ),
-    ] = "rate(5 minutes)"
+    # At most every 10 minutes: a drill's lock (30 minutes) must outlast its timeout
+    # (15 minutes) and the run after it, or a release could take the fleet mid-drill.
+    schedule: Annotated[str, Field(pattern=r"^rate\((1 minute|[2-9] minutes|10 minutes)\)$")] = (
+        "rate(5 minutes)"
+    )
 
 
 class EnvironmentConfig(StrictModel):

@@ -16,7 +16,8 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from phoenix.config.environment import EnvironmentConfig
-from phoenix.drills.runtime.drill import DRILL_TAG, DrillSettings
+from phoenix.drills.runtime.drill import DrillSettings
+from phoenix.drills.runtime.temporary import DRILL_TAG
 from phoenix.fleet.grants import fleet_tagged, grant_environment_fleets
 from phoenix.kernel.settings import metrics_namespace
 from phoenix.platform.functions import PhoenixFunction
@@ -37,6 +38,7 @@ DRILL_FLEET_CALLS = (
     "elasticloadbalancing:DescribeTargetHealth",
     "ssm:GetParameters",
     # a rolling fleet's temporary instance, from the fleet's launch template only
+    "ec2:DescribeInstances",
     "ec2:RunInstances",
     "iam:PassRole",
     "ec2:CreateTags",

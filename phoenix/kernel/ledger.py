@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 
 from phoenix.kernel import clock
 from phoenix.kernel.attributes import good_end, plain, typed
-from phoenix.kernel.locks import FleetPausedError, LockRefusedError, refusal
+from phoenix.kernel.locks import FleetPausedError, LockRefusedError, lock_condition, refusal
 
 __all__ = ["FleetPausedError", "Ledger", "LockRefusedError"]
 
@@ -85,28 +85,28 @@ class Ledger:
         self._dynamodb = dynamodb
         self.table = table
 
-    def acquire(self, fleet: str, release_id: str, *, hold: timedelta, again: bool = True) -> None:
-        """Take the fleet's lock for `release_id` in one conditional write.
-
-        The lock is free when nobody holds it, when its holder's time ran out (a release
-        that died without unlocking), or when `release_id` already holds it (a retried
-        call). A paused fleet refuses. On refusal the fleet item is read once to say why;
-        a holder that let go between the write and the read is followed by one more try.
-        """
+    def acquire(
+        self, fleet: str, release_id: str, *, hold: timedelta, over_drill: bool = False,
+        again: bool = True,
+    ) -> None:  # fmt: skip
+        """Take the fleet's lock for `release_id` in one conditional write (when: locks.py); a
+        paused fleet refuses. On refusal the fleet item is read once to say why; a holder that
+        let go between the write and the read is followed by one more try."""
         moment = clock.now()
+        condition, extra = lock_condition(over_drill=over_drill)
         taken = self.update_fleet_if(
             fleet,
             # A new release ends the previous one's rollback window: it may reuse that
             # window's warm slot.
             UpdateExpression="SET lock_owner = :release, lock_expires = :expires, "
             "active_release = :release REMOVE warm_slot",
-            ConditionExpression="(attribute_not_exists(lock_owner) OR lock_expires < :now "
-            "OR lock_owner = :release) AND (attribute_not_exists(paused) OR paused = :false)",
+            ConditionExpression=condition,
             ExpressionAttributeValues={
                 ":release": {"S": release_id},
                 ":expires": {"S": iso(moment + hold)},
                 ":now": {"S": iso(moment)},
                 ":false": {"BOOL": False},
+                **extra,
             },
         )
         if not taken:
@@ -116,7 +116,9 @@ class Ledger:
                     f"fleet {fleet} is paused ({item.get('paused_reason', 'no reason given')})"
                 ) from None
             if again and not item.get("lock_owner"):
-                return self.acquire(fleet, release_id, hold=hold, again=False)
+                return self.acquire(
+                    fleet, release_id, hold=hold, over_drill=over_drill, again=False
+                )
             owner, expires = str(item.get("lock_owner")), str(item.get("lock_expires"))
             raise refusal(fleet, owner, expires) from None
         return None

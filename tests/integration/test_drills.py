@@ -135,6 +135,7 @@ def test_a_drill_proves_the_idle_slot_and_a_deregistered_target_fails_at_once(
     assert (passed["type"], passed["ami"]) == ("Rollback Drill Passed", target)
     record = ledger_item(aws, "FLEET#api", f"DRILL#{passed['started_at']}")
     assert record["outcome"]["S"] == "passed"
+    assert FleetView.read(aws, "api").desired_by_slot[idle] == 0
 
     # and api's release, which waited for the drill's lock, then ran
     aws.settle()

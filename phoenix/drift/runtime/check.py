@@ -117,7 +117,7 @@ def find(facts: Facts) -> FleetDrift:
         if window.get("old_slot") == slot and window.get("previous_ami"):
             allowed.add(str(window["previous_ami"]))
         drill = facts.item.get("drill") or {}
-        if held and drill.get("slot") == slot and drill.get("ami"):
+        if drill.get("id") == facts.item.get("lock_owner") and drill.get("slot") == slot and held:
             allowed.add(str(drill["ami"]))  # a rollback drill's instance (phoenix/drills/)
         expected = " or ".join(sorted(a for a in allowed if a))
         for instance_id, instance in sorted(seen.instances.items()):

@@ -28,24 +28,27 @@ template (RunInstances, outside the group and its target group).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
+from phoenix.drills.runtime import temporary
 from phoenix.kernel import clock, events, observed
 from phoenix.kernel.attributes import typed
 from phoenix.kernel.clients import Clients
 from phoenix.kernel.ledger import Ledger, fleet_key, iso
 from phoenix.kernel.locks import DRILL_PREFIX
-from phoenix.kernel.names import FLEET_TAG, slot_parameter
+from phoenix.kernel.names import slot_parameter
 from phoenix.kernel.registry import read_parameters, read_registry
 from phoenix.kernel.settings import ReleaseSettings
 
 if TYPE_CHECKING:
-    from types_boto3_ec2.type_defs import LaunchTemplateSpecificationTypeDef, TagTypeDef
+    pass
 
 logger = Logger(child=True)
 # A drill's instance is healthy within this, or the drill fails.
@@ -54,12 +57,10 @@ DRILL_TIMEOUT = timedelta(minutes=15)
 DRILL_HOLD = timedelta(minutes=30)
 # At most this many drills start in one run, so hundreds of fleets never drill at once.
 STARTS_PER_RUN = 5
-# A failed drill is tried again after this, not after the fleet's whole interval: its
-# alarm keeps firing until the way back works again.
-RETRY_FAILED = timedelta(hours=1)
-# A rolling fleet's temporary instance carries the drill's id.
-DRILL_TAG = "phoenix:drill"
-Action = Literal["started", "passed", "failed", "waiting", "skipped"]
+# A drill that failed, was skipped or was interrupted is tried again after this, not after
+# the fleet's whole interval: a failed drill's alarm keeps firing until the way back works.
+RETRY = timedelta(hours=1)
+Action = Literal["started", "passed", "failed", "waiting", "skipped", "interrupted", "error"]
 
 
 class DrillSettings(ReleaseSettings):
@@ -90,15 +91,27 @@ def run(aws: Clients, settings: DrillSettings) -> list[Outcome]:
     now = clock.now()
     on = _Run(aws, settings, Ledger(aws.dynamodb, settings.table_name))
     outcomes = [
-        _advance(on, specs[name], items[name]["drill"], now)
+        _guarded(name, partial(_advance, on, specs[name], items[name], now))
         for name in names
         if items[name].get("drill")
     ]
     due = [name for name in names if is_due(specs[name], items[name], now)]
     due.sort(key=lambda name: str(items[name].get("last_drill_at", "")))
-    for name in due[:STARTS_PER_RUN]:
-        outcomes.append(_start(on, specs[name], items[name]))
+    outcomes += [
+        _guarded(name, partial(_start, on, specs[name], items[name]))
+        for name in due[:STARTS_PER_RUN]
+    ]
     return outcomes
+
+
+def _guarded(fleet: str, step: Callable[[], Outcome]) -> Outcome:
+    """One fleet's step; an error is logged and left to the next run (every write of a
+    drill repeats safely), so one fleet's throttled call stops no other fleet's drill."""
+    try:
+        return step()
+    except Exception as error:
+        logger.exception("drill step failed", extra={"fleet": fleet})
+        return Outcome(fleet, "error", f"{type(error).__name__}: {error}")
 
 
 def is_due(spec: dict[str, Any], item: dict[str, Any], now: datetime) -> bool:
@@ -110,8 +123,8 @@ def is_due(spec: dict[str, Any], item: dict[str, Any], now: datetime) -> bool:
     if locked or item.get("paused") or item.get("warm_slot"):
         return False
     last = item.get("last_drill_at")
-    if item.get("last_drill_outcome") == "failed":
-        every = min(every, int(RETRY_FAILED.total_seconds()))
+    if item.get("last_drill_outcome") in {"failed", "skipped", "interrupted"}:
+        every = min(every, int(RETRY.total_seconds()))
     return not last or clock.parse_time(str(last)) + timedelta(seconds=every) <= now
 
 
@@ -160,7 +173,20 @@ def _start(on: _Run, spec: dict[str, Any], item: dict[str, Any]) -> Outcome:
         drill["proof"] = "target described"
         return _record(on, fleet, drill, problem)
     if spec["strategy"] == "rolling":
-        return _launch_temporary(on, spec, drill, now)
+        drill |= {"kind": "temporary", "proof": "an instance passing its EC2 status checks"}
+        if not _lock(on.book, fleet, drill, now):
+            return _skip(on, fleet, drill, "a release holds the fleet")
+        try:
+            drill["instance"] = temporary.launch(aws, on.settings.environment, spec, drill)
+        except ClientError as error:
+            return _finish(on, fleet, drill, f"the rollback target did not launch: {error}")
+        on.book.update_fleet_if(  # (found by its tag if this write is lost)
+            fleet,
+            UpdateExpression="SET drill = :state",
+            ConditionExpression="lock_owner = :drill",
+            ExpressionAttributeValues={":drill": {"S": drill["id"]}, ":state": typed(drill)},
+        )
+        return Outcome(fleet, "started", f"instance {drill['instance']} of {target}")
     return _launch_in_idle_slot(on, spec, drill, now)
 
 
@@ -173,10 +199,9 @@ def _launch_in_idle_slot(
     aws, fleet, target = on.aws, str(spec["name"]), str(drill["ami"])
     idle = _idle_slot(aws, on.settings.environment, spec)
     if idle is None:
-        return Outcome(fleet, "skipped", "no slot is idle")
+        return _skip(on, fleet, drill, "no slot is idle")
     slot = spec["slots"][idle]
     drill |= {"slot": idle, "group": slot["group"], "target_group": slot["target_group"]}
-    drill["proof"] = "an instance healthy in the idle slot"
     (group,) = aws.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[slot["group"]])[
         "AutoScalingGroups"
     ]
@@ -190,58 +215,17 @@ def _launch_in_idle_slot(
             f"the idle slot's launch template version {version} names {named}, "
             f"not the rollback target {target}"
         )
+        drill["proof"] = "the idle slot's launch template version read"
         return _record(on, fleet, drill, problem)
     if group["DesiredCapacity"] or group.get("Instances"):
-        return Outcome(fleet, "skipped", f"the idle slot {idle} has instances")
+        return _skip(on, fleet, drill, f"the idle slot {idle} has instances")
+    # (a `kind`: the drill holds, or held, the fleet's lock)
+    drill |= {"kind": "idle slot", "proof": "an instance healthy in the idle slot"}
     if not _lock(on.book, fleet, drill, now):
-        return Outcome(fleet, "skipped", "a release holds the fleet")
+        return _skip(on, fleet, drill, "a release holds the fleet")
     aws.autoscaling.update_auto_scaling_group(AutoScalingGroupName=slot["group"], DesiredCapacity=1)
     logger.info("drill started", extra={"fleet": fleet, "drill": drill})
     return Outcome(fleet, "started", f"one instance of {target} in the idle slot {idle}")
-
-
-def _launch_temporary(
-    on: _Run, spec: dict[str, Any], drill: dict[str, Any], now: datetime
-) -> Outcome:
-    """A rolling fleet: one instance outside its group and target group, from the group's
-    launch template version with the rollback target's AMI (what a rollback release
-    launches: a version of the same template with the AMI before), in one of its subnets,
-    tagged as the fleet's and the drill's."""
-    fleet, (slot,) = str(spec["name"]), spec["slots"].values()
-    (group,) = on.aws.autoscaling.describe_auto_scaling_groups(
-        AutoScalingGroupNames=[slot["group"]]
-    )["AutoScalingGroups"]
-    template: LaunchTemplateSpecificationTypeDef = {
-        "LaunchTemplateId": slot["launch_template"],
-        "Version": str(group.get("LaunchTemplate", {}).get("Version", "")),
-    }
-    drill |= {"proof": "a temporary instance passing its EC2 status checks"}
-    if not _lock(on.book, fleet, drill, now):
-        return Outcome(fleet, "skipped", "a release holds the fleet")
-    tags: list[TagTypeDef] = [
-        {"Key": FLEET_TAG, "Value": f"{on.settings.environment}/{fleet}"},
-        {"Key": DRILL_TAG, "Value": drill["id"]},
-    ]
-    try:
-        launched = on.aws.ec2.run_instances(
-            LaunchTemplate=template,
-            ImageId=drill["ami"],
-            MinCount=1,
-            MaxCount=1,
-            SubnetId=str(group["VPCZoneIdentifier"]).split(",")[0],
-            TagSpecifications=[{"ResourceType": "instance", "Tags": tags}],
-        )
-    except ClientError as error:
-        return _record(on, fleet, drill, f"the rollback target did not launch: {error}")
-    drill["instance"] = str(launched["Instances"][0]["InstanceId"])
-    on.book.update_fleet_if(
-        fleet,
-        UpdateExpression="SET drill = :state",
-        ConditionExpression="lock_owner = :drill",
-        ExpressionAttributeValues={":drill": {"S": drill["id"]}, ":state": typed(drill)},
-    )
-    logger.info("drill started", extra={"fleet": fleet, "drill": drill})
-    return Outcome(fleet, "started", f"a temporary instance {drill['instance']} of {drill['ami']}")
 
 
 def _idle_slot(aws: Clients, environment: str, spec: dict[str, Any]) -> str | None:
@@ -272,15 +256,22 @@ def _lock(book: Ledger, fleet: str, drill: dict[str, Any], now: datetime) -> boo
     )
 
 
-def _advance(on: _Run, spec: dict[str, Any], drill: dict[str, Any], now: datetime) -> Outcome:
-    fleet = str(spec["name"])
-    if "instance" in drill or "target_group" not in drill:
-        return _advance_temporary(on, fleet, drill, now)
+def _advance(on: _Run, spec: dict[str, Any], item: dict[str, Any], now: datetime) -> Outcome:
+    fleet, drill = str(spec["name"]), dict(item["drill"])
+    waited = now - clock.parse_time(str(drill["started_at"]))
+    if item.get("lock_owner") != drill["id"]:
+        # A rollback release took the fleet (or the lock ran out and a release did): the
+        # slot is the release's now; a temporary instance is still the drill's to end.
+        if drill.get("kind") == "temporary":
+            temporary.terminate(on.aws, drill)
+        why = f"interrupted: {item.get('lock_owner') or 'nobody'} holds the fleet"
+        return _record(on, fleet, drill, why, outcome="interrupted")
+    if drill.get("kind") == "temporary":
+        return _advance_temporary(on, fleet, drill, waited)
     targets = on.aws.elbv2.describe_target_health(TargetGroupArn=drill["target_group"])
     states = sorted(
         str(t.get("TargetHealth", {}).get("State")) for t in targets["TargetHealthDescriptions"]
     )
-    waited = now - clock.parse_time(str(drill["started_at"]))
     if "healthy" in states:
         return _finish(on, fleet, drill, "")
     if waited < DRILL_TIMEOUT:
@@ -293,41 +284,21 @@ def _advance(on: _Run, spec: dict[str, Any], drill: dict[str, Any], now: datetim
     return _finish(on, fleet, drill, problem)
 
 
-def _advance_temporary(on: _Run, fleet: str, drill: dict[str, Any], now: datetime) -> Outcome:
-    """A rolling fleet's temporary instance: passed once running with both EC2 status
-    checks ok, failed if it stops or after the timeout (no instance: the launch was
-    never recorded, and the drill ends as failed)."""
-    statuses = (
-        on.aws.ec2.describe_instance_status(
-            InstanceIds=[drill["instance"]], IncludeAllInstances=True
-        )["InstanceStatuses"]
-        if drill.get("instance")
-        else []
-    )
-    status: dict[str, Any] = dict(statuses[0]) if statuses else {}
-    state = status.get("InstanceState", {}).get("Name", "gone")
-    checks = (
-        status.get("InstanceStatus", {}).get("Status"),
-        status.get("SystemStatus", {}).get("Status"),
-    )
-    if state == "running" and checks == ("ok", "ok"):
-        return _finish(on, fleet, drill, "")
-    waited = now - clock.parse_time(str(drill["started_at"]))
-    if state in {"pending", "running"} and waited < DRILL_TIMEOUT:
-        return Outcome(fleet, "waiting", f"{state}, status checks {checks[0]}/{checks[1]}")
-    problem = (
-        f"the temporary instance of the rollback target {drill['ami']} is {state} "
-        f"(status checks {checks[0]}/{checks[1]}) after {int(waited.total_seconds() // 60)} minutes"
-    )
-    return _finish(on, fleet, drill, problem)
+def _advance_temporary(on: _Run, fleet: str, drill: dict[str, Any], waited: timedelta) -> Outcome:
+    if not drill.get("instance"):
+        return _finish(on, fleet, drill, "the temporary instance was never recorded")
+    verdict, why = temporary.status(on.aws, drill, waited, DRILL_TIMEOUT)
+    if verdict == "waiting":
+        return Outcome(fleet, "waiting", why)
+    return _finish(on, fleet, drill, why)
 
 
 def _finish(on: _Run, fleet: str, drill: dict[str, Any], problem: str) -> Outcome:
     """The temporary instance terminated, or the idle slot back to 0 (only while the drill
     still holds the fleet: a release that took it after the lock ran out owns the slot
     now), then recorded and freed."""
-    if drill.get("instance"):
-        on.aws.ec2.terminate_instances(InstanceIds=[drill["instance"]])
+    if drill.get("kind") == "temporary":
+        temporary.terminate(on.aws, drill)
         return _record(on, fleet, drill, problem)
     held = on.book.update_fleet_if(
         fleet,
@@ -345,10 +316,29 @@ def _finish(on: _Run, fleet: str, drill: dict[str, Any], problem: str) -> Outcom
     return _record(on, fleet, drill, problem)
 
 
-def _record(on: _Run, fleet: str, drill: dict[str, Any], problem: str) -> Outcome:
+def _skip(on: _Run, fleet: str, drill: dict[str, Any], why: str) -> Outcome:
+    """Not started: noted on the fleet item, so the fleet waits its hour (RETRY) and
+    does not take a start from the fleets behind it on every run."""
+    on.aws.dynamodb.update_item(
+        TableName=on.settings.table_name,
+        Key=fleet_key(fleet),
+        UpdateExpression="SET last_drill_at = :at, last_drill_outcome = :skipped, "
+        "last_drill_reason = :why",
+        ExpressionAttributeValues={
+            ":at": {"S": drill["started_at"]},
+            ":skipped": {"S": "skipped"},
+            ":why": {"S": why},
+        },
+    )
+    return Outcome(fleet, "skipped", why)
+
+
+def _record(
+    on: _Run, fleet: str, drill: dict[str, Any], problem: str, outcome: Action | None = None
+) -> Outcome:
     """The drill in the ledger, the fleet item's last drill (and its lock freed, if the
-    drill holds it), and its event."""
-    outcome: Action = "failed" if problem else "passed"
+    drill holds it), and its event (none for an interrupted drill)."""
+    outcome = outcome or ("failed" if problem else "passed")
     ended = iso(clock.now())
     record = {**drill, "outcome": outcome, "reason": problem, "ended_at": ended}
     aws, settings = on.aws, on.settings
@@ -373,19 +363,31 @@ def _record(on: _Run, fleet: str, drill: dict[str, Any], problem: str) -> Outcom
         ConditionExpression="lock_owner = :drill",
         ExpressionAttributeValues=values,
     )
-    if not freed:  # never locked (the target's describe failed), or the lock ran out
+    if not freed and drill.get("kind"):
+        # its lock ran out or was taken: the drill's own record, unless another run
+        # (a retried invocation) has recorded it already, and then no second event
+        freed = on.book.update_fleet_if(
+            fleet,
+            UpdateExpression=f"{last} REMOVE drill",
+            ConditionExpression="drill.id = :drill",
+            ExpressionAttributeValues=values,
+        )
+        if not freed:
+            return Outcome(fleet, outcome, f"recorded already: {problem}")
+    elif not freed:  # never locked: the target's describe failed
         values.pop(":drill")
         aws.dynamodb.update_item(
             TableName=settings.table_name,
             Key=fleet_key(fleet),
-            UpdateExpression=f"{last} REMOVE drill",
+            UpdateExpression=last,
             ExpressionAttributeValues=values,
         )
-    events.put(
-        aws.events,
-        "Rollback Drill Failed" if problem else "Rollback Drill Passed",
-        {"environment": settings.environment, "fleet": fleet, **record},
-    )
+    if outcome != "interrupted":
+        events.put(
+            aws.events,
+            "Rollback Drill Failed" if outcome == "failed" else "Rollback Drill Passed",
+            {"environment": settings.environment, "fleet": fleet, **record},
+        )
     log = logger.warning if problem else logger.info
     log("drill ended", extra={"fleet": fleet, "outcome": outcome, "reason": problem})
     return Outcome(fleet, outcome, problem)

@@ -34,7 +34,7 @@ def handle(event: Any, settings: ReleaseSettings, aws: Clients) -> dict[str, Any
                 state, ssm=aws.ssm, ec2=aws.ec2, autoscaling=aws.autoscaling
             )
         Ledger(aws.dynamodb, settings.table_name).acquire(
-            state.fleet, state.release.id, hold=ledger.LOCK_HOLD
+            state.fleet, state.release.id, hold=ledger.LOCK_HOLD, over_drill=state.is_rollback
         )
         Ledger(aws.dynamodb, settings.table_name).open_release(
             state.fleet,

@@ -35,6 +35,7 @@ from botocore.exceptions import ClientError
 from phoenix.kernel import clock, events
 from phoenix.kernel.clients import Clients
 from phoenix.kernel.ledger import Ledger
+from phoenix.kernel.locks import DRILL_PREFIX
 from phoenix.kernel.names import Slot
 from phoenix.rollback.runtime import claims, moves
 from phoenix.rollback.runtime.models import RollbackFleet
@@ -66,6 +67,8 @@ def decide(item: dict[str, Any], now: datetime, horizon: timedelta | None = None
     back: an alarm then is not evidence against a release that served that long."""
     flight = item.get("flight") or {}
     owner = item.get("lock_owner")
+    if str(owner or "").startswith(DRILL_PREFIX):
+        owner = None  # a rollback drill yields: the rollback release takes its lock
     last = str(item.get("last_release") or "")
     succeeded = bool(last) and item.get("last_outcome") == "succeeded"
     window = item.get("warm_slot") or {}
