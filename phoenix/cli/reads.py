@@ -12,6 +12,7 @@ from phoenix.kernel import history, observed
 from phoenix.kernel.attributes import plain
 from phoenix.kernel.clock import parse_time
 from phoenix.kernel.ledger import release_key
+from phoenix.kernel.locks import DRILL_PREFIX
 from phoenix.kernel.names import release_pointer
 from phoenix.kernel.registry import read_parameters
 
@@ -59,8 +60,8 @@ def status(world: World) -> list[dict[str, Any]]:
     for name in names:
         item = items[name]
         owner = item.get("lock_owner")
-        flight = None
-        if owner:
+        flight, drill = None, item.get("drill") if str(owner).startswith(DRILL_PREFIX) else None
+        if owner and not drill:
             steps = release(world, name, str(owner)).get("steps") or []
             last = steps[-1] if steps else {}
             flight = {"release": owner, "step": last.get("step"), "at": last.get("at")}
@@ -81,6 +82,17 @@ def status(world: World) -> list[dict[str, Any]]:
                 else None,
                 "last_release": item.get("last_release"),
                 "last_outcome": item.get("last_outcome"),
+                # a rollback drill holding the fleet, and the last one (docs/hygiene.md)
+                "drill": {k: drill.get(k) for k in ("id", "ami", "kind", "started_at")}
+                if isinstance(drill, dict)
+                else None,
+                "last_drill": {
+                    "at": item["last_drill_at"],
+                    "outcome": item.get("last_drill_outcome"),
+                    "reason": item.get("last_drill_reason") or None,
+                }
+                if item.get("last_drill_at")
+                else None,
             }
         )
     return rows

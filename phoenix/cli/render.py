@@ -34,7 +34,13 @@ def status_table(environment: str, rows: list[dict[str, Any]]) -> Table:
             release += "\nawaits approval"
         if row["paused"]:
             release += f"\nPAUSED: {row['paused']}"
+        if row.get("drill"):
+            release = f"rollback drill {row['drill']['id']}\n{row['drill']['ami']}"
         last = f"{row['last_outcome']}\n{row['last_release']}" if row["last_release"] else "-"
+        if row.get("last_drill"):
+            drilled = row["last_drill"]
+            last += f"\ndrill {drilled['outcome']} {drilled['at']}"
+            last += f": {drilled['reason']}" if drilled["reason"] else ""
         table.add_row(
             row["fleet"], row["strategy"], row["pointer"] or "-", serving or "-", release, last
         )

@@ -14,6 +14,7 @@ import pytest
 from moto import mock_aws
 from typer.testing import CliRunner
 
+from phoenix.cli import reads
 from phoenix.cli.main import app
 from phoenix.kernel.attributes import typed
 from phoenix.kernel.history import releases
@@ -243,3 +244,36 @@ def test_watch_prints_the_steps_and_exits_by_the_outcome(
     assert exit_code == code
     assert "preflight passed" in out
     assert out.strip().splitlines()[-1].startswith(f"{release_id}: {outcome}")
+
+
+def test_status_shows_a_drill_holding_the_fleet_not_a_release(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given web held by a rollback drill, its last drill having failed (what serves is
+    # not this test's: tests/cli/test_status_race.py reads no groups either)
+    monkeypatch.setattr(reads, "_serving", lambda *_: {})
+    drill = {"id": "drill-20261203T090000Z", "ami": "ami-0aaaaaaaaaaaaaaa1",
+             "kind": "idle slot", "started_at": "2026-12-03T09:00:00.000000Z"}  # fmt: skip
+    world.fleet_item(
+        lock_owner=drill["id"],
+        lock_expires="2026-12-03T09:30:00.000000Z",
+        drill=drill | {"group": "phoenix-sandbox-web-green"},
+        last_drill_at="2026-11-26T09:00:00.000000Z",
+        last_drill_outcome="failed",
+        last_drill_reason="the rollback target ami-0bbbbbbbbbbbbbbb2 is deregistered",
+    )
+
+    code, out, err = _phoenix("status", "--json")
+
+    # Then status shows the drill (no release in flight) and the last drill's outcome
+    assert code == 0, err
+    (row,) = json.loads(out)
+    assert (row["in_flight"], row["drill"]) == (None, drill)
+    assert row["last_drill"] == {
+        "at": "2026-11-26T09:00:00.000000Z",
+        "outcome": "failed",
+        "reason": "the rollback target ami-0bbbbbbbbbbbbbbb2 is deregistered",
+    }
+    code, out, _ = _phoenix("status")
+    assert code == 0
+    assert "rollback drill" in out
