@@ -109,7 +109,7 @@ def _guarded(fleet: str, step: Callable[[], Outcome]) -> Outcome:
     drill repeats safely), so one fleet's throttled call stops no other fleet's drill."""
     try:
         return step()
-    except Exception as error:
+    except Exception as error:  # any error: this fleet's alone; the next run tries again
         logger.exception("drill step failed", extra={"fleet": fleet})
         return Outcome(fleet, "error", f"{type(error).__name__}: {error}")
 
@@ -223,7 +223,12 @@ def _launch_in_idle_slot(
     drill |= {"kind": "idle slot", "proof": "an instance healthy in the idle slot"}
     if not _lock(on.book, fleet, drill, now):
         return _skip(on, fleet, drill, "a release holds the fleet")
-    aws.autoscaling.update_auto_scaling_group(AutoScalingGroupName=slot["group"], DesiredCapacity=1)
+    try:
+        aws.autoscaling.update_auto_scaling_group(
+            AutoScalingGroupName=slot["group"], DesiredCapacity=1
+        )
+    except ClientError as error:  # (botocore has retried what AWS throttled)
+        return _finish(on, fleet, drill, f"the idle slot could not be scaled: {error}")
     logger.info("drill started", extra={"fleet": fleet, "drill": drill})
     return Outcome(fleet, "started", f"one instance of {target} in the idle slot {idle}")
 
