@@ -4,11 +4,9 @@ of it, or releases the pointer AMI (phoenix/drift/runtime/check.py, docs/hygiene
 
 from __future__ import annotations
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_scheduler as scheduler
-from aws_cdk import aws_scheduler_targets as targets
 from constructs import Construct
 
 from phoenix.config.environment import EnvironmentConfig
@@ -17,6 +15,7 @@ from phoenix.kernel.names import fleet_prefix
 from phoenix.platform.functions import PhoenixFunction
 from phoenix.platform.nag import acknowledge_wildcard, nag_arn
 from phoenix.platform.roles import parameter_arn, put_events_on_default_bus
+from phoenix.platform.schedules import invoke_on_schedule
 from phoenix.platform.undelivered import Undelivered
 from phoenix.release.ledger import ReleaseLedger
 from phoenix.release.spec import REGISTRY_LIST, registry_arn
@@ -85,38 +84,12 @@ class DriftCheck(Construct):
         )
         self.function.add_to_role_policy(put_events_on_default_bus(self))
         check = config.drift_check
-        # The schedule's role: this account's Scheduler may assume it ("Set up the
-        # execution role", EventBridge Scheduler user guide); LambdaInvoke grants it the
-        # invocation of the function (CDK adds ':*', its versions and aliases).
-        role = iam.Role(
+        self.schedule = invoke_on_schedule(
             self,
-            "ScheduleRole",
-            assumed_by=iam.ServicePrincipal(
-                "scheduler.amazonaws.com",
-                conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
-            ),
-        )
-        function_id = stack.get_logical_id(self.function.node.default_child)  # type: ignore[arg-type]
-        acknowledge_wildcard(
-            role,
-            f"<{function_id}.Arn>:*",
-            "The schedule invokes the drift check's own function; ':*' covers its versions "
-            "and aliases, which CDK grants with the function.",
-        )
-        self.schedule = scheduler.Schedule(
-            self,
-            "Schedule",
+            self.function,
+            what="the drift check's own function",
             description=f"phoenix {config.name}: the drift check",
-            schedule=scheduler.ScheduleExpression.expression(check.schedule),
+            expression=check.schedule,
             enabled=check.enabled,
-            target=targets.LambdaInvoke(
-                self.function,
-                input=scheduler.ScheduleTargetInput.from_object(
-                    {"check": "drift", "environment": config.name}
-                ),
-                # a check that could not run is followed by the next one
-                max_event_age=Duration.hours(1),
-                retry_attempts=2,
-                role=role,
-            ),
+            payload={"check": "drift", "environment": config.name},
         )

@@ -10,8 +10,6 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_scheduler as scheduler
-from aws_cdk import aws_scheduler_targets as targets
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
@@ -23,6 +21,7 @@ from phoenix.kernel.settings import metrics_namespace
 from phoenix.platform.functions import PhoenixFunction
 from phoenix.platform.nag import acknowledge_wildcard
 from phoenix.platform.roles import put_events_on_default_bus
+from phoenix.platform.schedules import invoke_on_schedule
 from phoenix.platform.undelivered import Undelivered
 from phoenix.release.ledger import ReleaseLedger
 from phoenix.release.spec import REGISTRY_LIST, registry_arn
@@ -113,7 +112,16 @@ class RollbackDrills(Construct):
             )
         )
         self.function.add_to_role_policy(put_events_on_default_bus(self))
-        self._schedule(config, stack)
+        drills = config.rollback_drills
+        self.schedule = invoke_on_schedule(
+            self,
+            self.function,
+            what="the drill function",
+            description=f"phoenix {config.name}: rollback drills",
+            expression=drills.schedule,
+            enabled=drills.enabled,
+            payload={"drill": "run", "environment": config.name},
+        )
         self.alarm = cloudwatch.Alarm(
             self,
             "Failed",
@@ -139,41 +147,4 @@ class RollbackDrills(Construct):
             "*",
             "DescribeSnapshots and DescribeInstanceStatus support no resource-level "
             "permissions (Service Authorization Reference).",
-        )
-
-    def _schedule(self, config: EnvironmentConfig, stack: Stack) -> None:
-        # The schedule's role: this account's Scheduler may assume it; LambdaInvoke grants
-        # it the invocation of the function (CDK adds ':*', its versions and aliases).
-        role = iam.Role(
-            self,
-            "ScheduleRole",
-            assumed_by=iam.ServicePrincipal(
-                "scheduler.amazonaws.com",
-                conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
-            ),
-        )
-        function_id = stack.get_logical_id(self.function.node.default_child)  # type: ignore[arg-type]
-        acknowledge_wildcard(
-            role,
-            f"<{function_id}.Arn>:*",
-            "The schedule invokes the drill function; ':*' covers its versions and "
-            "aliases, which CDK grants with the function.",
-        )
-        drills = config.rollback_drills
-        self.schedule = scheduler.Schedule(
-            self,
-            "Schedule",
-            description=f"phoenix {config.name}: rollback drills",
-            schedule=scheduler.ScheduleExpression.expression(drills.schedule),
-            enabled=drills.enabled,
-            target=targets.LambdaInvoke(
-                self.function,
-                input=scheduler.ScheduleTargetInput.from_object(
-                    {"drill": "run", "environment": config.name}
-                ),
-                # a run that could not happen is followed by the next one
-                max_event_age=Duration.hours(1),
-                retry_attempts=2,
-                role=role,
-            ),
         )
