@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from types_boto3_autoscaling.client import AutoScalingClient
-    from types_boto3_autoscaling.type_defs import InstanceRefreshTypeDef
+    from types_boto3_autoscaling.type_defs import AutoScalingGroupTypeDef, InstanceRefreshTypeDef
     from types_boto3_cloudwatch.client import CloudWatchClient
+    from types_boto3_ec2.client import EC2Client
+    from types_boto3_ec2.type_defs import LaunchTemplateVersionTypeDef
     from types_boto3_elbv2.client import ElasticLoadBalancingv2Client
     from types_boto3_elbv2.type_defs import ActionTypeDef, TargetGroupTupleTypeDef
     from types_boto3_ssm.client import SSMClient
@@ -66,3 +68,17 @@ def alarms_in_alarm(cloudwatch: CloudWatchClient, names: list[str]) -> list[str]
         return []
     found = cloudwatch.describe_alarms(AlarmNames=names, AlarmTypes=["MetricAlarm"])
     return [a["AlarmName"] for a in found["MetricAlarms"] if a["StateValue"] == "ALARM"]
+
+
+def group_template(
+    autoscaling: AutoScalingClient, ec2: EC2Client, group: str, template: str
+) -> tuple[AutoScalingGroupTypeDef, str, LaunchTemplateVersionTypeDef]:
+    """A group, the version of its launch template (`template`) it uses, and that version."""
+    (found,) = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group])[
+        "AutoScalingGroups"
+    ]
+    version = str(found.get("LaunchTemplate", {}).get("Version", ""))
+    (data,) = ec2.describe_launch_template_versions(LaunchTemplateId=template, Versions=[version])[
+        "LaunchTemplateVersions"
+    ]
+    return found, version, data

@@ -41,6 +41,7 @@ from phoenix.drills.runtime import temporary
 from phoenix.kernel import clock, events, observed
 from phoenix.kernel.attributes import typed
 from phoenix.kernel.clients import Clients
+from phoenix.kernel.fleet_calls import group_template
 from phoenix.kernel.ledger import Ledger, fleet_key, iso
 from phoenix.kernel.locks import DRILL_PREFIX
 from phoenix.kernel.names import slot_parameter
@@ -202,13 +203,9 @@ def _launch_in_idle_slot(
         return _skip(on, fleet, drill, "no slot is idle")
     slot = spec["slots"][idle]
     drill |= {"slot": idle, "group": slot["group"], "target_group": slot["target_group"]}
-    (group,) = aws.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[slot["group"]])[
-        "AutoScalingGroups"
-    ]
-    version = str(group.get("LaunchTemplate", {}).get("Version", ""))
-    (data,) = aws.ec2.describe_launch_template_versions(
-        LaunchTemplateId=slot["launch_template"], Versions=[version]
-    )["LaunchTemplateVersions"]
+    group, version, data = group_template(
+        aws.autoscaling, aws.ec2, slot["group"], slot["launch_template"]
+    )
     named = data.get("LaunchTemplateData", {}).get("ImageId")
     if named != target:
         problem = (

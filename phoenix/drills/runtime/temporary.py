@@ -18,6 +18,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from phoenix.kernel.clients import Clients
+from phoenix.kernel.fleet_calls import group_template
 from phoenix.kernel.names import FLEET_TAG
 
 if TYPE_CHECKING:
@@ -34,13 +35,9 @@ LIVE = ("pending", "running", "stopping", "stopped")
 def launch(aws: Clients, environment: str, spec: dict[str, Any], drill: dict[str, Any]) -> str:
     """Launch the drill's instance; its id (ClientError when EC2 refuses)."""
     fleet, (slot,) = str(spec["name"]), spec["slots"].values()
-    (group,) = aws.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[slot["group"]])[
-        "AutoScalingGroups"
-    ]
-    version = str(group.get("LaunchTemplate", {}).get("Version", ""))
-    (data,) = aws.ec2.describe_launch_template_versions(
-        LaunchTemplateId=slot["launch_template"], Versions=[version]
-    )["LaunchTemplateVersions"]
+    group, version, data = group_template(
+        aws.autoscaling, aws.ec2, slot["group"], slot["launch_template"]
+    )
     subnet = str(group["VPCZoneIdentifier"]).split(",")[0]
     request: RunInstancesRequestTypeDef = {
         "LaunchTemplate": {"LaunchTemplateId": slot["launch_template"], "Version": version},
