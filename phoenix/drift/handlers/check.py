@@ -15,6 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from phoenix.drift.runtime import check
 from phoenix.drift.runtime.check import DriftSettings
 from phoenix.kernel.clients import Clients
+from phoenix.kernel.scheduled import refusal
 
 logger = Logger()
 metrics = Metrics()
@@ -22,11 +23,8 @@ metrics = Metrics()
 
 def handle(event: Any, settings: DriftSettings, aws: Clients) -> dict[str, Any]:
     expected = {"check": "drift", "environment": settings.environment}
-    if event != expected:
-        logger.warning(
-            "event refused", extra={"reason": f"not {expected}", "event": str(event)[:300]}
-        )
-        return {"action": "refused", "reason": f"the drift check takes {expected}"}
+    if (refused := refusal(event, expected, "the drift check", logger)) is not None:
+        return refused
     drifted = check.check(aws, settings)
     findings = sum(len(d.findings) for d in drifted)
     metrics.add_metric(name="FleetsDrifted", unit=MetricUnit.Count, value=len(drifted))

@@ -18,6 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from phoenix.drills.runtime import drill
 from phoenix.drills.runtime.drill import DrillSettings
 from phoenix.kernel.clients import Clients
+from phoenix.kernel.scheduled import refusal
 
 logger = Logger()
 metrics = Metrics()
@@ -31,11 +32,8 @@ METRICS: dict[drill.Action, str] = {
 
 def handle(event: Any, settings: DrillSettings, aws: Clients) -> dict[str, Any]:
     expected = {"drill": "run", "environment": settings.environment}
-    if event != expected:
-        logger.warning(
-            "event refused", extra={"reason": f"not {expected}", "event": str(event)[:300]}
-        )
-        return {"action": "refused", "reason": f"the drill function takes {expected}"}
+    if (refused := refusal(event, expected, "the drill function", logger)) is not None:
+        return refused
     outcomes = drill.run(aws, settings)
     counts = Counter(o.action for o in outcomes)
     for action, name in METRICS.items():
