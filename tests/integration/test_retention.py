@@ -12,8 +12,8 @@ from datetime import timedelta
 from local.embedded import ACCOUNT, EmbeddedAws
 from local.fleet_view import FleetView, release_item
 from local.imagebuilder import imagebuilder_backends
-from phoenix.kernel.ledger import ROLLBACK_TARGET_TAG
 from phoenix.kernel.names import image_name
+from tests.integration.test_rollback_targets import tagged
 
 FLEETS = ("web", "api", "worker")
 KEEP_IMAGES = 3  # tests/integration/config/sandbox.yaml's golden pipeline
@@ -52,12 +52,6 @@ def _in_use(aws: EmbeddedAws) -> set[str]:
     return used - {""}
 
 
-def _tagged(aws: EmbeddedAws, amis: list[str]) -> set[str]:
-    images = aws.client("ec2").describe_images(ImageIds=amis)["Images"]
-    tag = {"Key": ROLLBACK_TARGET_TAG, "Value": "true"}
-    return {i["ImageId"] for i in images if tag in i.get("Tags", [])}
-
-
 def _registered(aws: EmbeddedAws, amis: set[str]) -> set[str]:
     images = aws.client("ec2").describe_images(Owners=["self"])["Images"]
     return {i["ImageId"] for i in images} & amis
@@ -90,7 +84,7 @@ def test_after_five_releases_the_lifecycle_keeps_what_is_in_use_and_the_newest(
     in_use = _in_use(aws)
     assert {baked[0], baked[1], baked[3], baked[5]} <= in_use
     assert {baked[2], baked[4]}.isdisjoint(in_use)
-    assert _tagged(aws, golden) == in_use & set(golden)
+    assert tagged(aws, golden) == in_use & set(golden)
 
     # And the lifecycle, a month later, keeps those and the newest three, and no more
     aws.run_image_lifecycle(later=A_MONTH)

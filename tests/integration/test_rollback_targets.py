@@ -15,7 +15,7 @@ from tests.integration.fleet_view import request_release
 CONFIG = Path(__file__).resolve().parent / "config"
 
 
-def _tagged(aws: EmbeddedAws, amis: list[str]) -> set[str]:
+def tagged(aws: EmbeddedAws, amis: list[str]) -> set[str]:
     """Which of `amis` carry the rollback-target tag, as DescribeImages and DescribeTags
     both say (the lifecycle policy reads the AMI's own tags)."""
     images = aws.client("ec2").describe_images(ImageIds=amis)["Images"]
@@ -54,7 +54,7 @@ def test_after_three_releases_only_the_serving_ami_and_the_one_before_are_tagged
     # Then the AMI serving and the one before it, and only those, are kept in use
     item = FleetView.read(aws, "web").fleet_item
     assert item["previous_good_ami"]["S"] == baked[1]
-    assert _tagged(aws, [first, *baked]) == {baked[1], baked[2]}
+    assert tagged(aws, [first, *baked]) == {baked[1], baked[2]}
 
 
 def test_an_ami_stays_tagged_while_another_fleet_may_still_roll_back_to_it(
@@ -67,14 +67,14 @@ def test_an_ami_stays_tagged_while_another_fleet_may_still_roll_back_to_it(
     for fleet in ("web", "api"):
         _release(aws, fleet, shared)
         _release(aws, fleet, common)
-    assert _tagged(aws, [shared]) == {shared}
+    assert tagged(aws, [shared]) == {shared}
 
     # When one of them moves on again, its rollback target is no longer `shared`
     _release(aws, "web", later)
 
     # Then `shared` keeps its tag: the other fleet would still roll back to it
-    assert _tagged(aws, [shared, common, later]) == {shared, common, later}
+    assert tagged(aws, [shared, common, later]) == {shared, common, later}
 
     # and loses it only once no fleet names it any more
     _release(aws, "api", later)
-    assert _tagged(aws, [shared, common, later]) == {common, later}
+    assert tagged(aws, [shared, common, later]) == {common, later}
