@@ -21,7 +21,8 @@ def _messages(env: str) -> dict[str, str]:
     """Detail type -> the text sent for it."""
     fleet, release = field("$.detail.fleet"), field("$.detail.release_id")
     reason = field("$.detail.reason")
-    look = f"Look: phoenix history {fleet} --env {env}"
+    history = f"phoenix history {fleet} --env {env}"
+    look = f"Look: {history}"
     return {
         "Release Succeeded": f"phoenix {env}: {fleet} now serves {field('$.detail.to_ami')} "
         f"(was {field('$.detail.from_ami')}), release {release}. {look}",
@@ -29,7 +30,7 @@ def _messages(env: str) -> dict[str, str]:
         f"{field('$.detail.rolled_back_ami')} no longer serves. Why: {reason}. {look}",
         "Release Failed": f"phoenix {env}: release {release} of {fleet} "
         f"({field('$.detail.to_ami')}) failed and could not be rolled back; the fleet is left "
-        f"as it is. Why: {reason}. Look: phoenix status --env {env}; {look.lower()}",
+        f"as it is. Why: {reason}. Look: phoenix status --env {env}; look: {history}",
         "Canary Approval Requested": f"phoenix {env}: release {release} of {fleet} holds "
         f"its canary at {field('$.detail.traffic')}% for your decision: "
         f"{field('$.detail.judgment')}. Without one in {field('$.detail.timeout_minutes')} "

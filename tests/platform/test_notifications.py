@@ -54,6 +54,10 @@ def test_each_outcome_and_a_fleet_alarm_reach_the_topic_as_text(
         assert text.startswith(f'"phoenix {environment}: ')  # a JSON string: one line of text
         assert json.loads(text.replace("<", "").replace(">", ""))
         assert "phoenix " in text[len(f'"phoenix {environment}: ') :]  # how to look further
+        # every field is EventBridge's placeholder, never a CDK token's text
+        assert "${" not in text, text
+        if kind.startswith("Release"):
+            assert f"phoenix history <detail-fleet> --env {environment}" in text
 
 
 def test_the_key_lets_eventbridge_publish_to_the_encrypted_topic(
