@@ -145,13 +145,12 @@ class SecurityGroupEgressModel(ApiBacked, CloudFormationModel):
         cls, properties: dict[str, Any], name: str, account: str, region: str
     ) -> tuple[str, dict[str, str]]:
         permission: dict[str, Any] = {"IpProtocol": str(properties["IpProtocol"])}
-        for field in ("FromPort", "ToPort"):
-            if field in properties:
-                permission[field] = int(properties[field])
+        permission |= {f: int(properties[f]) for f in ("FromPort", "ToPort") if f in properties}
+        said = {"Description": properties["Description"]} if "Description" in properties else {}
         if "CidrIp" in properties:
-            permission["IpRanges"] = [{"CidrIp": properties["CidrIp"]}]
-        if "DestinationSecurityGroupId" in properties:
-            permission["UserIdGroupPairs"] = [{"GroupId": properties["DestinationSecurityGroupId"]}]
+            permission["IpRanges"] = [{"CidrIp": properties["CidrIp"]} | said]
+        if peer := properties.get("DestinationSecurityGroupId"):
+            permission["UserIdGroupPairs"] = [{"GroupId": peer} | said]
         response = aws_client("ec2", region).authorize_security_group_egress(
             GroupId=properties["GroupId"], IpPermissions=[permission]
         )
