@@ -11,6 +11,7 @@ from local import (
     api_gaps,
     application,
     cfn_events,
+    cfn_properties,
     clock,
     cloudformation,
     dynamodb_writes,
@@ -28,6 +29,7 @@ from local import (
     sfn_events,
     shared_images,
     ssm_image_parameters,
+    stack_drift,
 )
 
 
@@ -54,6 +56,8 @@ def install_extensions(endpoint: str | None = None) -> None:
     application.install()
     run_command.install()
     run_instances.install()
+    stack_drift.install()
+    cfn_properties.install()
     api_gaps.install()
     ssm_image_parameters.install()
     shared_images.install()

@@ -19,6 +19,8 @@ function as deployed (its inline and managed policies, read from moto's IAM):
     `ec2:CreateTags` on the instance and volume with `ec2:CreateAction` RunInstances when
     the template version tags them on launch. A refusal is AccessDenied, "You are not
     authorized to use launch template";
+  - DetectStackDrift reads each resource with the caller's credentials: a resource whose
+    read permissions the role lacks is left out of the detection (local.stack_drift);
   - PutParameter of an `aws:ec2:image` parameter needs `ec2:DescribeImages` (AWS Systems
     Manager User Guide, "Native parameter support for Amazon Machine Image IDs"): see
     ssm_image_parameters for what happens when it fails;
@@ -64,7 +66,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service impor
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 from moto.stepfunctions.parser.utils import TMP_THREADS
 
-from local import ssm_image_parameters
+from local import ssm_image_parameters, stack_drift
 from local.api_calls import LAMBDA_THREAD, iam_action
 from local.iam_policy import Decision, Request, evaluate
 from local.iam_requests import implicit_requests, requests_for
@@ -185,6 +187,11 @@ def authorize(params: Mapping[str, Any], model: Any, context: Mapping[str, Any],
     for request in requests_for(action, params, region):
         if evaluate(policies, request) is not Decision.ALLOWED:
             raise _refusal(model, caller, request, implicit_of=None)
+    if action == "cloudformation:DetectStackDrift":
+        # CloudFormation reads each resource with the caller's credentials
+        stack_drift.authorize_reads(
+            region, params, lambda read: evaluate(policies, read) is Decision.ALLOWED
+        )
     for request in implicit_requests(action, params, region):
         if evaluate(policies, request) is Decision.ALLOWED:
             continue

@@ -13,6 +13,7 @@ from typing import Any
 from moto.autoscaling.models import autoscaling_backends
 from moto.awslambda.exceptions import UnknownFunctionException
 from moto.awslambda.models import lambda_backends
+from moto.cloudformation.models import cloudformation_backends
 from moto.ec2.models import ec2_backends
 from moto.elbv2.models import elbv2_backends
 from moto.iam.models import iam_backends
@@ -238,6 +239,14 @@ def _send_command(action: str, params: Params, region: str) -> Iterator[Request]
         yield Request(action, _arn("ec2", region, f"instance/{instance}"), context)
 
 
+def _stack(action: str, params: Params, region: str) -> Iterator[Request]:
+    """A stack's drift calls are authorized on the stack (Service Authorization Reference,
+    AWS CloudFormation: DetectStackDrift and DescribeStackResourceDrifts, resource type
+    stack, `arn:...:stack/<name>/<id>`)."""
+    backend = cloudformation_backends[ACCOUNT][region]
+    yield Request(action, str(backend.get_stack(str(params["StackName"])).stack_id))
+
+
 def _named_by(parameter: str) -> Callable[[str, Params, str], Iterator[Request]]:
     def named(action: str, params: Params, _region: str) -> Iterator[Request]:
         yield Request(action, str(params[parameter]))
@@ -279,6 +288,8 @@ _RESOURCES: dict[str, Callable[[str, Params, str], Iterator[Request]]] = {
     "imagebuilder:StartImagePipelineExecution": _named_by("imagePipelineArn"),
     "lambda:InvokeFunction": _function,
     "ssm:SendCommand": _send_command,
+    "cloudformation:DetectStackDrift": _stack,
+    "cloudformation:DescribeStackResourceDrifts": _stack,
 }
 
 
