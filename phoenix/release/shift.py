@@ -23,15 +23,17 @@ def shift_traffic(scope: Construct, environment: str) -> tasks.CallAwsService:
         iam_resources=[listeners(Stack.of(scope))],
         parameters={
             "ListenerArn": sfn.JsonPath.string_at("$.fleet_spec.listener"),
+            # in the order the fleet's template forwards (Plan.first_target_group): the
+            # listener stays as its template writes it, which drift detection compares
             "DefaultActions": weighted_forward(
                 [
                     (
-                        sfn.JsonPath.string_at("$.plan.target_target_group"),
-                        sfn.JsonPath.number_at("$.step.weights.target"),
+                        sfn.JsonPath.string_at("$.plan.first_target_group"),
+                        sfn.JsonPath.number_at("$.step.weights.first"),
                     ),
                     (
-                        sfn.JsonPath.string_at("$.plan.active_target_group"),
-                        sfn.JsonPath.number_at("$.step.weights.active"),
+                        sfn.JsonPath.string_at("$.plan.second_target_group"),
+                        sfn.JsonPath.number_at("$.step.weights.second"),
                     ),
                 ]
             ),

@@ -162,12 +162,17 @@ def test_canary_targets_the_idle_slot_with_the_canary_steps(aws: StubbedAws) -> 
     assert plan.template_version == 9
     assert plan.capacity.model_dump() == {"min": 2, "max": 6, "desired": 3}
     assert plan.target_running == 0  # green is idle
+    # each also in the listener's order: blue (active) first, as the template has it
     assert [s.model_dump() for s in plan.steps] == [
-        {"target": 5, "active": 95, "last": False},
-        {"target": 25, "active": 75, "last": False},
-        {"target": 50, "active": 50, "last": False},
-        {"target": 100, "active": 0, "last": True},
+        {"target": 5, "active": 95, "last": False, "first": 95, "second": 5},
+        {"target": 25, "active": 75, "last": False, "first": 75, "second": 25},
+        {"target": 50, "active": 50, "last": False, "first": 50, "second": 50},
+        {"target": 100, "active": 0, "last": True, "first": 0, "second": 100},
     ]
+    assert (plan.first_target_group, plan.second_target_group) == (
+        TARGET_GROUPS["blue"],
+        TARGET_GROUPS["green"],
+    )
     # one batch (200% max healthy): 60 s warm-up + 300 s bake, twice over, at least 600
     assert plan.refresh_wait_seconds == 720
 
@@ -201,7 +206,9 @@ def test_rolling_refreshes_its_one_slot_in_one_step(aws: StubbedAws) -> None:
     assert plan.source_version == 6
     # the one slot serves (3 instances): the refresh replaces them, nothing to empty
     assert plan.target_running == 0
-    assert [s.model_dump() for s in plan.steps] == [{"target": 100, "active": 0, "last": True}]
+    assert [s.model_dump() for s in plan.steps] == [
+        {"target": 100, "active": 0, "last": True, "first": 100, "second": 0}
+    ]
     # one batch: 60 s warm-up + one checkpoint of 300 s + 600 s bake = 960, twice over
     assert plan.refresh_wait_seconds == 1920
 
@@ -259,9 +266,12 @@ def test_a_rollback_release_ignores_the_alarm_that_started_it_and_skips_the_cana
         cloudwatch=aws.clients.cloudwatch,
     )
 
-    # Then it passes without asking CloudWatch, and goes to full traffic in one step
+    # Then it passes without asking CloudWatch, and goes to full traffic in one step (to
+    # green, the listener's second target group)
     assert "cloudwatch.DescribeAlarms" not in aws.calls
-    assert [s.model_dump() for s in plan.steps] == [{"target": 100, "active": 0, "last": True}]
+    assert [s.model_dump() for s in plan.steps] == [
+        {"target": 100, "active": 0, "last": True, "first": 0, "second": 100}
+    ]
 
 
 def test_the_base_version_is_the_newest_a_deploy_made_not_a_release(aws: StubbedAws) -> None:

@@ -158,7 +158,8 @@ def test_preflight_locks_opens_the_release_and_returns_the_plan(
     assert aws.calls[:3] == ["dynamodb.UpdateItem", "dynamodb.PutItem", "events.PutEvents"]
     assert plan["target_slot"] == target
     assert plan["from_ami"] == PREVIOUS_AMI
-    assert plan["steps"][-1] == {"target": 100, "active": 0, "last": True}
+    last = plan["steps"][-1]
+    assert (last["target"], last["active"], last["last"]) == (100, 0, True)
     assert plan["target_running"] == 0
 
 

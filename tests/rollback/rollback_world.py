@@ -167,11 +167,9 @@ def expect_read(aws: StubbedAws, item: dict[str, Any] | None) -> None:
 
 
 def expect_weights(aws: StubbedAws, serve: str, drop: str) -> None:
-    """One ModifyListener: every request to `serve`, none to `drop`."""
-    groups = [
-        {"TargetGroupArn": TARGET_GROUPS[serve], "Weight": 100},
-        {"TargetGroupArn": TARGET_GROUPS[drop], "Weight": 0},
-    ]
+    """One ModifyListener: every request to `serve`, none to `drop` (in the template's order)."""
+    weights = {serve: 100, drop: 0}
+    groups = [{"TargetGroupArn": TARGET_GROUPS[s], "Weight": weights[s]} for s in ("blue", "green")]
     action = {"Type": "forward", "ForwardConfig": {"TargetGroups": groups}}
     aws.elbv2.add_response(
         "modify_listener", {}, {"ListenerArn": LISTENER, "DefaultActions": [action]}

@@ -240,10 +240,9 @@ def restore(aws: Clients, settings: CleanupSettings, ended: Ended, flight: dict[
     active, target = flight["active_slot"], flight["target_slot"]
     if fleet.strategy == "rolling":
         return undo_refresh(aws.autoscaling, fleet.slots[target].group, ended.started_at)
+    weights = {active: 100, target: 0}  # in the template's order, as each ModifyListener
     fleet_calls.set_weights(
-        aws.elbv2,
-        fleet.listener,
-        {fleet.slots[active].target_group: 100, fleet.slots[target].target_group: 0},
+        aws.elbv2, fleet.listener, {fleet.slots[s].target_group: weights[s] for s in fleet.slots}
     )
     put_parameter(aws.ssm, slot_parameter(environment, fleet.name, active, "weight"), "100")
     put_parameter(aws.ssm, slot_parameter(environment, fleet.name, target, "weight"), "0")

@@ -98,6 +98,7 @@ class FleetSpec(FrozenModel):
     when_locked: Literal["reject", "queue"] = "reject"
     queue_retry_seconds: Annotated[int, Field(ge=60)] = 300
     drift: Literal["report", "remediate"] = "report"  # for the drift check, not the release
+    drift_resources: tuple[str, ...] = ()  # the drift check's, as well
     cve_severity: str = "HIGH"  # for the vulnerability function, not the release
     rebuild_on_cve: bool = False
     drill_every_seconds: Annotated[int, Field(ge=0)] = 0  # for the rollback drills
@@ -123,6 +124,11 @@ class TrafficStep(FrozenModel):
     target: Percent
     active: Percent
     last: bool
+    # The same weights in the listener's order, the fleet's slots as its template writes
+    # them (Plan.first_target_group, second_target_group): a listener the controller set
+    # stays as its template orders it, so drift detection finds no drift in it.
+    first: Percent = 0
+    second: Percent = 0
 
 
 class CurrentStep(FrozenModel):
@@ -146,6 +152,10 @@ class Plan(FrozenModel):
     target_slot: Slot
     active_target_group: str
     target_target_group: str
+    # The slots' target groups in the order the fleet's template forwards to them
+    # (blue_green and canary; a rolling fleet's one slot shifts no traffic).
+    first_target_group: str = ""
+    second_target_group: str = ""
     # The target slot's version now: a rolling release's way back.
     source_version: Annotated[int, Field(ge=1)]
     # The target slot's launch template version the last deploy that changed it made

@@ -223,11 +223,22 @@ def refresh_wait_seconds(spec: FleetSpec) -> int:
     return max(600, 2 * expected)
 
 
-def traffic_steps(spec: FleetSpec, *, rollback: bool = False) -> list[TrafficStep]:
+def traffic_steps(
+    spec: FleetSpec, *, rollback: bool = False, target: str | None = None
+) -> list[TrafficStep]:
     """The canary's weight steps; one step to 100 otherwise, and for a rollback release
-    (a fast track back to the last good AMI: full traffic once its targets are warm)."""
+    (a fast track back to the last good AMI: full traffic once its targets are warm).
+    Each also in the listener's order (`first`, `second`): the target slot's weight
+    first when it is the fleet's first slot."""
     steps = spec.steps if spec.strategy == "canary" and not rollback else [100]
-    return [TrafficStep(target=p, active=100 - p, last=p == 100) for p in steps]
+    target_first = target == next(iter(spec.slots))
+    return [
+        TrafficStep(
+            target=p, active=100 - p, last=p == 100,
+            first=p if target_first else 100 - p, second=100 - p if target_first else p,
+        )
+        for p in steps
+    ]  # fmt: skip
 
 
 def run(
@@ -255,18 +266,21 @@ def run(
         # the good AMI serves again, so it cannot be a reason to refuse the rollback.
         check_alarms(cloudwatch, spec)
     serving = groups[spec.slots[active].group]
+    slots = list(spec.slots)
     return Plan(
         from_ami=from_ami,
         active_slot=active,
         target_slot=target,
         active_target_group=spec.slots[active].target_group,
         target_target_group=spec.slots[target].target_group,
+        first_target_group=spec.slots[slots[0]].target_group,
+        second_target_group=spec.slots[slots[-1]].target_group,
         source_version=int(groups[spec.slots[target].group]["LaunchTemplate"]["Version"]),
         template_version=base,
         capacity=Capacity(
             min=serving["MinSize"], max=serving["MaxSize"], desired=serving["DesiredCapacity"]
         ),
-        steps=traffic_steps(spec, rollback=state.is_rollback),
+        steps=traffic_steps(spec, rollback=state.is_rollback, target=target),
         target_running=0
         if spec.strategy == "rolling"
         else int(groups[spec.slots[target].group]["DesiredCapacity"]),

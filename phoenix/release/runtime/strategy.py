@@ -208,11 +208,10 @@ def scale_target(
 def set_weights(
     elbv2: ElasticLoadBalancingv2Client, spec: FleetSpec, weights: dict[Slot, int]
 ) -> None:
-    """ModifyListener: forward to the slots' target groups by `weights` (one call)."""
+    """ModifyListener: forward to the slots' target groups by `weights` (one call), in the
+    order the fleet's template forwards to them."""
     fleet_calls.set_weights(
-        elbv2,
-        spec.listener,
-        {spec.slots[slot].target_group: weight for slot, weight in weights.items()},
+        elbv2, spec.listener, {spec.slots[slot].target_group: weights[slot] for slot in spec.slots}
     )
 
 

@@ -22,11 +22,11 @@ if TYPE_CHECKING:
 def weights_back(
     elbv2: ElasticLoadBalancingv2Client, fleet: RollbackFleet, serve: Slot, drop: Slot
 ) -> None:
-    """ModifyListener: every request to `serve`'s target group."""
+    """ModifyListener: every request to `serve`'s target group (the slots in the order the
+    fleet's template forwards to them, as each ModifyListener of the controller)."""
+    weights = {serve: 100, drop: 0}
     fleet_calls.set_weights(
-        elbv2,
-        fleet.listener,
-        {fleet.slots[serve].target_group: 100, fleet.slots[drop].target_group: 0},
+        elbv2, fleet.listener, {fleet.slots[s].target_group: weights[s] for s in fleet.slots}
     )
 
 
