@@ -4,14 +4,15 @@ of it, or releases the pointer AMI (phoenix/drift/runtime/check.py, docs/hygiene
 
 from __future__ import annotations
 
-from aws_cdk import Stack
+from aws_cdk import Acknowledgment, Stack, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from phoenix.config.environment import EnvironmentConfig
 from phoenix.drift.runtime.check import DriftSettings
-from phoenix.kernel.names import fleet_prefix
+from phoenix.drift.stack_resources import read_permissions
+from phoenix.kernel.names import FLEET_STACKS, fleet_prefix
 from phoenix.platform.functions import PhoenixFunction
 from phoenix.platform.nag import acknowledge_wildcard, nag_arn
 from phoenix.platform.roles import parameter_arn, put_events_on_default_bus
@@ -22,6 +23,11 @@ from phoenix.release.spec import REGISTRY_LIST, registry_arn
 
 # What the check calls (a test compares its role with them).
 DRIFT_LEDGER_CALLS = ("dynamodb:BatchGetItem",)
+# Drift detection on the fleets' stacks: started by one run, read by the next.
+STACK_DRIFT_CALLS = (
+    "cloudformation:DetectStackDrift",
+    "cloudformation:DescribeStackResourceDrifts",
+)
 # Describe calls that support no resource-level permissions (Service Authorization
 # Reference: DescribeAutoScalingGroups, DescribeInstances, DescribeListeners).
 DRIFT_DESCRIBE_CALLS = (
@@ -82,6 +88,7 @@ class DriftCheck(Construct):
             "DescribeAutoScalingGroups, DescribeInstances and DescribeListeners support no "
             "resource-level permissions (Service Authorization Reference).",
         )
+        self._grant_stack_drift(stack)
         self.function.add_to_role_policy(put_events_on_default_bus(self))
         check = config.drift_check
         self.schedule = invoke_on_schedule(
@@ -93,3 +100,35 @@ class DriftCheck(Construct):
             enabled=check.enabled,
             payload={"check": "drift", "environment": config.name},
         )
+
+    def _grant_stack_drift(self, stack: Stack) -> None:
+        """Drift detection on this region's stacks of fleets (this one, and its fleet
+        stacks), and the reads CloudFormation makes with the check's role for it."""
+        names = (stack.stack_name, f"{stack.stack_name}{FLEET_STACKS}*")
+        stacks = [
+            stack.format_arn(service="cloudformation", resource="stack", resource_name=f"{n}/*")
+            for n in names
+        ]
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(actions=list(STACK_DRIFT_CALLS), resources=stacks)
+        )
+        for name in names:
+            acknowledge_wildcard(
+                self.function.execution_role,
+                nag_arn(stack, "cloudformation", f"stack/{name}/*"),
+                "The region's stacks of fleets: a stack's ARN ends in an ID CloudFormation "
+                "gives it when it is created.",
+            )
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(actions=read_permissions(), resources=["*"])
+        )
+        for action in read_permissions():
+            if action.endswith("*"):
+                Validations.of(self.function.execution_role).acknowledge(
+                    Acknowledgment(
+                        id=f"AwsSolutions::AwsSolutions-IAM5[Action::{action}]",
+                        reason="A read permission CloudFormation's resource schema lists for "
+                        "drift detection on a fleet's Auto Scaling groups, as the schema "
+                        "writes it.",
+                    )
+                )

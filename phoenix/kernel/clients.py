@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     # boto3's type stubs are a development dependency (requirements-dev.txt): the Lambda
     # runtime has none, so the client types are only ever read by the type checker.
     from types_boto3_autoscaling.client import AutoScalingClient
+    from types_boto3_cloudformation.client import CloudFormationClient
     from types_boto3_cloudwatch.client import CloudWatchClient
     from types_boto3_dynamodb.client import DynamoDBClient
     from types_boto3_ec2.client import EC2Client
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 # The services phoenix's runtime calls: one property of `Clients` each.
 Service = Literal[
     "autoscaling",
+    "cloudformation",
     "cloudwatch",
     "dynamodb",
     "ec2",
@@ -80,6 +82,10 @@ class Clients:
         return self._client("autoscaling")
 
     @property
+    def cloudformation(self) -> CloudFormationClient:
+        return self._client("cloudformation")
+
+    @property
     def cloudwatch(self) -> CloudWatchClient:
         return self._client("cloudwatch")
 
@@ -123,6 +129,8 @@ class Clients:
     # the name, as boto3's stubs say (and what a test's factory or `provide` must give).
     @overload
     def _client(self, service: Literal["autoscaling"]) -> AutoScalingClient: ...
+    @overload
+    def _client(self, service: Literal["cloudformation"]) -> CloudFormationClient: ...
     @overload
     def _client(self, service: Literal["cloudwatch"]) -> CloudWatchClient: ...
     @overload

@@ -18,6 +18,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_ssm as ssm
 
 from phoenix.config.fleet import BlueGreenFleet, CanaryFleet, FleetConfig, RollingFleet
+from phoenix.drift.stack_resources import drift_checked
 from phoenix.fleet.immutable_fleet import ImmutableFleet
 from phoenix.kernel.ledger import LOCK_HOLD
 from phoenix.kernel.names import fleet_registry, registered_fleet
@@ -167,6 +168,8 @@ def fleet_spec(fleet: ImmutableFleet) -> dict[str, Any]:
         "warmup_checks": max(3, math.ceil(health.grace_period_seconds / warmup) + 3),
         "when_locked": config.when_locked,
         "drift": config.drift,
+        # the resources the drift check has CloudFormation compare with their template
+        "drift_resources": drift_checked(fleet),
         "drill_every_seconds": config.rollback_drill_days * 86400,
         "cve_severity": config.cve_severity,
         "rebuild_on_cve": config.rebuild_on_cve,

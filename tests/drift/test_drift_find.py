@@ -139,7 +139,10 @@ def test_a_foreign_or_malformed_event_is_refused_before_any_call() -> None:
         environment="sandbox", service_name="phoenix-drift", table_name="ledger", region="us-east-1"
     )
     aws = Clients("us-east-1")
-    stubbers = [Stubber(getattr(aws, s)) for s in ("ssm", "dynamodb", "autoscaling", "events")]
+    stubbers = [
+        Stubber(getattr(aws, s))
+        for s in ("ssm", "dynamodb", "autoscaling", "events", "cloudformation")
+    ]
     for stubber in stubbers:
         stubber.activate()  # no call expected: any call raises
     for event in ({"check": "drift", "environment": "production"}, {"source": "aws.events"}, "x"):

@@ -167,3 +167,80 @@ def test_a_fleet_set_to_remediate_gets_a_release_of_its_pointer(
         assert drifted == [], "one release per drift"
     _next_check(aws)
     assert _reported(aws, reports) == {}
+
+
+def _logical_id(aws: EmbeddedAws, physical: str) -> str:
+    resources = aws.client("cloudformation").describe_stack_resources(StackName="phoenix-sandbox")
+    (logical,) = [
+        r["LogicalResourceId"]
+        for r in resources["StackResources"]
+        if r.get("PhysicalResourceId") == physical
+    ]
+    return str(logical)
+
+
+def test_stack_resources_edited_by_hand_are_reported_and_left_to_a_person(
+    aws: EmbeddedAws, reports: str
+) -> None:
+    # Given api's serving group's maximum raised in the console, and SSH opened to the
+    # world on web's load balancer
+    autoscaling, ec2 = aws.client("autoscaling"), aws.client("ec2")
+    api_group = f"phoenix-sandbox-api-{_active(aws, 'api')}"
+    (group,) = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[api_group])[
+        "AutoScalingGroups"
+    ]
+    (listener,) = aws.client("elbv2").describe_listeners(
+        ListenerArns=[json.loads(aws.client("ssm").get_parameter(
+            Name=registered_fleet("sandbox", "web"))["Parameter"]["Value"])["listener"]]
+    )["Listeners"]  # fmt: skip
+    (balancer,) = aws.client("elbv2").describe_load_balancers(
+        LoadBalancerArns=[listener["LoadBalancerArn"]]
+    )["LoadBalancers"]
+    (web_sg,) = balancer["SecurityGroups"]
+    ssh = {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
+    ssm = aws.client("ssm")
+    spec = ssm.get_parameter(Name=registered_fleet("sandbox", "api"))["Parameter"]["Value"]
+    executions = set(aws.executions())
+    autoscaling.update_auto_scaling_group(
+        AutoScalingGroupName=api_group, MaxSize=group["MaxSize"] + 6
+    )
+    ec2.authorize_security_group_ingress(GroupId=web_sg, IpPermissions=[ssh])
+    try:
+        # api remediates its drift (a deploy writes the registry; written here as it would)
+        remediate = json.dumps(json.loads(spec) | {"drift": "remediate"})
+        ssm.put_parameter(Name=registered_fleet("sandbox", "api"), Value=remediate, Overwrite=True)
+
+        # When the schedule runs the check twice: once to start CloudFormation's drift
+        # detection, then to read what it found
+        _next_check(aws)
+        _next_check(aws)
+
+        # Then each fleet's drifted resource is reported, with its template's value, and
+        # no release is asked for, not even for api: a release does not change the stack
+        found = {fleet: last for fleet, (*_, last) in _reported(aws, reports).items()}
+        assert set(found) == {"web", "api"}
+        (raised,) = found["api"]["findings"]
+        assert (raised["kind"], raised["resource"]) == (
+            "stack resource", _logical_id(aws, api_group),
+        )  # fmt: skip
+        assert raised["found"] == f"/MaxSize {group['MaxSize'] + 6}"
+        assert raised["expected"] == f"/MaxSize {group['MaxSize']}"
+        assert found["api"]["action"] == "left: a release does not put a stack resource back"
+        (opened,) = found["web"]["findings"]
+        assert opened["resource"] == _logical_id(aws, web_sg)
+        assert opened["found"].startswith("/SecurityGroupIngress/")
+        assert '"FromPort": 22' in opened["found"]
+        assert found["web"]["action"] == "reported"
+        assert set(aws.executions()) == executions
+    finally:
+        ssm.put_parameter(Name=registered_fleet("sandbox", "api"), Value=spec, Overwrite=True)
+        autoscaling.update_auto_scaling_group(
+            AutoScalingGroupName=api_group, MaxSize=group["MaxSize"]
+        )
+        ec2.revoke_security_group_ingress(GroupId=web_sg, IpPermissions=[ssh])
+
+    # And once put back, the detection after finds nothing
+    _next_check(aws)
+    _reported(aws, reports)
+    _next_check(aws)
+    assert _reported(aws, reports) == {}

@@ -9,21 +9,26 @@ constant in instances):
   rollback drill holds it, the drill's AMI in its slot);
 - a group on another launch template version than the controller's;
 - a listener weight, or a group's minimum size, other than the controller's, or an idle
-  slot (weight 0) with instances once its rollback window is over.
-While a release holds the fleet only the AMIs are checked: the release is moving the rest.
+  slot (weight 0) with instances once its rollback window is over;
+- a resource of the fleet's stack that differs from its template (phoenix/drift/runtime/
+  stacks.py: CloudFormation's drift detection).
+While a release holds the fleet only the AMIs and the stack are checked: the release is
+moving the rest.
 Each fleet with findings gets a `Fleet Drift Detected` event. A fleet whose config says
 `drift: remediate`, free and not paused, also gets a `Release Requested` of its pointer
-AMI: the normal release path replaces what drifted, with its gates and rollback.
+AMI: the normal release path replaces what drifted, with its gates and rollback. A stack
+resource's drift is only told of: a release does not change what the stack deploys.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from aws_lambda_powertools import Logger
 
+from phoenix.drift.runtime import stacks
 from phoenix.kernel import clock, events, observed
 from phoenix.kernel.clients import Clients
 from phoenix.kernel.names import SlotSetting, release_pointer, slot_parameter
@@ -38,7 +43,13 @@ REQUESTED_BY = "phoenix drift check"
 RETIRE_GRACE = timedelta(minutes=10)
 SETTINGS: tuple[SlotSetting, ...] = ("weight", "launch-template-version", "min-size")
 
-Kind = Literal["instance AMI", "launch template version", "weight", "min size", "idle capacity"]
+Kind = Literal[
+    "instance AMI", "launch template version", "weight", "min size", "idle capacity",
+    "stack resource",
+]  # fmt: skip
+# What a release puts right: all but a stack resource (a stack update, or undoing the
+# change by hand, does).
+RELEASABLE = frozenset(get_args(Kind)) - {"stack resource"}
 
 
 class DriftSettings(ReleaseSettings):
@@ -54,8 +65,8 @@ class Finding:
     resource: str = ""
 
     def text(self) -> str:
-        where = f" {self.resource}" if self.resource else ""
-        return f"{self.slot}{where}: {self.kind} {self.found}, expected {self.expected}"
+        where = " ".join(part for part in (self.slot, self.resource) if part)
+        return f"{where}: {self.kind} {self.found}, expected {self.expected}"
 
 
 @dataclass
@@ -166,27 +177,51 @@ def check(aws: Clients, settings: DriftSettings) -> list[FleetDrift]:
         for slot in specs[name]["slots"]
         for setting in SETTINGS
     ]
-    params = read_parameters(aws.ssm, wanted)
+    # The ledger first and again last: a fleet a release took or let go meanwhile may be
+    # seen half moved (its parameters before the release's step, its groups after), so
+    # it is left to the next run.
     items = observed.fleet_items(aws.dynamodb, settings.table_name, names)
+    params = read_parameters(aws.ssm, wanted)
     seen = observed.observe(aws.autoscaling, aws.ec2, aws.elbv2, specs)
+    after = observed.fleet_items(aws.dynamodb, settings.table_name, names)
+    in_stacks = stacks.check_stacks(aws.cloudformation, specs)
     now = clock.now()
     drifted = []
     for name in names:
         slots = {slot: seen.get((name, slot)) for slot in specs[name]["slots"]}
-        facts = Facts(environment, specs[name], params, items[name], slots, now)
-        drift = find(facts)
+        facts = Facts(environment, specs[name], params, after[name], slots, now)
+        if _moved(items[name], after[name]):
+            logger.info("fleet moved during the check: checked next run", extra={"fleet": name})
+            drift = FleetDrift(name, params.get(release_pointer(environment, name), ""))
+        else:
+            drift = find(facts)
+        drift.findings += [
+            Finding("stack resource", "", r.found, r.expected, r.logical_id)
+            for r in in_stacks.get(name, [])
+        ]
         if drift.findings:
             _act(aws, facts, drift)
             drifted.append(drift)
     return drifted
 
 
+# What a release (or a drill, or a rollback window's end) changes in a fleet's item.
+MOVES = ("lock_owner", "lock_expires", "last_release", "flight", "warm_slot", "drill")
+
+
+def _moved(before: dict[str, Any], after: dict[str, Any]) -> bool:
+    return any(before.get(key) != after.get(key) for key in MOVES)
+
+
 def _act(aws: Clients, facts: Facts, drift: FleetDrift) -> None:
     """Tell of the drift; with `drift: remediate`, release the pointer AMI (never while a
     release holds the fleet, inside a rollback window or while paused: the next check
     finds what is left)."""
+    releasable = [f for f in drift.findings if f.kind in RELEASABLE]
     if facts.spec.get("drift") == "remediate" and drift.pointer:
-        if _held(facts.item, facts.now):
+        if not releasable:
+            drift.action = "left: a release does not put a stack resource back"
+        elif _held(facts.item, facts.now):
             drift.action = "left: a release holds the fleet"
         elif facts.item.get("paused"):
             drift.action = "left: the fleet is paused"
@@ -201,7 +236,7 @@ def _act(aws: Clients, facts: Facts, drift: FleetDrift) -> None:
             # the release before it may still be rolled back to its old slot
             drift.action = "left: inside a rollback window"
         else:
-            reason = f"drift: {drift.findings[0].text()}"
+            reason = f"drift: {releasable[0].text()}"
             if len(drift.findings) > 1:
                 reason += f" (and {len(drift.findings) - 1} more)"
             request = {
