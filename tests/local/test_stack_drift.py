@@ -24,6 +24,10 @@ STACK = "drifting"
 FUNCTION = "phoenix-test-drift"
 
 
+CLIENTS = {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "CidrIp": "0.0.0.0/0",
+           "Description": "clients"}  # fmt: skip
+
+
 def _template(ami: str) -> dict[str, Any]:
     group_id = {"Fn::GetAtt": ["Instances", "GroupId"]}
     return {
@@ -38,10 +42,7 @@ def _template(ami: str) -> dict[str, Any]:
                 "Properties": {
                     "GroupDescription": "load balancer",
                     "VpcId": {"Ref": "Vpc"},
-                    "SecurityGroupIngress": [
-                        {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80,
-                         "CidrIp": "0.0.0.0/0", "Description": "clients"}
-                    ],  # fmt: skip
+                    "SecurityGroupIngress": [CLIENTS],
                 },
             },
             "Instances": {
@@ -241,9 +242,10 @@ def test_a_caller_that_may_not_read_a_resource_gets_a_failed_detection(
         StackDriftDetectionId=detection["StackDriftDetectionId"]
     )
     assert status["DetectionStatus"] == "DETECTION_FAILED"
-    assert "[Group]: not authorized to perform autoscaling:Describe*" in status[
-        "DetectionStatusReason"
-    ]
+    assert (
+        "[Group]: not authorized to perform autoscaling:Describe*"
+        in status["DetectionStatusReason"]
+    )
     assert set(_drifts(cloudformation)) == {"Balancer", "Instances", "FromBalancer"}
 
 
