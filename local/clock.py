@@ -151,11 +151,14 @@ def advance(seconds: float = MINUTE) -> None:
 
 
 def _wait_interval(self: WaitFunction, env: Any, wait_seconds: int) -> None:  # noqa: ARG001
-    """A Wait state: simulated time passes a minute at a time, and stops passing when
-    the execution is stopped (StopExecution ends a Wait at once in AWS)."""
+    """A Wait state: simulated time passes a minute at a time until the wait's seconds
+    have passed on the one clock (another execution waiting meanwhile moves it too: the
+    Wait still ends when its time comes, not after as many minutes of its own), and stops
+    passing when the execution is stopped (StopExecution ends a Wait at once in AWS)."""
     if wait_seconds <= 0:
         return
-    for _ in range(application.minutes(float(wait_seconds))):
+    end = elapsed() + application.minutes(float(wait_seconds)) * MINUTE
+    while elapsed() < end:
         if not env.is_running():
             return
         advance(MINUTE)
@@ -166,14 +169,12 @@ def _wait_for_token(self: CallbackEndpoint, timeout: float | None = None) -> Any
     comes back, the timeout passes, or the execution is stopped (then no outcome)."""
     limit = LONGEST_WAIT if timeout is None else float(timeout)
     env = _waiting.get(self)
-    waited = 0.0
+    start = elapsed()  # the timeout is on the one clock, which others may move too
     eventbridge.drain()
-    while not self._notify_event.is_set() and waited < limit:
+    while not self._notify_event.is_set() and elapsed() - start < limit:
         if env is not None and not env.is_running():
             return None
-        step = min(MINUTE, limit - waited)
-        advance(step)
-        waited += step
+        advance(min(MINUTE, limit - (elapsed() - start)))
     return self._outcome
 
 
