@@ -245,4 +245,9 @@ def install() -> None:
     session = boto3.DEFAULT_SESSION
     assert session is not None
     session.events.register("before-parameter-build", authorize, unique_id="phoenix-iam")
+    session.events.register(
+        "before-sign.cloudformation.DetectStackDrift",
+        stack_drift.carry_reads,
+        unique_id="phoenix-drift-reads",
+    )
     execution_threads()

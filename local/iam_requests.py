@@ -13,6 +13,7 @@ from typing import Any
 from moto.autoscaling.models import autoscaling_backends
 from moto.awslambda.exceptions import UnknownFunctionException
 from moto.awslambda.models import lambda_backends
+from moto.cloudformation.exceptions import ValidationError as CloudFormationValidationError
 from moto.cloudformation.models import cloudformation_backends
 from moto.ec2.models import ec2_backends
 from moto.elbv2.models import elbv2_backends
@@ -243,8 +244,13 @@ def _stack(action: str, params: Params, region: str) -> Iterator[Request]:
     """A stack's drift calls are authorized on the stack (Service Authorization Reference,
     AWS CloudFormation: DetectStackDrift and DescribeStackResourceDrifts, resource type
     stack, `arn:...:stack/<name>/<id>`)."""
-    backend = cloudformation_backends[ACCOUNT][region]
-    yield Request(action, str(backend.get_stack(str(params["StackName"])).stack_id))
+    name = str(params["StackName"])
+    try:
+        stack_id = str(cloudformation_backends[ACCOUNT][region].get_stack(name).stack_id)
+    except CloudFormationValidationError:  # no such stack: the service says so, if allowed
+        named = _arn("cloudformation", region, f"stack/{name}/*")
+        stack_id = name if name.startswith("arn:") else named
+    yield Request(action, stack_id)
 
 
 def _named_by(parameter: str) -> Callable[[str, Params, str], Iterator[Request]]:

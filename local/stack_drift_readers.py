@@ -71,7 +71,8 @@ def _rules(permissions: list[dict[str, Any]], *, egress: bool) -> list[dict[str,
             + [{f"{peer}PrefixListId": p["PrefixListId"], "Description": p.get("Description")}
                for p in permission.get("PrefixListIds", [])]
         )  # fmt: skip
-        rules += [_present(base | source) for source in sources]
+        # a rule's Description is read: None when it has none
+        rules += [_present(base) | source for source in sources]
     return rules
 
 
@@ -115,8 +116,7 @@ def _rule(egress: bool) -> Reader:
         listed = group.get("IpPermissionsEgress" if egress else "IpPermissions", [])
         for rule in _rules(listed, egress=egress):
             if all(str(rule.get(k)) == str(expected.get(k)) for k in _IDENTITY):
-                # read, and absent when the rule has none
-                return {"Description": None} | rule | {"GroupId": group["GroupId"]}
+                return rule | {"GroupId": group["GroupId"]}
         return None
 
     return read

@@ -94,9 +94,10 @@ def world() -> Iterator[dict[str, Any]]:
         ssm: Any = boto3.client("ssm", region_name=REGION)
         ssm.put_parameter(Name="/test/min-size", Value="1", Type="String")
         ec2: Any = boto3.client("ec2", region_name=REGION)
-        ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+        # any AMI ID: moto launches it (its default AMIs may be off for the session)
+        template = json.dumps(_template("ami-0123456789abcdef0"))
         cloudformation: Any = boto3.client("cloudformation", region_name=REGION)
-        cloudformation.create_stack(StackName=STACK, TemplateBody=json.dumps(_template(ami)))
+        cloudformation.create_stack(StackName=STACK, TemplateBody=template)
         resources = {
             r["LogicalResourceId"]: r.get("PhysicalResourceId")
             for r in cloudformation.describe_stack_resources(StackName=STACK)["StackResources"]
@@ -166,7 +167,8 @@ def test_edits_by_hand_are_modified_or_deleted_and_a_dynamic_reference_is_not_co
     assert added["DifferenceType"] == "ADD"
     assert added["PropertyPath"].startswith("/SecurityGroupIngress/")
     assert json.loads(added["ActualValue"]) == {
-        "IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "CidrIp": "0.0.0.0/0"
+        "IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "CidrIp": "0.0.0.0/0",
+        "Description": None,
     }  # fmt: skip
     assert drifts["FromBalancer"]["StackResourceDriftStatus"] == "DELETED"
     assert "ActualProperties" not in drifts["FromBalancer"]
@@ -189,6 +191,10 @@ def test_the_logical_ids_given_are_the_ones_checked_and_pages_follow(
     assert {d["LogicalResourceId"] for d in listed} == {"Group", "Balancer"}
     with pytest.raises(ClientError, match="ValidationError"):
         cloudformation.detect_stack_drift(StackName=STACK, LogicalResourceIds=["Nothing"])
+    with pytest.raises(ClientError, match="length less than or equal to 200"):
+        cloudformation.detect_stack_drift(StackName=STACK, LogicalResourceIds=["Group"] * 201)
+    with pytest.raises(ClientError, match="between 1 and 100"):
+        cloudformation.describe_stack_resource_drifts(StackName=STACK, MaxResults=101)
 
 
 def _as_function(call: Callable[[], Any]) -> Any:
@@ -243,10 +249,13 @@ def test_a_caller_that_may_not_read_a_resource_gets_a_failed_detection(
     )
     assert status["DetectionStatus"] == "DETECTION_FAILED"
     assert (
-        "[Group]: not authorized to perform autoscaling:Describe*"
-        in status["DetectionStatusReason"]
+        "[Group]: not authorized to perform autoscaling:Describe" in status["DetectionStatusReason"]
     )
     assert set(_drifts(cloudformation)) == {"Balancer", "Instances", "FromBalancer"}
+    # and a later detection by another caller is not: what one call lacked is its own
+    again = _detect(cloudformation)
+    assert again["DetectionStatus"] == "DETECTION_COMPLETE"
+    assert "Group" in _drifts(cloudformation)
 
 
 def test_detecting_or_reading_drift_is_authorized_on_the_stack(world: dict[str, Any]) -> None:
