@@ -11,9 +11,22 @@ never written by it (docs/adr/0009-fleet-registry.md).
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from typing import Literal
 
 Slot = Literal["blue", "green"]
+# The order a fleet's template forwards to its slots' target groups (FleetConfig.slots),
+# which each ModifyListener of the controller keeps: drift detection compares a
+# listener's actions in order.
+LISTENER_ORDER: tuple[Slot, ...] = ("blue", "green")
+
+
+def in_listener_order(slots: Collection[str]) -> list[Slot]:
+    """The slots among `slots` in the order the fleet's template forwards to them (not
+    the order of a mapping that went through JSON and Step Functions)."""
+    return [slot for slot in LISTENER_ORDER if slot in slots]
+
+
 # Every fleet resource's tag (instances too, propagated by their groups): `<env>/<fleet>`.
 FLEET_TAG = "phoenix:fleet"
 SlotSetting = Literal["min-size", "launch-template-version", "weight"]

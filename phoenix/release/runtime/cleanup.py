@@ -45,7 +45,7 @@ from phoenix.kernel.clients import Clients
 from phoenix.kernel.fleet_calls import ACTIVE_REFRESH_STATUSES, put_parameter
 from phoenix.kernel.ledger import Ledger
 from phoenix.kernel.models import FleetName, ServingFleet
-from phoenix.kernel.names import release_pointer, slot_parameter
+from phoenix.kernel.names import in_listener_order, release_pointer, slot_parameter
 from phoenix.kernel.registry import read_fleet
 from phoenix.kernel.settings import ReleaseSettings
 from phoenix.release.runtime.models import ReleaseState
@@ -241,9 +241,8 @@ def restore(aws: Clients, settings: CleanupSettings, ended: Ended, flight: dict[
     if fleet.strategy == "rolling":
         return undo_refresh(aws.autoscaling, fleet.slots[target].group, ended.started_at)
     weights = {active: 100, target: 0}  # in the template's order, as each ModifyListener
-    fleet_calls.set_weights(
-        aws.elbv2, fleet.listener, {fleet.slots[s].target_group: weights[s] for s in fleet.slots}
-    )
+    groups = {fleet.slots[s].target_group: weights[s] for s in in_listener_order(fleet.slots)}
+    fleet_calls.set_weights(aws.elbv2, fleet.listener, groups)
     put_parameter(aws.ssm, slot_parameter(environment, fleet.name, active, "weight"), "100")
     put_parameter(aws.ssm, slot_parameter(environment, fleet.name, target, "weight"), "0")
     fleet_calls.empty_slot(

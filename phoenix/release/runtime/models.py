@@ -126,7 +126,9 @@ class TrafficStep(FrozenModel):
     last: bool
     # The same weights in the listener's order, the fleet's slots as its template writes
     # them (Plan.first_target_group, second_target_group): a listener the controller set
-    # stays as its template orders it, so drift detection finds no drift in it.
+    # stays as its template orders it, so drift detection finds no drift in it. (Defaults:
+    # a plan made before these fields, in a release under way when phoenix is updated,
+    # whose state machine definition shifts by `target` and `active`.)
     first: Percent = 0
     second: Percent = 0
 

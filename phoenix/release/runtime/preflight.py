@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from phoenix.kernel import clock
 from phoenix.kernel.fleet_calls import ACTIVE_REFRESH_STATUSES, alarms_in_alarm, latest_refresh
-from phoenix.kernel.names import Slot, release_pointer, slot_parameter
+from phoenix.kernel.names import Slot, in_listener_order, release_pointer, slot_parameter
 from phoenix.release.runtime.models import Capacity, FleetSpec, Plan, ReleaseState, TrafficStep
 from phoenix.release.runtime.strategy import RELEASE_VERSION
 
@@ -231,7 +231,7 @@ def traffic_steps(
     Each also in the listener's order (`first`, `second`): the target slot's weight
     first when it is the fleet's first slot."""
     steps = spec.steps if spec.strategy == "canary" and not rollback else [100]
-    target_first = target == next(iter(spec.slots))
+    target_first = target == in_listener_order(spec.slots)[0]
     return [
         TrafficStep(
             target=p, active=100 - p, last=p == 100,
@@ -266,7 +266,7 @@ def run(
         # the good AMI serves again, so it cannot be a reason to refuse the rollback.
         check_alarms(cloudwatch, spec)
     serving = groups[spec.slots[active].group]
-    slots = list(spec.slots)
+    slots = in_listener_order(spec.slots)
     return Plan(
         from_ami=from_ami,
         active_slot=active,

@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 from phoenix.kernel import fleet_calls
 from phoenix.kernel.clock import parse_time
 from phoenix.kernel.fleet_calls import ACTIVE_REFRESH_STATUSES, put_parameter
-from phoenix.kernel.names import Slot, release_pointer, slot_parameter
+from phoenix.kernel.names import Slot, in_listener_order, release_pointer, slot_parameter
 from phoenix.release.runtime.models import (
     FleetSpec,
     MalformedStepError,
@@ -210,9 +210,8 @@ def set_weights(
 ) -> None:
     """ModifyListener: forward to the slots' target groups by `weights` (one call), in the
     order the fleet's template forwards to them."""
-    fleet_calls.set_weights(
-        elbv2, spec.listener, {spec.slots[slot].target_group: weights[slot] for slot in spec.slots}
-    )
+    groups = {spec.slots[s].target_group: weights[s] for s in in_listener_order(spec.slots)}
+    fleet_calls.set_weights(elbv2, spec.listener, groups)
 
 
 def empty_slot(

@@ -9,7 +9,7 @@ from botocore.exceptions import ClientError
 
 from phoenix.kernel import fleet_calls
 from phoenix.kernel.fleet_calls import put_parameter
-from phoenix.kernel.names import Slot, release_pointer, slot_parameter
+from phoenix.kernel.names import Slot, in_listener_order, release_pointer, slot_parameter
 from phoenix.rollback.runtime.models import RollbackFleet
 
 if TYPE_CHECKING:
@@ -25,9 +25,8 @@ def weights_back(
     """ModifyListener: every request to `serve`'s target group (the slots in the order the
     fleet's template forwards to them, as each ModifyListener of the controller)."""
     weights = {serve: 100, drop: 0}
-    fleet_calls.set_weights(
-        elbv2, fleet.listener, {fleet.slots[s].target_group: weights[s] for s in fleet.slots}
-    )
+    groups = {fleet.slots[s].target_group: weights[s] for s in in_listener_order(fleet.slots)}
+    fleet_calls.set_weights(elbv2, fleet.listener, groups)
 
 
 ROLLING_BACK = {"RollbackInProgress", "RollbackSuccessful"}
