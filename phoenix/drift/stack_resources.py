@@ -25,7 +25,9 @@ from phoenix.fleet.immutable_fleet import ImmutableFleet
 
 _ELB = "elasticloadbalancing"
 STACK_DRIFT_READS: dict[str, tuple[str, ...]] = {
-    "AWS::AutoScaling::AutoScalingGroup": ("autoscaling:Describe*", "managed-fleets:Get*"),
+    # the schema also lists managed-fleets:Get*, of a service the Service Authorization
+    # Reference does not list: no policy can allow it, so it is not granted
+    "AWS::AutoScaling::AutoScalingGroup": ("autoscaling:Describe*",),
     "AWS::EC2::SecurityGroup": ("ec2:DescribeSecurityGroups",),
     "AWS::ElasticLoadBalancingV2::LoadBalancer": (
         f"{_ELB}:DescribeLoadBalancers",

@@ -177,15 +177,17 @@ def check(aws: Clients, settings: DriftSettings) -> list[FleetDrift]:
         for slot in specs[name]["slots"]
         for setting in SETTINGS
     ]
+    # The stacks first: what CloudFormation found is the previous detection's, so it does
+    # not race the rest, which is read as close together as it can be.
+    in_stacks = stacks.check_stacks(aws.cloudformation, specs)
     # The ledger first and again last: a fleet a release took or let go meanwhile may be
     # seen half moved (its parameters before the release's step, its groups after), so
     # it is left to the next run.
+    now = clock.now()  # what is read is judged as of when the reading began
     items = observed.fleet_items(aws.dynamodb, settings.table_name, names)
     params = read_parameters(aws.ssm, wanted)
     seen = observed.observe(aws.autoscaling, aws.ec2, aws.elbv2, specs)
     after = observed.fleet_items(aws.dynamodb, settings.table_name, names)
-    in_stacks = stacks.check_stacks(aws.cloudformation, specs)
-    now = clock.now()
     drifted = []
     for name in names:
         slots = {slot: seen.get((name, slot)) for slot in specs[name]["slots"]}

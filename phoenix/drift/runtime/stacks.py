@@ -2,27 +2,30 @@
 as CloudFormation's drift detection finds them (docs/hygiene.md).
 
 A detection takes CloudFormation minutes, so each run reads the results of the detection
-the run before started (DescribeStackResourceDrifts: MODIFIED and DELETED) and starts the
-next (DetectStackDrift, on the fleets' resources only: `drift_resources` of each fleet's
-registry entry). Two calls a stack (and a page per 100 drifted resources), none per
-fleet or instance. A stack CloudFormation cannot check now (being deployed, or a
-detection still running) is logged and left to the next run; it stops no other stack.
+the run before started (DescribeStackResourceDrifts) and starts the next (DetectStackDrift,
+on the fleets' resources only: `drift_resources` of each fleet's registry entry). Two
+calls a stack (a page per 100 resources checked), none per fleet or instance. A resource
+the last detection asked for and has no result for was not checked (its read failed:
+"Results will be available for resources on which CloudFormation successfully completed
+drift detection", API reference, DescribeStackDriftDetectionStatus): that is logged. A
+stack CloudFormation cannot check now (being deployed, or a detection still running) or
+cannot be reached is logged and tried again by the next run; it stops no other stack.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 if TYPE_CHECKING:
     from types_boto3_cloudformation.client import CloudFormationClient
 
 logger = Logger(child=True)
-DRIFTED: list[Literal["MODIFIED", "DELETED"]] = ["MODIFIED", "DELETED"]
+DRIFTED = ("MODIFIED", "DELETED")
 # What a finding carries of a resource's differences (an event holds 20 findings).
 DIFFERENCES_SHOWN = 3
 TEXT_LIMIT = 240
@@ -59,17 +62,16 @@ def _drift(resource: dict[str, Any]) -> ResourceDrift:
 
 
 def _last_results(cloudformation: CloudFormationClient, stack: str) -> list[dict[str, Any]]:
-    """The drifted resources the stack's last detection found (no paginator in botocore)."""
+    """Every result of the stack's last detection (no paginator in botocore)."""
     found: list[dict[str, Any]] = []
-    more: dict[str, str] = {}
+    page = cloudformation.describe_stack_resource_drifts(StackName=stack, MaxResults=100)
     while True:
-        page = cloudformation.describe_stack_resource_drifts(
-            StackName=stack, StackResourceDriftStatusFilters=DRIFTED, MaxResults=100, **more
-        )
         found += [dict(d) for d in page["StackResourceDrifts"]]
         if not page.get("NextToken"):
             return found
-        more = {"NextToken": page["NextToken"]}
+        page = cloudformation.describe_stack_resource_drifts(
+            StackName=stack, MaxResults=100, NextToken=page["NextToken"]
+        )
 
 
 def check_stacks(
@@ -84,13 +86,21 @@ def check_stacks(
     drifted: dict[str, list[ResourceDrift]] = defaultdict(list)
     for stack, fleets in sorted(owners.items()):
         try:
-            for resource in _last_results(cloudformation, stack):
-                if fleet := fleets.get(str(resource["LogicalResourceId"])):
+            results = _last_results(cloudformation, stack)
+            for resource in results:
+                fleet = fleets.get(str(resource["LogicalResourceId"]))
+                if fleet and resource["StackResourceDriftStatus"] in DRIFTED:
                     drifted[fleet].append(_drift(resource))
+            checked = {str(r["LogicalResourceId"]) for r in results}
+            if checked and (missing := sorted(set(fleets) - checked)):
+                logger.warning(
+                    "stack drift detection did not check some resources",
+                    extra={"stack": stack, "count": len(missing), "resources": missing[:20]},
+                )
             cloudformation.detect_stack_drift(StackName=stack, LogicalResourceIds=sorted(fleets))
-        except ClientError as error:
+        except (ClientError, BotoCoreError) as error:
+            reason = error.response.get("Error", {}) if isinstance(error, ClientError) else error
             logger.warning(
-                "stack drift not checked this time",
-                extra={"stack": stack, "error": error.response.get("Error", {})},
+                "stack drift not checked this time", extra={"stack": stack, "error": str(reason)}
             )
     return dict(drifted)
