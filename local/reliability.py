@@ -39,8 +39,10 @@ from local.faults import CLIENT_ATTEMPTS, Fault, Kind, armed
 from local.fleet_view import FleetView, closed, ledger_item
 from local.iam import role_policies
 
-# The verbs of calls that read; every other call changes state.
-_READS = ("Describe", "Get", "List", "BatchGet", "Query", "Scan")
+# The verbs of calls that read; every other call changes state. DetectStackDrift reads
+# too: it starts CloudFormation's comparison of a stack with its template and changes no
+# resource (the Service Authorization Reference lists it at the Read access level).
+_READS = ("Describe", "Get", "List", "BatchGet", "Query", "Scan", "Detect")
 _versions = itertools.count(1)
 # Lambda's two retries of a failed asynchronous invocation come within three minutes.
 ASYNC_RETRIES = sum(lambda_dispatch.ASYNC_RETRY_DELAYS)
