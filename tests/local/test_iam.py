@@ -51,6 +51,20 @@ def as_function(call: Callable[[], Any]) -> Any:
     return outcome.get("result")
 
 
+def deploy_function(role_arn: str) -> None:
+    """FUNCTION deployed with `role_arn`, the role `as_function`'s calls are authorized with."""
+    package = io.BytesIO()
+    with zipfile.ZipFile(package, "w") as archive:
+        archive.writestr("index.py", "def handler(event, context):\n    return None\n")
+    boto3.client("lambda", region_name=REGION).create_function(
+        FunctionName=FUNCTION,
+        Runtime="python3.12",
+        Role=role_arn,
+        Handler="index.handler",
+        Code={"ZipFile": package.getvalue()},
+    )
+
+
 class World:
     def __init__(self) -> None:
         self.iam = boto3.client("iam")
@@ -59,16 +73,7 @@ class World:
         self.ssm = boto3.client("ssm", region_name=REGION)
         role = self.iam.create_role(RoleName="deploy", AssumeRolePolicyDocument=json.dumps(TRUST))
         self.role_arn = role["Role"]["Arn"]
-        package = io.BytesIO()
-        with zipfile.ZipFile(package, "w") as archive:
-            archive.writestr("index.py", "def handler(event, context):\n    return None\n")
-        boto3.client("lambda", region_name=REGION).create_function(
-            FunctionName=FUNCTION,
-            Runtime="python3.12",
-            Role=self.role_arn,
-            Handler="index.handler",
-            Code={"ZipFile": package.getvalue()},
-        )
+        deploy_function(self.role_arn)
         profile_role = self.iam.create_role(
             RoleName="instance", AssumeRolePolicyDocument=json.dumps(TRUST)
         )

@@ -4,11 +4,8 @@ alone, and a caller that may not read a resource gets a failed detection, not a 
 
 from __future__ import annotations
 
-import io
 import json
-import threading
-import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -17,11 +14,10 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from local import install_extensions
-from local.api_calls import LAMBDA_THREAD
+from tests.local.test_iam import TRUST, as_function, deploy_function
 
 REGION = "us-east-1"
 STACK = "drifting"
-FUNCTION = "phoenix-test-drift"
 
 
 CLIENTS = {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "CidrIp": "0.0.0.0/0",
@@ -197,38 +193,14 @@ def test_the_logical_ids_given_are_the_ones_checked_and_pages_follow(
         cloudformation.describe_stack_resource_drifts(StackName=STACK, MaxResults=101)
 
 
-def _as_function(call: Callable[[], Any]) -> Any:
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            outcome["result"] = call()
-        except Exception as error:
-            outcome["error"] = error
-
-    worker = threading.Thread(target=run, name=f"{LAMBDA_THREAD}{FUNCTION}")
-    worker.start()
-    worker.join()
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome.get("result")
-
-
 def _function_with(actions: list[str]) -> None:
+    """The function `as_function` runs as, with a role that allows `actions` on `*`."""
     iam: Any = boto3.client("iam")
-    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-             "Principal": {"Service": "lambda.amazonaws.com"}}]}  # fmt: skip
-    role = iam.create_role(RoleName="drift", AssumeRolePolicyDocument=json.dumps(trust))["Role"]
+    role = iam.create_role(RoleName="drift", AssumeRolePolicyDocument=json.dumps(TRUST))["Role"]
     policy = {"Version": "2012-10-17",
               "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]}  # fmt: skip
     iam.put_role_policy(RoleName="drift", PolicyName="drift", PolicyDocument=json.dumps(policy))
-    package = io.BytesIO()
-    with zipfile.ZipFile(package, "w") as archive:
-        archive.writestr("index.py", "def handler(event, context):\n    return None\n")
-    boto3.client("lambda", region_name=REGION).create_function(
-        FunctionName=FUNCTION, Runtime="python3.12", Role=role["Arn"],
-        Handler="index.handler", Code={"ZipFile": package.getvalue()},
-    )  # fmt: skip
+    deploy_function(role["Arn"])
 
 
 def test_a_caller_that_may_not_read_a_resource_gets_a_failed_detection(
@@ -243,7 +215,7 @@ def test_a_caller_that_may_not_read_a_resource_gets_a_failed_detection(
         ]
     )
     cloudformation = world["cloudformation"]
-    detection = _as_function(lambda: cloudformation.detect_stack_drift(StackName=STACK))
+    detection = as_function(lambda: cloudformation.detect_stack_drift(StackName=STACK))
     status = cloudformation.describe_stack_drift_detection_status(
         StackDriftDetectionId=detection["StackDriftDetectionId"]
     )
@@ -262,6 +234,6 @@ def test_detecting_or_reading_drift_is_authorized_on_the_stack(world: dict[str, 
     _function_with(["ec2:DescribeSecurityGroups"])
     cloudformation = world["cloudformation"]
     with pytest.raises(ClientError, match="cloudformation:DetectStackDrift on resource: arn:aws:"):
-        _as_function(lambda: cloudformation.detect_stack_drift(StackName=STACK))
+        as_function(lambda: cloudformation.detect_stack_drift(StackName=STACK))
     with pytest.raises(ClientError, match="cloudformation:DescribeStackResourceDrifts"):
-        _as_function(lambda: cloudformation.describe_stack_resource_drifts(StackName=STACK))
+        as_function(lambda: cloudformation.describe_stack_resource_drifts(StackName=STACK))
