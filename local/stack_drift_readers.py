@@ -24,6 +24,18 @@ def _client(service: str, region: str) -> Any:
     return endpoint_client(service, embedded_endpoint(), region)
 
 
+def _described(describe: Callable[[], Any], listed: str, *, gone: str) -> dict[str, Any] | None:
+    """The one resource a describe by its ID lists under `listed`, or None when the
+    service answers `gone`, its error for a resource that no longer exists."""
+    try:
+        found: dict[str, Any] = describe()[listed][0]
+    except ClientError as error:
+        if error.response["Error"]["Code"] == gone:
+            return None
+        raise
+    return found
+
+
 def _present(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
@@ -77,14 +89,12 @@ def _rules(permissions: list[dict[str, Any]], *, egress: bool) -> list[dict[str,
 
 
 def _group(region: str, group_id: str) -> dict[str, Any] | None:
-    try:
-        groups = _client("ec2", region).describe_security_groups(GroupIds=[group_id])
-    except ClientError as error:
-        if error.response["Error"]["Code"] == "InvalidGroup.NotFound":
-            return None
-        raise
-    found: dict[str, Any] = groups["SecurityGroups"][0]
-    return found
+    ec2 = _client("ec2", region)
+    return _described(
+        lambda: ec2.describe_security_groups(GroupIds=[group_id]),
+        "SecurityGroups",
+        gone="InvalidGroup.NotFound",
+    )
 
 
 def security_group(region: str, group_id: str | None, _: dict[str, Any]) -> dict[str, Any] | None:
@@ -123,13 +133,14 @@ def _rule(egress: bool) -> Reader:
 
 
 def target_group(region: str, arn: str | None, _: dict[str, Any]) -> dict[str, Any] | None:
-    try:
-        found = _client("elbv2", region).describe_target_groups(TargetGroupArns=[str(arn)])
-    except ClientError as error:
-        if error.response["Error"]["Code"] == "TargetGroupNotFound":
-            return None
-        raise
-    group = found["TargetGroups"][0]
+    elbv2 = _client("elbv2", region)
+    group = _described(
+        lambda: elbv2.describe_target_groups(TargetGroupArns=[str(arn)]),
+        "TargetGroups",
+        gone="TargetGroupNotFound",
+    )
+    if group is None:
+        return None
     keys = (
         "Port", "Protocol", "ProtocolVersion", "VpcId", "TargetType", "IpAddressType",
         "HealthCheckEnabled", "HealthCheckPath", "HealthCheckPort", "HealthCheckProtocol",
@@ -140,25 +151,27 @@ def target_group(region: str, arn: str | None, _: dict[str, Any]) -> dict[str, A
 
 
 def listener(region: str, arn: str | None, _: dict[str, Any]) -> dict[str, Any] | None:
-    try:
-        found = _client("elbv2", region).describe_listeners(ListenerArns=[str(arn)])
-    except ClientError as error:
-        if error.response["Error"]["Code"] == "ListenerNotFound":
-            return None
-        raise
-    described = found["Listeners"][0]
+    elbv2 = _client("elbv2", region)
+    described = _described(
+        lambda: elbv2.describe_listeners(ListenerArns=[str(arn)]),
+        "Listeners",
+        gone="ListenerNotFound",
+    )
+    if described is None:
+        return None
     keys = ("LoadBalancerArn", "Port", "Protocol", "SslPolicy", "Certificates", "DefaultActions")
     return _present({key: described.get(key) for key in keys})
 
 
 def load_balancer(region: str, arn: str | None, _: dict[str, Any]) -> dict[str, Any] | None:
-    try:
-        found = _client("elbv2", region).describe_load_balancers(LoadBalancerArns=[str(arn)])
-    except ClientError as error:
-        if error.response["Error"]["Code"] == "LoadBalancerNotFound":
-            return None
-        raise
-    balancer = found["LoadBalancers"][0]
+    elbv2 = _client("elbv2", region)
+    balancer = _described(
+        lambda: elbv2.describe_load_balancers(LoadBalancerArns=[str(arn)]),
+        "LoadBalancers",
+        gone="LoadBalancerNotFound",
+    )
+    if balancer is None:
+        return None
     return _present({
         "Name": balancer["LoadBalancerName"],
         "Scheme": balancer.get("Scheme"),

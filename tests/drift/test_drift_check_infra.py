@@ -7,13 +7,12 @@ entry names exactly its resources of the checked types, few enough for one detec
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
-import cfnlint
 import pytest
 from aws_cdk.assertions import Template
 
+from local import stack_drift_compare as compare
 from phoenix.drift.drift_check import STACK_DRIFT_CALLS
 from phoenix.drift.stack_resources import MAX_LOGICAL_IDS, STACK_DRIFT_READS, read_permissions
 from phoenix.stage import FLEETS_PER_STACK, MAIN_STACK_FLEETS
@@ -22,7 +21,6 @@ from tests.iam import actions_of
 from tests.iam_reference import bundled_reference
 
 HANDLER = "phoenix.drift.handlers.check.lambda_handler"
-SCHEMAS = Path(cfnlint.__file__).parent / "data" / "schemas"
 
 
 @pytest.mark.parametrize("type_name", sorted(STACK_DRIFT_READS))
@@ -31,8 +29,8 @@ def test_each_type_s_read_permissions_are_its_resource_schema_s(
 ) -> None:
     """All of them, but those of a service no policy can allow: one the Service
     Authorization Reference does not list."""
-    providers = json.loads((SCHEMAS / "providers" / "us-east-1.json").read_text())
-    schema = json.loads((SCHEMAS / "resources" / f"{providers[type_name]}.json").read_text())
+    schema = compare.schema("us-east-1", type_name)
+    assert schema is not None
     listed = schema["handlers"]["read"]["permissions"]
     services = bundled_reference().service_prefixes
     grantable = {p for p in listed if p.split(":")[0].lower() in services}
