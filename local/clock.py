@@ -151,14 +151,11 @@ def advance(seconds: float = MINUTE) -> None:
 
 
 def _wait_interval(self: WaitFunction, env: Any, wait_seconds: int) -> None:  # noqa: ARG001
-    """A Wait state: simulated time passes a minute at a time until the wait's seconds
-    have passed on the one clock (another execution waiting meanwhile moves it too: the
-    Wait still ends when its time comes, not after as many minutes of its own), and stops
-    passing when the execution is stopped (StopExecution ends a Wait at once in AWS)."""
+    """A Wait state: simulated time passes a minute at a time, and stops passing when
+    the execution is stopped (StopExecution ends a Wait at once in AWS)."""
     if wait_seconds <= 0:
         return
-    end = elapsed() + application.minutes(float(wait_seconds)) * MINUTE
-    while elapsed() < end:
+    for _ in range(application.minutes(float(wait_seconds))):
         if not env.is_running():
             return
         advance(MINUTE)
@@ -169,12 +166,14 @@ def _wait_for_token(self: CallbackEndpoint, timeout: float | None = None) -> Any
     comes back, the timeout passes, or the execution is stopped (then no outcome)."""
     limit = LONGEST_WAIT if timeout is None else float(timeout)
     env = _waiting.get(self)
-    start = elapsed()  # the timeout is on the one clock, which others may move too
+    waited = 0.0
     eventbridge.drain()
-    while not self._notify_event.is_set() and elapsed() - start < limit:
+    while not self._notify_event.is_set() and waited < limit:
         if env is not None and not env.is_running():
             return None
-        advance(min(MINUTE, limit - (elapsed() - start)))
+        step = min(MINUTE, limit - waited)
+        advance(step)
+        waited += step
     return self._outcome
 
 
