@@ -117,8 +117,8 @@ def test_an_extra_instance_and_an_edited_group_are_reported_and_left_alone(
 def test_a_fleet_set_to_remediate_gets_a_release_of_its_pointer(
     aws: EmbeddedAws, reports: str
 ) -> None:
-    # Given both fleets still drifted, now configured to remediate (a deploy writes the
-    # registry; here its parameter is written as that deploy would)
+    # Given both fleets still drifted, each in turn configured to remediate (a deploy
+    # writes the registry; here its parameter is written as that deploy would)
     ssm = aws.client("ssm")
     specs = {
         fleet: ssm.get_parameter(Name=registered_fleet("sandbox", fleet))["Parameter"]["Value"]
@@ -126,27 +126,31 @@ def test_a_fleet_set_to_remediate_gets_a_release_of_its_pointer(
     }
     pointers = {fleet: FleetView.read(aws, fleet).pointer for fleet in specs}
     executions = {e["name"] for e in aws.executions().values()}
-    try:
-        for fleet, spec in specs.items():
+    # One fleet at a time: the embedded AWS runs one release at a time (docs/rehearsal.md)
+    for fleet, spec in specs.items():
+        try:
             remediate = json.dumps(json.loads(spec) | {"drift": "remediate"})
             ssm.put_parameter(
                 Name=registered_fleet("sandbox", fleet), Value=remediate, Overwrite=True
             )
 
-        # When the schedule runs the check, and the releases it asked for end
-        _next_check(aws)
-        aws.settle()
-        # the first check asked for a release; the checks while it ran left the fleet alone
-        for fleet, (first, *later) in _reported(aws, reports).items():
+            # When the schedule runs the check, and the release it asked for ends
+            _next_check(aws)
+            aws.settle()
+            # the first check asked for a release; the checks while it ran left the fleet
+            # alone, and a fleet still reporting only was reported
+            found = _reported(aws, reports)
+            first, *later = found.pop(fleet)
             assert first["action"] == "release of the pointer AMI requested", fleet
             assert {d["action"] for d in later} <= {
                 "left: a release holds the fleet", "left: inside a rollback window"
             }  # fmt: skip
-        aws.advance(HOUR)  # past the releases' rollback windows: their old slots retire
-        aws.settle()
-    finally:
-        for fleet, spec in specs.items():
+            assert {d["action"] for events in found.values() for d in events} <= {"reported"}
+            aws.advance(HOUR)  # past the release's rollback window: its old slot retires
+            aws.settle()
+        finally:
             ssm.put_parameter(Name=registered_fleet("sandbox", fleet), Value=spec, Overwrite=True)
+        _reported(aws, reports)  # what the checks meanwhile told of the other fleet
 
     # Then each fleet was released on its pointer AMI by the drift check, serves only it,
     # and the next check finds nothing
